@@ -1,0 +1,131 @@
+"""The SES v2 sender, and what an SES refusal means for the forward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+
+MAX_RECIPIENTS = 50
+_SENDER_NOT_READY = {
+    "MailFromDomainNotVerifiedException": "the custom MAIL FROM domain of {domain} is not verified in {region}: "
+    "publish its MX and SPF records (see `forwarder doctor`) and wait for SES to verify them",
+    "AccountSuspendedException": "sending is suspended for this account in {region}: see the SES console's "
+    "account dashboard",
+    "SendingPausedException": "sending is paused for this account or configuration set in {region}: resume it "
+    "in the SES console",
+    "NotFoundException": "the configuration set does not exist in {region}: deploy the stack or unset "
+    "FORWARDER_CONFIGURATION_SET",
+}
+
+
+class SendError(Exception):
+    """SES refused a send for a reason that retrying the same request cannot fix."""
+
+    def __init__(self, message: str, *, code: str, recipients: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.recipients = tuple(recipients)
+
+
+class RecipientNotVerifiedError(SendError):
+    """The region is in the SES sandbox and a recipient is not a verified identity."""
+
+
+class MessageRejectedError(SendError):
+    """SES rejected this message itself (content or format); other messages are unaffected."""
+
+
+class SenderNotReadyError(SendError):
+    """Our identity, MAIL FROM domain, account or configuration set cannot send until an operator acts."""
+
+
+class SesSender:
+    """Sends raw messages with SES v2 `SendEmail` from `<alias>@domain` to explicit envelope recipients."""
+
+    def __init__(self, client: SESV2Client, domain: str, configuration_set: str | None = None) -> None:
+        self._client = client
+        self.domain = domain
+        self.configuration_set = configuration_set
+
+    @property
+    def region(self) -> str:
+        return str(self._client.meta.region_name)
+
+    def send(self, raw: bytes, from_address: str, recipients: Sequence[str]) -> str:
+        """Send `raw` to `recipients` (at most 50); returns SES's message id.
+
+        Raises a `SendError` subclass when SES refuses for a lasting reason; any other error (throttling
+        after botocore's retries, 5xx, network) propagates so that the invocation is retried.
+        """
+        if not 0 < len(recipients) <= MAX_RECIPIENTS:
+            raise ValueError(f"SES accepts 1 to {MAX_RECIPIENTS} recipients per send, not {len(recipients)}")
+        request: dict[str, Any] = {
+            "FromEmailAddress": from_address,
+            "Destination": {"ToAddresses": list(recipients)},
+            "Content": {"Raw": {"Data": raw}},
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            return str(self._client.send_email(**request)["MessageId"])
+        except ClientError as error:
+            raise self.classify(error, recipients) from error
+
+    def classify(self, error: ClientError, recipients: Sequence[str]) -> Exception:
+        """The lasting `SendError` this refusal stands for, or the error itself when it may pass."""
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _SENDER_NOT_READY:
+            message = _SENDER_NOT_READY[code].format(domain=self.domain, region=self.region)
+            return SenderNotReadyError(message, code=code, recipients=recipients)
+        if code == "MessageRejected":
+            return self._diagnose_rejection(code, recipients)
+        if code in ("BadRequestException", "InvalidParameterValue"):
+            return MessageRejectedError(f"SES refused the request: {code}", code=code, recipients=recipients)
+        return error
+
+    def _diagnose_rejection(self, code: str, recipients: Sequence[str]) -> SendError:
+        # SES answers MessageRejected both for an unverified sender identity and, in the sandbox, for an
+        # unverified recipient; ask SES which one it is instead of reading the error text.
+        if self.identity_verified is False:
+            return SenderNotReadyError(
+                f"the SES identity {self.domain} is not verified in {self.region}: publish its DKIM "
+                "records (see `forwarder doctor`) and wait for verification",
+                code=code,
+                recipients=recipients,
+            )
+        if self.in_sandbox:
+            return RecipientNotVerifiedError(
+                f"{self.region} is in the SES sandbox, where only verified addresses receive mail: verify "
+                f"{', '.join(recipients)} in SES or request production access for {self.region} "
+                "(SES console > Account dashboard > Request production access)",
+                code=code,
+                recipients=recipients,
+            )
+        return MessageRejectedError("SES rejected the message (MessageRejected)", code=code, recipients=recipients)
+
+    @cached_property
+    def in_sandbox(self) -> bool:
+        """Whether this region's account lacks production access (None-safe: assume not)."""
+        try:
+            return not self._client.get_account().get("ProductionAccessEnabled", True)
+        except (ClientError, BotoCoreError):
+            return False
+
+    @cached_property
+    def identity_verified(self) -> bool | None:
+        """Whether the domain identity may send; None when SES cannot be asked."""
+        try:
+            identity = self._client.get_email_identity(EmailIdentity=self.domain)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NotFoundException":
+                return False
+            return None
+        except BotoCoreError:
+            return None
+        return bool(identity.get("VerifiedForSendingStatus"))

@@ -1,0 +1,64 @@
+"""The mail store: the raw messages SES's S3 action wrote, read-only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class StoredMailError(RuntimeError):
+    """The stored message cannot be read; the message names the bucket and key."""
+
+
+class S3MailStore:
+    """Reads `s3://bucket/prefix<messageId>`; never writes or deletes."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def key_for(self, message_id: str) -> str:
+        return f"{self.prefix}{message_id}"
+
+    def location(self, message_id: str) -> str:
+        return f"s3://{self.bucket}/{self.key_for(message_id)}"
+
+    def read(self, message_id: str) -> bytes:
+        """The raw message, or `StoredMailError` naming where it should have been."""
+        key = self.key_for(message_id)
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            what = "is missing" if code in _MISSING else f"cannot be read ({code})"
+            raise StoredMailError(f"stored mail s3://{self.bucket}/{key} {what}") from error
+
+    def size(self, message_id: str) -> int:
+        """Size in bytes of the stored message (a HEAD request)."""
+        key = self.key_for(message_id)
+        try:
+            return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            raise StoredMailError(f"stored mail s3://{self.bucket}/{key} cannot be read ({code})") from error
+
+    def download_link(self, message_id: str, expires_seconds: int) -> str:
+        """A presigned GET link to the stored `.eml`, served as an attachment."""
+        key = self.key_for(message_id)
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentType": "message/rfc822",
+                "ResponseContentDisposition": f'attachment; filename="{message_id}.eml"',
+            },
+            ExpiresIn=expires_seconds,
+        )

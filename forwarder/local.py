@@ -1,0 +1,332 @@
+"""The embedded AWS emulator: the real handler against in-process moto, SES sends captured.
+
+Used by `make run`, `forwarder run`, `forwarder smtp` and the integration tests. moto provides S3,
+SSM, DynamoDB and the SES identities; SES v2 `SendEmail` is answered here instead, below moto (whose
+raw send decodes the message as UTF-8 and counts header recipients as envelope recipients), with the
+checks real SES makes: a verified sender identity, 1 to 50 recipients, 40 MB, no line over 1,000
+octets, no single-instance header twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from forwarder.config import SES_V2_RAW_LIMIT
+from forwarder.mail import headers as h
+from forwarder.mail.body import has_long_line
+from forwarder.mail.message import split_message
+from forwarder.mail.rewrite import parse_addresses
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+BUCKET = "local-forwarder-mail"
+PREFIX = "inbound/"
+TABLE = "local-forwarder-idempotency"
+FUNCTION = "local-forwarder"
+
+
+@dataclass(frozen=True, slots=True)
+class SentMail:
+    """One accepted `SendEmail` call: the envelope and the exact bytes."""
+
+    message_id: str
+    from_address: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    configuration_set: str | None = None
+
+
+class SesRefusal(Exception):
+    """What real SES would answer with an error; `code` is its error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class LocalSes:
+    """SES v2 `SendEmail` (raw) as the forwarder uses it, with SES's own acceptance rules."""
+
+    account: str = ACCOUNT
+    region: str = REGION
+    outbox: list[SentMail] = field(default_factory=list)
+    refuse: dict[str, SesRefusal] = field(default_factory=dict)
+
+    def accept(self, params: Mapping[str, Any]) -> SentMail:
+        """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`."""
+        raw = params["Content"]["Raw"]["Data"]
+        raw = raw.encode() if isinstance(raw, str) else bytes(raw)
+        sender = params.get("FromEmailAddress") or ""
+        recipients = tuple(params.get("Destination", {}).get("ToAddresses", ()))
+        for recipient in recipients:
+            if recipient.lower() in self.refuse:
+                raise self.refuse[recipient.lower()]
+        if not self._verified(sender):
+            raise SesRefusal("MessageRejected", f"Email address is not verified: {sender} in {self.region}")
+        if not 0 < len(recipients) <= 50:
+            raise SesRefusal("BadRequestException", f"{len(recipients)} recipients: SES accepts 1 to 50")
+        if len(raw) > SES_V2_RAW_LIMIT:
+            raise SesRefusal("MessageRejected", "Message length is more than 40 MB")
+        if has_long_line(raw):
+            raise SesRefusal("MessageRejected", "Message contains a line longer than 1,000 characters")
+        names = [f.key for f in split_message(raw).fields]
+        repeated = sorted({n for n in names if n in h.SINGLE_INSTANCE and names.count(n) > 1})
+        if repeated:
+            raise SesRefusal("MessageRejected", f"Duplicate header '{repeated[0]}'")
+        sent = SentMail(f"local-{uuid.uuid4().hex}", sender, recipients, raw, params.get("ConfigurationSetName"))
+        self.outbox.append(sent)
+        return sent
+
+    def _verified(self, sender: str) -> bool:
+        from moto.ses.models import ses_backends
+
+        return bool(sender) and ses_backends[self.account][self.region]._is_verified_address(sender)
+
+    # botocore event handlers -------------------------------------------------------------------
+
+    def _remember_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["local_ses_params"] = params
+
+    def _answer(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        try:
+            sent = self.accept(context["local_ses_params"])
+        except SesRefusal as refusal:
+            error = {
+                "Error": {"Code": refusal.code, "Message": str(refusal)},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            return AWSResponse("https://email.local", 400, HTTPHeaders(), None), error
+        return AWSResponse("https://email.local", 200, HTTPHeaders(), None), {
+            "MessageId": sent.message_id,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
+    def install(self, events: Any) -> None:
+        events.register("provide-client-params.sesv2.SendEmail", self._remember_params)
+        events.register("before-call.sesv2.SendEmail", self._answer)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContext:
+    """Enough of a Lambda context for Powertools."""
+
+    function_name: str = FUNCTION
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def message_id_for(raw: bytes) -> str:
+    """A stable SES-like message id for a local mail (the same bytes give the same id)."""
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:32]
+
+
+def build_event(
+    raw: bytes,
+    recipients: Sequence[str],
+    *,
+    message_id: str | None = None,
+    spam: str = "PASS",
+    virus: str = "PASS",
+    spf: str = "PASS",
+    dkim: str = "PASS",
+    dmarc: str = "PASS",
+    dmarc_policy: str | None = None,
+    region: str = REGION,
+    account: str = ACCOUNT,
+    function: str = FUNCTION,
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """The event an SES receipt rule's Lambda action sends for `raw` delivered to `recipients`."""
+    message = split_message(raw)
+    when = (timestamp or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    first = {f.key: f.value for f in reversed(message.fields)}
+    senders = [address for _, address in parse_addresses(first.get("from", ""))]
+    source = senders[0] if senders else "unknown@localhost"
+
+    def addresses(key: str) -> list[str] | None:
+        return [f.value for f in message.all(key)] or None
+
+    common: dict[str, Any] = {"from": [f.value for f in message.all("from")] or [source]}
+    for key, name in (("to", "to"), ("cc", "cc"), ("reply-to", "replyTo")):
+        if (values := addresses(key)) is not None:
+            common[name] = values
+    for key, name in (
+        ("return-path", "returnPath"),
+        ("message-id", "messageId"),
+        ("date", "date"),
+        ("subject", "subject"),
+    ):
+        if key in first:
+            common[name] = first[key]
+    receipt: dict[str, Any] = {
+        "timestamp": when,
+        "processingTimeMillis": 412,
+        "recipients": list(recipients),
+        "spamVerdict": {"status": spam},
+        "virusVerdict": {"status": virus},
+        "spfVerdict": {"status": spf},
+        "dkimVerdict": {"status": dkim},
+        "dmarcVerdict": {"status": dmarc},
+        "action": {
+            "type": "Lambda",
+            "functionArn": f"arn:aws:lambda:{region}:{account}:function:{function}",
+            "invocationType": "Event",
+        },
+    }
+    if dmarc_policy:
+        receipt["dmarcPolicy"] = dmarc_policy
+    mail = {
+        "timestamp": when,
+        "source": source,
+        "messageId": message_id or message_id_for(raw),
+        "destination": list(recipients),
+        "headersTruncated": False,
+        "headers": [{"name": f.name, "value": f.value} for f in message.fields],
+        "commonHeaders": common,
+    }
+    return {"Records": [{"eventSource": "aws:ses", "eventVersion": "1.0", "ses": {"mail": mail, "receipt": receipt}}]}
+
+
+@dataclass
+class EmbeddedAws:
+    """An environment in in-process moto: the bucket, the verified domain, the alias parameters."""
+
+    domain: str
+    ses: LocalSes
+    alias_path: str
+    bucket: str = BUCKET
+    prefix: str = PREFIX
+
+    def clients(self) -> dict[str, Any]:
+        import boto3
+
+        return {
+            name: boto3.client(name, region_name=self.ses.region) for name in ("s3", "ssm", "ses", "dynamodb", "sqs")
+        }
+
+    def store_mail(self, raw: bytes, message_id: str) -> str:
+        """Put a received mail where the receipt rule's S3 action would; returns its key."""
+        import boto3
+
+        key = f"{self.prefix}{message_id}"
+        boto3.client("s3", region_name=self.ses.region).put_object(Bucket=self.bucket, Key=key, Body=raw)
+        return key
+
+    def set_aliases(self, aliases: Mapping[str, Sequence[str]]) -> None:
+        """Write each alias as an SSM `StringList` parameter under the alias path."""
+        import boto3
+
+        ssm = boto3.client("ssm", region_name=self.ses.region)
+        for name, members in aliases.items():
+            ssm.put_parameter(
+                Name=f"{self.alias_path}/{name}", Value=",".join(members), Type="StringList", Overwrite=True
+            )
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the real Lambda handler on `event`."""
+        from forwarder.app import lambda_handler
+
+        result: dict[str, Any] = lambda_handler(event, LocalContext())
+        return result
+
+    def deliver(self, raw: bytes, recipients: Sequence[str], **verdicts: Any) -> tuple[dict[str, Any], list[SentMail]]:
+        """Store `raw`, invoke the handler as SES would, and return its result and the new sends."""
+        message_id = verdicts.pop("message_id", None) or message_id_for(raw)
+        self.store_mail(raw, message_id)
+        before = len(self.ses.outbox)
+        result = self.invoke(build_event(raw, recipients, message_id=message_id, **verdicts))
+        return result, self.ses.outbox[before:]
+
+
+@contextmanager
+def embedded_aws(
+    domain: str,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    *,
+    alias_path: str = "/email-forwarder/local/aliases",
+    idempotency: bool = True,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[EmbeddedAws]:
+    """Start moto, create the environment for `domain`, point the forwarder at it; undo on exit."""
+    import boto3
+    from moto import mock_aws
+
+    from forwarder import wiring
+
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
+        "FORWARDER_DOMAIN": domain,
+        "FORWARDER_BUCKET": BUCKET,
+        "FORWARDER_PREFIX": PREFIX,
+        "FORWARDER_ALIAS_PATH": alias_path,
+        "FORWARDER_ALIAS_CACHE_SECONDS": "0",
+        **({"FORWARDER_IDEMPOTENCY_TABLE": TABLE} if idempotency else {}),
+        **(settings or {}),
+    }
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    ses = LocalSes()
+    try:
+        with mock_aws():
+            boto3.setup_default_session(region_name=REGION)
+            ses.install(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
+            wiring.reset()
+            env = EmbeddedAws(domain=domain, ses=ses, alias_path=alias_path)
+            _create_resources(env, idempotency)
+            env.set_aliases(aliases or {})
+            yield env
+    finally:
+        boto3.DEFAULT_SESSION = None
+        wiring.reset()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _create_resources(env: EmbeddedAws, idempotency: bool) -> None:
+    import boto3
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=env.bucket)
+    boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=env.domain)
+    if idempotency:
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+def write_outbox(sent: Sequence[SentMail], directory: Path, start: int = 1) -> list[Path]:
+    """Write each forwarded message to `directory` as `<n>-<alias>-<id>.eml`; returns the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, mail in enumerate(sent, start=start):
+        alias = mail.from_address.partition("@")[0]
+        path = directory / f"{number:02d}-{alias}-{mail.message_id[-8:]}.eml"
+        path.write_bytes(mail.raw)
+        paths.append(path)
+    return paths

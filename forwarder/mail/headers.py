@@ -1,0 +1,39 @@
+"""Header names the forwarder reads, writes or removes: all in one place, lower-case."""
+
+from __future__ import annotations
+
+FROM = "from"
+REPLY_TO = "reply-to"
+SUBJECT = "subject"
+CONTENT_TYPE = "content-type"
+CONTENT_TRANSFER_ENCODING = "content-transfer-encoding"
+
+# Our own output carries this header, naming every forwarding domain it went through, so that a mail
+# coming back to one of them is recognised as a loop.
+MARKER = "X-SES-Forwarder"
+
+# Removed from every forwarded message: signatures that our rewrite breaks, and envelope-ish
+# fields that would claim a sender other than our verified domain.
+REMOVED = frozenset({"dkim-signature", "domainkey-signature", "return-path", "sender"})
+
+# Fields SES accepts only once per message (SES developer guide, "Amazon SES header fields").
+SINGLE_INSTANCE = frozenset(
+    name.lower()
+    for name in (
+        "Accept-Language", "acceptLanguage", "Archived-At", "Auto-Submitted", "Bounces-to",
+        "Comments", "Content-Alternative", "Content-Base", "Content-Class", "Content-Description",
+        "Content-Disposition", "Content-Duration", "Content-ID", "Content-Language",
+        "Content-Length", "Content-Location", "Content-MD5", "Content-Transfer-Encoding",
+        "Content-Type", "Date", "Delivered-To", "Disposition-Notification-Options",
+        "Disposition-Notification-To", "DKIM-Signature", "DomainKey-Signature", "Errors-To", "From",
+        "Importance", "In-Reply-To", "Keywords", "List-Archive", "List-Help", "List-Id",
+        "List-Owner", "List-Post", "List-Subscribe", "List-Unsubscribe", "List-Unsubscribe-Post",
+        "Message-Context", "Message-ID", "MIME-Version", "Organization", "Original-From",
+        "Original-Message-ID", "Original-Recipient", "Original-Subject", "Precedence", "Priority",
+        "References", "Reply-To", "Return-Path", "Return-Receipt-To", "Sender", "Solicitation",
+        "Sensitivity", "Subject", "Thread-Index", "Thread-Topic", "User-Agent", "VBR-Info",
+    )
+)  # fmt: skip
+
+# RFC 5321: a line is at most 1,000 octets including CRLF.
+MAX_LINE = 998

@@ -1,0 +1,113 @@
+"""Split a raw message into its header fields and its body, without touching the body."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_MBOX_FROM = b"From "
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One header field exactly as received: name, colon, value, folding and line ending."""
+
+    name: str
+    raw: bytes
+
+    @property
+    def key(self) -> str:
+        """The field name in lower case, for comparisons."""
+        return self.name.lower()
+
+    @property
+    def raw_value(self) -> bytes:
+        """The bytes after the colon, folding kept, line ending removed."""
+        value = self.raw[self.raw.index(b":") + 1 :]
+        return value.rstrip(b"\r\n")
+
+    @property
+    def value(self) -> str:
+        """The unfolded value as text, for decisions only (never re-sent): invalid UTF-8 is replaced."""
+        return _FOLD.sub(b"", self.raw_value).strip().decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitMessage:
+    """A message as header fields plus the untouched body bytes that follow the header block."""
+
+    fields: tuple[HeaderField, ...]
+    raw: bytes
+    body_start: int
+    newline: bytes
+    separator: bytes
+    dropped_lines: int = 0
+
+    @property
+    def has_separator(self) -> bool:
+        """False when the header block was not ended by an empty line."""
+        return bool(self.separator)
+
+    @property
+    def body(self) -> memoryview:
+        """The bytes after the header block, as received (a view: the body is never copied here)."""
+        return memoryview(self.raw)[self.body_start :]
+
+    def first(self, key: str) -> HeaderField | None:
+        """The first field named `key` (lower case), if any."""
+        return next((field for field in self.fields if field.key == key), None)
+
+    def all(self, key: str) -> tuple[HeaderField, ...]:
+        """Every field named `key` (lower case), in order."""
+        return tuple(field for field in self.fields if field.key == key)
+
+
+def split_message(raw: bytes) -> SplitMessage:
+    """Split `raw` at the end of its header block.
+
+    The header block ends at the first empty line. A line that is neither a header field nor a
+    continuation of one also ends it (a message without the empty separator line): that line is
+    the first line of the body. An mbox `From ` line before the first field is not part of the
+    message and is dropped, as is a continuation line with no field before it.
+    """
+    fields: list[HeaderField] = []
+    current: list[bytes] = []
+    current_name = ""
+    newline = b"\r\n"
+    dropped = 0
+    position = 0
+    length = len(raw)
+
+    def close_field() -> None:
+        if current:
+            fields.append(HeaderField(current_name, b"".join(current)))
+            current.clear()
+
+    while position < length:
+        end = raw.find(b"\n", position)
+        end = length if end < 0 else end + 1
+        line = raw[position:end]
+        if position == 0:
+            newline = b"\r\n" if line.endswith(b"\r\n") else b"\n"
+        if line in (b"\r\n", b"\n"):
+            close_field()
+            return SplitMessage(tuple(fields), raw, end, newline, line, dropped)
+        if line[:1] in (b" ", b"\t"):
+            if current:
+                current.append(line)
+            else:
+                dropped += 1
+        elif match := _FIELD_NAME.match(line):
+            close_field()
+            current_name = match.group(1).decode("ascii")
+            current.append(line)
+        elif not fields and not current and line.startswith(_MBOX_FROM):
+            dropped += 1
+        else:
+            close_field()
+            return SplitMessage(tuple(fields), raw, position, newline, b"", dropped)
+        position = end
+    close_field()
+    return SplitMessage(tuple(fields), raw, length, newline, b"", dropped)

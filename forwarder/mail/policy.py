@@ -1,0 +1,55 @@
+"""Verdict policy: what SES's scans say about a message, and whether it is forwarded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+FAIL = "FAIL"
+
+
+class DropReason(StrEnum):
+    """Why a message was deliberately not forwarded (a metric dimension: keep the values stable)."""
+
+    VIRUS = "virus"
+    DMARC_REJECT = "dmarc-reject"
+    SPAM = "spam"
+    UNKNOWN_RECIPIENT = "unknown-recipient"
+    NO_MEMBERS = "no-valid-members"
+    LOOP = "loop"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """The receipt verdicts SES reports (`PASS`, `FAIL`, `GRAY`, `PROCESSING_FAILED`, `DISABLED`)."""
+
+    spam: str = "PASS"
+    virus: str = "PASS"
+    dmarc: str = "PASS"
+    dmarc_policy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Forward or not; when forwarded, whether to tag the subject as spam."""
+
+    forward: bool
+    reason: DropReason | None = None
+    tag_spam: bool = False
+
+
+FORWARD = Decision(forward=True)
+
+
+def decide(verdicts: Verdicts, spam_action: Literal["tag", "drop"] = "tag") -> Decision:
+    """Apply the contract's policy: virus and DMARC reject are dropped, spam is tagged or dropped."""
+    if verdicts.virus == FAIL:
+        return Decision(forward=False, reason=DropReason.VIRUS)
+    if verdicts.dmarc == FAIL and (verdicts.dmarc_policy or "").lower() == "reject":
+        return Decision(forward=False, reason=DropReason.DMARC_REJECT)
+    if verdicts.spam == FAIL:
+        if spam_action == "drop":
+            return Decision(forward=False, reason=DropReason.SPAM)
+        return Decision(forward=True, tag_spam=True)
+    return FORWARD

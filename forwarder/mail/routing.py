@@ -1,0 +1,117 @@
+"""Routing: which members receive a message, and under which alias, from the envelope recipients."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+_ADDRESS = re.compile(rf"^(?P<local>{_LOCAL})@(?P<domain>{_DOMAIN})$")
+_MAX_ADDRESS = 254
+_MAX_LOCAL = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The members who get the message under one alias (the alias names the From address)."""
+
+    alias: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedMember:
+    """A member entry that is not sent to, and why."""
+
+    alias: str
+    member: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The result of routing one message."""
+
+    deliveries: tuple[Delivery, ...]
+    unknown: tuple[str, ...]
+    foreign: tuple[str, ...]
+    skipped: tuple[SkippedMember, ...]
+
+    @property
+    def member_count(self) -> int:
+        return sum(len(delivery.members) for delivery in self.deliveries)
+
+
+def is_valid_address(address: str) -> bool:
+    """True for a plain ASCII `local@domain` address that SES can send to."""
+    match = _ADDRESS.match(address)
+    return match is not None and len(address) <= _MAX_ADDRESS and len(match["local"]) <= _MAX_LOCAL
+
+
+def split_members(value: str) -> list[str]:
+    """The entries of an alias value: comma-separated, white space around each ignored."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
+def alias_of(recipient: str, domain: str) -> str | None:
+    """The alias a recipient on `domain` addresses (`Team+x@domain` -> `team`), else None."""
+    local, at, recipient_domain = recipient.strip().rpartition("@")
+    if not at or not local or recipient_domain.lower().rstrip(".") != domain:
+        return None
+    return local.split("+", 1)[0].lower() or None
+
+
+def resolve_routes(
+    recipients: Iterable[str],
+    aliases: Mapping[str, str],
+    domain: str,
+    catch_all: str | None = None,
+) -> Routing:
+    """Route envelope recipients to alias members.
+
+    `aliases` maps a lower-case alias name to its raw value (comma-separated members). A recipient
+    without an alias goes to the `catch_all` alias when that exists, under its own local part.
+    Each member is delivered once, under the first addressed alias that lists it; members that are
+    not valid addresses or that live on `domain` itself (a loop) are skipped.
+    """
+    deliveries: list[Delivery] = []
+    unknown: list[str] = []
+    foreign: list[str] = []
+    skipped: list[SkippedMember] = []
+    seen_members: set[str] = set()
+    seen_aliases: set[str] = set()
+
+    for recipient in recipients:
+        alias = alias_of(recipient, domain)
+        if alias is None:
+            foreign.append(recipient)
+            continue
+        value = aliases.get(alias)
+        if value is None and catch_all is not None:
+            value = aliases.get(catch_all)
+        if value is None:
+            unknown.append(recipient)
+            continue
+        if alias in seen_aliases:
+            continue
+        seen_aliases.add(alias)
+        members: list[str] = []
+        for member in split_members(value):
+            key = member.lower()
+            if not is_valid_address(member):
+                skipped.append(SkippedMember(alias, member, "not a valid address"))
+            elif key.rpartition("@")[2] == domain:
+                skipped.append(SkippedMember(alias, member, "on the forwarding domain (loop)"))
+            elif key not in seen_members:
+                seen_members.add(key)
+                members.append(member)
+        if members:
+            deliveries.append(Delivery(alias, tuple(members)))
+    return Routing(tuple(deliveries), tuple(unknown), tuple(foreign), tuple(skipped))
+
+
+def batch(members: tuple[str, ...], size: int) -> list[tuple[str, ...]]:
+    """Split members into consecutive batches of at most `size` (SES: 50 recipients per send)."""
+    return [members[start : start + size] for start in range(0, len(members), size)]

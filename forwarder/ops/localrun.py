@@ -1,0 +1,131 @@
+"""`forwarder run`: mail through the real handler against the embedded AWS emulator, into outbox/."""
+
+from __future__ import annotations
+
+import io
+import tomllib
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forwarder.local import EmbeddedAws, SentMail, build_event, embedded_aws, message_id_for, write_outbox
+from forwarder.mail.message import split_message
+from forwarder.mail.routing import alias_of
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One mail's trip through the handler: its outcome and what was sent, with the outbox files."""
+
+    name: str
+    recipients: tuple[str, ...]
+    outcome: dict[str, Any]
+    sent: tuple[SentMail, ...]
+    files: tuple[Path, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "recipients": list(self.recipients),
+            "outcome": self.outcome,
+            "sent": [
+                {"from": s.from_address, "to": list(s.recipients), "bytes": len(s.raw), "file": str(f)}
+                for s, f in zip(self.sent, self.files, strict=True)
+            ],
+        }
+
+
+def load_aliases(path: Path) -> dict[str, list[str]]:
+    """Alias lists from a TOML file with an `[aliases]` table: `team = ["a@x.org", "b@y.org"]`."""
+    data = tomllib.loads(path.read_text())
+    aliases = data.get("aliases", data)
+    return {
+        str(name): [str(m) for m in (members if isinstance(members, list) else str(members).split(","))]
+        for name, members in aliases.items()
+    }
+
+
+def domain_of(recipients: Sequence[str]) -> str:
+    domains = {r.rpartition("@")[2].lower() for r in recipients}
+    if len(domains) != 1 or "" in domains:
+        raise ValueError("give recipients on one domain, e.g. --to team@dev.example.org")
+    return domains.pop()
+
+
+def run_mail(
+    env: EmbeddedAws, name: str, raw: bytes, event: dict[str, Any], outbox: Path, verbose: bool = False
+) -> RunResult:
+    """Store `raw` under the event's message id, invoke the handler, write what it sent to `outbox`."""
+    message_id = event["Records"][0]["ses"]["mail"]["messageId"]
+    env.store_mail(raw, message_id)
+    before = len(env.ses.outbox)
+    # Powertools prints EMF metrics to stdout; keep the report readable unless asked for them.
+    with nullcontext() if verbose else redirect_stdout(io.StringIO()):
+        result = env.invoke(event)
+    sent = tuple(env.ses.outbox[before:])
+    files = tuple(write_outbox(sent, outbox, start=before + 1))
+    recipients = tuple(event["Records"][0]["ses"]["receipt"]["recipients"])
+    return RunResult(name, recipients, result["outcomes"][0], sent, files)
+
+
+def run_files(
+    paths: Sequence[Path],
+    to: Sequence[str],
+    aliases: Mapping[str, Sequence[str]],
+    outbox: Path,
+    verbose: bool = False,
+    **verdicts: Any,
+) -> list[RunResult]:
+    """Forward each mail file to `to` with the given alias lists."""
+    domain = domain_of(to)
+    results = []
+    with embedded_aws(domain, _with_defaults(aliases, to, domain)) as env:
+        for path in paths:
+            raw = path.read_bytes()
+            event = build_event(raw, to, message_id=message_id_for(raw), **verdicts)
+            results.append(run_mail(env, path.name, raw, event, outbox, verbose))
+    return results
+
+
+def run_samples(
+    directory: Path, aliases: Mapping[str, Sequence[str]], outbox: Path, verbose: bool = False
+) -> list[RunResult]:
+    """Replay every committed sample event of `directory` (events/)."""
+    from forwarder.ops.samples import iter_events, load_manifest
+
+    manifest = load_manifest(directory / "manifest.toml")
+    results = []
+    with embedded_aws(manifest.domain, aliases) as env:
+        for sample, event in iter_events(directory):
+            results.append(run_mail(env, sample.name, sample.raw(), event, outbox, verbose))
+    return results
+
+
+def _with_defaults(aliases: Mapping[str, Sequence[str]], to: Sequence[str], domain: str) -> dict[str, list[str]]:
+    """Without alias lists, each addressed alias gets one demo member so that something is forwarded."""
+    if aliases:
+        return {k: list(v) for k, v in aliases.items()}
+    names = {alias_of(r, domain) for r in to} - {None}
+    return {str(name): [f"{name}.member@example.com"] for name in names}
+
+
+def describe(result: RunResult) -> str:
+    """Human-readable report: outcome, then each forwarded message's envelope and header block."""
+    outcome = result.outcome
+    lines = [f"== {result.name}  ->  {', '.join(result.recipients)}"]
+    if outcome["forwarded"]:
+        extra = "  (oversize: notice with download link)" if outcome.get("oversize") else ""
+        lines.append(f"   forwarded to {outcome['recipients']} member(s) via {', '.join(outcome['aliases'])}{extra}")
+    else:
+        lines.append(f"   not forwarded: {outcome['reason']}")
+    for failed in outcome.get("failed", []):
+        lines.append(f"   ! SES refused {failed}")
+    for sent, path in zip(result.sent, result.files, strict=True):
+        lines.append(f"   -> {path}  ({len(sent.raw):,} bytes)")
+        lines.append(f"      envelope from {sent.from_address} to {', '.join(sent.recipients)}")
+        for field in split_message(sent.raw).fields:
+            text = field.raw.decode("utf-8", "replace").rstrip("\r\n").replace("\r\n", "\n").replace("\n", "\n      ")
+            lines.append(f"      {text if len(text) <= 160 else text[:157] + '...'}")
+    return "\n".join(lines)

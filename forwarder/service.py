@@ -1,0 +1,223 @@
+"""The forwarding service: one received message in, its forwards out. Adapters are injected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from forwarder.aws.idempotency import Always, Once
+from forwarder.aws.sender import MAX_RECIPIENTS, RecipientNotVerifiedError, SenderNotReadyError, SendError
+from forwarder.config import Settings
+from forwarder.mail.body import has_long_line, shorten_long_lines
+from forwarder.mail.message import SplitMessage, split_message
+from forwarder.mail.policy import Decision, DropReason, Verdicts, decide
+from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
+from forwarder.mail.routing import Delivery, Routing, batch, resolve_routes
+from forwarder.observability import logger
+
+
+class MailStore(Protocol):
+    def read(self, message_id: str) -> bytes: ...
+    def location(self, message_id: str) -> str: ...
+    def download_link(self, message_id: str, expires_seconds: int) -> str: ...
+
+
+class AliasDirectory(Protocol):
+    def aliases(self) -> dict[str, str]: ...
+
+
+class Sender(Protocol):
+    def send(self, raw: bytes, from_address: str, recipients: Sequence[str]) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What the forwarder needs to know of one SES receipt notification."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    envelope_sender: str | None = None
+    verdicts: Verdicts = field(default_factory=Verdicts)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one received message (returned by the handler, logged, counted)."""
+
+    message_id: str
+    forwarded: bool
+    reason: str | None = None
+    recipients: int = 0
+    aliases: tuple[str, ...] = ()
+    sent: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    oversize: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
+        tuples = {name: tuple(data.get(name) or ()) for name in ("aliases", "sent", "failed")}
+        return cls(**{**data, **tuples})
+
+
+class ForwardingService:
+    """Policy, routing, header rewrite and sending for one environment."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: MailStore,
+        directory: AliasDirectory,
+        sender: Sender,
+        once: Once | None = None,
+        notice: Callable[..., bytes] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.directory = directory
+        self.sender = sender
+        self.once: Once = once or Always()
+        self._notice = notice
+        self._warned: set[tuple[str, str]] = set()
+
+    def forward(self, inbound: Inbound) -> Outcome:
+        """Forward one received message to the members of its aliases (at most once per message id)."""
+        result = self.once("message", {"message_id": inbound.message_id}, lambda: self._forward(inbound).as_dict())
+        return Outcome.from_dict(result)
+
+    def _forward(self, inbound: Inbound) -> Outcome:
+        decision = decide(inbound.verdicts, self.settings.spam_action)
+        if not decision.forward:
+            return self._dropped(inbound, decision.reason)
+        routing = self._route(inbound)
+        if not routing.deliveries:
+            return self._dropped(inbound, DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT)
+        message = split_message(self.store.read(inbound.message_id))
+        if is_own_output(message, self.settings.domain):
+            return self._dropped(inbound, DropReason.LOOP)
+        if has_long_line(message.raw, message.body_start):
+            message, body_report = shorten_long_lines(message)
+            logger.warning(
+                "re-encoded body parts with lines over 998 octets",
+                extra={"parts": body_report.reencoded, "unfixable": body_report.unfixable},
+            )
+        return self._deliver(inbound, message, routing, decision)
+
+    def _route(self, inbound: Inbound) -> Routing:
+        aliases = self.directory.aliases()
+        if not aliases:
+            logger.error("no alias lists found", extra={"alias_path": self.settings.alias_path})
+        routing = resolve_routes(inbound.recipients, aliases, self.settings.domain, self.settings.catch_all_alias)
+        for skipped in routing.skipped:
+            if (skipped.alias, skipped.member) not in self._warned:
+                self._warned.add((skipped.alias, skipped.member))
+                logger.warning(
+                    "alias member skipped",
+                    extra={"alias": skipped.alias, "member": skipped.member, "reason": skipped.reason},
+                )
+        if routing.foreign:
+            logger.warning("recipients outside the forwarding domain ignored", extra={"count": len(routing.foreign)})
+        return routing
+
+    def _deliver(self, inbound: Inbound, message: SplitMessage, routing: Routing, decision: Decision) -> Outcome:
+        options = RewriteOptions(
+            domain=self.settings.domain,
+            subject_prefix=self.settings.subject_prefix,
+            spam_tag=self.settings.spam_tag if decision.tag_spam else None,
+        )
+        sent: list[str] = []
+        failed: list[str] = []
+        oversize = False
+        for delivery in routing.deliveries:
+            rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender)
+            if delivery is routing.deliveries[0]:
+                self._log_rewrite(rewritten.report)
+            raw = rewritten.to_bytes()
+            if len(raw) > self.settings.max_message_bytes:
+                raw, oversize = self._oversize_notice(inbound, message, delivery, len(raw)), True
+            del rewritten
+            for members in batch(delivery.members, MAX_RECIPIENTS):
+                ids, rejected = self._send(inbound.message_id, delivery, members, raw)
+                sent.extend(ids)
+                failed.extend(rejected)
+        delivered = routing.member_count - len(failed)
+        outcome = Outcome(
+            message_id=inbound.message_id,
+            forwarded=delivered > 0,
+            reason=None if delivered else "rejected-by-ses",
+            recipients=delivered,
+            aliases=tuple(d.alias for d in routing.deliveries),
+            sent=tuple(sent),
+            failed=tuple(failed),
+            oversize=oversize,
+        )
+        logger.info("forwarded" if outcome.forwarded else "not forwarded", extra={"outcome": outcome.as_dict()})
+        return outcome
+
+    def _send(
+        self, message_id: str, delivery: Delivery, members: tuple[str, ...], raw: bytes
+    ) -> tuple[list[str], list[str]]:
+        """Send one batch once; SES refusals that retrying cannot fix are logged, not raised."""
+        from_address = f"{delivery.alias}@{self.settings.domain}"
+        key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
+        try:
+            result = self.once("send", key, lambda: {"ses_id": self.sender.send(raw, from_address, members)})
+        except SenderNotReadyError as error:
+            logger.error(
+                "SES cannot send for this environment; the event will be retried and parked",
+                extra={"code": error.code, "fix": str(error)},
+            )
+            raise
+        except RecipientNotVerifiedError as error:
+            if len(members) > 1:
+                # One unverified address fails its whole batch in the sandbox: send one by one instead.
+                results = [self._send(message_id, delivery, (member,), raw) for member in members]
+                return [i for ids, _ in results for i in ids], [m for _, rejected in results for m in rejected]
+            logger.error(
+                "recipient not verified in the SES sandbox",
+                extra={"alias": delivery.alias, "member": members[0], "fix": str(error)},
+            )
+            return [], list(members)
+        except SendError as error:
+            logger.error(
+                "SES rejected the message",
+                extra={
+                    "alias": delivery.alias,
+                    "recipients": len(members),
+                    "code": error.code,
+                    "detail": str(error),
+                },
+            )
+            return [], list(members)
+        return [str(result["ses_id"])], []
+
+    def _oversize_notice(self, inbound: Inbound, message: SplitMessage, delivery: Delivery, size: int) -> bytes:
+        if self._notice is None:
+            raise RuntimeError("oversize mail needs a notice builder")
+        link = self.store.download_link(inbound.message_id, self.settings.link_expiry_days * 86_400)
+        logger.warning(
+            "message too large to forward; sending a notice with a download link",
+            extra={"size": size, "limit": self.settings.max_message_bytes, "alias": delivery.alias},
+        )
+        return self._notice(
+            message=message,
+            alias=delivery.alias,
+            domain=self.settings.domain,
+            size=size,
+            link=link,
+            link_days=self.settings.link_expiry_days,
+            envelope_sender=inbound.envelope_sender,
+        )
+
+    def _dropped(self, inbound: Inbound, reason: DropReason | None) -> Outcome:
+        outcome = Outcome(message_id=inbound.message_id, forwarded=False, reason=str(reason))
+        logger.info("not forwarded", extra={"outcome": outcome.as_dict()})
+        return outcome
+
+    def _log_rewrite(self, report: Any) -> None:
+        changes = {name: value for name, value in asdict(report).items() if value}
+        if changes:
+            logger.info("headers changed beyond From/Reply-To", extra=changes)

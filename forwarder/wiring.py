@@ -1,0 +1,64 @@
+"""The composition root: settings, clients and adapters, built on first use and reused while warm."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from forwarder.config import Settings, get_settings
+from forwarder.observability import logger
+from forwarder.service import ForwardingService
+
+
+def client_config() -> Any:
+    """botocore settings shared by every client: standard retries, bounded waits."""
+    from botocore.config import Config
+
+    return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+
+
+def build_service(settings: Settings) -> ForwardingService:
+    """Wire the real AWS adapters for `settings` (clients use the ambient credentials and region)."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from forwarder.aws.directory import SsmAliasDirectory
+    from forwarder.aws.idempotency import DynamoDBOnce
+    from forwarder.aws.sender import SesSender
+    from forwarder.aws.store import S3MailStore
+    from forwarder.mail.notice import build_notice
+
+    config = client_config()
+    once = None
+    if settings.idempotency_table:
+        once = DynamoDBOnce(
+            boto3.client("dynamodb", config=config),
+            settings.idempotency_table,
+            settings.idempotency_expiry_days,
+        )
+    else:
+        logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
+    return ForwardingService(
+        settings=settings,
+        store=S3MailStore(boto3.client("s3", config=config), settings.bucket, settings.prefix),
+        directory=SsmAliasDirectory(
+            SSMProvider(boto3_client=boto3.client("ssm", config=config)),
+            settings.alias_path,
+            settings.alias_cache_seconds,
+        ),
+        sender=SesSender(boto3.client("sesv2", config=config), settings.domain, settings.configuration_set),
+        once=once,
+        notice=build_notice,
+    )
+
+
+@cache
+def get_service() -> ForwardingService:
+    """The service of this process, built once."""
+    return build_service(get_settings())
+
+
+def reset() -> None:
+    """Forget the cached settings and service (a new environment, e.g. in the local runner)."""
+    get_settings.cache_clear()
+    get_service.cache_clear()
