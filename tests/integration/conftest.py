@@ -1,0 +1,23 @@
+"""Integration fixtures: the embedded AWS (moto + captured SES) with the demo aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from forwarder.local import EmbeddedAws, embedded_aws
+from forwarder.ops.localrun import load_aliases
+from tests.conftest import DOMAIN, EVENTS
+
+
+@pytest.fixture
+def demo_aliases() -> dict[str, list[str]]:
+    return load_aliases(EVENTS / "aliases.toml")
+
+
+@pytest.fixture
+def aws(demo_aliases: dict[str, list[str]]) -> Iterator[EmbeddedAws]:
+    """moto with the bucket, the verified domain, the idempotency table and the demo aliases."""
+    with embedded_aws(DOMAIN, demo_aliases) as env:
+        yield env
