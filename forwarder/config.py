@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 _ALIAS_PATH = re.compile(r"^/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.\-]$")
 _ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]+$")
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 MEGABYTE = 1_000_000
 SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
@@ -41,7 +42,9 @@ class Settings(BaseSettings):
     spam_action: Literal["tag", "drop"] = "tag"
     spam_tag: str = "[SPAM]"
     max_message_bytes: Annotated[int, Field(gt=0, le=SES_V2_RAW_LIMIT)] = SES_V2_RAW_LIMIT
-    link_expiry_days: Annotated[int, Field(ge=1, le=7)] = 7
+    link_expiry_days: Annotated[int, Field(ge=1, le=30)] = 7
+    link_url: str | None = None
+    link_secret: str | None = None
 
     @field_validator("domain")
     @classmethod
@@ -58,7 +61,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an SSM path such as /email-forwarder/dev/aliases")
         return value
 
-    @field_validator("idempotency_table", "configuration_set", "subject_prefix")
+    @field_validator("idempotency_table", "configuration_set", "subject_prefix", "link_url", "link_secret")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -70,6 +73,16 @@ class Settings(BaseSettings):
     def object_key(self, message_id: str) -> str:
         """The S3 key where the receipt rule's S3 action stored a message."""
         return f"{self.prefix}{message_id}"
+
+
+class DownloadSettings(BaseSettings):
+    """Settings of the download link function (`forwarder.download.lambda_handler`)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63)]
+    prefix: str = ""
+    link_secret: Annotated[str, Field(min_length=1)]
 
 
 def describe_error(error: ValidationError) -> str:
@@ -84,10 +97,10 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def load_settings() -> Settings:
-    """Read the settings from the environment, or raise `SettingsError` with one clear line."""
+def load_settings(kind: type[SettingsT]) -> SettingsT:
+    """Read settings of `kind` from the environment, or raise `SettingsError` with one clear line."""
     try:
-        return Settings()  # type: ignore[call-arg,unused-ignore]  # pydantic-settings reads the environment
+        return kind()
     except ValidationError as error:
         raise SettingsError(describe_error(error)) from None
 
@@ -95,4 +108,4 @@ def load_settings() -> Settings:
 @cache
 def get_settings() -> Settings:
     """The settings of this process, read once."""
-    return load_settings()
+    return load_settings(Settings)

@@ -20,7 +20,6 @@ from forwarder.observability import logger
 class MailStore(Protocol):
     def read(self, message_id: str) -> bytes: ...
     def location(self, message_id: str) -> str: ...
-    def download_link(self, message_id: str, expires_seconds: int) -> str: ...
 
 
 class AliasDirectory(Protocol):
@@ -74,6 +73,7 @@ class ForwardingService:
         sender: Sender,
         once: Once | None = None,
         notice: Callable[..., bytes] | None = None,
+        links: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,6 +81,7 @@ class ForwardingService:
         self.sender = sender
         self.once: Once = once or Always()
         self._notice = notice
+        self._links = links
         self._warned: set[tuple[str, str]] = set()
 
     def forward(self, inbound: Inbound) -> Outcome:
@@ -195,9 +196,9 @@ class ForwardingService:
         return [str(result["ses_id"])], []
 
     def _oversize_notice(self, inbound: Inbound, message: SplitMessage, delivery: Delivery, size: int) -> bytes:
-        if self._notice is None:
-            raise RuntimeError("oversize mail needs a notice builder")
-        link = self.store.download_link(inbound.message_id, self.settings.link_expiry_days * 86_400)
+        if self._notice is None or self._links is None:
+            raise RuntimeError("oversize mail needs a notice builder and a link maker")
+        link = self._links(inbound.message_id)
         logger.warning(
             "message too large to forward; sending a notice with a download link",
             extra={"size": size, "limit": self.settings.max_message_bytes, "alias": delivery.alias},

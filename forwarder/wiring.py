@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forwarder.config import Settings, get_settings
 from forwarder.observability import logger
 from forwarder.service import ForwardingService
+
+if TYPE_CHECKING:
+    from forwarder.aws.store import S3MailStore
 
 
 def client_config() -> Any:
@@ -38,9 +42,10 @@ def build_service(settings: Settings) -> ForwardingService:
         )
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
+    store = S3MailStore(boto3.client("s3", config=config), settings.bucket, settings.prefix)
     return ForwardingService(
         settings=settings,
-        store=S3MailStore(boto3.client("s3", config=config), settings.bucket, settings.prefix),
+        store=store,
         directory=SsmAliasDirectory(
             SSMProvider(boto3_client=boto3.client("ssm", config=config)),
             settings.alias_path,
@@ -49,7 +54,27 @@ def build_service(settings: Settings) -> ForwardingService:
         sender=SesSender(boto3.client("sesv2", config=config), settings.domain, settings.configuration_set),
         once=once,
         notice=build_notice,
+        links=make_links(settings, store),
     )
+
+
+def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:
+    """Download links for oversize notices: signed for the download function, else S3-presigned."""
+    lifetime = settings.link_expiry_days * 86_400
+    if settings.link_url and settings.link_secret:
+        base_url, secret = settings.link_url, settings.link_secret
+
+        def signed(message_id: str) -> str:
+            from aws_lambda_powertools.utilities.parameters import get_secret
+
+            from forwarder.links import sign_link
+
+            key = str(get_secret(secret, max_age=300)).encode()
+            return sign_link(base_url, key, message_id, lifetime)
+
+        return signed
+    logger.warning("FORWARDER_LINK_URL is not set: download links are S3-presigned and end with the role session")
+    return lambda message_id: store.download_link(message_id, min(lifetime, 7 * 86_400))
 
 
 @cache

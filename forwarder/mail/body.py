@@ -40,8 +40,10 @@ def has_long_line(data: bytes, start: int = 0) -> bool:
     position = start
     while end - position > limit:
         last = data.rfind(b"\n", position, position + limit + 2)
-        if last < 0 or (last == position + limit + 1 and data[last - 1] != _CR):
+        if last < 0:
             return True
+        if last == position + limit + 1 and data[last - 1] != _CR and data.rfind(b"\n", position, last) < 0:
+            return True  # exactly 999 octets before a bare LF
         position = last + 1
     return False
 

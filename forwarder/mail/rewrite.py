@@ -71,10 +71,18 @@ def clean_text(text: str, limit: int) -> str:
     return single if len(single) <= limit else single[: limit - 1].rstrip() + "…"
 
 
+def readable_name(name: str, limit: int = _NAME_LIMIT) -> str:
+    """A display name as plain text: encoded words decoded, control characters gone, and no `=?` left
+    that a lenient mail client could decode a second time."""
+    if "=?" in name:
+        name = decode_words(name)
+    return clean_text(name, limit).replace("=?", "= ?")
+
+
 def parse_addresses(value: str) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header value; groups flattened, RFC 2047 decoded.
 
-    Entries without a `local@domain` address are left out. Never raises.
+    Entries without a `local@domain` address are left out; names are `readable_name`s. Never raises.
     """
     flat = clean_text(value, len(value) + 1)
     try:
@@ -84,7 +92,7 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
         pairs = [(address.display_name, address.addr_spec) for address in header.addresses]
     except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError):
         pairs = getaddresses([flat])
-    return [(name, address) for name, address in pairs if _looks_like_address(address)]
+    return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
 
 
 def _looks_like_address(address: str) -> bool:
@@ -98,7 +106,7 @@ def find_sender(message: SplitMessage, envelope_sender: str | None) -> Sender:
         pairs = parse_addresses(from_field.value)
         if pairs:
             name, address = pairs[0]
-            return Sender(clean_text(name, _NAME_LIMIT), clean_text(address, _ADDRESS_LIMIT))
+            return Sender(readable_name(name), clean_text(address, _ADDRESS_LIMIT))
     if envelope_sender and _looks_like_address(envelope_sender):
         return Sender("", clean_text(envelope_sender, _ADDRESS_LIMIT))
     return Sender("", None)
@@ -127,7 +135,7 @@ def display_name(sender: Sender, alias: str) -> str:
 
 def format_address(name: str, address: str, newline: bytes) -> str:
     """One mailbox, quoted (ASCII) or RFC 2047-encoded (non-ASCII) by the stdlib."""
-    name = clean_text(name, _NAME_LIMIT * 4)
+    name = readable_name(name, _NAME_LIMIT * 4)
     if name.isascii():
         return formataddr((name, address))
     encoded = Header(name, "utf-8").encode(linesep=newline.decode())

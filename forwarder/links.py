@@ -1,0 +1,56 @@
+"""Download links to a stored message that outlive the Lambda role's session: HMAC-signed tokens.
+
+An S3 presigned URL signed with the function's temporary credentials dies with that session (hours).
+Instead the notice carries `<download url>?m=<message id>&e=<expiry>&s=<signature>`; the download
+function checks the signature and expiry and redirects to a presigned URL valid for minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._=-]{1,200}$")
+
+
+class LinkError(ValueError):
+    """A download link that is malformed, forged or expired; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    message_id: str
+    expires: int
+
+
+def _signature(key: bytes, message_id: str, expires: int) -> str:
+    return hmac.new(key, f"{message_id}.{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign_link(base_url: str, key: bytes, message_id: str, lifetime_seconds: int, now: float | None = None) -> str:
+    """A link to `message_id` valid for `lifetime_seconds`."""
+    if not _MESSAGE_ID.match(message_id):
+        raise ValueError("not an SES message id")
+    expires = int((time.time() if now is None else now) + lifetime_seconds)
+    query = urlencode({"m": message_id, "e": expires, "s": _signature(key, message_id, expires)})
+    return f"{base_url.rstrip('/')}/?{query}"
+
+
+def verify_link(query: dict[str, str], key: bytes, now: float | None = None) -> Token:
+    """The token of a link's query parameters, or `LinkError` (400 malformed, 403 forged, 410 expired)."""
+    message_id, expires, signature = query.get("m", ""), query.get("e", ""), query.get("s", "")
+    if not _MESSAGE_ID.match(message_id) or not expires.isdigit() or not signature:
+        raise LinkError("malformed download link", 400)
+    if not hmac.compare_digest(signature, _signature(key, message_id, int(expires))):
+        raise LinkError("invalid download link", 403)
+    if int(expires) < (time.time() if now is None else now):
+        raise LinkError("this download link has expired", 410)
+    return Token(message_id, int(expires))

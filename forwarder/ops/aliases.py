@@ -1,0 +1,337 @@
+"""`forwarder aliases ...`: the alias lists in SSM Parameter Store, edited with a diff and a question.
+
+One parameter per alias, `<alias path>/<alias>`, type `StringList`, value = the member addresses
+separated by commas (../shared/CONTRACT.md). Alias lists can live in git as a TOML or YAML file
+(`[aliases] team = ["a@x.org"]` / `aliases: {team: [a@x.org]}`) and be synced with `import --prune`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from forwarder.mail.routing import is_valid_address, split_members
+from forwarder.ops.errors import CommandError
+
+ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+# SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
+# advanced tier, and never fails on a parameter that is already advanced.
+_TIER = "Intelligent-Tiering"
+FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+Aliases = dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One alias to create, update or delete: its members before and after."""
+
+    alias: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        if not self.before:
+            return "create"
+        return "delete" if not self.after else "update"
+
+    @property
+    def added(self) -> list[str]:
+        old = {m.lower() for m in self.before}
+        return [m for m in self.after if m.lower() not in old]
+
+    @property
+    def removed(self) -> list[str]:
+        new = {m.lower() for m in self.after}
+        return [m for m in self.before if m.lower() not in new]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"alias": self.alias, "change": self.kind, "added": self.added, "removed": self.removed}
+
+
+# pure: names, members, plans ---------------------------------------------------------------------
+
+
+def alias_name(text: str, domain: str | None = None) -> str:
+    """`team`, `Team` or `team@<domain>` -> `team`; a `CommandError` for anything else."""
+    name, at, name_domain = text.strip().partition("@")
+    if at and domain and name_domain.lower().rstrip(".") != domain:
+        raise CommandError(f"{text} is not on {domain}: give the alias name, e.g. {name}")
+    name = name.lower()
+    if not ALIAS_NAME.match(name):
+        raise CommandError(f"{text!r} is not an alias name: use a-z, 0-9, '.', '_' or '-' (at most 64)")
+    return name
+
+
+def unique(members: Iterable[str]) -> list[str]:
+    """The members without blanks and repeats (case-insensitive), in their first order."""
+    seen: set[str] = set()
+    result = []
+    for member in (m.strip() for m in members):
+        if member and member.lower() not in seen:
+            seen.add(member.lower())
+            result.append(member)
+    return result
+
+
+def member_problems(alias: str, members: Iterable[str], domain: str | None) -> list[str]:
+    """The members the forwarder would skip: invalid addresses and addresses on our own domain (a loop)."""
+    found = []
+    for member in members:
+        if not is_valid_address(member):
+            found.append(f"{alias}: {member!r} is not a valid address")
+        elif domain and member.rpartition("@")[2].lower().rstrip(".") == domain:
+            found.append(f"{alias}: {member} is on {domain} itself (a forwarding loop)")
+    return found
+
+
+def problems(aliases: Mapping[str, Sequence[str]], domain: str | None) -> list[str]:
+    """What is wrong with these alias lists: no members, invalid addresses, loops to our own domain."""
+    found = []
+    for alias, members in sorted(aliases.items()):
+        if not unique(members):
+            found.append(f"{alias}: no members")
+        found += member_problems(alias, members, domain)
+    return found
+
+
+def refuse(found: Sequence[str]) -> None:
+    """A `CommandError` naming every problem, when there is one."""
+    if found:
+        raise CommandError("refusing to write invalid alias lists: " + "; ".join(found))
+
+
+def plan(
+    current: Mapping[str, Sequence[str]], desired: Mapping[str, Sequence[str]], *, prune: bool = False
+) -> list[Change]:
+    """The changes that turn `current` into `desired`; with `prune`, aliases missing from `desired` go.
+
+    An alias whose desired list is empty is deleted. Member order does not matter (every member
+    gets the mail), nor does the case of an address.
+    """
+    changes = []
+    for alias in sorted(desired):
+        before, after = tuple(unique(current.get(alias, ()))), tuple(unique(desired[alias]))
+        if (before or after) and {m.lower() for m in before} != {m.lower() for m in after}:
+            changes.append(Change(alias, before, after))
+    if prune:
+        changes += [Change(a, tuple(unique(current[a])), ()) for a in sorted(set(current) - set(desired))]
+    return changes
+
+
+def render(changes: Sequence[Change]) -> list[str]:
+    """A diff of the changes, one `+`/`-` line per member."""
+    lines = []
+    for change in changes:
+        sign = {"create": "+", "update": "~", "delete": "-"}[change.kind]
+        note = {"create": "new alias", "update": "", "delete": "delete alias"}[change.kind]
+        lines.append(f"  {sign} {change.alias}" + (f"  ({note})" if note else ""))
+        lines += [f"      + {m}" for m in change.added]
+        lines += [f"      - {m}" for m in change.removed]
+    return lines
+
+
+# files -------------------------------------------------------------------------------------------
+
+
+def file_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise CommandError(f"{path}: use a .toml, .yaml/.yml or .json file")
+    return fmt
+
+
+def read_file(path: Path) -> Aliases:
+    """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file."""
+    fmt = file_format(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        if fmt == "toml":
+            data: Any = tomllib.loads(text)
+        elif fmt == "yaml":
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            import json
+
+            data = json.loads(text)
+    except Exception as error:  # each parser has its own error type; all mean "not valid"
+        raise CommandError(f"{path} is not valid {fmt.upper()}: {error}".splitlines()[0]) from None
+    table = data.get("aliases", data) if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise CommandError(f"{path}: expected an 'aliases' table of alias = [addresses]")
+    aliases: Aliases = {}
+    for raw_name, members in table.items():
+        name = alias_name(str(raw_name))
+        if name in aliases:
+            raise CommandError(f"{path}: alias {name} is listed twice")
+        if isinstance(members, str):
+            members = split_members(members)
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise CommandError(f"{path}: alias {name} must be a list of addresses")
+        aliases[name] = unique(members)
+    return aliases
+
+
+def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = "") -> str:
+    """The alias lists as a TOML, YAML or JSON document that `read_file` reads back."""
+    data = {"aliases": {name: list(aliases[name]) for name in sorted(aliases)}}
+    if fmt == "json":
+        from forwarder.ops.console import dump_json
+
+        return dump_json(data) + "\n"
+    header = (
+        f"# Alias lists{' of ' + source if source else ''}, written by `forwarder aliases export`.\n"
+        "# Apply edits with `forwarder aliases import FILE --config-env ENV` (--prune deletes the aliases\n"
+        "# this file does not list).\n"
+    )
+    if fmt == "yaml":
+        import yaml
+
+        return header + yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False)
+    import tomli_w
+
+    return header + tomli_w.dumps(data, multiline_strings=False)
+
+
+# SSM ---------------------------------------------------------------------------------------------
+
+
+class AliasStore:
+    """The alias parameters directly under one SSM path."""
+
+    def __init__(self, ssm: Any, path: str) -> None:
+        self._ssm = ssm
+        self.path = path.rstrip("/")
+        self._names: dict[str, str] = {}
+
+    def read_raw(self) -> dict[str, str]:
+        """Alias name (lower case) -> the parameter's value as stored."""
+        values: dict[str, str] = {}
+        paginator = self._ssm.get_paginator("get_parameters_by_path")
+        for page in paginator.paginate(Path=self.path, Recursive=False, WithDecryption=False):
+            for parameter in page["Parameters"]:
+                name = parameter["Name"].removeprefix(self.path + "/")
+                if "/" in name:
+                    continue
+                self._names[name.lower()] = parameter["Name"]
+                values[name.lower()] = str(parameter.get("Value", ""))
+        return values
+
+    def read(self) -> Aliases:
+        """Alias name -> member addresses (as split by the forwarder)."""
+        return {name: split_members(value) for name, value in sorted(self.read_raw().items())}
+
+    def apply(self, changes: Sequence[Change], domain: str | None = None) -> None:
+        """Write every change: `StringList` parameters, deleted when an alias has no members left."""
+        for change in changes:
+            name = self._names.get(change.alias, f"{self.path}/{change.alias}")
+            if change.kind == "delete":
+                self._ssm.delete_parameter(Name=name)
+                continue
+            where = f"{change.alias}@{domain}" if domain else change.alias
+            self._ssm.put_parameter(
+                Name=name,
+                Value=",".join(change.after),
+                Type="StringList",
+                Overwrite=True,
+                Tier=_TIER,
+                Description=f"Members of {where}; managed with `forwarder aliases`"[:1024],
+            )
+
+
+# the commands ------------------------------------------------------------------------------------
+
+
+class AliasCommands:
+    """What `forwarder aliases <action>` does for one environment; output goes to `out`."""
+
+    def __init__(self, target: Any, out: TextIO, err: TextIO, *, stdin: TextIO | None = None) -> None:
+        self.target = target
+        self.out = out
+        self.err = err
+        self.stdin = stdin
+        self.store = AliasStore(target.client("ssm"), target.alias_path)
+
+    @property
+    def where(self) -> str:
+        return f"{self.store.path} ({self.target.region})"
+
+    def read(self) -> Aliases:
+        return self.store.read()
+
+    def show(self, alias: str) -> list[str]:
+        name = alias_name(alias, self.target.domain)
+        aliases = self.store.read()
+        if name not in aliases:
+            raise CommandError(f"no alias {name} under {self.where}: see `forwarder aliases list`")
+        return aliases[name]
+
+    def set(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
+        name = alias_name(alias, self.target.domain)
+        return self._edit(lambda current: {**current, name: list(members)}, assume_yes)
+
+    def add(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
+        name = alias_name(alias, self.target.domain)
+        return self._edit(lambda current: {**current, name: [*current.get(name, []), *members]}, assume_yes)
+
+    def remove(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
+        name = alias_name(alias, self.target.domain)
+
+        def without(current: Aliases) -> Aliases:
+            if name not in current:
+                raise CommandError(f"no alias {name} under {self.where}: see `forwarder aliases list`")
+            listed = {m.lower() for m in current[name]}
+            if missing := [m for m in members if m.lower() not in listed]:
+                raise CommandError(f"not a member of {name}: {', '.join(missing)}")
+            gone = {m.lower() for m in members}
+            return {**current, name: [m for m in current[name] if members and m.lower() not in gone]}
+
+        return self._edit(without, assume_yes)
+
+    def import_file(self, path: Path, prune: bool, assume_yes: bool) -> int:
+        desired = read_file(path)
+        refuse(problems(desired, self.target.domain))
+        return self._edit(lambda current: desired, assume_yes, prune=prune, source=str(path))
+
+    def export(self, path: Path | None, fmt: str) -> str:
+        """The alias lists as a document; written to `path` when given."""
+        text = render_file(self.store.read(), file_format(path) if path else fmt, self.where)
+        if path:
+            path.write_text(text)
+        return text
+
+    def _edit(self, edit: Any, assume_yes: bool, *, prune: bool = False, source: str = "") -> int:
+        from forwarder.ops.console import Declined, confirm
+
+        domain = self.target.domain
+        if domain is None:
+            self.err.write("forwarder: warning: the domain is unknown (give --domain): the loop check is skipped\n")
+        current = self.store.read()
+        changes = plan(current, edit(current), prune=prune)
+        refuse([p for c in changes for p in member_problems(c.alias, c.added, domain)])
+        if not changes:
+            self.out.write(f"nothing to change: {self.where} already matches{' ' + source if source else ''}\n")
+            return 0
+        self.out.write(f"changes to {self.where}:\n" + "\n".join(render(changes)) + "\n")
+        try:
+            confirm(f"apply {len(changes)} change(s)?", assume_yes=assume_yes, stdin=self.stdin, out=self.out)
+        except Declined:
+            self.out.write("nothing changed\n")
+            return 1
+        self.store.apply(changes, domain)
+        counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update", "delete")}
+        self.out.write(
+            f"applied: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted "
+            f"(the forwarder sees it within its alias cache time)\n"
+        )
+        return 0

@@ -1,0 +1,49 @@
+"""Terminal helpers for the operator commands: confirmation, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from forwarder.ops.errors import CommandError
+
+
+class Declined(Exception):
+    """The operator answered no: nothing was changed."""
+
+
+def confirm(question: str, *, assume_yes: bool, stdin: TextIO | None = None, out: TextIO | None = None) -> None:
+    """Ask `question` on the terminal; return on yes, raise `Declined` on no.
+
+    Without a terminal (a script, CI) there is nobody to ask: refuse unless --yes was given.
+    """
+    if assume_yes:
+        return
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    if not stdin.isatty():
+        raise CommandError("stdin is not a terminal, so nobody can confirm: re-run with --yes to apply")
+    out.write(f"{question} [y/N] ")
+    out.flush()
+    if stdin.readline().strip().lower() not in {"y", "yes"}:
+        raise Declined
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, indent: str = "") -> list[str]:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    grid = [list(header)] if header else []
+    grid += [list(row) for row in rows]
+    if not grid:
+        return []
+    widths = [max(len(row[i]) for row in grid if i < len(row)) for i in range(max(len(r) for r in grid))]
+    lines = []
+    for row in grid:
+        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)

@@ -1,0 +1,55 @@
+"""What the operator commands may fail with, and how an AWS failure reads in one line."""
+
+from __future__ import annotations
+
+_NO_CREDENTIALS = (
+    "no AWS credentials: run `aws configure` or `aws sso login --profile NAME` and pass --profile NAME "
+    "(or set AWS_PROFILE)"
+)
+_CLIENT_CODES = {
+    "ExpiredToken": "the AWS credentials have expired ({operation}): log in again, e.g. `aws sso login`",
+    "ExpiredTokenException": "the AWS credentials have expired ({operation}): log in again, e.g. `aws sso login`",
+    "RequestExpired": "the AWS credentials have expired ({operation}): log in again, e.g. `aws sso login`",
+    "UnrecognizedClientException": "AWS does not accept these credentials ({operation}): check --profile",
+    "InvalidClientTokenId": "AWS does not accept these credentials ({operation}): check --profile",
+    "InvalidSignatureException": "AWS does not accept these credentials ({operation}): check --profile",
+    "AccessDenied": "access denied for {operation}: {message}",
+    "AccessDeniedException": "access denied for {operation}: {message}",
+}
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit code 2 (no traceback)."""
+
+
+def describe_aws_error(error: BaseException) -> str | None:
+    """One line saying what went wrong with AWS and what to do, or None for any other error."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        TokenRetrievalError,
+    )
+
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "") or code
+        template = _CLIENT_CODES.get(code, "AWS refused {operation}: {code}: {message}")
+        return template.format(operation=error.operation_name, code=code, message=message)
+    messages: list[tuple[type[BaseException], str]] = [
+        (NoCredentialsError, _NO_CREDENTIALS),
+        (PartialCredentialsError, _NO_CREDENTIALS),
+        (TokenRetrievalError, "cannot get AWS credentials ({error}): log in again with `aws sso login`"),
+        (ProfileNotFound, "{error}: see `aws configure list-profiles`"),
+        (NoRegionError, "no AWS region: pass --region or --config-env ENV (samconfig.toml)"),
+        (EndpointConnectionError, "cannot reach AWS: {error}"),
+        (BotoCoreError, "AWS client error: {error}"),
+    ]
+    for kind, template in messages:
+        if isinstance(error, kind):
+            return template.format(error=error)
+    return None

@@ -1,0 +1,66 @@
+"""split_message: the header block is parsed, the body is never touched."""
+
+from __future__ import annotations
+
+from forwarder.mail.message import split_message
+
+
+def test_split_message_crlf_fields_and_body() -> None:
+    # GIVEN a CRLF message with a folded header
+    raw = b"From: a@example.com\r\nSubject: hello\r\n world\r\n\r\nbody line\r\n"
+    # WHEN it is split
+    message = split_message(raw)
+    # THEN the fields keep their raw bytes and the body starts after the blank line
+    assert [f.name for f in message.fields] == ["From", "Subject"]
+    assert message.fields[1].raw == b"Subject: hello\r\n world\r\n"
+    assert message.fields[1].value == "hello world"
+    assert bytes(message.body) == b"body line\r\n"
+    assert message.newline == b"\r\n"
+    assert message.has_separator
+
+
+def test_split_message_lf_only() -> None:
+    message = split_message(b"From: a@example.com\nTo: b@example.com\n\nbody\n")
+    assert message.newline == b"\n"
+    assert bytes(message.body) == b"body\n"
+
+
+def test_split_message_missing_separator_starts_body_at_first_non_header_line() -> None:
+    # GIVEN headers followed directly by text, no empty line
+    raw = b"From: a@example.com\r\nSubject: x\r\nThis is the body\r\nmore\r\n"
+    # WHEN it is split
+    message = split_message(raw)
+    # THEN the body is the first line that is not a header, byte for byte
+    assert [f.name for f in message.fields] == ["From", "Subject"]
+    assert bytes(message.body) == b"This is the body\r\nmore\r\n"
+    assert not message.has_separator
+
+
+def test_split_message_headers_only_without_final_newline() -> None:
+    message = split_message(b"From: a@example.com\r\nSubject: x")
+    assert [f.name for f in message.fields] == ["From", "Subject"]
+    assert bytes(message.body) == b""
+
+
+def test_split_message_drops_leading_mbox_from_line() -> None:
+    message = split_message(b"From alice@example.com Mon Jan  1 00:00:00 2001\nFrom: a@example.com\n\nhi\n")
+    assert [f.name for f in message.fields] == ["From"]
+    assert message.dropped_lines == 1
+
+
+def test_split_message_accepts_space_before_colon_and_lower_case() -> None:
+    message = split_message(b"subject : hi\r\nfrom: a@example.com\r\n\r\n")
+    assert [f.key for f in message.fields] == ["subject", "from"]
+    assert message.first("from") is not None
+
+
+def test_split_message_empty_input() -> None:
+    message = split_message(b"")
+    assert message.fields == ()
+    assert bytes(message.body) == b""
+
+
+def test_split_message_body_is_a_view_not_a_copy() -> None:
+    raw = b"From: a@example.com\r\n\r\n" + b"x" * 1000
+    message = split_message(raw)
+    assert message.body.obj is raw

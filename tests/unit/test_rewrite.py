@@ -1,0 +1,238 @@
+"""Header surgery: From/Reply-To, removed and duplicate headers, marker, subject, folding, hostile input."""
+
+from __future__ import annotations
+
+import pytest
+
+from forwarder.mail.message import split_message
+from forwarder.mail.rewrite import RewriteOptions, display_name, find_sender, is_own_output, rewrite_headers
+from tests.mailcheck import assert_forwarded, from_addresses, parsed
+
+DOMAIN = "dev.aws-educate.tw"
+OPTIONS = RewriteOptions(domain=DOMAIN)
+
+
+def forward(raw: bytes, alias: str = "team", options: RewriteOptions = OPTIONS, envelope: str | None = None) -> bytes:
+    return rewrite_headers(split_message(raw), alias, options, envelope).to_bytes()
+
+
+def test_rewrite_from_names_the_real_sender_via_the_alias() -> None:
+    # GIVEN a mail from Alice
+    raw = b"From: Alice Chen <alice@example.com>\r\nTo: team@dev.aws-educate.tw\r\nSubject: hi\r\n\r\nbody\r\n"
+    # WHEN it is forwarded through team@
+    out = forward(raw)
+    # THEN From is the alias with a display name naming Alice, and replies go to Alice
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == "Alice Chen (alice at example.com) via team"
+    assert message["From"].addresses[0].addr_spec == "team@dev.aws-educate.tw"
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["alice@example.com"]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_keeps_an_existing_reply_to_byte_for_byte() -> None:
+    raw = b"From: news@example.org\r\nReply-To: Organisers <org@example.org>\r\nSubject: x\r\n\r\nbody"
+    out = forward(raw)
+    assert b"\r\nReply-To: Organisers <org@example.org>\r\n" in out
+    assert out.count(b"Reply-To:") == 1
+
+
+def test_rewrite_replaces_a_reply_to_without_address() -> None:
+    raw = b"From: Bob <bob@example.org>\r\nReply-To: undisclosed-recipients:;\r\n\r\nbody"
+    out = forward(raw)
+    assert [a.addr_spec for a in parsed(out)["Reply-To"].addresses] == ["bob@example.org"]
+    assert out.count(b"Reply-To:") == 1
+
+
+def test_rewrite_removes_signatures_and_envelope_headers() -> None:
+    raw = (
+        b"Return-Path: <a@example.com>\r\nDKIM-Signature: v=1; a=rsa-sha256;\r\n b=abc\r\n"
+        b"DomainKey-Signature: a=rsa-sha1\r\nSender: list@example.com\r\nDKIM-Signature: v=1; b=def\r\n"
+        b"From: a@example.com\r\n\r\nbody"
+    )
+    out = forward(raw)
+    for name in (b"Return-Path", b"DKIM-Signature", b"DomainKey-Signature", b"Sender:"):
+        assert name not in out
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_keeps_the_first_of_duplicated_single_instance_headers() -> None:
+    raw = b"From: a@example.com\r\nDelivered-To: x@y.org\r\nDelivered-To: z@y.org\r\nDate: one\r\nDate: two\r\n\r\nb"
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    assert out.count(b"Delivered-To:") == 1
+    assert b"Delivered-To: x@y.org" in out
+    assert out.count(b"Date:") == 1
+    assert rewritten.report.duplicates == ["Delivered-To", "Date"]
+
+
+def test_rewrite_keeps_repeatable_headers_in_order() -> None:
+    raw = b"Received: one\r\nFrom: a@example.com\r\nReceived: two\r\nX-Tag: 1\r\nX-Tag: 2\r\n\r\nb"
+    out = forward(raw)
+    assert out.index(b"Received: one") < out.index(b"Received: two") < out.index(b"X-Tag: 1") < out.index(b"X-Tag: 2")
+
+
+@pytest.mark.parametrize(
+    "from_block",
+    [
+        b"from: alice@example.com\r\n",
+        b"FROM: Alice <alice@example.com>\r\n",
+        b"From: Alice\r\n <alice@example.com>\r\n",
+        b"From: Alice <alice@example.com>\r\nFrom: Mallory <mallory@evil.example>\r\n",
+        b"From: Friends: alice@example.com, bob@example.com;\r\n",
+        b"From: =?utf-8?b?5byg5LiJ?= <alice@example.com>\r\n",
+        b"From: \xe5\xbc\xa0\xe4\xb8\x89 <alice@example.com>\r\n",
+        b"From: \xf0\xd2\xc9\xd7\xc5\xd4 <alice@example.com>\r\n",
+    ],
+)
+def test_rewrite_from_variants_give_one_from_and_reply_to_alice(from_block: bytes) -> None:
+    raw = from_block + b"Subject: x\r\n\r\nbody"
+    out = forward(raw)
+    assert from_addresses(out) == ["team@dev.aws-educate.tw"]
+    assert "alice@example.com" in [a.addr_spec for a in parsed(out)["Reply-To"].addresses]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_without_from_uses_the_envelope_sender() -> None:
+    raw = b"Subject: no from\r\n\r\nbody"
+    out = forward(raw, envelope="bounce@example.org")
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == "bounce at example.org via team"
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["bounce@example.org"]
+
+
+def test_rewrite_without_any_sender_has_no_reply_to() -> None:
+    out = forward(b"Subject: x\r\n\r\nbody", envelope="")
+    assert b"Reply-To" not in out
+    assert parsed(out)["From"].addresses[0].display_name == "Unknown sender via team"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"From: =?utf-8?q?Evil=0D=0ABcc=3A_victim=40example=2Ecom?= <evil@bad.example>\r\n",
+        b'From: "Evil\\r\\nBcc: victim@example.com" <evil@bad.example>\r\n',
+        b'From: "ceo@bank.example" <evil@bad.example>\r\n',
+        b'From: "a <b@c.example>, d@e.example" <evil@bad.example>\r\n',
+        b"From: =?utf-8?b?" + b"QUFB" * 500 + b"?= <evil@bad.example>\r\n",
+        b'From: "' + b"A" * 1500 + b'" <evil@bad.example>\r\n',
+        b'From: "Evil\x00Name" <evil@bad.example>\r\n',
+        b"From: =?utf-8?q?=E2=80=AEmoc=2Eelgoog?= <evil@bad.example>\r\n",
+    ],
+)
+def test_rewrite_hostile_display_names_cannot_inject_headers_or_addresses(hostile: bytes) -> None:
+    raw = hostile + b"To: team@dev.aws-educate.tw\r\nSubject: hi\r\n\r\nbody"
+    out = forward(raw)
+    message = parsed(out)
+    # exactly one From with exactly our address, no Bcc or other injected field
+    assert from_addresses(out) == ["team@dev.aws-educate.tw"]
+    assert message.get_all("Bcc") is None
+    assert [f.key for f in split_message(out).fields].count("from") == 1
+    display = message["From"].addresses[0].display_name
+    assert len(display) < 300
+    assert "\r" not in display and "\n" not in display and "\x00" not in display and "\u202e" not in display
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_non_ascii_display_name_is_rfc2047_encoded() -> None:
+    out = forward("From: 陳愛琳 <alice@example.com>\r\n\r\nb".encode())
+    from_line = next(f for f in split_message(out).fields if f.key == "from")
+    assert from_line.raw.isascii()
+    assert b"=?utf-8?" in from_line.raw
+    assert parsed(out)["From"].addresses[0].display_name == "陳愛琳 (alice at example.com) via team"
+
+
+def test_rewrite_adds_marker_and_detects_own_output() -> None:
+    raw = b"From: a@example.com\r\n\r\nbody"
+    out = forward(raw)
+    assert out.startswith(b"X-SES-Forwarder: dev.aws-educate.tw\r\n")
+    assert is_own_output(split_message(out), DOMAIN)
+    assert not is_own_output(split_message(out), "aws-educate.tw")
+    assert not is_own_output(split_message(raw), DOMAIN)
+
+
+def test_rewrite_subject_prefix_and_spam_tag() -> None:
+    options = RewriteOptions(domain=DOMAIN, subject_prefix="[dev]", spam_tag="[SPAM]")
+    out = forward(b"From: a@example.com\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nb", options=options)
+    assert b"Subject: [SPAM] [dev] =?utf-8?q?caf=C3=A9?=\r\n" in out
+    assert parsed(out)["Subject"] == "[SPAM] [dev] café"
+
+
+def test_rewrite_subject_prefix_not_repeated_on_replies() -> None:
+    options = RewriteOptions(domain=DOMAIN, subject_prefix="[dev]")
+    out = forward(b"From: a@example.com\r\nSubject: Re: [dev] plan\r\n\r\nb", options=options)
+    assert b"Subject: Re: [dev] plan\r\n" in out
+
+
+def test_rewrite_subject_prefix_added_when_subject_missing() -> None:
+    out = forward(b"From: a@example.com\r\n\r\nb", options=RewriteOptions(domain=DOMAIN, subject_prefix="[dev]"))
+    assert parsed(out)["Subject"] == "[dev]"
+
+
+def test_rewrite_folds_long_headers_at_white_space() -> None:
+    raw = b"From: a@example.com\r\nReferences: " + b"<id@example.com> " * 200 + b"\r\n\r\nbody"
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    assert rewritten.report.folded == ["References"]
+    assert parsed(out)["References"].split() == (b"<id@example.com> " * 200).decode().split()
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_drops_unfoldable_x_header_and_encodes_others() -> None:
+    raw = b"From: a@example.com\r\nX-Blob: " + b"x" * 1200 + b"\r\nThread-Topic: " + b"y" * 1200 + b"\r\n\r\nbody"
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    assert rewritten.report.dropped == ["X-Blob"]
+    assert rewritten.report.encoded == ["Thread-Topic"]
+    assert b"X-Blob" not in out
+    assert str(parsed(out)["Thread-Topic"]) == "y" * 1200
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_sanitises_bare_cr_and_nul_in_kept_headers() -> None:
+    raw = b"From: a@example.com\r\nSubject: hi\rBcc: victim@example.com\r\nX-N: a\x00b\r\n\r\nbody"
+    out = forward(raw)
+    assert b"\rBcc" not in out and b"\x00" not in out
+    assert parsed(out).get_all("Bcc") is None
+
+
+def test_rewrite_keeps_eight_bit_headers_and_body_bytes() -> None:
+    raw = (
+        b"From: a@example.com\nSubject: \xcf\xf0\xe8\xe2\xe5\xf2\nContent-Type: text/plain; charset=koi8-r\n\n"
+        b"\xf0\xd2\xc9\xd7\xc5\xd4\n"
+    )
+    out = forward(raw)
+    assert b"Subject: \xcf\xf0\xe8\xe2\xe5\xf2\n" in out
+    assert out.endswith(b"\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n")
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_lf_message_gets_lf_headers() -> None:
+    out = forward(b"From: a@example.com\nSubject: x\n\nbody\n")
+    assert b"\r" not in out
+
+
+def test_rewrite_message_without_separator_gets_one() -> None:
+    raw = b"From: a@example.com\r\nSubject: x\r\nthis is body text\r\n"
+    out = forward(raw)
+    assert out.endswith(b"\r\n\r\nthis is body text\r\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "address", "expected"),
+    [
+        ("Alice", "alice@example.com", "Alice (alice at example.com) via team"),
+        ("", "alice@example.com", "alice at example.com via team"),
+        ("alice@example.com", "alice@example.com", "alice at example.com via team"),
+        ("Team Bot", None, "Team Bot via team"),
+    ],
+)
+def test_display_name(name: str, address: str | None, expected: str) -> None:
+    from forwarder.mail.rewrite import Sender
+
+    assert display_name(Sender(name, address), "team") == expected
+
+
+def test_find_sender_shortens_absurd_names() -> None:
+    sender = find_sender(split_message(b'From: "' + b"N" * 5000 + b'" <a@example.com>\r\n\r\n'), None)
+    assert len(sender.name) <= 64
+    assert sender.address == "a@example.com"
