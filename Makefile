@@ -66,6 +66,9 @@ format: venv ## Format and fix what ruff can
 	$(BIN)/ruff format forwarder tests bench
 	$(BIN)/ruff check --fix forwarder tests bench
 
+bench: venv ## The forwarder against bare boto3 (S3 read + SES send): time, memory, cold start -> bench/results.md
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 events: venv ## Regenerate events/*.json from events/mail/*.eml
 	$(BIN)/forwarder events build --source events/mail --out events
 

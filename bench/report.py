@@ -1,0 +1,226 @@
+"""The results table: ratios to the floor against the issue's budgets, GB-seconds, and bench/results.md."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench.harness import LARGEST, OVERSIZE, ROOT, Results, Samples
+
+DEFAULT_MEMORY_MB = 1024
+# Lambda sizes memory in 1 MB steps; round the recommendation to a multiple of this, above the peak
+# plus headroom (the runtime's own process and the Python heap's fragmentation vary run to run).
+MEMORY_STEP_MB = 64
+HEADROOM = 1.25
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    unit: str
+    floor: float | None
+    handler: float | None
+    budget: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.handler / self.floor if self.floor and self.handler is not None else None
+
+    @property
+    def verdict(self) -> str:
+        if self.budget is None or self.ratio is None:
+            return ""
+        return "PASS" if self.ratio <= self.budget else "FAIL"
+
+
+def _row(measure: str, unit: str, samples: Samples | None, budget: float | None = None) -> Row | None:
+    if samples is None:
+        return None
+    return Row(measure, unit, samples.median("floor"), samples.median("handler"), budget)
+
+
+def rows(results: Results) -> list[Row]:
+    """Every measured row, the budget rows carrying their budget."""
+    found = [
+        _row("cold start (spawn -> first mail sent)", "ms", results.cold, 1.3),
+        _row("cold start: importing the handler module", "ms", results.cold_import),
+        _row("cold start: first invocation", "ms", results.cold_first),
+        _row("cold start: peak RSS", "MiB", results.cold_rss),
+        _row("small mail (5 KB): time per message", "ms", results.small, 2.0),
+        _row("small mail (5 KB): CPU per message", "ms", results.small_cpu),
+    ]
+    for name in results.time:
+        label = "41 MB (oversize notice)" if name == OVERSIZE else name.replace("mb", " MB")
+        found += [
+            _row(f"{label} mail: time", "ms", results.time[name], 1.2 if name == "30mb" else None),
+            _row(f"{label} mail: peak RSS", "MiB", results.rss[name], 1.3 if name == "30mb" else None),
+            _row(f"{label} mail: RSS above warm baseline", "MiB", results.rss_delta[name]),
+        ]
+    return [row for row in found if row is not None]
+
+
+def configured_memory(template: Path, fallback: int | None) -> tuple[int, str]:
+    """The function's MemorySize and where it came from: --memory-mb, template.yaml, or the default."""
+    if fallback is not None:
+        return fallback, "--memory-mb"
+    if template.exists():
+        text = template.read_text()
+        match = re.search(r"^\s*MemorySize:\s*(\d+)\s*$", text, re.M)
+        if match:
+            return int(match.group(1)), "template.yaml"
+        reference = re.search(r"^\s*MemorySize:\s*!Ref\s+(\w+)", text, re.M)
+        if reference:
+            default = re.search(rf"^\s*{reference.group(1)}:\s*\n(?:\s+.*\n)*?\s+Default:\s*(\d+)", text, re.M)
+            if default:
+                return int(default.group(1)), f"template.yaml (parameter {reference.group(1)} default)"
+    return DEFAULT_MEMORY_MB, "default (no MemorySize in template.yaml)"
+
+
+def gb_seconds(memory_mb: int, milliseconds: float | None) -> float | None:
+    """Lambda GB-seconds for 1,000 invocations of `milliseconds` each (billed per started ms)."""
+    if milliseconds is None:
+        return None
+    return memory_mb / 1024 * math.ceil(milliseconds) / 1000 * 1000
+
+
+def recommended_memory(peak_mib: float) -> int:
+    return max(128, math.ceil(peak_mib * HEADROOM / MEMORY_STEP_MB) * MEMORY_STEP_MB)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def table(found: list[Row]) -> list[str]:
+    lines = [
+        "| measure | unit | floor | forwarder | ratio | budget | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in found:
+        budget = f"≤ {row.budget:.1f}x" if row.budget else ""
+        lines.append(
+            f"| {row.measure} | {row.unit} | {_number(row.floor)} | {_number(row.handler)} | "
+            f"{_ratio(row.ratio)} | {budget} | {row.verdict} |"
+        )
+    return lines
+
+
+def cost_lines(results: Results, memory_mb: int, source: str) -> list[str]:
+    lines = [
+        f"Memory size: {memory_mb} MB ({source}). Durations are this machine's; Lambda gives "
+        f"{memory_mb / 1769:.2f} vCPU at this size, so CPU-bound time there is longer by about "
+        f"{max(1.0, 1769 / memory_mb):.1f}x for both sides.",
+        "",
+        "| mails | floor GB-s / 1,000 | forwarder GB-s / 1,000 | ratio |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, samples in (("5 KB", results.small), ("10 MB", results.time.get("10mb"))):
+        if samples is None:
+            continue
+        floor = gb_seconds(memory_mb, samples.median("floor"))
+        handler = gb_seconds(memory_mb, samples.median("handler"))
+        ratio = handler / floor if floor and handler is not None else None
+        lines.append(f"| {label} | {_number(floor, 3)} | {_number(handler, 3)} | {_ratio(ratio)} |")
+    return lines
+
+
+def memory_lines(results: Results) -> list[str]:
+    peaks = {name: results.rss[name].median("handler") for name in (LARGEST, OVERSIZE) if name in results.rss}
+    peaks = {name: peak for name, peak in peaks.items() if peak is not None}
+    if not peaks:
+        return []
+    worst = max(peaks.values())
+    labels = {LARGEST: "largest forwarded mail", OVERSIZE: "oversize notice"}
+    described = ", ".join(
+        f"{labels[name]} ({results.mail_bytes[name]:,} bytes): {peak:.0f} MiB" for name, peak in peaks.items()
+    )
+    return [
+        f"Peak RSS of the forwarder, median of the rounds: {described}.",
+        f"MemorySize from the worst of these x{HEADROOM} headroom, in {MEMORY_STEP_MB} MB steps: "
+        f"**{recommended_memory(worst)} MB**.",
+    ]
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in ("boto3", "botocore", "aws-lambda-powertools", "pydantic", "pydantic-settings", "mail-parser"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    try:
+        revision = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        revision = "unknown"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "os": platform.platform(),
+        "revision": revision,
+        "versions": ", ".join(f"{name} {version}" for name, version in versions.items()),
+    }
+
+
+def markdown(results: Results, memory_mb: int, source: str) -> str:
+    info = machine()
+    plan = results.plan
+    found = rows(results)
+    failed = [row.measure for row in found if row.verdict == "FAIL"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m bench`); how it measures: docs/benchmark.md.",
+        "",
+        f"- date: {info['date']}",
+        f"- machine: {info['cpu']}; {info['os']}",
+        f"- Python: {info['python']}",
+        f"- packages: {info['versions']}",
+        f"- forwarder revision: {info['revision']}",
+        f"- plan: {plan.rounds} rounds, {plan.warm_count} small mails per warm process, idempotency "
+        f"{'ON (DynamoDB)' if plan.idempotency else 'off'}; {results.runs} processes in {results.seconds:.0f} s",
+        "- both sides: X-Ray off (POWERTOOLS_TRACE_DISABLED=1; the floor has no tracing either), forwarder logs "
+        "at INFO to /dev/null, the same fake AWS over HTTP on 127.0.0.1 and the same botocore client settings",
+        "- medians over the rounds; every process is fresh; peak RSS is VmHWM (MiB)",
+        "",
+        *table(found),
+        "",
+        f"Budgets: {'all met' if not failed else 'FAILED: ' + '; '.join(failed)}.",
+        "",
+        "## Lambda cost",
+        "",
+        *cost_lines(results, memory_mb, source),
+        "",
+    ]
+    memory = memory_lines(results)
+    if memory:
+        lines += ["## Memory size", "", *memory, ""]
+    return "\n".join(lines)
+
+
+def console(results: Results, memory_mb: int, source: str) -> str:
+    return "\n".join(
+        [*table(rows(results)), "", *cost_lines(results, memory_mb, source), "", *memory_lines(results)]
+    ).rstrip()
