@@ -197,7 +197,7 @@ def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = ""
     if fmt == "yaml":
         import yaml
 
-        return header + yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False)
+        return header + str(yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False))
     import tomli_w
 
     return header + tomli_w.dumps(data, multiline_strings=False)

@@ -22,6 +22,10 @@ _SECTIONS = ("global", "deploy")
 _READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 
 
+class StackNotFoundError(CommandError):
+    """The stack does not exist in the region (not deployed, or the wrong region or name)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SamConfig:
     """One environment of samconfig.toml, as `sam deploy --config-env <name>` sees it."""
@@ -125,7 +129,7 @@ class Target:
             stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ValidationError":
-                raise CommandError(
+                raise StackNotFoundError(
                     f"stack {self.stack_name} not found in {self.region}: deploy it with "
                     f"`sam deploy --config-env {self.name}` or check --region/--stack-name"
                 ) from None
