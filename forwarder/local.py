@@ -60,9 +60,17 @@ class LocalSes:
     region: str = REGION
     outbox: list[SentMail] = field(default_factory=list)
     refuse: dict[str, SesRefusal] = field(default_factory=dict)
+    refuse_calls: dict[int, SesRefusal] = field(default_factory=dict)
+    calls: int = 0
 
     def accept(self, params: Mapping[str, Any]) -> SentMail:
-        """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`."""
+        """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`.
+
+        `refuse` (by recipient) and `refuse_calls` (by call number, from 1) inject refusals for tests.
+        """
+        self.calls += 1
+        if self.calls in self.refuse_calls:
+            raise self.refuse_calls[self.calls]
         raw = params["Content"]["Raw"]["Data"]
         raw = raw.encode() if isinstance(raw, str) else bytes(raw)
         sender = params.get("FromEmailAddress") or ""

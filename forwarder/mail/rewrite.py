@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import Header, decode_header, make_header
 from email.utils import formataddr, getaddresses
 
@@ -21,6 +21,8 @@ _ADDRESS_LIMIT = 100
 _REPLY_TO_LIMIT = 20
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _WSP = b" \t"
+# What the stdlib's header parsers raise on hostile input (seen with fuzzed mail).
+_PARSER_ERRORS = (MessageError, LookupError, UnicodeError, ValueError, IndexError, TypeError, AttributeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +92,16 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
 
         header = default.header_factory("from", flat)
         pairs = [(address.display_name, address.addr_spec) for address in header.addresses]
-    except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError):
+    except _PARSER_ERRORS:
         pairs = getaddresses([flat])
     return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
 
 
 def _looks_like_address(address: str) -> bool:
     local, at, domain = address.rpartition("@")
-    return bool(at and local and domain and "." in domain and not any(c.isspace() for c in address))
+    return bool(at and local and domain and "." in domain) and all(
+        char.isprintable() and not char.isspace() and char != "\ufffd" for char in address
+    )
 
 
 def find_sender(message: SplitMessage, envelope_sender: str | None) -> Sender:
@@ -136,10 +140,11 @@ def display_name(sender: Sender, alias: str) -> str:
 def format_address(name: str, address: str, newline: bytes) -> str:
     """One mailbox, quoted (ASCII) or RFC 2047-encoded (non-ASCII) by the stdlib."""
     name = readable_name(name, _NAME_LIMIT * 4)
-    if name.isascii():
+    if name.isascii() and address.isascii():
         return formataddr((name, address))
-    encoded = Header(name, "utf-8").encode(linesep=newline.decode())
-    return f"{encoded} <{address}>"
+    # RFC 6532 (raw UTF-8) addresses are kept as they came; formataddr only takes ASCII ones.
+    encoded = Header(name, "utf-8").encode(linesep=newline.decode()) if name else ""
+    return f"{encoded} <{address}>".lstrip()
 
 
 def is_own_output(message: SplitMessage, domain: str) -> bool:
@@ -223,7 +228,7 @@ def decode_words(value: str) -> str:
     """A header value with its RFC 2047 encoded words decoded; the value itself when it cannot be."""
     try:
         return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+    except _PARSER_ERRORS:
         return value
 
 
