@@ -59,8 +59,9 @@ def test_sample_event_through_the_handler(aws: EmbeddedAws, demo_aliases: dict[s
 def test_handler_forwards_eight_bit_non_utf8_mail_byte_for_byte(aws: EmbeddedAws) -> None:
     # GIVEN a KOI8-R mail with 8-bit header and body bytes that are not UTF-8
     raw = (
-        b"From: \xf0\xc5\xd4\xd2 <petr@example.ru>\r\nTo: team@dev.aws-educate.tw\r\nSubject: \xf0\xd2\xc9\xd7\xc5\xd4\r\n"
-        b"Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4!\r\n"
+        b"From: \xf0\xc5\xd4\xd2 <petr@example.ru>\r\nTo: team@dev.aws-educate.tw\r\n"
+        b"Subject: \xf0\xd2\xc9\xd7\xc5\xd4\r\nContent-Type: text/plain; charset=koi8-r\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4!\r\n"
     )
     # WHEN it is delivered to team@
     result, sent = aws.deliver(raw, ["team@dev.aws-educate.tw"])
