@@ -19,7 +19,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv tools run test unit lint format typecheck bench build deploy events clean
+.PHONY: help venv tools run test unit lint format typecheck bench build deploy template events clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,8 +47,8 @@ run: venv ## Forward the sample mails in events/ through the real handler agains
 	$(BIN)/forwarder run --events events --outbox outbox
 
 test: venv tools ## The whole suite: lint, types, unit, integration, template checks
-	$(BIN)/ruff check forwarder tests bench
-	$(BIN)/ruff format --check forwarder tests bench
+	$(BIN)/ruff check forwarder tests bench custom_resources
+	$(BIN)/ruff format --check forwarder tests bench custom_resources
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -56,21 +56,47 @@ unit: venv ## Unit tests only (no AWS emulator, no external tools)
 	$(BIN)/pytest tests/unit
 
 lint: venv tools ## ruff, mypy, cfn-lint, sam validate --lint, checkov
-	$(BIN)/ruff check forwarder tests bench
+	$(BIN)/ruff check forwarder tests bench custom_resources
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
-	$(CHECKOV) --quiet --compact --framework cloudformation -f template.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 format: venv ## Format and fix what ruff can
-	$(BIN)/ruff format forwarder tests bench
-	$(BIN)/ruff check --fix forwarder tests bench
+	$(BIN)/ruff format forwarder tests bench custom_resources
+	$(BIN)/ruff check --fix forwarder tests bench custom_resources
 
 bench: venv ## The forwarder against bare boto3 (S3 read + SES send): time, memory, cold start -> bench/results.md
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 events: venv ## Regenerate events/*.json from events/mail/*.eml
 	$(BIN)/forwarder events build --source events/mail --out events
+
+template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, the transformed template, sam build
+	$(BIN)/pytest tests/template
+
+build: tools ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
+	$(SAM) build
+
+deploy: build ## sam deploy --config-env $(ENV) (make deploy ENV=prod); needs AWS credentials
+	$(SAM) deploy --config-env $(ENV)
+
+# `sam build` runs these for the resources whose Metadata say `BuildMethod: makefile, ContextPath: .`, in a
+# copy of the resource's CodeUri/ContentUri, with ARTIFACTS_DIR set: the function artifact holds the
+# `forwarder` package at its top (handler forwarder.app.lambda_handler), the layer holds python/<wheels>.
+build-ForwarderFunction build-DownloadFunction:
+	mkdir -p "$(ARTIFACTS_DIR)/forwarder"
+	cp -R . "$(ARTIFACTS_DIR)/forwarder/"
+	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +
+
+# Wheels for Lambda's arm64 CPython 3.13 from any machine: no Docker, no local python3.13 needed.
+build-DependenciesLayer:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
+		--target "$(ARTIFACTS_DIR)/python" -r requirements.txt
+
+build-RuleSetActivationFunction:
+	cp rule_set_activation.py "$(ARTIFACTS_DIR)/"
 
 clean: ## Remove build output and the outbox
 	rm -rf .aws-sam outbox build
