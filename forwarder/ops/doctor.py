@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from forwarder.ops.aliases import AliasStore, problems
+from forwarder.ops.aliases import AliasStore, member_problems, problems
 from forwarder.ops.envconfig import StackNotFoundError, Target
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
@@ -309,7 +309,7 @@ class Doctor:
             return Check("NS delegation", Status.SKIP, "the stack has no hosted zone (DNS is managed elsewhere)")
         zone = self.target.client("route53").get_hosted_zone(Id=zone_id)
         expected = sorted(_host(ns) for ns in zone.get("DelegationSet", {}).get("NameServers", []))
-        actual = self.resolver.delegation(str(self.domain))
+        actual = sorted({_host(ns) for ns in self.resolver.delegation(str(self.domain))})
         parent = str(self.domain).partition(".")[2]
         fix = f"in the parent zone {parent}, set the NS records of {self.domain} to:\n" + "\n".join(expected)
         if actual == expected:
@@ -320,7 +320,7 @@ class Doctor:
 
     def check_mx(self) -> Check:
         expected = f"inbound-smtp.{self.region}.amazonaws.com"
-        records = self.resolver.mx(str(self.domain))
+        records = sorted((preference, _host(host)) for preference, host in self.resolver.mx(str(self.domain)))
         fix = f"publish the MX record: {self.domain}  MX  10 {expected}"
         if not records:
             return Check("MX", Status.FAIL, f"{self.domain} has no MX record", fix)
@@ -402,7 +402,12 @@ class Doctor:
     def check_sandbox_members(self) -> Check:
         if not self.in_sandbox:
             return Check("sandbox members", Status.SKIP, "not in the sandbox: any address may receive")
-        members = {m for ms in self._aliases().values() for m in ms}
+        members = {
+            m
+            for alias, ms in self._aliases().items()
+            for m in ms
+            if not member_problems(alias, [m], self.domain)  # skipped anyway; the aliases row names them
+        }
         verified = self._verified_identities()
         unverified = sorted(m for m in members if m.lower() not in verified and _domain(m) not in verified)
         if not unverified:
@@ -417,13 +422,21 @@ class Doctor:
         )
 
     def _verified_identities(self) -> set[str]:
-        names = set()
-        paginator = self.target.client("sesv2").get_paginator("list_email_identities")
-        for page in paginator.paginate():
+        sesv2 = self.target.client("sesv2")
+        names: set[str] = set()
+        request: dict[str, Any] = {"PageSize": 1000}
+        while True:  # botocore has no paginator for SES v2 ListEmailIdentities
+            page = sesv2.list_email_identities(**request)
             for identity in page.get("EmailIdentities", []):
                 if identity.get("VerificationStatus", "SUCCESS") == "SUCCESS":
                     names.add(str(identity["IdentityName"]).lower())
-        return names
+            if not page.get("NextToken"):
+                return names
+            request["NextToken"] = page["NextToken"]
+
+    @property
+    def _env_flag(self) -> str:
+        return f" --config-env {self.target.name}" if self.target.name else ""
 
     def _alias_path(self) -> str:
         return (self.outputs.get("AliasPath") or self.target.alias_path).rstrip("/")
@@ -439,7 +452,7 @@ class Doctor:
                 "aliases",
                 Status.WARN,
                 f"no aliases under {path}: every mail is refused as an unknown recipient",
-                "add one: `forwarder aliases set team a@example.org --config-env ENV` or `aliases import FILE`",
+                f"add one: `forwarder aliases set team a@example.org{self._env_flag}` or `forwarder aliases import`",
             )
         from forwarder.mail.routing import split_members
 
@@ -452,7 +465,7 @@ class Doctor:
             "aliases",
             Status.FAIL,
             f"{len(found)} problem(s) under {path}: " + "; ".join(found),
-            "fix them with `forwarder aliases set|remove ... --config-env ENV` (these members are skipped)",
+            f"correct them with `forwarder aliases set|remove ...{self._env_flag}` (until then they are skipped)",
         )
 
     def check_failure_queue(self) -> Check:
@@ -466,7 +479,7 @@ class Doctor:
         in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
         if waiting + in_flight == 0:
             return Check("failure queue", Status.OK, "empty: no parked events")
-        env = f" --config-env {self.target.name}" if self.target.name else ""
+        env = self._env_flag
         return Check(
             "failure queue",
             Status.FAIL,

@@ -25,9 +25,9 @@ class CommandError(Exception):
 def describe_aws_error(error: BaseException) -> str | None:
     """One line saying what went wrong with AWS and what to do, or None for any other error."""
     from botocore.exceptions import (
-        BotoCoreError,
         ClientError,
-        EndpointConnectionError,
+        ConnectionError,
+        HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
@@ -46,8 +46,8 @@ def describe_aws_error(error: BaseException) -> str | None:
         (TokenRetrievalError, "cannot get AWS credentials ({error}): log in again with `aws sso login`"),
         (ProfileNotFound, "{error}: see `aws configure list-profiles`"),
         (NoRegionError, "no AWS region: pass --region or --config-env ENV (samconfig.toml)"),
-        (EndpointConnectionError, "cannot reach AWS: {error}"),
-        (BotoCoreError, "AWS client error: {error}"),
+        (ConnectionError, "cannot reach AWS: {error}"),
+        (HTTPClientError, "cannot reach AWS: {error}"),
     ]
     for kind, template in messages:
         if isinstance(error, kind):

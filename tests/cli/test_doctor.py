@@ -1,0 +1,226 @@
+"""`forwarder doctor` against moto, with fakes for what moto cannot answer and for DNS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.cli.conftest import (
+    ALIAS_PATH,
+    DOMAIN,
+    REGION,
+    Cli,
+    Deployment,
+    FakeResolver,
+    FakeSesV2,
+    client,
+    deploy,
+)
+
+
+def rows(output: str) -> dict[str, str]:
+    """Check name -> its line of the table (the symbol first)."""
+    found = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in {"✓", "✗", "!", "-"}:
+            found[line[4:].split("  ")[0].strip()] = line.strip()
+    return found
+
+
+def healthy_dns(resolver: FakeResolver, deployment: Deployment) -> None:
+    resolver.delegations[DOMAIN] = [ns.upper() + "." for ns in deployment.name_servers]
+    resolver.mx_records[DOMAIN] = [(10, f"inbound-smtp.{REGION}.amazonaws.com")]
+
+
+@pytest.fixture
+def ses(client_overrides: dict[str, Any], aws: None) -> FakeSesV2:
+    fake = FakeSesV2()
+    client_overrides["sesv2"] = fake
+    return fake
+
+
+def test_doctor_all_checks_pass_for_a_healthy_environment(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN a deployed, verified, delegated environment in production with valid aliases
+    healthy_dns(resolver, deployed)
+
+    # WHEN the doctor checks it
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN every check passes (the sandbox member check does not apply) and the exit code is 0
+    assert result.code == 0, result.out
+    table = rows(result.out)
+    assert all(line.startswith("✓") for name, line in table.items() if name != "sandbox members"), result.out
+    assert table["sandbox members"].startswith("-")
+    assert "forwarder doctor: dev (stack email-forwarder-dev, us-east-1, dev.aws-educate.tw)" in result.out
+    assert "production access; quota 50,000/24h at 14/s, 120 sent in the last 24h" in table["account"]
+    assert "2 aliases, 3 members, all valid" in table["aliases"]
+    assert "fix:" not in result.out
+    assert result.out.rstrip().endswith("12 checks: 11 ✓  0 ✗  0 !  1 skipped")
+
+
+def test_doctor_reports_each_broken_part_with_its_fix(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
+) -> None:
+    # GIVEN an environment where much is wrong: DKIM and MAIL FROM pending, the parent delegating to
+    # other servers, no MX, the rule disabled, the sandbox with an unverified member, a looping alias,
+    # and two events parked in the failure queue
+    deployment = deploy(
+        {"team": "alice@gmail.com, bob@gmail.com, ops@dev.aws-educate.tw", "tech": ","}, rule_enabled=False
+    )
+    client("ses").verify_email_identity(EmailAddress="alice@gmail.com")
+    client_overrides["sesv2"] = FakeSesV2(verified=False, dkim="PENDING", mail_from="PENDING", production=False)
+    resolver.delegations[DOMAIN] = ["ns1.old-registrar.example"]
+    deployment.park({"requestPayload": {}})
+    deployment.park({"requestPayload": {}})
+
+    # WHEN the doctor checks it
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN each problem is a ✗ row followed by its fix, and the exit code is 1
+    assert result.code == 1
+    table = rows(result.out)
+    assert table["SES identity"].startswith("✗")
+    assert table["DKIM"].startswith("✗") and "status PENDING" in table["DKIM"]
+    assert "tok1._domainkey.dev.aws-educate.tw  CNAME  tok1.dkim.amazonses.com" in result.out
+    assert table["MAIL FROM"].startswith("✗")
+    assert "mail.dev.aws-educate.tw  MX  10 feedback-smtp.us-east-1.amazonses.com" in result.out
+    assert table["NS delegation"].startswith("✗") and "ns1.old-registrar.example" in table["NS delegation"]
+    assert f"set the NS records of {DOMAIN} to:" in result.out
+    assert deployment.name_servers[0] in result.out
+    assert table["MX"].startswith("✗") and "has no MX record" in table["MX"]
+    assert f"{DOMAIN}  MX  10 inbound-smtp.us-east-1.amazonaws.com" in result.out
+    assert table["receipt rule"].startswith("✗") and "is disabled" in table["receipt rule"]
+    assert table["account"].startswith("!") and "sandbox" in table["account"]
+    assert "Request production access" in result.out
+    assert table["sandbox members"].startswith("✗")
+    assert "1 member(s) cannot receive in the sandbox: bob@gmail.com" in table["sandbox members"]
+    assert table["aliases"].startswith("✗")
+    assert "team: ops@dev.aws-educate.tw is on dev.aws-educate.tw itself (a forwarding loop)" in result.out
+    assert "tech: no members" in result.out
+    assert table["failure queue"].startswith("✗") and "2 parked event(s)" in table["failure queue"]
+    assert "forwarder redrive --config-env dev" in result.out
+
+
+def test_doctor_json_lists_every_check(cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver) -> None:
+    healthy_dns(resolver, deployed)
+    resolver.mx_records[DOMAIN] = [(10, "inbound-smtp.us-west-2.amazonaws.com")]
+
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert report["ok"] is False
+    assert report["domain"] == DOMAIN
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["MX"]["status"] == "fail"
+    assert "another region's endpoint" in checks["MX"]["detail"]
+    assert checks["region"]["status"] == "ok"
+
+
+def test_doctor_without_a_stack_says_to_deploy(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
+) -> None:
+    # GIVEN nothing deployed (no stack, no identity)
+    client_overrides["sesv2"] = FakeSesV2()
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the stack row says to deploy it, the domain still comes from samconfig.toml
+    assert result.code == 1
+    table = rows(result.out)
+    assert table["stack"].startswith("✗") and "email-forwarder-dev does not exist in us-east-1" in table["stack"]
+    assert "fix: deploy it: `sam deploy --config-env dev`" in result.out
+    assert table["SES identity"].startswith("✗")
+    assert table["DKIM"].startswith("-")
+    assert table["failure queue"].startswith("-")
+    assert "Traceback" not in result.err
+
+
+def test_doctor_warns_about_a_region_it_does_not_know(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
+) -> None:
+    client_overrides["sesv2"] = FakeSesV2()
+
+    result = cli("doctor", "--config-env", "preview", "--json")
+
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert checks["region"]["status"] == "warn"
+    assert "Email receiving endpoints" in checks["region"]["fix"]
+
+
+def test_doctor_mx_preferring_another_host_is_a_warning(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    healthy_dns(resolver, deployed)
+    resolver.mx_records[DOMAIN] = [(5, "mx.old-host.example"), (10, f"inbound-smtp.{REGION}.amazonaws.com")]
+
+    result = cli("doctor", "--config-env", "dev")
+
+    assert result.code == 0
+    assert rows(result.out)["MX"].startswith("!")
+    assert "another host is preferred" in rows(result.out)["MX"]
+
+
+def test_doctor_a_denied_call_is_inconclusive_not_a_crash(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an operator role without ses:GetAccount
+    healthy_dns(resolver, deployed)
+    ses.account_error = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not allowed: ses:GetAccount"}}, "GetAccount"
+    )
+
+    result = cli("doctor", "--config-env", "dev")
+
+    assert result.code == 0
+    assert rows(result.out)["account"].startswith("!")
+    assert "could not check: AccessDeniedException: not allowed: ses:GetAccount" in result.out
+
+
+def test_doctor_sees_another_active_rule_set(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN someone activated another rule set in the region (only one is active)
+    healthy_dns(resolver, deployed)
+    client("ses").create_receipt_rule_set(RuleSetName="legacy")
+    client("ses").set_active_receipt_rule_set(RuleSetName="legacy")
+
+    result = cli("doctor", "--config-env", "dev")
+
+    assert result.code == 1
+    line = rows(result.out)["receipt rule"]
+    assert line.startswith("✗") and "the active rule set is legacy, ours is email-forwarder-dev-rules" in line
+
+
+def test_doctor_without_aliases_warns(cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver) -> None:
+    deployment = deploy({})
+    healthy_dns(resolver, deployment)
+
+    result = cli("doctor", "--config-env", "dev")
+
+    assert result.code == 0
+    assert rows(result.out)["aliases"].startswith("!")
+    assert f"no aliases under {ALIAS_PATH}" in result.out
+
+
+def test_doctor_sandbox_with_verified_members_passes(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN the sandbox, and every member verified (one by address, two by their domain)
+    healthy_dns(resolver, deployed)
+    ses.production = False
+    client("ses").verify_email_identity(EmailAddress="alice@gmail.com")
+    client("ses").verify_email_identity(EmailAddress="bob@gmail.com")
+    client("ses").verify_domain_identity(Domain="example.org")
+
+    result = cli("doctor", "--config-env", "dev")
+
+    assert result.code == 0
+    assert rows(result.out)["sandbox members"].startswith("✓")
+    assert rows(result.out)["account"].startswith("!")
