@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bench.harness import ROOT, HarnessError, Plan, run
+from bench.harness import MEASURES, ROOT, HarnessError, Plan, run
 from bench.report import configured_memory, console, markdown, rows
 
 
@@ -27,6 +27,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="processes per side and measure (default 5)")
     parser.add_argument("--count", type=int, help="small mails per warm process (default 300)")
     parser.add_argument("--idempotency", action="store_true", help="the forwarder with DynamoDB idempotency on")
+    parser.add_argument(
+        "--only", action="append", choices=MEASURES, help="measure only this (repeatable): cold, small, mail"
+    )
+    parser.add_argument(
+        "--pythonpath", help="PYTHONPATH of the measured processes: a candidate forwarder package to measure instead"
+    )
     parser.add_argument("--memory-mb", type=int, help="Lambda memory size for the cost rows (default: template.yaml)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results.md)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work", help="generated mails and scratch")
@@ -47,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, rounds=args.rounds)
     if args.count:
         plan = replace(plan, warm_count=args.count)
+    if args.only:
+        plan = replace(plan, only=tuple(args.only))
+    if args.pythonpath:
+        plan = replace(plan, pythonpath=args.pythonpath)
     try:
         results = run(plan, args.work, progress=lambda line: print(line, file=sys.stderr, flush=True))
     except HarnessError as error:

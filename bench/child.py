@@ -112,11 +112,12 @@ def main() -> None:
     result: dict = {"side": side, "mode": mode}
 
     if mode == "cold":
-        imported = time.perf_counter()
-        handler = _load_handler(side)
-        loaded = time.perf_counter()
-        response = handler(event, Context("cold-0"))
-        done = time.perf_counter()
+        with _Profile(spec.get("profile"), spec.get("profile_out")) as profile:
+            imported = time.perf_counter()
+            handler = _load_handler(side)
+            loaded = time.perf_counter()
+            response = handler(event, Context("cold-0"))
+            done = time.perf_counter()
         os.write(spec["ready_fd"], b"1")
         result.update(
             startup_ms=(imported - _STARTED) * 1e3,
@@ -124,6 +125,7 @@ def main() -> None:
             first_ms=(done - loaded) * 1e3,
             max_rss_kb=_max_rss_kb(),
             check=_summary(side, response),
+            profile=profile.report,
         )
     else:
         handler = _load_handler(side)

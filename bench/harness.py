@@ -28,6 +28,7 @@ TABLE = "bench-forwarder-idempotency"
 MEMBERS = ("yating.chen@example.com", "weijie.lin@example.net")
 MAX_MESSAGE_BYTES = 40_000_000
 SIDES = ("floor", "handler")
+MEASURES = ("cold", "small", "mail")
 
 # name -> size in bytes of the generated mail (forwarder.ops.samples.with_attachment).
 SMALL = "small"
@@ -51,6 +52,8 @@ class Plan:
     largest: bool = True
     idempotency: bool = False
     check: bool = True
+    only: tuple[str, ...] = MEASURES
+    pythonpath: str | None = None  # a candidate forwarder package to measure instead of the working tree
 
 
 @dataclass
@@ -117,7 +120,7 @@ def fake_aws(work: Path) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def environment(endpoint: str, work: Path, idempotency: bool) -> dict[str, str]:
+def environment(endpoint: str, work: Path, idempotency: bool, pythonpath: str | None = None) -> dict[str, str]:
     """The environment of every measured process, the same for the forwarder and the floor."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -145,6 +148,8 @@ def environment(endpoint: str, work: Path, idempotency: bool) -> dict[str, str]:
     }
     if idempotency:
         env["FORWARDER_IDEMPOTENCY_TABLE"] = TABLE
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     return env
 
 
@@ -243,21 +248,22 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
     started = time.perf_counter()
     events = prepare(work)
     results = Results(plan, mail_bytes={name: mail_size(work, name) for name in events})
-    big = [*plan.sizes, *((LARGEST, OVERSIZE) if plan.largest else ())]
+    big = [*plan.sizes, *((LARGEST, OVERSIZE) if plan.largest else ())] if "mail" in plan.only else []
     with fake_aws(work) as endpoint:
-        runner = Runner(work, endpoint, environment(endpoint, work, plan.idempotency), plan.check)
+        env = environment(endpoint, work, plan.idempotency, plan.pythonpath)
+        runner = Runner(work, endpoint, env, plan.check)
         small = str(events[SMALL])
         for side in SIDES:  # compile bytecode and warm the page cache; not measured
             runner.spawn({"side": side, "mode": "cold", "event": small})
         for number in range(plan.rounds):
             progress(f"round {number + 1}/{plan.rounds}")
-            for side in _order(number):
+            for side in _order(number) if "cold" in plan.only else ():
                 result, elapsed = runner.spawn({"side": side, "mode": "cold", "event": small})
                 results.cold.add(side, elapsed)
                 results.cold_import.add(side, result["import_ms"])
                 results.cold_first.add(side, result["first_ms"])
                 results.cold_rss.add(side, result["max_rss_kb"] / 1024)
-            for side in _order(number):
+            for side in _order(number) if "small" in plan.only else ():
                 spec = {"side": side, "mode": "warm", "event": small, "warmup": small, "count": plan.warm_count}
                 result, _ = runner.spawn(spec)
                 results.small.add(side, statistics.fmean(result["times_ms"]))

@@ -56,6 +56,7 @@ def rows(results: Results) -> list[Row]:
         _row("cold start: peak RSS", "MiB", results.cold_rss),
         _row("small mail (5 KB): time per message", "ms", results.small, 2.0),
         _row("small mail (5 KB): CPU per message", "ms", results.small_cpu),
+        _row("small mail (5 KB): peak RSS after the loop", "MiB", results.small_rss),
     ]
     for name in results.time:
         label = "41 MB (oversize notice)" if name == OVERSIZE else name.replace("mb", " MB")
@@ -64,24 +65,27 @@ def rows(results: Results) -> list[Row]:
             _row(f"{label} mail: peak RSS", "MiB", results.rss[name], 1.3 if name == "30mb" else None),
             _row(f"{label} mail: RSS above warm baseline", "MiB", results.rss_delta[name]),
         ]
-    return [row for row in found if row is not None]
+    return [row for row in found if row is not None and (row.floor, row.handler) != (None, None)]
 
 
-def configured_memory(template: Path, fallback: int | None) -> tuple[int, str]:
-    """The function's MemorySize and where it came from: --memory-mb, template.yaml, or the default."""
-    if fallback is not None:
-        return fallback, "--memory-mb"
+def configured_memory(template: Path, override: int | None) -> tuple[int, str]:
+    """The forwarder function's MemorySize and where it came from: --memory-mb, template.yaml, or the default."""
+    if override is not None:
+        return override, "--memory-mb"
     if template.exists():
-        text = template.read_text()
-        match = re.search(r"^\s*MemorySize:\s*(\d+)\s*$", text, re.M)
-        if match:
-            return int(match.group(1)), "template.yaml"
-        reference = re.search(r"^\s*MemorySize:\s*!Ref\s+(\w+)", text, re.M)
-        if reference:
-            default = re.search(rf"^\s*{reference.group(1)}:\s*\n(?:\s+.*\n)*?\s+Default:\s*(\d+)", text, re.M)
-            if default:
-                return int(default.group(1)), f"template.yaml (parameter {reference.group(1)} default)"
-    return DEFAULT_MEMORY_MB, "default (no MemorySize in template.yaml)"
+        # The resource whose Handler is the forwarder's, else the Globals section: the text between
+        # two top-level-in-section keys (two-space indent), so that other functions' sizes are not read.
+        blocks = re.split(r"^  (?=[A-Za-z0-9]+:\s*$)", template.read_text(), flags=re.M)
+        for wanted, label in (
+            (r"Handler:\s*forwarder\.app\.lambda_handler", "template.yaml"),
+            (r"^Function:", "Globals"),
+        ):
+            for block in blocks:
+                if re.search(wanted, block, re.M):
+                    size = re.search(r"^\s*MemorySize:\s*(\d+)\s*$", block, re.M)
+                    if size:
+                        return int(size.group(1)), label
+    return DEFAULT_MEMORY_MB, "default: no MemorySize for forwarder.app.lambda_handler in template.yaml"
 
 
 def gb_seconds(memory_mb: int, milliseconds: float | None) -> float | None:
@@ -200,7 +204,8 @@ def markdown(results: Results, memory_mb: int, source: str) -> str:
         f"- packages: {info['versions']}",
         f"- forwarder revision: {info['revision']}",
         f"- plan: {plan.rounds} rounds, {plan.warm_count} small mails per warm process, idempotency "
-        f"{'ON (DynamoDB)' if plan.idempotency else 'off'}; {results.runs} processes in {results.seconds:.0f} s",
+        f"{'ON (DynamoDB)' if plan.idempotency else 'off'}; {results.runs} processes in {results.seconds:.0f} s"
+        + (f"; forwarder package from PYTHONPATH={plan.pythonpath}" if plan.pythonpath else ""),
         "- both sides: X-Ray off (POWERTOOLS_TRACE_DISABLED=1; the floor has no tracing either), forwarder logs "
         "at INFO to /dev/null, the same fake AWS over HTTP on 127.0.0.1 and the same botocore client settings",
         "- medians over the rounds; every process is fresh; peak RSS is VmHWM (MiB)",
