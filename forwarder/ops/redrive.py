@@ -250,7 +250,7 @@ def report(results: Sequence[Replay]) -> list[str]:
                 symbols[result.status],
                 parked.message_id,
                 ", ".join(parked.recipients) or "?",
-                parked.reason[:60],
+                parked.reason if len(parked.reason) <= 80 else parked.reason[:79] + "…",
                 f"{result.detail}" + (f" ({after})" if after else ""),
             )
         )

@@ -1,0 +1,193 @@
+"""`forwarder redrive`: the failure queue in moto, replays through the real handler in this process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from forwarder.local import EmbeddedAws, build_event, embedded_aws
+from tests.cli.conftest import ALIAS_PATH, DOMAIN, FUNCTION, Cli, Deployment, InProcessLambda, deploy
+from tests.conftest import EVENTS
+
+FUNCTION_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"
+
+
+def invocation_record(event: dict[str, Any], error: str = "Rate exceeded") -> dict[str, Any]:
+    """What Lambda's on-failure destination puts in the queue after the last retry."""
+    return {
+        "version": "1.0",
+        "timestamp": "2026-11-24T09:15:02.118Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-4b2e-8880-a18cdf61200e",
+            "functionArn": f"{FUNCTION_ARN}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "ThrottlingException", "errorMessage": error},
+    }
+
+
+@dataclass
+class Environment:
+    aws: EmbeddedAws
+    deployment: Deployment
+    function: InProcessLambda
+    mail: bytes
+
+    def parked_mail(self, message_id: str, *, stored: bool = True) -> dict[str, Any]:
+        """An SES event for the sample mail to team@, its message stored in S3 unless told otherwise."""
+        if stored:
+            self.aws.store_mail(self.mail, message_id)
+        return build_event(self.mail, [f"team@{DOMAIN}"], message_id=message_id)
+
+
+@pytest.fixture
+def env(client_overrides: dict[str, Any], load_eml: Callable[[str], bytes]) -> Iterator[Environment]:
+    from forwarder.ops.localrun import load_aliases
+
+    with embedded_aws(DOMAIN, load_aliases(EVENTS / "aliases.toml"), alias_path=ALIAS_PATH) as aws:
+        function = InProcessLambda(aws)
+        client_overrides["lambda"] = function
+        yield Environment(aws, deploy(), function, load_eml("workshop.eml"))
+
+
+def test_redrive_replays_deletes_what_succeeded_and_keeps_what_failed(cli: Cli, env: Environment) -> None:
+    # GIVEN three parked records: one whose mail is in S3, one whose mail is gone, one unreadable
+    env.deployment.park(invocation_record(env.parked_mail("m-stored")))
+    env.deployment.park(invocation_record(env.parked_mail("m-missing", stored=False)))
+    env.deployment.park("not an invocation record")
+
+    # WHEN redriving the dev environment
+    result = cli("redrive", "--config-env", "dev")
+
+    # THEN the first is forwarded (one send to team's two members) and deleted, the others stay and are reported
+    assert result.code == 1
+    assert "3 parked event(s): 1 replayed and deleted, 2 kept in the queue" in result.out
+    lines = {line.split()[1]: line for line in result.out.splitlines() if line.startswith("  ✓") or "  ✗" in line}
+    assert "RetriesExhausted after 3 tries: ThrottlingException: Rate exceeded" in lines["m-stored"]
+    assert "forwarded to 2 member(s) via team (deleted)" in lines["m-stored"]
+    assert "Unhandled: StoredMailError:" in lines["m-missing"]
+    assert "m-missing is missing (kept)" in lines["m-missing"]
+    assert "not a JSON invocation record (kept)" in result.out
+    assert [sent.recipients for sent in env.aws.ses.outbox] == [("yating.chen@example.com", "weijie.lin@example.net")]
+    assert env.function.calls == [{"FunctionName": FUNCTION_ARN, "InvocationType": "RequestResponse"}] * 2
+    # and the kept records are visible again at once, for the next run
+    assert env.deployment.waiting() == 2
+
+
+def test_redrive_of_a_mail_already_forwarded_sends_nothing_twice(cli: Cli, env: Environment) -> None:
+    # GIVEN a mail that was forwarded, yet its event was parked as well (e.g. a timeout after the send)
+    event = env.parked_mail("m-twice")
+    env.aws.invoke(event)
+    assert len(env.aws.ses.outbox) == 1
+    env.deployment.park(invocation_record(event))
+
+    # WHEN redriving
+    result = cli("redrive", "--config-env", "dev")
+
+    # THEN the replay succeeds on the idempotency record and the record is deleted, without a second send
+    assert result.code == 0
+    assert "1 parked event(s): 1 replayed and deleted, 0 kept in the queue" in result.out
+    assert len(env.aws.ses.outbox) == 1
+    assert env.deployment.waiting() == 0
+
+
+def test_redrive_replays_a_bare_event_from_a_dead_letter_queue(cli: Cli, env: Environment) -> None:
+    # GIVEN the queue used as a dead-letter queue: the message is the SES event itself
+    env.deployment.park(env.parked_mail("m-dlq"))
+
+    result = cli("redrive", "--config-env", "dev")
+
+    assert result.code == 0
+    assert len(env.aws.ses.outbox) == 1
+
+
+def test_redrive_dry_run_changes_nothing(cli: Cli, env: Environment) -> None:
+    env.deployment.park(invocation_record(env.parked_mail("m-1")))
+    env.deployment.park(invocation_record(env.parked_mail("m-2")))
+
+    result = cli("redrive", "--config-env", "dev", "--dry-run")
+
+    assert result.code == 0
+    assert "2 parked event(s) would be replayed (dry run: nothing changed)" in result.out
+    assert env.function.calls == []
+    assert env.deployment.waiting() == 2
+
+
+def test_redrive_max_replays_only_that_many(cli: Cli, env: Environment) -> None:
+    for number in range(3):
+        env.deployment.park(invocation_record(env.parked_mail(f"m-{number}")))
+
+    result = cli("redrive", "--config-env", "dev", "--max", "1")
+
+    assert result.code == 0
+    assert "1 parked event(s): 1 replayed and deleted" in result.out
+    assert env.deployment.waiting() == 2
+
+
+def test_redrive_json(cli: Cli, env: Environment) -> None:
+    env.deployment.park(invocation_record(env.parked_mail("m-json")))
+
+    result = cli("redrive", "--config-env", "dev", "--json")
+
+    report = json.loads(result.out)
+    assert report["function"] == FUNCTION_ARN
+    assert report["queue"] == env.deployment.queue_url
+    assert report["results"] == [
+        {
+            "message_id": "m-json",
+            "recipients": [f"team@{DOMAIN}"],
+            "parked_at": "2026-11-24T09:15:02.118Z",
+            "reason": "RetriesExhausted after 3 tries: ThrottlingException: Rate exceeded",
+            "status": "replayed",
+            "detail": "forwarded to 2 member(s) via team",
+            "deleted": True,
+        }
+    ]
+
+
+def test_redrive_keeps_the_record_when_lambda_refuses_the_invoke(
+    cli: Cli, env: Environment, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN the function was deleted (Lambda answers ResourceNotFoundException; stubbed below moto,
+    # whose Lambda would need Docker)
+    env.deployment.park(invocation_record(env.parked_mail("m-gone")))
+    lambda_client = boto3.client("lambda", region_name="us-east-1")
+    stubber = Stubber(lambda_client)
+    stubber.add_client_error(
+        "invoke", service_error_code="ResourceNotFoundException", service_message=f"Function not found: {FUNCTION_ARN}"
+    )
+    stubber.activate()
+    client_overrides["lambda"] = lambda_client
+
+    result = cli("redrive", "--config-env", "dev")
+
+    assert result.code == 1
+    assert f"ResourceNotFoundException: Function not found: {FUNCTION_ARN} (kept)" in result.out
+    assert env.deployment.waiting() == 1
+    stubber.assert_no_pending_responses()
+
+
+def test_redrive_of_an_empty_queue(cli: Cli, env: Environment) -> None:
+    result = cli("redrive", "--config-env", "dev")
+
+    assert result.code == 0
+    assert result.out == "the failure queue is empty: nothing to replay\n"
+
+
+def test_redrive_without_the_stack_is_one_line_and_exit_2(cli: Cli, aws: None) -> None:
+    result = cli("redrive", "--config-env", "dev")
+
+    assert result.code == 2
+    assert result.err == (
+        "forwarder: stack email-forwarder-dev not found in us-east-1: deploy it with "
+        "`sam deploy --config-env dev` or check --region/--stack-name\n"
+    )

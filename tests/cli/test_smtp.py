@@ -1,0 +1,169 @@
+"""`forwarder smtp`: Python's smtplib as a real client against the ingress on an ephemeral port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from forwarder.mail.message import split_message
+from forwarder.ops.localrun import load_aliases
+from forwarder.ops.smtp import Ingress, Received, serve
+from tests.conftest import DOMAIN, EVENTS
+
+pytestmark = [pytest.mark.network, pytest.mark.enable_socket]
+FORWARDER = Path(sys.executable).parent / "forwarder"
+
+
+@pytest.fixture
+def ingress(workdir: Path) -> Iterator[Ingress]:
+    with serve(DOMAIN, load_aliases(EVENTS / "aliases.toml"), workdir / "outbox", port=0) as running:
+        yield running
+
+
+def send(ingress: Ingress, raw: bytes, to: list[str], sender: str = "alice.chen@example.com") -> dict[str, object]:
+    with smtplib.SMTP(ingress.host, ingress.port, timeout=30) as client:
+        return dict(client.sendmail(sender, to, raw))
+
+
+def note(subject: str = "Booth schedule") -> bytes:
+    message = EmailMessage()
+    message["From"] = "Alice Chen <alice.chen@example.com>"
+    message["To"] = f"team@{DOMAIN}"
+    message["Subject"] = subject
+    message.set_content("See you at the booth.\n")
+    return message.as_bytes().replace(b"\n", b"\r\n")
+
+
+def test_smtp_forwards_a_mail_through_the_handler_into_the_outbox(
+    ingress: Ingress, workdir: Path, load_eml: Callable[[str], bytes]
+) -> None:
+    # WHEN a client delivers the sample mail to team@ over SMTP
+    refused = send(ingress, load_eml("workshop.eml"), [f"team@{DOMAIN}"], sender="bounce@example.com")
+
+    # THEN it is accepted, forwarded to team's two members, and the result is in the outbox
+    assert refused == {}
+    [received] = ingress.handler.received
+    assert received.recipients == (f"team@{DOMAIN}",)
+    assert received.result is not None
+    assert received.result.outcome["forwarded"] is True
+    [path] = received.result.files
+    assert path.parent == workdir / "outbox"
+    from_field = split_message(path.read_bytes()).first("from")
+    assert from_field is not None
+    assert f"<team@{DOMAIN}>" in from_field.value
+    sent = ingress.handler.env.ses.outbox
+    assert [s.recipients for s in sent] == [("yating.chen@example.com", "weijie.lin@example.net")]
+    assert sent[0].from_address == f"team@{DOMAIN}"
+
+
+def test_smtp_builds_the_ses_event_from_the_envelope(ingress: Ingress) -> None:
+    # GIVEN a mail whose header recipients differ from the envelope (a Bcc to tech@)
+    send(ingress, note(), [f"Tech+news@{DOMAIN}"], sender="envelope@example.net")
+
+    # THEN the handler routed by the envelope recipient, and the event's source is the MAIL FROM
+    [received] = ingress.handler.received
+    assert received.mail_from == "envelope@example.net"
+    assert received.result is not None
+    assert received.result.outcome["aliases"] == ["tech"]
+    stored = (
+        ingress.handler.env.clients()["s3"]
+        .get_object(Bucket=ingress.handler.env.bucket, Key=f"inbound/{received.message_id}")["Body"]
+        .read()
+    )
+    assert stored.startswith(b"Return-Path: <envelope@example.net>\r\nReceived: from ")
+    assert b"X-SES-Spam-Verdict: PASS\r\n" in stored
+    assert stored.endswith(note())
+
+
+def test_smtp_refuses_recipients_on_other_domains(ingress: Ingress) -> None:
+    # WHEN one recipient is ours and one is not
+    refused = send(ingress, note(), [f"team@{DOMAIN}", "someone@gmail.com"])
+
+    # THEN the other domain gets 550 and the mail goes on for ours only
+    assert refused == {
+        "someone@gmail.com": (550, f"5.7.1 <someone@gmail.com>: this server accepts mail for @{DOMAIN} only".encode())
+    }
+    assert ingress.handler.received[0].recipients == (f"team@{DOMAIN}",)
+
+
+def test_smtp_with_only_foreign_recipients_is_refused(ingress: Ingress) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send(ingress, note(), ["someone@gmail.com"])
+    assert ingress.handler.received == []
+
+
+def test_smtp_unknown_alias_is_accepted_and_not_forwarded(ingress: Ingress, workdir: Path) -> None:
+    # SES accepts every recipient its rule covers; the forwarder decides (and logs) that nobody is behind it
+    send(ingress, note(), [f"nobody@{DOMAIN}"])
+
+    [received] = ingress.handler.received
+    assert "not forwarded: unknown-recipient" in received.line()
+    assert list(workdir.glob("outbox/*.eml")) == []
+
+
+def test_smtp_answers_451_when_the_handler_fails(ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a handler that raises (Lambda would retry; an SMTP server says "try later")
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("S3 is down")
+
+    monkeypatch.setattr("forwarder.ops.smtp.run_mail", broken)
+
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(ingress, note(), [f"team@{DOMAIN}"])
+
+    assert refused.value.smtp_code == 451
+    [received] = ingress.handler.received
+    assert received.line().endswith("FAILED, answered 451 (SES would retry): RuntimeError: S3 is down")
+
+
+def test_smtp_received_line_names_the_outbox_file(ingress: Ingress) -> None:
+    send(ingress, note(), [f"event@{DOMAIN}"])
+
+    [received] = ingress.handler.received
+    line = received.line()
+    assert isinstance(received, Received)
+    assert re.search(rf"alice.chen@example.com -> event@{DOMAIN}: forwarded to 2 member\(s\) via event -> ", line)
+    assert line.endswith(".eml")
+
+
+def test_smtp_command_serves_until_interrupted(workdir: Path) -> None:
+    # GIVEN `forwarder smtp` started as an operator would (the console script), on any free port
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+    process = subprocess.Popen(
+        [str(FORWARDER), "smtp", "--port", "0", "--domain", DOMAIN, "--aliases", str(EVENTS / "aliases.toml")],
+        cwd=workdir,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+) for mail to @dev\.aws-educate\.tw \(4 alias", banner)
+        assert match, banner + (process.stderr.read() if process.poll() is not None and process.stderr else "")
+
+        # WHEN a mail is sent to it
+        with smtplib.SMTP("127.0.0.1", int(match[1]), timeout=30) as client:
+            client.sendmail("alice.chen@example.com", [f"mkt@{DOMAIN}"], note())
+
+        # THEN it prints one line for the forwarded message, and stops cleanly on Ctrl-C
+        line = process.stdout.readline()
+        assert f"alice.chen@example.com -> mkt@{DOMAIN}: forwarded to 2 member(s) via mkt -> outbox/01-mkt-" in line
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert "forwarder smtp: stopped" in process.stdout.read()
+        assert len(list((workdir / "outbox").glob("*.eml"))) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
