@@ -38,6 +38,11 @@ def no_aws_environment(tmp_path: Path) -> dict[str, str]:
     return environment
 
 
+def console(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script, as an operator would."""
+    return subprocess.run([str(FORWARDER), *argv], capture_output=True, text=True, timeout=60, check=False, env=env)
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "forwarder")
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -48,7 +53,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
 
 
 def test_console_script_help(workdir: Path) -> None:
-    done = subprocess.run([str(FORWARDER), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    done = console("--help")
 
     assert done.returncode == 0
     for command in ("run", "events", "aliases", "doctor", "smtp", "redrive"):
@@ -57,14 +62,7 @@ def test_console_script_help(workdir: Path) -> None:
 
 def test_missing_credentials_is_one_line_without_traceback(workdir: Path) -> None:
     # GIVEN no AWS credentials anywhere
-    done = subprocess.run(
-        [str(FORWARDER), "aliases", "list", "--config-env", "dev"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=no_aws_environment(workdir),
-    )
+    done = console("aliases", "list", "--config-env", "dev", env=no_aws_environment(workdir))
 
     # THEN one line says how to log in, exit code 2
     assert done.returncode == 2
@@ -74,14 +72,7 @@ def test_missing_credentials_is_one_line_without_traceback(workdir: Path) -> Non
 
 
 def test_unknown_profile_is_one_line(workdir: Path) -> None:
-    done = subprocess.run(
-        [str(FORWARDER), "doctor", "--config-env", "dev", "--profile", "nobody"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=no_aws_environment(workdir),
-    )
+    done = console("doctor", "--config-env", "dev", "--profile", "nobody", env=no_aws_environment(workdir))
 
     assert done.returncode == 2
     assert "The config profile (nobody) could not be found" in done.stderr
