@@ -19,7 +19,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv tools run test unit lint format typecheck bench build deploy template events clean
+.PHONY: help venv tools run test unit lint format typecheck bench build deploy template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ tools: $(SAM) $(CHECKOV) ## Install the SAM CLI and checkov, each in its own env
 
 run: venv ## Forward the sample mails in events/ through the real handler against an embedded AWS
 	$(BIN)/forwarder run --events events --outbox outbox
+
+smtp: venv ## Local SMTP server on 127.0.0.1:2525: mail to the sample domain is forwarded into outbox/
+	$(BIN)/forwarder smtp --port 2525 --outbox outbox
 
 test: venv tools ## The whole suite: lint, types, unit, integration, template checks
 	$(BIN)/ruff check forwarder tests bench custom_resources
