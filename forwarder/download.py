@@ -17,9 +17,11 @@ def _runtime() -> tuple[DownloadSettings, Any, bytes]:
     import boto3
     from aws_lambda_powertools.utilities.parameters import get_secret
 
+    from forwarder.wiring import s3_config
+
     settings = load_settings(DownloadSettings)
     key = str(get_secret(settings.link_secret, max_age=300)).encode()
-    return settings, boto3.client("s3"), key
+    return settings, boto3.client("s3", config=s3_config()), key
 
 
 def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> dict[str, Any]:

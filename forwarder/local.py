@@ -62,6 +62,7 @@ class LocalSes:
     refuse: dict[str, SesRefusal] = field(default_factory=dict)
     refuse_calls: dict[int, SesRefusal] = field(default_factory=dict)
     calls: int = 0
+    sandbox: bool = False
 
     def accept(self, params: Mapping[str, Any]) -> SentMail:
         """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`.
@@ -120,9 +121,54 @@ class LocalSes:
             "ResponseMetadata": {"HTTPStatusCode": 200},
         }
 
+    def _account(self, **_: Any) -> tuple[Any, dict[str, Any]]:
+        # moto does not implement GetAccount.
+        account = {
+            "ProductionAccessEnabled": not self.sandbox,
+            "SendingEnabled": True,
+            "EnforcementStatus": "HEALTHY",
+            "SendQuota": {
+                "Max24HourSend": 200.0 if self.sandbox else 50_000.0,
+                "MaxSendRate": 1.0 if self.sandbox else 14.0,
+                "SentLast24Hours": float(len(self.outbox)),
+            },
+        }
+        return self._ok(account)
+
+    def _identity(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        # moto reports VerifiedForSendingStatus False even for a verified domain.
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        name = context["local_ses_params"]["EmailIdentity"]
+        if not self._verified(name if "@" in name else f"postmaster@{name}"):
+            error = {
+                "Error": {"Code": "NotFoundException", "Message": f"Email identity {name} does not exist."},
+                "ResponseMetadata": {"HTTPStatusCode": 404},
+            }
+            return AWSResponse("https://email.local", 404, HTTPHeaders(), None), error
+        return self._ok(
+            {
+                "IdentityType": "EMAIL_ADDRESS" if "@" in name else "DOMAIN",
+                "VerifiedForSendingStatus": True,
+                "VerificationStatus": "SUCCESS",
+            }
+        )
+
+    @staticmethod
+    def _ok(body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        return AWSResponse("https://email.local", 200, HTTPHeaders(), None), {
+            **body,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
     def install(self, events: Any) -> None:
-        events.register("provide-client-params.sesv2.SendEmail", self._remember_params)
+        for operation in ("SendEmail", "GetEmailIdentity"):
+            events.register(f"provide-client-params.sesv2.{operation}", self._remember_params)
         events.register("before-call.sesv2.SendEmail", self._answer)
+        events.register("before-call.sesv2.GetAccount", self._account)
+        events.register("before-call.sesv2.GetEmailIdentity", self._identity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,8 @@ class Outcome:
     oversize: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: what the handler returns and the idempotency record stores."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:

@@ -18,7 +18,14 @@ def client_config() -> Any:
     """botocore settings shared by every client: standard retries, bounded waits."""
     from botocore.config import Config
 
-    return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+    return Config(retries={"total_max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+
+
+def s3_config() -> Any:
+    """S3 also signs presigned download links: SigV4, which every region accepts."""
+    from botocore.config import Config
+
+    return client_config().merge(Config(signature_version="s3v4"))
 
 
 def build_service(settings: Settings) -> ForwardingService:
@@ -42,7 +49,7 @@ def build_service(settings: Settings) -> ForwardingService:
         )
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
-    store = S3MailStore(boto3.client("s3", config=config), settings.bucket, settings.prefix)
+    store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
     return ForwardingService(
         settings=settings,
         store=store,

@@ -1,0 +1,131 @@
+"""The SES sender: request shape, botocore retries, and what each lasting refusal means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from forwarder.aws.sender import (
+    MessageRejectedError,
+    RecipientNotVerifiedError,
+    SenderNotReadyError,
+    SesSender,
+)
+from forwarder.wiring import client_config
+
+DOMAIN = "dev.aws-educate.tw"
+
+
+def sesv2() -> Any:
+    return boto3.client("sesv2", region_name="us-west-2", config=client_config())
+
+
+def rejected(code: str = "MessageRejected") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "Email address is not verified."}}, "SendEmail")
+
+
+def test_send_request_has_envelope_recipients_raw_data_and_configuration_set() -> None:
+    client = sesv2()
+    sender = SesSender(client, DOMAIN, "forwarder-dev")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_email",
+            {"MessageId": "abc"},
+            {
+                "FromEmailAddress": "team@dev.aws-educate.tw",
+                "Destination": {"ToAddresses": ["a@x.org", "b@y.org"]},
+                "Content": {"Raw": {"Data": b"raw bytes \xff"}},
+                "ConfigurationSetName": "forwarder-dev",
+            },
+        )
+        assert sender.send(b"raw bytes \xff", "team@dev.aws-educate.tw", ["a@x.org", "b@y.org"]) == "abc"
+
+
+@pytest.mark.parametrize("count", [0, 51])
+def test_send_refuses_recipient_counts_ses_would_reject(count: int) -> None:
+    with pytest.raises(ValueError, match="1 to 50"):
+        SesSender(sesv2(), DOMAIN).send(b"x", "team@dev.aws-educate.tw", [f"m{i}@x.org" for i in range(count)])
+
+
+def test_throttling_is_retried_by_botocore_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN SES answering every request with a throttling error at the HTTP layer
+    client = sesv2()
+    attempts = []
+
+    def throttle(request: Any, **_: Any) -> AWSResponse:
+        attempts.append(request)
+        body = b'{"__type": "TooManyRequestsException", "message": "Maximum sending rate exceeded."}'
+        headers = HTTPHeaders({"x-amzn-ErrorType": "TooManyRequestsException", "Content-Type": "application/json"})
+        return AWSResponse(request.url, 429, headers, _Raw(body))
+
+    client.meta.events.register("before-send.sesv2.SendEmail", throttle)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
+    # WHEN a send is attempted, THEN botocore retried it (standard mode, 5 attempts) before raising
+    with pytest.raises(ClientError) as error:
+        SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["a@x.org"])
+    assert error.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert len(attempts) == 5
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+@pytest.mark.parametrize(
+    ("code", "fragment"),
+    [
+        ("MailFromDomainNotVerifiedException", "MAIL FROM"),
+        ("AccountSuspendedException", "suspended"),
+        ("SendingPausedException", "paused"),
+        ("NotFoundException", "configuration set"),
+    ],
+)
+def test_environment_problems_are_sender_not_ready(code: str, fragment: str) -> None:
+    error = SesSender(sesv2(), DOMAIN).classify(rejected(code), ["a@x.org"])
+    assert isinstance(error, SenderNotReadyError)
+    assert fragment in str(error)
+    assert "us-west-2" in str(error)
+
+
+def test_message_rejected_with_unverified_identity_is_sender_not_ready() -> None:
+    client = sesv2()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_email_identity", "NotFoundException", http_status_code=404)
+        error = SesSender(client, DOMAIN).classify(rejected(), ["a@x.org"])
+    assert isinstance(error, SenderNotReadyError)
+    assert "dev.aws-educate.tw is not verified in us-west-2" in str(error)
+
+
+def test_message_rejected_in_the_sandbox_names_region_and_recipient() -> None:
+    client = sesv2()
+    with Stubber(client) as stub:
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        stub.add_response("get_account", {"ProductionAccessEnabled": False})
+        error = SesSender(client, DOMAIN).classify(rejected(), ["alice@gmail.com"])
+    assert isinstance(error, RecipientNotVerifiedError)
+    assert "us-west-2 is in the SES sandbox" in str(error)
+    assert "alice@gmail.com" in str(error)
+    assert "production access" in str(error)
+
+
+def test_message_rejected_out_of_the_sandbox_is_about_the_message() -> None:
+    client = sesv2()
+    with Stubber(client) as stub:
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        stub.add_response("get_account", {"ProductionAccessEnabled": True})
+        error = SesSender(client, DOMAIN).classify(rejected(), ["a@x.org"])
+    assert isinstance(error, MessageRejectedError)
+
+
+def test_unknown_errors_pass_through_for_a_retry() -> None:
+    original = rejected("InternalFailure")
+    assert SesSender(sesv2(), DOMAIN).classify(original, ["a@x.org"]) is original
