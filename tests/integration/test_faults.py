@@ -245,3 +245,39 @@ def test_handler_fuzz_never_raises(aws: EmbeddedAws, raw: bytes) -> None:
     aws.store_mail(raw, message_id)
     result = aws.invoke(build_event(b"From: a@example.com\r\n\r\n", ["team@dev.aws-educate.tw"], message_id=message_id))
     assert result["outcomes"][0]["forwarded"]
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="needs the gpg command")
+def test_pgp_mime_signature_still_verifies_after_forwarding(aws: EmbeddedAws, tmp_path: Path) -> None:
+    # GIVEN a PGP/MIME signed mail (RFC 3156) signed with a fresh key
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--passphrase", ""]
+    subprocess.run(
+        [*gpg, "--quick-gen-key", "alice@example.com", "ed25519", "sign", "never"], check=True, capture_output=True
+    )
+    part = b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSigned \xe2\x9c\x93\r\n"
+    (tmp_path / "part").write_bytes(part)
+    subprocess.run(
+        [*gpg, "--armor", "--detach-sign", "-o", str(tmp_path / "part.asc"), str(tmp_path / "part")], check=True
+    )
+    signature = (tmp_path / "part.asc").read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    raw = (
+        b"From: Alice <alice@example.com>\r\nTo: team@dev.aws-educate.tw\r\nSubject: signed\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/signed; micalg=pgp-sha512; protocol="application/pgp-signature"; boundary="SIG"\r\n'
+        b"\r\n--SIG\r\n"
+        + part
+        + b"\r\n--SIG\r\nContent-Type: application/pgp-signature\r\n\r\n"
+        + signature
+        + b"\r\n--SIG--\r\n"
+    )
+    # WHEN it is forwarded
+    _, sent = aws.deliver(raw, ["team@dev.aws-educate.tw"], message_id="pgp-1")
+    forwarded = sent[0].raw
+    # THEN the signed part, cut out of the forwarded mail as a receiving client would, still verifies
+    signed_part = forwarded.split(b"\r\n--SIG\r\n", 1)[1].split(b"\r\n--SIG\r\n", 1)[0]
+    (tmp_path / "forwarded-part").write_bytes(signed_part)
+    verify = [*gpg, "--verify", str(tmp_path / "part.asc"), str(tmp_path / "forwarded-part")]
+    assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
+    (tmp_path / "forwarded-part").write_bytes(signed_part.replace(b"Signed", b"Signet"))
+    assert subprocess.run(verify, capture_output=True, check=False).returncode != 0
