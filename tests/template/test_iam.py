@@ -1,0 +1,95 @@
+"""Least privilege: what each function's role may do, on which resources, in each environment."""
+
+from __future__ import annotations
+
+from tests.template.cloudformation import ACCOUNT, Environment, Stack, statements
+
+MANAGED = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+}
+
+
+def grants(stack: Stack, role: str) -> dict[str, set[str]]:
+    """Action -> resources over the role's inline statements (all Allow)."""
+    found: dict[str, set[str]] = {}
+    for statement in statements(stack.resource(role), stack):
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+        for action in statement["Action"]:
+            found.setdefault(action, set()).update(statement["Resource"])
+    return found
+
+
+def test_iam_forwarder_role_least_privilege(stack: Stack, env: Environment) -> None:
+    # GIVEN the forwarder's job (read the stored mail, read the aliases, send as the domain, record forwards,
+    # sign links, report failures) THEN its role may do exactly that, each on its own resource
+    region, domain = env.region, env.parameters["DomainName"]
+    identity = f"arn:aws:ses:{region}:{ACCOUNT}:identity/{domain}"
+    configuration_set = f"arn:aws:ses:{region}:{ACCOUNT}:configuration-set/<Ref:ConfigurationSet>"
+    path = f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/email-forwarder/{env.name}/aliases"
+    table = {"<IdempotencyTable.Arn>"}
+    assert grants(stack, "ForwarderFunctionRole") == {
+        "s3:GetObject": {"<MailBucket.Arn>/inbound/*"},
+        "ses:SendEmail": {identity, configuration_set},
+        "ses:SendRawEmail": {identity, configuration_set},
+        "ses:GetEmailIdentity": {identity},
+        "ses:GetAccount": {"*"},
+        "ssm:GetParametersByPath": {path, f"{path}/*"},
+        "ssm:GetParameters": {path, f"{path}/*"},
+        "ssm:GetParameter": {path, f"{path}/*"},
+        "dynamodb:GetItem": table,
+        "dynamodb:PutItem": table,
+        "dynamodb:UpdateItem": table,
+        "dynamodb:DeleteItem": table,
+        "secretsmanager:GetSecretValue": {"<Ref:LinkSecret>"},
+        "sqs:SendMessage": {"<FailureQueue.Arn>"},
+    }
+
+
+def test_iam_only_get_account_has_a_wildcard_resource(stack: Stack) -> None:
+    # GIVEN ses:GetAccount has no resource type in IAM THEN it is the forwarder's only "*", alone in its statement
+    for role in ("ForwarderFunctionRole", "DownloadFunctionRole"):
+        for statement in statements(stack.resource(role), stack):
+            if "*" in statement["Resource"]:
+                assert statement["Action"] == ["ses:GetAccount"], statement
+            assert not any("*" in action for action in statement["Action"]), statement
+
+
+def test_iam_download_role_reads_mail_and_key_only(stack: Stack) -> None:
+    assert grants(stack, "DownloadFunctionRole") == {
+        "s3:GetObject": {"<MailBucket.Arn>/inbound/*"},
+        "secretsmanager:GetSecretValue": {"<Ref:LinkSecret>"},
+    }
+
+
+def test_iam_activation_role_only_switches_the_active_rule_set(stack: Stack) -> None:
+    # GIVEN the active rule set is an account-and-region setting without an ARN THEN the custom resource may only
+    # read and set it
+    assert grants(stack, "RuleSetActivationFunctionRole") == {
+        "ses:SetActiveReceiptRuleSet": {"*"},
+        "ses:DescribeActiveReceiptRuleSet": {"*"},
+    }
+
+
+def test_iam_roles_trust_lambda_and_use_known_managed_policies(stack: Stack) -> None:
+    roles = stack.resources("AWS::IAM::Role")
+    assert set(roles) == {"ForwarderFunctionRole", "DownloadFunctionRole", "RuleSetActivationFunctionRole"}
+    for logical_id, role in roles.items():
+        trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == [
+            {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}}
+        ]
+        assert set(role["Properties"]["ManagedPolicyArns"]) <= MANAGED, logical_id
+
+
+def test_iam_public_principals_only_on_the_download_url(stack: Stack) -> None:
+    # GIVEN resource policies THEN "*" may only call the download function, and only through its URL
+    for logical_id in stack.resources("AWS::Lambda::Permission"):
+        properties = stack.properties(logical_id)
+        if properties["Principal"] == "*":
+            assert properties["FunctionName"] == "<DownloadFunction.Arn>"
+            assert properties.get("FunctionUrlAuthType") == "NONE" or properties.get("InvokedViaFunctionUrl") is True
+        else:
+            assert properties["Principal"] == "ses.amazonaws.com"
+            assert properties["SourceAccount"] == ACCOUNT
