@@ -207,6 +207,9 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     domain = _smtp_domain(args)
     source = args.aliases or (args.events / "aliases.toml")
     aliases = read_file(source) if args.aliases or source.exists() else {}
+    # Ctrl-C and `kill` both stop the server cleanly (even when started in the background, where the
+    # shell makes the process ignore SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with serve(

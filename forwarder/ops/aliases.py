@@ -182,7 +182,7 @@ def read_file(path: Path) -> Aliases:
     return aliases
 
 
-def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = "") -> str:
+def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = "", env: str = "ENV") -> str:
     """The alias lists as a TOML, YAML or JSON document that `read_file` reads back."""
     data = {"aliases": {name: list(aliases[name]) for name in sorted(aliases)}}
     if fmt == "json":
@@ -191,8 +191,8 @@ def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = ""
         return dump_json(data) + "\n"
     header = (
         f"# Alias lists{' of ' + source if source else ''}, written by `forwarder aliases export`.\n"
-        "# Apply edits with `forwarder aliases import FILE --config-env ENV` (--prune deletes the aliases\n"
-        "# this file does not list).\n"
+        f"# Apply edits with `forwarder aliases import FILE --config-env {env}` (--prune also deletes\n"
+        "# the aliases this file does not list).\n"
     )
     if fmt == "yaml":
         import yaml
@@ -305,7 +305,8 @@ class AliasCommands:
 
     def export(self, path: Path | None, fmt: str) -> str:
         """The alias lists as a document; written to `path` when given."""
-        text = render_file(self.store.read(), file_format(path) if path else fmt, self.where)
+        env = self.target.name or "ENV"
+        text = render_file(self.store.read(), file_format(path) if path else fmt, self.where, env)
         if path:
             path.write_text(text)
         return text
@@ -332,6 +333,6 @@ class AliasCommands:
         counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update", "delete")}
         self.out.write(
             f"applied: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted "
-            f"(the forwarder sees it within its alias cache time)\n"
+            "(a running forwarder sees it within FORWARDER_ALIAS_CACHE_SECONDS, 60 s by default)\n"
         )
         return 0

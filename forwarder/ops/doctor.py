@@ -15,8 +15,9 @@ from forwarder.ops.aliases import AliasStore, member_problems, problems
 from forwarder.ops.envconfig import StackNotFoundError, Target
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
-# "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html.
-# AWS adds regions over time: a region missing here is reported as a warning, not a failure.
+# "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
+# list as template.yaml's ReceivingRegion rule. AWS adds regions over time: a region missing here is
+# reported as a warning, not a failure.
 RECEIVING_REGIONS = frozenset(
     {
         "us-east-1",
@@ -24,6 +25,7 @@ RECEIVING_REGIONS = frozenset(
         "us-west-1",
         "us-west-2",
         "ca-central-1",
+        "sa-east-1",
         "eu-west-1",
         "eu-west-2",
         "eu-central-1",
