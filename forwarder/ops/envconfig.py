@@ -172,9 +172,11 @@ class Target:
         """--domain, else the DomainName parameter, else the stack's Domain output; None when unknown."""
         domain = self.explicit_domain or self.parameters.get("DomainName")
         if not domain and self.stack_name:
+            from botocore.exceptions import ClientError
+
             try:
                 domain = self.outputs().get("Domain")
-            except CommandError:
+            except (CommandError, ClientError):  # no stack, or no right to read it: the domain stays unknown
                 domain = None
         return domain.strip().lower().rstrip(".") if domain else None
 
