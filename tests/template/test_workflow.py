@@ -1,0 +1,90 @@
+"""The GitOps deploy workflow: valid, lint-clean, least-privilege, and wired to samconfig's environments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.template.cloudformation import ROOT, Environment
+from tests.template.conftest import find_tool, run_tool
+
+WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    document = yaml.safe_load(WORKFLOW.read_text())
+    # PyYAML reads the key `on` as True (YAML 1.1)
+    document["on"] = document.pop(True, document.get("on"))
+    return document
+
+
+@pytest.mark.tools
+def test_workflow_matches_the_github_schema() -> None:
+    result = run_tool([find_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.tools
+def test_workflow_zizmor_finds_nothing_even_pedantic() -> None:
+    # GIVEN zizmor's audits (template injection, unpinned actions, credentials, permissions) WHEN run offline and
+    # pedantic THEN nothing is found
+    result = run_tool([find_tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress", str(WORKFLOW)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflow_deploys_each_environment_from_its_branch(
+    workflow: dict[str, Any], environments: dict[str, Environment]
+) -> None:
+    # GIVEN one branch per environment THEN a push to env/<name> deploys <name>, and nothing else triggers a deploy
+    assert set(workflow["on"]) == {"push", "workflow_dispatch"}
+    assert sorted(workflow["on"]["push"]["branches"]) == sorted(f"env/{name}" for name in environments)
+    script = workflow["jobs"]["target"]["steps"][-1]["run"]
+    for name in environments:
+        assert f"env/{name}" in script
+
+
+def test_workflow_deploy_job_uses_oidc_with_least_privilege(workflow: dict[str, Any]) -> None:
+    # GIVEN the deploy job THEN it gets AWS credentials through OIDC from the environment's role, may read the
+    # repository and mint an id token, and nothing else
+    assert workflow["permissions"] == {}
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["permissions"] == {"id-token": "write", "contents": "read"}
+    for name, job in workflow["jobs"].items():
+        if name != "deploy":
+            assert job["permissions"] == {"contents": "read"}, name
+    credentials = next(
+        s for s in deploy["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials")
+    )
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    assert "aws-access-key-id" not in credentials["with"]
+
+
+def test_workflow_deploy_job_per_environment_with_approval_and_concurrency(workflow: dict[str, Any]) -> None:
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == ["target", "test"]
+    assert deploy["environment"]["name"] == "${{ needs.target.outputs.environment }}"
+    assert deploy["concurrency"] == {
+        "group": "deploy-${{ needs.target.outputs.environment }}",
+        "cancel-in-progress": False,
+    }
+    commands = " ".join(step.get("run", "") for step in deploy["steps"])
+    assert "make build" in commands
+    assert 'sam deploy --config-env "$ENVIRONMENT" --no-confirm-changeset' in commands
+
+
+def test_workflow_actions_pinned_to_commits(workflow: dict[str, Any]) -> None:
+    # GIVEN third-party actions THEN each is pinned to a full commit SHA, with its version in a comment
+    text = WORKFLOW.read_text()
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.match(r"\s+# v\d", comment), f"{action} lacks its version comment"
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout"):
+                assert step["with"]["persist-credentials"] is False
