@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from forwarder.ops.aliases import AliasStore, member_problems, problems
 from forwarder.ops.envconfig import StackNotFoundError, Target
+from forwarder.ops.errors import CommandError
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
 # "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
@@ -195,6 +196,8 @@ class Doctor:
             return Check(name, Status.SKIP, "the domain is unknown", "give --domain or deploy the stack")
         try:
             return step()
+        except CommandError as error:  # e.g. no alias path known without --config-env
+            return Check(name, Status.SKIP, str(error))
         except DnsLookupError as error:
             return Check(name, Status.WARN, f"DNS did not answer: {error}", "try again later")
         except Exception as error:
@@ -223,6 +226,8 @@ class Doctor:
             stack = self.target.stack()
         except StackNotFoundError:
             return Check("stack", Status.FAIL, f"{name} does not exist in {self.region}", f"deploy it: `{deploy}`")
+        except CommandError as error:
+            return Check("stack", Status.SKIP, str(error))
         self.outputs = self.target.outputs()
         status = str(stack.get("StackStatus", ""))
         detail = f"{name}: {status}"

@@ -88,10 +88,16 @@ def load_samconfig(path: Path, name: str) -> SamConfig:
     )
 
 
-def client_config() -> Any:
-    """botocore settings for the operator's clients: standard retries, bounded waits."""
+def client_config(service: str = "") -> Any:
+    """botocore settings for the operator's clients: standard retries, bounded waits.
+
+    A synchronous Lambda invoke waits for the function (up to its 15-minute limit) and is not retried
+    by the client: a retry while the first run still holds the idempotency record would only fail.
+    """
     from botocore.config import Config
 
+    if service == "lambda":
+        return Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=905)
     return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
@@ -115,7 +121,7 @@ class Target:
             import boto3
 
             self._session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
-        return self._session.client(service, region_name=self.region, config=client_config())
+        return self._session.client(service, region_name=self.region, config=client_config(service))
 
     # the stack -----------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +225,24 @@ def test_doctor_sandbox_with_verified_members_passes(
     assert result.code == 0
     assert rows(result.out)["sandbox members"].startswith("✓")
     assert rows(result.out)["account"].startswith("!")
+
+
+def test_doctor_with_flags_only_checks_what_it_can(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver, workdir: Path
+) -> None:
+    # GIVEN no samconfig.toml and no stack name: only a region and a domain
+    (workdir / "samconfig.toml").unlink()
+    client("ses").verify_domain_identity(Domain=DOMAIN)
+    client_overrides["sesv2"] = FakeSesV2()
+    resolver.mx_records[DOMAIN] = [(10, f"inbound-smtp.{REGION}.amazonaws.com")]
+
+    result = cli("doctor", "--region", REGION, "--domain", DOMAIN)
+
+    # THEN what needs the stack or the alias path is skipped with the reason; the rest is checked
+    table = rows(result.out)
+    assert table["stack"].startswith("-") and "no stack name" in table["stack"]
+    assert table["aliases"].startswith("-") and "no alias path" in table["aliases"]
+    assert table["SES identity"].startswith("✓")
+    assert table["MX"].startswith("✓")
+    assert result.code == 1  # no active receipt rule set in the region
+    assert table["receipt rule"].startswith("✗")
