@@ -33,6 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pythonpath", help="PYTHONPATH of the measured processes: a candidate forwarder package to measure instead"
     )
+    parser.add_argument("--xray", action="store_true", help="the forwarder with X-Ray tracing on (Tracing: Active)")
     parser.add_argument("--memory-mb", type=int, help="Lambda memory size for the cost rows (default: template.yaml)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results.md)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work", help="generated mails and scratch")
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.profiling import profile
 
         return profile(args.work)
-    plan = Plan(idempotency=args.idempotency)
+    plan = Plan(idempotency=args.idempotency, xray=args.xray)
     if args.quick:
         plan = replace(plan, rounds=1, warm_count=30, largest=False)
     if args.rounds:
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     memory_mb, source = configured_memory(ROOT / "template.yaml", args.memory_mb)
     print(console(results, memory_mb, source))
     if not args.check:
-        default = "results-idempotency.md" if args.idempotency else "results.md"
+        suffix = "".join(f"-{name}" for name in ("idempotency", "xray") if getattr(args, name))
+        default = f"results{suffix}.md"
         out = args.out or ROOT / "bench" / default
         out.write_text(markdown(results, memory_mb, source))
         print(f"\nwritten: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")

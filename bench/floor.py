@@ -1,7 +1,7 @@
 """The floor: what any Python forwarder must do, and nothing else.
 
 Read the stored mail from S3, hand the same bytes to SES v2. Same environment, same fake AWS and the
-same botocore client settings as the forwarder (`forwarder.wiring.client_config`, repeated here so
+same botocore client settings as the forwarder (`forwarder.wiring.client_config` and `s3_config`, repeated here so
 that the floor imports nothing of the forwarder). No header rewrite, no alias lookup, no logging,
 metrics, tracing or idempotency.
 """
@@ -14,13 +14,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+_CONFIG = Config(retries={"total_max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
 _BUCKET = os.environ["FORWARDER_BUCKET"]
 _PREFIX = os.environ.get("FORWARDER_PREFIX", "")
 _FROM = f"team@{os.environ['FORWARDER_DOMAIN']}"
 _MEMBERS = os.environ["BENCH_MEMBERS"].split(",")
 
-s3 = boto3.client("s3", config=_CONFIG)
+s3 = boto3.client("s3", config=_CONFIG.merge(Config(signature_version="s3v4")))
 sesv2 = boto3.client("sesv2", config=_CONFIG)
 
 

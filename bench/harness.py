@@ -54,6 +54,7 @@ class Plan:
     check: bool = True
     only: tuple[str, ...] = MEASURES
     pythonpath: str | None = None  # a candidate forwarder package to measure instead of the working tree
+    xray: bool = False
 
 
 @dataclass
@@ -120,7 +121,9 @@ def fake_aws(work: Path) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def environment(endpoint: str, work: Path, idempotency: bool, pythonpath: str | None = None) -> dict[str, str]:
+def environment(
+    endpoint: str, work: Path, idempotency: bool, pythonpath: str | None = None, xray: bool = False
+) -> dict[str, str]:
     """The environment of every measured process, the same for the forwarder and the floor."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -150,6 +153,14 @@ def environment(endpoint: str, work: Path, idempotency: bool, pythonpath: str | 
         env["FORWARDER_IDEMPOTENCY_TABLE"] = TABLE
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    if xray:
+        # What `Tracing: Active` means in Lambda: the runtime's trace header, the daemon's address (UDP,
+        # nobody listens: segments are sent and lost), and no switch turning Powertools' Tracer off.
+        del env["POWERTOOLS_TRACE_DISABLED"]
+        env["LAMBDA_TASK_ROOT"] = str(ROOT)
+        env["_X_AMZN_TRACE_ID"] = "Root=1-67890abc-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+        env["AWS_XRAY_DAEMON_ADDRESS"] = "127.0.0.1:2000"
+        env["AWS_XRAY_CONTEXT_MISSING"] = "IGNORE_ERROR"
     return env
 
 
@@ -187,11 +198,13 @@ class Runner:
             ready = os.read(read_end, 1)
             elapsed = time.perf_counter() - started
             os.close(read_end)
-            code = child.wait()
+            _, status, usage = os.wait4(child.pid, 0)  # not Popen.wait(): the child's CPU time comes with it
+            child.returncode = code = os.waitstatus_to_exitcode(status)
         if code != 0 or not result_path.exists():
             tail = stderr_path.read_text(errors="replace")[-3000:]
             raise HarnessError(f"{spec['side']} {spec['mode']} exited {code}:\n{tail}")
         result = json.loads(result_path.read_text())
+        result["process_cpu_ms"] = (usage.ru_utime + usage.ru_stime) * 1e3
         if spec["mode"] == "cold" and ready != b"1":
             raise HarnessError("the cold-start child did not report its first forward")
         if self.check:
@@ -224,6 +237,7 @@ class Runner:
 class Results:
     plan: Plan
     cold: Samples = field(default_factory=Samples)
+    cold_cpu: Samples = field(default_factory=Samples)
     cold_import: Samples = field(default_factory=Samples)
     cold_first: Samples = field(default_factory=Samples)
     cold_rss: Samples = field(default_factory=Samples)
@@ -250,7 +264,7 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
     results = Results(plan, mail_bytes={name: mail_size(work, name) for name in events})
     big = [*plan.sizes, *((LARGEST, OVERSIZE) if plan.largest else ())] if "mail" in plan.only else []
     with fake_aws(work) as endpoint:
-        env = environment(endpoint, work, plan.idempotency, plan.pythonpath)
+        env = environment(endpoint, work, plan.idempotency, plan.pythonpath, plan.xray)
         runner = Runner(work, endpoint, env, plan.check)
         small = str(events[SMALL])
         for side in SIDES:  # compile bytecode and warm the page cache; not measured
@@ -260,6 +274,7 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
             for side in _order(number) if "cold" in plan.only else ():
                 result, elapsed = runner.spawn({"side": side, "mode": "cold", "event": small})
                 results.cold.add(side, elapsed)
+                results.cold_cpu.add(side, result["process_cpu_ms"])
                 results.cold_import.add(side, result["import_ms"])
                 results.cold_first.add(side, result["first_ms"])
                 results.cold_rss.add(side, result["max_rss_kb"] / 1024)

@@ -51,6 +51,7 @@ def rows(results: Results) -> list[Row]:
     """Every measured row, the budget rows carrying their budget."""
     found = [
         _row("cold start (spawn -> first mail sent)", "ms", results.cold, 1.3),
+        _row("cold start: CPU time (user + sys)", "ms", results.cold_cpu),
         _row("cold start: importing the handler module", "ms", results.cold_import),
         _row("cold start: first invocation", "ms", results.cold_first),
         _row("cold start: peak RSS", "MiB", results.cold_rss),
@@ -206,8 +207,14 @@ def markdown(results: Results, memory_mb: int, source: str) -> str:
         f"- plan: {plan.rounds} rounds, {plan.warm_count} small mails per warm process, idempotency "
         f"{'ON (DynamoDB)' if plan.idempotency else 'off'}; {results.runs} processes in {results.seconds:.0f} s"
         + (f"; forwarder package from PYTHONPATH={plan.pythonpath}" if plan.pythonpath else ""),
-        "- both sides: X-Ray off (POWERTOOLS_TRACE_DISABLED=1; the floor has no tracing either), forwarder logs "
-        "at INFO to /dev/null, the same fake AWS over HTTP on 127.0.0.1 and the same botocore client settings",
+        (
+            "- X-Ray ON for the forwarder (Lambda-like environment, segments sent over UDP to nobody); the floor "
+            "has no tracing"
+            if plan.xray
+            else "- X-Ray off on both sides (POWERTOOLS_TRACE_DISABLED=1; the floor has no tracing)"
+        ),
+        "- both sides: forwarder logs at INFO to /dev/null, the same fake AWS over HTTP on 127.0.0.1, the same "
+        "botocore client settings",
         "- medians over the rounds; every process is fresh; peak RSS is VmHWM (MiB)",
         "",
         *table(found),
