@@ -315,3 +315,14 @@ def test_aliases_with_flags_only_and_no_samconfig(cli: Cli, seeded: None, workdi
 
     assert result.code == 0
     assert set(json.loads(result.out)) == {"team", "tech"}
+
+
+def test_aliases_list_reads_every_page(cli: Cli, aws: None, workdir: Path) -> None:
+    # GIVEN more aliases than SSM returns in one page (10)
+    path = workdir / "many.toml"
+    path.write_text("[aliases]\n" + "".join(f'a{n:02d} = ["member{n}@gmail.com"]\n' for n in range(25)))
+    assert cli("aliases", "import", str(path), "--config-env", "dev", "--yes").code == 0
+
+    listed = json.loads(cli("aliases", "list", "--config-env", "dev", "--json").out)
+
+    assert len(listed) == 25
