@@ -17,7 +17,8 @@ from typing import Any, TextIO
 from forwarder.mail.routing import is_valid_address, split_members
 from forwarder.ops.errors import CommandError
 
-ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+# The runtime's alias names (forwarder.config), e.g. `team` or the catch-all `_catchall`.
+ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]{1,64}$")
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
 # advanced tier, and never fails on a parameter that is already advanced.
 _TIER = "Intelligent-Tiering"

@@ -326,3 +326,11 @@ def test_aliases_list_reads_every_page(cli: Cli, aws: None, workdir: Path) -> No
     listed = json.loads(cli("aliases", "list", "--config-env", "dev", "--json").out)
 
     assert len(listed) == 25
+
+
+def test_aliases_set_the_catch_all_alias(cli: Cli, seeded: None) -> None:
+    # the parameter `_catchall` receives mail for every unknown address of the domain
+    result = cli("aliases", "set", "_catchall", "office@gmail.com", "--config-env", "dev", "--yes")
+
+    assert result.code == 0
+    assert members("_catchall") == ["office@gmail.com"]
