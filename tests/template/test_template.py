@@ -168,6 +168,22 @@ def test_template_configuration_set_publishes_feedback(stack: Stack, env: Enviro
     assert all(d["Enabled"] for d in destinations)
 
 
+def test_template_ses_may_publish_events_of_this_configuration_set_only(stack: Stack, env: Environment) -> None:
+    # GIVEN SES publishes to the events topic THEN the topic lets SES do so for this account's configuration set only
+    policy = stack.properties("SesEventsTopicPolicy")
+    assert policy["Topics"] == ["<Ref:SesEventsTopic>"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": ACCOUNT,
+            "aws:SourceArn": f"arn:aws:ses:{env.region}:{ACCOUNT}:configuration-set/<Ref:ConfigurationSet>",
+        }
+    }
+    assert stack.resource("ConfigurationSetSnsEvents")["DependsOn"] == "SesEventsTopicPolicy"
+
+
 # --- receiving --------------------------------------------------------------------------------------------
 
 
