@@ -204,13 +204,17 @@ def build_event(
     account: str = ACCOUNT,
     function: str = FUNCTION,
     timestamp: datetime | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """The event an SES receipt rule's Lambda action sends for `raw` delivered to `recipients`."""
+    """The event an SES receipt rule's Lambda action sends for `raw` delivered to `recipients`.
+
+    `source` is the envelope sender (SMTP MAIL FROM); by default the first From address.
+    """
     message = split_message(raw)
     when = (timestamp or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     first = {f.key: f.value for f in reversed(message.fields)}
     senders = [address for _, address in parse_addresses(first.get("from", ""))]
-    source = senders[0] if senders else "unknown@localhost"
+    source = source or (senders[0] if senders else "unknown@localhost")
 
     def addresses(key: str) -> list[str] | None:
         return [f.value for f in message.all(key)] or None
@@ -376,7 +380,8 @@ def _create_resources(env: EmbeddedAws, idempotency: bool) -> None:
 
 def write_outbox(sent: Sequence[SentMail], directory: Path, start: int = 1) -> list[Path]:
     """Write each forwarded message to `directory` as `<n>-<alias>-<id>.eml`; returns the paths."""
-    directory.mkdir(parents=True, exist_ok=True)
+    if sent:
+        directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for number, mail in enumerate(sent, start=start):
         alias = mail.from_address.partition("@")[0]

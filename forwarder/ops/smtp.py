@@ -105,9 +105,7 @@ class IngressHandler:
 
     def deliver(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], message_id: str) -> Received:
         """Store the mail and invoke the handler as SES would; an exception is reported, not raised."""
-        event = build_event(raw, recipients, message_id=message_id)
-        if mail_from:
-            event["Records"][0]["ses"]["mail"]["source"] = mail_from
+        event = build_event(raw, recipients, message_id=message_id, source=mail_from or None)
         try:
             with self._lock:
                 result = run_mail(self.env, message_id, raw, event, self.outbox, self.verbose)
