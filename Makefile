@@ -58,12 +58,14 @@ test: venv tools ## The whole suite: lint, types, unit, integration, template ch
 unit: venv ## Unit tests only (no AWS emulator, no external tools)
 	$(BIN)/pytest tests/unit
 
-lint: venv tools ## ruff, mypy, cfn-lint, sam validate --lint, checkov
+lint: venv tools ## ruff, mypy, cfn-lint, sam validate --lint, checkov, the workflow (check-jsonschema, zizmor)
 	$(BIN)/ruff check forwarder tests bench custom_resources
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline --persona pedantic --no-progress .github/workflows
 
 format: venv ## Format and fix what ruff can
 	$(BIN)/ruff format forwarder tests bench custom_resources

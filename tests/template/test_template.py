@@ -59,7 +59,7 @@ def test_template_rules_accept_every_environment_region(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("region", ["ap-east-1", "me-central-1", "mx-central-1"])
-def test_template_rules_refuse_a_region_without_receiving(variant: Any, template: dict[str, Any], region: str) -> None:
+def test_template_rules_refuse_a_region_without_receiving(variant: Any, region: str) -> None:
     # GIVEN a region where SES does not receive mail WHEN the stack is deployed there THEN it fails before any
     # resource is created, saying why
     stack = variant("dev")
