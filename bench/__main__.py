@@ -24,7 +24,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--check", action="store_true", help="a smoke run: verify the harness end to end, write no results file"
     )
     parser.add_argument("--strict", action="store_true", help="exit 2 when a budget is not met")
-    parser.add_argument("--rounds", type=int, help="processes per side and measure (default 5)")
+    parser.add_argument("--rounds", type=int, help="processes per side and measure (default 7)")
     parser.add_argument("--count", type=int, help="small mails per warm process (default 300)")
     parser.add_argument("--idempotency", action="store_true", help="the forwarder with DynamoDB idempotency on")
     parser.add_argument(
