@@ -106,6 +106,10 @@ def profile(work: Path) -> int:
             if max(floor, handler) >= 1.0:
                 report.append(f"{name:32} {floor:8.1f} {handler:10.1f} {handler - floor:+8.1f}")
         report.append(f"{'total':32} {sum(packages['floor'].values()):8.1f} {sum(packages['handler'].values()):10.1f}")
+        report.append(
+            "(the floor module's own time is its two boto3.client() calls, made at import; the forwarder makes "
+            "its three clients in the first invocation, so they are not in this table)"
+        )
         report += ["", "== the forwarder's import tree (cumulative ms, last run; other packages >= 2 ms)", ""]
         report += _forwarder_tree(imports["handler"][-1])
 

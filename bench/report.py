@@ -132,7 +132,7 @@ def cost_lines(results: Results, memory_mb: int, source: str) -> list[str]:
         "| --- | ---: | ---: | ---: |",
     ]
     for label, samples in (("5 KB", results.small), ("10 MB", results.time.get("10mb"))):
-        if samples is None:
+        if samples is None or samples.median("handler") is None:
             continue
         floor = gb_seconds(memory_mb, samples.median("floor"))
         handler = gb_seconds(memory_mb, samples.median("handler"))
