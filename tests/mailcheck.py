@@ -68,5 +68,6 @@ def assert_other_headers_kept(before: SplitMessage, after: SplitMessage, also_to
         remaining.remove(match)
         long_line = any(len(line.rstrip(b"\r")) > h.MAX_LINE for line in original.raw.split(b"\n"))
         dirty = b"\0" in original.raw or b"\r" in original.raw.replace(b"\r\n", b"")
+        dirty = dirty or original.raw[len(original.name) : len(original.name) + 1] != b":"
         if not long_line and not dirty and original.raw.endswith(b"\n"):
             assert match.raw == original.raw, original.name

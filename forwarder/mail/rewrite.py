@@ -165,19 +165,17 @@ def rewrite_headers(
     mailbox = format_address(display_name(sender, alias), f"{alias}@{options.domain}", newline)
     from_field = render_field("From", mailbox, newline)
     reply_field = _reply_to_field(message, envelope_sender, newline)
-    out: list[bytes] = [render_field(h.MARKER, options.domain, newline)]
-    from_written = False
+    # Our fields go first: a parser that gives up at a malformed received field still sees them.
+    out: list[bytes] = [render_field(h.MARKER, options.domain, newline), from_field, reply_field or b""]
     seen: set[str] = set()
     prefixes = [tag for tag in (options.spam_tag, options.subject_prefix) if tag]
+    first_from = message.first(h.FROM)
 
     for item in message.fields:
         key = item.key
         if key == h.FROM:
-            if from_written:
+            if item is not first_from:
                 report.duplicates.append(item.name)
-            else:
-                out.extend((from_field, reply_field or b""))
-                from_written = True
             continue
         if key in h.REMOVED or (key == h.REPLY_TO and reply_field is not None):
             report.removed.append(item.name)
@@ -193,8 +191,6 @@ def rewrite_headers(
         if kept is not None:
             out.append(kept)
 
-    if not from_written:
-        out[1:1] = (from_field, reply_field or b"")
     if prefixes and h.SUBJECT not in seen:
         out.append(render_field("Subject", _encode_words(" ".join(prefixes), newline), newline))
     out.append(newline)
@@ -243,9 +239,11 @@ def render_field(name: str, value: str, newline: bytes) -> bytes:
 
 
 def _keep_field(name: str, raw: bytes, newline: bytes, report: RewriteReport) -> bytes | None:
-    """A received field made safe to resend: no bare CR or NUL, no line over 998 octets."""
-    if b"\0" in raw or _BARE_CR.search(raw):
+    """A received field made safe to resend: no bare CR or NUL, no white space before the colon
+    (obsolete syntax that many parsers take for the end of the header block), no line over 998 octets."""
+    if b"\0" in raw or _BARE_CR.search(raw) or raw[len(name) : len(name) + 1] != b":":
         raw = _BARE_CR.sub(b" ", raw.replace(b"\0", b" "))
+        raw = name.encode("ascii") + b":" + raw[len(name) :].lstrip(b" \t")[1:]
         report.sanitized.append(name)
     if not raw.endswith(b"\n"):
         raw += newline

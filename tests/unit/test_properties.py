@@ -53,7 +53,7 @@ def forward(raw: bytes) -> bytes:
     return rewrite_headers(message, "team", OPTIONS, "envelope@example.net").to_bytes()
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fields, newlines, bodies, st.sampled_from(["utf-8", "latin-1"]))
 def test_generated_header_blocks_forward_within_the_contract(
     items: list[tuple[str, str, bool]], newline: bytes, body: bytes, codec: str
@@ -65,7 +65,7 @@ def test_generated_header_blocks_forward_within_the_contract(
 CORPUS = [p.read_bytes() for p in corpus_files()]
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.sampled_from(CORPUS or [b""]), st.data())
 def test_mutated_corpus_messages_never_raise(raw: bytes, data: st.DataObject) -> None:
     # GIVEN a corpus message with random bytes flipped, cut, inserted or duplicated in its first 2 KB

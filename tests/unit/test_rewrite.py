@@ -195,6 +195,19 @@ def test_rewrite_sanitises_bare_cr_and_nul_in_kept_headers() -> None:
     assert parsed(out).get_all("Bcc") is None
 
 
+def test_rewrite_removes_white_space_before_colons_that_end_other_parsers_header_blocks() -> None:
+    # GIVEN an obsolete-syntax field before From (the stdlib's parser takes it for the body's start)
+    raw = b"Received : from x\r\nFrom: Alice <alice@example.com>\r\nSubject\t: hi\r\n\r\nbody"
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN the names are written without it and every parser sees our From
+    assert b"\r\nReceived: from x\r\n" in out
+    assert b"\r\nSubject: hi\r\n" in out
+    assert rewritten.report.sanitized == ["Received", "Subject"]
+    assert from_addresses(out) == ["team@dev.aws-educate.tw"]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_keeps_eight_bit_headers_and_body_bytes() -> None:
     raw = (
         b"From: a@example.com\nSubject: \xcf\xf0\xe8\xe2\xe5\xf2\nContent-Type: text/plain; charset=koi8-r\n\n"
