@@ -9,6 +9,11 @@ SHELL := /bin/bash
 PYENV_313 := $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13)
 PYTHON ?= $(firstword $(foreach p,python3.13 $(PYENV_313) python3,$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && echo $(p))))
 
+# Lambda's interpreter, to ship bytecode it can use (/var/task is read-only: without it every cold start
+# compiles every module again). Empty when this machine has no python3.13.
+LAMBDA_PYTHON := $(firstword $(foreach p,python3.13 $(PYENV_313),$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && echo $(p))))
+COMPILE = $(if $(LAMBDA_PYTHON),$(LAMBDA_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash,echo "no python3.13 here: no bytecode shipped for")
+
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
@@ -93,12 +98,14 @@ build-ForwarderFunction build-DownloadFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/forwarder"
 	cp -R . "$(ARTIFACTS_DIR)/forwarder/"
 	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +
+	$(COMPILE) "$(ARTIFACTS_DIR)/forwarder"
 
 # Wheels for Lambda's arm64 CPython 3.13 from any machine: no Docker, no local python3.13 needed.
 build-DependenciesLayer:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile \
 		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
 		--target "$(ARTIFACTS_DIR)/python" -r requirements.txt
+	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
 build-RuleSetActivationFunction:
 	cp rule_set_activation.py "$(ARTIFACTS_DIR)/"

@@ -34,7 +34,7 @@ MEASURES = ("cold", "small", "mail")
 SMALL = "small"
 SIZES = {"1mb": 1_000_000, "10mb": 10_000_000, "30mb": 30_000_000}
 # The largest mail that is still forwarded (headers grow a little in the rewrite), and one over the
-# limit, which takes the oversize-notice path (mail-parser) instead.
+# limit, which takes the oversize-notice path instead.
 LARGEST = "40mb"
 OVERSIZE = "oversize"
 EXTRA_SIZES = {LARGEST: MAX_MESSAGE_BYTES - 2_000, OVERSIZE: 41_000_000}

@@ -168,7 +168,7 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     versions = {}
-    for package in ("boto3", "botocore", "aws-lambda-powertools", "pydantic", "pydantic-settings", "mail-parser"):
+    for package in ("boto3", "botocore", "aws-lambda-powertools", "aws-xray-sdk"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

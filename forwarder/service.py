@@ -18,7 +18,7 @@ from forwarder.observability import logger
 
 
 class MailStore(Protocol):
-    def read(self, message_id: str) -> bytes: ...
+    def read(self, message_id: str) -> bytes | bytearray: ...
     def location(self, message_id: str) -> str: ...
 
 
@@ -27,7 +27,7 @@ class AliasDirectory(Protocol):
 
 
 class Sender(Protocol):
-    def send(self, raw: bytes, from_address: str, recipients: Sequence[str]) -> str: ...
+    def send(self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str]) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,21 +130,32 @@ class ForwardingService:
             subject_prefix=self.settings.subject_prefix,
             spam_tag=self.settings.spam_tag if decision.tag_spam else None,
         )
-        sent: list[str] = []
-        failed: list[str] = []
-        oversize = False
+        # Every head and notice first, while `message.raw` is as received; then each head is written
+        # into that buffer in place of the previous one, so the body is never copied.
+        body_length = len(message.raw) - message.body_start
+        payloads: list[tuple[Delivery, bytes, bool]] = []
         for delivery in routing.deliveries:
             rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender)
-            if delivery is routing.deliveries[0]:
+            if not payloads:
                 self._log_rewrite(rewritten.report)
-            raw = rewritten.to_bytes()
-            if len(raw) > self.settings.max_message_bytes:
-                raw, oversize = self._oversize_notice(inbound, message, delivery, len(raw)), True
-            del rewritten
+            size = len(rewritten.head) + body_length
+            if size > self.settings.max_message_bytes:
+                payloads.append((delivery, self._oversize_notice(inbound, message, delivery, size), True))
+            else:
+                payloads.append((delivery, rewritten.head, False))
+        buffer = message.raw if isinstance(message.raw, bytearray) else bytearray(message.raw)
+        head_length = message.body_start
+        sent: list[str] = []
+        failed: list[str] = []
+        for delivery, payload, is_notice in payloads:
+            if not is_notice:
+                buffer[:head_length] = payload
+                head_length = len(payload)
             for members in batch(delivery.members, MAX_RECIPIENTS):
-                ids, rejected = self._send(inbound.message_id, delivery, members, raw)
+                ids, rejected = self._send(inbound.message_id, delivery, members, payload if is_notice else buffer)
                 sent.extend(ids)
                 failed.extend(rejected)
+        oversize = any(is_notice for _, _, is_notice in payloads)
         delivered = routing.member_count - len(failed)
         outcome = Outcome(
             message_id=inbound.message_id,
@@ -160,7 +171,7 @@ class ForwardingService:
         return outcome
 
     def _send(
-        self, message_id: str, delivery: Delivery, members: tuple[str, ...], raw: bytes
+        self, message_id: str, delivery: Delivery, members: tuple[str, ...], raw: bytes | bytearray
     ) -> tuple[list[str], list[str]]:
         """Send one batch once; SES refusals that retrying cannot fix are logged, not raised."""
         from_address = f"{delivery.alias}@{self.settings.domain}"

@@ -50,14 +50,14 @@ class FakeSender:
     fail_recipients: dict[str, Exception] = field(default_factory=dict)
     calls: int = 0
 
-    def send(self, raw: bytes, from_address: str, recipients: Sequence[str]) -> str:
+    def send(self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str]) -> str:
         self.calls += 1
         if self.calls in self.fail_calls:
             raise self.fail_calls[self.calls]
         for recipient in recipients:
             if recipient in self.fail_recipients:
                 raise self.fail_recipients[recipient]
-        self.sent.append(Sent(raw, from_address, tuple(recipients)))
+        self.sent.append(Sent(bytes(raw), from_address, tuple(recipients)))  # the service reuses its buffer
         return f"ses-{self.calls}"
 
     @property

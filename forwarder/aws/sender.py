@@ -57,7 +57,7 @@ class SesSender:
     def region(self) -> str:
         return str(self._client.meta.region_name)
 
-    def send(self, raw: bytes, from_address: str, recipients: Sequence[str]) -> str:
+    def send(self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str]) -> str:
         """Send `raw` to `recipients` (at most 50); returns SES's message id.
 
         Raises a `SendError` subclass when SES refuses for a lasting reason; any other error (throttling

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -14,6 +14,20 @@ _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 class StoredMailError(RuntimeError):
     """The stored message cannot be read; the message names the bucket and key."""
+
+
+def _read_exactly(body: Any, length: int) -> bytearray:
+    buffer = bytearray(length)
+    with memoryview(buffer) as view:
+        filled = 0
+        while filled < length:
+            read = body.readinto(view[filled:])
+            if not read:
+                break
+            filled += read
+    # One more read at the end lets botocore check the length and the response checksum.
+    body.readinto(bytearray(1))
+    return buffer
 
 
 class S3MailStore:
@@ -30,11 +44,16 @@ class S3MailStore:
     def location(self, message_id: str) -> str:
         return f"s3://{self.bucket}/{self.key_for(message_id)}"
 
-    def read(self, message_id: str) -> bytes:
-        """The raw message, or `StoredMailError` naming where it should have been."""
+    def read(self, message_id: str) -> bytearray:
+        """The raw message, or `StoredMailError` naming where it should have been.
+
+        Read into one buffer of the object's size: the service then writes each forwarded header
+        block into it in place, so a 40 MB message is held once, not twice.
+        """
         key = self.key_for(message_id)
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            return _read_exactly(response["Body"], int(response["ContentLength"]))
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             what = "is missing" if code in _MISSING else f"cannot be read ({code})"

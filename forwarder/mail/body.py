@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass, field
 from email.message import Message
 
 from forwarder.mail import headers as h
 from forwarder.mail.message import HeaderField, SplitMessage, split_message
+from forwarder.mail.mime import MAX_DEPTH, content_type, part_spans, transfer_encoding
 from forwarder.mail.rewrite import fold_field
 
-_MAX_DEPTH = 20
 _CR = 13
 
 
@@ -29,7 +28,7 @@ class BodyReport:
     unfixable: list[str] = field(default_factory=list)
 
 
-def has_long_line(data: bytes, start: int = 0) -> bool:
+def has_long_line(data: bytes | bytearray, start: int = 0) -> bool:
     """True when a line of `data[start:]` is longer than 998 octets (line ending excluded).
 
     Looks only at the last line feed of each 1,000-octet window, so a 30 MB body costs a few
@@ -60,40 +59,30 @@ def shorten_long_lines(message: SplitMessage) -> tuple[SplitMessage, BodyReport]
 def _fix_entity(
     fields: tuple[HeaderField, ...], body: bytes, newline: bytes, report: BodyReport, depth: int
 ) -> tuple[tuple[HeaderField, ...], bytes]:
-    if depth > _MAX_DEPTH or not has_long_line(body):
+    if depth > MAX_DEPTH or not has_long_line(body):
         return fields, body
-    content_type = _content_type(fields)
-    encoding = _transfer_encoding(fields)
-    if content_type.get_content_maintype() == "multipart" and content_type.get_boundary():
-        return fields, _fix_multipart(body, content_type.get_boundary() or "", newline, report, depth)
-    if content_type.get_content_type() == "message/rfc822" and encoding in ("", "7bit", "8bit", "binary"):
+    kind = content_type(fields)
+    encoding = transfer_encoding(fields)
+    if kind.get_content_maintype() == "multipart" and kind.get_boundary():
+        return fields, _fix_multipart(body, kind.get_boundary() or "", newline, report, depth)
+    if kind.get_content_type() == "message/rfc822" and encoding in ("", "7bit", "8bit", "binary"):
         return fields, _fix_nested(body, report, depth)
-    return _reencode_leaf(fields, body, content_type, encoding, newline, report)
+    return _reencode_leaf(fields, body, kind, encoding, newline, report)
 
 
 def _fix_multipart(body: bytes, boundary: str, newline: bytes, report: BodyReport, depth: int) -> bytes:
-    delimiter = re.compile(rb"(?m)^--" + re.escape(boundary.encode("utf-8", "replace")) + rb"(?:--)?[ \t]*\r?$")
-    matches = list(delimiter.finditer(body))
-    if not matches:
+    spans = part_spans(body, boundary)
+    if not spans:
         report.unfixable.append("multipart without delimiters")
         return body
-    pieces: list[bytes] = [body[: matches[0].start()]]
-    for current, following in zip(matches, [*matches[1:], None], strict=True):
-        line_end = body.find(b"\n", current.end())
-        part_start = len(body) if line_end < 0 else line_end + 1
-        pieces.append(body[current.start() : part_start])
-        if following is None:
-            pieces.append(body[part_start:])
-            break
-        part_end = following.start()
-        part_end -= (
-            2 if body[part_end - 2 : part_end] == b"\r\n" else 1 if body[part_end - 1 : part_end] == b"\n" else 0
-        )
-        part_end = max(part_end, part_start)
-        part = body[part_start:part_end]
-        pieces.append(_fix_nested(part, report, depth) if has_long_line(part) else part)
-        pieces.append(body[part_end : following.start()])
-    if has_long_line(pieces[0]) or has_long_line(pieces[-1]):
+    pieces: list[bytes] = []
+    cursor = 0
+    for start, end in spans:
+        part = body[start:end]
+        pieces += [body[cursor:start], _fix_nested(part, report, depth) if has_long_line(part) else part]
+        cursor = end
+    pieces.append(body[cursor:])
+    if has_long_line(body[: spans[0][0]]) or has_long_line(body[spans[-1][1] :]):
         report.unfixable.append("preamble or epilogue")
     return b"".join(pieces)
 
@@ -139,15 +128,3 @@ def _fold_part_field(item: HeaderField) -> bytes:
     if all(len(line.rstrip(b"\r")) <= h.MAX_LINE for line in item.raw.split(b"\n")):
         return item.raw
     return fold_field(item.raw) or item.raw
-
-
-def _content_type(fields: tuple[HeaderField, ...]) -> Message:
-    holder = Message()
-    value = next((f.value for f in fields if f.key == h.CONTENT_TYPE), "text/plain")
-    holder["Content-Type"] = value.replace("\r", " ").replace("\n", " ")
-    return holder
-
-
-def _transfer_encoding(fields: tuple[HeaderField, ...]) -> str:
-    value = next((f.value for f in fields if f.key == h.CONTENT_TRANSFER_ENCODING), "")
-    return value.strip().lower()

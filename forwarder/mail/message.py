@@ -39,7 +39,7 @@ class SplitMessage:
     """A message as header fields plus the untouched body bytes that follow the header block."""
 
     fields: tuple[HeaderField, ...]
-    raw: bytes
+    raw: bytes | bytearray
     body_start: int
     newline: bytes
     separator: bytes
@@ -64,7 +64,7 @@ class SplitMessage:
         return tuple(field for field in self.fields if field.key == key)
 
 
-def split_message(raw: bytes) -> SplitMessage:
+def split_message(raw: bytes | bytearray) -> SplitMessage:
     """Split `raw` at the end of its header block.
 
     The header block ends at the first empty line. A line that is neither a header field nor a
@@ -73,7 +73,7 @@ def split_message(raw: bytes) -> SplitMessage:
     message and is dropped, as is a continuation line with no field before it.
     """
     fields: list[HeaderField] = []
-    current: list[bytes] = []
+    current: list[bytes | bytearray] = []
     current_name = ""
     newline = b"\r\n"
     dropped = 0
@@ -93,7 +93,7 @@ def split_message(raw: bytes) -> SplitMessage:
             newline = b"\r\n" if line.endswith(b"\r\n") else b"\n"
         if line in (b"\r\n", b"\n"):
             close_field()
-            return SplitMessage(tuple(fields), raw, end, newline, line, dropped)
+            return SplitMessage(tuple(fields), raw, end, newline, bytes(line), dropped)
         if line[:1] in (b" ", b"\t"):
             if current:
                 current.append(line)

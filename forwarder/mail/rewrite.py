@@ -56,14 +56,15 @@ class RewriteReport:
 
 @dataclass(frozen=True, slots=True)
 class Rewritten:
-    """The new header block (blank line included) and the untouched body."""
+    """The new header block (blank line included) for `message`, whose body is untouched."""
 
     head: bytes
-    body: memoryview | bytes
+    message: SplitMessage
     report: RewriteReport
 
     def to_bytes(self) -> bytes:
-        return b"".join((self.head, self.body))
+        """The whole forwarded message (a copy: the service writes the head into its buffer instead)."""
+        return self.head + bytes(self.message.raw[self.message.body_start :])
 
 
 def clean_text(text: str, limit: int) -> str:
@@ -104,20 +105,8 @@ def _looks_like_address(address: str) -> bool:
     )
 
 
-def find_sender(message: SplitMessage, envelope_sender: str | None) -> Sender:
-    """The original author: the first From address, else the envelope sender."""
-    for from_field in message.all(h.FROM):
-        pairs = parse_addresses(from_field.value)
-        if pairs:
-            name, address = pairs[0]
-            return Sender(readable_name(name), clean_text(address, _ADDRESS_LIMIT))
-    if envelope_sender and _looks_like_address(envelope_sender):
-        return Sender("", clean_text(envelope_sender, _ADDRESS_LIMIT))
-    return Sender("", None)
-
-
-def reply_addresses(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:
-    """Where replies go: the From address(es), else the envelope sender."""
+def original_authors(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:
+    """(name, address) of who wrote: the first From field with an address, else the envelope sender."""
     for from_field in message.all(h.FROM):
         pairs = parse_addresses(from_field.value)
         if pairs:
@@ -125,6 +114,18 @@ def reply_addresses(message: SplitMessage, envelope_sender: str | None) -> list[
     if envelope_sender and _looks_like_address(envelope_sender):
         return [("", envelope_sender)]
     return []
+
+
+def find_sender(message: SplitMessage, envelope_sender: str | None) -> Sender:
+    """The original author: the first From address, else the envelope sender."""
+    return _sender(original_authors(message, envelope_sender))
+
+
+def _sender(authors: list[tuple[str, str]]) -> Sender:
+    if not authors:
+        return Sender("", None)
+    name, address = authors[0]
+    return Sender(readable_name(name), clean_text(address, _ADDRESS_LIMIT))
 
 
 def display_name(sender: Sender, alias: str) -> str:
@@ -161,10 +162,10 @@ def rewrite_headers(
     """Build the header block a member receives; the body is passed through untouched."""
     newline = message.newline
     report = RewriteReport()
-    sender = find_sender(message, envelope_sender)
-    mailbox = format_address(display_name(sender, alias), f"{alias}@{options.domain}", newline)
+    authors = original_authors(message, envelope_sender)
+    mailbox = format_address(display_name(_sender(authors), alias), f"{alias}@{options.domain}", newline)
     from_field = render_field("From", mailbox, newline)
-    reply_field = _reply_to_field(message, envelope_sender, newline)
+    reply_field = _reply_to_field(message, authors, newline)
     # Our fields go first: a parser that gives up at a malformed received field still sees them.
     out: list[bytes] = [render_field(h.MARKER, options.domain, newline), from_field, reply_field or b""]
     seen: set[str] = set()
@@ -194,15 +195,15 @@ def rewrite_headers(
     if prefixes and h.SUBJECT not in seen:
         out.append(render_field("Subject", _encode_words(" ".join(prefixes), newline), newline))
     out.append(newline)
-    return Rewritten(b"".join(out), message.body, report)
+    return Rewritten(b"".join(out), message, report)
 
 
-def _reply_to_field(message: SplitMessage, envelope_sender: str | None, newline: bytes) -> bytes | None:
+def _reply_to_field(message: SplitMessage, authors: list[tuple[str, str]], newline: bytes) -> bytes | None:
     """None when the original Reply-To names an address (it is kept as is), else our Reply-To line."""
     original = message.first(h.REPLY_TO)
     if original is not None and parse_addresses(original.value):
         return None
-    pairs = reply_addresses(message, envelope_sender)
+    pairs = authors
     if not pairs:
         return b""
     value = ", ".join(format_address(name, address, newline) for name, address in pairs)

@@ -13,6 +13,7 @@ PARAMETERS = {
     "EnvironmentName", "DomainName", "ParentHostedZoneId", "HostedZoneId", "MailFromSubdomain",
     "ReceiptRuleSetName", "ReceiptRuleSetMode", "AliasPath", "RetentionDays", "AlarmEmail", "DmarcPolicy",
     "DmarcReportAddress", "TlsPolicy", "ReservedConcurrency", "SpamAction", "MaxMessageBytes", "SubjectPrefix",
+    "Tracing",
 }  # fmt: skip
 OUTPUTS = {
     "Domain", "HostedZoneId", "NameServers", "MailBucket", "FunctionName", "FunctionArn", "DownloadUrl",
@@ -292,7 +293,9 @@ def test_template_forwarder_function_runtime(stack: Stack) -> None:
     assert function["Handler"] == "forwarder.app.lambda_handler"
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
-    assert function["TracingConfig"] == {"Mode": "Active"}
+    # X-Ray is opt-in (parameter Tracing): it costs about 0.2x of cold start (docs/benchmark.md)
+    assert function["TracingConfig"] == {"Mode": "PassThrough"}
+    assert function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert function["Layers"] == [f"<Ref:{next(iter(stack.resources('AWS::Lambda::LayerVersion')))}>"]
     assert function["LoggingConfig"] == {"LogGroup": "<Ref:ForwarderLogGroup>"}
     assert stack.properties("ForwarderLogGroup")["RetentionInDays"] > 0
@@ -317,9 +320,18 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_LINK_URL": "<DownloadFunctionUrl.FunctionUrl>",
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder",
+        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+
+
+def test_template_tracing_parameter_turns_x_ray_on(variant: Any) -> None:
+    stack = variant("dev", Tracing="Active")
+    for name in ("ForwarderFunction", "DownloadFunction"):
+        function = stack.properties(name)
+        assert function["TracingConfig"] == {"Mode": "Active"}
+        assert function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "false"
 
 
 def test_template_alias_path_parameter_overrides_the_default(variant: Any) -> None:
@@ -331,12 +343,14 @@ def test_template_alias_path_parameter_overrides_the_default(variant: Any) -> No
 def test_template_environment_names_are_settings_of_the_runtime() -> None:
     # GIVEN the FORWARDER_* variables the template sets THEN each is a field of the runtime's settings, so that a
     # misspelt name cannot be silently ignored
+    from dataclasses import fields
+
     from forwarder import config
 
     template_text = (ROOT / "template.yaml").read_text()
     download = getattr(config, "DownloadSettings", None)
     assert download is not None, "forwarder.config.DownloadSettings (settings of forwarder.download) is missing"
-    known = {f"FORWARDER_{name.upper()}" for name in (*config.Settings.model_fields, *download.model_fields)}
+    known = {f"FORWARDER_{field.name.upper()}" for field in (*fields(config.Settings), *fields(download))}
     used = {word.rstrip(":") for word in template_text.split() if word.startswith("FORWARDER_") and word.endswith(":")}
     assert used, "no FORWARDER_ variables found in template.yaml"
     assert used <= known, f"not runtime settings: {sorted(used - known)}"
@@ -398,6 +412,7 @@ def test_template_download_function_and_public_url(stack: Stack) -> None:
         "FORWARDER_PREFIX": PREFIX,
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder-download",
+        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     assert stack.properties("DownloadFunctionUrl") == {
