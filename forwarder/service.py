@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -57,11 +57,6 @@ class Outcome:
         """JSON-ready: what the handler returns and the idempotency record stores."""
         return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
-        tuples = {name: tuple(data.get(name) or ()) for name in ("aliases", "sent", "failed")}
-        return cls(**{**data, **tuples})
-
 
 class ForwardingService:
     """Policy, routing, header rewrite and sending for one environment."""
@@ -86,11 +81,12 @@ class ForwardingService:
         self._warned: set[tuple[str, str]] = set()
 
     def forward(self, inbound: Inbound) -> Outcome:
-        """Forward one received message to the members of its aliases (at most once per message id)."""
-        result = self.once("message", {"message_id": inbound.message_id}, lambda: self._forward(inbound).as_dict())
-        return Outcome.from_dict(result)
+        """Forward one received message to the members of its aliases.
 
-    def _forward(self, inbound: Inbound) -> Outcome:
+        Each batch send is recorded under (message id, alias, recipients): a retried, duplicated or
+        replayed event sends nothing twice and completes what an earlier attempt left unsent. One
+        record per batch, not also one per message: each record costs two DynamoDB writes per mail.
+        """
         decision = decide(inbound.verdicts, self.settings.spam_action)
         if not decision.forward:
             return self._dropped(inbound, decision.reason)
@@ -177,7 +173,7 @@ class ForwardingService:
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
         try:
-            result = self.once("send", key, lambda: {"ses_id": self.sender.send(raw, from_address, members)})
+            result = self.once(key, lambda: {"ses_id": self.sender.send(raw, from_address, members)})
         except SenderNotReadyError as error:
             logger.error(
                 "SES cannot send for this environment; the event will be retried and parked",

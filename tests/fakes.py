@@ -71,8 +71,8 @@ class MemoryOnce:
 
     done: dict[str, Result] = field(default_factory=dict)
 
-    def __call__(self, scope: str, key: Result, work: Callable[[], Result]) -> Result:
-        name = f"{scope}:{sorted(key.items())}"
+    def __call__(self, key: Result, work: Callable[[], Result]) -> Result:
+        name = repr(sorted(key.items()))
         if name not in self.done:
             self.done[name] = work()
         return self.done[name]

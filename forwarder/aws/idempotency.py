@@ -14,7 +14,7 @@ Result = dict[str, Any]
 class Once(Protocol):
     """Runs `work` unless a run with the same `key` already completed; then returns that run's result."""
 
-    def __call__(self, scope: str, key: Result, work: Callable[[], Result]) -> Result: ...
+    def __call__(self, key: Result, work: Callable[[], Result]) -> Result: ...
 
     def register_context(self, context: Any) -> None: ...
 
@@ -25,7 +25,7 @@ class Always:
     def register_context(self, context: Any) -> None:
         """Nothing to expire."""
 
-    def __call__(self, scope: str, key: Result, work: Callable[[], Result]) -> Result:
+    def __call__(self, key: Result, work: Callable[[], Result]) -> Result:
         return work()
 
 
@@ -34,7 +34,7 @@ def _run(*, key: Result, work: Callable[[], Result]) -> Result:
 
 
 class DynamoDBOnce:
-    """One record per (scope, key) in the table (partition key `id`), kept for `expiry_days`.
+    """One record per key in the table (partition key `id`, `send#<hash of the key>`), kept for `expiry_days`.
 
     A completed key returns its saved result; a key whose run is still in progress raises
     Powertools' `IdempotencyAlreadyInProgressError`, so that Lambda retries later; a run that raised
@@ -49,22 +49,18 @@ class DynamoDBOnce:
         )
 
         self.config = IdempotencyConfig(expires_after_seconds=expiry_days * 86_400, use_local_cache=True)
-        # One persistence layer per scope: Powertools configures a layer once, for its first function.
-        self._runs = {
-            scope: idempotent_function(
-                _run,
-                data_keyword_argument="key",
-                persistence_store=DynamoDBPersistenceLayer(table_name=table, boto3_client=client),
-                config=self.config,
-                key_prefix=scope,
-            )
-            for scope in ("message", "send")
-        }
+        self._run = idempotent_function(
+            _run,
+            data_keyword_argument="key",
+            persistence_store=DynamoDBPersistenceLayer(table_name=table, boto3_client=client),
+            config=self.config,
+            key_prefix="send",
+        )
 
     def register_context(self, context: Any) -> None:
         """Lets Powertools expire an in-progress record when this invocation times out."""
         self.config.register_lambda_context(context)
 
-    def __call__(self, scope: str, key: Result, work: Callable[[], Result]) -> Result:
-        result: Result = self._runs[scope](key=key, work=work)
+    def __call__(self, key: Result, work: Callable[[], Result]) -> Result:
+        result: Result = self._run(key=key, work=work)
         return result
