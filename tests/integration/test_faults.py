@@ -138,6 +138,10 @@ def test_oversize_mail_becomes_a_notice_with_a_working_download_link(linked_aws:
     assert "response-content-disposition=attachment" in location.query
     forged = {**dict(parse_qsl(urlsplit(link).query)), "m": "someone-elses-mail"}
     assert lambda_handler({"queryStringParameters": forged}, LocalContext())["statusCode"] == 403
+    # AND once the bucket's lifecycle removed the mail, the link says so
+    boto3.client("s3", region_name="us-east-1").delete_object(Bucket="local-forwarder-mail", Key="inbound/oversize-1")
+    gone = lambda_handler({"queryStringParameters": dict(parse_qsl(urlsplit(link).query))}, LocalContext())
+    assert (gone["statusCode"], gone["body"]) == (404, "this message is no longer stored\n")
     _runtime.cache_clear()
 
 
