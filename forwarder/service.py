@@ -19,7 +19,6 @@ from forwarder.observability import logger
 
 class MailStore(Protocol):
     def read(self, message_id: str) -> bytes | bytearray: ...
-    def location(self, message_id: str) -> str: ...
 
 
 class AliasDirectory(Protocol):
@@ -54,7 +53,7 @@ class Outcome:
     oversize: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: what the handler returns and the idempotency record stores."""
+        """JSON-ready: what the handler returns and logs."""
         return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
 
 

@@ -22,9 +22,6 @@ class FakeStore:
             raise StoredMailError(f"stored mail s3://bucket/inbound/{message_id} is missing")
         return self.mails[message_id]
 
-    def location(self, message_id: str) -> str:
-        return f"s3://bucket/inbound/{message_id}"
-
 
 @dataclass
 class FakeDirectory:

@@ -41,9 +41,6 @@ class S3MailStore:
     def key_for(self, message_id: str) -> str:
         return f"{self.prefix}{message_id}"
 
-    def location(self, message_id: str) -> str:
-        return f"s3://{self.bucket}/{self.key_for(message_id)}"
-
     def read(self, message_id: str) -> bytearray:
         """The raw message, or `StoredMailError` naming where it should have been.
 
