@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forwarder.aws.sender import SenderNotReadyError
 from forwarder.models import parse_event
 from forwarder.observability import count_outcome, logger, metrics, tracer
 from forwarder.service import Inbound
@@ -19,10 +20,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     service = get_service()
     service.once.register_context(context)
     outcomes = []
-    for record in records:
+    for record, received in zip(records, event["Records"], strict=True):
         mail, receipt = record.mail, record.receipt
         logger.append_keys(message_id=mail.message_id)
-        outcome = service.forward(Inbound(mail.message_id, receipt.recipients, mail.source, receipt.verdicts()))
+        inbound = Inbound(mail.message_id, receipt.recipients, mail.source, receipt.verdicts())
+        try:
+            outcome = service.forward(inbound)
+        except SenderNotReadyError as error:
+            outcome = service.park({"Records": [received]}, inbound, error, context)
         count_outcome(outcome)
         outcomes.append(outcome.as_dict())
     return {"outcomes": outcomes}

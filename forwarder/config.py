@@ -64,6 +64,7 @@ class Settings:
     link_expiry_days: int = 7
     link_url: str | None = None
     link_secret: str | None = None
+    failure_queue_url: str | None = None
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")
@@ -85,7 +86,8 @@ class Settings:
             f"must be 1 to {SES_V2_RAW_LIMIT} (SES v2's raw message limit)",
         )
         _check("link_expiry_days", 1 <= self.link_expiry_days <= 30, "must be 1 to 30 days")
-        for name in ("idempotency_table", "configuration_set", "subject_prefix", "link_url", "link_secret"):
+        optional = ("idempotency_table", "configuration_set", "subject_prefix", "link_url", "link_secret")
+        for name in (*optional, "failure_queue_url"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
 
     @property

@@ -63,6 +63,8 @@ def count_outcome(outcome: Outcome) -> None:
     if outcome.forwarded:
         metrics.add_metric(name="Forwarded", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="Recipients", unit=MetricUnit.Count, value=outcome.recipients)
+    elif outcome.reason == "parked":
+        metrics.add_metric(name="Parked", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="Dropped", unit=MetricUnit.Count, value=1)
         with single_metric(name="Dropped", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:

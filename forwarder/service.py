@@ -21,6 +21,10 @@ class MailStore(Protocol):
     def read(self, message_id: str) -> bytes | bytearray: ...
 
 
+class Parking(Protocol):
+    def park(self, event: dict[str, Any], error: Exception, request_id: str, function_arn: str) -> str: ...
+
+
 class AliasDirectory(Protocol):
     def aliases(self) -> dict[str, str]: ...
 
@@ -69,6 +73,7 @@ class ForwardingService:
         once: Once | None = None,
         notice: Callable[..., bytes] | None = None,
         links: Callable[[str], str] | None = None,
+        parking: Parking | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -77,6 +82,7 @@ class ForwardingService:
         self.once: Once = once or Always()
         self._notice = notice
         self._links = links
+        self._parking = parking
         self._warned: set[tuple[str, str]] = set()
 
     def forward(self, inbound: Inbound) -> Outcome:
@@ -102,6 +108,19 @@ class ForwardingService:
                 extra={"parts": body_report.reencoded, "unfixable": body_report.unfixable},
             )
         return self._deliver(inbound, message, routing, decision)
+
+    def park(self, event: dict[str, Any], inbound: Inbound, error: SenderNotReadyError, context: Any) -> Outcome:
+        """Put an event that cannot succeed until an operator acts straight into the failure queue, instead
+        of letting Lambda retry it twice in vain; `forwarder redrive` replays it after the fix. Without a
+        failure queue configured the error propagates, and Lambda's retries end in the same queue."""
+        if self._parking is None:
+            raise error
+        parked = self._parking.park(event, error, context.aws_request_id, context.invoked_function_arn)
+        logger.error(
+            "parked in the failure queue: SES cannot send until this is fixed, then run `forwarder redrive`",
+            extra={"code": error.code, "fix": str(error), "sqs_message_id": parked},
+        )
+        return Outcome(message_id=inbound.message_id, forwarded=False, reason="parked")
 
     def _route(self, inbound: Inbound) -> Routing:
         aliases = self.directory.aliases()
@@ -168,16 +187,13 @@ class ForwardingService:
     def _send(
         self, message_id: str, delivery: Delivery, members: tuple[str, ...], raw: bytes | bytearray
     ) -> tuple[list[str], list[str]]:
-        """Send one batch once; SES refusals that retrying cannot fix are logged, not raised."""
+        """Send one batch once; SES refusals of this message or member are logged, not raised (a refusal
+        of the whole environment, `SenderNotReadyError`, propagates: the handler parks the event)."""
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
         try:
             result = self.once(key, lambda: {"ses_id": self.sender.send(raw, from_address, members)})
-        except SenderNotReadyError as error:
-            logger.error(
-                "SES cannot send for this environment; the event will be retried and parked",
-                extra={"code": error.code, "fix": str(error)},
-            )
+        except SenderNotReadyError:
             raise
         except RecipientNotVerifiedError as error:
             if len(members) > 1:

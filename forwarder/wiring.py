@@ -35,6 +35,7 @@ def build_service(settings: Settings) -> ForwardingService:
 
     from forwarder.aws.directory import SsmAliasDirectory
     from forwarder.aws.idempotency import DynamoDBOnce
+    from forwarder.aws.parking import FailureQueue
     from forwarder.aws.sender import SesSender
     from forwarder.aws.store import S3MailStore
     from forwarder.mail.notice import build_notice
@@ -62,6 +63,9 @@ def build_service(settings: Settings) -> ForwardingService:
         once=once,
         notice=build_notice,
         links=make_links(settings, store),
+        parking=FailureQueue(boto3.client("sqs", config=config), settings.failure_queue_url)
+        if settings.failure_queue_url
+        else None,
     )
 
 

@@ -166,3 +166,33 @@ def test_handler_uses_the_configuration_set() -> None:
         _, sent = aws.deliver(b"From: x@example.com\r\n\r\nhi\r\n", ["team@dev.aws-educate.tw"])
     assert sent[0].configuration_set == "forwarder-dev"
     assert parsed(sent[0].raw)["From"].addresses[0].addr_spec == "team@dev.aws-educate.tw"
+
+
+def test_handler_parks_what_cannot_succeed_instead_of_retrying(load_eml: Any) -> None:
+    # GIVEN a failure queue and a domain identity SES does not (or no longer) consider verified
+    from forwarder.ops.redrive import parse_record
+
+    with embedded_aws(DOMAIN, {"mkt": ["a@example.org"]}) as aws:
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="forwarder-failures")["QueueUrl"]
+        monkeypatch = pytest.MonkeyPatch()
+        monkeypatch.setenv("FORWARDER_FAILURE_QUEUE_URL", queue)
+        from forwarder import wiring
+
+        wiring.reset()
+        boto3.client("ses", region_name="us-east-1").delete_identity(Identity=DOMAIN)
+        # WHEN a mail arrives
+        result, sent = aws.deliver(load_eml("booth.eml"), ["mkt@dev.aws-educate.tw"], message_id="parked-1")
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        monkeypatch.undo()
+    # THEN nothing is sent, the invocation succeeds (no vain Lambda retries), and the event waits in the
+    # failure queue in the shape `forwarder redrive` replays
+    assert sent == []
+    assert result["outcomes"][0]["reason"] == "parked"
+    [message] = messages
+    parked = parse_record(message["MessageId"], message["ReceiptHandle"], message["Body"])
+    assert parked.message_id == "parked-1"
+    assert parked.recipients == ("mkt@dev.aws-educate.tw",)
+    assert parked.condition == "NotRetryable"
+    assert "SenderNotReadyError" in parked.error
+    assert "not verified in us-east-1" in parked.error

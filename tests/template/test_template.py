@@ -319,6 +319,7 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_LINK_EXPIRY_DAYS": "7",
         "FORWARDER_LINK_URL": "<DownloadFunctionUrl.FunctionUrl>",
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
+        "FORWARDER_FAILURE_QUEUE_URL": "<Ref:FailureQueue>",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
