@@ -106,20 +106,11 @@ class LocalSes:
         context["local_ses_params"] = params
 
     def _answer(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
-
         try:
             sent = self.accept(context["local_ses_params"])
         except SesRefusal as refusal:
-            error = {
-                "Error": {"Code": refusal.code, "Message": str(refusal)},
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            }
-            return AWSResponse("https://email.local", 400, HTTPHeaders(), None), error
-        return AWSResponse("https://email.local", 200, HTTPHeaders(), None), {
-            "MessageId": sent.message_id,
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
+            return self._reply(400, {"Error": {"Code": refusal.code, "Message": str(refusal)}})
+        return self._reply(200, {"MessageId": sent.message_id})
 
     def _account(self, **_: Any) -> tuple[Any, dict[str, Any]]:
         # moto does not implement GetAccount.
@@ -133,35 +124,30 @@ class LocalSes:
                 "SentLast24Hours": float(len(self.outbox)),
             },
         }
-        return self._ok(account)
+        return self._reply(200, account)
 
     def _identity(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         # moto reports VerifiedForSendingStatus False even for a verified domain.
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
-
         name = context["local_ses_params"]["EmailIdentity"]
         if not self._verified(name if "@" in name else f"postmaster@{name}"):
-            error = {
-                "Error": {"Code": "NotFoundException", "Message": f"Email identity {name} does not exist."},
-                "ResponseMetadata": {"HTTPStatusCode": 404},
-            }
-            return AWSResponse("https://email.local", 404, HTTPHeaders(), None), error
-        return self._ok(
+            missing = {"Code": "NotFoundException", "Message": f"Email identity {name} does not exist."}
+            return self._reply(404, {"Error": missing})
+        return self._reply(
+            200,
             {
                 "IdentityType": "EMAIL_ADDRESS" if "@" in name else "DOMAIN",
                 "VerifiedForSendingStatus": True,
                 "VerificationStatus": "SUCCESS",
-            }
+            },
         )
 
     @staticmethod
-    def _ok(body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _reply(status: int, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """What botocore's `before-call` short-circuit expects: (HTTP response, parsed body)."""
         from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-        return AWSResponse("https://email.local", 200, HTTPHeaders(), None), {
-            **body,
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
+        parsed = {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return AWSResponse("https://email.local", status, HTTPHeaders(), None), parsed
 
     def install(self, events: Any) -> None:
         for operation in ("SendEmail", "GetEmailIdentity"):
