@@ -168,7 +168,9 @@ def test_handler_uses_the_configuration_set() -> None:
     assert parsed(sent[0].raw)["From"].addresses[0].addr_spec == "team@dev.aws-educate.tw"
 
 
-def test_handler_parks_what_cannot_succeed_instead_of_retrying(load_eml: Any) -> None:
+def test_handler_parks_what_cannot_succeed_instead_of_retrying(
+    load_eml: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN a failure queue and a domain identity SES does not (or no longer) consider verified
     from forwarder.ops.redrive import parse_record
 
@@ -189,6 +191,9 @@ def test_handler_parks_what_cannot_succeed_instead_of_retrying(load_eml: Any) ->
     # failure queue in the shape `forwarder redrive` replays
     assert sent == []
     assert result["outcomes"][0]["reason"] == "parked"
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert any(r.get("Parked") == [1.0] for r in metrics)
+    assert not any("Dropped" in r for r in metrics)
     [message] = messages
     parked = parse_record(message["MessageId"], message["ReceiptHandle"], message["Body"])
     assert parked.message_id == "parked-1"
