@@ -98,6 +98,8 @@ build-ForwarderFunction build-DownloadFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/forwarder"
 	cp -R . "$(ARTIFACTS_DIR)/forwarder/"
 	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +
+	# the operator CLI and the local emulator are not part of the functions
+	rm -rf "$(ARTIFACTS_DIR)/forwarder/ops" "$(ARTIFACTS_DIR)/forwarder/cli.py" "$(ARTIFACTS_DIR)/forwarder/local.py"
 	$(COMPILE) "$(ARTIFACTS_DIR)/forwarder"
 
 # Wheels for Lambda's arm64 CPython 3.13 from any machine: no Docker, no local python3.13 needed.
