@@ -90,10 +90,6 @@ class Settings:
         for name in (*optional, "failure_queue_url"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
 
-    @property
-    def idempotency_enabled(self) -> bool:
-        return self.idempotency_table is not None
-
     def object_key(self, message_id: str) -> str:
         """The S3 key where the receipt rule's S3 action stored a message."""
         return f"{self.prefix}{message_id}"

@@ -16,13 +16,12 @@ REDIRECT_SECONDS = 300
 @cache
 def _runtime() -> tuple[S3MailStore, bytes]:
     import boto3
-    from aws_lambda_powertools.utilities.parameters import get_secret
 
-    from forwarder.wiring import s3_config
+    from forwarder.wiring import link_key, s3_config
 
     settings = load_settings(DownloadSettings)
-    key = str(get_secret(settings.link_secret, max_age=300)).encode()
-    return S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix), key
+    store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
+    return store, link_key(settings.link_secret)
 
 
 def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> dict[str, Any]:

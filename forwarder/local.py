@@ -21,8 +21,7 @@ from typing import Any
 
 from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder.mail import headers as h
-from forwarder.mail.body import has_long_line
-from forwarder.mail.message import split_message
+from forwarder.mail.message import has_long_line, split_message
 from forwarder.mail.rewrite import parse_addresses
 
 ACCOUNT = "123456789012"
@@ -291,9 +290,13 @@ class EmbeddedAws:
     def deliver(self, raw: bytes, recipients: Sequence[str], **verdicts: Any) -> tuple[dict[str, Any], list[SentMail]]:
         """Store `raw`, invoke the handler as SES would, and return its result and the new sends."""
         message_id = verdicts.pop("message_id", None) or message_id_for(raw)
-        self.store_mail(raw, message_id)
+        return self.deliver_event(raw, build_event(raw, recipients, message_id=message_id, **verdicts))
+
+    def deliver_event(self, raw: bytes, event: dict[str, Any]) -> tuple[dict[str, Any], list[SentMail]]:
+        """Store `raw` under `event`'s message id, invoke the handler on `event`; its result and the new sends."""
+        self.store_mail(raw, event["Records"][0]["ses"]["mail"]["messageId"])
         before = len(self.ses.outbox)
-        result = self.invoke(build_event(raw, recipients, message_id=message_id, **verdicts))
+        result = self.invoke(event)
         return result, self.ses.outbox[before:]
 
 

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 from forwarder.aws.idempotency import Always, Once
 from forwarder.aws.sender import MAX_RECIPIENTS, RecipientNotVerifiedError, SenderNotReadyError, SendError
 from forwarder.config import Settings
-from forwarder.mail.body import has_long_line, shorten_long_lines
-from forwarder.mail.message import SplitMessage, split_message
+from forwarder.mail.body import shorten_long_lines
+from forwarder.mail.message import SplitMessage, has_long_line, split_message
 from forwarder.mail.policy import Decision, DropReason, Verdicts, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from forwarder.mail.routing import Delivery, Routing, batch, resolve_routes

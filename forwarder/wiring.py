@@ -69,6 +69,13 @@ def build_service(settings: Settings) -> ForwardingService:
     )
 
 
+def link_key(secret: str) -> bytes:
+    """The download links' HMAC key, from Secrets Manager (cached five minutes by Powertools)."""
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    return str(get_secret(secret, max_age=300)).encode()
+
+
 def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:
     """Download links for oversize notices: signed for the download function, else S3-presigned."""
     lifetime = settings.link_expiry_days * 86_400
@@ -76,12 +83,9 @@ def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:
         base_url, secret = settings.link_url, settings.link_secret
 
         def signed(message_id: str) -> str:
-            from aws_lambda_powertools.utilities.parameters import get_secret
-
             from forwarder.links import sign_link
 
-            key = str(get_secret(secret, max_age=300)).encode()
-            return sign_link(base_url, key, message_id, lifetime)
+            return sign_link(base_url, link_key(secret), message_id, lifetime)
 
         return signed
     logger.warning("FORWARDER_LINK_URL is not set: download links are S3-presigned and end with the role session")

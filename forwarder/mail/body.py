@@ -1,4 +1,4 @@
-"""Over-long body lines: detect them fast, and re-encode only the MIME parts that have them.
+"""Over-long body lines (found by `message.has_long_line`): re-encode only the MIME parts that have them.
 
 SES refuses a message with a line over 1,000 octets. Forwarding such a message therefore changes
 the transfer encoding of the offending parts (to quoted-printable for text, base64 otherwise), never
@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from forwarder.mail import headers as h
-from forwarder.mail.message import HeaderField, SplitMessage, split_message
+from forwarder.mail.message import HeaderField, SplitMessage, has_long_line, split_message
 from forwarder.mail.mime import MAX_DEPTH, content_type, part_spans, transfer_encoding
 from forwarder.mail.rewrite import fold_field
-
-_CR = 13
 
 
 @dataclass(slots=True)
@@ -26,25 +24,6 @@ class BodyReport:
 
     reencoded: list[str] = field(default_factory=list)
     unfixable: list[str] = field(default_factory=list)
-
-
-def has_long_line(data: bytes | bytearray, start: int = 0) -> bool:
-    """True when a line of `data[start:]` is longer than 998 octets (line ending excluded).
-
-    Looks only at the last line feed of each 1,000-octet window, so a 30 MB body costs a few
-    thousand searches, not one per line.
-    """
-    limit = h.MAX_LINE
-    end = len(data)
-    position = start
-    while end - position > limit:
-        last = data.rfind(b"\n", position, position + limit + 2)
-        if last < 0:
-            return True
-        if last == position + limit + 1 and data[last - 1] != _CR and data.rfind(b"\n", position, last) < 0:
-            return True  # exactly 999 octets before a bare LF
-        position = last + 1
-    return False
 
 
 def shorten_long_lines(message: SplitMessage) -> tuple[SplitMessage, BodyReport]:
@@ -125,6 +104,6 @@ def _join_entity(fields: tuple[HeaderField, ...], separator: bytes, body: bytes)
 
 
 def _fold_part_field(item: HeaderField) -> bytes:
-    if all(len(line.rstrip(b"\r")) <= h.MAX_LINE for line in item.raw.split(b"\n")):
+    if not has_long_line(item.raw):
         return item.raw
     return fold_field(item.raw) or item.raw

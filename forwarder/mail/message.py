@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from forwarder.mail import headers as h
+
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _MBOX_FROM = b"From "
+_CR = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +32,14 @@ class HeaderField:
         return value.rstrip(b"\r\n")
 
     @property
+    def unfolded(self) -> bytes:
+        """The value's bytes on one line, surrounding white space removed."""
+        return _FOLD.sub(b"", self.raw_value).strip()
+
+    @property
     def value(self) -> str:
         """The unfolded value as text, for decisions only (never re-sent): invalid UTF-8 is replaced."""
-        return _FOLD.sub(b"", self.raw_value).strip().decode("utf-8", "replace")
+        return self.unfolded.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +119,22 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
         position = end
     close_field()
     return SplitMessage(tuple(fields), raw, length, newline, b"", dropped)
+
+
+def has_long_line(data: bytes | bytearray, start: int = 0) -> bool:
+    """True when a line of `data[start:]` is longer than 998 octets (line ending excluded).
+
+    Looks only at the last line feed of each 1,000-octet window, so a 30 MB body costs a few
+    thousand searches, not one per line.
+    """
+    limit = h.MAX_LINE
+    end = len(data)
+    position = start
+    while end - position > limit:
+        last = data.rfind(b"\n", position, position + limit + 2)
+        if last < 0:
+            return True
+        if last == position + limit + 1 and data[last - 1] != _CR and data.rfind(b"\n", position, last) < 0:
+            return True  # exactly 999 octets before a bare LF
+        position = last + 1
+    return False

@@ -14,7 +14,7 @@ from email.header import Header, decode_header, make_header
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.message import HeaderField, SplitMessage
+from forwarder.mail.message import HeaderField, SplitMessage, has_long_line
 
 _NAME_LIMIT = 64
 _ADDRESS_LIMIT = 100
@@ -248,7 +248,7 @@ def _keep_field(name: str, raw: bytes, newline: bytes, report: RewriteReport) ->
         report.sanitized.append(name)
     if not raw.endswith(b"\n"):
         raw += newline
-    if all(len(line) <= h.MAX_LINE for line in _content_lines(raw)):
+    if not has_long_line(raw):
         return raw
     folded = fold_field(raw)
     if folded is not None:
@@ -285,8 +285,7 @@ def fold_field(raw: bytes) -> bytes | None:
 
 def _encoded_field(name: str, raw: bytes, newline: bytes) -> bytes:
     """An unfoldable field as RFC 2047 encoded words, which fold between words."""
-    value = HeaderField(name, raw).raw_value
-    unfolded = re.sub(rb"\r?\n(?=[ \t])", b"", value).strip()
+    unfolded = HeaderField(name, raw).unfolded
     try:
         text, charset = unfolded.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

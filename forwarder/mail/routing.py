@@ -50,6 +50,19 @@ def is_valid_address(address: str) -> bool:
     return match is not None and len(address) <= _MAX_ADDRESS and len(match["local"]) <= _MAX_LOCAL
 
 
+NOT_AN_ADDRESS = "not a valid address"
+ON_OUR_DOMAIN = "on the forwarding domain (loop)"
+
+
+def skip_reason(member: str, domain: str | None) -> str | None:
+    """Why the forwarder never sends to `member`: not a valid address, or on `domain` itself (a loop)."""
+    if not is_valid_address(member):
+        return NOT_AN_ADDRESS
+    if domain and member.rpartition("@")[2].lower() == domain:
+        return ON_OUR_DOMAIN
+    return None
+
+
 def split_members(value: str) -> list[str]:
     """The entries of an alias value: comma-separated, white space around each ignored."""
     return [entry.strip() for entry in value.split(",") if entry.strip()]
@@ -100,10 +113,8 @@ def resolve_routes(
         members: list[str] = []
         for member in split_members(value):
             key = member.lower()
-            if not is_valid_address(member):
-                skipped.append(SkippedMember(alias, member, "not a valid address"))
-            elif key.rpartition("@")[2] == domain:
-                skipped.append(SkippedMember(alias, member, "on the forwarding domain (loop)"))
+            if reason := skip_reason(member, domain):
+                skipped.append(SkippedMember(alias, member, reason))
             elif key not in seen_members:
                 seen_members.add(key)
                 members.append(member)

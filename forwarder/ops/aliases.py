@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from forwarder.mail.routing import is_valid_address, split_members
+from forwarder.mail.routing import NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
 from forwarder.ops.errors import CommandError
 
 # The runtime's alias names (forwarder.config), e.g. `team` or the catch-all `_catchall`.
@@ -84,9 +84,10 @@ def member_problems(alias: str, members: Iterable[str], domain: str | None) -> l
     """The members the forwarder would skip: invalid addresses and addresses on our own domain (a loop)."""
     found = []
     for member in members:
-        if not is_valid_address(member):
+        reason = skip_reason(member, domain)
+        if reason == NOT_AN_ADDRESS:
             found.append(f"{alias}: {member!r} is not a valid address")
-        elif domain and member.rpartition("@")[2].lower().rstrip(".") == domain:
+        elif reason == ON_OUR_DOMAIN:
             found.append(f"{alias}: {member} is on {domain} itself (a forwarding loop)")
     return found
 

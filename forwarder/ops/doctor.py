@@ -453,17 +453,14 @@ class Doctor:
 
     def check_aliases(self) -> Check:
         path = self._alias_path()
-        raw = AliasStore(self.target.client("ssm"), path).read_raw()
-        if not raw:
+        aliases = AliasStore(self.target.client("ssm"), path).read()
+        if not aliases:
             return Check(
                 "aliases",
                 Status.WARN,
                 f"no aliases under {path}: every mail is refused as an unknown recipient",
                 f"add one: `forwarder aliases set team a@example.org{self._env_flag}` or `forwarder aliases import`",
             )
-        from forwarder.mail.routing import split_members
-
-        aliases = {name: split_members(value) for name, value in raw.items()}
         found = problems(aliases, self.domain)
         members = sum(len(m) for m in aliases.values())
         if not found:

@@ -58,14 +58,12 @@ def run_mail(
     env: EmbeddedAws, name: str, raw: bytes, event: dict[str, Any], outbox: Path, verbose: bool = False
 ) -> RunResult:
     """Store `raw` under the event's message id, invoke the handler, write what it sent to `outbox`."""
-    message_id = event["Records"][0]["ses"]["mail"]["messageId"]
-    env.store_mail(raw, message_id)
-    before = len(env.ses.outbox)
+    first = len(env.ses.outbox) + 1
     # Powertools prints EMF metrics to stdout; keep the report readable unless asked for them.
     with nullcontext() if verbose else redirect_stdout(io.StringIO()):
-        result = env.invoke(event)
-    sent = tuple(env.ses.outbox[before:])
-    files = tuple(write_outbox(sent, outbox, start=before + 1))
+        result, new = env.deliver_event(raw, event)
+    sent = tuple(new)
+    files = tuple(write_outbox(sent, outbox, start=first))
     recipients = tuple(event["Records"][0]["ses"]["receipt"]["recipients"])
     return RunResult(name, recipients, result["outcomes"][0], sent, files)
 
