@@ -173,3 +173,14 @@ def test_forward_long_body_line_is_reencoded_before_sending() -> None:
     raw = sender.sent[0].raw
     assert b"Content-Transfer-Encoding: quoted-printable" in raw
     assert_forwarded(mail, raw, "team", DOMAIN, body_may_change=True)
+
+
+def test_forward_unknown_address_goes_to_the_catch_all_alias_under_its_own_name() -> None:
+    # GIVEN the documented catch-all alias `_catchall` (FORWARDER_CATCH_ALL_ALIAS's default)
+    service, _, sender = make_service({"team": "a@x.org", "_catchall": "ops@x.org"})
+    # WHEN mail arrives for an address without an alias
+    outcome = service.forward(inbound("sales@dev.aws-educate.tw"))
+    # THEN the catch-all members get it, from the address it was sent to
+    assert outcome.forwarded
+    assert [(s.from_address, s.recipients) for s in sender.sent] == [("sales@dev.aws-educate.tw", ("ops@x.org",))]
+    assert from_addresses(sender.sent[0].raw) == ["sales@dev.aws-educate.tw"]
