@@ -55,8 +55,8 @@ smtp: venv ## Local SMTP server on 127.0.0.1:2525: mail to the sample domain is 
 	$(BIN)/forwarder smtp --port 2525 --outbox outbox
 
 test: venv tools ## The whole suite: lint, types, unit, integration, template checks
-	$(BIN)/ruff check forwarder tests bench custom_resources
-	$(BIN)/ruff format --check forwarder tests bench custom_resources
+	$(BIN)/ruff check forwarder forwarder_ops tests bench custom_resources
+	$(BIN)/ruff format --check forwarder forwarder_ops tests bench custom_resources
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -64,7 +64,7 @@ unit: venv ## Unit tests only (no AWS emulator, no external tools)
 	$(BIN)/pytest tests/unit
 
 lint: venv tools ## ruff, mypy, cfn-lint, sam validate --lint, checkov, the workflow (check-jsonschema, zizmor)
-	$(BIN)/ruff check forwarder tests bench custom_resources
+	$(BIN)/ruff check forwarder forwarder_ops tests bench custom_resources
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
@@ -73,8 +73,8 @@ lint: venv tools ## ruff, mypy, cfn-lint, sam validate --lint, checkov, the work
 	$(BIN)/zizmor --offline --persona pedantic --no-progress .github/workflows
 
 format: venv ## Format and fix what ruff can
-	$(BIN)/ruff format forwarder tests bench custom_resources
-	$(BIN)/ruff check --fix forwarder tests bench custom_resources
+	$(BIN)/ruff format forwarder forwarder_ops tests bench custom_resources
+	$(BIN)/ruff check --fix forwarder forwarder_ops tests bench custom_resources
 
 bench: venv ## The forwarder against bare boto3 (S3 read + SES send): time, memory, cold start -> bench/results.md
 	$(BIN)/python -m bench $(BENCH_ARGS)
@@ -98,8 +98,6 @@ build-ForwarderFunction build-DownloadFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/forwarder"
 	cp -R . "$(ARTIFACTS_DIR)/forwarder/"
 	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +
-	# the operator CLI and the local emulator are not part of the functions
-	rm -rf "$(ARTIFACTS_DIR)/forwarder/ops" "$(ARTIFACTS_DIR)/forwarder/cli.py" "$(ARTIFACTS_DIR)/forwarder/local.py"
 	$(COMPILE) "$(ARTIFACTS_DIR)/forwarder"
 
 # Wheels for Lambda's arm64 CPython 3.13 from any machine: no Docker, no local python3.13 needed.

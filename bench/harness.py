@@ -30,7 +30,7 @@ MAX_MESSAGE_BYTES = 40_000_000
 SIDES = ("floor", "handler")
 MEASURES = ("cold", "small", "mail")
 
-# name -> size in bytes of the generated mail (forwarder.ops.samples.with_attachment).
+# name -> size in bytes of the generated mail (forwarder_ops.samples.with_attachment).
 SMALL = "small"
 SIZES = {"1mb": 1_000_000, "10mb": 10_000_000, "30mb": 30_000_000}
 # The largest mail that is still forwarded (headers grow a little in the rewrite), and one over the
@@ -76,8 +76,8 @@ class Samples:
 
 def prepare(work: Path) -> dict[str, Path]:
     """Generate the deterministic mails and their SES events under `work`; returns name -> event path."""
-    from forwarder.local import build_event
-    from forwarder.ops.samples import with_attachment
+    from forwarder_ops.local import build_event
+    from forwarder_ops.samples import with_attachment
 
     seed = SEED_MAIL.read_bytes()
     mails, events = work / "mails", work / "events"

@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forwarder.aws.sender import SenderNotReadyError
 from forwarder.models import parse_event
 from forwarder.observability import count_outcome, logger, metrics, tracer
-from forwarder.service import Inbound
+from forwarder.ports import SenderNotReadyError
 from forwarder.wiring import get_service
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from forwarder.service import ForwardingService
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Forward every SES record of `event`; raising asks Lambda to retry the whole event."""
+    return handle(event, context, get_service())
+
+
+def handle(event: dict[str, Any], context: LambdaContext, service: ForwardingService) -> dict[str, Any]:
+    """The handler's work with the service passed in: tests call it with fakes."""
     records = parse_event(event).records
-    service = get_service()
-    service.once.register_context(context)
+    service.register_context(context)
     outcomes = []
     for record, received in zip(records, event["Records"], strict=True):
-        mail, receipt = record.mail, record.receipt
-        logger.append_keys(message_id=mail.message_id)
-        inbound = Inbound(mail.message_id, receipt.recipients, mail.source, receipt.verdicts())
+        inbound = record.inbound()
+        logger.append_keys(message_id=inbound.message_id)
         try:
             outcome = service.forward(inbound)
         except SenderNotReadyError as error:
-            outcome = service.park({"Records": [received]}, inbound, error, context)
+            single = {"Records": [received]}
+            outcome = service.park(single, inbound, error, context.aws_request_id, context.invoked_function_arn)
         count_outcome(outcome)
         outcomes.append(outcome.as_dict())
     return {"outcomes": outcomes}

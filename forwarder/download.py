@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from forwarder.aws.store import S3MailStore, StoredMailError
+from forwarder.aws.store import S3MailStore
 from forwarder.config import DownloadSettings, load_settings
 from forwarder.links import LinkError, verify_link
 from forwarder.observability import logger
+from forwarder.ports import StoredMailError
 
 REDIRECT_SECONDS = 300
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from forwarder.mail.policy import Verdicts
+from forwarder.ports import Inbound
 
 VERDICTS = frozenset({"PASS", "FAIL", "GRAY", "PROCESSING_FAILED", "DISABLED"})
 DMARC_POLICIES = frozenset({"none", "quarantine", "reject"})
@@ -104,6 +105,10 @@ class Receipt:
 class Record:
     mail: Mail
     receipt: Receipt
+
+    def inbound(self) -> Inbound:
+        """What the service needs of this record."""
+        return Inbound(self.mail.message_id, self.receipt.recipients, self.mail.source, self.receipt.verdicts())
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from forwarder.service import Outcome
+    from forwarder.ports import Outcome
 
 SERVICE = "ses-forwarder"
 NAMESPACE = "SesForwarder"

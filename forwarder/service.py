@@ -2,63 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
 
-from forwarder.aws.idempotency import Always, Once
-from forwarder.aws.sender import MAX_RECIPIENTS, RecipientNotVerifiedError, SenderNotReadyError, SendError
 from forwarder.config import Settings
 from forwarder.mail.body import shorten_long_lines
 from forwarder.mail.message import SplitMessage, has_long_line, split_message
-from forwarder.mail.policy import Decision, DropReason, Verdicts, decide
+from forwarder.mail.policy import Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from forwarder.mail.routing import Delivery, Routing, batch, resolve_routes
 from forwarder.observability import logger
-
-
-class MailStore(Protocol):
-    def read(self, message_id: str) -> bytes | bytearray: ...
-
-
-class Parking(Protocol):
-    def park(self, event: dict[str, Any], error: Exception, request_id: str, function_arn: str) -> str: ...
-
-
-class AliasDirectory(Protocol):
-    def aliases(self) -> dict[str, str]: ...
-
-
-class Sender(Protocol):
-    def send(self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str]) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """What the forwarder needs to know of one SES receipt notification."""
-
-    message_id: str
-    recipients: tuple[str, ...]
-    envelope_sender: str | None = None
-    verdicts: Verdicts = field(default_factory=Verdicts)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one received message (returned by the handler, logged, counted)."""
-
-    message_id: str
-    forwarded: bool
-    reason: str | None = None
-    recipients: int = 0
-    aliases: tuple[str, ...] = ()
-    sent: tuple[str, ...] = ()
-    failed: tuple[str, ...] = ()
-    oversize: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: what the handler returns and logs."""
-        return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
+from forwarder.ports import (
+    MAX_RECIPIENTS,
+    AliasDirectory,
+    Always,
+    Inbound,
+    MailStore,
+    Once,
+    Outcome,
+    Parking,
+    RecipientNotVerifiedError,
+    Sender,
+    SenderNotReadyError,
+    SendError,
+)
 
 
 class ForwardingService:
@@ -85,6 +53,10 @@ class ForwardingService:
         self._parking = parking
         self._warned: set[tuple[str, str]] = set()
 
+    def register_context(self, context: Any) -> None:
+        """Lets idempotency expire an in-progress record when this invocation times out."""
+        self.once.register_context(context)
+
     def forward(self, inbound: Inbound) -> Outcome:
         """Forward one received message to the members of its aliases.
 
@@ -109,13 +81,15 @@ class ForwardingService:
             )
         return self._deliver(inbound, message, routing, decision)
 
-    def park(self, event: dict[str, Any], inbound: Inbound, error: SenderNotReadyError, context: Any) -> Outcome:
+    def park(
+        self, event: dict[str, Any], inbound: Inbound, error: SenderNotReadyError, request_id: str, function_arn: str
+    ) -> Outcome:
         """Put an event that cannot succeed until an operator acts straight into the failure queue, instead
         of letting Lambda retry it twice in vain; `forwarder redrive` replays it after the fix. Without a
         failure queue configured the error propagates, and Lambda's retries end in the same queue."""
         if self._parking is None:
             raise error
-        parked = self._parking.park(event, error, context.aws_request_id, context.invoked_function_arn)
+        parked = self._parking.park(event, error, request_id, function_arn)
         logger.error(
             "parked in the failure queue: SES cannot send until this is fixed, then run `forwarder redrive`",
             extra={"code": error.code, "fix": str(error), "sqs_message_id": parked},
@@ -192,7 +166,8 @@ class ForwardingService:
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
         try:
-            result = self.once(key, lambda: {"ses_id": self.sender.send(raw, from_address, members)})
+            tags = {"inbound": message_id, "alias": delivery.alias}
+            result = self.once(key, lambda: {"ses_id": self.sender.send(raw, from_address, members, tags)})
         except SenderNotReadyError:
             raise
         except RecipientNotVerifiedError as error:

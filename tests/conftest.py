@@ -65,7 +65,7 @@ def _reset_runtime() -> Iterator[None]:
 
 @pytest.fixture
 def lambda_context() -> Any:
-    from forwarder.local import LocalContext
+    from forwarder_ops.local import LocalContext
 
     return LocalContext()
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from forwarder.aws.idempotency import Result
+from forwarder.ports import Result
 
 
 @dataclass
@@ -15,7 +15,7 @@ class FakeStore:
     reads: int = 0
 
     def read(self, message_id: str) -> bytes:
-        from forwarder.aws.store import StoredMailError
+        from forwarder.ports import StoredMailError
 
         self.reads += 1
         if message_id not in self.mails:
@@ -36,6 +36,7 @@ class Sent:
     raw: bytes
     from_address: str
     recipients: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,14 +48,22 @@ class FakeSender:
     fail_recipients: dict[str, Exception] = field(default_factory=dict)
     calls: int = 0
 
-    def send(self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str]) -> str:
+    def send(
+        self,
+        raw: bytes | bytearray,
+        from_address: str,
+        recipients: Sequence[str],
+        tags: dict[str, str] | None = None,
+    ) -> str:
         self.calls += 1
         if self.calls in self.fail_calls:
             raise self.fail_calls[self.calls]
         for recipient in recipients:
             if recipient in self.fail_recipients:
                 raise self.fail_recipients[recipient]
-        self.sent.append(Sent(bytes(raw), from_address, tuple(recipients)))  # the service reuses its buffer
+        self.sent.append(
+            Sent(bytes(raw), from_address, tuple(recipients), dict(tags or {}))
+        )  # the service reuses its buffer
         return f"ses-{self.calls}"
 
     @property

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from forwarder.ports import Result
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-Result = dict[str, Any]
-
-
-class Once(Protocol):
-    """Runs `work` unless a run with the same `key` already completed; then returns that run's result."""
-
-    def __call__(self, key: Result, work: Callable[[], Result]) -> Result: ...
-
-    def register_context(self, context: Any) -> None: ...
-
-
-class Always:
-    """Idempotency switched off: every call runs."""
-
-    def register_context(self, context: Any) -> None:
-        """Nothing to expire."""
-
-    def __call__(self, key: Result, work: Callable[[], Result]) -> Result:
-        return work()
 
 
 def _run(*, key: Result, work: Callable[[], Result]) -> Result:

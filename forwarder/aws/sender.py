@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from forwarder.ports import (
+    MAX_RECIPIENTS,
+    MessageRejectedError,
+    RecipientNotVerifiedError,
+    SenderNotReadyError,
+    SendError,
+)
+
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
 
-MAX_RECIPIENTS = 50
 _SENDER_NOT_READY = {
     "MailFromDomainNotVerifiedException": "the custom MAIL FROM domain of {domain} is not verified in {region}: "
     "publish its MX and SPF records (see `forwarder doctor`) and wait for SES to verify them",
@@ -24,25 +32,13 @@ _SENDER_NOT_READY = {
 }
 
 
-class SendError(Exception):
-    """SES refused a send for a reason that retrying the same request cannot fix."""
-
-    def __init__(self, message: str, *, code: str, recipients: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.recipients = tuple(recipients)
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-class RecipientNotVerifiedError(SendError):
-    """The region is in the SES sandbox and a recipient is not a verified identity."""
-
-
-class MessageRejectedError(SendError):
-    """SES rejected this message itself (content or format); other messages are unaffected."""
-
-
-class SenderNotReadyError(SendError):
-    """Our identity, MAIL FROM domain, account or configuration set cannot send until an operator acts."""
+def tag_text(text: str) -> str:
+    """An SES message tag name or value: ASCII letters, digits, `_` and `-`, at most 256 characters.
+    Any other character becomes `_`; an empty text becomes `-`."""
+    return _TAG_UNSAFE.sub("_", text)[:256] or "-"
 
 
 class SesSender:
@@ -57,8 +53,14 @@ class SesSender:
     def region(self) -> str:
         return str(self._client.meta.region_name)
 
-    def send(self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str]) -> str:
-        """Send `raw` to `recipients` (at most 50); returns SES's message id.
+    def send(
+        self,
+        raw: bytes | bytearray,
+        from_address: str,
+        recipients: Sequence[str],
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Send `raw` to `recipients` (at most 50) with SES message `tags`; returns SES's message id.
 
         Raises a `SendError` subclass when SES refuses for a lasting reason; any other error (throttling
         after botocore's retries, 5xx, network) propagates so that the invocation is retried.
@@ -72,6 +74,8 @@ class SesSender:
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
+        if tags:
+            request["EmailTags"] = [{"Name": tag_text(k), "Value": tag_text(v)} for k, v in tags.items()]
         try:
             return str(self._client.send_email(**request)["MessageId"])
         except ClientError as error:

@@ -6,14 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from forwarder.ports import StoredMailError
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-class StoredMailError(RuntimeError):
-    """The stored message cannot be read; the message names the bucket and key."""
 
 
 def _read_exactly(body: Any, length: int) -> bytearray:

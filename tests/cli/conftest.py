@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from forwarder.cli import main
-from forwarder.ops.envconfig import Target
+from forwarder_ops.cli import main
+from forwarder_ops.envconfig import Target
 
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
@@ -61,7 +61,7 @@ class Result:
 
 
 class Cli:
-    """Runs `forwarder.cli.main` (the console script's function) and captures what it printed."""
+    """Runs `forwarder_ops.cli.main` (the console script's function) and captures what it printed."""
 
     def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
         self._capsys = capsys
@@ -243,7 +243,7 @@ class FakeResolver:
 def resolver(monkeypatch: pytest.MonkeyPatch) -> FakeResolver:
     """The doctor's DNS, answered here (no network in tests)."""
     fake = FakeResolver()
-    monkeypatch.setattr("forwarder.ops.doctor.system_resolver", lambda: fake)
+    monkeypatch.setattr("forwarder_ops.doctor.system_resolver", lambda: fake)
     return fake
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forwarder.ops.aliases import read_file
+from forwarder_ops.aliases import read_file
 from tests.cli.conftest import ALIAS_PATH, Cli, client
 from tests.conftest import EVENTS
 
@@ -252,7 +252,7 @@ def test_aliases_import_of_a_missing_file(cli: Cli, seeded: None) -> None:
 
 
 def test_aliases_export_to_stdout_reads_back_with_load_aliases(cli: Cli, seeded: None, workdir: Path) -> None:
-    from forwarder.ops.localrun import load_aliases
+    from forwarder_ops.localrun import load_aliases
 
     # WHEN exporting to stdout (TOML), THEN the same file format as events/aliases.toml comes out
     result = cli("aliases", "export", "--config-env", "dev")

@@ -10,7 +10,7 @@ import dns.name
 import dns.resolver
 import pytest
 
-from forwarder.ops.doctor import DnsLookupError, DnsResolver
+from forwarder_ops.doctor import DnsLookupError, DnsResolver
 
 REFERRAL = """id 1
 opcode QUERY

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.cli import main
+from forwarder_ops.cli import main
 from tests.cli.conftest import Cli
 
 FORWARDER = Path(sys.executable).parent / "forwarder"

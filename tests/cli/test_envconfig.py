@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.ops.envconfig import load_samconfig, parse_overrides, resolve_target
-from forwarder.ops.errors import CommandError
+from forwarder_ops.envconfig import load_samconfig, parse_overrides, resolve_target
+from forwarder_ops.errors import CommandError
 from tests.cli.conftest import HERE
 
 

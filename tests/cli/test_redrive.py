@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from forwarder.local import EmbeddedAws, build_event, embedded_aws
+from forwarder_ops.local import EmbeddedAws, build_event, embedded_aws
 from tests.cli.conftest import ALIAS_PATH, DOMAIN, FUNCTION, Cli, Deployment, InProcessLambda, deploy
 from tests.conftest import EVENTS
 
@@ -51,7 +51,7 @@ class Environment:
 
 @pytest.fixture
 def env(client_overrides: dict[str, Any], load_eml: Callable[[str], bytes]) -> Iterator[Environment]:
-    from forwarder.ops.localrun import load_aliases
+    from forwarder_ops.localrun import load_aliases
 
     with embedded_aws(DOMAIN, load_aliases(EVENTS / "aliases.toml"), alias_path=ALIAS_PATH) as aws:
         function = InProcessLambda(aws)

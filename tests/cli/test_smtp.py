@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from forwarder.mail.message import split_message
-from forwarder.ops.localrun import load_aliases
-from forwarder.ops.smtp import Ingress, Received, serve
+from forwarder_ops.localrun import load_aliases
+from forwarder_ops.smtp import Ingress, Received, serve
 from tests.conftest import DOMAIN, EVENTS
 
 pytestmark = [pytest.mark.network, pytest.mark.enable_socket]
@@ -115,7 +115,7 @@ def test_smtp_answers_451_when_the_handler_fails(ingress: Ingress, monkeypatch: 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("S3 is down")
 
-    monkeypatch.setattr("forwarder.ops.smtp.run_mail", broken)
+    monkeypatch.setattr("forwarder_ops.smtp.run_mail", broken)
 
     with pytest.raises(smtplib.SMTPDataError) as refused:
         send(ingress, note(), [f"team@{DOMAIN}"])

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from forwarder.local import EmbeddedAws, embedded_aws
-from forwarder.ops.localrun import load_aliases
+from forwarder_ops.local import EmbeddedAws, embedded_aws
+from forwarder_ops.localrun import load_aliases
 from tests.conftest import DOMAIN, EVENTS
 
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forwarder import wiring
-from forwarder.local import EmbeddedAws, LocalContext, SesRefusal, build_event, embedded_aws
-from forwarder.ops.samples import with_attachment
+from forwarder_ops.local import EmbeddedAws, LocalContext, SesRefusal, build_event, embedded_aws
+from forwarder_ops.samples import with_attachment
 from tests.conftest import CORPUS, DOMAIN, corpus_files
 from tests.mailcheck import assert_forwarded
 

@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 import pytest
 
-from forwarder.aws.store import StoredMailError
 from forwarder.config import SettingsError
-from forwarder.local import EmbeddedAws, SesRefusal, build_event, embedded_aws
-from forwarder.ops.samples import iter_events
+from forwarder.ports import StoredMailError
+from forwarder_ops.local import EmbeddedAws, SesRefusal, build_event, embedded_aws
+from forwarder_ops.samples import iter_events
 from tests.conftest import DOMAIN, EVENTS
 from tests.mailcheck import assert_forwarded, from_addresses, parsed
 
@@ -118,7 +118,7 @@ def test_handler_missing_stored_mail_raises_naming_bucket_and_key(aws: EmbeddedA
 
 
 def test_handler_unverified_domain_is_refused_and_raised(aws: EmbeddedAws, load_eml: Any) -> None:
-    from forwarder.aws.sender import SenderNotReadyError
+    from forwarder.ports import SenderNotReadyError
 
     boto3.client("ses", region_name="us-east-1").delete_identity(Identity=DOMAIN)
     with pytest.raises(SenderNotReadyError, match="not verified"):
@@ -172,7 +172,7 @@ def test_handler_parks_what_cannot_succeed_instead_of_retrying(
     load_eml: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a failure queue and a domain identity SES does not (or no longer) consider verified
-    from forwarder.ops.redrive import parse_record
+    from forwarder_ops.redrive import parse_record
 
     with embedded_aws(DOMAIN, {"mkt": ["a@example.org"]}) as aws:
         sqs = boto3.client("sqs", region_name="us-east-1")

@@ -11,7 +11,8 @@ from forwarder.mail import headers as h
 from forwarder.mail.body import has_long_line
 from forwarder.mail.message import split_message
 from forwarder.mail.rewrite import parse_addresses
-from forwarder.service import ForwardingService, Inbound
+from forwarder.ports import Inbound
+from forwarder.service import ForwardingService
 from tests.conftest import CORPUS, corpus_files
 from tests.fakes import FakeDirectory, FakeSender, FakeStore
 from tests.mailcheck import assert_forwarded, parsed

@@ -10,12 +10,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from forwarder.aws.sender import (
-    MessageRejectedError,
-    RecipientNotVerifiedError,
-    SenderNotReadyError,
-    SesSender,
-)
+from forwarder.aws.sender import SesSender
+from forwarder.ports import MessageRejectedError, RecipientNotVerifiedError, SenderNotReadyError
 from forwarder.wiring import client_config
 
 DOMAIN = "dev.aws-educate.tw"

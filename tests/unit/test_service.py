@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from forwarder.aws.sender import MessageRejectedError, RecipientNotVerifiedError, SenderNotReadyError
-from forwarder.aws.store import StoredMailError
 from forwarder.config import Settings
 from forwarder.mail.policy import Verdicts
-from forwarder.service import ForwardingService, Inbound
+from forwarder.ports import (
+    Inbound,
+    MessageRejectedError,
+    RecipientNotVerifiedError,
+    SenderNotReadyError,
+    StoredMailError,
+)
+from forwarder.service import ForwardingService
 from tests.fakes import FakeDirectory, FakeSender, FakeStore, MemoryOnce
 from tests.mailcheck import assert_forwarded, from_addresses
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from forwarder.local import EmbeddedAws, build_event, embedded_aws
-from forwarder.ops.localrun import RunResult, run_mail
+from forwarder_ops.local import EmbeddedAws, build_event, embedded_aws
+from forwarder_ops.localrun import RunResult, run_mail
 
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES receives messages up to 40 MB
 HOSTNAME = "inbound-smtp.local"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from forwarder.mail.routing import NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
-from forwarder.ops.errors import CommandError
+from forwarder_ops.errors import CommandError
 
 # The runtime's alias names (forwarder.config), e.g. `team` or the catch-all `_catchall`.
 ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]{1,64}$")
@@ -188,7 +188,7 @@ def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = ""
     """The alias lists as a TOML, YAML or JSON document that `read_file` reads back."""
     data = {"aliases": {name: list(aliases[name]) for name in sorted(aliases)}}
     if fmt == "json":
-        from forwarder.ops.console import dump_json
+        from forwarder_ops.console import dump_json
 
         return dump_json(data) + "\n"
     header = (
@@ -314,7 +314,7 @@ class AliasCommands:
         return text
 
     def _edit(self, edit: Any, assume_yes: bool, *, prune: bool = False, source: str = "") -> int:
-        from forwarder.ops.console import Declined, confirm
+        from forwarder_ops.console import Declined, confirm
 
         domain = self.target.domain
         if domain is None:

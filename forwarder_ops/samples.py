@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from forwarder.local import build_event, message_id_for
 from forwarder.mail.message import split_message
+from forwarder_ops.local import build_event, message_id_for
 
 _VERDICTS = ("spam", "virus", "spf", "dkim", "dmarc", "dmarc_policy")
 _CONTENT = ("content-type", "content-transfer-encoding")

@@ -1,6 +1,6 @@
 """The operator CLI, `forwarder ...`: a thin shell over the same service and adapters.
 
-The commands' logic lives in `forwarder.ops`; here are the arguments and the exit codes:
+The commands' logic lives in `forwarder_ops`; here are the arguments and the exit codes:
 0 done, 1 the command ran and found a problem (a check failed, a send was refused, a replay failed),
 2 it could not run (bad arguments, missing credentials, unknown environment, missing stack).
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from forwarder.ops.errors import CommandError
+from forwarder_ops.errors import CommandError
 
 __all__ = ["OK", "PROBLEM", "USAGE", "CommandError", "build_parser", "main"]
 
@@ -37,7 +37,7 @@ def _quiet_runtime(verbose: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _quiet_runtime(args.verbose)
-    from forwarder.ops.localrun import describe, load_aliases, run_files, run_samples
+    from forwarder_ops.localrun import describe, load_aliases, run_files, run_samples
 
     aliases = load_aliases(args.aliases) if args.aliases else {}
     if args.mail:
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_events_build(args: argparse.Namespace) -> int:
-    from forwarder.ops.samples import load_manifest, write_events
+    from forwarder_ops.samples import load_manifest, write_events
 
     manifest = load_manifest(
         args.source.parent / "manifest.toml" if args.source.name == "mail" else args.source / "manifest.toml"
@@ -84,7 +84,7 @@ def cmd_events_build(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace) -> Any:
-    from forwarder.ops.envconfig import resolve_target
+    from forwarder_ops.envconfig import resolve_target
 
     return resolve_target(
         args.config_env,
@@ -101,7 +101,7 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def _alias_commands(args: argparse.Namespace) -> Any:
-    from forwarder.ops.aliases import AliasCommands
+    from forwarder_ops.aliases import AliasCommands
 
     return AliasCommands(_target(args), sys.stdout, sys.stderr)
 
@@ -112,7 +112,7 @@ def cmd_aliases_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(aliases)
         return OK
-    from forwarder.ops.console import table
+    from forwarder_ops.console import table
 
     print(f"{len(aliases)} alias(es) under {commands.where}")
     for line in table([(name, ", ".join(members)) for name, members in aliases.items()], ("alias", "members"), "  "):
@@ -155,7 +155,7 @@ def cmd_aliases_export(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from forwarder.ops.doctor import Status, report, run_doctor
+    from forwarder_ops.doctor import Status, report, run_doctor
 
     target = _target(args)
     checks, domain = run_doctor(target)
@@ -183,14 +183,14 @@ def _smtp_domain(args: argparse.Namespace) -> str:
     if args.domain:
         return str(args.domain)
     if args.config_env:
-        from forwarder.ops.envconfig import DEFAULT_CONFIG_FILE, load_samconfig
+        from forwarder_ops.envconfig import DEFAULT_CONFIG_FILE, load_samconfig
 
         config = load_samconfig(args.config_file or DEFAULT_CONFIG_FILE, args.config_env)
         if config.parameters.get("DomainName"):
             return config.parameters["DomainName"]
     manifest = args.events / "manifest.toml"
     if manifest.exists():
-        from forwarder.ops.samples import load_manifest
+        from forwarder_ops.samples import load_manifest
 
         return load_manifest(manifest).domain
     raise CommandError("give the domain to accept mail for: --domain dev.example.org (or --config-env ENV)")
@@ -201,8 +201,8 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from forwarder.ops.aliases import read_file
-    from forwarder.ops.smtp import serve
+    from forwarder_ops.aliases import read_file
+    from forwarder_ops.smtp import serve
 
     domain = _smtp_domain(args)
     source = args.aliases or (args.events / "aliases.toml")
@@ -239,7 +239,7 @@ def cmd_smtp(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from forwarder.ops.redrive import LambdaInvoker, Redrive, report, summary
+    from forwarder_ops.redrive import LambdaInvoker, Redrive, report, summary
 
     target = _target(args)
     queue_url = args.queue_url or target.output("FailureQueueUrl")
@@ -445,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"forwarder: {error}", file=sys.stderr)
         return USAGE
     except Exception as error:
-        from forwarder.ops.errors import describe_aws_error
+        from forwarder_ops.errors import describe_aws_error
 
         message = describe_aws_error(error)
         if message is None:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forwarder.local import EmbeddedAws, SentMail, build_event, embedded_aws, message_id_for, write_outbox
 from forwarder.mail.message import split_message
 from forwarder.mail.routing import alias_of
+from forwarder_ops.local import EmbeddedAws, SentMail, build_event, embedded_aws, message_id_for, write_outbox
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def run_samples(
     directory: Path, aliases: Mapping[str, Sequence[str]], outbox: Path, verbose: bool = False
 ) -> list[RunResult]:
     """Replay every committed sample event of `directory` (events/)."""
-    from forwarder.ops.samples import iter_events, load_manifest
+    from forwarder_ops.samples import iter_events, load_manifest
 
     manifest = load_manifest(directory / "manifest.toml")
     results = []

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from forwarder.ops.errors import CommandError
+from forwarder_ops.errors import CommandError
 
 
 class Declined(Exception):

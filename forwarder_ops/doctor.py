@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from forwarder.ops.aliases import AliasStore, member_problems, problems
-from forwarder.ops.envconfig import StackNotFoundError, Target
-from forwarder.ops.errors import CommandError
+from forwarder_ops.aliases import AliasStore, member_problems, problems
+from forwarder_ops.envconfig import StackNotFoundError, Target
+from forwarder_ops.errors import CommandError
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
 # "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
@@ -498,7 +498,7 @@ def _domain(address: str) -> str:
 
 def report(target: Target, checks: Sequence[Check], domain: str | None) -> list[str]:
     """The table: one line per check, the fix of a ✗ or ! indented below it."""
-    from forwarder.ops.console import table
+    from forwarder_ops.console import table
 
     title = f"forwarder doctor: {target.name or 'environment'}"
     parts = [f"stack {target.stack_name}" if target.stack_name else "", target.region, domain or ""]

@@ -238,7 +238,7 @@ def summary(results: Sequence[Replay], dry_run: bool) -> str:
 
 
 def report(results: Sequence[Replay]) -> list[str]:
-    from forwarder.ops.console import table
+    from forwarder_ops.console import table
 
     symbols = {"replayed": "✓", "dry-run": "·", "failed": "✗", "unreadable": "✗"}
     rows = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forwarder.ops.errors import CommandError
+from forwarder_ops.errors import CommandError
 
 DEFAULT_CONFIG_FILE = Path("samconfig.toml")
 _SECTIONS = ("global", "deploy")

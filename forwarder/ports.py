@@ -1,0 +1,117 @@
+"""What the service needs from the outside world: the adapters' Protocols, the errors they raise, and the
+value types that cross the boundary (what one received mail is, what happened to it).
+
+The service imports this module and `forwarder.mail`, never `forwarder.aws`: the adapters implement these
+Protocols and raise these errors, and tests replace them with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from forwarder.mail.policy import Verdicts
+
+# SES v2 SendEmail: at most 50 envelope recipients per call.
+MAX_RECIPIENTS = 50
+
+Result = dict[str, Any]
+
+
+# errors ------------------------------------------------------------------------------------------------
+
+
+class StoredMailError(RuntimeError):
+    """The stored message cannot be read; the message names the bucket and key."""
+
+
+class SendError(Exception):
+    """SES refused a send for a reason that retrying the same request cannot fix."""
+
+    def __init__(self, message: str, *, code: str, recipients: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.recipients = tuple(recipients)
+
+
+class RecipientNotVerifiedError(SendError):
+    """The region is in the SES sandbox and a recipient is not a verified identity."""
+
+
+class MessageRejectedError(SendError):
+    """SES rejected this message itself (content or format); other messages are unaffected."""
+
+
+class SenderNotReadyError(SendError):
+    """Our identity, MAIL FROM domain, account or configuration set cannot send until an operator acts."""
+
+
+# adapters ----------------------------------------------------------------------------------------------
+
+
+class MailStore(Protocol):
+    def read(self, message_id: str) -> bytes | bytearray: ...
+
+
+class Parking(Protocol):
+    def park(self, event: dict[str, Any], error: Exception, request_id: str, function_arn: str) -> str: ...
+
+
+class AliasDirectory(Protocol):
+    def aliases(self) -> dict[str, str]: ...
+
+
+class Sender(Protocol):
+    def send(
+        self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str], tags: dict[str, str] | None = None
+    ) -> str: ...
+
+
+class Once(Protocol):
+    """Runs `work` unless a run with the same `key` already completed; then returns that run's result."""
+
+    def __call__(self, key: Result, work: Callable[[], Result]) -> Result: ...
+
+    def register_context(self, context: Any) -> None: ...
+
+
+class Always:
+    """Idempotency switched off: every call runs."""
+
+    def register_context(self, context: Any) -> None:
+        """Nothing to expire."""
+
+    def __call__(self, key: Result, work: Callable[[], Result]) -> Result:
+        return work()
+
+
+# values ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What the forwarder needs to know of one SES receipt notification."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    envelope_sender: str | None = None
+    verdicts: Verdicts = field(default_factory=Verdicts)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one received message (returned by the handler, logged, counted)."""
+
+    message_id: str
+    forwarded: bool
+    reason: str | None = None
+    recipients: int = 0
+    aliases: tuple[str, ...] = ()
+    sent: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    oversize: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: what the handler returns and logs."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
