@@ -21,8 +21,8 @@ from typing import Any
 
 from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder.mail import headers as h
+from forwarder.mail.addresses import parse_addresses
 from forwarder.mail.message import has_long_line, split_message
-from forwarder.mail.rewrite import parse_addresses
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

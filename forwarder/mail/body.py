@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from forwarder.mail import headers as h
+from forwarder.mail.fields import fold_field
 from forwarder.mail.message import HeaderField, SplitMessage, has_long_line, split_message
 from forwarder.mail.mime import MAX_DEPTH, content_type, part_spans, transfer_encoding
-from forwarder.mail.rewrite import fold_field
 
 
 @dataclass(slots=True)

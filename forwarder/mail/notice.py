@@ -8,15 +8,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from forwarder.mail import headers as h
+from forwarder.mail.addresses import clean_text, display_name, find_sender, original_authors
+from forwarder.mail.fields import decode_words
 from forwarder.mail.message import SplitMessage
 from forwarder.mail.mime import Leaf, content_type, transfer_encoding, walk_leaves
-from forwarder.mail.rewrite import (
-    clean_text,
-    decode_words,
-    display_name,
-    find_sender,
-    original_authors,
-)
 
 _ATTACHMENT_LIMIT = 50
 

@@ -8,9 +8,9 @@ import pytest
 
 from forwarder.config import Settings
 from forwarder.mail import headers as h
+from forwarder.mail.addresses import parse_addresses
 from forwarder.mail.body import has_long_line
 from forwarder.mail.message import split_message
-from forwarder.mail.rewrite import parse_addresses
 from forwarder.ports import Inbound
 from forwarder.service import ForwardingService
 from tests.conftest import CORPUS, corpus_files

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from forwarder.mail.addresses import display_name, find_sender
 from forwarder.mail.message import split_message
-from forwarder.mail.rewrite import RewriteOptions, display_name, find_sender, is_own_output, rewrite_headers
+from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from tests.mailcheck import assert_forwarded, from_addresses, parsed
 
 DOMAIN = "dev.aws-educate.tw"
@@ -240,7 +241,7 @@ def test_rewrite_message_without_separator_gets_one() -> None:
     ],
 )
 def test_display_name(name: str, address: str | None, expected: str) -> None:
-    from forwarder.mail.rewrite import Sender
+    from forwarder.mail.addresses import Sender
 
     assert display_name(Sender(name, address), "team") == expected
 

@@ -1,0 +1,108 @@
+"""Addresses and display names: who wrote a message, and how we name them in the fields we write.
+
+Every name taken from a received message is decoded, cleaned of control characters and shortened here,
+then quoted or RFC 2047-encoded by the stdlib: nothing from the message can add a line or an address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.header import Header
+from email.utils import formataddr, getaddresses
+
+from forwarder.mail import headers as h
+from forwarder.mail.fields import PARSER_ERRORS, decode_words
+from forwarder.mail.message import SplitMessage
+
+_NAME_LIMIT = 64
+_ADDRESS_LIMIT = 100
+_REPLY_TO_LIMIT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who wrote the message: a cleaned display name (may be empty) and address (may be None)."""
+
+    name: str
+    address: str | None
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Printable text on one line: control and format characters become spaces, runs collapse."""
+    printable = "".join(char if char.isprintable() else " " for char in text)
+    single = " ".join(printable.split())
+    return single if len(single) <= limit else single[: limit - 1].rstrip() + "…"
+
+
+def readable_name(name: str, limit: int = _NAME_LIMIT) -> str:
+    """A display name as plain text: encoded words decoded, control characters gone, and no `=?` left
+    that a lenient mail client could decode a second time."""
+    if "=?" in name:
+        name = decode_words(name)
+    return clean_text(name, limit).replace("=?", "= ?")
+
+
+def parse_addresses(value: str) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header value; groups flattened, RFC 2047 decoded.
+
+    Entries without a `local@domain` address are left out; names are `readable_name`s. Never raises.
+    """
+    flat = clean_text(value, len(value) + 1)
+    try:
+        from email.policy import default
+
+        header = default.header_factory("from", flat)
+        pairs = [(address.display_name, address.addr_spec) for address in header.addresses]
+    except PARSER_ERRORS:
+        pairs = getaddresses([flat])
+    return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
+
+
+def _looks_like_address(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain and "." in domain) and all(
+        char.isprintable() and not char.isspace() and char != "\ufffd" for char in address
+    )
+
+
+def original_authors(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:
+    """(name, address) of who wrote: the first From field with an address, else the envelope sender."""
+    for from_field in message.all(h.FROM):
+        pairs = parse_addresses(from_field.value)
+        if pairs:
+            return pairs[:_REPLY_TO_LIMIT]
+    if envelope_sender and _looks_like_address(envelope_sender):
+        return [("", envelope_sender)]
+    return []
+
+
+def find_sender(message: SplitMessage, envelope_sender: str | None) -> Sender:
+    """The original author: the first From address, else the envelope sender."""
+    return sender_of(original_authors(message, envelope_sender))
+
+
+def sender_of(authors: list[tuple[str, str]]) -> Sender:
+    if not authors:
+        return Sender("", None)
+    name, address = authors[0]
+    return Sender(readable_name(name), clean_text(address, _ADDRESS_LIMIT))
+
+
+def display_name(sender: Sender, alias: str) -> str:
+    """`Alice Chen (alice at example.com) via team`: who really wrote, readable but not an address."""
+    if sender.address is None:
+        return f"{sender.name or 'Unknown sender'} via {alias}"
+    spelled = sender.address.replace("@", " at ")
+    if not sender.name or sender.name.lower() == sender.address.lower():
+        return f"{spelled} via {alias}"
+    return f"{sender.name} ({spelled}) via {alias}"
+
+
+def format_address(name: str, address: str, newline: bytes) -> str:
+    """One mailbox, quoted (ASCII) or RFC 2047-encoded (non-ASCII) by the stdlib."""
+    name = readable_name(name, _NAME_LIMIT * 4)
+    if name.isascii() and address.isascii():
+        return formataddr((name, address))
+    # RFC 6532 (raw UTF-8) addresses are kept as they came; formataddr only takes ASCII ones.
+    encoded = Header(name, "utf-8").encode(linesep=newline.decode()) if name else ""
+    return f"{encoded} <{address}>".lstrip()
