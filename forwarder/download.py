@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forwarder.aws.store import S3MailStore
 from forwarder.config import DownloadSettings, load_settings
 from forwarder.links import LinkError, verify_link
 from forwarder.observability import logger
+
+if TYPE_CHECKING:
+    from forwarder.keyring import CachedKeyRing
 from forwarder.ports import StoredMailError
 
 REDIRECT_SECONDS = 300
 
 
 @cache
-def _runtime() -> tuple[S3MailStore, bytes]:
+def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
     import boto3
 
-    from forwarder.wiring import link_key, s3_config
+    from forwarder.wiring import s3_config, signing_keys
 
     settings = load_settings(DownloadSettings)
     store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
-    return store, link_key(settings.link_secret)
+    return store, signing_keys(settings.link_secret)
 
 
 def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -36,9 +39,9 @@ def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> di
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check the link's signature and expiry, then redirect to a presigned URL valid for minutes."""
-    store, key = _runtime()
+    store, keys = _runtime()
     try:
-        token = verify_link(event.get("queryStringParameters") or {}, key)
+        token = verify_link(event.get("queryStringParameters") or {}, keys.get().accepted)
     except LinkError as error:
         logger.warning("download refused", extra={"status": error.status, "reason": str(error)})
         return _answer(error.status, str(error))

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -44,12 +45,16 @@ def sign_link(base_url: str, key: bytes, message_id: str, lifetime_seconds: int,
     return f"{base_url.rstrip('/')}/?{query}"
 
 
-def verify_link(query: dict[str, str], key: bytes, now: float | None = None) -> Token:
-    """The token of a link's query parameters, or `LinkError` (400 malformed, 403 forged, 410 expired)."""
+def verify_link(query: dict[str, str], keys: bytes | Sequence[bytes], now: float | None = None) -> Token:
+    """The token of a link's query parameters, or `LinkError` (400 malformed, 403 forged, 410 expired).
+
+    `keys`: every key a valid link may be signed with (the current one and, after a rotation, the previous).
+    """
     message_id, expires, signature = query.get("m", ""), query.get("e", ""), query.get("s", "")
     if not _MESSAGE_ID.match(message_id) or not expires.isdigit() or not signature:
         raise LinkError("malformed download link", 400)
-    if not hmac.compare_digest(signature, _signature(key, message_id, int(expires))):
+    candidates = (keys,) if isinstance(keys, bytes) else tuple(keys)
+    if not any(hmac.compare_digest(signature, _signature(key, message_id, int(expires))) for key in candidates):
         raise LinkError("invalid download link", 403)
     if int(expires) < (time.time() if now is None else now):
         raise LinkError("this download link has expired", 410)

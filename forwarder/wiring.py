@@ -12,6 +12,7 @@ from forwarder.service import ForwardingService
 
 if TYPE_CHECKING:
     from forwarder.aws.store import S3MailStore
+    from forwarder.keyring import CachedKeyRing
 
 
 def client_config() -> Any:
@@ -69,11 +70,15 @@ def build_service(settings: Settings) -> ForwardingService:
     )
 
 
-def link_key(secret: str) -> bytes:
-    """The download links' HMAC key, from Secrets Manager (cached five minutes by Powertools)."""
-    from aws_lambda_powertools.utilities.parameters import get_secret
+@cache
+def signing_keys(secret: str) -> CachedKeyRing:
+    """The HMAC keys of download links and reply addresses (current + previous within the grace period),
+    from the Secrets Manager secret `secret`, re-read every five minutes."""
+    import boto3
 
-    return str(get_secret(secret, max_age=300)).encode()
+    from forwarder.keyring import CachedKeyRing
+
+    return CachedKeyRing(lambda: boto3.client("secretsmanager", config=client_config()), secret)
 
 
 def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:
@@ -85,7 +90,7 @@ def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:
         def signed(message_id: str) -> str:
             from forwarder.links import sign_link
 
-            return sign_link(base_url, link_key(secret), message_id, lifetime)
+            return sign_link(base_url, signing_keys(secret).get().current, message_id, lifetime)
 
         return signed
     logger.warning("FORWARDER_LINK_URL is not set: download links are S3-presigned and end with the role session")
@@ -102,3 +107,4 @@ def reset() -> None:
     """Forget the cached settings and service (a new environment, e.g. in the local runner)."""
     get_settings.cache_clear()
     get_service.cache_clear()
+    signing_keys.cache_clear()

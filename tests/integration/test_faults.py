@@ -145,6 +145,29 @@ def test_oversize_mail_becomes_a_notice_with_a_working_download_link(linked_aws:
     _runtime.cache_clear()
 
 
+def test_download_link_signed_before_a_key_rotation_still_works(linked_aws: EmbeddedAws, load_eml: Any) -> None:
+    # GIVEN an oversize notice whose link was signed with the current key
+    raw = with_attachment(load_eml("booth.eml"), 41_000_000, "video")
+    _, sent = linked_aws.deliver(raw, ["team@dev.aws-educate.tw"], message_id="rotated-1")
+    text = email.message_from_bytes(sent[0].raw, policy=email.policy.default).get_content()
+    query = dict(parse_qsl(urlsplit(next(line for line in text.splitlines() if line.startswith("https://"))).query))
+    from forwarder import wiring
+    from forwarder.download import _runtime, lambda_handler
+
+    _runtime.cache_clear()
+    wiring.signing_keys.cache_clear()
+    # WHEN the key is rotated (a new AWSCURRENT version; the old one becomes AWSPREVIOUS)
+    boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+        SecretId=SECRET_NAME, SecretString="n" * 64
+    )
+    # THEN the link signed with the previous key is still honoured during the grace period
+    assert lambda_handler({"queryStringParameters": query}, LocalContext())["statusCode"] == 302
+    # AND a link signed with neither key is refused
+    forged = {**query, "s": "0" * 64}
+    assert lambda_handler({"queryStringParameters": forged}, LocalContext())["statusCode"] == 403
+    _runtime.cache_clear()
+
+
 def test_oversize_limit_is_configurable(load_eml: Any) -> None:
     settings_ = {"FORWARDER_MAX_MESSAGE_BYTES": "25000000"}
     with embedded_aws(DOMAIN, {"team": ["a@example.org"]}, settings=settings_) as aws:

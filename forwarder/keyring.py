@@ -1,0 +1,91 @@
+"""The HMAC keys that sign download links and reply addresses, from one Secrets Manager secret.
+
+Signing always uses the current key (the secret's `AWSCURRENT` version). Verifying also accepts the
+previous key (`AWSPREVIOUS`) for a grace period after a rotation, so that links and reply addresses
+already sent keep working while they are meant to: rotating is `PutSecretValue` with a new random
+value (`forwarder links rotate-key`), which moves `AWSCURRENT` to the new version and `AWSPREVIOUS`
+to the old one. Keys are re-read after `refresh_seconds`, so a warm function sees a rotation within
+minutes, not when its container is recycled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+REFRESH_SECONDS = 300
+# Download links live up to 30 days (FORWARDER_LINK_EXPIRY_DAYS), reply addresses as long as a thread:
+# the previous key stays valid this long after the current one was created.
+GRACE_SECONDS = 30 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The key to sign with, and every key a signature may be checked against (current first)."""
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[bytes, ...]:
+        return (self.current, *self.previous)
+
+
+def _created(answer: dict[str, Any]) -> float | None:
+    created = answer.get("CreatedDate")
+    if isinstance(created, datetime):
+        return (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
+    return None
+
+
+def read_keyring(
+    client: Any, secret_id: str, *, grace_seconds: int = GRACE_SECONDS, now: float | None = None
+) -> KeyRing:
+    """The secret's current key and, within the grace period after it was created, the previous one."""
+    current = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+    ring = KeyRing(str(current["SecretString"]).encode())
+    created = _created(current)
+    now = time.time() if now is None else now
+    if created is not None and now - created > grace_seconds:
+        return ring
+    try:
+        previous = client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
+    except Exception as error:  # no previous version yet: a ClientError ResourceNotFoundException
+        if getattr(error, "response", {}).get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        return ring
+    return KeyRing(ring.current, (str(previous["SecretString"]).encode(),))
+
+
+class CachedKeyRing:
+    """`read_keyring` re-read every `refresh_seconds` (a warm function sees a rotation within minutes)."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        secret_id: str,
+        *,
+        refresh_seconds: int = REFRESH_SECONDS,
+        grace_seconds: int = GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client_factory = client_factory
+        self._client: Any = None
+        self.secret_id = secret_id
+        self.refresh_seconds = refresh_seconds
+        self.grace_seconds = grace_seconds
+        self._clock = clock
+        self._ring: KeyRing | None = None
+        self._read_at = 0.0
+
+    def get(self) -> KeyRing:
+        """The key ring, read again when the cached copy is older than `refresh_seconds`."""
+        if self._ring is None or self._clock() - self._read_at >= self.refresh_seconds:
+            if self._client is None:
+                self._client = self._client_factory()
+            self._ring = read_keyring(self._client, self.secret_id, grace_seconds=self.grace_seconds)
+            self._read_at = self._clock()
+        return self._ring
