@@ -63,12 +63,16 @@ def test_iam_download_role_reads_mail_and_key_only(stack: Stack) -> None:
     }
 
 
-def test_iam_activation_role_only_switches_the_active_rule_set(stack: Stack) -> None:
-    # GIVEN the active rule set is an account-and-region setting without an ARN THEN the custom resource may only
-    # read and set it
+def test_iam_activation_role_only_manages_receipt_rule_sets(stack: Stack) -> None:
+    # GIVEN the shared rule set's custom resource (create if missing, activate, check, delete when empty) THEN its
+    # role may do exactly that; "*" because IAM defines no resource type for these SES v1 actions (and the active
+    # set is an account-and-region setting without an ARN)
     assert grants(stack, "RuleSetActivationFunctionRole") == {
-        "ses:SetActiveReceiptRuleSet": {"*"},
         "ses:DescribeActiveReceiptRuleSet": {"*"},
+        "ses:SetActiveReceiptRuleSet": {"*"},
+        "ses:DescribeReceiptRuleSet": {"*"},
+        "ses:CreateReceiptRuleSet": {"*"},
+        "ses:DeleteReceiptRuleSet": {"*"},
     }
 
 
