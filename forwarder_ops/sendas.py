@@ -670,10 +670,9 @@ def render_credentials(credentials: Credentials) -> list[str]:
     ]
 
 
-def gmail_steps(address: str, credentials: Credentials | None) -> list[str]:
+def gmail_steps(address: str, server: str, *, new_password: bool) -> list[str]:
     """The four steps a member takes in Gmail (on a computer: the app cannot add a "Send mail as")."""
-    server = credentials.server if credentials else "the SMTP server above"
-    login = "the username and password above" if credentials else "the username and password you already use"
+    login = "the username and password above" if new_password else "the username and password you already use"
     return [
         "In Gmail on a computer (the member does this; it cannot be done from the phone app):",
         "  1. Settings (gear) > See all settings > Accounts and Import > Send mail as > Add another email address.",
@@ -684,7 +683,7 @@ def gmail_steps(address: str, credentials: Credentials | None) -> list[str]:
     ]
 
 
-def describe_grant(result: Mapping[str, Any]) -> list[str]:
+def describe_grant(result: Mapping[str, Any], env_flag: str = "") -> list[str]:
     verb = "granted" if result["created"] else "updated"
     lines = [
         f"send-as {verb}: {result['member']} may send as {', '.join(result['aliases'])} "
@@ -700,10 +699,10 @@ def describe_grant(result: Mapping[str, Any]) -> list[str]:
         keys = ", ".join(result["existing_keys"])
         lines += [
             f"No new key: the member's SMTP credentials (username {keys}) now also send as {result['from_address']}.",
-            f"Lost them? `forwarder send-as rotate {result['member']}` makes a new password.",
+            f"Lost them? `forwarder send-as rotate {result['member']}{env_flag}` makes a new password.",
             "",
         ]
-    return lines + gmail_steps(result["from_address"], credentials)
+    return lines + gmail_steps(result["from_address"], smtp_server(result["region"]), new_password=bool(smtp))
 
 
 def render_list(grants: Sequence[Grant], path: str, now: datetime) -> list[str]:
@@ -798,7 +797,7 @@ def _cmd_grant(send_as: SendAs, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print("\n".join(describe_grant(result)))
+        print("\n".join(describe_grant(result, send_as.env_flag)))
     return 0
 
 
