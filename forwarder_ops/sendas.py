@@ -42,6 +42,7 @@ TAG_STACK = "email-forwarder:stack"
 TAG_REGION = "email-forwarder:region"
 MAX_KEY_AGE_DAYS = 90
 MAX_KEY_AGE_VARIABLE = "FORWARDER_SEND_AS_MAX_KEY_AGE_DAYS"
+CATCH_ALL = "_catchall"  # forwarder.config's catch-all alias: mail for unknown addresses, not an address
 
 # IAM user names: at most 64 of [A-Za-z0-9+=,.@_-], unique in the account (the path does not scope them).
 _NAME_LIMIT = 64
@@ -420,7 +421,7 @@ class SendAs:
             )
         return member
 
-    def _existing(self, member: str) -> Grant:
+    def existing_grant(self, member: str) -> Grant:
         grant = self.store.get(member)
         if grant is None:
             raise CommandError(
@@ -438,6 +439,8 @@ class SendAs:
         """Let the member send as the alias; a new user gets a key (its password is in the result, once)."""
         member = self.member(member_text)
         alias = alias_name(alias_text, self.domain)
+        if alias == CATCH_ALL:
+            raise CommandError(f"{CATCH_ALL} (the catch-all) has no address to send as: grant a named alias")
         self._require_membership(member, alias)
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
@@ -534,7 +537,7 @@ class SendAs:
     # revoke --------------------------------------------------------------------------------------
 
     def plan_revoke(self, member_text: str, alias_text: str | None) -> GrantChange:
-        grant = self._existing(member_text.strip())
+        grant = self.existing_grant(member_text.strip())
         if alias_text is None:
             return GrantChange(grant, tuple(grant.aliases))
         alias = alias_name(alias_text, self.domain)
@@ -547,7 +550,7 @@ class SendAs:
 
     def rotate(self, member_text: str) -> tuple[Grant, Credentials]:
         """A new key for the member; the old one stays until `finish` (IAM holds two keys at most)."""
-        grant = self._existing(member_text.strip())
+        grant = self.existing_grant(member_text.strip())
         if len(grant.keys) >= 2:
             raise CommandError(
                 f"{grant.member} has two keys, so a rotation is unfinished: once the newest password works in "
@@ -573,9 +576,9 @@ class SendAs:
 class GrantFollowUp:
     """The grant changes that go with a set of alias changes: shown in the diff, applied with them."""
 
+    out: TextIO = field(repr=False)
     store: GrantStore | None = None
     changes: list[GrantChange] = field(default_factory=list)
-    out: TextIO = field(default=sys.stdout, repr=False)
 
     def render(self) -> list[str]:
         if not self.changes or self.store is None:
@@ -609,7 +612,7 @@ def follow_alias_changes(target: Target, changes: Sequence[Change], out: TextIO,
             "check them with `forwarder send-as list` after this change\n"
         )
         return GrantFollowUp(out=out)
-    return GrantFollowUp(store, plan_revocations(grants, changes), out)
+    return GrantFollowUp(out, store, plan_revocations(grants, changes))
 
 
 # doctor ------------------------------------------------------------------------------------------
@@ -832,7 +835,7 @@ def _cmd_revoke(send_as: SendAs, args: argparse.Namespace) -> int:
 
 def _cmd_rotate(send_as: SendAs, args: argparse.Namespace) -> int:
     if args.finish:
-        grant = send_as._existing(args.member.strip())
+        grant = send_as.existing_grant(args.member.strip())
         deleted = send_as.finish(grant)
         if args.json:
             _print_json({"member": grant.member, "user": grant.user, "deleted_keys": deleted})

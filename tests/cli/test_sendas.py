@@ -259,6 +259,7 @@ def test_send_as_grant_per_member_users_do_not_share(cli: Cli, team: None) -> No
         (["team@dev.aws-educate.tw", "--alias", "team"], "forwarder: team@dev.aws-educate.tw is on dev.aws-educate.tw"),
         (["alice@gmail.com", "--alias", "team@other.org"], "forwarder: team@other.org is not on dev.aws-educate.tw"),
         (["alice@gmail.com", "--alias", "Team Lead"], "is not an alias name"),
+        (["alice@gmail.com", "--alias", "_catchall"], "forwarder: _catchall (the catch-all) has no address to send as"),
     ],
 )
 def test_send_as_grant_bad_input_is_one_line_and_exit_2(cli: Cli, team: None, argv: list[str], message: str) -> None:
