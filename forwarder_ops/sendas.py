@@ -384,13 +384,11 @@ def _now() -> datetime:
 
 
 class SendAs:
-    """What `forwarder send-as <action>` does for one environment; output goes to `out`."""
+    """What `forwarder send-as <action>` does for one environment; warnings go to `err`."""
 
-    def __init__(self, target: Target, out: TextIO, err: TextIO, *, stdin: TextIO | None = None) -> None:
+    def __init__(self, target: Target, err: TextIO) -> None:
         self.target = target
-        self.out = out
         self.err = err
-        self.stdin = stdin
         environment = target.environment_name
         if not environment:
             raise CommandError("send-as grants are per environment: give --config-env ENV")
@@ -750,7 +748,7 @@ def add_parser(commands: Any, environment: argparse.ArgumentParser, target: Call
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def run(handler: Callable[[SendAs, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        return lambda args: handler(SendAs(target(args), sys.stdout, sys.stderr), args)
+        return lambda args: handler(SendAs(target(args), sys.stderr), args)
 
     grant = send_as.add_parser(
         "grant",
