@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(commands)
     _add_smtp(commands)
     _add_redrive(commands)
+    _add_send_as(commands)
     return parser
 
 
@@ -433,6 +434,12 @@ def _add_redrive(commands: Any) -> None:
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
     redrive.add_argument("--json", action="store_true", help="machine-readable output")
     redrive.set_defaults(func=cmd_redrive)
+
+
+def _add_send_as(commands: Any) -> None:
+    from forwarder_ops.sendas import add_parser
+
+    add_parser(commands, _environment_options(), _target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
