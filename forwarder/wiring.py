@@ -51,6 +51,16 @@ def build_service(settings: Settings) -> ForwardingService:
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
     store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
+    trace = None
+    if settings.trace_table:
+        from forwarder.aws.trace import DynamoDBTrace
+
+        trace = DynamoDBTrace(
+            boto3.client("dynamodb", config=config),
+            settings.trace_table,
+            settings.trace_expiry_days,
+            settings.trace_subjects,
+        )
     return ForwardingService(
         settings=settings,
         store=store,
@@ -66,6 +76,7 @@ def build_service(settings: Settings) -> ForwardingService:
         parking=FailureQueue(boto3.client("sqs", config=config), settings.failure_queue_url)
         if settings.failure_queue_url
         else None,
+        trace=trace,
     )
 
 
@@ -102,3 +113,6 @@ def reset() -> None:
     """Forget the cached settings and service (a new environment, e.g. in the local runner)."""
     get_settings.cache_clear()
     get_service.cache_clear()
+    from forwarder.delivery import get_adapters
+
+    get_adapters.cache_clear()
