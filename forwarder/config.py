@@ -90,7 +90,14 @@ class Settings:
         )
         _check("link_expiry_days", 1 <= self.link_expiry_days <= 30, "must be 1 to 30 days")
         _check("trace_expiry_days", 1 <= self.trace_expiry_days <= 3650, "must be 1 to 3650 days")
-        optional = ("trace_table", "idempotency_table", "configuration_set", "subject_prefix", "link_url", "link_secret")
+        optional = (
+            "trace_table",
+            "idempotency_table",
+            "configuration_set",
+            "subject_prefix",
+            "link_url",
+            "link_secret",
+        )
         for name in (*optional, "failure_queue_url"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
 

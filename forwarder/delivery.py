@@ -122,7 +122,9 @@ def get_adapters() -> tuple[DeliveryTrace, Notifier | None]:
     from forwarder.wiring import client_config
 
     settings = load_settings(DeliverySettings)
-    trace = DynamoDBTrace(boto3.client("dynamodb", config=client_config()), settings.trace_table, settings.trace_expiry_days)
+    trace = DynamoDBTrace(
+        boto3.client("dynamodb", config=client_config()), settings.trace_table, settings.trace_expiry_days
+    )
     alarm = (
         SnsNotifier(boto3.client("sns", config=client_config()), settings.alarm_topic_arn)
         if settings.alarm_topic_arn

@@ -12,7 +12,7 @@ cannot be traced and are skipped like any record without our tags.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,9 @@ class MemberEvent:
         """`bounce` for a permanent bounce (suppression included), `complaint`; else None."""
         if self.entry.state == COMPLAINED:
             return "complaint"
-        if self.entry.state == SUPPRESSED or (self.entry.state == BOUNCED and self.entry.detail.startswith("Permanent")):
+        if self.entry.state == SUPPRESSED or (
+            self.entry.state == BOUNCED and self.entry.detail.startswith("Permanent")
+        ):
             return "bounce"
         return None
 
@@ -129,48 +131,76 @@ def parse_record(text: str) -> list[MemberEvent]:
     return [event(*step) for step in steps]
 
 
-def _steps(
-    kind: str, record: Mapping[str, Any], mail: Mapping[str, Any], sent_at: str
-) -> list[tuple[str, str, str, str, str]]:
+Step = tuple[str, str, str, str, str]
+
+
+def _send(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    return [(m, SENT, sent_at, "accepted by SES", "") for m in destination]
+
+
+def _delivery(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    delivery = _object(record, "delivery")
+    at = normalise_time(_text(delivery, "timestamp"))
+    members = _addresses(delivery.get("recipients")) or destination
+    return [(m, DELIVERED, at, _text(delivery, "smtpResponse"), "") for m in members]
+
+
+def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    bounce = _object(record, "bounce")
+    at, feedback = normalise_time(_text(bounce, "timestamp")), _text(bounce, "feedbackId")
+    kind = "/".join(p for p in (_text(bounce, "bounceType"), _text(bounce, "bounceSubType")) if p)
+    state = SUPPRESSED if _text(bounce, "bounceSubType") in SUPPRESSION_SUBTYPES else BOUNCED
+    steps = []
+    for member, item in _recipients(bounce.get("bouncedRecipients")):
+        diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
+        steps.append((member, state, at, f"{kind}: {diagnostic}".rstrip(": "), feedback))
+    return steps
+
+
+def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    complaint = _object(record, "complaint")
+    at, feedback = normalise_time(_text(complaint, "timestamp")), _text(complaint, "feedbackId")
+    subtype = _text(complaint, "complaintSubType")
+    state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
+    detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
+    return [(m, state, at, detail, feedback) for m, _ in _recipients(complaint.get("complainedRecipients"))]
+
+
+def _delay(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    delay = _object(record, "deliveryDelay")
+    at = normalise_time(_text(delay, "timestamp"))
+    until = _text(delay, "expirationTime")
+    steps = []
+    for member, item in _recipients(delay.get("delayedRecipients")):
+        why = "; ".join(p for p in (_text(delay, "delayType"), _text(item, "diagnosticCode")) if p)
+        steps.append((member, DELAYED, at, why + (f" (SES retries until {until})" if until else ""), ""))
+    return steps
+
+
+def _reject(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    reason = _text(_object(record, "reject"), "reason") or "rejected by SES"
+    return [(m, REJECTED, sent_at, reason, "") for m in destination]
+
+
+def _failure(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    error = _text(_object(record, "failure"), "errorMessage") or "rendering failure"
+    return [(m, FAILED, sent_at, error, "") for m in destination]
+
+
+# Open, Click, Subscription and any type SES adds later are nothing a trace shows.
+_READERS: dict[str, Callable[[Mapping[str, Any], list[str], str], list[Step]]] = {
+    "Send": _send,
+    "Delivery": _delivery,
+    "Bounce": _bounce,
+    "Complaint": _complaint,
+    "DeliveryDelay": _delay,
+    "Reject": _reject,
+    "Rendering Failure": _failure,
+    "RenderingFailure": _failure,
+}
+
+
+def _steps(kind: str, record: Mapping[str, Any], mail: Mapping[str, Any], sent_at: str) -> list[Step]:
     """(member, state, time, detail, feedback id) for each member the record is about."""
-    destination = _addresses(mail.get("destination"))
-    if kind == "Send":
-        return [(m, SENT, sent_at, "accepted by SES", "") for m in destination]
-    if kind == "Delivery":
-        delivery = _object(record, "delivery")
-        at = normalise_time(_text(delivery, "timestamp"))
-        members = _addresses(delivery.get("recipients")) or destination
-        return [(m, DELIVERED, at, _text(delivery, "smtpResponse"), "") for m in members]
-    if kind == "Bounce":
-        bounce = _object(record, "bounce")
-        at, feedback = normalise_time(_text(bounce, "timestamp")), _text(bounce, "feedbackId")
-        kind_text = "/".join(p for p in (_text(bounce, "bounceType"), _text(bounce, "bounceSubType")) if p)
-        state = SUPPRESSED if _text(bounce, "bounceSubType") in SUPPRESSION_SUBTYPES else BOUNCED
-        steps = []
-        for member, item in _recipients(bounce.get("bouncedRecipients")):
-            diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
-            steps.append((member, state, at, f"{kind_text}: {diagnostic}".rstrip(": "), feedback))
-        return steps
-    if kind == "Complaint":
-        complaint = _object(record, "complaint")
-        at, feedback = normalise_time(_text(complaint, "timestamp")), _text(complaint, "feedbackId")
-        subtype = _text(complaint, "complaintSubType")
-        state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
-        detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
-        return [(m, state, at, detail, feedback) for m, _ in _recipients(complaint.get("complainedRecipients"))]
-    if kind == "DeliveryDelay":
-        delay = _object(record, "deliveryDelay")
-        at = normalise_time(_text(delay, "timestamp"))
-        until = _text(delay, "expirationTime")
-        steps = []
-        for member, item in _recipients(delay.get("delayedRecipients")):
-            why = "; ".join(p for p in (_text(delay, "delayType"), _text(item, "diagnosticCode")) if p)
-            steps.append((member, DELAYED, at, why + (f" (SES retries until {until})" if until else ""), ""))
-        return steps
-    if kind == "Reject":
-        reason = _text(_object(record, "reject"), "reason") or "rejected by SES"
-        return [(m, REJECTED, sent_at, reason, "") for m in destination]
-    if kind == "Rendering Failure" or kind == "RenderingFailure":
-        error = _text(_object(record, "failure"), "errorMessage") or "rendering failure"
-        return [(m, FAILED, sent_at, error, "") for m in destination]
-    return []  # Open, Click, Subscription, and any type SES adds later: nothing a trace shows
+    reader = _READERS.get(kind)
+    return reader(record, _addresses(mail.get("destination")), sent_at) if reader else []

@@ -81,7 +81,9 @@ class TraceLog(Protocol):
     """Records the forwarder's side of a mail's path (received, decision, members); the delivery function
     adds SES's events. Failures are the service's to log: a trace is never worth losing mail over."""
 
-    def record(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None: ...
+    def record(
+        self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None
+    ) -> None: ...
 
 
 class NoTrace:

@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(commands)
     _add_smtp(commands)
     _add_redrive(commands)
+    _add_trace(commands)
+    _add_suppression(commands)
+    _add_inspect(commands)
     return parser
 
 
@@ -433,6 +436,24 @@ def _add_redrive(commands: Any) -> None:
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
     redrive.add_argument("--json", action="store_true", help="machine-readable output")
     redrive.set_defaults(func=cmd_redrive)
+
+
+def _add_trace(commands: Any) -> None:
+    from forwarder_ops.trace import add_parser
+
+    add_parser(commands, _environment_options(alias_path=False))
+
+
+def _add_suppression(commands: Any) -> None:
+    from forwarder_ops.suppression import add_parser
+
+    add_parser(commands, _environment_options())
+
+
+def _add_inspect(commands: Any) -> None:
+    from forwarder_ops.inspect import add_parser
+
+    add_parser(commands, _environment_options(alias_path=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

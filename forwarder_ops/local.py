@@ -53,6 +53,72 @@ class SesRefusal(Exception):
         self.code = code
 
 
+def _reply(status: int, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """What botocore's `before-call` short-circuit expects: (HTTP response, parsed body)."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    parsed = {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return AWSResponse("https://email.local", status, HTTPHeaders(), None), parsed
+
+
+@dataclass
+class SuppressionList:
+    """The SES v2 account-level suppression list of one region (moto has none): Get, List, Put and
+    DeleteSuppressedDestination, answered below moto like `LocalSes` answers SendEmail."""
+
+    entries: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    def add(self, address: str, reason: str = "BOUNCE", when: datetime | None = None) -> None:
+        self.entries[address.lower()] = (reason, when or datetime.now(UTC))
+
+    def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["local_suppression_params"] = params
+
+    def _missing(self, address: str) -> tuple[Any, dict[str, Any]]:
+        error = {
+            "Code": "NotFoundException",
+            "Message": f"Email address {address} does not exist on your suppression list.",
+        }
+        return _reply(404, {"Error": error})
+
+    def _get(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        address = str(context["local_suppression_params"].get("EmailAddress", ""))
+        if address.lower() not in self.entries:
+            return self._missing(address)
+        reason, when = self.entries[address.lower()]
+        destination = {"EmailAddress": address.lower(), "Reason": reason, "LastUpdateTime": when}
+        return _reply(200, {"SuppressedDestination": destination})
+
+    def _list(self, **_: Any) -> tuple[Any, dict[str, Any]]:
+        summaries = [
+            {"EmailAddress": address, "Reason": reason, "LastUpdateTime": when}
+            for address, (reason, when) in sorted(self.entries.items())
+        ]
+        return _reply(200, {"SuppressedDestinationSummaries": summaries})
+
+    def _put(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        params = context["local_suppression_params"]
+        self.add(str(params["EmailAddress"]), str(params.get("Reason", "BOUNCE")))
+        return _reply(200, {})
+
+    def _delete(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        address = str(context["local_suppression_params"].get("EmailAddress", ""))
+        if self.entries.pop(address.lower(), None) is None:
+            return self._missing(address)
+        return _reply(200, {})
+
+    def install(self, events: Any) -> None:
+        """Answer the suppression-list calls of every client made from `events` (a session's or a client's)."""
+        for operation, answer in (
+            ("GetSuppressedDestination", self._get),
+            ("ListSuppressedDestinations", self._list),
+            ("PutSuppressedDestination", self._put),
+            ("DeleteSuppressedDestination", self._delete),
+        ):
+            events.register(f"provide-client-params.sesv2.{operation}", self._remember)
+            events.register(f"before-call.sesv2.{operation}", answer)
+
+
 @dataclass
 class LocalSes:
     """SES v2 `SendEmail` (raw) as the forwarder uses it, with SES's own acceptance rules."""
@@ -64,7 +130,7 @@ class LocalSes:
     refuse_calls: dict[int, SesRefusal] = field(default_factory=dict)
     calls: int = 0
     sandbox: bool = False
-    suppression: SuppressionList = field(default_factory=lambda: SuppressionList())
+    suppression: SuppressionList = field(default_factory=SuppressionList)
 
     def accept(self, params: Mapping[str, Any]) -> SentMail:
         """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`.
@@ -94,9 +160,7 @@ class LocalSes:
         if repeated:
             raise SesRefusal("MessageRejected", f"Duplicate header '{repeated[0]}'")
         tags = {str(t.get("Name")): str(t.get("Value")) for t in params.get("EmailTags") or ()}
-        sent = SentMail(
-            f"local-{uuid.uuid4().hex}", sender, recipients, raw, params.get("ConfigurationSetName"), tags
-        )
+        sent = SentMail(f"local-{uuid.uuid4().hex}", sender, recipients, raw, params.get("ConfigurationSetName"), tags)
         self.outbox.append(sent)
         return sent
 
@@ -148,11 +212,7 @@ class LocalSes:
 
     @staticmethod
     def _reply(status: int, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """What botocore's `before-call` short-circuit expects: (HTTP response, parsed body)."""
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
-
-        parsed = {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
-        return AWSResponse("https://email.local", status, HTTPHeaders(), None), parsed
+        return _reply(status, body)
 
     def install(self, events: Any) -> None:
         self.suppression.install(events)
@@ -161,61 +221,6 @@ class LocalSes:
         events.register("before-call.sesv2.SendEmail", self._answer)
         events.register("before-call.sesv2.GetAccount", self._account)
         events.register("before-call.sesv2.GetEmailIdentity", self._identity)
-
-
-@dataclass
-class SuppressionList:
-    """The SES v2 account-level suppression list of one region (moto has none): Get, List, Put and
-    DeleteSuppressedDestination, answered below moto like `LocalSes` answers SendEmail."""
-
-    entries: dict[str, tuple[str, datetime]] = field(default_factory=dict)
-
-    def add(self, address: str, reason: str = "BOUNCE", when: datetime | None = None) -> None:
-        self.entries[address.lower()] = (reason, when or datetime.now(UTC))
-
-    def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["local_suppression_params"] = params
-
-    def _missing(self, address: str) -> tuple[Any, dict[str, Any]]:
-        error = {"Code": "NotFoundException", "Message": f"Email address {address} does not exist on your suppression list."}
-        return LocalSes._reply(404, {"Error": error})
-
-    def _get(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        address = str(context["local_suppression_params"].get("EmailAddress", ""))
-        if address.lower() not in self.entries:
-            return self._missing(address)
-        reason, when = self.entries[address.lower()]
-        destination = {"EmailAddress": address.lower(), "Reason": reason, "LastUpdateTime": when}
-        return LocalSes._reply(200, {"SuppressedDestination": destination})
-
-    def _list(self, **_: Any) -> tuple[Any, dict[str, Any]]:
-        summaries = [
-            {"EmailAddress": address, "Reason": reason, "LastUpdateTime": when}
-            for address, (reason, when) in sorted(self.entries.items())
-        ]
-        return LocalSes._reply(200, {"SuppressedDestinationSummaries": summaries})
-
-    def _put(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        params = context["local_suppression_params"]
-        self.add(str(params["EmailAddress"]), str(params.get("Reason", "BOUNCE")))
-        return LocalSes._reply(200, {})
-
-    def _delete(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        address = str(context["local_suppression_params"].get("EmailAddress", ""))
-        if self.entries.pop(address.lower(), None) is None:
-            return self._missing(address)
-        return LocalSes._reply(200, {})
-
-    def install(self, events: Any) -> None:
-        """Answer the suppression-list calls of every client made from `events` (a session's or a client's)."""
-        for operation, answer in (
-            ("GetSuppressedDestination", self._get),
-            ("ListSuppressedDestinations", self._list),
-            ("PutSuppressedDestination", self._put),
-            ("DeleteSuppressedDestination", self._delete),
-        ):
-            events.register(f"provide-client-params.sesv2.{operation}", self._remember)
-            events.register(f"before-call.sesv2.{operation}", answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +445,8 @@ def create_trace_table(client: Any, name: str) -> None:
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
-            {"AttributeName": attribute, "AttributeType": "S"} for attribute in ("pk", "sk", "lookup", "day", "received")
+            {"AttributeName": attribute, "AttributeType": "S"}
+            for attribute in ("pk", "sk", "lookup", "day", "received")
         ],
         GlobalSecondaryIndexes=[
             {
