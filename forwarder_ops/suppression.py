@@ -136,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from forwarder_ops.cli import OK, _target
+    from forwarder_ops.cli import OK, PROBLEM, _target
     from forwarder_ops.console import Declined, confirm
 
     address = args.address.strip().lower()
@@ -156,7 +156,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         )
     except Declined:
         print("nothing changed")
-        return OK
+        return PROBLEM
     sesv2.delete_suppressed_destination(EmailAddress=address)
     print(f"removed {address} from the suppression list of {target.region}")
     return OK
