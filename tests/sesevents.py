@@ -12,7 +12,11 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events"
 
 
 def mail_object(
-    ses_id: str, recipients: Sequence[str], tags: Mapping[str, str], sent_at: str, source: str = "team@dev.aws-educate.tw"
+    ses_id: str,
+    recipients: Sequence[str],
+    tags: Mapping[str, str],
+    sent_at: str,
+    source: str = "team@dev.aws-educate.tw",
 ) -> dict[str, Any]:
     return {
         "timestamp": sent_at,

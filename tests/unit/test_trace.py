@@ -80,7 +80,12 @@ def test_feedback_reads_each_documented_event_type() -> None:
         # WHEN it is parsed
         (step,) = parse_record(json.dumps(item))
         # THEN it names the member of the tagged inbound mail and alias, in the expected state
-        assert (step.inbound, step.alias, step.member, step.entry.state) == ("inbound-1", "team", "bob@gmail.com", state)
+        assert (step.inbound, step.alias, step.member, step.entry.state) == (
+            "inbound-1",
+            "team",
+            "bob@gmail.com",
+            state,
+        )
     bounced = parse_record(json.dumps(records["bounced"]))[0].entry
     assert bounced.detail == "Permanent/General: smtp; 550 5.1.1 no"
     assert bounced.at == "2026-11-30T09:14:34.000Z"
