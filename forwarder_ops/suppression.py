@@ -9,6 +9,7 @@ off the list (after the operator confirms that the address works again).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -55,32 +56,60 @@ def lookup(sesv2: Any, address: str) -> Suppressed | None:
     return Suppressed(address, str(found.get("Reason", "?")), _day(found.get("LastUpdateTime")))
 
 
-def suppressed_members(sesv2: Any, aliases: dict[str, list[str]], domain: str | None) -> dict[str, list[str]]:
-    """Suppressed member -> the aliases it is in (members the forwarder skips anyway are not asked about)."""
+# Up to this many members are looked up one by one (GetSuppressedDestination); more are matched against
+# the listed suppression list, unless that is longer than _LIST_PAGES pages (an account shared with bulk
+# senders), where one look-up per member is again the cheaper way.
+_GET_EACH = 20
+_LIST_PAGES = 10
+
+
+def _member_addresses(aliases: dict[str, list[str]], domain: str | None) -> dict[str, list[str]]:
+    """Member -> its aliases, for the members the forwarder sends to (the others are skipped anyway)."""
     members: dict[str, list[str]] = {}
     for alias, listed in aliases.items():
         for member in listed:
             if skip_reason(member, domain) is None:
                 members.setdefault(member.lower(), []).append(alias)
-    return {m: members[m] for m in sorted(members) if lookup(sesv2, m) is not None}
+    return members
+
+
+def _listed(sesv2: Any) -> dict[str, Suppressed] | None:
+    """The whole suppression list of the region, or None when it is longer than `_LIST_PAGES` pages."""
+    found: dict[str, Suppressed] = {}
+    request: dict[str, Any] = {"PageSize": 1000}
+    for _ in range(_LIST_PAGES):
+        page = sesv2.list_suppressed_destinations(**request)
+        for summary in page.get("SuppressedDestinationSummaries", []):
+            address = str(summary["EmailAddress"]).lower()
+            found[address] = Suppressed(address, str(summary.get("Reason", "?")), _day(summary.get("LastUpdateTime")))
+        if not page.get("NextToken"):
+            return found
+        request["NextToken"] = page["NextToken"]
+    return None
+
+
+def suppressed(sesv2: Any, members: Iterable[str]) -> list[Suppressed]:
+    """The entries of the suppression list among `members`, in address order."""
+    wanted = sorted({m.lower() for m in members})
+    listed = _listed(sesv2) if len(wanted) > _GET_EACH else None
+    if listed is not None:
+        return [listed[m] for m in wanted if m in listed]
+    return [entry for m in wanted if (entry := lookup(sesv2, m)) is not None]
 
 
 def check_suppressed_members(doctor: Doctor) -> Check:
     """The doctor's row: alias members on the account-level suppression list of the environment's region."""
     from forwarder_ops.doctor import Check, Status
 
-    sesv2 = doctor.target.client("sesv2")
-    aliases = doctor._aliases()
-    members = {m.lower() for listed in aliases.values() for m in listed if skip_reason(m, doctor.domain) is None}
-    entries = [entry for m in sorted(members) if (entry := lookup(sesv2, m)) is not None]
+    members = _member_addresses(doctor._aliases(), doctor.domain)
+    entries = suppressed(doctor.target.client("sesv2"), members)
     if not entries:
         return Check(
             "suppressed members",
             Status.OK,
             f"none of {len(members)} members is on the suppression list of {doctor.region}",
         )
-    where = {m: [a for a, listed in aliases.items() if m in {x.lower() for x in listed}] for m in members}
-    shown = "; ".join(f"{e.line()} in {', '.join(where[e.address])}" for e in entries)
+    shown = "; ".join(f"{e.line()} in {', '.join(members[e.address])}" for e in entries)
     env = doctor._env_flag
     return Check(
         "suppressed members",
@@ -121,18 +150,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     from forwarder_ops.cli import OK, PROBLEM, _print_json, _target
 
     target = _target(args)
-    aliases = AliasStore(target.client("ssm"), target.alias_path).read()
-    found = suppressed_members(target.client("sesv2"), aliases, target.domain)
+    members = _member_addresses(AliasStore(target.client("ssm"), target.alias_path).read(), target.domain)
+    entries = suppressed(target.client("sesv2"), members)
     if args.json:
+        found = {e.address: {"reason": e.reason, "since": e.since, "aliases": members[e.address]} for e in entries}
         _print_json({"region": target.region, "suppressed": found})
-    elif not found:
+    elif not entries:
         print(f"no alias member is on the suppression list of {target.region}")
     else:
-        sesv2 = target.client("sesv2")
-        for member, in_aliases in found.items():
-            entry = lookup(sesv2, member)
-            print(f"{entry.line() if entry else member}  in {', '.join(in_aliases)}")
-    return PROBLEM if found else OK
+        for entry in entries:
+            print(f"{entry.line()}  in {', '.join(members[entry.address])}")
+    return PROBLEM if entries else OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:

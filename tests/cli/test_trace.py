@@ -15,7 +15,7 @@ import pytest
 from forwarder.delivery import lambda_handler as delivery_handler
 from forwarder_ops.local import TRACE_TABLE, EmbeddedAws, LocalContext, SentMail, embedded_aws
 from tests import sesevents as ses
-from tests.cli.conftest import DOMAIN, REGION, Cli, Deployment, FakeResolver, FakeSesV2
+from tests.cli.conftest import DOMAIN, REGION, Cli, Deployment, FakeResolver, FakeSesV2, deploy
 from tests.conftest import EVENTS
 
 MEMBERS = {
@@ -257,13 +257,32 @@ def test_doctor_lists_suppressed_members_with_reason_date_and_fix(
     assert result.code == 1
 
 
+def test_doctor_matches_many_members_against_the_listed_suppression_list(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
+) -> None:
+    # GIVEN an alias of 30 members, two of them suppressed WHEN the doctor checks THEN it finds both
+    members = [f"member{i:02d}@example.org" for i in range(30)]
+    deploy({"big": ", ".join(members)})
+    fake = FakeSesV2()
+    client_overrides["sesv2"] = fake
+    fake.suppressed.add("member07@example.org", "COMPLAINT")
+    fake.suppressed.add("member21@example.org")
+    fake.suppressed.add("stranger@example.com")
+    result = cli("doctor", "--config-env", "dev", "--json")
+    check = next(c for c in json.loads(result.out)["checks"] if c["name"] == "suppressed members")
+    assert check["status"] == "fail"
+    assert check["detail"].startswith("2 member(s) receive nothing")
+    assert "member07@example.org (complaint since" in check["detail"] and "stranger" not in check["detail"]
+
+
 def test_suppression_remove_asks_then_removes(cli: Cli, deployed: Deployment, suppressing: FakeSesV2) -> None:
     suppressing.suppressed.add("bob@gmail.com", "COMPLAINT")
     declined = cli("suppression", "remove", "bob@gmail.com", "--config-env", "dev", stdin="n\n", tty=True)
     assert "bob@gmail.com" in suppressing.suppressed.entries
     assert declined.code == 1 and "nothing changed" in declined.out
     listed = cli("suppression", "list", "--config-env", "dev", "--json")
-    assert json.loads(listed.out)["suppressed"] == {"bob@gmail.com": ["team"]}
+    (entry,) = json.loads(listed.out)["suppressed"].items()
+    assert entry[0] == "bob@gmail.com" and entry[1]["reason"] == "COMPLAINT" and entry[1]["aliases"] == ["team"]
 
     removed = cli("suppression", "remove", "Bob@Gmail.com", "--config-env", "dev", "--yes")
 
