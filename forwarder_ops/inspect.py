@@ -54,6 +54,7 @@ class Summary:
     size: int
     sender: list[str]
     to: list[str]
+    delivered_to: list[str]
     cc: list[str]
     reply_to: list[str]
     subject: str
@@ -170,7 +171,8 @@ def summarise(raw: bytes, source: str = "") -> Summary:
             source=source,
             size=len(raw),
             sender=_addresses(parsed.from_),
-            to=_addresses(parsed.to) + _addresses(getattr(parsed, "delivered_to", [])),
+            to=_addresses(parsed.to),
+            delivered_to=_addresses(getattr(parsed, "delivered_to", [])),
             cc=_addresses(getattr(parsed, "cc", [])),
             reply_to=_addresses(getattr(parsed, "reply_to", [])),
             subject=_unfold(parsed.subject or ""),
@@ -200,6 +202,18 @@ def _size(count: int) -> str:
     return str(count)
 
 
+def _delay(seconds: float | None) -> str:
+    """A hop's wait: 8s, 25m 1s, 3h 2m; negative when the two servers' clocks disagree."""
+    if seconds is None:
+        return "?"
+    sign, left = ("-" if seconds < 0 else ""), round(abs(seconds))
+    if left < 60:
+        return f"{sign}{left}s"
+    if left < 3600:
+        return f"{sign}{left // 60}m {left % 60}s"
+    return f"{sign}{left // 3600}h {left % 3600 // 60}m"
+
+
 def render(summary: Summary) -> list[str]:
     from forwarder_ops.console import table
 
@@ -207,6 +221,7 @@ def render(summary: Summary) -> list[str]:
     fields = [
         ("from", ", ".join(summary.sender) or "(none)"),
         ("to", ", ".join(summary.to) or "(none)"),
+        *([("delivered-to", ", ".join(summary.delivered_to))] if summary.delivered_to else []),
         *([("cc", ", ".join(summary.cc))] if summary.cc else []),
         *([("reply-to", ", ".join(summary.reply_to))] if summary.reply_to else []),
         ("subject", summary.subject or "(none)"),
@@ -220,7 +235,7 @@ def render(summary: Summary) -> list[str]:
             (
                 str(h.number),
                 h.at or "?",
-                "?" if h.delay_seconds is None else f"{h.delay_seconds:g}s",
+                _delay(h.delay_seconds),
                 f"{h.source or '?'} -> {h.by or '?'}",
             )
             for h in summary.hops

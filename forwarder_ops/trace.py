@@ -27,7 +27,7 @@ from forwarder.trace import (
     TraceEntry,
     latest,
     mail_pk,
-    path,
+    order,
     timestamp,
 )
 from forwarder_ops.errors import CommandError
@@ -130,29 +130,30 @@ def compose(message_id: str, items: Iterable[dict[str, Any]]) -> MailTrace:
             events[sk.removeprefix(MEMBER_PREFIX)] = plain(item)
     rows: list[MemberRow] = []
     seen: set[str] = set()
-    forwarded_at = str((mail or {}).get("recorded") or (mail or {}).get("received") or "")
+    received = str((mail or {}).get("received") or "")
     for record in (mail or {}).get("members", []):
         member = str(record.get("member", "")).lower()
-        history = [
-            TraceEntry(
-                forwarded_at, str(record.get("status", SENT)), "forwarder", "forwarder", record.get("detail", "")
-            )
-        ]
-        if member in events and record.get("status") != SKIPPED:
-            history += [TraceEntry.from_item(e) for e in events[member].get("history", [])]
-        rows.append(_row(str(record.get("alias", "")), member, history))
+        status = str(record.get("status", SENT))
+        own = TraceEntry(received, status, "forwarder", "forwarder", str(record.get("detail", "")))
+        history = [TraceEntry.from_item(e) for e in events.get(member, {}).get("history", [])]
+        rows.append(_row(str(record.get("alias", "")), member, own, [] if status == SKIPPED else history))
         seen.add(member)
     for member, item in sorted(events.items()):
         if member not in seen:  # the forwarder's own record is missing (trace write failed, or older)
-            rows.append(_row(str(item.get("alias", "")), member, [TraceEntry.from_item(e) for e in item["history"]]))
+            history = [TraceEntry.from_item(e) for e in item.get("history", [])]
+            rows.append(_row(str(item.get("alias", "")), member, None, history))
     return MailTrace(message_id, mail, tuple(rows))
 
 
-def _row(alias: str, member: str, history: list[TraceEntry]) -> MemberRow:
-    now = latest(history)
+def _row(alias: str, member: str, own: TraceEntry | None, history: list[TraceEntry]) -> MemberRow:
+    """The forwarder's step comes first whatever its clock says (SES reports only what it was handed), then
+    SES's events in event order; the latest of those says where the member is now."""
+    ordered = sorted(history, key=order)
+    steps = ([own] if own else []) + ordered
+    now = latest(ordered) or own
     assert now is not None
-    ordered = tuple(sorted(history, key=lambda e: (e.at, e.state)))
-    return MemberRow(alias, member, now.state, now.at, now.detail, tuple(path(history)), ordered)
+    states = [s for i, s in enumerate(e.state for e in steps) if i == 0 or s != steps[i - 1].state]
+    return MemberRow(alias, member, now.state, now.at, now.detail, tuple(states), tuple(steps))
 
 
 # reading the table ------------------------------------------------------------------------------
@@ -295,11 +296,13 @@ def render(trace: MailTrace, env_flag: str = "") -> list[str]:
         lines += table(rows, ("alias", "member", "now", "since (UTC)", "path", "detail"), "  ")
     delivered = sum(row.state == "delivered" for row in trace.members)
     sent = sum(row.state != SKIPPED for row in trace.members)
-    lines += [
-        "",
-        f"{delivered} of {sent} member(s) delivered"
-        + (f", {len(trace.problems)} did not get it" if trace.problems else ""),
-    ]
+    pending = sum(row.state in {SENT, "delayed"} for row in trace.members)
+    summary = [f"{delivered} of {sent} member(s) delivered"]
+    if trace.problems:
+        summary.append(f"{len(trace.problems)} did not get it")
+    if pending:
+        summary.append(f"{pending} still on the way (SES has not reported a delivery yet)")
+    lines += ["", ", ".join(summary)]
     fixes = [fix for row in trace.problems if (fix := _fix(row, env_flag))]
     lines += [f"  fix: {fix}" for fix in fixes]
     return lines

@@ -60,7 +60,7 @@ def test_inspect_summary_corrects_attachment_sizes_and_times_hops(cli: Cli, tmp_
     assert "slides.pdf  application/pdf  3.0 kB" in text.out
     # AND the hops are listed oldest first with the delay at the second one
     assert [hop["delay_seconds"] for hop in data["hops"]] == [0, 65]
-    assert "65s" in text.out
+    assert "1m 5s" in text.out
     assert data["sender"] == ["Yating Chen <yating.chen@example.com>"]
     assert data["subject"] == "Slides"
     assert data["date"] == "2026-11-30T09:13:58+00:00"

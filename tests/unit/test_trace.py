@@ -184,3 +184,22 @@ def test_delivery_unreadable_records_are_skipped_not_retried() -> None:
     event["Records"][0]["Sns"]["Message"] = "{broken"
     assert record_events(event, MemoryTrace(), None)["skipped"] == 1
     assert record_events({"not": "sns"}, MemoryTrace(), None)["skipped"] == 1
+
+
+def test_trace_compose_ses_events_win_over_the_forwarders_late_record() -> None:
+    # GIVEN the forwarder wrote its record after SES had already delivered to the first member
+    from forwarder_ops.trace import compose
+
+    mail_item = {
+        "pk": "mail#m1",
+        "sk": "mail",
+        "received": "2026-11-30T09:00:00.000Z",
+        "recorded": "2026-11-30T09:00:09.000Z",
+        "members": [{"alias": "team", "member": "bob@gmail.com", "status": "sent", "detail": ""}],
+    }
+    delivered = TraceEntry("2026-11-30T09:00:05.000Z", "delivered", "Delivery", "k")
+    member_item = {"pk": "mail#m1", "sk": "member#bob@gmail.com", "history": [delivered.as_item()]}
+
+    # WHEN the trace is composed THEN bob is delivered, after the forwarder's send
+    (row,) = compose("m1", [member_item, mail_item]).members
+    assert (row.state, row.path) == ("delivered", ("sent", "delivered"))
