@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from forwarder.mail.policy import Decision, Verdicts
 from forwarder.mail.routing import Routing
+
+if TYPE_CHECKING:
+    from forwarder.trace import TraceEntry
 
 # SES v2 SendEmail: at most 50 envelope recipients per call.
 MAX_RECIPIENTS = 50
@@ -96,7 +99,7 @@ class NoTrace:
 class DeliveryTrace(Protocol):
     """The delivery function's side of the trace table."""
 
-    def add_event(self, inbound: str, alias: str, member: str, entry: Any) -> bool:
+    def add_event(self, inbound: str, alias: str, member: str, entry: TraceEntry) -> bool:
         """Add one SES event to a member's history; False when it was there already (a redelivery)."""
 
     def member_alias(self, inbound: str, member: str) -> str | None:
