@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from forwarder.config import DeliverySettings, load_settings
 from forwarder.feedback import FeedbackError, MemberEvent, parse_record, sns_messages
 from forwarder.observability import logger, metrics, tracer
+from forwarder.trace import PROBLEMS
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -64,6 +65,7 @@ def record_events(event: dict[str, Any], trace: DeliveryTrace, alarm: Notifier |
         for step in steps:
             if trace.add_event(step.inbound, step.alias, step.member, step.entry):
                 added += 1
+                count_state(step.entry.state)
                 logger.info(
                     "member state recorded",
                     extra={"message_id": step.inbound, "alias": step.alias, "state": step.entry.state},
@@ -72,6 +74,16 @@ def record_events(event: dict[str, Any], trace: DeliveryTrace, alarm: Notifier |
             else:
                 duplicates += 1
     return Recorded(added, duplicates, skipped, alarms).as_dict()
+
+
+def count_state(state: str) -> None:
+    """EMF metrics: MemberEvents for every recorded step, Member<State> for those that mean a member lost mail
+    (MemberBounced, MemberSuppressed, MemberComplained, ...), to alarm on or graph per environment."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name="MemberEvents", unit=MetricUnit.Count, value=1)
+    if state in PROBLEMS:
+        metrics.add_metric(name=f"Member{state.capitalize()}", unit=MetricUnit.Count, value=1)
 
 
 def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None) -> int:

@@ -203,3 +203,15 @@ def test_trace_compose_ses_events_win_over_the_forwarders_late_record() -> None:
     # WHEN the trace is composed THEN bob is delivered, after the forwarder's send
     (row,) = compose("m1", [member_item, mail_item]).members
     assert (row.state, row.path) == ("delivered", ("sent", "delivered"))
+
+
+def test_delivery_counts_member_states_as_metrics() -> None:
+    from forwarder.observability import metrics
+
+    m = mail()
+    record_events(
+        ses.sns_event(ses.send(m), ses.complaint(m, "bob@gmail.com", "2026-11-30T10:00:00Z")), MemoryTrace(), None
+    )
+    counted = metrics.metric_set
+    assert counted["MemberEvents"]["Value"] == [1.0, 1.0]
+    assert "MemberComplained" in counted and "MemberBounced" not in counted
