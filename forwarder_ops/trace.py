@@ -185,12 +185,13 @@ class TraceTable:
         """Message ids under a `lookup` key (`from#...`, `alias#...`), newest first."""
         condition, values = "#l = :k", {":k": {"S": key}}
         if since:
-            condition += " AND received >= :since"
+            condition += " AND #r >= :since"
             values[":since"] = {"S": since}
+        names = {"#l": "lookup", **({"#r": "received"} if since else {})}
         items = self._query(
             IndexName="lookup",
             KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#l": "lookup"},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ScanIndexForward=False,
         )
@@ -205,8 +206,8 @@ class TraceTable:
         while day >= first:
             items = self._query(
                 IndexName="by-day",
-                KeyConditionExpression="#d = :d AND received >= :since",
-                ExpressionAttributeNames={"#d": "day"},
+                KeyConditionExpression="#d = :d AND #r >= :since",
+                ExpressionAttributeNames={"#d": "day", "#r": "received"},
                 ExpressionAttributeValues={":d": {"S": day.isoformat()}, ":since": {"S": since}},
                 ScanIndexForward=False,
             )
@@ -352,7 +353,7 @@ def add_parser(commands: Any, environment: argparse.ArgumentParser) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from forwarder_ops.cli import OK, PROBLEM, _print_json, _target
+    from forwarder_ops.cli import _target
 
     if not args.message_id and not (args.sender or args.alias or args.since):
         raise CommandError("give a MESSAGE_ID, or find mails with --from ADDRESS, --alias ALIAS or --since 2d")
@@ -363,6 +364,25 @@ def cmd_trace(args: argparse.Namespace) -> int:
     target = _target(args)
     table = TraceTable(target.client("dynamodb"), args.table or target.output("TraceTable"))
     env_flag = f" --config-env {target.name}" if target.name else ""
+    try:
+        return _show(args, table, since, alias, env_flag)
+    except Exception as error:
+        from botocore.exceptions import ClientError
+
+        if (
+            isinstance(error, ClientError)
+            and error.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+        ):
+            raise CommandError(
+                f"no trace table {table.table} in {target.region}: deploy the stack with the current template "
+                "(it creates TraceTable), or give --table NAME"
+            ) from None
+        raise
+
+
+def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias: str | None, env_flag: str) -> int:
+    from forwarder_ops.cli import OK, PROBLEM, _print_json
+
     if args.message_id:
         trace = table.mail(args.message_id.strip())
         if args.json:

@@ -107,7 +107,11 @@ class DynamoDBTrace:
                 "expires": expires_at(self.expiry_days),
             }
             condition: dict[str, Any] = (
-                {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(version)}}}
+                {
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": {"#v": "version"},
+                    "ExpressionAttributeValues": {":v": {"N": str(version)}},
+                }
                 if found
                 else {"ConditionExpression": "attribute_not_exists(pk)"}
             )
@@ -124,7 +128,8 @@ class DynamoDBTrace:
         found = self._client.get_item(
             TableName=self.table,
             Key={"pk": {"S": mail_pk(inbound)}, "sk": {"S": MAIL_SK}},
-            ProjectionExpression="members",
+            ProjectionExpression="#m",
+            ExpressionAttributeNames={"#m": "members"},  # MEMBERS is a DynamoDB reserved word
         ).get("Item")
         for record in from_item(found).get("members", []) if found else []:
             if str(record.get("member", "")).lower() == member.lower():

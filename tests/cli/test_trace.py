@@ -218,6 +218,8 @@ def test_trace_bad_input_is_one_line(cli: Cli, env: EmbeddedAws) -> None:
     assert nothing.code == 2 and "give a MESSAGE_ID" in nothing.err
     bad = cli("trace", "--since", "yesterday", "--config-env", "dev", "--table", TRACE_TABLE)
     assert bad.code == 2 and "--since" in bad.err and "Traceback" not in bad.err
+    no_table = cli("trace", "m1", "--config-env", "dev", "--table", "no-such-table")
+    assert no_table.code == 2 and "no trace table no-such-table in us-east-1" in no_table.err
 
 
 def test_trace_write_failure_never_stops_the_forward(monkeypatch: pytest.MonkeyPatch) -> None:
