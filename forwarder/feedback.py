@@ -33,7 +33,9 @@ INBOUND_TAG = "inbound"
 ALIAS_TAG = "alias"
 
 # The bounce subtypes with which SES reports a recipient it did not try at all: the account-level
-# suppression list (OnAccountSuppressionList) and SES's global suppression list (Suppressed).
+# suppression list (OnAccountSuppressionList) and SES's global suppression list (Suppressed). SES "accepts
+# the message, but doesn't send it" (developer guide, "Using the account-level suppression list") and
+# reports a Permanent bounce instead; a complaint can carry complaintSubType OnAccountSuppressionList too.
 SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
 
 
