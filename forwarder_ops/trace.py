@@ -150,8 +150,7 @@ def _row(alias: str, member: str, own: TraceEntry | None, history: list[TraceEnt
     SES's events in event order; the latest of those says where the member is now."""
     ordered = sorted(history, key=order)
     steps = ([own] if own else []) + ordered
-    now = latest(ordered) or own
-    assert now is not None
+    now = latest(ordered) or own or TraceEntry("", "unknown", "", "")
     states = [s for i, s in enumerate(e.state for e in steps) if i == 0 or s != steps[i - 1].state]
     return MemberRow(alias, member, now.state, now.at, now.detail, tuple(states), tuple(steps))
 
