@@ -14,12 +14,12 @@ PARAMETERS = {
     "EnvironmentName", "DomainName", "ParentHostedZoneId", "HostedZoneId", "MailFromSubdomain",
     "ReceiptRuleSetName", "ReceiptRuleSetMode", "AliasPath", "RetentionDays", "AlarmEmail", "DmarcPolicy",
     "DmarcReportAddress", "TlsPolicy", "ReservedConcurrency", "SpamAction", "MaxMessageBytes", "SubjectPrefix",
-    "Tracing", "EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode",
+    "Tracing", "EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode", "TraceSubjects",
 }  # fmt: skip
 OUTPUTS = {
     "Domain", "HostedZoneId", "NameServers", "MailBucket", "FunctionName", "FunctionArn", "DownloadUrl",
     "FailureQueueUrl", "FailureQueueArn", "IdentityArn", "AliasPath", "ReceiptRuleSetName", "ReceiptRuleName",
-    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn",
+    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "TraceTable",
 }  # fmt: skip
 PREFIX = "inbound/"
 # What each adoption parameter leaves to what exists, and the resources it then does not create.
@@ -471,6 +471,9 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_LINK_URL": "<DownloadFunctionUrl.FunctionUrl>",
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
         "FORWARDER_FAILURE_QUEUE_URL": "<Ref:FailureQueue>",
+        "FORWARDER_TRACE_TABLE": "<Ref:TraceTable>",
+        "FORWARDER_TRACE_EXPIRY_DAYS": env.parameters["RetentionDays"],
+        "FORWARDER_TRACE_SUBJECTS": "false",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
@@ -502,7 +505,8 @@ def test_template_environment_names_are_settings_of_the_runtime() -> None:
     template_text = (ROOT / "template.yaml").read_text()
     download = getattr(config, "DownloadSettings", None)
     assert download is not None, "forwarder.config.DownloadSettings (settings of forwarder.download) is missing"
-    known = {f"FORWARDER_{field.name.upper()}" for field in (*fields(config.Settings), *fields(download))}
+    settings = (*fields(config.Settings), *fields(download), *fields(config.DeliverySettings))
+    known = {f"FORWARDER_{field.name.upper()}" for field in settings}
     used = {word.rstrip(":") for word in template_text.split() if word.startswith("FORWARDER_") and word.endswith(":")}
     assert used, "no FORWARDER_ variables found in template.yaml"
     assert used <= known, f"not runtime settings: {sorted(used - known)}"
