@@ -24,6 +24,7 @@ MEGABYTE = 1_000_000
 SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
 SpamAction = Literal["tag", "drop"]
+ReplyMode = Literal["team", "direct"]
 SettingsT = TypeVar("SettingsT", "Settings", "DownloadSettings")
 
 
@@ -65,6 +66,14 @@ class Settings:
     link_url: str | None = None
     link_secret: str | None = None
     failure_queue_url: str | None = None
+    # Replies as the team (forwarder/relay.py). The code default is `direct`, today's behaviour, because
+    # `team` needs the reply table and the signing secret, which only a deployed stack (the template sets
+    # `team`) or the local emulator provides; `team` without them falls back to `direct` with a warning.
+    reply_mode: ReplyMode = "direct"
+    reply_table: str | None = None
+    reply_expiry_days: int = 90
+    reply_name: str = "{member} via {alias}"
+    reply_tag: str = "[not relayed]"
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")
@@ -86,13 +95,27 @@ class Settings:
             f"must be 1 to {SES_V2_RAW_LIMIT} (SES v2's raw message limit)",
         )
         _check("link_expiry_days", 1 <= self.link_expiry_days <= 30, "must be 1 to 30 days")
+        object.__setattr__(self, "reply_mode", self.reply_mode.strip().lower())
+        _check("reply_mode", self.reply_mode in get_args(ReplyMode), "must be team or direct")
+        _check("reply_expiry_days", 1 <= self.reply_expiry_days <= 3650, "must be 1 to 3650 days")
+        _check("reply_name", _valid_reply_name(self.reply_name), "must be one line using only {member} and {alias}")
         optional = ("idempotency_table", "configuration_set", "subject_prefix", "link_url", "link_secret")
-        for name in (*optional, "failure_queue_url"):
+        for name in (*optional, "failure_queue_url", "reply_table"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
 
     def object_key(self, message_id: str) -> str:
         """The S3 key where the receipt rule's S3 action stored a message."""
         return f"{self.prefix}{message_id}"
+
+
+def _valid_reply_name(template: str) -> bool:
+    if not template.strip() or "\n" in template or "\r" in template:
+        return False
+    try:
+        template.format(member="m", alias="a")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,14 @@ class Sender(Protocol):
     ) -> str: ...
 
 
+class ReplyStore(Protocol):
+    """The reply table: which outside address a reply address id stands for, and until when."""
+
+    def save(self, record: ReplyRecord) -> None: ...
+
+    def load(self, reply_id: str) -> ReplyRecord | None: ...
+
+
 class Once(Protocol):
     """Runs `work` unless a run with the same `key` already completed; then returns that run's result."""
 
@@ -100,6 +108,19 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    """One reply address's state: the outside address it stands for, via which alias, created and expiring
+    (epoch seconds). `expires` is also the table's TTL attribute; DynamoDB deletes expired items lazily
+    (within days), so the relay checks it itself."""
+
+    reply_id: str
+    alias: str
+    address: str
+    created: int
+    expires: int
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one received message (returned by the handler, logged, counted)."""
 
@@ -111,6 +132,8 @@ class Outcome:
     sent: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     oversize: bool = False
+    # Mail to a reply address: "relayed" (sent on to the outside sender) or why it was not ("reply-...").
+    reply: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: what the handler returns and logs."""

@@ -13,6 +13,8 @@ from forwarder.service import ForwardingService
 if TYPE_CHECKING:
     from forwarder.aws.store import S3MailStore
     from forwarder.keyring import CachedKeyRing
+    from forwarder.ports import AliasDirectory, MailStore, Once, Sender
+    from forwarder.relay import ReplyRelay
 
 
 def client_config() -> Any:
@@ -52,21 +54,54 @@ def build_service(settings: Settings) -> ForwardingService:
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
     store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
+    directory = SsmAliasDirectory(
+        SSMProvider(boto3_client=boto3.client("ssm", config=config)),
+        settings.alias_path,
+        settings.alias_cache_seconds,
+    )
+    sender = SesSender(boto3.client("sesv2", config=config), settings.domain, settings.configuration_set)
     return ForwardingService(
         settings=settings,
         store=store,
-        directory=SsmAliasDirectory(
-            SSMProvider(boto3_client=boto3.client("ssm", config=config)),
-            settings.alias_path,
-            settings.alias_cache_seconds,
-        ),
-        sender=SesSender(boto3.client("sesv2", config=config), settings.domain, settings.configuration_set),
+        directory=directory,
+        sender=sender,
         once=once,
         notice=build_notice,
         links=make_links(settings, store),
         parking=FailureQueue(boto3.client("sqs", config=config), settings.failure_queue_url)
         if settings.failure_queue_url
         else None,
+        relay=make_relay(settings, store, directory, sender, once),
+    )
+
+
+def make_relay(
+    settings: Settings, store: MailStore, directory: AliasDirectory, sender: Sender, once: Once | None
+) -> ReplyRelay | None:
+    """The reply relay in team mode; None in direct mode, and in team mode without the reply table or the
+    signing secret (FORWARDER_REPLY_TABLE, FORWARDER_LINK_SECRET): then replies go straight to the sender,
+    as the contract allows, with one warning per cold start."""
+    if settings.reply_mode != "team":
+        return None
+    if not settings.reply_table or not settings.link_secret:
+        missing = "FORWARDER_REPLY_TABLE" if not settings.reply_table else "FORWARDER_LINK_SECRET"
+        logger.warning(f"FORWARDER_REPLY_MODE is team but {missing} is not set: replies go to the sender (direct)")
+        return None
+    import boto3
+
+    from forwarder.aws.replies import DynamoDBReplies
+    from forwarder.ports import Always
+    from forwarder.relay import ReplyRelay
+
+    secret = settings.link_secret
+    return ReplyRelay(
+        settings=settings,
+        keys=lambda: signing_keys(secret).get(),
+        replies=DynamoDBReplies(boto3.client("dynamodb", config=client_config()), settings.reply_table),
+        directory=directory,
+        store=store,
+        sender=sender,
+        once=once or Always(),
     )
 
 
