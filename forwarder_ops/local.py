@@ -341,9 +341,7 @@ def embedded_aws(
         **({"FORWARDER_IDEMPOTENCY_TABLE": TABLE} if idempotency else {}),
         "FORWARDER_REPLY_MODE": reply_mode,
         **(
-            {"FORWARDER_REPLY_TABLE": REPLY_TABLE, "FORWARDER_LINK_SECRET": LINK_SECRET}
-            if reply_mode == "team"
-            else {}
+            {"FORWARDER_REPLY_TABLE": REPLY_TABLE, "FORWARDER_LINK_SECRET": LINK_SECRET} if reply_mode == "team" else {}
         ),
         **(settings or {}),
     }
