@@ -30,7 +30,7 @@ BUCKET = "local-forwarder-mail"
 PREFIX = "inbound/"
 TABLE = "local-forwarder-idempotency"
 REPLY_TABLE = "local-forwarder-replies"
-LINK_SECRET = "local-forwarder-links"
+LINK_SECRET = "local-forwarder-links"  # noqa: S105 (the secret's name)
 # The emulator's signing key: fixed, so that local reply addresses are the same from run to run (it signs
 # nothing outside this process; a deployed stack generates its own in Secrets Manager).
 LOCAL_SIGNING_KEY = "local-only-signing-key-not-a-secret-0123456789abcdef0123456789abcdef"
