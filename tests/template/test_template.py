@@ -13,12 +13,12 @@ PARAMETERS = {
     "EnvironmentName", "DomainName", "ParentHostedZoneId", "HostedZoneId", "MailFromSubdomain",
     "ReceiptRuleSetName", "ReceiptRuleSetMode", "AliasPath", "RetentionDays", "AlarmEmail", "DmarcPolicy",
     "DmarcReportAddress", "TlsPolicy", "ReservedConcurrency", "SpamAction", "MaxMessageBytes", "SubjectPrefix",
-    "Tracing",
+    "Tracing", "ReplyMode",
 }  # fmt: skip
 OUTPUTS = {
     "Domain", "HostedZoneId", "NameServers", "MailBucket", "FunctionName", "FunctionArn", "DownloadUrl",
     "FailureQueueUrl", "FailureQueueArn", "IdentityArn", "AliasPath", "ReceiptRuleSetName", "ReceiptRuleName",
-    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn",
+    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "ReplyTable",
 }  # fmt: skip
 PREFIX = "inbound/"
 
@@ -320,6 +320,8 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_LINK_URL": "<DownloadFunctionUrl.FunctionUrl>",
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
         "FORWARDER_FAILURE_QUEUE_URL": "<Ref:FailureQueue>",
+        "FORWARDER_REPLY_MODE": env.parameters.get("ReplyMode", "team"),
+        "FORWARDER_REPLY_TABLE": "<Ref:ReplyTable>",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
@@ -401,6 +403,25 @@ def test_template_idempotency_table(stack: Stack) -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_template_reply_table(stack: Stack) -> None:
+    # GIVEN reply addresses live as long as a thread THEN their table expires items by `expires`, like the
+    # idempotency table is encrypted, point-in-time recoverable and billed per request
+    table = stack.properties("ReplyTable")
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert stack.outputs()["ReplyTable"] == "<Ref:ReplyTable>"
+
+
+def test_template_reply_mode_parameter(variant: Any) -> None:
+    # GIVEN the contract: the template sets team, an environment may choose direct
+    for mode in ("team", "direct"):
+        variables = variant("dev", ReplyMode=mode).properties("ForwarderFunction")["Environment"]["Variables"]
+        assert variables["FORWARDER_REPLY_MODE"] == mode
 
 
 def test_template_download_function_and_public_url(stack: Stack) -> None:
