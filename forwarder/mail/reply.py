@@ -137,7 +137,8 @@ def build_reply_head(
         render_field("Date", format_datetime(now or datetime.now(UTC)), newline),
     ]
     if reply_address:
-        out.append(render_field("Reply-To", reply_address, newline))
+        name = to_name if reply_address == to_address else ""
+        out.append(render_field("Reply-To", format_address(name, reply_address, newline), newline))
     seen: set[str] = set()
     for item in message.fields:
         if item.key not in h.REPLY_ALLOWED or item.key in seen:

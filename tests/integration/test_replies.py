@@ -141,7 +141,7 @@ def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedA
     copies = [mail for mail in sent if mail is not out]
     assert sorted(m for c in copies for m in c.recipients) == sorted([ALICE, DAVE])
     copy_values = {f.key: f.value for f in split_message(copies[0].raw).fields}
-    assert copy_values["reply-to"] == address
+    assert copy_values["reply-to"] == f'"carol.wu at customer.example via team" <{address}>'
     assert address in copy_values["to"]
     assert all(b"bob.lin@" not in bytes(c.raw[: split_message(c.raw).body_start]) for c in copies)
 

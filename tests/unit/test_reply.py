@@ -165,7 +165,7 @@ def test_reply_head_for_the_team_copy_has_reply_to() -> None:
         reply_address="team+r-x@dev.aws-educate.tw",
     )
     out = parsed(head)
-    assert str(out["Reply-To"]) == "team+r-x@dev.aws-educate.tw"
+    assert str(out["Reply-To"]) == '"carol at customer.example via team" <team+r-x@dev.aws-educate.tw>'
     assert str(out["To"]) == '"carol at customer.example via team" <team+r-x@dev.aws-educate.tw>'
     assert str(out["Subject"]) == "Re: [dev] Booth"
 
