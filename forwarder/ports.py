@@ -26,6 +26,10 @@ class StoredMailError(RuntimeError):
     """The stored message cannot be read; the message names the bucket and key."""
 
 
+class ReplyStoreError(RuntimeError):
+    """The reply table cannot be written; the message names the table and the error code."""
+
+
 class SendError(Exception):
     """SES refused a send for a reason that retrying the same request cannot fix."""
 

@@ -56,6 +56,7 @@ from forwarder.ports import (
     Outcome,
     ReplyRecord,
     ReplyStore,
+    ReplyStoreError,
     Result,
     Sender,
     SenderNotReadyError,
@@ -124,7 +125,14 @@ class ReplyRelay:
         rid = reply_id(key, alias, target)
         now = int(self._clock())
         expires = now + self.settings.reply_expiry_days * 86_400
-        self._replies.save(ReplyRecord(rid, alias, target, now, expires))
+        try:
+            self._replies.save(ReplyRecord(rid, alias, target, now, expires))
+        except ReplyStoreError as error:
+            # The forward matters more than the reply address: this mail's Reply-To names the sender.
+            logger.error(
+                "reply address not saved: Reply-To names the sender", extra={"alias": alias, "error": str(error)}
+            )
+            return None
         return format_reply_address(key, alias, rid, self.settings.domain)
 
     # replies: mail that comes back to a reply address --------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from forwarder.ports import ReplyRecord
+from botocore.exceptions import BotoCoreError, ClientError
+
+from forwarder.ports import ReplyRecord, ReplyStoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -20,7 +22,18 @@ class DynamoDBReplies:
         self.table = table
 
     def save(self, record: ReplyRecord) -> None:
-        """Create the item or push its expiry out; `created` keeps the first forward's time."""
+        """Create the item or push its expiry out; `created` keeps the first forward's time.
+
+        Raises `ReplyStoreError` when the table refuses (after botocore's retries)."""
+        try:
+            self._update(record)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            raise ReplyStoreError(f"reply table {self.table}: {code}") from error
+        except BotoCoreError as error:
+            raise ReplyStoreError(f"reply table {self.table}: {type(error).__name__}") from error
+
+    def _update(self, record: ReplyRecord) -> None:
         self._client.update_item(
             TableName=self.table,
             Key={"id": {"S": KEY_PREFIX + record.reply_id}},

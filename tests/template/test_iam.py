@@ -23,7 +23,8 @@ def grants(stack: Stack, role: str) -> dict[str, set[str]]:
 
 def test_iam_forwarder_role_least_privilege(stack: Stack, env: Environment) -> None:
     # GIVEN the forwarder's job (read the stored mail, read the aliases, send as the domain, record forwards,
-    # sign links and reply addresses, keep reply addresses, report failures) THEN its role may do exactly that, each on its own resource
+    # sign links and reply addresses, keep reply addresses, report failures) THEN its role may do exactly that,
+    # each on its own resource
     region, domain = env.region, env.parameters["DomainName"]
     identity = f"arn:aws:ses:{region}:{ACCOUNT}:identity/{domain}"
     configuration_set = f"arn:aws:ses:{region}:{ACCOUNT}:configuration-set/<Ref:ConfigurationSet>"
