@@ -47,7 +47,8 @@ class Received:
         files = ", ".join(str(path) for path in self.result.files)
         if outcome.get("reply") == "relayed":
             copies = outcome["recipients"] - 1
-            return f"{head} reply relayed to the outside sender as {outcome['aliases'][0]}, {copies} copies -> {files}"
+            alias = outcome["aliases"][0]
+            return f"{head} reply relayed to the outside sender as {alias}, copies to {copies} member(s) -> {files}"
         if outcome.get("reply"):
             head = f"{head} not relayed ({outcome['reply']}):"
         if not outcome.get("forwarded"):

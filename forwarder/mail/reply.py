@@ -13,10 +13,9 @@ from forwarder.mail import headers as h
 from forwarder.mail.addresses import clean_text, format_address, parse_addresses, readable_name
 from forwarder.mail.fields import render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
-from forwarder.mail.policy import Verdicts
+from forwarder.mail.policy import FAIL, Verdicts
 
 PASS = "PASS"  # noqa: S105 (a verdict, not a password)
-FAIL = "FAIL"
 FALLBACK_MEMBER_NAME = "A member"
 
 

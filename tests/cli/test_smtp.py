@@ -186,7 +186,7 @@ def test_smtp_member_reply_comes_out_addressed_to_the_outside_sender(ingress: In
 
     # THEN the answer is in outbox/ addressed to the outside sender, from team@, without Yating's address
     answered = ingress.handler.received[-1]
-    assert "reply relayed to the outside sender as team, 1 copies" in answered.line()
+    assert "reply relayed to the outside sender as team, copies to 1 member(s) -> " in answered.line()
     assert answered.result is not None
     outside, copy = answered.result.files
     assert outside.parent == workdir / "outbox"
