@@ -44,10 +44,12 @@ def build_service(settings: Settings) -> ForwardingService:
     from forwarder.mail.notice import build_notice
 
     config = client_config()
+    # One DynamoDB client for the idempotency and reply tables: each client costs cold start.
+    dynamodb = boto3.client("dynamodb", config=config) if settings.idempotency_table or settings.reply_table else None
     once = None
-    if settings.idempotency_table:
+    if settings.idempotency_table and dynamodb is not None:
         once = DynamoDBOnce(
-            boto3.client("dynamodb", config=config),
+            dynamodb,
             settings.idempotency_table,
             settings.idempotency_expiry_days,
         )
@@ -71,12 +73,17 @@ def build_service(settings: Settings) -> ForwardingService:
         parking=FailureQueue(boto3.client("sqs", config=config), settings.failure_queue_url)
         if settings.failure_queue_url
         else None,
-        relay=make_relay(settings, store, directory, sender, once),
+        relay=make_relay(settings, store, directory, sender, once, dynamodb),
     )
 
 
 def make_relay(
-    settings: Settings, store: MailStore, directory: AliasDirectory, sender: Sender, once: Once | None
+    settings: Settings,
+    store: MailStore,
+    directory: AliasDirectory,
+    sender: Sender,
+    once: Once | None,
+    dynamodb: Any = None,
 ) -> ReplyRelay | None:
     """The reply relay in team mode; None in direct mode, and in team mode without the reply table or the
     signing secret (FORWARDER_REPLY_TABLE, FORWARDER_LINK_SECRET): then replies go straight to the sender,
@@ -97,7 +104,7 @@ def make_relay(
     return ReplyRelay(
         settings=settings,
         keys=lambda: signing_keys(secret).get(),
-        replies=DynamoDBReplies(boto3.client("dynamodb", config=client_config()), settings.reply_table),
+        replies=DynamoDBReplies(dynamodb or boto3.client("dynamodb", config=client_config()), settings.reply_table),
         directory=directory,
         store=store,
         sender=sender,
