@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
+from string import Formatter
 from typing import Any, Literal, TypeVar, get_args
 
 ENV_PREFIX = "FORWARDER_"
@@ -109,13 +110,17 @@ class Settings:
 
 
 def _valid_reply_name(template: str) -> bool:
+    """One line whose only replacement fields are plain `{member}` and `{alias}` (no attribute, index,
+    conversion or format spec: the template comes from the environment, the values from mail)."""
     if not template.strip() or "\n" in template or "\r" in template:
         return False
     try:
-        template.format(member="m", alias="a")
-    except (KeyError, IndexError, ValueError):
+        parsed = list(Formatter().parse(template))
+    except ValueError:
         return False
-    return True
+    return all(
+        name in (None, "member", "alias") and not spec and not conversion for _, name, spec, conversion in parsed
+    )
 
 
 @dataclass(frozen=True, slots=True)

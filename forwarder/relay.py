@@ -175,7 +175,7 @@ class ReplyRelay:
         for reason, recipients in marked.items():
             outcome = forward(replace(inbound, recipients=tuple(recipients)), self.settings.reply_tag)
             outcomes.append(replace(outcome, reply=reason))
-        rest = tuple(r for r in others if alias_of(r, domain) not in relayed)
+        rest = tuple(r for r in others if alias_of(r, domain) not in {None, *relayed})
         if rest:
             outcomes.append(forward(replace(inbound, recipients=rest), None))
         return merge_outcomes(inbound.message_id, outcomes)

@@ -87,6 +87,9 @@ def test_settings_reply_mode_is_normalised(monkeypatch: pytest.MonkeyPatch) -> N
         ("FORWARDER_REPLY_EXPIRY_DAYS", "0"),
         ("FORWARDER_REPLY_NAME", "{member} <{address}>"),
         ("FORWARDER_REPLY_NAME", "{member"),
+        ("FORWARDER_REPLY_NAME", "{member.__class__}"),
+        ("FORWARDER_REPLY_NAME", "{member!r}"),
+        ("FORWARDER_REPLY_NAME", "{alias:>999999}"),
         ("FORWARDER_REPLY_NAME", "   "),
     ],
 )
