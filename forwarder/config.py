@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
+from string import Formatter
 from typing import Any, Literal, TypeVar, get_args
 
 ENV_PREFIX = "FORWARDER_"
@@ -24,6 +25,7 @@ MEGABYTE = 1_000_000
 SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
 SpamAction = Literal["tag", "drop"]
+ReplyMode = Literal["team", "direct"]
 SettingsT = TypeVar("SettingsT", "Settings", "DownloadSettings", "DeliverySettings")
 
 
@@ -68,6 +70,14 @@ class Settings:
     trace_table: str | None = None
     trace_expiry_days: int = 30
     trace_subjects: bool = False
+    # Replies as the team (forwarder/relay.py). The code default is `direct`, today's behaviour, because
+    # `team` needs the reply table and the signing secret, which only a deployed stack (the template sets
+    # `team`) or the local emulator provides; `team` without them falls back to `direct` with a warning.
+    reply_mode: ReplyMode = "direct"
+    reply_table: str | None = None
+    reply_expiry_days: int = 90
+    reply_name: str = "{member} via {alias}"
+    reply_tag: str = "[not relayed]"
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")
@@ -90,6 +100,10 @@ class Settings:
         )
         _check("link_expiry_days", 1 <= self.link_expiry_days <= 30, "must be 1 to 30 days")
         _check("trace_expiry_days", 1 <= self.trace_expiry_days <= 3650, "must be 1 to 3650 days")
+        object.__setattr__(self, "reply_mode", self.reply_mode.strip().lower())
+        _check("reply_mode", self.reply_mode in get_args(ReplyMode), "must be team or direct")
+        _check("reply_expiry_days", 1 <= self.reply_expiry_days <= 3650, "must be 1 to 3650 days")
+        _check("reply_name", _valid_reply_name(self.reply_name), "must be one line using only {member} and {alias}")
         optional = (
             "trace_table",
             "idempotency_table",
@@ -98,12 +112,26 @@ class Settings:
             "link_url",
             "link_secret",
         )
-        for name in (*optional, "failure_queue_url"):
+        for name in (*optional, "failure_queue_url", "reply_table"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
 
     def object_key(self, message_id: str) -> str:
         """The S3 key where the receipt rule's S3 action stored a message."""
         return f"{self.prefix}{message_id}"
+
+
+def _valid_reply_name(template: str) -> bool:
+    """One line whose only replacement fields are plain `{member}` and `{alias}` (no attribute, index,
+    conversion or format spec: the template comes from the environment, the values from mail)."""
+    if not template.strip() or "\n" in template or "\r" in template:
+        return False
+    try:
+        parsed = list(Formatter().parse(template))
+    except ValueError:
+        return False
+    return all(
+        name in (None, "member", "alias") and not spec and not conversion for _, name, spec, conversion in parsed
+    )
 
 
 @dataclass(frozen=True, slots=True)

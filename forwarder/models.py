@@ -97,8 +97,15 @@ class Receipt:
     function_arn: str
 
     def verdicts(self) -> Verdicts:
-        """The verdicts the forwarding policy looks at."""
-        return Verdicts(spam=self.spam, virus=self.virus, dmarc=self.dmarc, dmarc_policy=self.dmarc_policy)
+        """The verdicts the forwarding policy and the reply relay look at."""
+        return Verdicts(
+            spam=self.spam,
+            virus=self.virus,
+            dmarc=self.dmarc,
+            dmarc_policy=self.dmarc_policy,
+            spf=self.spf,
+            dkim=self.dkim,
+        )
 
 
 @dataclass(frozen=True, slots=True)

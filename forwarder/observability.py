@@ -74,3 +74,17 @@ def count_outcome(outcome: Outcome) -> None:
         metrics.add_metric(name="RecipientsFailed", unit=MetricUnit.Count, value=len(outcome.failed))
     if outcome.oversize:
         metrics.add_metric(name="Oversize", unit=MetricUnit.Count, value=1)
+    count_reply(outcome)
+
+
+def count_reply(outcome: Outcome) -> None:
+    """Mail to a reply address: Replied when relayed to the outside sender, else ReplyRefused by reason
+    (dropped ones are also counted as Dropped with that reason, above)."""
+    if outcome.reply is None:
+        return
+    if outcome.reply == "relayed":
+        metrics.add_metric(name="Replied", unit=MetricUnit.Count, value=1)
+        return
+    with single_metric(name="ReplyRefused", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="reason", value=outcome.reply)

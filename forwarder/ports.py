@@ -30,6 +30,10 @@ class StoredMailError(RuntimeError):
     """The stored message cannot be read; the message names the bucket and key."""
 
 
+class ReplyStoreError(RuntimeError):
+    """The reply table cannot be written; the message names the table and the error code."""
+
+
 class SendError(Exception):
     """SES refused a send for a reason that retrying the same request cannot fix."""
 
@@ -70,6 +74,14 @@ class Sender(Protocol):
     def send(
         self, raw: bytes | bytearray, from_address: str, recipients: Sequence[str], tags: dict[str, str] | None = None
     ) -> str: ...
+
+
+class ReplyStore(Protocol):
+    """The reply table: which outside address a reply address id stands for, and until when."""
+
+    def save(self, record: ReplyRecord) -> None: ...
+
+    def load(self, reply_id: str) -> ReplyRecord | None: ...
 
 
 class Once(Protocol):
@@ -142,6 +154,19 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    """One reply address's state: the outside address it stands for, via which alias, created and expiring
+    (epoch seconds). `expires` is also the table's TTL attribute; DynamoDB deletes expired items lazily
+    (within days), so the relay checks it itself."""
+
+    reply_id: str
+    alias: str
+    address: str
+    created: int
+    expires: int
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one received message (returned by the handler, logged, counted)."""
 
@@ -153,6 +178,8 @@ class Outcome:
     sent: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     oversize: bool = False
+    # Mail to a reply address: "relayed" (sent on to the outside sender) or why it was not ("reply-...").
+    reply: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: what the handler returns and logs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forwarder.config import Settings
 from forwarder.mail.body import shorten_long_lines
@@ -30,6 +30,9 @@ from forwarder.ports import (
     TraceLog,
 )
 
+if TYPE_CHECKING:
+    from forwarder.relay import ReplyRelay
+
 
 class ForwardingService:
     """Policy, routing, header rewrite and sending for one environment."""
@@ -45,6 +48,7 @@ class ForwardingService:
         links: Callable[[str], str] | None = None,
         parking: Parking | None = None,
         trace: TraceLog | None = None,
+        relay: ReplyRelay | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -55,22 +59,27 @@ class ForwardingService:
         self._links = links
         self._parking = parking
         self.trace: TraceLog = trace or NoTrace()
+        self._relay = relay
         self._warned: set[tuple[str, str]] = set()
 
     def register_context(self, context: Any) -> None:
         """Lets idempotency expire an in-progress record when this invocation times out."""
         self.once.register_context(context)
 
-    def forward(self, inbound: Inbound) -> Outcome:
+    def forward(self, inbound: Inbound, mark: str | None = None) -> Outcome:
         """Forward one received message to the members of its aliases.
 
         Each batch send is recorded under (message id, alias, recipients): a retried, duplicated or
         replayed event sends nothing twice and completes what an earlier attempt left unsent. One
         record per batch, not also one per message: each record costs two DynamoDB writes per mail.
+        Mail to a reply address goes to the relay (team mode), which calls back here, with `mark` as a
+        subject tag, for what it does not relay.
         """
         decision = decide(inbound.verdicts, self.settings.spam_action)
         if not decision.forward:
             return self._dropped(inbound, decision.reason)
+        if self._relay is not None and mark is None and self._relay.addressed(inbound.recipients):
+            return self._relay.handle(inbound, decision, self.forward)
         routing = self._route(inbound)
         if not routing.deliveries:
             reason = DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT
@@ -84,7 +93,7 @@ class ForwardingService:
                 "re-encoded body parts with lines over 998 octets",
                 extra={"parts": body_report.reencoded, "unfixable": body_report.unfixable},
             )
-        return self._deliver(inbound, message, routing, decision)
+        return self._deliver(inbound, message, routing, decision, mark)
 
     def park(
         self, event: dict[str, Any], inbound: Inbound, error: SenderNotReadyError, request_id: str, function_arn: str
@@ -119,23 +128,27 @@ class ForwardingService:
             logger.warning("recipients outside the forwarding domain ignored", extra={"count": len(routing.foreign)})
         return routing
 
-    def _deliver(self, inbound: Inbound, message: SplitMessage, routing: Routing, decision: Decision) -> Outcome:
+    def _deliver(
+        self, inbound: Inbound, message: SplitMessage, routing: Routing, decision: Decision, mark: str | None = None
+    ) -> Outcome:
         options = RewriteOptions(
             domain=self.settings.domain,
             subject_prefix=self.settings.subject_prefix,
             spam_tag=self.settings.spam_tag if decision.tag_spam else None,
+            mark=mark,
         )
         # Every head and notice first, while `message.raw` is as received; then each head is written
         # into that buffer in place of the previous one, so the body is never copied.
         body_length = len(message.raw) - message.body_start
         payloads: list[tuple[Delivery, bytes, bool]] = []
         for delivery in routing.deliveries:
-            rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender)
+            reply = self._relay.reply_address(delivery.alias, message, inbound.envelope_sender) if self._relay else None
+            rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply)
             if not payloads:
                 self._log_rewrite(rewritten.report)
             size = len(rewritten.head) + body_length
             if size > self.settings.max_message_bytes:
-                payloads.append((delivery, self._oversize_notice(inbound, message, delivery, size), True))
+                payloads.append((delivery, self._oversize_notice(inbound, message, delivery, size, reply), True))
             else:
                 payloads.append((delivery, rewritten.head, False))
         buffer = message.raw if isinstance(message.raw, bytearray) else bytearray(message.raw)
@@ -201,7 +214,9 @@ class ForwardingService:
             return [], list(members)
         return [str(result["ses_id"])], []
 
-    def _oversize_notice(self, inbound: Inbound, message: SplitMessage, delivery: Delivery, size: int) -> bytes:
+    def _oversize_notice(
+        self, inbound: Inbound, message: SplitMessage, delivery: Delivery, size: int, reply: str | None = None
+    ) -> bytes:
         if self._notice is None or self._links is None:
             raise RuntimeError("oversize mail needs a notice builder and a link maker")
         link = self._links(inbound.message_id)
@@ -217,6 +232,7 @@ class ForwardingService:
             link=link,
             link_days=self.settings.link_expiry_days,
             envelope_sender=inbound.envelope_sender,
+            reply_address=reply,
         )
 
     def _dropped(self, inbound: Inbound, reason: DropReason | None, routing: Routing | None = None) -> Outcome:

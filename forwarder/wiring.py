@@ -13,6 +13,8 @@ from forwarder.service import ForwardingService
 if TYPE_CHECKING:
     from forwarder.aws.store import S3MailStore
     from forwarder.keyring import CachedKeyRing
+    from forwarder.ports import AliasDirectory, MailStore, Once, Sender
+    from forwarder.relay import ReplyRelay
 
 
 def client_config() -> Any:
@@ -42,10 +44,13 @@ def build_service(settings: Settings) -> ForwardingService:
     from forwarder.mail.notice import build_notice
 
     config = client_config()
+    # One DynamoDB client for the idempotency, reply and trace tables: each client costs cold start.
+    tables = settings.idempotency_table or settings.reply_table or settings.trace_table
+    dynamodb = boto3.client("dynamodb", config=config) if tables else None
     once = None
-    if settings.idempotency_table:
+    if settings.idempotency_table and dynamodb is not None:
         once = DynamoDBOnce(
-            boto3.client("dynamodb", config=config),
+            dynamodb,
             settings.idempotency_table,
             settings.idempotency_expiry_days,
         )
@@ -53,24 +58,26 @@ def build_service(settings: Settings) -> ForwardingService:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
     store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
     trace = None
-    if settings.trace_table:
+    if settings.trace_table and dynamodb is not None:
         from forwarder.aws.trace import DynamoDBTrace
 
         trace = DynamoDBTrace(
-            boto3.client("dynamodb", config=config),
+            dynamodb,
             settings.trace_table,
             settings.trace_expiry_days,
             settings.trace_subjects,
         )
+    directory = SsmAliasDirectory(
+        SSMProvider(boto3_client=boto3.client("ssm", config=config)),
+        settings.alias_path,
+        settings.alias_cache_seconds,
+    )
+    sender = SesSender(boto3.client("sesv2", config=config), settings.domain, settings.configuration_set)
     return ForwardingService(
         settings=settings,
         store=store,
-        directory=SsmAliasDirectory(
-            SSMProvider(boto3_client=boto3.client("ssm", config=config)),
-            settings.alias_path,
-            settings.alias_cache_seconds,
-        ),
-        sender=SesSender(boto3.client("sesv2", config=config), settings.domain, settings.configuration_set),
+        directory=directory,
+        sender=sender,
         once=once,
         notice=build_notice,
         links=make_links(settings, store),
@@ -78,6 +85,42 @@ def build_service(settings: Settings) -> ForwardingService:
         if settings.failure_queue_url
         else None,
         trace=trace,
+        relay=make_relay(settings, store, directory, sender, once, dynamodb),
+    )
+
+
+def make_relay(
+    settings: Settings,
+    store: MailStore,
+    directory: AliasDirectory,
+    sender: Sender,
+    once: Once | None,
+    dynamodb: Any = None,
+) -> ReplyRelay | None:
+    """The reply relay in team mode; None in direct mode, and in team mode without the reply table or the
+    signing secret (FORWARDER_REPLY_TABLE, FORWARDER_LINK_SECRET): then replies go straight to the sender,
+    as the contract allows, with one warning per cold start."""
+    if settings.reply_mode != "team":
+        return None
+    if not settings.reply_table or not settings.link_secret:
+        missing = "FORWARDER_REPLY_TABLE" if not settings.reply_table else "FORWARDER_LINK_SECRET"
+        logger.warning(f"FORWARDER_REPLY_MODE is team but {missing} is not set: replies go to the sender (direct)")
+        return None
+    import boto3
+
+    from forwarder.aws.replies import DynamoDBReplies
+    from forwarder.ports import Always
+    from forwarder.relay import ReplyRelay
+
+    secret = settings.link_secret
+    return ReplyRelay(
+        settings=settings,
+        keys=lambda: signing_keys(secret).get(),
+        replies=DynamoDBReplies(dynamodb or boto3.client("dynamodb", config=client_config()), settings.reply_table),
+        directory=directory,
+        store=store,
+        sender=sender,
+        once=once or Always(),
     )
 
 

@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         verdicts = {k: v for k, v in (("spam", args.spam), ("virus", args.virus), ("dmarc", args.dmarc)) if v}
         if args.dmarc_policy:
             verdicts["dmarc_policy"] = args.dmarc_policy
-        results = run_files(args.mail, args.to, aliases, args.outbox, args.verbose, **verdicts)
+        results = run_files(args.mail, args.to, aliases, args.outbox, args.verbose, args.reply_as, **verdicts)
     else:
         if not (args.events / "manifest.toml").exists():
             raise CommandError(
@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         if not args.aliases and (args.events / "aliases.toml").exists():
             aliases = load_aliases(args.events / "aliases.toml")
-        results = run_samples(args.events, aliases, args.outbox, args.verbose)
+        results = run_samples(args.events, aliases, args.outbox, args.verbose, args.reply_as)
     if args.json:
         _print_json([r.as_dict() for r in results])
     else:
@@ -294,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--virus", choices=["PASS", "FAIL", "GRAY"], help="SES virus verdict to simulate")
     run.add_argument("--dmarc", choices=["PASS", "FAIL", "GRAY"], help="SES DMARC verdict to simulate")
     run.add_argument("--dmarc-policy", choices=["none", "quarantine", "reject"], help="sender domain's DMARC policy")
+    run.add_argument(
+        "--reply-as",
+        metavar="MEMBER",
+        help="then this member answers each forward it got, to its reply address (the team-reply round trip)",
+    )
     run.add_argument("--json", action="store_true", help="machine-readable output")
     run.add_argument("-v", "--verbose", action="store_true", help="also print the handler's JSON logs and metrics")
     run.set_defaults(func=cmd_run)

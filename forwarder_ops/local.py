@@ -30,6 +30,11 @@ BUCKET = "local-forwarder-mail"
 PREFIX = "inbound/"
 TABLE = "local-forwarder-idempotency"
 TRACE_TABLE = "local-forwarder-trace"
+REPLY_TABLE = "local-forwarder-replies"
+LINK_SECRET = "local-forwarder-links"  # noqa: S105 (the secret's name)
+# The emulator's signing key: fixed, so that local reply addresses are the same from run to run (it signs
+# nothing outside this process; a deployed stack generates its own in Secrets Manager).
+LOCAL_SIGNING_KEY = "local-only-signing-key-not-a-secret-0123456789abcdef0123456789abcdef"
 FUNCTION = "local-forwarder"
 
 
@@ -376,8 +381,13 @@ def embedded_aws(
     idempotency: bool = True,
     trace: bool = False,
     settings: Mapping[str, str] | None = None,
+    reply_mode: str = "direct",
 ) -> Iterator[EmbeddedAws]:
-    """Start moto, create the environment for `domain`, point the forwarder at it; undo on exit."""
+    """Start moto, create the environment for `domain`, point the forwarder at it; undo on exit.
+
+    `reply_mode="team"` (as the template deploys; `forwarder run` and `forwarder smtp` use it) also creates
+    the reply table and the signing secret; the default `direct` is the code's default.
+    """
     import boto3
     from moto import mock_aws
 
@@ -398,6 +408,10 @@ def embedded_aws(
         "FORWARDER_ALIAS_CACHE_SECONDS": "0",
         **({"FORWARDER_IDEMPOTENCY_TABLE": TABLE} if idempotency else {}),
         **({"FORWARDER_TRACE_TABLE": TRACE_TABLE} if trace else {}),
+        "FORWARDER_REPLY_MODE": reply_mode,
+        **(
+            {"FORWARDER_REPLY_TABLE": REPLY_TABLE, "FORWARDER_LINK_SECRET": LINK_SECRET} if reply_mode == "team" else {}
+        ),
         **(settings or {}),
     }
     saved = {name: os.environ.get(name) for name in environment}
@@ -409,7 +423,7 @@ def embedded_aws(
             ses.install(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
             wiring.reset()
             env = EmbeddedAws(domain=domain, ses=ses, alias_path=alias_path)
-            _create_resources(env, idempotency)
+            _create_resources(env, idempotency, team=reply_mode == "team")
             if trace:
                 create_trace_table(boto3.client("dynamodb", region_name=REGION), TRACE_TABLE)
             env.set_aliases(aliases or {})
@@ -424,18 +438,25 @@ def embedded_aws(
                 os.environ[name] = value
 
 
-def _create_resources(env: EmbeddedAws, idempotency: bool) -> None:
+def _create_resources(env: EmbeddedAws, idempotency: bool, team: bool = False) -> None:
     import boto3
 
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=env.bucket)
     boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=env.domain)
-    if idempotency:
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=TABLE,
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for table in ([TABLE] if idempotency else []) + ([REPLY_TABLE] if team else []):
+        dynamodb.create_table(
+            TableName=table,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+    if team:
+        dynamodb.update_time_to_live(
+            TableName=REPLY_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
+        )
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        secrets.create_secret(Name=LINK_SECRET, SecretString=LOCAL_SIGNING_KEY)
 
 
 def create_trace_table(client: Any, name: str) -> None:

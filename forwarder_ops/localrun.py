@@ -74,31 +74,61 @@ def run_files(
     aliases: Mapping[str, Sequence[str]],
     outbox: Path,
     verbose: bool = False,
+    reply_as: str | None = None,
     **verdicts: Any,
 ) -> list[RunResult]:
-    """Forward each mail file to `to` with the given alias lists."""
+    """Forward each mail file to `to` with the given alias lists (replies in team mode, as deployed);
+    with `reply_as`, that member then answers each forward it got (see `run_replies`)."""
     domain = domain_of(to)
     results = []
-    with embedded_aws(domain, _with_defaults(aliases, to, domain)) as env:
+    with embedded_aws(domain, _with_defaults(aliases, to, domain), reply_mode="team") as env:
         for path in paths:
             raw = path.read_bytes()
             event = build_event(raw, to, message_id=message_id_for(raw), **verdicts)
             results.append(run_mail(env, path.name, raw, event, outbox, verbose))
+            results += run_replies(env, results[-1], reply_as, outbox, verbose)
     return results
 
 
 def run_samples(
-    directory: Path, aliases: Mapping[str, Sequence[str]], outbox: Path, verbose: bool = False
+    directory: Path,
+    aliases: Mapping[str, Sequence[str]],
+    outbox: Path,
+    verbose: bool = False,
+    reply_as: str | None = None,
 ) -> list[RunResult]:
     """Replay every committed sample event of `directory` (events/)."""
     from forwarder_ops.samples import iter_events, load_manifest
 
     manifest = load_manifest(directory / "manifest.toml")
     results = []
-    with embedded_aws(manifest.domain, aliases) as env:
+    with embedded_aws(manifest.domain, aliases, reply_mode="team") as env:
         for sample, event in iter_events(directory):
             results.append(run_mail(env, sample.name, sample.raw(), event, outbox, verbose))
+            results += run_replies(env, results[-1], reply_as, outbox, verbose)
     return results
+
+
+def run_replies(
+    env: EmbeddedAws, result: RunResult, member: str | None, outbox: Path, verbose: bool = False
+) -> list[RunResult]:
+    """The round trip: `member` answers each forward of `result` it received, from its own mailbox, to the
+    forward's Reply-To (the reply address in team mode), through the handler like any received mail."""
+    from forwarder_ops.replies import compose_reply
+
+    if not member:
+        return []
+    replies = []
+    for sent in result.sent:
+        if member.lower() not in (r.lower() for r in sent.recipients):
+            continue
+        composed = compose_reply(sent.raw, member)
+        if composed is None:
+            continue
+        raw, to = composed
+        event = build_event(raw, [to], message_id=message_id_for(raw), source=member)
+        replies.append(run_mail(env, f"{member}'s reply to {result.name}", raw, event, outbox, verbose))
+    return replies
 
 
 def _with_defaults(aliases: Mapping[str, Sequence[str]], to: Sequence[str], domain: str) -> dict[str, list[str]]:
@@ -113,11 +143,18 @@ def describe(result: RunResult) -> str:
     """Human-readable report: outcome, then each forwarded message's envelope and header block."""
     outcome = result.outcome
     lines = [f"== {result.name}  ->  {', '.join(result.recipients)}"]
-    if outcome["forwarded"]:
+    if outcome.get("reply") == "relayed":
+        copies = outcome["recipients"] - 1
+        lines.append(
+            f"   relayed to the outside sender as {', '.join(outcome['aliases'])}, copies to {copies} member(s)"
+        )
+    elif outcome["forwarded"]:
         extra = "  (oversize: notice with download link)" if outcome.get("oversize") else ""
         lines.append(f"   forwarded to {outcome['recipients']} member(s) via {', '.join(outcome['aliases'])}{extra}")
     else:
         lines.append(f"   not forwarded: {outcome['reason']}")
+    if outcome.get("reply") not in (None, "relayed"):
+        lines.append(f"   mail to a reply address, not relayed: {outcome['reply']}")
     for failed in outcome.get("failed", []):
         lines.append(f"   ! SES refused {failed}")
     for sent, path in zip(result.sent, result.files, strict=True):

@@ -44,9 +44,15 @@ class Received:
         if self.result is None:
             return f"{head} FAILED, answered 451 (SES would retry): {self.error}"
         outcome = self.result.outcome
+        files = ", ".join(str(path) for path in self.result.files)
+        if outcome.get("reply") == "relayed":
+            copies = outcome["recipients"] - 1
+            alias = outcome["aliases"][0]
+            return f"{head} reply relayed to the outside sender as {alias}, copies to {copies} member(s) -> {files}"
+        if outcome.get("reply"):
+            head = f"{head} not relayed ({outcome['reply']}):"
         if not outcome.get("forwarded"):
             return f"{head} not forwarded: {outcome.get('reason', 'unknown')}"
-        files = ", ".join(str(path) for path in self.result.files)
         text = f"{head} forwarded to {outcome['recipients']} member(s) via {', '.join(outcome['aliases'])} -> {files}"
         if outcome.get("failed"):
             text += f" (SES refused: {', '.join(outcome['failed'])})"
@@ -148,7 +154,7 @@ def serve(
     """Run the ingress (port 0 = any free port) with the embedded AWS emulator until the block ends."""
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     domain = domain.strip().lower().rstrip(".")
-    with embedded_aws(domain, aliases) as env:
+    with embedded_aws(domain, aliases, reply_mode="team") as env:
         handler = IngressHandler(env, domain, outbox, on_received, verbose)
         controller = _Controller(
             handler,

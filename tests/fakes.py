@@ -85,3 +85,21 @@ class MemoryOnce:
 
     def register_context(self, context: Any) -> None:
         """Nothing to expire."""
+
+
+@dataclass
+class MemoryReplies:
+    """The reply table in memory; `fail_saves` makes `save` raise `ReplyStoreError`."""
+
+    records: dict[str, Any] = field(default_factory=dict)
+    fail_saves: bool = False
+
+    def save(self, record: Any) -> None:
+        from forwarder.ports import ReplyStoreError
+
+        if self.fail_saves:
+            raise ReplyStoreError("reply table replies: ProvisionedThroughputExceededException")
+        self.records[record.reply_id] = record
+
+    def load(self, reply_id: str) -> Any:
+        return self.records.get(reply_id)

@@ -37,3 +37,31 @@ SINGLE_INSTANCE = frozenset(
 
 # RFC 5321: a line is at most 1,000 octets including CRLF.
 MAX_LINE = 998
+
+IN_REPLY_TO = "in-reply-to"
+REFERENCES = "references"
+MESSAGE_ID = "message-id"
+
+# The only fields of a member's reply that go out to the outside sender (forwarder/mail/reply.py): the
+# conversation (Subject, threading) and what a reader needs to decode the body. Everything else, above
+# all the member's envelope and provider (Received, Return-Path, Sender, DKIM signatures, X- fields,
+# Message-ID, User-Agent, Cc), stays behind; SES assigns its own Message-ID and Date.
+REPLY_ALLOWED = frozenset(
+    {
+        SUBJECT,
+        IN_REPLY_TO,
+        REFERENCES,
+        "mime-version",
+        CONTENT_TYPE,
+        CONTENT_TRANSFER_ENCODING,
+        "content-language",
+        "content-disposition",
+    }
+)
+
+# RFC 3834 and the de facto fields of vacation responders and mailing lists: mail carrying these is
+# automatic, and is never relayed to an outside sender in the team's name.
+AUTO_SUBMITTED = "auto-submitted"
+PRECEDENCE = "precedence"
+AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+AUTOREPLY_FIELDS = frozenset({"x-autoreply", "x-autorespond"})

@@ -73,8 +73,12 @@ def build_notice(
     link: str,
     link_days: int,
     envelope_sender: str | None = None,
+    reply_address: str | None = None,
 ) -> bytes:
-    """A short text message from the alias: who sent what, how big, and a link to the original."""
+    """A short text message from the alias: who sent what, how big, and a link to the original.
+
+    `reply_address` (team mode): Reply-To is the reply address, as on the forward it stands in for.
+    """
     sender = find_sender(message, envelope_sender)
     subject_field = message.first(h.SUBJECT)
     date_field = message.first("date")
@@ -108,7 +112,9 @@ def build_notice(
         Address(display_name=clean_text(name, 64), addr_spec=address)
         for name, address in original_authors(message, envelope_sender)
     ]
-    if replies:
+    if reply_address is not None:
+        notice["Reply-To"] = reply_address
+    elif replies:
         notice["Reply-To"] = replies
     notice["To"] = f"{alias}@{domain}"
     notice["Subject"] = f"[too large to forward] {subject}"

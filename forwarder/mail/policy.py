@@ -18,6 +18,11 @@ class DropReason(StrEnum):
     UNKNOWN_RECIPIENT = "unknown-recipient"
     NO_MEMBERS = "no-valid-members"
     LOOP = "loop"
+    # Mail to a reply address that is never relayed to the outside sender (see forwarder/relay.py).
+    REPLY_FORGED = "reply-forged"
+    REPLY_BAD_TOKEN = "reply-bad-token"  # noqa: S105 (a reason, not a password)
+    REPLY_EXPIRED = "reply-expired"
+    REPLY_AUTOMATIC = "reply-automatic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,10 @@ class Verdicts:
     virus: str = "PASS"
     dmarc: str = "PASS"
     dmarc_policy: str | None = None
+    # SPF and DKIM only decide whether a member's reply is relayed out as the team: unknown (None, e.g. an
+    # Inbound built without them) must never count as authentic, so they do not default to PASS.
+    spf: str | None = None
+    dkim: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

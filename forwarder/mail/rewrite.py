@@ -22,6 +22,8 @@ class RewriteOptions:
     domain: str
     subject_prefix: str | None = None
     spam_tag: str | None = None
+    # A subject tag for mail to a reply address that was not relayed (forwarder/relay.py), e.g. `[not relayed]`.
+    mark: str | None = None
 
 
 @dataclass(slots=True)
@@ -59,18 +61,26 @@ def rewrite_headers(
     alias: str,
     options: RewriteOptions,
     envelope_sender: str | None = None,
+    reply_address: str | None = None,
 ) -> Rewritten:
-    """Build the header block a member receives; the body is passed through untouched."""
+    """Build the header block a member receives; the body is passed through untouched.
+
+    `reply_address` (team mode): Reply-To is that one address, which stands for the sender via this alias,
+    and the original Message-ID is added to References, so that a member's reply, whose References the
+    member's mail program builds from ours, still names the message the outside sender knows (SES gives
+    every forward its own Message-ID). Without it (direct mode), Reply-To names the sender.
+    """
     newline = message.newline
     report = RewriteReport()
     authors = original_authors(message, envelope_sender)
     mailbox = format_address(display_name(sender_of(authors), alias), f"{alias}@{options.domain}", newline)
     from_field = render_field("From", mailbox, newline)
-    reply_field = _reply_to_field(message, authors, newline)
+    reply_field = _reply_to_field(message, authors, newline, reply_address)
+    thread_id = _thread_id(message) if reply_address is not None else None
     # Our fields go first: a parser that gives up at a malformed received field still sees them.
     out: list[bytes] = [render_field(h.MARKER, options.domain, newline), from_field, reply_field or b""]
     seen: set[str] = set()
-    prefixes = [tag for tag in (options.spam_tag, options.subject_prefix) if tag]
+    prefixes = [tag for tag in (options.mark, options.spam_tag, options.subject_prefix) if tag]
     first_from = message.first(h.FROM)
 
     for item in message.fields:
@@ -89,6 +99,8 @@ def rewrite_headers(
         raw = item.raw
         if key == h.SUBJECT and prefixes:
             raw = prefixed_subject(item, prefixes, newline)
+        if key == h.REFERENCES and thread_id is not None:
+            raw = _referenced(item, thread_id, newline)
         kept, repairs = repair_field(item.name, raw, newline)
         for repair in repairs:
             getattr(report, repair).append(item.name)
@@ -97,13 +109,23 @@ def rewrite_headers(
 
     if prefixes and h.SUBJECT not in seen:
         out.append(render_field("Subject", encode_words(" ".join(prefixes), newline), newline))
+    if thread_id is not None and h.REFERENCES not in seen:
+        out.append(render_field("References", thread_id, newline))
     out.append(newline)
     return Rewritten(b"".join(out), message, report)
 
 
-def _reply_to_field(message: SplitMessage, authors: list[tuple[str, str]], newline: bytes) -> bytes | None:
-    """None when the original Reply-To names an address (it is kept as is), else our Reply-To line."""
+def _reply_to_field(
+    message: SplitMessage, authors: list[tuple[str, str]], newline: bytes, reply_address: str | None = None
+) -> bytes | None:
+    """Our Reply-To line: the reply address in team mode; in direct mode None when the original Reply-To names
+    an address (it is kept as is), else the authors."""
     original = message.first(h.REPLY_TO)
+    if reply_address is not None:
+        # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer.
+        target = (parse_addresses(original.value) if original is not None else []) or authors
+        name = display_name(sender_of(target[:1]), alias_of_reply(reply_address))
+        return render_field("Reply-To", format_address(name, reply_address, newline), newline)
     if original is not None and parse_addresses(original.value):
         return None
     pairs = authors
@@ -111,6 +133,29 @@ def _reply_to_field(message: SplitMessage, authors: list[tuple[str, str]], newli
         return b""
     value = ", ".join(format_address(name, address, newline) for name, address in pairs)
     return render_field("Reply-To", value, newline)
+
+
+def alias_of_reply(reply_address: str) -> str:
+    """`team` of `team+r-...@domain`."""
+    return reply_address.partition("@")[0].partition("+")[0]
+
+
+def _thread_id(message: SplitMessage) -> str | None:
+    """The original `<Message-ID>`, when it has that form and one line's worth of length."""
+    field = message.first(h.MESSAGE_ID)
+    value = field.value.strip() if field is not None else ""
+    if not (value.startswith("<") and value.endswith(">") and 2 < len(value) <= 500) or any(
+        char.isspace() or not char.isprintable() for char in value
+    ):
+        return None
+    return value
+
+
+def _referenced(references: HeaderField, thread_id: str, newline: bytes) -> bytes:
+    """References with `thread_id` added on a continuation line of its own, unless it is there already."""
+    if thread_id in references.value:
+        return references.raw
+    return references.raw.rstrip(b"\r\n") + newline + b" " + thread_id.encode("ascii") + newline
 
 
 def prefixed_subject(subject: HeaderField, prefixes: list[str], newline: bytes) -> bytes:

@@ -16,6 +16,7 @@ import pytest
 
 from forwarder.mail.message import split_message
 from forwarder_ops.localrun import load_aliases
+from forwarder_ops.replies import compose_reply
 from forwarder_ops.smtp import Ingress, Received, serve
 from tests.conftest import DOMAIN, EVENTS
 
@@ -167,3 +168,35 @@ def test_smtp_command_serves_until_interrupted(workdir: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_smtp_member_reply_comes_out_addressed_to_the_outside_sender(ingress: Ingress, workdir: Path) -> None:
+    # GIVEN an outside mail forwarded to team@'s members, whose copies carry a reply address
+    send(ingress, note(), [f"team@{DOMAIN}"], sender="alice.chen@example.com")
+    [forwarded] = ingress.handler.received
+    assert forwarded.result is not None
+    [forward_file] = forwarded.result.files
+    composed = compose_reply(forward_file.read_bytes(), "yating.chen@example.com")
+    assert composed is not None
+    reply, reply_address = composed
+    assert reply_address.startswith("team+r-") and reply_address.endswith(f"@{DOMAIN}")
+
+    # WHEN the member Yating answers it from her own mailbox, through the SMTP loop
+    send(ingress, reply, [reply_address], sender="yating.chen@example.com")
+
+    # THEN the answer is in outbox/ addressed to the outside sender, from team@, without Yating's address
+    answered = ingress.handler.received[-1]
+    assert "reply relayed to the outside sender as team, copies to 1 member(s) -> " in answered.line()
+    assert answered.result is not None
+    outside, copy = answered.result.files
+    assert outside.parent == workdir / "outbox"
+    out = split_message(outside.read_bytes())
+    values = {f.key: f.value for f in out.fields}
+    assert values["to"] == "alice.chen@example.com"
+    assert values["from"] == f"Yating Chen via team <team@{DOMAIN}>"
+    assert b"yating.chen@" not in outside.read_bytes()[: out.body_start].lower()
+    sent = ingress.handler.env.ses.outbox
+    assert [s.recipients for s in sent[-2:]] == [("alice.chen@example.com",), ("weijie.lin@example.net",)]
+    # AND the other member's copy keeps the thread on the reply address
+    copy_values = {f.key: f.value for f in split_message(copy.read_bytes()).fields}
+    assert copy_values["reply-to"].endswith(f"<{reply_address}>")

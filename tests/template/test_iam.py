@@ -23,12 +23,14 @@ def grants(stack: Stack, role: str) -> dict[str, set[str]]:
 
 def test_iam_forwarder_role_least_privilege(stack: Stack, env: Environment) -> None:
     # GIVEN the forwarder's job (read the stored mail, read the aliases, send as the domain, record forwards,
-    # sign links, report failures) THEN its role may do exactly that, each on its own resource
+    # sign links and reply addresses, keep reply addresses, report failures) THEN its role may do exactly that,
+    # each on its own resource
     region, domain = env.region, env.parameters["DomainName"]
     identity = f"arn:aws:ses:{region}:{ACCOUNT}:identity/{domain}"
     configuration_set = f"arn:aws:ses:{region}:{ACCOUNT}:configuration-set/<Ref:ConfigurationSet>"
     path = f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/email-forwarder/{env.name}/aliases"
     table = {"<IdempotencyTable.Arn>"}
+    both = table | {"<ReplyTable.Arn>"}
     assert grants(stack, "ForwarderFunctionRole") == {
         "s3:GetObject": {"<MailBucket.Arn>/inbound/*"},
         "ses:SendEmail": {identity, configuration_set},
@@ -38,9 +40,9 @@ def test_iam_forwarder_role_least_privilege(stack: Stack, env: Environment) -> N
         "ssm:GetParametersByPath": {path, f"{path}/*"},
         "ssm:GetParameters": {path, f"{path}/*"},
         "ssm:GetParameter": {path, f"{path}/*"},
-        "dynamodb:GetItem": table,
+        "dynamodb:GetItem": both,
         "dynamodb:PutItem": table,
-        "dynamodb:UpdateItem": table,
+        "dynamodb:UpdateItem": both,
         "dynamodb:DeleteItem": table,
         "secretsmanager:GetSecretValue": {"<Ref:LinkSecret>"},
         "sqs:SendMessage": {"<FailureQueue.Arn>"},

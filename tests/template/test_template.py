@@ -15,11 +15,12 @@ PARAMETERS = {
     "ReceiptRuleSetName", "ReceiptRuleSetMode", "AliasPath", "RetentionDays", "AlarmEmail", "DmarcPolicy",
     "DmarcReportAddress", "TlsPolicy", "ReservedConcurrency", "SpamAction", "MaxMessageBytes", "SubjectPrefix",
     "Tracing", "EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode", "TraceSubjects",
+    "ReplyMode",
 }  # fmt: skip
 OUTPUTS = {
     "Domain", "HostedZoneId", "NameServers", "MailBucket", "FunctionName", "FunctionArn", "DownloadUrl",
     "FailureQueueUrl", "FailureQueueArn", "IdentityArn", "AliasPath", "ReceiptRuleSetName", "ReceiptRuleName",
-    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "TraceTable",
+    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "TraceTable", "ReplyTable",
 }  # fmt: skip
 PREFIX = "inbound/"
 # What each adoption parameter leaves to what exists, and the resources it then does not create.
@@ -474,6 +475,8 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_TRACE_TABLE": "<Ref:TraceTable>",
         "FORWARDER_TRACE_EXPIRY_DAYS": env.parameters["RetentionDays"],
         "FORWARDER_TRACE_SUBJECTS": "false",
+        "FORWARDER_REPLY_MODE": env.parameters.get("ReplyMode", "team"),
+        "FORWARDER_REPLY_TABLE": "<Ref:ReplyTable>",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
@@ -556,6 +559,25 @@ def test_template_idempotency_table(stack: Stack) -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_template_reply_table(stack: Stack) -> None:
+    # GIVEN reply addresses live as long as a thread THEN their table expires items by `expires`, like the
+    # idempotency table is encrypted, point-in-time recoverable and billed per request
+    table = stack.properties("ReplyTable")
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert stack.outputs()["ReplyTable"] == "<Ref:ReplyTable>"
+
+
+def test_template_reply_mode_parameter(variant: Any) -> None:
+    # GIVEN the contract: the template sets team, an environment may choose direct
+    for mode in ("team", "direct"):
+        variables = variant("dev", ReplyMode=mode).properties("ForwarderFunction")["Environment"]["Variables"]
+        assert variables["FORWARDER_REPLY_MODE"] == mode
 
 
 def test_template_download_function_and_public_url(stack: Stack) -> None:

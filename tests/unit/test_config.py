@@ -60,3 +60,41 @@ def test_settings_invalid_value_is_named(monkeypatch: pytest.MonkeyPatch, name: 
         load_settings(Settings)
     assert str(error.value).startswith(f"{name} is invalid")
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.usefixtures("required")
+def test_settings_reply_defaults_are_direct_mode() -> None:
+    # GIVEN no reply variables: the code keeps today's behaviour (the template sets team)
+    settings = load_settings(Settings)
+    assert (settings.reply_mode, settings.reply_table, settings.reply_expiry_days) == ("direct", None, 90)
+    assert settings.reply_name == "{member} via {alias}"
+    assert settings.reply_tag == "[not relayed]"
+
+
+@pytest.mark.usefixtures("required")
+def test_settings_reply_mode_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORWARDER_REPLY_MODE", " Team ")
+    monkeypatch.setenv("FORWARDER_REPLY_TABLE", "replies")
+    settings = load_settings(Settings)
+    assert (settings.reply_mode, settings.reply_table) == ("team", "replies")
+
+
+@pytest.mark.usefixtures("required")
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FORWARDER_REPLY_MODE", "everyone"),
+        ("FORWARDER_REPLY_EXPIRY_DAYS", "0"),
+        ("FORWARDER_REPLY_NAME", "{member} <{address}>"),
+        ("FORWARDER_REPLY_NAME", "{member"),
+        ("FORWARDER_REPLY_NAME", "{member.__class__}"),
+        ("FORWARDER_REPLY_NAME", "{member!r}"),
+        ("FORWARDER_REPLY_NAME", "{alias:>999999}"),
+        ("FORWARDER_REPLY_NAME", "   "),
+    ],
+)
+def test_settings_invalid_reply_value_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings(Settings)
+    assert str(error.value).startswith(f"{name} is invalid")

@@ -43,6 +43,17 @@ def test_event_verdicts_and_dmarc_policy(load_event: Any) -> None:
     assert receipt.dkim == "PASS"
 
 
+def test_event_inbound_carries_spf_and_dkim_for_the_reply_relay(load_event: Any) -> None:
+    # GIVEN an event whose SPF failed and whose DKIM verdict is missing
+    event = copy.deepcopy(load_event("forward"))
+    receipt = event["Records"][0]["ses"]["receipt"]
+    receipt["spfVerdict"] = {"status": "FAIL"}
+    del receipt["dkimVerdict"]
+    # THEN the service sees exactly that: no DKIM verdict is not a PASS
+    verdicts = parse_event(event).records[0].inbound().verdicts
+    assert (verdicts.spf, verdicts.dkim) == ("FAIL", None)
+
+
 def test_event_upper_case_dmarc_policy_and_disabled_scans(load_event: Any) -> None:
     event = copy.deepcopy(load_event("forward"))
     receipt = event["Records"][0]["ses"]["receipt"]

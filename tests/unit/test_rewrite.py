@@ -250,3 +250,59 @@ def test_find_sender_shortens_absurd_names() -> None:
     sender = find_sender(split_message(b'From: "' + b"N" * 5000 + b'" <a@example.com>\r\n\r\n'), None)
     assert len(sender.name) <= 64
     assert sender.address == "a@example.com"
+
+
+REPLY_ADDRESS = "team+r-aaaaaaaaaaaa-bbbbbbbbbbbbbbbb@dev.aws-educate.tw"
+
+
+def test_rewrite_team_mode_reply_to_is_the_reply_address() -> None:
+    # GIVEN a mail with its own Reply-To, forwarded in team mode
+    raw = (
+        b"From: Carol <carol@customer.example>\r\nReply-To: Desk <desk@customer.example>\r\n"
+        b"Subject: x\r\nMessage-ID: <q-1@customer.example>\r\n\r\nbody"
+    )
+    out = rewrite_headers(split_message(raw), "team", OPTIONS, None, REPLY_ADDRESS).to_bytes()
+    # THEN Reply-To is only the reply address, named after whom it reaches; the original Reply-To is gone
+    message = parsed(out)
+    [reply_to] = message["Reply-To"].addresses
+    assert reply_to.addr_spec == REPLY_ADDRESS
+    assert reply_to.display_name == "Desk (desk at customer.example) via team"
+    assert out.count(b"Reply-To:") == 1
+    # AND the original Message-ID is in References, for the member's reply to name it
+    assert str(message["References"]) == "<q-1@customer.example>"
+
+
+def test_rewrite_team_mode_adds_the_message_id_to_existing_references() -> None:
+    raw = b"From: c@x.org\r\nReferences: <a@x.org>\r\nMessage-ID: <b@x.org>\r\n\r\nbody"
+    out = rewrite_headers(split_message(raw), "team", OPTIONS, None, REPLY_ADDRESS).to_bytes()
+    assert b"\r\nReferences: <a@x.org>\r\n <b@x.org>\r\n" in out
+    assert out.count(b"References:") == 1
+
+
+def test_rewrite_team_mode_without_a_usable_message_id_adds_no_references() -> None:
+    raw = b"From: c@x.org\r\nMessage-ID: not an id\r\n\r\nbody"
+    out = rewrite_headers(split_message(raw), "team", OPTIONS, None, REPLY_ADDRESS).to_bytes()
+    assert b"References" not in out
+
+
+def test_rewrite_mark_tags_the_subject_first() -> None:
+    raw = b"From: c@x.org\r\nSubject: Re: Booth\r\n\r\nbody"
+    options = RewriteOptions(domain=DOMAIN, subject_prefix="[dev]", mark="[not relayed]")
+    out = rewrite_headers(split_message(raw), "team", options).to_bytes()
+    assert b"\r\nSubject: [not relayed] [dev] Re: Booth\r\n" in out
+
+
+def test_rewrite_direct_mode_adds_no_references() -> None:
+    raw = b"From: c@x.org\r\nMessage-ID: <b@x.org>\r\n\r\nbody"
+    assert b"References" not in forward(raw)
+
+
+def test_notice_team_mode_reply_to_is_the_reply_address() -> None:
+    from forwarder.mail.notice import build_notice
+
+    raw = b"From: Carol <carol@customer.example>\r\nSubject: big\r\n\r\nbody"
+    common = {"message": split_message(raw), "alias": "team", "domain": DOMAIN, "size": 9, "link": "https://x/"}
+    team = parsed(build_notice(**common, link_days=7, reply_address=REPLY_ADDRESS))
+    direct = parsed(build_notice(**common, link_days=7))
+    assert [a.addr_spec for a in team["Reply-To"].addresses] == [REPLY_ADDRESS]
+    assert [a.addr_spec for a in direct["Reply-To"].addresses] == ["carol@customer.example"]

@@ -1,0 +1,151 @@
+"""A member's reply to a reply address: who wrote it, whether it may go out, and the header block it goes
+out with. Pure functions; the relay (forwarder/relay.py) decides and sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from forwarder.mail import headers as h
+from forwarder.mail.addresses import clean_text, format_address, parse_addresses, readable_name
+from forwarder.mail.fields import render_field, repair_field
+from forwarder.mail.message import HeaderField, SplitMessage
+from forwarder.mail.policy import FAIL, Verdicts
+
+PASS = "PASS"  # noqa: S105 (a verdict, not a password)
+FALLBACK_MEMBER_NAME = "A member"
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who a reply claims to be from: the first From address and the envelope sender (lower case)."""
+
+    from_address: str | None
+    from_name: str
+    envelope_sender: str | None
+
+
+def reply_target(message: SplitMessage, envelope_sender: str | None) -> str | None:
+    """The one address a reply to `message` goes to: its first Reply-To address, else its first From address,
+    else the envelope sender (what `direct` mode's Reply-To names first)."""
+    for key in (h.REPLY_TO, h.FROM):
+        for item in message.all(key):
+            pairs = parse_addresses(item.value)
+            if pairs:
+                return pairs[0][1]
+    return envelope_sender or None
+
+
+def author_of(message: SplitMessage, envelope_sender: str | None) -> Author:
+    """The From address and name and the envelope sender of a reply."""
+    for item in message.all(h.FROM):
+        pairs = parse_addresses(item.value)
+        if pairs:
+            name, address = pairs[0]
+            return Author(address.lower(), name, (envelope_sender or "").lower() or None)
+    return Author(None, "", (envelope_sender or "").lower() or None)
+
+
+def is_automatic(message: SplitMessage) -> bool:
+    """True for a vacation notice, an auto-reply or list traffic (RFC 3834 `Auto-Submitted` other than `no`,
+    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`)."""
+    for item in message.fields:
+        key = item.key
+        if key == h.AUTO_SUBMITTED and item.value.split(";")[0].strip().lower() not in ("", "no"):
+            return True
+        if key == h.PRECEDENCE and item.value.strip().lower() in h.AUTOMATIC_PRECEDENCE:
+            return True
+        if key in h.AUTOREPLY_FIELDS:
+            return True
+    return False
+
+
+def is_authentic(verdicts: Verdicts, *, from_is_member: bool, envelope_is_member: bool) -> bool:
+    """Whether SES's verdicts vouch for the member identity that the reply claims.
+
+    The rule of the issue is "SPF or DKIM PASS, and DMARC not FAIL". SES's DKIM verdict does not say which
+    domain signed, and SPF speaks for the envelope sender's domain only, so the verdict must vouch for the
+    address that matched the member list:
+    - the From address is a member and DMARC PASSes (SPF or DKIM passed aligned with the From domain), or
+    - the envelope sender is a member, SPF PASSes for it, and DMARC does not FAIL.
+    A DKIM PASS alone with a From of a domain without DMARC could be anyone's signature: not enough.
+    """
+    if verdicts.dmarc == FAIL or PASS not in (verdicts.spf, verdicts.dkim):
+        return False
+    if from_is_member and verdicts.dmarc == PASS:
+        return True
+    return envelope_is_member and verdicts.spf == PASS
+
+
+def member_display_name(author: Author, member_address: str, alias: str, template: str) -> str:
+    """The From display name of a relayed reply, from `template` ({member}, {alias}).
+
+    {member} is the display name the member's own mail program put in From, cleaned. It never shows the
+    member's address: a name containing `@`, or the address's domain, is not used (`A member` instead).
+    """
+    name = readable_name(author.from_name) if author.from_address == member_address else ""
+    domain = member_address.rpartition("@")[2].lower()
+    if not name or "@" in name or (domain and domain in name.lower()) or member_address.lower() in name.lower():
+        name = FALLBACK_MEMBER_NAME
+    return clean_text(template.format(member=name, alias=alias), 128)
+
+
+def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
+    """The Subject without the tags this forwarder added to the forward it answers (`[dev]`, `[SPAM]`):
+    the outside sender never saw them. Removes the first occurrence of each, other bytes kept."""
+    raw = subject.raw
+    colon = raw.index(b":") + 1
+    value = raw[colon:]
+    for prefix in prefixes:
+        tag = prefix.encode()
+        at = value.find(tag) if tag else -1
+        if at >= 0:
+            end = at + len(tag)
+            if value[end : end + 1] == b" ":
+                end += 1
+            value = value[:at] + value[end:]
+    return raw[:colon] + value
+
+
+def build_reply_head(
+    message: SplitMessage,
+    *,
+    domain: str,
+    alias: str,
+    display_name: str,
+    to_address: str,
+    to_name: str = "",
+    reply_address: str | None = None,
+    strip: Sequence[str] = (),
+    now: datetime | None = None,
+) -> bytes:
+    """The header block of a relayed reply (blank line included); the body bytes follow unchanged.
+
+    Ours first: the marker (loop guard), From = the alias with `display_name`, To = `to_address`, Date, and
+    Reply-To = `reply_address` when given (the team's copies: anyone can continue the thread). Then only
+    the allow-listed fields of the member's message (`headers.REPLY_ALLOWED`), each at most once.
+    """
+    newline = message.newline
+    out = [
+        render_field(h.MARKER, domain, newline),
+        render_field("From", format_address(display_name, f"{alias}@{domain}", newline), newline),
+        render_field("To", format_address(to_name, to_address, newline), newline),
+        render_field("Date", format_datetime(now or datetime.now(UTC)), newline),
+    ]
+    if reply_address:
+        name = to_name if reply_address == to_address else ""
+        out.append(render_field("Reply-To", format_address(name, reply_address, newline), newline))
+    seen: set[str] = set()
+    for item in message.fields:
+        if item.key not in h.REPLY_ALLOWED or item.key in seen:
+            continue
+        seen.add(item.key)
+        raw = strip_prefixes(item, strip) if item.key == h.SUBJECT and strip else item.raw
+        kept, _ = repair_field(item.name, raw, newline)
+        if kept is not None:
+            out.append(kept)
+    out.append(newline)
+    return b"".join(out)

@@ -1,0 +1,326 @@
+"""Replies as the team: mail to a reply address goes on to the outside sender it stands for, from the alias.
+
+The service hands over every message addressed to a reply address (`<alias>+r-<id>-<mac>@domain`, see
+forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold:
+1. the token is ours for this alias (HMAC with the current or previous key), else `reply-bad-token`;
+2. its record exists and has not expired (the TTL deletes items lazily, so `expires` is checked here),
+   else `reply-expired`;
+3. it is not automatic (vacation notice, auto-reply, list mail), else `reply-automatic`;
+4. its author (From address or envelope sender) is a current member of the alias, else it is forwarded to
+   the members as ordinary inbound mail with the `[not relayed]` subject tag (`reply-not-member`);
+5. SES's verdicts vouch for that member address (`forwarder.mail.reply.is_authentic`), else `reply-forged`;
+   a reply SES judged spam is not relayed either, but tagged and forwarded to the members (`reply-spam`).
+Refused mail is never sent to the outside address. A relayed reply goes to exactly the outside address of
+the record (never to anyone the member named), and a copy goes to every other member of the alias.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from forwarder.config import Settings
+from forwarder.mail.addresses import Sender as Person
+from forwarder.mail.addresses import display_name
+from forwarder.mail.body import shorten_long_lines
+from forwarder.mail.message import SplitMessage, has_long_line, split_message
+from forwarder.mail.policy import Decision, DropReason
+from forwarder.mail.reply import (
+    Author,
+    author_of,
+    build_reply_head,
+    is_authentic,
+    is_automatic,
+    member_display_name,
+    reply_target,
+)
+from forwarder.mail.replyaddr import (
+    ReplyToken,
+    fits,
+    format_reply_address,
+    parse_reply_address,
+    reply_id,
+    verify_token,
+)
+from forwarder.mail.rewrite import is_own_output
+from forwarder.mail.routing import alias_of, batch, is_valid_address, resolve_routes
+from forwarder.observability import logger
+from forwarder.ports import (
+    MAX_RECIPIENTS,
+    AliasDirectory,
+    Inbound,
+    MailStore,
+    Once,
+    Outcome,
+    ReplyRecord,
+    ReplyStore,
+    ReplyStoreError,
+    Result,
+    Sender,
+    SenderNotReadyError,
+    SendError,
+)
+
+if TYPE_CHECKING:
+    from forwarder.keyring import KeyRing
+
+RELAYED = "relayed"
+NOT_MEMBER = "reply-not-member"
+SPAM = "reply-spam"
+
+Forward = Callable[[Inbound, str | None], Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What to do with one reply address recipient: relay (with the record and the member), forward to the
+    members marked (`reason` NOT_MEMBER or SPAM), or drop (`reason` a DropReason)."""
+
+    reason: str | None
+    record: ReplyRecord | None = None
+    member: str | None = None
+
+    @property
+    def relay(self) -> bool:
+        return self.reason is None
+
+
+class ReplyRelay:
+    """Reply addresses for forwards (team mode), and the relay of the answers that come back to them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: Callable[[], KeyRing],
+        replies: ReplyStore,
+        directory: AliasDirectory,
+        store: MailStore,
+        sender: Sender,
+        once: Once,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._keys = keys
+        self._replies = replies
+        self._directory = directory
+        self._store = store
+        self._sender = sender
+        self._once = once
+        self._clock = clock
+
+    # forwards: the reply address members see ------------------------------------------------------------
+
+    def reply_address(self, alias: str, message: SplitMessage, envelope_sender: str | None) -> str | None:
+        """The reply address of (alias, the sender of `message`), its record saved or renewed; None when replies
+        should go straight to the sender: no usable address, an address on our own domain (a loop), a member
+        of the alias writing to it, or an alias too long for the address."""
+        target = reply_target(message, envelope_sender)
+        if not target or not is_valid_address(target) or not fits(alias):
+            return None
+        if target.rpartition("@")[2].lower() == self.settings.domain or target.lower() in self._members(alias):
+            return None
+        key = self._keys().current
+        rid = reply_id(key, alias, target)
+        now = int(self._clock())
+        expires = now + self.settings.reply_expiry_days * 86_400
+        try:
+            self._replies.save(ReplyRecord(rid, alias, target, now, expires))
+        except ReplyStoreError as error:
+            # The forward matters more than the reply address: this mail's Reply-To names the sender.
+            logger.error(
+                "reply address not saved: Reply-To names the sender", extra={"alias": alias, "error": str(error)}
+            )
+            return None
+        return format_reply_address(key, alias, rid, self.settings.domain)
+
+    # replies: mail that comes back to a reply address --------------------------------------------------------
+
+    def addressed(self, recipients: Sequence[str]) -> bool:
+        """Whether any recipient has the form of a reply address (verified later, in `handle`)."""
+        return any(parse_reply_address(r, self.settings.domain) for r in recipients)
+
+    def handle(self, inbound: Inbound, decision: Decision, forward: Forward) -> Outcome:
+        """Relay, forward marked or drop each reply address recipient; other recipients are forwarded as usual
+        through `forward` (except the plain address of an alias the reply was relayed for: the copies
+        already reach its members)."""
+        domain = self.settings.domain
+        tokens: dict[tuple[str, str], tuple[str, ReplyToken]] = {}
+        others: list[str] = []
+        for recipient in inbound.recipients:
+            token = parse_reply_address(recipient, domain)
+            if token is None:
+                others.append(recipient)
+            else:
+                tokens.setdefault((token.alias, token.reply_id), (recipient, token))
+        message = split_message(self._store.read(inbound.message_id))
+        if is_own_output(message, domain):
+            return self._dropped(inbound, DropReason.LOOP, reply=None)
+        outcomes: list[Outcome] = []
+        marked: dict[str, list[str]] = {}
+        relayed: set[str] = set()
+        author = author_of(message, inbound.envelope_sender)
+        for recipient, token in tokens.values():
+            check = self._check(token, message, inbound, decision, author)
+            if check.relay and check.record is not None and check.member is not None:
+                outcomes.append(self._relay(inbound, message, check.record, check.member, author))
+                relayed.add(token.alias)
+            elif check.reason in (NOT_MEMBER, SPAM):
+                logger.warning("reply address: not relayed, forwarded to the members", extra=self._log(token, check))
+                marked.setdefault(check.reason, []).append(recipient)
+            else:
+                logger.warning("reply address: dropped", extra=self._log(token, check))
+                outcomes.append(self._dropped(inbound, check.reason, reply=check.reason))
+        for reason, recipients in marked.items():
+            outcome = forward(replace(inbound, recipients=tuple(recipients)), self.settings.reply_tag)
+            outcomes.append(replace(outcome, reply=reason))
+        rest = tuple(r for r in others if alias_of(r, domain) not in {None, *relayed})
+        if rest:
+            outcomes.append(forward(replace(inbound, recipients=rest), None))
+        return merge_outcomes(inbound.message_id, outcomes)
+
+    def _check(
+        self, token: ReplyToken, message: SplitMessage, inbound: Inbound, decision: Decision, author: Author
+    ) -> Check:
+        record, reason = self._record(token)
+        if record is None or reason is not None:
+            return Check(reason, record)
+        if is_automatic(message):
+            return Check(DropReason.REPLY_AUTOMATIC, record)
+        members = self._members(token.alias)
+        from_is_member = author.from_address in members
+        envelope_is_member = author.envelope_sender in members
+        if not (from_is_member or envelope_is_member):
+            return Check(NOT_MEMBER, record)
+        member = author.from_address if from_is_member else author.envelope_sender
+        if not is_authentic(inbound.verdicts, from_is_member=from_is_member, envelope_is_member=envelope_is_member):
+            return Check(DropReason.REPLY_FORGED, record, member)
+        return Check(SPAM if decision.tag_spam else None, record, member)
+
+    def _record(self, token: ReplyToken) -> tuple[ReplyRecord | None, DropReason | None]:
+        """The token's record when the token is ours and unexpired, else why not."""
+        if not verify_token(token, self._keys().accepted):
+            return None, DropReason.REPLY_BAD_TOKEN
+        record = self._replies.load(token.reply_id)
+        if record is None:
+            # The signature is ours, so the address was issued: its record expired and the TTL deleted it.
+            return None, DropReason.REPLY_EXPIRED
+        if record.alias != token.alias:
+            return None, DropReason.REPLY_BAD_TOKEN
+        if record.expires < self._clock():
+            return record, DropReason.REPLY_EXPIRED
+        return record, None
+
+    def _relay(
+        self, inbound: Inbound, message: SplitMessage, record: ReplyRecord, member: str, author: Author
+    ) -> Outcome:
+        settings = self.settings
+        alias, domain = record.alias, settings.domain
+        if has_long_line(message.raw, message.body_start):
+            message, _ = shorten_long_lines(message)
+        body = bytes(message.body)
+        name = member_display_name(author, member, alias, settings.reply_name)
+        strip = [tag for tag in (settings.subject_prefix, settings.spam_tag, settings.reply_tag) if tag]
+        reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
+        outside = build_reply_head(
+            message, domain=domain, alias=alias, display_name=name, to_address=record.address, strip=strip
+        )
+        # The team's copy is addressed to the reply address, named after the outside sender: Reply and
+        # Reply all on it both stay on the reply address, so no member writes to the outside sender directly.
+        copy = build_reply_head(
+            message,
+            domain=domain,
+            alias=alias,
+            display_name=name,
+            to_address=reply_address,
+            to_name=display_name(Person("", record.address), alias),
+            reply_address=reply_address,
+            strip=strip,
+        )
+        sent: list[str] = []
+        failed: list[str] = []
+        key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
+        ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id)
+        sent += ids
+        failed += rejected
+        authors = {author.from_address, author.envelope_sender, member}
+        team = [m for m in self._routed_members(alias) if m.lower() not in authors]
+        for members in batch(tuple(team), MAX_RECIPIENTS):
+            key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}
+            ids, rejected = self._send(key, copy + body, alias, members, inbound.message_id)
+            sent += ids
+            failed += rejected
+        relayed = record.address not in failed
+        outcome = Outcome(
+            message_id=inbound.message_id,
+            forwarded=relayed,
+            reason=None if relayed else "rejected-by-ses",
+            recipients=1 + len(team) - len(failed),
+            aliases=(alias,),
+            sent=tuple(sent),
+            failed=tuple(failed),
+            reply=RELAYED if relayed else "rejected-by-ses",
+        )
+        logger.info(
+            "reply relayed to the outside sender as the team" if relayed else "reply not relayed: SES refused it",
+            extra={"alias": alias, "reply_id": record.reply_id, "copies": len(team), "outcome": outcome.as_dict()},
+        )
+        return outcome
+
+    def _send(
+        self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str
+    ) -> tuple[list[str], list[str]]:
+        tags = {"inbound": message_id, "alias": alias}
+        from_address = f"{alias}@{self.settings.domain}"
+        try:
+            result = self._once(key, lambda: {"ses_id": self._sender.send(raw, from_address, recipients, tags)})
+        except SenderNotReadyError:
+            raise
+        except SendError as error:
+            logger.error(
+                "SES rejected the relayed reply",
+                extra={"alias": alias, "recipients": len(recipients), "code": error.code, "detail": str(error)},
+            )
+            return [], list(recipients)
+        return [str(result["ses_id"])], []
+
+    def _members(self, alias: str) -> set[str]:
+        """The alias's current member addresses, lower case (what the author is compared with)."""
+        return {member.lower() for member in self._routed_members(alias)}
+
+    def _routed_members(self, alias: str) -> tuple[str, ...]:
+        """Members the forwarder sends to (valid, not on our domain), as in routing; no catch-all."""
+        routing = resolve_routes([f"{alias}@{self.settings.domain}"], self._directory.aliases(), self.settings.domain)
+        return routing.deliveries[0].members if routing.deliveries else ()
+
+    def _dropped(self, inbound: Inbound, reason: str | None, reply: str | None) -> Outcome:
+        outcome = Outcome(message_id=inbound.message_id, forwarded=False, reason=str(reason), reply=reply)
+        logger.info("not forwarded", extra={"outcome": outcome.as_dict()})
+        return outcome
+
+    @staticmethod
+    def _log(token: ReplyToken, check: Check) -> dict[str, object]:
+        return {"alias": token.alias, "reply_id": token.reply_id, "reason": str(check.reason)}
+
+
+def merge_outcomes(message_id: str, outcomes: Sequence[Outcome]) -> Outcome:
+    """One outcome for a message whose recipients were handled in parts (reply addresses and others)."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    forwarded = any(o.forwarded for o in outcomes)
+    aliases: list[str] = []
+    for outcome in outcomes:
+        aliases += [a for a in outcome.aliases if a not in aliases]
+    return Outcome(
+        message_id=message_id,
+        forwarded=forwarded,
+        reason=None if forwarded else next((o.reason for o in outcomes if o.reason), None),
+        recipients=sum(o.recipients for o in outcomes),
+        aliases=tuple(aliases),
+        sent=tuple(s for o in outcomes for s in o.sent),
+        failed=tuple(f for o in outcomes for f in o.failed),
+        oversize=any(o.oversize for o in outcomes),
+        reply=next((o.reply for o in outcomes if o.reply == RELAYED), None)
+        or next((o.reply for o in outcomes if o.reply), None),
+    )

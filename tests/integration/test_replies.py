@@ -1,0 +1,340 @@
+"""Replies as the team, end to end through `forwarder.app.lambda_handler` against moto (issue 10's Done-when).
+
+An outside sender writes to team@; each member's copy has Reply-To = a reply address; a member's answer to it
+goes to the outside sender from team@, copies to the other members; every refusal sends nothing outside.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import boto3
+import pytest
+
+from forwarder.mail.message import split_message
+from forwarder_ops.local import REPLY_TABLE, EmbeddedAws, SentMail, embedded_aws
+from tests.conftest import DOMAIN
+
+OUTSIDE = "carol.wu@customer.example"
+ALICE, BOB, DAVE = "alice.chen@example.com", "bob.lin@example.net", "dave@example.org"
+TEAM = [ALICE, BOB, DAVE]
+AUTHENTIC = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS"}
+
+
+@pytest.fixture
+def team_aws() -> Iterator[EmbeddedAws]:
+    with embedded_aws(DOMAIN, {"team": TEAM, "tech": [BOB, "erin@example.com"]}, reply_mode="team") as env:
+        yield env
+
+
+def outside_mail(to: str = f"team@{DOMAIN}", subject: str = "Booth for the summit?") -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Carol Wu <{OUTSIDE}>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = "<q-1@mail.customer.example>"
+    message.set_content("Do you still have a booth for us?\n")
+    return bytes(message)
+
+
+def member_reply(reply_address: str, author: str = BOB, name: str = "Bob Lin", **extra: str) -> bytes:
+    """A reply as a provider delivers it: the member's own Message-ID, Received, DKIM, X- fields, a quote."""
+    message = EmailMessage()
+    message["Received"] = "from mail-ej1.provider.example (mail-ej1.provider.example [192.0.2.7])"
+    message["DKIM-Signature"] = f"v=1; a=rsa-sha256; d={author.partition('@')[2]}; s=s1; b=abc"
+    message["Return-Path"] = f"<{author}>"
+    message["From"] = f"{name} <{author}>"
+    message["Sender"] = author
+    message["To"] = reply_address
+    message["Cc"] = f"someone.else@{author.partition('@')[2]}"
+    message["Subject"] = "Re: Booth for the summit?"
+    message["Message-ID"] = f"<r-1@mail.{author.partition('@')[2]}>"
+    message["In-Reply-To"] = "<fwd-1@email.amazonses.com>"
+    message["References"] = "<q-1@mail.customer.example> <fwd-1@email.amazonses.com>"
+    message["X-Mailer"] = "ProviderMail 7"
+    message["User-Agent"] = "ProviderMail 7"
+    for name_, value in extra.items():
+        message[name_.replace("_", "-")] = value
+    message.set_content(
+        f"Yes, booth 12 is yours.\n\nOn Mon, Carol Wu <{OUTSIDE}> wrote:\n> Do you still have a booth?\n"
+    )
+    return bytes(message)
+
+
+def reply_address_of(sent: SentMail) -> str:
+    field = split_message(sent.raw).first("reply-to")
+    assert field is not None
+    return field.value.rpartition("<")[2].rstrip(">")
+
+
+def forward_outside_mail(aws: EmbeddedAws) -> str:
+    """The outside mail forwarded to team; returns the reply address its copies carry."""
+    _, sent = aws.deliver(outside_mail(), [f"team@{DOMAIN}"], **AUTHENTIC)
+    [forward] = sent
+    return reply_address_of(forward)
+
+
+def reply(
+    aws: EmbeddedAws, raw: bytes, to: str, source: str = BOB, **verdicts: str
+) -> tuple[dict[str, Any], list[SentMail]]:
+    result, sent = aws.deliver(raw, [to], source=source, **{**AUTHENTIC, **verdicts})
+    return result["outcomes"][0], sent
+
+
+def sent_outside(sent: list[SentMail]) -> list[SentMail]:
+    return [mail for mail in sent if OUTSIDE in mail.recipients]
+
+
+def test_outside_mail_reaches_members_with_a_reply_address(team_aws: EmbeddedAws) -> None:
+    # WHEN an outside sender writes to team@
+    _, sent = team_aws.deliver(outside_mail(), [f"team@{DOMAIN}"], **AUTHENTIC)
+
+    # THEN every member gets it with Reply-To = one reply address on our domain that routes to team
+    [forward] = sent
+    assert set(forward.recipients) == set(TEAM)
+    address = reply_address_of(forward)
+    local, _, domain = address.partition("@")
+    assert domain == DOMAIN
+    assert local.startswith("team+r-") and len(local) <= 64
+    assert OUTSIDE not in address
+    # AND the original Message-ID is in References, so a member's reply still names it
+    references = split_message(forward.raw).first("references")
+    assert references is not None and "<q-1@mail.customer.example>" in references.value
+    # AND the reply table holds whom the address stands for, with an expiry the TTL can act on
+    [item] = boto3.client("dynamodb").scan(TableName=REPLY_TABLE)["Items"]
+    assert (item["alias"]["S"], item["address"]["S"]) == ("team", OUTSIDE)
+    assert int(item["expires"]["N"]) > int(item["created"]["N"])
+    # AND the same sender's next mail carries the same reply address (one per thread)
+    _, again = team_aws.deliver(outside_mail(subject="Second question"), [f"team@{DOMAIN}"], **AUTHENTIC)
+    assert reply_address_of(again[0]) == address
+
+
+def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedAws) -> None:
+    # GIVEN the reply address of a forwarded mail
+    address = forward_outside_mail(team_aws)
+
+    # WHEN Bob answers it from his own mailbox, authentically
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN one send goes to the outside sender only, from team@, threaded, with Bob's name but no address of his
+    assert outcome["reply"] == "relayed" and outcome["forwarded"] is True
+    [out] = sent_outside(sent)
+    assert out.recipients == (OUTSIDE,)
+    assert out.from_address == f"team@{DOMAIN}"
+    head = split_message(out.raw)
+    values = {f.key: f.value for f in head.fields}
+    assert values["from"] == f"Bob Lin via team <team@{DOMAIN}>"
+    assert values["to"] == OUTSIDE
+    assert values["subject"] == "Re: Booth for the summit?"
+    assert values["in-reply-to"] == "<fwd-1@email.amazonses.com>"
+    assert "<q-1@mail.customer.example>" in values["references"]
+    header_block = bytes(out.raw[: head.body_start]).lower()
+    for revealing in (b"bob.lin", b"example.net", b"provider", b"received", b"dkim", b"x-mailer", b"sender", b"cc:"):
+        assert revealing not in header_block, revealing
+    assert "reply-to" not in values  # the outside sender answers team@ (From)
+    # AND the body is Bob's bytes unchanged (his mail program's quote line included)
+    assert out.raw[head.body_start :] == split_message(member_reply(address)).body.tobytes()
+    # AND every other member gets a copy with the same reply address, Bob none
+    copies = [mail for mail in sent if mail is not out]
+    assert sorted(m for c in copies for m in c.recipients) == sorted([ALICE, DAVE])
+    copy_values = {f.key: f.value for f in split_message(copies[0].raw).fields}
+    assert copy_values["reply-to"] == f'"carol.wu at customer.example via team" <{address}>'
+    assert address in copy_values["to"]
+    assert all(b"bob.lin@" not in bytes(c.raw[: split_message(c.raw).body_start]) for c in copies)
+
+
+def test_reply_sends_carry_the_email_tags(team_aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a capture of the SES requests
+    address = forward_outside_mail(team_aws)
+    requests: list[dict[str, Any]] = []
+    original = team_aws.ses.accept
+    monkeypatch.setattr(team_aws.ses, "accept", lambda params: (requests.append(dict(params)), original(params))[1])
+
+    # WHEN Bob's reply is relayed
+    result, _ = team_aws.deliver(member_reply(address), [address], source=BOB, message_id="reply-tags", **AUTHENTIC)
+
+    # THEN the reply and its copy are tagged with the inbound message id and the alias, like forwards
+    assert result["outcomes"][0]["reply"] == "relayed"
+    assert len(requests) == 2
+    for request in requests:
+        assert request["EmailTags"] == [{"Name": "inbound", "Value": "reply-tags"}, {"Name": "alias", "Value": "team"}]
+
+
+def test_retried_reply_sends_nothing_twice(team_aws: EmbeddedAws) -> None:
+    # GIVEN a relayed reply
+    address = forward_outside_mail(team_aws)
+    raw = member_reply(address)
+    _, first = reply(team_aws, raw, address)
+    assert len(sent_outside(first)) == 1
+
+    # WHEN Lambda retries the same event (same message id)
+    outcome, again = reply(team_aws, raw, address)
+
+    # THEN nothing is sent again, and the outcome is the same
+    assert again == []
+    assert outcome["reply"] == "relayed"
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "why"),
+    [
+        ({"spf": "FAIL", "dkim": "FAIL", "dmarc": "FAIL"}, "everything failed"),
+        ({"spf": "PASS", "dkim": "PASS", "dmarc": "FAIL"}, "DMARC failed"),
+        ({"spf": "GRAY", "dkim": "GRAY", "dmarc": "GRAY"}, "nothing passed"),
+    ],
+)
+def test_forged_member_reply_is_dropped(team_aws: EmbeddedAws, verdicts: dict[str, str], why: str) -> None:
+    # GIVEN mail claiming to be Bob's whose SES verdicts do not vouch for it
+    address = forward_outside_mail(team_aws)
+    outcome, sent = reply(team_aws, member_reply(address), address, **verdicts)
+    # THEN nothing is sent at all, and the reason is logged and returned
+    assert sent == [], why
+    assert (outcome["forwarded"], outcome["reason"], outcome["reply"]) == (False, "reply-forged", "reply-forged")
+
+
+def test_member_from_with_a_foreign_signature_and_no_dmarc_is_forged(team_aws: EmbeddedAws) -> None:
+    # GIVEN From: Bob but sent through someone else's server: SPF passes for the stranger's envelope domain,
+    # DKIM passes with the stranger's key, Bob's domain publishes no DMARC (GRAY)
+    address = forward_outside_mail(team_aws)
+    outcome, sent = reply(
+        team_aws, member_reply(address), address, source="mallory@evil.example", spf="PASS", dkim="PASS", dmarc="GRAY"
+    )
+    # THEN it is not relayed: neither the From nor the envelope sender is vouched for as a member
+    assert sent_outside(sent) == []
+    assert outcome["reason"] == "reply-forged"
+
+
+def test_non_member_mail_to_a_reply_address_goes_to_the_members_marked(team_aws: EmbeddedAws) -> None:
+    # GIVEN someone who is not a member of team writes to the reply address (e.g. a member's other mailbox)
+    address = forward_outside_mail(team_aws)
+    raw = member_reply(address, author="bob.private@mail.example", name="Bob")
+    outcome, sent = reply(team_aws, raw, address, source="bob.private@mail.example")
+
+    # THEN nothing goes outside; the members get it as ordinary inbound mail tagged [not relayed]
+    assert sent_outside(sent) == []
+    [forward] = sent
+    assert set(forward.recipients) == set(TEAM)
+    subject = split_message(forward.raw).first("subject")
+    assert subject is not None and subject.value.startswith("[not relayed] Re: Booth")
+    assert outcome["reply"] == "reply-not-member"
+    assert outcome["forwarded"] is True
+
+
+def test_tampered_token_is_dropped(team_aws: EmbeddedAws) -> None:
+    address = forward_outside_mail(team_aws)
+    local, _, domain = address.partition("@")
+    tampered = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
+    outcome, sent = reply(team_aws, member_reply(tampered), tampered)
+    assert sent == []
+    assert outcome["reason"] == "reply-bad-token"
+
+
+def test_unknown_token_is_dropped(team_aws: EmbeddedAws) -> None:
+    # GIVEN a well-formed reply address that this forwarder never issued
+    made_up = f"team+r-{'a' * 12}-{'b' * 16}@{DOMAIN}"
+    forward_outside_mail(team_aws)
+    outcome, sent = reply(team_aws, member_reply(made_up), made_up)
+    assert sent == []
+    assert outcome["reason"] == "reply-bad-token"
+
+
+def test_expired_reply_address_is_dropped_even_before_the_ttl_deletes_it(team_aws: EmbeddedAws) -> None:
+    # GIVEN the record's expiry has passed (DynamoDB's TTL deletes lazily, the item is still there)
+    address = forward_outside_mail(team_aws)
+    dynamodb = boto3.client("dynamodb")
+    [item] = dynamodb.scan(TableName=REPLY_TABLE)["Items"]
+    dynamodb.update_item(
+        TableName=REPLY_TABLE,
+        Key={"id": item["id"]},
+        UpdateExpression="SET expires = :past",
+        ExpressionAttributeValues={":past": {"N": "1000"}},
+    )
+    outcome, sent = reply(team_aws, member_reply(address), address)
+    assert sent == []
+    assert outcome["reason"] == "reply-expired"
+
+
+def test_reply_address_whose_record_is_gone_is_dropped(team_aws: EmbeddedAws) -> None:
+    # GIVEN the TTL deleted the record of a reply address we signed
+    address = forward_outside_mail(team_aws)
+    dynamodb = boto3.client("dynamodb")
+    [item] = dynamodb.scan(TableName=REPLY_TABLE)["Items"]
+    dynamodb.delete_item(TableName=REPLY_TABLE, Key={"id": item["id"]})
+    outcome, sent = reply(team_aws, member_reply(address), address)
+    assert sent == []
+    assert outcome["reason"] == "reply-expired"
+
+
+def test_token_of_another_alias_is_dropped(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob (a member of both team and tech) moves team's token onto tech
+    address = forward_outside_mail(team_aws)
+    moved = address.replace("team+", "tech+", 1)
+    outcome, sent = reply(team_aws, member_reply(moved), moved)
+    assert sent_outside(sent) == []
+    assert sent == []
+    assert outcome["reason"] == "reply-bad-token"
+
+
+def test_automatic_reply_is_not_relayed(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob's vacation responder answers a team copy
+    address = forward_outside_mail(team_aws)
+    outcome, sent = reply(team_aws, member_reply(address, Auto_Submitted="auto-replied"), address)
+    assert sent == []
+    assert outcome["reason"] == "reply-automatic"
+
+
+def test_reply_counts_replied_and_refusals_by_reason(team_aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
+    address = forward_outside_mail(team_aws)
+    reply(team_aws, member_reply(address), address)
+    forged = {"spf": "FAIL", "dkim": "FAIL", "dmarc": "FAIL", "message_id": "forged-1"}
+    reply(team_aws, member_reply(address), address, **forged)
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert any(r.get("Replied") == [1.0] for r in metrics)
+    assert any(r.get("reason") == "reply-forged" and r.get("Dropped") == [1.0] for r in metrics)
+    assert any(r.get("reason") == "reply-forged" and r.get("ReplyRefused") == [1.0] for r in metrics)
+
+
+def test_team_mode_without_the_reply_table_falls_back_to_direct(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN FORWARDER_REPLY_MODE=team but no FORWARDER_REPLY_TABLE
+    settings = {"FORWARDER_REPLY_MODE": "team"}
+    with embedded_aws(DOMAIN, {"team": TEAM}, settings=settings) as aws:
+        _, sent = aws.deliver(outside_mail(), [f"team@{DOMAIN}"], **AUTHENTIC)
+    # THEN Reply-To names the sender, as in direct mode, and the function said why once
+    assert reply_address_of(sent[0]) == OUTSIDE
+    warnings = [r for r in caplog.records if "FORWARDER_REPLY_TABLE is not set" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_reply_address_signed_before_a_key_rotation_still_works(team_aws: EmbeddedAws) -> None:
+    # GIVEN a reply address signed with the key that a rotation has since made AWSPREVIOUS
+    from forwarder import wiring
+    from forwarder_ops.local import LINK_SECRET
+
+    address = forward_outside_mail(team_aws)
+    boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString="n" * 64)
+    wiring.reset()  # a new container reads the rotated secret
+
+    # WHEN Bob answers on the old address
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN it is relayed, and the team's copies carry the address signed with the new key (same record)
+    assert outcome["reply"] == "relayed"
+    copy = next(mail for mail in sent if OUTSIDE not in mail.recipients)
+    renewed = reply_address_of(copy)
+    assert renewed != address
+    assert renewed.split("-")[1] == address.split("-")[1]  # the record id is kept
+
+
+def test_reply_all_to_the_reply_address_and_team_reaches_each_member_once(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob's Reply all on a forward: to the reply address and to team@ (the forward's To)
+    address = forward_outside_mail(team_aws)
+    result, sent = team_aws.deliver(member_reply(address), [address, f"team@{DOMAIN}"], source=BOB, **AUTHENTIC)
+
+    # THEN it is relayed once, and the team sees it once (the copies), not a second time through team@
+    assert result["outcomes"][0]["reply"] == "relayed"
+    assert len(sent_outside(sent)) == 1
+    members = [m for mail in sent if OUTSIDE not in mail.recipients for m in mail.recipients]
+    assert sorted(members) == sorted([ALICE, DAVE])

@@ -1,0 +1,137 @@
+"""The reply relay with in-memory adapters: reply addresses on forwards, relay, refusals, SES errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from forwarder.config import Settings
+from forwarder.keyring import KeyRing
+from forwarder.mail.message import split_message
+from forwarder.mail.policy import Verdicts
+from forwarder.ports import Inbound, MessageRejectedError, Outcome, SenderNotReadyError
+from forwarder.relay import ReplyRelay
+from forwarder.service import ForwardingService
+from tests.fakes import FakeDirectory, FakeSender, FakeStore, MemoryOnce, MemoryReplies, Sent
+
+DOMAIN = "dev.aws-educate.tw"
+OUTSIDE = "carol@customer.example"
+ALIASES = {"team": "alice@example.com, bob@example.net, dave@example.org"}
+PASSING = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS")
+NOW = 1_800_000_000.0
+
+
+class World:
+    """A service in team mode over fakes, with a clock."""
+
+    def __init__(self, **settings: object) -> None:
+        self.now = NOW
+        self.store = FakeStore({"q1": b"From: Carol <carol@customer.example>\r\nSubject: Booth?\r\n\r\nHi\r\n"})
+        self.sender = FakeSender()
+        self.replies = MemoryReplies()
+        self.once = MemoryOnce()
+        config = Settings(domain=DOMAIN, bucket="bucket", alias_path="/a/b", reply_mode="team", **settings)  # type: ignore[arg-type]
+        directory = FakeDirectory(dict(ALIASES))
+        self.relay = ReplyRelay(
+            config, lambda: KeyRing(b"k" * 64), self.replies, directory, self.store, self.sender, self.once, self.clock
+        )
+        self.service = ForwardingService(config, self.store, directory, self.sender, self.once, relay=self.relay)
+
+    def clock(self) -> float:
+        return self.now
+
+    def forward_outside_mail(self) -> str:
+        self.service.forward(Inbound("q1", (f"team@{DOMAIN}",), OUTSIDE, PASSING))
+        field = split_message(self.sender.sent[-1].raw).first("reply-to")
+        assert field is not None
+        return field.value.rpartition("<")[2].rstrip(">")
+
+    def reply(
+        self, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING, message_id: str = "r1"
+    ) -> tuple[Outcome, list[Sent]]:
+        self.store.mails[message_id] = (
+            f"From: Bob <{author}>\r\nTo: {to}\r\nSubject: Re: Booth?\r\n\r\nYes\r\n".encode()
+        )
+        before = len(self.sender.sent)
+        outcome = self.service.forward(Inbound(message_id, (to,), author, verdicts))
+        return outcome, self.sender.sent[before:]
+
+
+def test_relay_sends_to_the_outside_sender_and_copies_the_others() -> None:
+    world = World()
+    address = world.forward_outside_mail()
+    outcome, sent = world.reply(address)
+    assert outcome.reply == "relayed" and outcome.recipients == 3
+    assert [s.recipients for s in sent] == [(OUTSIDE,), ("alice@example.com", "dave@example.org")]
+    assert all(s.from_address == f"team@{DOMAIN}" for s in sent)
+    assert all(s.tags == {"inbound": "r1", "alias": "team"} for s in sent)
+
+
+def test_relay_record_expires_with_the_clock() -> None:
+    world = World(reply_expiry_days=1)
+    address = world.forward_outside_mail()
+    world.now += 86_400 + 1
+    outcome, sent = world.reply(address)
+    assert sent == [] and outcome.reason == "reply-expired"
+
+
+def test_relay_renews_the_record_with_each_forward() -> None:
+    world = World(reply_expiry_days=1)
+    world.forward_outside_mail()
+    world.now += 3_600
+    address = world.forward_outside_mail()
+    [record] = world.replies.records.values()
+    assert (record.created, record.expires) == (int(NOW + 3_600), int(NOW + 3_600 + 86_400))
+    world.now += 86_400
+    outcome, _ = world.reply(address)
+    assert outcome.reply == "relayed"
+
+
+def test_relay_outside_refusal_is_logged_not_raised() -> None:
+    # GIVEN SES refuses the reply to the outside address (a lasting refusal of this message)
+    world = World()
+    address = world.forward_outside_mail()
+    world.sender.fail_recipients[OUTSIDE] = MessageRejectedError("rejected", code="MessageRejected")
+    outcome, sent = world.reply(address)
+    # THEN the outcome says so; the copies still tell the team what was written
+    assert not outcome.forwarded and outcome.failed == (OUTSIDE,)
+    assert [s.recipients for s in sent] == [("alice@example.com", "dave@example.org")]
+
+
+def test_relay_sender_not_ready_propagates_for_parking() -> None:
+    world = World()
+    address = world.forward_outside_mail()
+    world.sender.fail_calls[world.sender.calls + 1] = SenderNotReadyError("paused", code="SendingPausedException")
+    with pytest.raises(SenderNotReadyError):
+        world.reply(address)
+
+
+def test_relay_spam_verdict_goes_to_the_members_tagged() -> None:
+    world = World()
+    address = world.forward_outside_mail()
+    outcome, sent = world.reply(address, verdicts=Verdicts(spam="FAIL", spf="PASS", dkim="PASS", dmarc="PASS"))
+    assert outcome.reply == "reply-spam"
+    [forward] = sent
+    assert OUTSIDE not in forward.recipients
+    assert b"Subject: [not relayed] [SPAM] Re: Booth?" in forward.raw
+
+
+def test_reply_address_not_saved_falls_back_to_the_sender() -> None:
+    # GIVEN the reply table refuses the write
+    world = World()
+    world.replies.fail_saves = True
+    # THEN the mail is still forwarded, with Reply-To naming the sender
+    assert world.forward_outside_mail() == OUTSIDE
+
+
+def test_member_writing_to_the_alias_gets_a_direct_reply_to() -> None:
+    # GIVEN a member writes to their own alias: answering them as the team would make no sense
+    world = World()
+    world.store.mails["q1"] = b"From: Bob <bob@example.net>\r\nSubject: lunch\r\n\r\nHi\r\n"
+    assert world.forward_outside_mail() == "bob@example.net"
+    assert world.replies.records == {}
+
+
+def test_sender_on_our_domain_gets_no_reply_address() -> None:
+    world = World()
+    world.store.mails["q1"] = f"From: Other <other@{DOMAIN}>\r\nSubject: x\r\n\r\nHi\r\n".encode()
+    assert world.forward_outside_mail() == f"other@{DOMAIN}"

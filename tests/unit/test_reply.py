@@ -1,0 +1,177 @@
+"""A member's reply: the authenticity rule, automatic mail, the display name, the allow-listed header block."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from forwarder.mail.message import split_message
+from forwarder.mail.policy import Verdicts
+from forwarder.mail.reply import (
+    Author,
+    author_of,
+    build_reply_head,
+    is_authentic,
+    is_automatic,
+    member_display_name,
+    reply_target,
+)
+from tests.mailcheck import parsed
+
+DOMAIN = "dev.aws-educate.tw"
+REPLY = (
+    b"Received: from mail.provider.example by mx\r\n"
+    b"DKIM-Signature: v=1; d=example.net; b=x\r\n"
+    b"Return-Path: <bob@example.net>\r\n"
+    b"From: Bob Lin <bob@example.net>\r\n"
+    b"Sender: bob@example.net\r\n"
+    b"To: team+r-aaaaaaaaaaaa-bbbbbbbbbbbbbbbb@dev.aws-educate.tw\r\n"
+    b"Cc: boss@example.net\r\n"
+    b"Subject: Re: [dev] Booth\r\n"
+    b"Date: Mon, 30 Nov 2026 10:00:00 +0800\r\n"
+    b"Message-ID: <abc@mail.example.net>\r\n"
+    b"In-Reply-To: <fwd@email.amazonses.com>\r\n"
+    b"References: <q@customer.example>\r\n <fwd@email.amazonses.com>\r\n"
+    b"X-Mailer: Provider 7\r\n"
+    b"User-Agent: Provider 7\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n"
+    b"\r\n"
+    b"Yes.\r\n\r\nOn Mon, Carol <carol@customer.example> wrote:\r\n> Booth?\r\n"
+)
+
+
+def verdicts(spf: str | None, dkim: str | None, dmarc: str) -> Verdicts:
+    return Verdicts(spf=spf, dkim=dkim, dmarc=dmarc)
+
+
+@pytest.mark.parametrize(
+    ("spf", "dkim", "dmarc", "from_member", "envelope_member", "authentic"),
+    [
+        ("PASS", "PASS", "PASS", True, True, True),  # Gmail, Outlook.com: everything aligned
+        ("FAIL", "PASS", "PASS", True, False, True),  # a bounce domain for the envelope, DKIM aligned with From
+        ("PASS", "GRAY", "GRAY", False, True, True),  # no DKIM, no DMARC record: SPF for the member's envelope
+        ("PASS", "PASS", "FAIL", True, True, False),  # DMARC FAIL is never authentic
+        ("GRAY", "PASS", "GRAY", True, False, False),  # DKIM by someone, From domain without DMARC: not enough
+        ("PASS", "PASS", "GRAY", True, False, False),  # SPF and DKIM vouch for a stranger's envelope, not for From
+        ("FAIL", "FAIL", "PASS", True, True, False),  # neither SPF nor DKIM passed
+        (None, None, "PASS", True, True, False),  # verdicts unknown: never authentic
+    ],
+)
+def test_is_authentic_vouches_for_the_member_address(
+    spf: str | None, dkim: str | None, dmarc: str, from_member: bool, envelope_member: bool, authentic: bool
+) -> None:
+    result = is_authentic(verdicts(spf, dkim, dmarc), from_is_member=from_member, envelope_is_member=envelope_member)
+    assert result is authentic
+
+
+def test_verdicts_default_to_not_authentic() -> None:
+    assert not is_authentic(Verdicts(), from_is_member=True, envelope_is_member=True)
+
+
+@pytest.mark.parametrize(
+    ("field", "automatic"),
+    [
+        (b"Auto-Submitted: auto-replied", True),
+        (b"Auto-Submitted: auto-generated; owner-email=x@y.z", True),
+        (b"Auto-Submitted: no", False),
+        (b"Precedence: bulk", True),
+        (b"Precedence: list", True),
+        (b"X-Autoreply: yes", True),
+        (b"Importance: high", False),
+    ],
+)
+def test_is_automatic(field: bytes, automatic: bool) -> None:
+    assert is_automatic(split_message(field + b"\r\nFrom: a@b.c\r\n\r\nx")) is automatic
+
+
+def test_reply_target_prefers_reply_to_then_from_then_envelope() -> None:
+    both = split_message(b"From: A <a@x.org>\r\nReply-To: Desk <desk@x.org>, b@x.org\r\n\r\n")
+    assert reply_target(both, "bounce@x.org") == "desk@x.org"
+    assert reply_target(split_message(b"From: A <a@x.org>\r\n\r\n"), "bounce@x.org") == "a@x.org"
+    assert reply_target(split_message(b"From: undisclosed\r\n\r\n"), "bounce@x.org") == "bounce@x.org"
+
+
+def test_author_of_lower_cases_addresses() -> None:
+    author = author_of(split_message(b"From: Bob <Bob@Example.NET>\r\n\r\n"), "BOB@example.net")
+    assert author == Author("bob@example.net", "Bob", "bob@example.net")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Bob Lin", "Bob Lin via team"),
+        ("bob@example.net", "A member via team"),
+        ("Bob (example.net)", "A member via team"),
+        ("", "A member via team"),
+        ("=?utf-8?b?5p6X5L+K5YWL?=", "林俊克 via team"),
+    ],
+)
+def test_member_display_name_never_shows_the_address(name: str, expected: str) -> None:
+    author = Author("bob@example.net", name, "bob@example.net")
+    assert member_display_name(author, "bob@example.net", "team", "{member} via {alias}") == expected
+
+
+def test_member_display_name_follows_the_template() -> None:
+    author = Author("bob@example.net", "Bob", None)
+    assert member_display_name(author, "bob@example.net", "team", "{alias} team ({member})") == "team team (Bob)"
+
+
+def test_reply_head_keeps_only_the_conversation_and_mime_fields() -> None:
+    # WHEN Bob's reply is given the header block for the outside sender
+    message = split_message(REPLY)
+    head = build_reply_head(
+        message,
+        domain=DOMAIN,
+        alias="team",
+        display_name="Bob Lin via team",
+        to_address="carol@customer.example",
+        strip=["[dev]"],
+        now=datetime(2026, 11, 30, 2, 0, tzinfo=UTC),
+    )
+    out = parsed(head + bytes(message.body))
+    # THEN ours: marker, From the alias, To the outside address, our Date; theirs: only the allow-list
+    assert [name.lower() for name in out] == [
+        "x-ses-forwarder",
+        "from",
+        "to",
+        "date",
+        "subject",
+        "in-reply-to",
+        "references",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    ]
+    assert str(out["From"]) == "Bob Lin via team <team@dev.aws-educate.tw>"
+    assert str(out["To"]) == "carol@customer.example"
+    assert str(out["Date"]) == "Mon, 30 Nov 2026 02:00:00 +0000"
+    assert str(out["Subject"]) == "Re: Booth"  # our [dev] tag, which Carol never saw, is gone
+    assert b"<q@customer.example>\r\n <fwd@email.amazonses.com>" in head  # folding kept byte for byte
+    assert b"example.net" not in head and b"provider" not in head.lower()
+    assert "Reply-To" not in out
+
+
+def test_reply_head_for_the_team_copy_has_reply_to() -> None:
+    head = build_reply_head(
+        split_message(REPLY),
+        domain=DOMAIN,
+        alias="team",
+        display_name="Bob Lin via team",
+        to_address="team+r-x@dev.aws-educate.tw",
+        to_name="carol at customer.example via team",
+        reply_address="team+r-x@dev.aws-educate.tw",
+    )
+    out = parsed(head)
+    assert str(out["Reply-To"]) == '"carol at customer.example via team" <team+r-x@dev.aws-educate.tw>'
+    assert str(out["To"]) == '"carol at customer.example via team" <team+r-x@dev.aws-educate.tw>'
+    assert str(out["Subject"]) == "Re: [dev] Booth"
+
+
+def test_reply_head_keeps_lf_line_endings_and_one_of_each_field() -> None:
+    raw = b"From: b@x.org\nSubject: one\nSubject: two\nMIME-Version: 1.0\n\nbody\n"
+    head = build_reply_head(split_message(raw), domain=DOMAIN, alias="t", display_name="B via t", to_address="c@y.org")
+    assert b"\r" not in head
+    assert head.count(b"Subject:") == 1 and b"Subject: one\n" in head
