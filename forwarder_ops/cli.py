@@ -310,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(commands)
     _add_smtp(commands)
     _add_redrive(commands)
+    _add_preflight(commands)
+    _add_adopt(commands)
     return parser
 
 
@@ -433,6 +435,19 @@ def _add_redrive(commands: Any) -> None:
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
     redrive.add_argument("--json", action="store_true", help="machine-readable output")
     redrive.set_defaults(func=cmd_redrive)
+
+
+def _add_preflight(commands: Any) -> None:
+    from forwarder_ops import preflight
+
+    preflight.add_parser(commands, _environment_options(alias_path=False))
+
+
+def _add_adopt(commands: Any) -> None:
+    """`forwarder adopt` and `forwarder init`: write an environment's samconfig parameters from the account."""
+    from forwarder_ops import adopt
+
+    adopt.add_parsers(commands, _environment_options(alias_path=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
