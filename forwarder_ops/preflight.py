@@ -147,19 +147,42 @@ class Evaluation:
 
     def check_stack(self) -> None:
         name, status = self.s.stack_name, self.f.stack_status
+        events = f"`aws cloudformation describe-stack-events --stack-name {name} --region {self.region}`"
         if status is None:
             self.add(ok("stack", name, f"does not exist yet in {self.region}: the deploy creates it"))
         elif status in _READY:
             self.add(ok("stack", name, f"{status}: the resources it owns are not collisions"))
+        elif status == "REVIEW_IN_PROGRESS":
+            # A first change set that nobody executed (e.g. declined at confirm_changeset): sam deploy makes a new one.
+            self.add(ok("stack", name, "REVIEW_IN_PROGRESS: a change set was never executed; the deploy replaces it"))
         elif status.endswith("_IN_PROGRESS"):
             self.add(Finding("stack", name, f"{status}: another operation is running", "wait for it to finish"))
+        elif status == "UPDATE_ROLLBACK_FAILED":
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: the last update could not roll back; the stack takes no update until it does",
+                    f"see why: {events}; fix the cause, then `aws cloudformation continue-update-rollback "
+                    f"--stack-name {name} --region {self.region}`",
+                )
+            )
+        elif status == "DELETE_FAILED":
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: a deletion stopped half way",
+                    f"see why: {events}; then delete it again",
+                )
+            )
         elif status == "ROLLBACK_COMPLETE" or status.endswith("_FAILED"):
             self.add(
                 Finding(
                     "stack",
                     name,
                     f"{status}: a stack whose creation failed cannot be updated, only deleted",
-                    f"see why: `aws cloudformation describe-stack-events --stack-name {name} --region {self.region}`; "
+                    f"see why: {events}; "
                     f"then `aws cloudformation delete-stack --stack-name {name} --region {self.region}` "
                     "(it holds nothing: its creation rolled back)",
                 )
@@ -272,6 +295,32 @@ class Evaluation:
             )
         else:
             self.add(ok("hosted zone", f"HostedZoneId={wanted}", f"the existing zone of {self.domain}"))
+            self._check_delegated(zone.id)
+
+    def _check_delegated(self, zone: str) -> None:
+        """An adopted subdomain zone is only seen if the parent delegates to it (checked when the parent is here)."""
+        parent = self.f.parent_zone(self.domain)
+        servers = {fqdn(v) for v in self.f.record(zone, self.domain, "NS") or []}
+        if parent is None or not servers:
+            return
+        delegated = {fqdn(v) for v in self.f.record(parent.id, self.domain, "NS") or []}
+        if delegated == servers:
+            self.add(ok("NS delegation", f"{self.domain} NS in {parent.name}", "delegates to the adopted zone"))
+            return
+        problem = (
+            f"the parent zone {parent.name} delegates {self.domain} to {', '.join(sorted(delegated))}, "
+            f"not to zone {zone}"
+            if delegated
+            else f"the parent zone {parent.name} has no NS record for {self.domain}"
+        )
+        self.add(
+            warn(
+                "NS delegation",
+                f"{self.domain} NS in {parent.name} ({parent.id})",
+                problem + ": the records in the zone are not seen on the internet",
+                _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
+            )
+        )
 
     def _check_parent(self, parent_id: str) -> None:
         if not parent_id:

@@ -418,3 +418,68 @@ def test_preflight_asks_for_the_dkim_records_of_an_existing_identity() -> None:
 )
 def test_preflight_covers_matches_recipients_like_ses(recipients: list[str], expected: bool) -> None:
     assert covers(recipients, DEV) is expected
+
+
+def test_preflight_names_the_ns_collision_when_the_parent_zone_id_is_real(
+    cli: Cli, account: Account, workdir: Path
+) -> None:
+    # GIVEN dev with the apex zone's real id as ParentHostedZoneId, while the hand-made dev zone is delegated
+    (workdir / "samconfig.toml").write_text(
+        PLAIN_SAMCONFIG.replace(
+            '"DomainName=dev.aws-educate.tw",', f'"DomainName={DEV}", "ParentHostedZoneId={account.apex_zone}",'
+        )
+    )
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN the NS record in the apex zone is a collision, fixed by adopting the delegated zone
+    assert result.code == 1
+    collision = next(f for f in findings(result.out) if f["check"] == "NS delegation")
+    assert collision["resource"] == f"{DEV} NS in {APEX} ({account.apex_zone})"
+    assert "already exists" in collision["problem"]
+    assert collision["fix"].startswith(f"HostedZoneId={account.dev_zone} ParentHostedZoneId=")
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [
+        ("ROLLBACK_COMPLETE", "aws cloudformation delete-stack --stack-name email-forwarder-dev"),
+        ("UPDATE_ROLLBACK_FAILED", "aws cloudformation continue-update-rollback"),
+        ("UPDATE_IN_PROGRESS", "wait for it to finish"),
+    ],
+)
+def test_preflight_stops_on_a_stack_that_cannot_take_an_update(status: str, fix: str) -> None:
+    # GIVEN a stack left by an earlier deploy in a state CloudFormation cannot update
+    facts = Facts(account="1", stack_status=status)
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(settings(), facts) if r.check == "stack")
+
+    # THEN it is an error with the way out
+    assert row.severity == Severity.ERROR
+    assert fix in row.fix
+
+
+def test_preflight_warns_when_the_parent_does_not_delegate_to_the_adopted_zone() -> None:
+    # GIVEN an adopted dev zone, and an apex zone that delegates dev to other name servers
+    dev, apex = Zone("ZDEV", DEV), Zone("ZAPEX", APEX)
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": dev, "ZAPEX": apex},
+        zones_named={DEV: [dev], APEX: [apex]},
+        records={
+            "ZDEV": {(DEV, "NS"): ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]},
+            "ZAPEX": {(DEV, "NS"): ["ns1.old-provider.example."]},
+        },
+    )
+
+    # WHEN preflight judges HostedZoneId=ZDEV
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN a warning gives the UPSERT that delegates to the adopted zone
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.WARNING
+    assert "ns1.old-provider.example" in row.problem
+    assert "--hosted-zone-id ZAPEX" in row.fix
+    assert "ns-1.awsdns-01.org" in row.fix
