@@ -62,6 +62,8 @@ def set_overrides(text: str, path: Path, environment: str, changes: Mapping[str,
         empty.multiline(True)
         holder["parameter_overrides"] = empty
     overrides = holder["parameter_overrides"]
+    if not isinstance(overrides, str | list):
+        raise CommandError(f"parameter_overrides of {environment} in {path} is neither a string nor a list")
     if isinstance(overrides, str):
         items = shlex.split(overrides)
         holder["parameter_overrides"] = " ".join(_quoted(item) for item in _changed(items, changes))

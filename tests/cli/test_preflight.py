@@ -483,3 +483,16 @@ def test_preflight_warns_when_the_parent_does_not_delegate_to_the_adopted_zone()
     assert "ns1.old-provider.example" in row.problem
     assert "--hosted-zone-id ZAPEX" in row.fix
     assert "ns-1.awsdns-01.org" in row.fix
+
+
+def test_adopt_refuses_parameter_overrides_it_cannot_edit(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN a samconfig whose dev parameter_overrides is a number
+    text = PLAIN_SAMCONFIG.split("# --- dev")[0] + '[dev.deploy.parameters]\nstack_name = "s"\nregion = "us-east-1"\n'
+    (workdir / "samconfig.toml").write_text(text + "parameter_overrides = 3\n")
+
+    # WHEN adopt runs with a domain
+    result = cli("adopt", "--config-env", "dev", "--domain", DEV, "--yes")
+
+    # THEN one line, exit 2
+    assert result.code == 2, result.out
+    assert "parameter_overrides is neither a string nor a list" in result.err
