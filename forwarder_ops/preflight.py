@@ -120,6 +120,7 @@ class Evaluation:
             self.check_concurrency,
             self.check_sending,
             self.check_named_resources,
+            self.check_mode_switches,
         ):
             step()
         for check, error in self.f.errors.items():
@@ -735,6 +736,33 @@ class Evaluation:
                     )
                 )
 
+    def check_mode_switches(self) -> None:
+        """Switching a resource the stack made to `existing` (or dropping the rule set) removes it from the stack."""
+        if self.f.stack_status not in _READY:
+            return
+        for key, (what, resource_type) in _SWITCHES.items():
+            was = self.f.stack_parameters.get(key, "create")
+            if was == "create" and self.s[key] == "existing" and self.f.owns(resource_type):
+                self.add(_switch_warning("mode switch", f"{key}=existing", what, self.s.stack_name))
+        for rule_set in sorted(self.f.owned.get("AWS::SES::ReceiptRuleSet", set())):
+            self.add(
+                _switch_warning(
+                    "mode switch",
+                    f"rule set {rule_set}",
+                    f"the receipt rule set {rule_set} (an older template; with it every rule in the set)",
+                    self.s.stack_name,
+                )
+            )
+
+
+# What a mode parameter hands over, and the resource type the deployed stack holds for it.
+_SWITCHES = {
+    "EmailIdentityMode": ("the domain identity", "AWS::SES::EmailIdentity"),
+    "MxRecordMode": ("the inbound MX record", "AWS::Route53::RecordSetGroup"),
+    "MailFromRecordsMode": ("the MAIL FROM MX and SPF records", "AWS::Route53::RecordSetGroup"),
+    "DmarcRecordMode": ("the DMARC record", "AWS::Route53::RecordSetGroup"),
+}
+
 
 def stack_writes(facts: Facts, mode_key: str) -> bool:
     """Whether the deployed stack already manages this record group (then the existing records are its own).
@@ -755,6 +783,17 @@ def record_zone(settings: Settings, facts: Facts) -> str | None:
         return zone.id if zone and zone.name == settings.domain and not zone.private else None
     owned = facts.owned.get("AWS::Route53::HostedZone", set())
     return next(iter(sorted(owned)), None)
+
+
+def _switch_warning(check: str, resource: str, what: str, stack: str) -> Finding:
+    return warn(
+        check,
+        resource,
+        f"the deployed stack created {what}; with this change it leaves the stack, and CloudFormation deletes it "
+        "during the update unless the template retains it",
+        f"review the change set (`sam deploy` shows it) for a Remove of {what} before executing it; "
+        f"keep the current value to leave it in {stack}",
+    )
 
 
 def evaluate(settings: Settings, facts: Facts) -> list[Finding]:

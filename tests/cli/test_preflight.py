@@ -496,3 +496,25 @@ def test_adopt_refuses_parameter_overrides_it_cannot_edit(cli: Cli, account: Acc
     # THEN one line, exit 2
     assert result.code == 2, result.out
     assert "parameter_overrides is neither a string nor a list" in result.err
+
+
+def test_preflight_warns_before_a_mode_switch_removes_what_the_stack_made() -> None:
+    # GIVEN a stack deployed with the older template: it created the identity, the records and the rule set
+    facts = Facts(
+        account="1",
+        stack_status="UPDATE_COMPLETE",
+        stack_parameters={"ReceiptRuleSetMode": "create-and-activate"},
+        owned={
+            "AWS::SES::EmailIdentity": {DEV},
+            "AWS::Route53::RecordSetGroup": {"records"},
+            "AWS::SES::ReceiptRuleSet": {"email-forwarder"},
+        },
+    )
+
+    # WHEN the environment now says the identity and the MX are `existing`
+    rows = evaluate(settings(EmailIdentityMode="existing", MxRecordMode="existing"), facts)
+
+    # THEN each hand-over is a warning to read the change set for a Remove, the rule set's too
+    switches = {r.resource for r in rows if r.check == "mode switch"}
+    assert switches == {"EmailIdentityMode=existing", "MxRecordMode=existing", "rule set email-forwarder"}
+    assert all(r.severity == Severity.WARNING for r in rows if r.check == "mode switch")
