@@ -433,6 +433,19 @@ class Evaluation:
                     f"{self.domain} --mail-from-domain {self.s.mail_from} --behavior-on-mx-failure USE_DEFAULT_VALUE",
                 )
             )
+        if identity.get("FeedbackForwardingStatus"):
+            self.add(
+                warn(
+                    "feedback",
+                    self.domain,
+                    "the existing identity has email feedback forwarding on: SES mails each bounce and complaint to "
+                    "the sender, which for forwarded mail is the alias address, so the forwarder sends it to the "
+                    "whole alias (the stack turns it off only on an identity it creates)",
+                    f"aws sesv2 put-email-identity-feedback-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --no-email-forwarding-enabled (other senders of the domain then get bounces only "
+                    "through their own notifications)",
+                )
+            )
         dkim = identity.get("DkimAttributes") or {}
         tokens = list(dkim.get("Tokens") or [])
         zone = self.record_zone()
@@ -740,10 +753,18 @@ class Evaluation:
         """Switching a resource the stack made to `existing` (or dropping the rule set) removes it from the stack."""
         if self.f.stack_status not in _READY:
             return
-        for key, (what, resource_type) in _SWITCHES.items():
-            was = self.f.stack_parameters.get(key, "create")
-            if was == "create" and self.s[key] == "existing" and self.f.owns(resource_type):
-                self.add(_switch_warning("mode switch", f"{key}=existing", what, self.s.stack_name))
+        for key, (what, logical_ids) in _MANAGED_BY.items():
+            if self.s[key] == "existing" and any(i in self.f.logical for i in logical_ids):
+                self.add(
+                    Finding(
+                        "mode switch",
+                        f"{key}=existing",
+                        f"the deployed stack created {what}; with {key}=existing it leaves the stack, and "
+                        "CloudFormation deletes it during this update (the template does not retain it): mail or "
+                        "sending stops",
+                        f"keep {key}=create; the stack keeps managing it",
+                    )
+                )
         for rule_set in sorted(self.f.owned.get("AWS::SES::ReceiptRuleSet", set())):
             self.add(
                 _switch_warning(
@@ -755,24 +776,21 @@ class Evaluation:
             )
 
 
-# What a mode parameter hands over, and the resource type the deployed stack holds for it.
-_SWITCHES = {
-    "EmailIdentityMode": ("the domain identity", "AWS::SES::EmailIdentity"),
-    "MxRecordMode": ("the inbound MX record", "AWS::Route53::RecordSetGroup"),
-    "MailFromRecordsMode": ("the MAIL FROM MX and SPF records", "AWS::Route53::RecordSetGroup"),
-    "DmarcRecordMode": ("the DMARC record", "AWS::Route53::RecordSetGroup"),
+# The template's resources per mode parameter (logical ids): what the deployed stack holds when it made them.
+# `MailDnsRecords` is the single record set group of the template before the mode parameters.
+_MANAGED_BY = {
+    "EmailIdentityMode": ("the domain identity and its DKIM records", ("EmailIdentity",)),
+    "MxRecordMode": ("the inbound MX record", ("InboundMxRecord", "MailDnsRecords")),
+    "MailFromRecordsMode": ("the MAIL FROM MX and SPF records", ("MailFromRecords", "MailDnsRecords")),
+    "DmarcRecordMode": ("the DMARC record", ("DmarcRecord", "MailDnsRecords")),
 }
 
 
 def stack_writes(facts: Facts, mode_key: str) -> bool:
-    """Whether the deployed stack already manages this record group (then the existing records are its own).
-
-    A stack deployed before the mode parameters existed created every record: a missing parameter is `create`.
-    """
+    """Whether the deployed stack already holds this record group (then the existing records are its own)."""
     if facts.stack_status not in _READY:
         return False
-    managed = facts.owns("AWS::Route53::RecordSetGroup") or facts.owns("AWS::Route53::RecordSet")
-    return managed and facts.stack_parameters.get(mode_key, "create") == "create"
+    return any(logical_id in facts.logical for logical_id in _MANAGED_BY[mode_key][1])
 
 
 def record_zone(settings: Settings, facts: Facts) -> str | None:

@@ -110,6 +110,7 @@ class Facts:
     stack_status: str | None = None
     stack_parameters: dict[str, str] = field(default_factory=dict)
     owned: dict[str, set[str]] = field(default_factory=dict)  # resource type -> physical ids of the stack
+    logical: set[str] = field(default_factory=set)  # logical ids of the stack's resources
     zones: dict[str, Zone | None] = field(default_factory=dict)  # by id; None = no such zone
     zones_named: dict[str, list[Zone]] = field(default_factory=dict)  # public zones by name
     records: dict[str, dict[tuple[str, str], list[str]]] = field(default_factory=dict)  # zone id -> (name, type)
@@ -222,6 +223,7 @@ class Survey:
             if resource.get("PhysicalResourceId"):
                 owned = self.facts.owned.setdefault(resource["ResourceType"], set())
                 owned.add(str(resource["PhysicalResourceId"]))
+                self.facts.logical.add(str(resource.get("LogicalResourceId", "")))
 
     def read_zones(self) -> None:
         route53 = self._client("route53")

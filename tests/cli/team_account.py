@@ -179,6 +179,7 @@ class BelowMoto:
             return
         domain = context["identity"]
         parsed["VerifiedForSendingStatus"] = True
+        parsed["FeedbackForwardingStatus"] = True  # SES's default for an identity made in the console
         parsed["DkimAttributes"] = {"SigningEnabled": True, "Status": "SUCCESS", "Tokens": tokens(domain)}
         parsed["MailFromAttributes"] = {
             "MailFromDomain": f"bounces.{domain}",

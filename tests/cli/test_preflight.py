@@ -180,12 +180,12 @@ def test_adopt_writes_the_overrides_and_preflight_then_passes(cli: Cli, account:
     assert prod_parameters["AlarmEmail"] == "ops@aws-educate.tw"
     assert "Z0PLACEHOLDER" not in samconfig.read_text()
     assert "# At most 5 forwards at once (a comment adopt must keep)." in samconfig.read_text()
-    # AND preflight passes for both: only the earlier rule is left, a warning for a person
+    # AND preflight passes for both: left are warnings for a person (the earlier rule, feedback forwarding)
     for environment in ("dev", "prod"):
         result = cli("preflight", "--config-env", environment, "--json")
         assert result.code == 0, result.out
         left = findings(result.out)
-        assert {(f["severity"], f["check"]) for f in left} == {("warning", "earlier rule")}
+        assert {(f["severity"], f["check"]) for f in left} == {("warning", "earlier rule"), ("warning", "feedback")}
     # AND adopting again changes nothing
     again = cli("adopt", "--config-env", "dev", "--yes")
     assert again.code == 0
@@ -336,6 +336,7 @@ def test_preflight_the_stacks_own_resources_are_not_collisions() -> None:
             "AWS::Route53::RecordSetGroup": {"records"},
             "AWS::SES::ReceiptRule": {"email-forwarder-dev"},
         },
+        logical={"EmailIdentity", "DkimRecords", "HostedZone", "InboundMxRecord", "DmarcRecord", "ReceiptRule"},
         zones={"ZOWN": zone},
         zones_named={DEV: [zone]},
         records={"ZOWN": {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"], (f"_dmarc.{DEV}", "TXT"): ["x"]}},
@@ -498,23 +499,22 @@ def test_adopt_refuses_parameter_overrides_it_cannot_edit(cli: Cli, account: Acc
     assert "parameter_overrides is neither a string nor a list" in result.err
 
 
-def test_preflight_warns_before_a_mode_switch_removes_what_the_stack_made() -> None:
-    # GIVEN a stack deployed with the older template: it created the identity, the records and the rule set
+def test_preflight_stops_a_mode_switch_that_would_delete_what_the_stack_made() -> None:
+    # GIVEN a stack that created the identity and the MX record, and one of the older template holding the rule set
     facts = Facts(
         account="1",
         stack_status="UPDATE_COMPLETE",
-        stack_parameters={"ReceiptRuleSetMode": "create-and-activate"},
-        owned={
-            "AWS::SES::EmailIdentity": {DEV},
-            "AWS::Route53::RecordSetGroup": {"records"},
-            "AWS::SES::ReceiptRuleSet": {"email-forwarder"},
-        },
+        owned={"AWS::SES::EmailIdentity": {DEV}, "AWS::SES::ReceiptRuleSet": {"email-forwarder"}},
+        logical={"EmailIdentity", "DkimRecords", "InboundMxRecord", "ReceiptRuleSet"},
     )
 
     # WHEN the environment now says the identity and the MX are `existing`
     rows = evaluate(settings(EmailIdentityMode="existing", MxRecordMode="existing"), facts)
 
-    # THEN each hand-over is a warning to read the change set for a Remove, the rule set's too
-    switches = {r.resource for r in rows if r.check == "mode switch"}
-    assert switches == {"EmailIdentityMode=existing", "MxRecordMode=existing", "rule set email-forwarder"}
-    assert all(r.severity == Severity.WARNING for r in rows if r.check == "mode switch")
+    # THEN each switch is an error (CloudFormation would delete them), the rule set a warning to read the change set
+    switches = {r.resource: r.severity for r in rows if r.check == "mode switch"}
+    assert switches == {
+        "EmailIdentityMode=existing": Severity.ERROR,
+        "MxRecordMode=existing": Severity.ERROR,
+        "rule set email-forwarder": Severity.WARNING,
+    }

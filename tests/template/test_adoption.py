@@ -7,6 +7,7 @@ samconfig.toml, and the template is transformed with the environment's parameter
 
 from __future__ import annotations
 
+import re
 import shutil
 import tomllib
 from typing import Any
@@ -86,4 +87,11 @@ def test_adoption_creates_none_of_the_existing_resources(
     assert stack.resources("AWS::SES::ReceiptRuleSet") == {}
     # AND its rule joins the team's active set under the stack's own name
     rules = [stack.properties(i) for i in stack.resources("AWS::SES::ReceiptRule")]
-    assert [(r["RuleSetName"], r["Rule"]["Name"]) for r in rules] == [(TEAM_RULE_SET, stack.pseudo["AWS::StackName"])]
+    joined = [(_rule_set_name(stack, r["RuleSetName"]), r["Rule"]["Name"]) for r in rules]
+    assert joined == [(TEAM_RULE_SET, stack.pseudo["AWS::StackName"])]
+
+
+def _rule_set_name(stack: Stack, value: Any) -> Any:
+    """The set a rule names: a parameter's value, or (through a Ref) the RuleSetName of the resource it names."""
+    match = re.fullmatch(r"<Ref:(\w+)>", str(value))
+    return stack.properties(match.group(1)).get("RuleSetName") if match else value
