@@ -111,6 +111,7 @@ class Facts:
     stack_parameters: dict[str, str] = field(default_factory=dict)
     owned: dict[str, set[str]] = field(default_factory=dict)  # resource type -> physical ids of the stack
     logical: set[str] = field(default_factory=set)  # logical ids of the stack's resources
+    physical: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
     zones: dict[str, Zone | None] = field(default_factory=dict)  # by id; None = no such zone
     zones_named: dict[str, list[Zone]] = field(default_factory=dict)  # public zones by name
     records: dict[str, dict[tuple[str, str], list[str]]] = field(default_factory=dict)  # zone id -> (name, type)
@@ -224,6 +225,7 @@ class Survey:
                 owned = self.facts.owned.setdefault(resource["ResourceType"], set())
                 owned.add(str(resource["PhysicalResourceId"]))
                 self.facts.logical.add(str(resource.get("LogicalResourceId", "")))
+                self.facts.physical[str(resource.get("LogicalResourceId", ""))] = str(resource["PhysicalResourceId"])
 
     def read_zones(self) -> None:
         route53 = self._client("route53")
@@ -297,11 +299,10 @@ class Survey:
             int(limits.get("ConcurrentExecutions", 0)),
             int(limits.get("UnreservedConcurrentExecutions", 0)),
         )
-        for function in sorted(self.facts.owned.get("AWS::Lambda::Function", set())):
-            if function.startswith(self.settings.stack_name):
-                answer = lambda_.get_function_concurrency(FunctionName=function)
-                self.facts.function_reserved += int(answer.get("ReservedConcurrentExecutions", 0) or 0)
-                break
+        function = self.facts.physical.get("ForwarderFunction")
+        if function:  # its own reservation is given back when the deploy changes it
+            answer = lambda_.get_function_concurrency(FunctionName=function)
+            self.facts.function_reserved = int(answer.get("ReservedConcurrentExecutions", 0) or 0)
 
     def read_account(self) -> None:
         account = self._client("sesv2").get_account()

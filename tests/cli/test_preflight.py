@@ -518,3 +518,27 @@ def test_preflight_stops_a_mode_switch_that_would_delete_what_the_stack_made() -
         "MxRecordMode=existing": Severity.ERROR,
         "rule set email-forwarder": Severity.WARNING,
     }
+
+
+def test_preflight_tells_the_stacks_own_log_group_from_a_leftover(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN a dev stack that owns the forwarder's log group, and the download function's log group left outside it
+    import boto3
+
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+    group = {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/aws/lambda/email-forwarder-dev/forwarder"}}
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="email-forwarder-dev", TemplateBody=json.dumps({"Resources": {"ForwarderLogGroup": group}})
+    )
+    boto3.client("logs", region_name="us-east-1").create_log_group(
+        logGroupName="/aws/lambda/email-forwarder-dev/download"
+    )
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN only the leftover is a finding, with the command that removes it
+    leftovers = [f for f in findings(result.out) if f["check"] == "log groups"]
+    assert [f["resource"] for f in leftovers] == ["/aws/lambda/email-forwarder-dev/download"]
+    assert "aws logs delete-log-group --log-group-name /aws/lambda/email-forwarder-dev/download" in leftovers[0]["fix"]
+    stack = next(f for f in json.loads(result.out)["passed"] if f["check"] == "stack")
+    assert stack["problem"].startswith("CREATE_COMPLETE")
