@@ -441,9 +441,10 @@ class Evaluation:
                     "the existing identity has email feedback forwarding on: SES mails each bounce and complaint to "
                     "the sender, which for forwarded mail is the alias address, so the forwarder sends it to the "
                     "whole alias (the stack turns it off only on an identity it creates)",
+                    "turn it off (other senders of the domain then learn of bounces only through their own "
+                    "notifications):\n"
                     f"aws sesv2 put-email-identity-feedback-attributes --region {self.region} --email-identity "
-                    f"{self.domain} --no-email-forwarding-enabled (other senders of the domain then get bounces only "
-                    "through their own notifications)",
+                    f"{self.domain} --no-email-forwarding-enabled",
                 )
             )
         dkim = identity.get("DkimAttributes") or {}
