@@ -24,7 +24,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv tools run test unit lint format typecheck bench build deploy template events clean smtp
+.PHONY: help venv tools run test unit lint format typecheck bench build preflight deploy template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -88,7 +88,12 @@ template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, t
 build: tools ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
 	$(SAM) build
 
-deploy: build ## sam deploy --config-env $(ENV) (make deploy ENV=prod); needs AWS credentials
+preflight: venv ## forwarder preflight --config-env $(ENV): what would make the deploy fail or do harm (read-only)
+	$(BIN)/forwarder preflight --config-env $(ENV)
+
+# Preflight first: it reads the account in seconds and stops on a finding (exit 1) before the build and before
+# CloudFormation creates half the stack and rolls it back.
+deploy: preflight build ## forwarder preflight, then sam deploy --config-env $(ENV) (make deploy ENV=prod); needs AWS credentials
 	$(SAM) deploy --config-env $(ENV)
 
 # `sam build` runs these for the resources whose Metadata say `BuildMethod: makefile, ContextPath: .`, in a

@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(commands)
     _add_suppression(commands)
     _add_inspect(commands)
+    _add_preflight(commands)
+    _add_adopt(commands)
     return parser
 
 
@@ -466,6 +468,19 @@ def _add_inspect(commands: Any) -> None:
     from forwarder_ops.inspect import add_parser
 
     add_parser(commands, _environment_options(alias_path=False))
+
+
+def _add_preflight(commands: Any) -> None:
+    from forwarder_ops import preflight
+
+    preflight.add_parser(commands, _environment_options(alias_path=False))
+
+
+def _add_adopt(commands: Any) -> None:
+    """`forwarder adopt` and `forwarder init`: write an environment's samconfig parameters from the account."""
+    from forwarder_ops import adopt
+
+    adopt.add_parsers(commands, _environment_options(alias_path=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

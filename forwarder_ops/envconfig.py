@@ -46,6 +46,8 @@ def parse_overrides(value: str | list[str] | None) -> dict[str, str]:
     """
     if not value:
         return {}
+    if not isinstance(value, str | list):
+        raise CommandError("parameter_overrides is neither a string nor a list of Key=Value items")
     items = shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
     parameters: dict[str, str] = {}
     for item in items:

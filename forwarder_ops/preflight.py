@@ -1,0 +1,904 @@
+"""`forwarder preflight`: everything that would make a deploy of an environment fail, or do harm, found first.
+
+CloudFormation finds a collision only when it reaches the resource, ten minutes into a deploy, and then rolls
+everything back. Here the account is read once (`survey`), and `evaluate` compares it with what the template
+would create for the environment's parameters. Each finding names the resource, what would go wrong and the
+fix: a parameter (which `forwarder adopt` writes) or a command. Errors stop `make deploy`; warnings do not
+(they need a person, e.g. disabling the team's earlier receipt rule once the new one works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from forwarder_ops.doctor import RECEIVING_REGIONS
+from forwarder_ops.envconfig import Target, resolve_target
+from forwarder_ops.errors import CommandError
+from forwarder_ops.survey import (
+    LAMBDA_UNRESERVED_MINIMUM,
+    RECORD_MODES,
+    RULE_SET_MODES,
+    Facts,
+    Settings,
+    fqdn,
+    parents,
+    survey,
+)
+
+_READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+SPF = "v=spf1 include:amazonses.com ~all"
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the deploy would fail, or leave the domain unable to receive or send
+    WARNING = "warning"  # the deploy works, but a person must act (or look)
+    OK = "ok"
+
+
+SYMBOLS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.OK: "✓"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One row: the check, the resource it is about, what is wrong (or found), and the fix."""
+
+    check: str
+    resource: str
+    problem: str
+    fix: str = ""
+    severity: Severity = Severity.ERROR
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+
+def ok(check: str, resource: str, detail: str) -> Finding:
+    return Finding(check, resource, detail, "", Severity.OK)
+
+
+def warn(check: str, resource: str, problem: str, fix: str) -> Finding:
+    return Finding(check, resource, problem, fix, Severity.WARNING)
+
+
+def _upsert(zone: str, name: str, record_type: str, values: list[str], ttl: int = 300) -> str:
+    """The AWS CLI command that writes one record set (the exact values to type)."""
+    change = {
+        "Changes": [
+            {
+                "Action": "UPSERT",
+                "ResourceRecordSet": {
+                    "Name": name,
+                    "Type": record_type,
+                    "TTL": ttl,
+                    "ResourceRecords": [{"Value": v} for v in values],
+                },
+            }
+        ]
+    }
+    return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
+
+
+def covers(recipients: list[str], domain: str) -> bool:
+    """Whether a receipt rule with these recipients takes mail for `domain` (SES's matching rules).
+
+    No recipients = every verified domain; `example.org` = that domain; `.example.org` = its subdomains;
+    an address = that address only (it still takes part of the domain's mail).
+    """
+    if not recipients:
+        return True
+    for recipient in (r.strip().lower() for r in recipients):
+        address_domain = recipient.rpartition("@")[2]
+        if address_domain == domain or (recipient.startswith(".") and domain.endswith(recipient)):
+            return True
+    return False
+
+
+class Evaluation:
+    """The checks of one environment against the facts; `findings` in the order a person fixes them."""
+
+    def __init__(self, settings: Settings, facts: Facts) -> None:
+        self.s = settings
+        self.f = facts
+        self.rows: list[Finding] = []
+        self.region = settings.region
+        self.domain = settings.domain
+
+    def run(self) -> list[Finding]:
+        self.rows.append(ok("credentials", self.f.account, f"account {self.f.account} as {self.f.caller}"))
+        for step in (
+            self.check_region,
+            self.check_stack,
+            self.check_parameters,
+            self.check_zone,
+            self.check_identity,
+            self.check_records,
+            self.check_rule_set,
+            self.check_concurrency,
+            self.check_sending,
+            self.check_named_resources,
+            self.check_mode_switches,
+        ):
+            step()
+        for check, error in self.f.errors.items():
+            self.rows.append(warn(check, "-", f"could not check: {error}", "give the deploying identity read access"))
+        return self.rows
+
+    def add(self, finding: Finding) -> None:
+        self.rows.append(finding)
+
+    # region, stack, parameters ----------------------------------------------------------------------
+
+    def check_region(self) -> None:
+        if self.region in RECEIVING_REGIONS:
+            self.add(ok("region", self.region, f"receives mail (inbound-smtp.{self.region}.amazonaws.com)"))
+            return
+        self.add(
+            Finding(
+                "region",
+                self.region,
+                "SES does not receive mail in this region as far as this tool and the template's ReceivingRegion "
+                "rule know: CloudFormation refuses the deploy",
+                "set `region` of the environment to a receiving region (see docs/infrastructure.md, Regions)",
+            )
+        )
+
+    def check_stack(self) -> None:
+        name, status = self.s.stack_name, self.f.stack_status
+        events = f"`aws cloudformation describe-stack-events --stack-name {name} --region {self.region}`"
+        if status is None:
+            self.add(ok("stack", name, f"does not exist yet in {self.region}: the deploy creates it"))
+        elif status in _READY:
+            self.add(ok("stack", name, f"{status}: the resources it owns are not collisions"))
+        elif status == "REVIEW_IN_PROGRESS":
+            # A first change set that nobody executed (e.g. declined at confirm_changeset): sam deploy makes a new one.
+            self.add(ok("stack", name, "REVIEW_IN_PROGRESS: a change set was never executed; the deploy replaces it"))
+        elif status.endswith("_IN_PROGRESS"):
+            self.add(Finding("stack", name, f"{status}: another operation is running", "wait for it to finish"))
+        elif status == "UPDATE_ROLLBACK_FAILED":
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: the last update could not roll back; the stack takes no update until it does",
+                    f"see why: {events}; fix the cause, then `aws cloudformation continue-update-rollback "
+                    f"--stack-name {name} --region {self.region}`",
+                )
+            )
+        elif status == "DELETE_FAILED":
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: a deletion stopped half way",
+                    f"see why: {events}; then delete it again",
+                )
+            )
+        elif status == "ROLLBACK_COMPLETE" or status.endswith("_FAILED"):
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: a stack whose creation failed cannot be updated, only deleted",
+                    f"see why: {events}; "
+                    f"then `aws cloudformation delete-stack --stack-name {name} --region {self.region}` "
+                    "(it holds nothing: its creation rolled back)",
+                )
+            )
+        else:
+            self.add(warn("stack", name, status, "see the stack's events before deploying"))
+
+    def check_parameters(self) -> None:
+        for key in ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode"):
+            if self.s[key] not in RECORD_MODES:
+                self.add(Finding("parameters", key, f"{key}={self.s[key]} is not one of {', '.join(RECORD_MODES)}", ""))
+        if self.s["ReceiptRuleSetMode"] not in RULE_SET_MODES:
+            self.add(
+                Finding(
+                    "parameters",
+                    "ReceiptRuleSetMode",
+                    f"ReceiptRuleSetMode={self.s['ReceiptRuleSetMode']} is not one of {', '.join(RULE_SET_MODES)}",
+                )
+            )
+        if not self.s["ReservedConcurrency"].strip().isdigit():
+            self.add(Finding("parameters", "ReservedConcurrency", "ReservedConcurrency is not a whole number"))
+        if self.s.environment == "prod" and not self.s["AlarmEmail"]:
+            self.add(
+                Finding(
+                    "alarm email",
+                    "AlarmEmail",
+                    "prod has no AlarmEmail: its alarms (errors, throttles, parked mail, bounce rate) notify nobody, "
+                    "and the template refuses prod without it",
+                    "AlarmEmail=<the team's address> (`forwarder adopt --config-env prod --alarm-email ADDRESS`)",
+                )
+            )
+        elif self.s["AlarmEmail"]:
+            self.add(ok("alarm email", "AlarmEmail", f"alarms go to {self.s['AlarmEmail']}"))
+
+    # DNS ----------------------------------------------------------------------------------------------
+
+    def _zone_fix(self) -> str:
+        """What to set when HostedZoneId names no usable zone."""
+        found = self.f.zone_named(self.domain)
+        if found:
+            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
+        parent = self.f.parent_zone(self.domain)
+        delegate = f" and ParentHostedZoneId={parent.id}" if parent else ""
+        return f"leave HostedZoneId empty (the stack creates the zone of {self.domain}){delegate} (`forwarder adopt`)"
+
+    def record_zone(self) -> str | None:
+        return record_zone(self.s, self.f)
+
+    def check_zone(self) -> None:
+        wanted, parent_id = self.s["HostedZoneId"].strip(), self.s["ParentHostedZoneId"].strip()
+        if wanted and parent_id:
+            self.add(
+                Finding(
+                    "hosted zone",
+                    "ParentHostedZoneId",
+                    "ParentHostedZoneId delegates a zone the stack creates, but HostedZoneId names an existing one: "
+                    "the template refuses both",
+                    "ParentHostedZoneId= (empty)",
+                )
+            )
+        if wanted:
+            self._check_existing_zone(wanted)
+            return
+        if self.f.owns("AWS::Route53::HostedZone"):
+            self.add(ok("hosted zone", self.domain, "the stack's own zone"))
+        elif existing := self.f.zone_named(self.domain):
+            self.add(
+                Finding(
+                    "hosted zone",
+                    f"{self.domain} (zone {existing.id})",
+                    f"a public zone for {self.domain} already exists; with HostedZoneId empty the stack creates a "
+                    "second zone of the same name that nobody delegates to (and its NS record in the parent zone "
+                    "collides with the existing delegation)",
+                    f"HostedZoneId={existing.id} ParentHostedZoneId= (adopt the existing zone: `forwarder adopt`)",
+                )
+            )
+        else:
+            self.add(ok("hosted zone", self.domain, "no zone yet: the stack creates it"))
+        self._check_parent(parent_id)
+
+    def _check_existing_zone(self, wanted: str) -> None:
+        zone = self.f.zones.get(wanted)
+        if zone is None:
+            self.add(
+                Finding(
+                    "hosted zone",
+                    f"HostedZoneId={wanted}",
+                    "no such hosted zone in this account (a placeholder, or another account's zone): the record "
+                    "sets fail minutes into the deploy",
+                    self._zone_fix(),
+                )
+            )
+        elif zone.name != self.domain:
+            self.add(
+                Finding(
+                    "hosted zone",
+                    f"HostedZoneId={wanted}",
+                    f"zone {wanted} is {zone.name}, not {self.domain}: the records would land in the wrong zone",
+                    self._zone_fix(),
+                )
+            )
+        elif zone.private:
+            self.add(
+                Finding(
+                    "hosted zone",
+                    f"HostedZoneId={wanted}",
+                    "a private zone: mail servers on the internet never see its records",
+                    self._zone_fix(),
+                )
+            )
+        else:
+            self.add(ok("hosted zone", f"HostedZoneId={wanted}", f"the existing zone of {self.domain}"))
+            self._check_delegated(zone.id)
+
+    def _check_delegated(self, zone: str) -> None:
+        """An adopted subdomain zone is only seen if the parent delegates to it (checked when the parent is here)."""
+        parent = self.f.parent_zone(self.domain)
+        servers = {fqdn(v) for v in self.f.record(zone, self.domain, "NS") or []}
+        if parent is None or not servers:
+            return
+        delegated = {fqdn(v) for v in self.f.record(parent.id, self.domain, "NS") or []}
+        if delegated == servers:
+            self.add(ok("NS delegation", f"{self.domain} NS in {parent.name}", "delegates to the adopted zone"))
+            return
+        problem = (
+            f"the parent zone {parent.name} delegates {self.domain} to {', '.join(sorted(delegated))}, "
+            f"not to zone {zone}"
+            if delegated
+            else f"the parent zone {parent.name} has no NS record for {self.domain}"
+        )
+        self.add(
+            warn(
+                "NS delegation",
+                f"{self.domain} NS in {parent.name} ({parent.id})",
+                problem + ": the records in the zone are not seen on the internet",
+                _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
+            )
+        )
+
+    def _check_parent(self, parent_id: str) -> None:
+        if not parent_id:
+            parent = self.f.parent_zone(self.domain)
+            if parent and not self.f.zone_named(self.domain) and not self.f.owns("AWS::Route53::HostedZone"):
+                self.add(
+                    warn(
+                        "NS delegation",
+                        self.domain,
+                        f"the parent zone {parent.name} ({parent.id}) is in this account but ParentHostedZoneId is "
+                        "empty: nothing delegates the new zone, so no mail arrives and DKIM never verifies",
+                        f"ParentHostedZoneId={parent.id} (`forwarder adopt`), or add the NS records by hand",
+                    )
+                )
+            return
+        zone = self.f.zones.get(parent_id)
+        expected = parents(self.domain)
+        if zone is None or zone.name not in expected or zone.private:
+            what = "no such hosted zone in this account" if zone is None else f"zone {parent_id} is {zone.name}"
+            parent = self.f.parent_zone(self.domain)
+            fix = f"ParentHostedZoneId={parent.id} ({parent.name})" if parent else "ParentHostedZoneId= (empty)"
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"ParentHostedZoneId={parent_id}",
+                    f"{what}, not a parent zone of {self.domain} (a placeholder?): the NS delegation fails",
+                    f"{fix} (`forwarder adopt`)",
+                )
+            )
+            return
+        existing = self.f.record(zone.id, self.domain, "NS")
+        owned = self.f.owns("AWS::Route53::RecordSet", self.domain) or self.f.owns("AWS::Route53::HostedZone")
+        if existing and not owned:
+            adopt = self.f.zone_named(self.domain)
+            fix = (
+                f"HostedZoneId={adopt.id} ParentHostedZoneId= (adopt the delegated zone: `forwarder adopt`)"
+                if adopt
+                else "the NS record delegates to a zone that is not in this account: delete it in the parent zone "
+                "if nothing uses it, or leave ParentHostedZoneId empty and manage DNS there"
+            )
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"{self.domain} NS in {zone.name} ({zone.id})",
+                    f"already exists ({', '.join(existing)}): CloudFormation fails with 'Tried to create resource "
+                    "record set ... but it already exists'",
+                    fix,
+                )
+            )
+        else:
+            self.add(ok("NS delegation", f"{self.domain} NS in {zone.name}", "the stack adds it"))
+
+    # the identity -------------------------------------------------------------------------------------
+
+    def check_identity(self) -> None:
+        identity, mode = self.f.identity, self.s["EmailIdentityMode"]
+        owned = self.f.owns("AWS::SES::EmailIdentity", self.domain)
+        if mode == "create" and identity is not None and not owned:
+            self.add(
+                Finding(
+                    "SES identity",
+                    f"{self.domain} in {self.region}",
+                    "the domain identity already exists (made by hand): CloudFormation fails with AlreadyExists. "
+                    "Do not delete it: that stops all sending from the domain in this region until new DKIM "
+                    "records verify",
+                    "EmailIdentityMode=existing (`forwarder adopt`)",
+                )
+            )
+        elif mode == "existing" and identity is None:
+            self.add(
+                Finding(
+                    "SES identity",
+                    f"{self.domain} in {self.region}",
+                    "EmailIdentityMode=existing but the identity does not exist in this region: nothing could send",
+                    "EmailIdentityMode=create (`forwarder adopt`)",
+                )
+            )
+        elif identity is None or owned:
+            self.add(ok("SES identity", f"{self.domain} in {self.region}", "the stack creates it"))
+        else:
+            self.add(ok("SES identity", f"{self.domain} in {self.region}", "exists; the stack uses it as it is"))
+            self._check_existing_identity(identity)
+
+    def _check_existing_identity(self, identity: dict[str, Any]) -> None:
+        mail_from = fqdn((identity.get("MailFromAttributes") or {}).get("MailFromDomain", ""))
+        if mail_from and mail_from != self.s.mail_from:
+            label = mail_from.removesuffix("." + self.domain)
+            fix = (
+                f"MailFromSubdomain={label} (`forwarder adopt`)"
+                if label != mail_from and "." not in label
+                else "change the identity's MAIL FROM domain in the SES console"
+            )
+            self.add(
+                warn(
+                    "MAIL FROM",
+                    self.domain,
+                    f"the identity's MAIL FROM domain is {mail_from}, the environment's is {self.s.mail_from}",
+                    fix,
+                )
+            )
+        elif not mail_from:
+            self.add(
+                warn(
+                    "MAIL FROM",
+                    self.domain,
+                    "the existing identity has no custom MAIL FROM domain: bounces go to amazonses.com and SPF does "
+                    "not align for DMARC",
+                    f"aws sesv2 put-email-identity-mail-from-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --mail-from-domain {self.s.mail_from} --behavior-on-mx-failure USE_DEFAULT_VALUE",
+                )
+            )
+        if identity.get("FeedbackForwardingStatus"):
+            self.add(
+                warn(
+                    "feedback",
+                    self.domain,
+                    "the existing identity has email feedback forwarding on: SES mails each bounce and complaint to "
+                    "the sender, which for forwarded mail is the alias address, so the forwarder sends it to the "
+                    "whole alias (the stack turns it off only on an identity it creates)",
+                    "turn it off (other senders of the domain then learn of bounces only through their own "
+                    "notifications):\n"
+                    f"aws sesv2 put-email-identity-feedback-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --no-email-forwarding-enabled",
+                )
+            )
+        dkim = identity.get("DkimAttributes") or {}
+        tokens = list(dkim.get("Tokens") or [])
+        zone = self.record_zone()
+        if not tokens or zone is None:
+            return
+        missing = [
+            t
+            for t in tokens
+            if f"{t}.dkim.amazonses.com"
+            not in {fqdn(v) for v in self.f.record(zone, f"{t}._domainkey.{self.domain}", "CNAME") or []}
+        ]
+        if not missing:
+            self.add(ok("DKIM records", f"{self.domain} ({zone})", f"the identity's {len(tokens)} DKIM CNAMEs exist"))
+            return
+        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in missing)
+        verified = dkim.get("Status") == "SUCCESS"
+        finding = Finding(
+            "DKIM records",
+            f"{self.domain} ({zone})",
+            f"{len(missing)} of the existing identity's DKIM CNAMEs are not in the zone; the stack does not create "
+            "them for an existing identity"
+            + (" (DKIM verified: published elsewhere?)" if verified else ": the identity cannot verify"),
+            f"add them to zone {zone}:\n{records}",
+            Severity.WARNING if verified else Severity.ERROR,
+        )
+        self.add(finding)
+
+    # records ------------------------------------------------------------------------------------------
+
+    def _stack_writes(self, mode_key: str) -> bool:
+        return stack_writes(self.f, mode_key)
+
+    def check_records(self) -> None:
+        zone = self.record_zone()
+        if zone is None and not self.f.owns("AWS::Route53::HostedZone"):
+            # The zone fix (adopting the domain's existing zone) moves the records there: check them now, so that
+            # one run names every collision.
+            existing = self.f.zone_named(self.domain)
+            zone = existing.id if existing else None
+        if zone is None:
+            return  # the stack creates the zone: nothing can collide in it
+        self._check_mx(zone)
+        self._check_mail_from(zone)
+        self._check_dmarc(zone)
+
+    def _collision(self, check: str, zone: str, name: str, record_type: str, values: list[str], fix: str) -> Finding:
+        return Finding(
+            check,
+            f"{name} {record_type} in {zone}",
+            f"already exists ({'; '.join(values)}): CloudFormation fails with 'Tried to create resource record set "
+            "... but it already exists' and rolls the whole deploy back",
+            fix,
+        )
+
+    def _check_mx(self, zone: str) -> None:
+        expected = f"inbound-smtp.{self.region}.amazonaws.com"
+        values = self.f.record(zone, self.domain, "MX")
+        mode = self.s["MxRecordMode"]
+        hosts = {fqdn(v.split()[-1]) for v in values or []}
+        if mode == "create":
+            if values and not self._stack_writes("MxRecordMode"):
+                self.add(
+                    self._collision(
+                        "MX record", zone, self.domain, "MX", values, "MxRecordMode=existing (`forwarder adopt`)"
+                    )
+                )
+            else:
+                self.add(ok("MX record", f"{self.domain} MX", f"the stack creates 10 {expected}"))
+        elif not values:
+            self.add(
+                Finding(
+                    "MX record",
+                    f"{self.domain} MX in {zone}",
+                    "MxRecordMode=existing but the domain has no MX record: mail to it bounces",
+                    "MxRecordMode=create (`forwarder adopt`)",
+                )
+            )
+        elif expected not in hosts:
+            self.add(
+                warn(
+                    "MX record",
+                    f"{self.domain} MX in {zone}",
+                    f"points at {', '.join(sorted(hosts))}, not {expected}: the new stack receives nothing until it "
+                    "does (the stack leaves this record alone)",
+                    "once the stack is deployed, point it here:\n"
+                    + _upsert(zone, self.domain, "MX", [f"10 {expected}"]),
+                )
+            )
+        else:
+            self.add(ok("MX record", f"{self.domain} MX", f"exists and points at {expected}; left unmanaged"))
+
+    def _check_mail_from(self, zone: str) -> None:
+        name, mode = self.s.mail_from, self.s["MailFromRecordsMode"]
+        expected = f"feedback-smtp.{self.region}.amazonses.com"
+        mx, txt = self.f.record(zone, name, "MX"), self.f.record(zone, name, "TXT")
+        if mode == "create":
+            if (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
+                for record_type, values in (("MX", mx), ("TXT", txt)):
+                    if values:
+                        fix = "MailFromRecordsMode=existing (`forwarder adopt`)"
+                        self.add(self._collision("MAIL FROM records", zone, name, record_type, values, fix))
+            else:
+                self.add(ok("MAIL FROM records", name, f"the stack creates MX 10 {expected} and the SPF TXT"))
+            return
+        if not mx and not txt:
+            self.add(
+                Finding(
+                    "MAIL FROM records",
+                    f"{name} in {zone}",
+                    "MailFromRecordsMode=existing but neither the MX nor the SPF record exists",
+                    "MailFromRecordsMode=create (`forwarder adopt`)",
+                )
+            )
+            return
+        hosts = {fqdn(v.split()[-1]) for v in mx or []}
+        if expected not in hosts:
+            others = sorted(h for h in hosts if h.startswith("feedback-smtp."))
+            where = f"another region's feedback endpoint ({', '.join(others)})" if others else "no SES endpoint"
+            self.add(
+                warn(
+                    "MAIL FROM records",
+                    f"{name} MX in {zone}",
+                    f"points at {where if hosts else 'nothing'}, not {expected}: SES in {self.region} marks the MAIL "
+                    "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)",
+                    "add this region's endpoint (other regions keep theirs):\n"
+                    + _upsert(zone, name, "MX", [*(mx or []), f"10 {expected}"]),
+                )
+            )
+        if not any("include:amazonses.com" in v for v in txt or []):
+            self.add(
+                warn(
+                    "MAIL FROM records",
+                    f"{name} TXT in {zone}",
+                    "no SPF record including amazonses.com: SPF fails for forwarded mail",
+                    _upsert(zone, name, "TXT", [f'"{SPF}"']),
+                )
+            )
+        elif expected in hosts:
+            self.add(ok("MAIL FROM records", name, "MX and SPF exist; left unmanaged"))
+
+    def _check_dmarc(self, zone: str) -> None:
+        name, mode = f"_dmarc.{self.domain}", self.s["DmarcRecordMode"]
+        values = self.f.record(zone, name, "TXT")
+        if mode == "create":
+            if values and not self._stack_writes("DmarcRecordMode"):
+                fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
+                self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
+            else:
+                self.add(ok("DMARC record", name, "the stack creates it"))
+        elif not values:
+            self.add(
+                warn(
+                    "DMARC record",
+                    f"{name} in {zone}",
+                    "DmarcRecordMode=existing but there is no DMARC record: receivers apply no policy",
+                    "DmarcRecordMode=create (`forwarder adopt`), or publish one",
+                )
+            )
+        else:
+            self.add(ok("DMARC record", name, "exists; left unmanaged"))
+
+    # receiving ----------------------------------------------------------------------------------------
+
+    def check_rule_set(self) -> None:
+        mode, name, active = self.s["ReceiptRuleSetMode"], self.s["ReceiptRuleSetName"], self.f.active_rule_set
+        if "rule set" in self.f.errors:
+            return
+        rules = self.f.rule_sets.get(name)
+        if mode == "create-and-activate":
+            if active and active != name:
+                self.add(
+                    Finding(
+                        "rule set",
+                        f"active set {active}",
+                        f"another receipt rule set is active in {self.region}; create-and-activate refuses to switch "
+                        "it off (that would stop the mail of every rule in it)",
+                        f"ReceiptRuleSetMode=join-existing ReceiptRuleSetName={active} (`forwarder adopt`)",
+                    )
+                )
+            else:
+                state = "exists and is active" if active == name else "is created and activated by the stack"
+                self.add(ok("rule set", name, state))
+        elif rules is None:
+            fix = (
+                f"ReceiptRuleSetName={active} (the active set; `forwarder adopt`)"
+                if active
+                else "ReceiptRuleSetMode=create-and-activate (`forwarder adopt`)"
+            )
+            self.add(Finding("rule set", name, f"join-existing but there is no rule set {name} in {self.region}", fix))
+        elif active != name:
+            problem = f"{name} is not the active set ({active or 'none is active'}): the stack's rule receives nothing"
+            fix = (
+                f"ReceiptRuleSetName={active} (`forwarder adopt`)"
+                if active
+                else f"aws ses set-active-receipt-rule-set --rule-set-name {name} --region {self.region}"
+            )
+            self.add(warn("rule set", name, problem, fix))
+        else:
+            self.add(ok("rule set", name, "exists and is active; the stack adds its rule to it"))
+        self._check_rules(name, rules or [])
+
+    def _check_rules(self, name: str, rules: list[dict[str, Any]]) -> None:
+        rule_name = self.s.stack_name
+        if any(r.get("Name") == rule_name for r in rules) and not self.f.owns("AWS::SES::ReceiptRule"):
+            self.add(
+                Finding(
+                    "receipt rule",
+                    f"{rule_name} in {name}",
+                    "a rule named like the stack is already in the set (a leftover): CloudFormation fails with "
+                    "AlreadyExists",
+                    f"check it is unused, then `aws ses delete-receipt-rule --rule-set-name {name} --rule-name "
+                    f"{rule_name} --region {self.region}`",
+                )
+            )
+        active = self.f.active_rule_set
+        for rule in self.f.rule_sets.get(active or "", None) or []:
+            if rule.get("Name") == rule_name or not rule.get("Enabled", True):
+                continue
+            if covers(list(rule.get("Recipients") or []), self.domain):
+                disabled = {**rule, "Enabled": False}
+                command = (
+                    f"aws ses update-receipt-rule --region {self.region} --rule-set-name {active} "
+                    f"--rule '{json.dumps(disabled, default=str)}'"
+                )
+                self.add(
+                    warn(
+                        "earlier rule",
+                        f"{rule.get('Name')} in {active}",
+                        f"this enabled rule also takes mail for {self.domain} (recipients: "
+                        f"{', '.join(rule.get('Recipients') or ['all'])}): once the stack's rule is in, both act and "
+                        "every member gets each mail twice",
+                        "keep it until the new stack works (`forwarder doctor --config-env "
+                        f"{self.s.environment}`, a test mail arrives), then disable it (nothing is deleted):\n"
+                        + command,
+                    )
+                )
+
+    def check_concurrency(self) -> None:
+        text = self.s["ReservedConcurrency"].strip()
+        wanted = int(text) if text.isdigit() else 0
+        if self.f.concurrency is None:
+            return
+        limit, unreserved = self.f.concurrency
+        affordable = max(0, unreserved + self.f.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
+        account = f"account limit {limit}, unreserved {unreserved}: the forwarder can reserve at most {affordable}"
+        if wanted > affordable:
+            self.add(
+                Finding(
+                    "concurrency",
+                    f"ReservedConcurrency={wanted}",
+                    f"{account}; Lambda keeps {LAMBDA_UNRESERVED_MINIMUM} unreserved and fails the deploy "
+                    '("decreases account\'s UnreservedConcurrentExecution below its minimum")',
+                    f"ReservedConcurrency={affordable if affordable else 0} (`forwarder adopt`), or raise the quota: "
+                    "Service Quotas > AWS Lambda > Concurrent executions, to at least "
+                    f"{LAMBDA_UNRESERVED_MINIMUM + wanted + (limit - unreserved - self.f.function_reserved)}",
+                )
+            )
+        else:
+            self.add(ok("concurrency", f"ReservedConcurrency={wanted}", account))
+
+    def check_sending(self) -> None:
+        if self.f.production_access is None:
+            return
+        if self.f.production_access:
+            self.add(ok("sending", self.region, "production access"))
+            return
+        self.add(
+            warn(
+                "sending",
+                self.region,
+                "the account is in the SES sandbox in this region: forwards reach verified addresses only",
+                "request production access (SES console > Account dashboard) for this region",
+            )
+        )
+
+    def check_named_resources(self) -> None:
+        """Resources with a fixed name that a failed earlier deploy can leave behind."""
+        name = self.s.stack_name
+        if self.f.configuration_set and not self.f.owns("AWS::SES::ConfigurationSet", name):
+            self.add(
+                Finding(
+                    "configuration set",
+                    name,
+                    "an SES configuration set named like the stack exists outside it: CloudFormation fails with "
+                    "AlreadyExists",
+                    f"if it is a leftover: `aws sesv2 delete-configuration-set --configuration-set-name {name} "
+                    f"--region {self.region}`",
+                )
+            )
+        owned = self.f.owned.get("AWS::Logs::LogGroup", set())
+        for group in self.f.log_groups:
+            if group not in owned:
+                self.add(
+                    Finding(
+                        "log groups",
+                        group,
+                        "a log group the stack creates already exists outside it: CloudFormation fails with "
+                        "AlreadyExists",
+                        f"if it is a leftover: `aws logs delete-log-group --log-group-name {group} "
+                        f"--region {self.region}`",
+                    )
+                )
+
+    def check_mode_switches(self) -> None:
+        """Switching a resource the stack made to `existing` (or dropping the rule set) removes it from the stack."""
+        if self.f.stack_status not in _READY:
+            return
+        for key, (what, logical_ids) in _MANAGED_BY.items():
+            if self.s[key] == "existing" and any(i in self.f.logical for i in logical_ids):
+                self.add(
+                    Finding(
+                        "mode switch",
+                        f"{key}=existing",
+                        f"the deployed stack created {what}; with {key}=existing it leaves the stack, and "
+                        "CloudFormation deletes it during this update (the template does not retain it): mail or "
+                        "sending stops",
+                        f"keep {key}=create; the stack keeps managing it",
+                    )
+                )
+        for rule_set in sorted(self.f.owned.get("AWS::SES::ReceiptRuleSet", set())):
+            self.add(
+                _switch_warning(
+                    "mode switch",
+                    f"rule set {rule_set}",
+                    f"the receipt rule set {rule_set} (an older template; with it every rule in the set)",
+                    self.s.stack_name,
+                )
+            )
+
+
+# The template's resources per mode parameter (logical ids): what the deployed stack holds when it made them.
+# `MailDnsRecords` is the single record set group of the template before the mode parameters.
+_MANAGED_BY = {
+    "EmailIdentityMode": ("the domain identity and its DKIM records", ("EmailIdentity",)),
+    "MxRecordMode": ("the inbound MX record", ("InboundMxRecord", "MailDnsRecords")),
+    "MailFromRecordsMode": ("the MAIL FROM MX and SPF records", ("MailFromRecords", "MailDnsRecords")),
+    "DmarcRecordMode": ("the DMARC record", ("DmarcRecord", "MailDnsRecords")),
+}
+
+
+def stack_writes(facts: Facts, mode_key: str) -> bool:
+    """Whether the deployed stack already holds this record group (then the existing records are its own)."""
+    if facts.stack_status not in _READY:
+        return False
+    return any(logical_id in facts.logical for logical_id in _MANAGED_BY[mode_key][1])
+
+
+def record_zone(settings: Settings, facts: Facts) -> str | None:
+    """The existing zone the stack writes the mail records into; None when it creates the zone."""
+    wanted = settings["HostedZoneId"].strip()
+    if wanted:
+        zone = facts.zones.get(wanted)
+        return zone.id if zone and zone.name == settings.domain and not zone.private else None
+    owned = facts.owned.get("AWS::Route53::HostedZone", set())
+    return next(iter(sorted(owned)), None)
+
+
+def _switch_warning(check: str, resource: str, what: str, stack: str) -> Finding:
+    return warn(
+        check,
+        resource,
+        f"the deployed stack created {what}; with this change it leaves the stack, and CloudFormation deletes it "
+        "during the update unless the template retains it",
+        f"review the change set (`sam deploy` shows it) for a Remove of {what} before executing it; "
+        f"keep the current value to leave it in {stack}",
+    )
+
+
+def evaluate(settings: Settings, facts: Facts) -> list[Finding]:
+    """Every check's row for `settings` against `facts`: problems (error, warning) and what is fine (ok)."""
+    return Evaluation(settings, facts).run()
+
+
+def blocking(rows: list[Finding]) -> list[Finding]:
+    return [r for r in rows if r.severity == Severity.ERROR]
+
+
+# the command --------------------------------------------------------------------------------------------
+
+
+def settings_for(target: Target) -> Settings:
+    """The environment's parameters as the stack would get them; a one-line error without a domain."""
+    parameters = dict(target.parameters)
+    if target.explicit_domain:
+        parameters["DomainName"] = target.explicit_domain
+    if not parameters.get("DomainName"):
+        raise CommandError(
+            f"no DomainName in the parameter_overrides of {target.name or 'the environment'}: "
+            "give --config-env ENV or --domain DOMAIN"
+        )
+    if not target.stack_name:
+        raise CommandError("no stack name: give --config-env ENV (samconfig.toml) or --stack-name NAME")
+    return Settings.of(parameters, target.stack_name, target.region, target.name)
+
+
+def report(target: Target, settings: Settings, rows: list[Finding]) -> list[str]:
+    """The table for people: problems first with their fixes, then what is fine, then a summary."""
+    lines = [
+        f"forwarder preflight: {target.name or '-'} (stack {settings.stack_name}, {target.region}, {settings.domain})"
+    ]
+    problems = [r for r in rows if r.severity != Severity.OK]
+    for row in sorted(problems, key=lambda r: r.severity != Severity.ERROR):
+        lines.append(f"{SYMBOLS[row.severity]} {row.check:<18} {row.resource}")
+        lines.append(f"    {row.problem}")
+        for number, line in enumerate(row.fix.splitlines()):
+            lines.append(f"    {'fix: ' if number == 0 else '     '}{line}")
+    for row in rows:
+        if row.severity == Severity.OK:
+            lines.append(f"{SYMBOLS[row.severity]} {row.check:<18} {row.resource}: {row.problem}")
+    errors, warnings = len(blocking(rows)), sum(r.severity == Severity.WARNING for r in rows)
+    verdict = "ready to deploy" if not errors else "not ready: fix the ✗ rows (or run `forwarder adopt`)"
+    lines.append(f"{errors} ✗  {warnings} !  {len(rows) - errors - warnings} ✓: {verdict}")
+    return lines
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    target = resolve_target(
+        args.config_env,
+        args.config_file,
+        region=args.region,
+        stack_name=args.stack_name,
+        domain=args.domain,
+        profile=args.profile,
+    )
+    settings = settings_for(target)
+    rows = evaluate(settings, survey(target, settings))
+    ready = not blocking(rows)
+    if args.json:
+        document = {
+            "environment": target.name,
+            "region": target.region,
+            "stack": settings.stack_name,
+            "domain": settings.domain,
+            "ready": ready,
+            "findings": [r.as_dict() for r in rows if r.severity != Severity.OK],
+            "passed": [r.as_dict() for r in rows if r.severity == Severity.OK],
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(report(target, settings, rows)))
+    return 0 if ready else 1
+
+
+def add_parser(commands: Any, environment: argparse.ArgumentParser) -> None:
+    preflight = commands.add_parser(
+        "preflight",
+        parents=[environment],
+        help="before a deploy: everything that would make it fail or do harm, with the fix (read-only)",
+        description="Read the account (Route 53, SES, Lambda, CloudFormation) and compare it with what the "
+        "template would create for the environment: existing identities, records, zones, rule sets and rules, "
+        "the active rule set, Lambda concurrency, the sandbox, prod's AlarmEmail. Exit 0 ready (warnings "
+        "allowed), 1 a finding would break the deploy, 2 could not run.",
+    )
+    preflight.add_argument("--json", action="store_true", help="machine-readable output")
+    preflight.set_defaults(func=cmd_preflight)

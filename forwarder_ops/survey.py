@@ -1,0 +1,328 @@
+"""What an AWS account already holds that an environment's stack would touch: read once, read-only.
+
+`survey` asks AWS (STS, CloudFormation, Route 53, SES v1 and v2, Lambda, CloudWatch Logs) and returns
+`Facts`, plain data that `forwarder preflight` judges and `forwarder adopt` turns into parameters; both
+are pure functions of the facts and the environment's parameters, so the tests can check them on
+hand-made facts as well as against moto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder_ops.envconfig import Target
+
+# Template parameters the survey and the checks read, with the template's defaults.
+DEFAULTS: Mapping[str, str] = {
+    "EnvironmentName": "",
+    "DomainName": "",
+    "HostedZoneId": "",
+    "ParentHostedZoneId": "",
+    "MailFromSubdomain": "bounces",
+    "ReceiptRuleSetName": "email-forwarder",
+    "ReceiptRuleSetMode": "create-and-activate",
+    "ReservedConcurrency": "0",
+    "AlarmEmail": "",
+    "EmailIdentityMode": "create",
+    "MxRecordMode": "create",
+    "MailFromRecordsMode": "create",
+    "DmarcRecordMode": "create",
+}
+RULE_SET_MODES = ("create-and-activate", "join-existing")
+RECORD_MODES = ("create", "existing")
+MODE_PARAMETERS = ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode")
+# Lambda keeps this many concurrent executions unreserved in every account and region (PutFunctionConcurrency:
+# "as long as you leave at least 100 simultaneous executions unreserved").
+LAMBDA_UNRESERVED_MINIMUM = 100
+
+
+def fqdn(name: str) -> str:
+    """A DNS name as this module compares them: lower case, no trailing dot."""
+    return name.strip().rstrip(".").lower()
+
+
+def zone_id(value: str) -> str:
+    """`/hostedzone/Z123` -> `Z123`."""
+    return value.rsplit("/", 1)[-1]
+
+
+def parents(domain: str) -> list[str]:
+    """The ancestors of `domain` that could hold a zone, nearest first (never the top-level domain)."""
+    labels = fqdn(domain).split(".")
+    return [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A Route 53 hosted zone of this account."""
+
+    id: str
+    name: str
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The environment's parameters with the template's defaults filled in."""
+
+    values: Mapping[str, str]
+    stack_name: str
+    region: str
+    environment: str
+
+    @classmethod
+    def of(cls, parameters: Mapping[str, str], stack_name: str, region: str, environment: str) -> Settings:
+        values = {**DEFAULTS, **{k: str(v) for k, v in parameters.items()}}
+        values["DomainName"] = fqdn(values["DomainName"])
+        return cls(values, stack_name, region, values["EnvironmentName"] or environment)
+
+    def __getitem__(self, key: str) -> str:
+        return self.values.get(key, "")
+
+    def with_changes(self, changes: Mapping[str, str | None]) -> Settings:
+        values = dict(self.values)
+        for key, value in changes.items():
+            values[key] = DEFAULTS.get(key, "") if value is None else value
+        return Settings(values, self.stack_name, self.region, self.environment)
+
+    @property
+    def domain(self) -> str:
+        return self["DomainName"]
+
+    @property
+    def mail_from(self) -> str:
+        return f"{self['MailFromSubdomain']}.{self.domain}"
+
+    @property
+    def is_apex(self) -> bool:
+        return not parents(self.domain)
+
+
+@dataclass
+class Facts:
+    """What the account holds, as far as this environment's stack is concerned."""
+
+    account: str = ""
+    caller: str = ""
+    region: str = ""
+    stack_status: str | None = None
+    stack_parameters: dict[str, str] = field(default_factory=dict)
+    owned: dict[str, set[str]] = field(default_factory=dict)  # resource type -> physical ids of the stack
+    logical: set[str] = field(default_factory=set)  # logical ids of the stack's resources
+    physical: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
+    zones: dict[str, Zone | None] = field(default_factory=dict)  # by id; None = no such zone
+    zones_named: dict[str, list[Zone]] = field(default_factory=dict)  # public zones by name
+    records: dict[str, dict[tuple[str, str], list[str]]] = field(default_factory=dict)  # zone id -> (name, type)
+    identity: dict[str, Any] | None = None
+    active_rule_set: str | None = None
+    rule_sets: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # name -> rules; None = none
+    concurrency: tuple[int, int] | None = None  # (account limit, unreserved)
+    function_reserved: int = 0  # what the stack's forwarder reserves now
+    production_access: bool | None = None
+    configuration_set: bool = False
+    log_groups: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # check -> why it could not be read
+
+    def owns(self, resource_type: str, physical_id: str | None = None) -> bool:
+        ids = self.owned.get(resource_type, set())
+        return bool(ids) if physical_id is None else physical_id in ids
+
+    def zone_named(self, name: str) -> Zone | None:
+        """The public zone of `name` in this account (the first, if someone made two)."""
+        zones = self.zones_named.get(fqdn(name), [])
+        return zones[0] if zones else None
+
+    def parent_zone(self, domain: str) -> Zone | None:
+        """The nearest ancestor of `domain` with a public zone in this account."""
+        for name in parents(domain):
+            if zone := self.zone_named(name):
+                return zone
+        return None
+
+    def record(self, zone: str, name: str, record_type: str) -> list[str] | None:
+        """The values of a record set in a zone, None when there is none."""
+        return self.records.get(zone, {}).get((fqdn(name), record_type))
+
+    @property
+    def stack_exists(self) -> bool:
+        return self.stack_status is not None
+
+
+def _code(error: Exception) -> str | None:
+    from botocore.exceptions import ClientError
+
+    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else None
+
+
+_FATAL = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+}
+
+
+class Survey:
+    """Reads the facts for one environment; every read that AWS refuses becomes an entry in `errors`."""
+
+    def __init__(self, target: Target, settings: Settings) -> None:
+        self.target = target
+        self.settings = settings
+        self.facts = Facts(region=target.region)
+
+    def run(self) -> Facts:
+        # Credentials first, and unguarded: without them nothing else can run (exit 2).
+        caller = self.target.client("sts").get_caller_identity()
+        self.facts.account, self.facts.caller = caller.get("Account", ""), caller.get("Arn", "")
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("stack", self.read_stack),
+            ("hosted zone", self.read_zones),
+            ("SES identity", self.read_identity),
+            ("rule set", self.read_rule_sets),
+            ("concurrency", self.read_concurrency),
+            ("sending", self.read_account),
+            ("configuration set", self.read_configuration_set),
+            ("log groups", self.read_log_groups),
+        ]
+        for check, step in steps:
+            self._guarded(check, step)
+        return self.facts
+
+    def _guarded(self, check: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as error:
+            code = _code(error)
+            if code is None or code in _FATAL:
+                raise
+            message = error.response["Error"].get("Message", "")  # type: ignore[attr-defined]
+            self.facts.errors[check] = f"{code}: {message}".rstrip(": ")
+
+    def _client(self, service: str) -> Any:
+        return self.target.client(service)
+
+    # reads ------------------------------------------------------------------------------------------
+
+    def read_stack(self) -> None:
+        cloudformation = self._client("cloudformation")
+        try:
+            stack = cloudformation.describe_stacks(StackName=self.settings.stack_name)["Stacks"][0]
+        except Exception as error:
+            if _code(error) == "ValidationError":  # "Stack with id ... does not exist"
+                return
+            raise
+        self.facts.stack_status = str(stack.get("StackStatus", ""))
+        self.facts.stack_parameters = {
+            p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])
+        }
+        resources = cloudformation.describe_stack_resources(StackName=self.settings.stack_name)["StackResources"]
+        for resource in resources:
+            if resource.get("PhysicalResourceId"):
+                owned = self.facts.owned.setdefault(resource["ResourceType"], set())
+                owned.add(str(resource["PhysicalResourceId"]))
+                self.facts.logical.add(str(resource.get("LogicalResourceId", "")))
+                self.facts.physical[str(resource.get("LogicalResourceId", ""))] = str(resource["PhysicalResourceId"])
+
+    def read_zones(self) -> None:
+        route53 = self._client("route53")
+        domain = self.settings.domain
+        for name in [domain, *parents(domain)]:
+            self.facts.zones_named[name] = self._zones_named(route53, name)
+            self.facts.zones.update({zone.id: zone for zone in self.facts.zones_named[name]})
+        for key in ("HostedZoneId", "ParentHostedZoneId"):
+            wanted = self.settings[key].strip()
+            if wanted and wanted not in self.facts.zones:
+                self.facts.zones[wanted] = self._zone(route53, wanted)
+        ids = {z.id for zones in self.facts.zones_named.values() for z in zones}
+        ids |= {z.id for z in self.facts.zones.values() if z is not None}
+        for zone in sorted(ids):
+            self.facts.records[zone] = self._records(route53, zone)
+
+    @staticmethod
+    def _zones_named(route53: Any, name: str) -> list[Zone]:
+        answer = route53.list_hosted_zones_by_name(DNSName=name, MaxItems="100")
+        return [
+            Zone(zone_id(z["Id"]), fqdn(z["Name"]), bool(z.get("Config", {}).get("PrivateZone")))
+            for z in answer.get("HostedZones", [])
+            if fqdn(z["Name"]) == name and not z.get("Config", {}).get("PrivateZone")
+        ]
+
+    @staticmethod
+    def _zone(route53: Any, wanted: str) -> Zone | None:
+        try:
+            zone = route53.get_hosted_zone(Id=wanted)["HostedZone"]
+        except Exception as error:
+            if _code(error) in {"NoSuchHostedZone", "InvalidInput"}:
+                return None
+            raise
+        return Zone(zone_id(zone["Id"]), fqdn(zone["Name"]), bool(zone.get("Config", {}).get("PrivateZone")))
+
+    @staticmethod
+    def _records(route53: Any, zone: str) -> dict[tuple[str, str], list[str]]:
+        records: dict[tuple[str, str], list[str]] = {}
+        for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone):
+            for record in page.get("ResourceRecordSets", []):
+                values = [r["Value"] for r in record.get("ResourceRecords", [])]
+                records.setdefault((fqdn(record["Name"]), record["Type"]), []).extend(values)
+        return records
+
+    def read_identity(self) -> None:
+        try:
+            self.facts.identity = self._client("sesv2").get_email_identity(EmailIdentity=self.settings.domain)
+        except Exception as error:
+            if _code(error) != "NotFoundException":
+                raise
+
+    def read_rule_sets(self) -> None:
+        ses = self._client("ses")
+        active = ses.describe_active_receipt_rule_set()
+        if active.get("Metadata", {}).get("Name"):
+            self.facts.active_rule_set = active["Metadata"]["Name"]
+            self.facts.rule_sets[self.facts.active_rule_set] = list(active.get("Rules", []))
+        name = self.settings["ReceiptRuleSetName"]
+        if name and name not in self.facts.rule_sets:
+            try:
+                self.facts.rule_sets[name] = list(ses.describe_receipt_rule_set(RuleSetName=name).get("Rules", []))
+            except Exception as error:
+                if _code(error) != "RuleSetDoesNotExist":
+                    raise
+                self.facts.rule_sets[name] = None
+
+    def read_concurrency(self) -> None:
+        lambda_ = self._client("lambda")
+        limits = lambda_.get_account_settings().get("AccountLimit", {})
+        self.facts.concurrency = (
+            int(limits.get("ConcurrentExecutions", 0)),
+            int(limits.get("UnreservedConcurrentExecutions", 0)),
+        )
+        function = self.facts.physical.get("ForwarderFunction")
+        if function:  # its own reservation is given back when the deploy changes it
+            answer = lambda_.get_function_concurrency(FunctionName=function)
+            self.facts.function_reserved = int(answer.get("ReservedConcurrentExecutions", 0) or 0)
+
+    def read_account(self) -> None:
+        account = self._client("sesv2").get_account()
+        self.facts.production_access = bool(account.get("ProductionAccessEnabled"))
+
+    def read_configuration_set(self) -> None:
+        try:
+            self._client("sesv2").get_configuration_set(ConfigurationSetName=self.settings.stack_name)
+        except Exception as error:
+            if _code(error) != "NotFoundException":
+                raise
+            return
+        self.facts.configuration_set = True
+
+    def read_log_groups(self) -> None:
+        prefix = f"/aws/lambda/{self.settings.stack_name}/"
+        pages = self._client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
+        self.facts.log_groups = [g["logGroupName"] for page in pages for g in page.get("logGroups", [])]
+
+
+def survey(target: Target, settings: Settings) -> Facts:
+    """The facts of `target`'s account and region for `settings` (read-only)."""
+    return Survey(target, settings).run()

@@ -1,0 +1,544 @@
+"""`forwarder preflight`, `adopt` and `init` against moto seeded like the team's hand-made account (issue 9)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from forwarder_ops.envconfig import Target, parse_overrides
+from forwarder_ops.preflight import Severity, covers, evaluate
+from forwarder_ops.survey import Facts, Settings, Zone
+from tests.cli.conftest import Cli
+from tests.cli.team_account import (
+    APEX,
+    DEV,
+    PLACEHOLDER_SAMCONFIG,
+    PLAIN_SAMCONFIG,
+    PROD_REGION,
+    TEAM_RULE_SET,
+    Account,
+    BelowMoto,
+    seed_team_account,
+)
+
+
+@pytest.fixture
+def below_moto(monkeypatch: pytest.MonkeyPatch) -> BelowMoto:
+    """Every client the CLI makes answers GetAccount, GetAccountSettings and a real GetEmailIdentity."""
+    answers = BelowMoto()
+    original = Target.client
+
+    def make(self: Target, service: str) -> Any:
+        return answers.install(original(self, service))
+
+    monkeypatch.setattr(Target, "client", make)
+    return answers
+
+
+@pytest.fixture
+def account(below_moto: BelowMoto) -> Iterator[Account]:
+    with mock_aws():
+        yield seed_team_account()
+
+
+@pytest.fixture(params=["placeholder", "plain"])
+def samconfig(request: pytest.FixtureRequest, workdir: Path) -> Path:
+    """The team's samconfig.toml: with the old placeholder zone ids, and without any zone id."""
+    path = workdir / "samconfig.toml"
+    path.write_text(PLACEHOLDER_SAMCONFIG if request.param == "placeholder" else PLAIN_SAMCONFIG)
+    return path
+
+
+def findings(result_out: str) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = json.loads(result_out)["findings"]
+    return found
+
+
+def overrides(path: Path, environment: str) -> dict[str, str]:
+    return parse_overrides(tomllib.loads(path.read_text())[environment]["deploy"]["parameters"]["parameter_overrides"])
+
+
+# preflight on the hand-made account -------------------------------------------------------------------
+
+
+def test_preflight_names_every_collision_of_the_subdomain(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN the hand-made dev zone, its NS record in the apex, the identity and another active rule set
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it exits 1 and names each collision with its fix
+    assert result.code == 1, result.out + result.err
+    errors = {(f["check"], f["resource"]): f for f in findings(result.out) if f["severity"] == "error"}
+    checks = {check for check, _ in errors}
+    assert {"hosted zone", "SES identity", "rule set", "MX record", "MAIL FROM records", "DMARC record"} <= checks
+    zone = errors[("hosted zone", f"{DEV} (zone {account.dev_zone})")]
+    assert f"HostedZoneId={account.dev_zone} ParentHostedZoneId=" in zone["fix"]
+    assert "EmailIdentityMode=existing" in errors[("SES identity", f"{DEV} in us-east-1")]["fix"]
+    assert f"ReceiptRuleSetName={TEAM_RULE_SET}" in errors[("rule set", f"active set {TEAM_RULE_SET}")]["fix"]
+    assert "MxRecordMode=existing" in errors[("MX record", f"{DEV} MX in {account.dev_zone}")]["fix"]
+    assert "DmarcRecordMode=existing" in errors[("DMARC record", f"_dmarc.{DEV} TXT in {account.dev_zone}")]["fix"]
+    mail_from = [f for (check, _), f in errors.items() if check == "MAIL FROM records"]
+    assert {f["resource"].split()[1] for f in mail_from} == {"MX", "TXT"}
+    assert all(set(f) >= {"check", "resource", "problem", "fix", "severity"} for f in findings(result.out))
+    # AND the placeholder parent zone id is a finding of its own
+    placeholder = [f for f in findings(result.out) if "Z0PLACEHOLDERAPEXZONE" in f["resource"]]
+    assert bool(placeholder) == ("Z0PLACEHOLDER" in samconfig.read_text())
+
+
+def test_preflight_names_every_collision_of_the_apex(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN prod on the apex: the apex zone with its records, a new account's Lambda concurrency, no AlarmEmail
+
+    # WHEN preflight checks prod
+    result = cli("preflight", "--config-env", "prod", "--json")
+
+    # THEN the zone, each record, the identity, the rule set, the concurrency and AlarmEmail are findings
+    assert result.code == 1, result.out + result.err
+    errors = [f for f in findings(result.out) if f["severity"] == "error"]
+    by_check = {f["check"] for f in errors}
+    assert {"SES identity", "MX record", "MAIL FROM records", "DMARC record", "rule set"} <= by_check
+    assert {"concurrency", "alarm email"} <= by_check
+    concurrency = next(f for f in errors if f["check"] == "concurrency")
+    assert "account limit 10, unreserved 10: the forwarder can reserve at most 0" in concurrency["problem"]
+    assert concurrency["fix"].startswith("ReservedConcurrency=0")
+    if "Z0PLACEHOLDER" in samconfig.read_text():
+        zone = next(f for f in errors if f["resource"] == "HostedZoneId=Z0PLACEHOLDERAPEXZONE")
+        assert "no such hosted zone" in zone["problem"]
+        assert f"HostedZoneId={account.apex_zone}" in zone["fix"]
+    else:
+        zone = next(f for f in errors if f["check"] == "hosted zone")
+        assert f"HostedZoneId={account.apex_zone}" in zone["fix"]
+
+
+def test_preflight_warns_of_the_earlier_rule_with_the_command_that_disables_it(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN the team's earlier forwarder rule in the active set, for the same domain
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN a warning names the rule, the double delivery, and the exact command that disables (not deletes) it
+    warning = next(f for f in findings(result.out) if f["check"] == "earlier rule")
+    assert warning["severity"] == "warning"
+    assert warning["resource"] == f"forward-dev in {TEAM_RULE_SET}"
+    assert "every member gets each mail twice" in warning["problem"]
+    command = warning["fix"].splitlines()[-1]
+    assert command.startswith(f"aws ses update-receipt-rule --region us-east-1 --rule-set-name {TEAM_RULE_SET} --rule ")
+    rule = json.loads(command.split("--rule ", 1)[1].strip("'"))
+    assert rule["Enabled"] is False
+    assert rule["Recipients"] == [DEV]
+    assert rule["Actions"][0]["S3Action"]["BucketName"] == "team-mail-us-east-1"  # the rest of the rule is kept
+
+
+def test_preflight_table_shows_problems_with_their_fixes(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN the hand-made account
+
+    # WHEN preflight prints its table
+    result = cli("preflight", "--config-env", "dev")
+
+    # THEN each problem has a ✗ row and a fix line, and the summary says it is not ready
+    assert result.code == 1
+    assert f"✗ SES identity       {DEV} in us-east-1" in result.out
+    assert "    fix: EmailIdentityMode=existing (`forwarder adopt`)" in result.out
+    assert "! earlier rule" in result.out
+    assert result.out.rstrip().endswith("not ready: fix the ✗ rows (or run `forwarder adopt`)")
+
+
+# adopt --------------------------------------------------------------------------------------------------
+
+
+def test_adopt_writes_the_overrides_and_preflight_then_passes(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN the hand-made account and the team's samconfig
+
+    # WHEN adopt writes dev's and prod's parameters
+    dev = cli("adopt", "--config-env", "dev", "--yes")
+    prod = cli("adopt", "--config-env", "prod", "--yes", "--alarm-email", "ops@aws-educate.tw")
+
+    # THEN the existing zones, identity, records and the active rule set are adopted
+    assert dev.code == 0, dev.out + dev.err
+    assert prod.code == 0, prod.out + prod.err
+    assert '+    "EmailIdentityMode=existing",' in dev.out  # the diff was shown
+    dev_parameters, prod_parameters = overrides(samconfig, "dev"), overrides(samconfig, "prod")
+    assert dev_parameters["HostedZoneId"] == account.dev_zone
+    assert dev_parameters.get("ParentHostedZoneId", "") == ""
+    assert prod_parameters["HostedZoneId"] == account.apex_zone
+    for parameters in (dev_parameters, prod_parameters):
+        assert parameters["EmailIdentityMode"] == "existing"
+        assert parameters["MxRecordMode"] == "existing"
+        assert parameters["MailFromRecordsMode"] == "existing"
+        assert parameters["DmarcRecordMode"] == "existing"
+        assert parameters["ReceiptRuleSetMode"] == "join-existing"
+        assert parameters["ReceiptRuleSetName"] == TEAM_RULE_SET
+    assert prod_parameters["ReservedConcurrency"] == "0"
+    assert prod_parameters["AlarmEmail"] == "ops@aws-educate.tw"
+    assert "Z0PLACEHOLDER" not in samconfig.read_text()
+    assert "# At most 5 forwards at once (a comment adopt must keep)." in samconfig.read_text()
+    # AND preflight passes for both: left are warnings for a person (the earlier rule, feedback forwarding)
+    for environment in ("dev", "prod"):
+        result = cli("preflight", "--config-env", environment, "--json")
+        assert result.code == 0, result.out
+        left = findings(result.out)
+        assert {(f["severity"], f["check"]) for f in left} == {("warning", "earlier rule"), ("warning", "feedback")}
+    # AND adopting again changes nothing
+    again = cli("adopt", "--config-env", "dev", "--yes")
+    assert again.code == 0
+    assert "nothing to adopt" in again.out
+
+
+def test_adopt_keeps_the_file_when_the_operator_declines(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN the hand-made account
+    before = samconfig.read_text()
+
+    # WHEN adopt asks at a terminal and the operator answers no
+    result = cli("adopt", "--config-env", "dev", stdin="n\n", tty=True)
+
+    # THEN the diff was shown and nothing was written
+    assert result.code == 1
+    assert "EmailIdentityMode=existing" in result.out
+    assert "nothing written" in result.out
+    assert samconfig.read_text() == before
+
+
+def test_adopt_without_a_terminal_and_without_yes_writes_nothing(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN no terminal (a script)
+    before = samconfig.read_text()
+
+    # WHEN adopt runs without --yes
+    result = cli("adopt", "--config-env", "dev")
+
+    # THEN it refuses in one line and writes nothing
+    assert result.code == 2
+    assert "re-run with --yes" in result.err
+    assert samconfig.read_text() == before
+
+
+# init ---------------------------------------------------------------------------------------------------
+
+
+def test_init_writes_a_new_environment_with_zone_ids_looked_up_by_name(cli: Cli, account: Account) -> None:
+    # GIVEN the team's account: the apex zone exists, staging.aws-educate.tw has no zone yet
+
+    # WHEN a new environment is initialised for it
+    result = cli(
+        "init", "--config-env", "staging", "--domain", "staging.aws-educate.tw", "--region", "us-east-1", "--yes"
+    )
+
+    # THEN samconfig.toml has the section: the stack creates the zone and delegates it from the apex zone,
+    # and its rule joins the active rule set
+    assert result.code == 0, result.out + result.err
+    document = tomllib.loads(Path("samconfig.toml").read_text())
+    assert document["staging"]["global"]["parameters"] == {
+        "stack_name": "email-forwarder-staging",
+        "region": "us-east-1",
+    }
+    parameters = overrides(Path("samconfig.toml"), "staging")
+    assert parameters["DomainName"] == "staging.aws-educate.tw"
+    assert parameters["ParentHostedZoneId"] == account.apex_zone
+    assert "HostedZoneId" not in parameters
+    assert parameters["ReceiptRuleSetMode"] == "join-existing"
+    assert "EmailIdentityMode" not in parameters  # created by the stack: the template's default
+    assert "dev" in document  # the other environments are kept
+    assert cli("preflight", "--config-env", "staging").code == 0
+
+
+def test_init_for_a_team_with_a_hand_made_apex_adopts_its_records(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN no samconfig.toml yet (a new team), the apex zone and identity made by hand
+    (workdir / "samconfig.toml").unlink()
+
+    # WHEN init writes prod for the apex
+    result = cli(
+        "init", "--config-env", "prod", "--domain", APEX, "--region", PROD_REGION,
+        "--alarm-email", "ops@aws-educate.tw", "--yes",
+    )  # fmt: skip
+
+    # THEN the apex's MX and DMARC stay the organisation's (existing), the zone id is the apex zone's
+    assert result.code == 0, result.out + result.err
+    parameters = overrides(workdir / "samconfig.toml", "prod")
+    assert parameters["HostedZoneId"] == account.apex_zone
+    assert parameters["MxRecordMode"] == "existing"
+    assert parameters["DmarcRecordMode"] == "existing"
+    assert tomllib.loads((workdir / "samconfig.toml").read_text())["prod"]["deploy"]["parameters"]["confirm_changeset"]
+
+
+# bad input ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["preflight", "--config-env", "nope"], "no environment 'nope'"),
+        (["preflight", "--config-env", "dev", "--config-file", "missing.toml"], "no missing.toml here"),
+        (["preflight", "--region", "us-east-1", "--stack-name", "s"], "no DomainName"),
+        (["adopt", "--region", "us-east-1", "--domain", DEV, "--stack-name", "s"], "give the environment to adopt"),
+        (["adopt", "--config-env", "dev", "--alarm-email", "nobody"], "is not an e-mail address"),
+        (["init", "--config-env", "Bad_Name", "--domain", DEV, "--region", "us-east-1"], "new environment's name"),
+        (["init", "--config-env", "dev2", "--domain", "Not A Domain", "--region", "us-east-1"], "not a lower-case"),
+        (["init", "--config-env", "dev2", "--domain", DEV, "--region", "eu-south-2"], "does not receive mail"),
+        (["init", "--config-env", "dev", "--domain", DEV, "--region", "us-east-1", "--yes"], "already exists"),
+    ],
+)
+def test_deploy_commands_refuse_bad_input_in_one_line(cli: Cli, workdir: Path, argv: list[str], message: str) -> None:
+    # GIVEN the team's samconfig and a bad argument
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+
+    # WHEN the command runs
+    result = cli(*argv)
+
+    # THEN one line on stderr, exit 2, no traceback
+    assert result.code == 2, result.out
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+def test_preflight_without_credentials_could_not_run(cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN no AWS credentials anywhere
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    # WHEN preflight runs
+    result = cli("preflight", "--config-env", "dev")
+
+    # THEN exit 2 with the one-line reason
+    assert result.code == 2
+    assert "no AWS credentials" in result.err
+
+
+# the checks on hand-made facts ----------------------------------------------------------------------------
+
+
+def settings(**parameters: str) -> Settings:
+    return Settings.of(
+        {"EnvironmentName": "dev", "DomainName": DEV, **parameters}, "email-forwarder-dev", "us-east-1", "dev"
+    )
+
+
+def test_preflight_the_stacks_own_resources_are_not_collisions() -> None:
+    # GIVEN a deployed stack that created the identity and the zone, and manages the records in it
+    zone = Zone("ZOWN", DEV)
+    facts = Facts(
+        account="1",
+        stack_status="UPDATE_COMPLETE",
+        owned={
+            "AWS::SES::EmailIdentity": {DEV},
+            "AWS::Route53::HostedZone": {"ZOWN"},
+            "AWS::Route53::RecordSetGroup": {"records"},
+            "AWS::SES::ReceiptRule": {"email-forwarder-dev"},
+        },
+        logical={"EmailIdentity", "DkimRecords", "HostedZone", "InboundMxRecord", "DmarcRecord", "ReceiptRule"},
+        zones={"ZOWN": zone},
+        zones_named={DEV: [zone]},
+        records={"ZOWN": {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"], (f"_dmarc.{DEV}", "TXT"): ["x"]}},
+        identity={"IdentityType": "DOMAIN"},
+        active_rule_set="email-forwarder",
+        rule_sets={"email-forwarder": [{"Name": "email-forwarder-dev", "Enabled": True, "Recipients": [DEV]}]},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(), facts)
+
+    # THEN nothing is a finding
+    assert [r for r in rows if r.severity != Severity.OK] == []
+
+
+def test_preflight_counts_the_functions_own_reservation_as_affordable() -> None:
+    # GIVEN an account with 105 concurrency, 100 unreserved because the stack's function reserves 5 already
+    facts = Facts(account="1", concurrency=(105, 100), function_reserved=5)
+
+    # WHEN preflight judges ReservedConcurrency=5 and 6
+    kept = evaluate(settings(ReservedConcurrency="5"), facts)
+    more = evaluate(settings(ReservedConcurrency="6"), facts)
+
+    # THEN keeping 5 is fine, 6 would take the unreserved pool below 100
+    assert next(r for r in kept if r.check == "concurrency").severity == Severity.OK
+    assert next(r for r in more if r.check == "concurrency").severity == Severity.ERROR
+
+
+def test_preflight_flags_a_mail_from_mx_of_another_region() -> None:
+    # GIVEN an adopted MAIL FROM domain whose MX points at us-west-2's feedback endpoint, for a us-east-1 stack
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={
+            "ZDEV": {
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-west-2.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
+            }
+        },
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+
+    # THEN a warning says so and the fix adds this region's endpoint, keeping the other
+    row = next(r for r in rows if r.check == "MAIL FROM records" and r.severity != Severity.OK)
+    assert row.severity == Severity.WARNING
+    assert "another region's feedback endpoint (feedback-smtp.us-west-2.amazonses.com)" in row.problem
+    assert "10 feedback-smtp.us-west-2.amazonses.com" in row.fix
+    assert "10 feedback-smtp.us-east-1.amazonses.com" in row.fix
+
+
+def test_preflight_asks_for_the_dkim_records_of_an_existing_identity() -> None:
+    # GIVEN an adopted identity whose DKIM is pending and whose CNAMEs are not in the zone
+    zone = Zone("ZDEV", DEV)
+    identity = {"DkimAttributes": {"Status": "PENDING", "Tokens": ["t1", "t2", "t3"]}}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {}}, identity=identity)
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN an error lists the three records to add
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.ERROR
+    assert f"t2._domainkey.{DEV}  CNAME  t2.dkim.amazonses.com" in row.fix
+
+
+@pytest.mark.parametrize(
+    ("recipients", "expected"),
+    [
+        ([], True),
+        ([DEV], True),
+        ([f"team@{DEV}"], True),
+        ([".aws-educate.tw"], True),
+        ([APEX], False),
+        (["other.example.org"], False),
+    ],
+)
+def test_preflight_covers_matches_recipients_like_ses(recipients: list[str], expected: bool) -> None:
+    assert covers(recipients, DEV) is expected
+
+
+def test_preflight_names_the_ns_collision_when_the_parent_zone_id_is_real(
+    cli: Cli, account: Account, workdir: Path
+) -> None:
+    # GIVEN dev with the apex zone's real id as ParentHostedZoneId, while the hand-made dev zone is delegated
+    (workdir / "samconfig.toml").write_text(
+        PLAIN_SAMCONFIG.replace(
+            '"DomainName=dev.aws-educate.tw",', f'"DomainName={DEV}", "ParentHostedZoneId={account.apex_zone}",'
+        )
+    )
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN the NS record in the apex zone is a collision, fixed by adopting the delegated zone
+    assert result.code == 1
+    collision = next(f for f in findings(result.out) if f["check"] == "NS delegation")
+    assert collision["resource"] == f"{DEV} NS in {APEX} ({account.apex_zone})"
+    assert "already exists" in collision["problem"]
+    assert collision["fix"].startswith(f"HostedZoneId={account.dev_zone} ParentHostedZoneId=")
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [
+        ("ROLLBACK_COMPLETE", "aws cloudformation delete-stack --stack-name email-forwarder-dev"),
+        ("UPDATE_ROLLBACK_FAILED", "aws cloudformation continue-update-rollback"),
+        ("UPDATE_IN_PROGRESS", "wait for it to finish"),
+    ],
+)
+def test_preflight_stops_on_a_stack_that_cannot_take_an_update(status: str, fix: str) -> None:
+    # GIVEN a stack left by an earlier deploy in a state CloudFormation cannot update
+    facts = Facts(account="1", stack_status=status)
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(settings(), facts) if r.check == "stack")
+
+    # THEN it is an error with the way out
+    assert row.severity == Severity.ERROR
+    assert fix in row.fix
+
+
+def test_preflight_warns_when_the_parent_does_not_delegate_to_the_adopted_zone() -> None:
+    # GIVEN an adopted dev zone, and an apex zone that delegates dev to other name servers
+    dev, apex = Zone("ZDEV", DEV), Zone("ZAPEX", APEX)
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": dev, "ZAPEX": apex},
+        zones_named={DEV: [dev], APEX: [apex]},
+        records={
+            "ZDEV": {(DEV, "NS"): ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]},
+            "ZAPEX": {(DEV, "NS"): ["ns1.old-provider.example."]},
+        },
+    )
+
+    # WHEN preflight judges HostedZoneId=ZDEV
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN a warning gives the UPSERT that delegates to the adopted zone
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.WARNING
+    assert "ns1.old-provider.example" in row.problem
+    assert "--hosted-zone-id ZAPEX" in row.fix
+    assert "ns-1.awsdns-01.org" in row.fix
+
+
+def test_adopt_refuses_parameter_overrides_it_cannot_edit(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN a samconfig whose dev parameter_overrides is a number
+    text = PLAIN_SAMCONFIG.split("# --- dev")[0] + '[dev.deploy.parameters]\nstack_name = "s"\nregion = "us-east-1"\n'
+    (workdir / "samconfig.toml").write_text(text + "parameter_overrides = 3\n")
+
+    # WHEN adopt runs with a domain
+    result = cli("adopt", "--config-env", "dev", "--domain", DEV, "--yes")
+
+    # THEN one line, exit 2
+    assert result.code == 2, result.out
+    assert "parameter_overrides is neither a string nor a list" in result.err
+
+
+def test_preflight_stops_a_mode_switch_that_would_delete_what_the_stack_made() -> None:
+    # GIVEN a stack that created the identity and the MX record, and one of the older template holding the rule set
+    facts = Facts(
+        account="1",
+        stack_status="UPDATE_COMPLETE",
+        owned={"AWS::SES::EmailIdentity": {DEV}, "AWS::SES::ReceiptRuleSet": {"email-forwarder"}},
+        logical={"EmailIdentity", "DkimRecords", "InboundMxRecord", "ReceiptRuleSet"},
+    )
+
+    # WHEN the environment now says the identity and the MX are `existing`
+    rows = evaluate(settings(EmailIdentityMode="existing", MxRecordMode="existing"), facts)
+
+    # THEN each switch is an error (CloudFormation would delete them), the rule set a warning to read the change set
+    switches = {r.resource: r.severity for r in rows if r.check == "mode switch"}
+    assert switches == {
+        "EmailIdentityMode=existing": Severity.ERROR,
+        "MxRecordMode=existing": Severity.ERROR,
+        "rule set email-forwarder": Severity.WARNING,
+    }
+
+
+def test_preflight_tells_the_stacks_own_log_group_from_a_leftover(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN a dev stack that owns the forwarder's log group, and the download function's log group left outside it
+    import boto3
+
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+    group = {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/aws/lambda/email-forwarder-dev/forwarder"}}
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="email-forwarder-dev", TemplateBody=json.dumps({"Resources": {"ForwarderLogGroup": group}})
+    )
+    boto3.client("logs", region_name="us-east-1").create_log_group(
+        logGroupName="/aws/lambda/email-forwarder-dev/download"
+    )
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN only the leftover is a finding, with the command that removes it
+    leftovers = [f for f in findings(result.out) if f["check"] == "log groups"]
+    assert [f["resource"] for f in leftovers] == ["/aws/lambda/email-forwarder-dev/download"]
+    assert "aws logs delete-log-group --log-group-name /aws/lambda/email-forwarder-dev/download" in leftovers[0]["fix"]
+    stack = next(f for f in json.loads(result.out)["passed"] if f["check"] == "stack")
+    assert stack["problem"].startswith("CREATE_COMPLETE")
