@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forwarder.clients import client_config
 from forwarder_ops.errors import CommandError
 
 DEFAULT_CONFIG_FILE = Path("samconfig.toml")
 _SECTIONS = ("global", "deploy")
-_READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 
 
 class StackNotFoundError(CommandError):
@@ -86,19 +86,6 @@ def load_samconfig(path: Path, name: str) -> SamConfig:
         profile=merged.get("profile"),
         parameters=parse_overrides(merged.get("parameter_overrides")),
     )
-
-
-def client_config(service: str = "") -> Any:
-    """botocore settings for the operator's clients: standard retries, bounded waits.
-
-    A synchronous Lambda invoke waits for the function (up to its 15-minute limit) and is not retried
-    by the client: a retry while the first run still holds the idempotency record would only fail.
-    """
-    from botocore.config import Config
-
-    if service == "lambda":
-        return Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=905)
-    return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
 @dataclass
@@ -222,8 +209,3 @@ def _ambient_region(profile: str | None) -> str | None:
     import boto3
 
     return boto3.session.Session(profile_name=profile).region_name
-
-
-def stack_ready(stack: Mapping[str, Any]) -> bool:
-    """Whether a stack's status means its last deploy finished."""
-    return str(stack.get("StackStatus", "")) in _READY

@@ -23,6 +23,7 @@ from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder.mail import headers as h
 from forwarder.mail.addresses import parse_addresses
 from forwarder.mail.message import has_long_line, split_message
+from forwarder.models import first_inbound
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -294,7 +295,7 @@ class EmbeddedAws:
 
     def deliver_event(self, raw: bytes, event: dict[str, Any]) -> tuple[dict[str, Any], list[SentMail]]:
         """Store `raw` under `event`'s message id, invoke the handler on `event`; its result and the new sends."""
-        self.store_mail(raw, event["Records"][0]["ses"]["mail"]["messageId"])
+        self.store_mail(raw, first_inbound(event).message_id)
         before = len(self.ses.outbox)
         result = self.invoke(event)
         return result, self.ses.outbox[before:]

@@ -54,11 +54,6 @@ class SplitMessage:
     dropped_lines: int = 0
 
     @property
-    def has_separator(self) -> bool:
-        """False when the header block was not ended by an empty line."""
-        return bool(self.separator)
-
-    @property
     def body(self) -> memoryview:
         """The bytes after the header block, as received (a view: the body is never copied here)."""
         return memoryview(self.raw)[self.body_start :]

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from forwarder.config import SettingsError
+from forwarder.models import first_inbound
 from forwarder.ports import StoredMailError
 from forwarder_ops.local import EmbeddedAws, SesRefusal, build_event, embedded_aws
 from forwarder_ops.samples import iter_events
@@ -36,7 +37,7 @@ def test_sample_event_through_the_handler(aws: EmbeddedAws, demo_aliases: dict[s
     # GIVEN a committed sample event and its mail stored where the receipt rule would put it
     sample, event = next((s, e) for s, e in iter_events(EVENTS) if s.name == name)
     raw = sample.raw()
-    aws.store_mail(raw, event["Records"][0]["ses"]["mail"]["messageId"])
+    aws.store_mail(raw, first_inbound(event).message_id)
     # WHEN the handler runs
     result = aws.invoke(event)
     # THEN the outcome is the expected one and every send obeys the contract
