@@ -19,6 +19,7 @@ from forwarder.ports import (
     Always,
     Inbound,
     MailStore,
+    MessageBuffer,
     Once,
     Outcome,
     Parking,
@@ -70,7 +71,8 @@ class ForwardingService:
         routing = self._route(inbound)
         if not routing.deliveries:
             return self._dropped(inbound, DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT)
-        message = split_message(self.store.read(inbound.message_id))
+        raw = self.store.read(inbound.message_id)
+        message = split_message(raw, raw.start if isinstance(raw, MessageBuffer) else 0)
         if is_own_output(message, self.settings.domain):
             return self._dropped(inbound, DropReason.LOOP)
         if has_long_line(message.raw, message.body_start):
@@ -119,7 +121,9 @@ class ForwardingService:
             spam_tag=self.settings.spam_tag if decision.tag_spam else None,
         )
         # Every head and notice first, while `message.raw` is as received; then each head is written
-        # into that buffer in place of the previous one, so the body is never copied.
+        # into that buffer in place of the previous one (and of the store's free room before the first),
+        # ending where the body starts: a head no longer than what it replaces never grows the buffer,
+        # so the body is never copied.
         body_length = len(message.raw) - message.body_start
         payloads: list[tuple[Delivery, bytes, bool]] = []
         for delivery in routing.deliveries:

@@ -67,8 +67,9 @@ class SplitMessage:
         return tuple(field for field in self.fields if field.key == key)
 
 
-def split_message(raw: bytes | bytearray) -> SplitMessage:
-    """Split `raw` at the end of its header block.
+def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
+    """Split the message `raw[start:]` at the end of its header block (positions count from the start
+    of `raw`: bytes before `start` are free room, not part of the message).
 
     The header block ends at the first empty line. A line that is neither a header field nor a
     continuation of one also ends it (a message without the empty separator line): that line is
@@ -80,7 +81,7 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
     current_name = ""
     newline = b"\r\n"
     dropped = 0
-    position = 0
+    position = start
     length = len(raw)
 
     def close_field() -> None:
@@ -92,7 +93,7 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
         end = raw.find(b"\n", position)
         end = length if end < 0 else end + 1
         line = raw[position:end]
-        if position == 0:
+        if position == start:
             newline = b"\r\n" if line.endswith(b"\r\n") else b"\n"
         if line in (b"\r\n", b"\n"):
             close_field()
