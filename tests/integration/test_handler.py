@@ -15,6 +15,7 @@ from forwarder_ops.local import EmbeddedAws, SesRefusal, build_event, embedded_a
 from forwarder_ops.samples import iter_events
 from tests.conftest import DOMAIN, EVENTS
 from tests.mailcheck import assert_forwarded, from_addresses, parsed
+from tests.oracle import assert_same_parts
 
 EXPECTED = {
     "forward": (True, None),
@@ -55,6 +56,7 @@ def test_sample_event_through_the_handler(aws: EmbeddedAws, demo_aliases: dict[s
             assert b"too large to forward" in mail.raw
         else:
             assert_forwarded(raw, mail.raw, alias, DOMAIN)
+            assert_same_parts(raw, mail.raw)
 
 
 def test_handler_forwards_eight_bit_non_utf8_mail_byte_for_byte(aws: EmbeddedAws) -> None:
