@@ -17,8 +17,8 @@ from forwarder.mail.routing import ALIAS_NAME
 
 ENV_PREFIX = "FORWARDER_"
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_ALIAS_PATH = re.compile(r"^/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.\-]$")
+DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ALIAS_PATH = re.compile(r"^/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.\-]$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 # SES v2 sends and receives messages of up to "40 MB", headers and attachments included. The
@@ -72,12 +72,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")
-        _check("domain", bool(_DOMAIN.match(domain)), f"{self.domain!r} is not a domain name such as dev.example.org")
+        _check(
+            "domain", bool(DOMAIN_NAME.match(domain)), f"{self.domain!r} is not a domain name such as dev.example.org"
+        )
         object.__setattr__(self, "domain", domain)
         _check("bucket", bool(_BUCKET.match(self.bucket)), f"{self.bucket!r} is not an S3 bucket name")
         _check(
             "alias_path",
-            bool(_ALIAS_PATH.match(self.alias_path)),
+            bool(ALIAS_PATH.match(self.alias_path)),
             f"{self.alias_path!r} is not an SSM path such as /email-forwarder/dev/aliases",
         )
         _check("alias_cache_seconds", 0 <= self.alias_cache_seconds <= 86_400, "must be 0 to 86400 seconds")

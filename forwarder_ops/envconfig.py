@@ -15,25 +15,38 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from forwarder.clients import client_config
+from forwarder.config import ALIAS_PATH, DOMAIN_NAME
 from forwarder_ops.errors import CommandError
 
 DEFAULT_CONFIG_FILE = Path("samconfig.toml")
 ENV_PREFIX = "FORWARDER_OPS_"
 _SECTIONS = ("global", "deploy")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# What a setting must look like (after `_NORMAL`), and what to say when it does not; the alias path and
+# the domain as the function itself checks them.
+_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "region": (re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"), "is not an AWS region such as us-east-1"),
+    "stack_name": (
+        re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$"),
+        "is not a CloudFormation stack name (a letter, then letters, digits, '-')",
+    ),
+    "alias_path": (ALIAS_PATH, "is not an SSM path such as /email-forwarder/dev/aliases"),
+    "domain": (DOMAIN_NAME, "is not a domain name such as dev.example.org"),
+}
+_NORMAL: dict[str, Callable[[str], str]] = {
+    "alias_path": lambda path: path.rstrip("/"),
+    "domain": lambda name: name.lower().rstrip("."),
+}
 
 
 class StackNotFoundError(CommandError):
@@ -241,32 +254,14 @@ class TargetSettings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return (value.strip() or None) if isinstance(value, str) else value
 
-    @field_validator("region")
+    @field_validator(*_SHAPES)
     @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION.match(value):
-            raise ValueError(f"{value!r} is not an AWS region such as us-east-1")
-        return value
-
-    @field_validator("stack_name")
-    @classmethod
-    def _stack_name(cls, value: str | None) -> str | None:
-        if value is not None and not _STACK_NAME.match(value):
-            raise ValueError(f"{value!r} is not a CloudFormation stack name (a letter, then letters, digits, '-')")
-        return value
-
-    @field_validator("alias_path")
-    @classmethod
-    def _alias_path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"{value!r} is not an SSM path such as /email-forwarder/dev/aliases")
-        return value
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str | None) -> str | None:
-        if value is not None and not _DOMAIN.match(value.lower().rstrip(".")):
-            raise ValueError(f"{value!r} is not a domain name such as dev.example.org")
+    def _shape(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = str(info.field_name)
+        pattern, why = _SHAPES[name]
+        normal: Callable[[str], str] = _NORMAL.get(name, str)
+        if value is not None and not pattern.match(normal(value)):
+            raise ValueError(f"{value!r} {why}")
         return value
 
 
