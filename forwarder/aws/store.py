@@ -12,17 +12,25 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-# Free bytes before (and capacity after) the message: more than any rewrite adds to a header block (a few
-# hundred bytes to a few KB), and nothing beside a message of megabytes.
+# Free bytes before (and capacity after) a large message: more than any rewrite adds to a header block (a
+# few hundred bytes to a few KB), and nothing beside a message of megabytes. A small message gets less: a
+# copy of it costs less than allocating and clearing the room.
 HEADROOM = 64 * 1024
+SMALL_ROOM = 4 * 1024
+
+
+def room_for(length: int) -> int:
+    """The free bytes to leave before a message of `length` bytes."""
+    return min(HEADROOM, max(SMALL_ROOM, length // 16))
 
 
 def _read_exactly(body: Any, length: int) -> MessageBuffer:
-    buffer = MessageBuffer(length, HEADROOM)
+    room = room_for(length)
+    buffer = MessageBuffer(length, room)
     with memoryview(buffer) as view:
         filled = 0
         while filled < length:
-            read = body.readinto(view[HEADROOM + filled :])
+            read = body.readinto(view[room + filled :])
             if not read:
                 break
             filled += read
@@ -43,7 +51,7 @@ class S3MailStore:
         return f"{self.prefix}{message_id}"
 
     def read(self, message_id: str) -> MessageBuffer:
-        """The raw message after `HEADROOM` free bytes, or `StoredMailError` naming where it should have been.
+        """The raw message after some free room (`room_for`), or `StoredMailError` naming where it should have been.
 
         Read into one buffer: the service then writes each forwarded header block into it in place,
         so a 40 MB message is held once, not twice.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from forwarder.aws.store import HEADROOM, S3MailStore
+from forwarder.aws.store import HEADROOM, SMALL_ROOM, S3MailStore, room_for
 from forwarder.config import Settings
 from forwarder.ports import Inbound, MessageBuffer
 from forwarder.service import ForwardingService
@@ -97,6 +97,15 @@ def test_store_read_puts_the_message_after_free_room() -> None:
     # THEN the buffer holds the room, then exactly the object
     assert isinstance(raw, MessageBuffer)
     assert raw.start == HEADROOM
+    assert raw[raw.start :] == data
+
+
+def test_store_leaves_a_small_message_less_room() -> None:
+    # GIVEN a 5 KB message WHEN the store reads it THEN the room is a few KB, not the large messages' 64 KiB
+    data = HEAD + b"x" * 5_000
+    raw = S3MailStore(FakeS3(data), "bucket").read("m1")  # type: ignore[arg-type]
+    assert isinstance(raw, MessageBuffer)
+    assert raw.start == room_for(len(data)) == SMALL_ROOM
     assert raw[raw.start :] == data
 
 
