@@ -24,19 +24,29 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv tools run test unit lint format typecheck bench build preflight deploy template events clean smtp
+.PHONY: help venv venv-local tools run test unit lint format typecheck bench build preflight deploy template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no Python 3.11+ found (tried python3.13 and python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# Two stamps: running (`make run`, `smtp`, `events`, `bench`) needs the package with its `local` extra
+# only; testing needs the `dev` extra (lint, type checks, template tools), which includes `local`.
+$(BIN)/.installed-local: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[local]"
 	@touch $@
 
+$(BIN)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@ $(BIN)/.installed-local
+
 venv: $(BIN)/.installed ## Create .venv with the package and its dev tools
+
+venv-local: $(BIN)/.installed-local ## Create .venv with what running needs (the package and its local extra)
 
 $(SAM):
 	$(PYTHON) -m venv $(TOOLS)/sam
@@ -48,10 +58,10 @@ $(CHECKOV):
 
 tools: $(SAM) $(CHECKOV) ## Install the SAM CLI and checkov, each in its own environment
 
-run: venv ## Forward the sample mails in events/ through the real handler against an embedded AWS
+run: venv-local ## Forward the sample mails in events/ through the real handler against an embedded AWS
 	$(BIN)/forwarder run --events events --outbox outbox
 
-smtp: venv ## Local SMTP server on 127.0.0.1:2525: mail to the sample domain is forwarded into outbox/
+smtp: venv-local ## Local SMTP server on 127.0.0.1:2525: mail to the sample domain is forwarded into outbox/
 	$(BIN)/forwarder smtp --port 2525 --outbox outbox
 
 test: venv tools ## The whole suite: lint, types, unit, integration, template checks
@@ -76,10 +86,10 @@ format: venv ## Format and fix what ruff can
 	$(BIN)/ruff format forwarder forwarder_ops tests bench custom_resources
 	$(BIN)/ruff check --fix forwarder forwarder_ops tests bench custom_resources
 
-bench: venv ## The forwarder against bare boto3 (S3 read + SES send): time, memory, cold start -> bench/results.md
+bench: venv-local ## The forwarder against bare boto3 (S3 read + SES send): time, memory, cold start -> bench/results.md
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-events: venv ## Regenerate events/*.json from events/mail/*.eml
+events: venv-local ## Regenerate events/*.json from events/mail/*.eml
 	$(BIN)/forwarder events build --source events/mail --out events
 
 template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, the transformed template, sam build
@@ -88,7 +98,7 @@ template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, t
 build: tools ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
 	$(SAM) build
 
-preflight: venv ## forwarder preflight --config-env $(ENV): what would make the deploy fail or do harm (read-only)
+preflight: venv-local ## forwarder preflight --config-env $(ENV): what would make the deploy fail or do harm (read-only)
 	$(BIN)/forwarder preflight --config-env $(ENV)
 
 # Preflight first: it reads the account in seconds and stops on a finding (exit 1) before the build and before

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forwarder.config import SES_V2_RAW_LIMIT
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 CHILD = BENCH / "child.py"
@@ -26,7 +28,7 @@ PREFIX = "inbound/"
 ALIAS_PATH = "/email-forwarder/bench/aliases"
 TABLE = "bench-forwarder-idempotency"
 MEMBERS = ("yating.chen@example.com", "weijie.lin@example.net")
-MAX_MESSAGE_BYTES = 40_000_000
+MAX_MESSAGE_BYTES = SES_V2_RAW_LIMIT
 SIDES = ("floor", "handler")
 MEASURES = ("cold", "small", "mail")
 

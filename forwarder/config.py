@@ -12,21 +12,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
 from string import Formatter
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args, get_type_hints
+
+from forwarder.mail.routing import ALIAS_NAME
 
 ENV_PREFIX = "FORWARDER_"
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_ALIAS_PATH = re.compile(r"^/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.\-]$")
-_ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]+$")
+DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ALIAS_PATH = re.compile(r"^/[A-Za-z0-9_.\-/]*[A-Za-z0-9_.\-]$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
+# SES v2 sends and receives messages of up to "40 MB", headers and attachments included. The
+# documentation does not say whether that is 10^6 or 2^20 bytes: the decimal reading is the smaller
+# and so the safe one, for what we send (`max_message_bytes`) and for the local SMTP ingress alike.
 MEGABYTE = 1_000_000
 SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
 SpamAction = Literal["tag", "drop"]
 ReplyMode = Literal["team", "direct"]
-SettingsT = TypeVar("SettingsT", "Settings", "DownloadSettings", "DeliverySettings")
+SettingsT = TypeVar("SettingsT")
 
 
 class SettingsError(RuntimeError):
@@ -81,16 +85,18 @@ class Settings:
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")
-        _check("domain", bool(_DOMAIN.match(domain)), f"{self.domain!r} is not a domain name such as dev.example.org")
+        _check(
+            "domain", bool(DOMAIN_NAME.match(domain)), f"{self.domain!r} is not a domain name such as dev.example.org"
+        )
         object.__setattr__(self, "domain", domain)
         _check("bucket", bool(_BUCKET.match(self.bucket)), f"{self.bucket!r} is not an S3 bucket name")
         _check(
             "alias_path",
-            bool(_ALIAS_PATH.match(self.alias_path)),
+            bool(ALIAS_PATH.match(self.alias_path)),
             f"{self.alias_path!r} is not an SSM path such as /email-forwarder/dev/aliases",
         )
         _check("alias_cache_seconds", 0 <= self.alias_cache_seconds <= 86_400, "must be 0 to 86400 seconds")
-        _check("catch_all_alias", bool(_ALIAS_NAME.match(self.catch_all_alias)), "must be a lower-case alias name")
+        _check("catch_all_alias", bool(ALIAS_NAME.match(self.catch_all_alias)), "must be a lower-case alias name")
         _check("idempotency_expiry_days", 1 <= self.idempotency_expiry_days <= 365, "must be 1 to 365 days")
         _check("spam_action", self.spam_action in get_args(SpamAction), "must be tag or drop")
         _check(
@@ -114,10 +120,6 @@ class Settings:
         )
         for name in (*optional, "failure_queue_url", "reply_table"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
-
-    def object_key(self, message_id: str) -> str:
-        """The S3 key where the receipt rule's S3 action stored a message."""
-        return f"{self.prefix}{message_id}"
 
 
 def _valid_reply_name(template: str) -> bool:
@@ -161,14 +163,42 @@ class DeliverySettings:
         object.__setattr__(self, "alarm_topic_arn", _blank_is_none(self.alarm_topic_arn))
 
 
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in {"true", "false", "1", "0", "yes", "no", "on", "off", ""}:
-        raise ValueError(text)
-    return value in {"true", "1", "yes", "on"}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {"int": int, "bool": _flag}
+def _to_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a whole number") from None
+
+
+def _to_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise ValueError(f"{raw!r} is not true or false")
+    return word in _TRUE
+
+
+def _converter(hint: Any) -> Callable[[str], Any]:
+    """How to read a variable into a field of type `hint`: by the type itself, not its spelling, so that
+    `int | None` is an int (blank: None), `bool` a bool, and `str` or a `Literal` of strings stays text."""
+    args = get_args(hint)
+    if type(None) in args:
+        (inner,) = (arg for arg in args if arg is not type(None))
+        convert = _converter(inner)
+        return lambda raw: convert(raw) if raw.strip() else None
+    if hint is bool:
+        return _to_bool
+    if hint is int:
+        return _to_int
+    return str
+
+
+def _converters(kind: Any) -> dict[str, Callable[[str], Any]]:
+    hints = get_type_hints(kind)
+    return {field.name: _converter(hints[field.name]) for field in fields(kind)}
 
 
 def load_settings(kind: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
@@ -176,19 +206,17 @@ def load_settings(kind: type[SettingsT], environ: Mapping[str, str] | None = Non
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for field in fields(kind):
+    converters = _converters(kind)
+    for field in fields(kind):  # type: ignore[arg-type]
         variable = _variable(field.name)
         if variable not in environ:
             if field.default is MISSING:
                 problems.append(f"{variable} is required")
             continue
-        raw = environ[variable]
-        convert = _CONVERTERS.get(str(field.type), str)
         try:
-            values[field.name] = convert(raw.strip() if convert is int else raw)
-        except ValueError:
-            what = "true or false" if convert is _flag else "a whole number"
-            problems.append(f"{variable} is invalid: {raw!r} is not {what}")
+            values[field.name] = converters[field.name](environ[variable])
+        except ValueError as error:
+            problems.append(f"{variable} is invalid: {error}")
     if problems:
         raise SettingsError("; ".join(problems))
     return kind(**values)

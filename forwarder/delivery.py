@@ -131,7 +131,7 @@ def get_adapters() -> tuple[DeliveryTrace, Notifier | None]:
     import boto3
 
     from forwarder.aws.trace import DynamoDBTrace
-    from forwarder.wiring import client_config
+    from forwarder.clients import client_config
 
     settings = load_settings(DeliverySettings)
     trace = DynamoDBTrace(

@@ -21,10 +21,11 @@ REDIRECT_SECONDS = 300
 def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
     import boto3
 
-    from forwarder.wiring import s3_config, signing_keys
+    from forwarder.clients import client_config
+    from forwarder.wiring import signing_keys
 
     settings = load_settings(DownloadSettings)
-    store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
+    store = S3MailStore(boto3.client("s3", config=client_config("s3")), settings.bucket, settings.prefix)
     return store, signing_keys(settings.link_secret)
 
 

@@ -1,10 +1,15 @@
-"""The SES receipt event (Lambda action), as typed frozen models checked on the way in.
+"""The SES receipt event (Lambda action), parsed at the boundary: strictly what is read, tolerantly the rest.
 
 The shape is SES's "Lambda action" notification. Real events differ from the documented example in
 ways Powertools' `SesModel` refuses: no `commonHeaders.to` (Bcc-only mail) or `subject`, missing
 `date`/`messageId`/`returnPath`, `dkimVerdict` and `dmarcPolicy` present, `DISABLED` verdicts when a
-scan is off, `RequestResponse` when the function is invoked by hand or replayed. These models accept
-all of that and check every field the forwarder reads.
+scan is off, `RequestResponse` when the function is invoked by hand or replayed.
+
+What the forwarder acts on is checked, and a wrong value raises `EventError` naming the field: that the
+record is SES's (`eventSource`), the message id, the envelope sender (`source`), the recipients, and the
+spam, virus and DMARC verdicts with the DMARC policy. Every other field is informational: it is kept
+when it has the expected type and becomes None when it does not, so that an oddity in a field nobody
+reads never sends mail to the failure queue.
 
 They are dataclasses, not pydantic models: pydantic on the Lambda path cost about 200 ms of cold start
 for four fields read (docs/benchmark.md, issue 6's budget).
@@ -21,7 +26,6 @@ from forwarder.ports import Inbound
 
 VERDICTS = frozenset({"PASS", "FAIL", "GRAY", "PROCESSING_FAILED", "DISABLED"})
 DMARC_POLICIES = frozenset({"none", "quarantine", "reject"})
-INVOCATION_TYPES = frozenset({"Event", "RequestResponse"})
 
 T = TypeVar("T")
 
@@ -39,27 +43,37 @@ def _field(data: Mapping[str, Any], key: str, kind: type[T], path: str, *, optio
     return value
 
 
-def _object(data: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> Mapping[str, Any]:
-    return _field(data, key, dict, path, optional=optional)
+def _object(data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    return _field(data, key, dict, path)
 
 
-def _strings(data: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> tuple[str, ...] | None:
-    values = _field(data, key, list, path, optional=optional)
-    if values is None:
-        return None
+def _strings(data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
+    values = _field(data, key, list, path)
     if not all(isinstance(value, str) for value in values):
         raise EventError(f"{path}.{key}: expected a list of strings")
     return tuple(values)
 
 
-def _verdict(receipt: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> str | None:
-    verdict = _object(receipt, key, path, optional=optional)
-    if verdict is None:
-        return None
-    status = _field(verdict, "status", str, f"{path}.{key}")
+def _verdict(receipt: Mapping[str, Any], key: str, path: str) -> str:
+    status = _field(_object(receipt, key, path), "status", str, f"{path}.{key}")
     if status not in VERDICTS:
         raise EventError(f"{path}.{key}.status: {status!r} is not one of {sorted(VERDICTS)}")
     return status
+
+
+def _loose(data: Any, key: str, kind: type[T]) -> T | None:
+    """An unread field: its value when it has the expected type, else None."""
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _loose_strings(data: Any, key: str) -> tuple[str, ...] | None:
+    values = _loose(data, key, list)
+    return tuple(values) if values is not None and all(isinstance(v, str) for v in values) else None
+
+
+def _loose_verdict(receipt: Mapping[str, Any], key: str) -> str | None:
+    return _loose(_loose(receipt, key, dict), "status", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,24 +91,25 @@ class CommonHeaders:
 class Mail:
     message_id: str
     source: str
-    timestamp: str
-    destination: tuple[str, ...]
-    headers_truncated: bool
+    # informational, None when absent or odd:
+    timestamp: str | None
+    destination: tuple[str, ...] | None
     common_headers: CommonHeaders
 
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    timestamp: str
     recipients: tuple[str, ...]
     spam: str
     virus: str
-    spf: str
-    dkim: str | None
     dmarc: str
     dmarc_policy: str | None
-    invocation_type: str
-    function_arn: str
+    # informational, None when absent or odd:
+    timestamp: str | None
+    spf: str | None
+    dkim: str | None
+    invocation_type: str | None
+    function_arn: str | None
 
     def verdicts(self) -> Verdicts:
         """The verdicts the forwarding policy and the reply relay look at."""
@@ -131,48 +146,41 @@ class SesEvent:
 
 
 def _parse_mail(mail: Mapping[str, Any], path: str) -> Mail:
-    common = _object(mail, "commonHeaders", path, optional=True) or {}
-    where = f"{path}.commonHeaders"
+    common = _loose(mail, "commonHeaders", dict)
     return Mail(
         message_id=_field(mail, "messageId", str, path),
         source=_field(mail, "source", str, path),
-        timestamp=_field(mail, "timestamp", str, path),
-        destination=_strings(mail, "destination", path) or (),
-        headers_truncated=bool(mail.get("headersTruncated", False)),
+        timestamp=_loose(mail, "timestamp", str),
+        destination=_loose_strings(mail, "destination"),
         common_headers=CommonHeaders(
-            from_=_strings(common, "from", where, optional=True),
-            to=_strings(common, "to", where, optional=True),
-            subject=_field(common, "subject", str, where, optional=True),
-            message_id=_field(common, "messageId", str, where, optional=True),
-            date=_field(common, "date", str, where, optional=True),
+            from_=_loose_strings(common, "from"),
+            to=_loose_strings(common, "to"),
+            subject=_loose(common, "subject", str),
+            message_id=_loose(common, "messageId", str),
+            date=_loose(common, "date", str),
         ),
     )
 
 
 def _parse_receipt(receipt: Mapping[str, Any], path: str) -> Receipt:
-    action = _object(receipt, "action", path)
-    if action.get("type") != "Lambda":
-        raise EventError(f"{path}.action.type: expected 'Lambda', got {action.get('type')!r}")
-    invocation = _field(action, "invocationType", str, f"{path}.action")
-    if invocation not in INVOCATION_TYPES:
-        raise EventError(f"{path}.action.invocationType: {invocation!r} is not Event or RequestResponse")
     policy = _field(receipt, "dmarcPolicy", str, path, optional=True)
     if policy is not None and policy.lower() not in DMARC_POLICIES:
         raise EventError(f"{path}.dmarcPolicy: {policy!r} is not one of {sorted(DMARC_POLICIES)}")
-    recipients = _strings(receipt, "recipients", path) or ()
+    recipients = _strings(receipt, "recipients", path)
     if not recipients:
         raise EventError(f"{path}.recipients: empty")
+    action = _loose(receipt, "action", dict)
     return Receipt(
-        timestamp=_field(receipt, "timestamp", str, path),
         recipients=recipients,
-        spam=str(_verdict(receipt, "spamVerdict", path)),
-        virus=str(_verdict(receipt, "virusVerdict", path)),
-        spf=str(_verdict(receipt, "spfVerdict", path)),
-        dkim=_verdict(receipt, "dkimVerdict", path, optional=True),
-        dmarc=str(_verdict(receipt, "dmarcVerdict", path)),
+        spam=_verdict(receipt, "spamVerdict", path),
+        virus=_verdict(receipt, "virusVerdict", path),
+        dmarc=_verdict(receipt, "dmarcVerdict", path),
         dmarc_policy=policy.lower() if policy else None,
-        invocation_type=invocation,
-        function_arn=_field(action, "functionArn", str, f"{path}.action"),
+        timestamp=_loose(receipt, "timestamp", str),
+        spf=_loose_verdict(receipt, "spfVerdict"),
+        dkim=_loose_verdict(receipt, "dkimVerdict"),
+        invocation_type=_loose(action, "invocationType", str),
+        function_arn=_loose(action, "functionArn", str),
     )
 
 
@@ -198,3 +206,9 @@ def parse_event(event: Any) -> SesEvent:
     if not parsed:
         raise EventError("event.Records: empty")
     return SesEvent(tuple(parsed))
+
+
+def first_inbound(event: Any) -> Inbound:
+    """What the service needs of the event's first record (local runs and replays carry one record each),
+    or `EventError` naming the field that is missing or wrong."""
+    return parse_event(event).records[0].inbound()

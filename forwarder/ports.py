@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from forwarder.mail.message import SplitMessage, split_message
 from forwarder.mail.policy import Decision, Verdicts
 from forwarder.mail.routing import Routing
 
@@ -58,8 +59,33 @@ class SenderNotReadyError(SendError):
 # adapters ----------------------------------------------------------------------------------------------
 
 
+class MessageBuffer(bytearray):
+    """A stored message in a buffer with free room around it: `start` free bytes, the message, and spare
+    capacity after it (not part of the contents).
+
+    The service writes each forwarded header block so that it ends where the body starts. A block no
+    longer than the room plus the received head only moves the buffer's start forward (CPython shrinks a
+    bytearray from the front in place); a later, longer one (a second alias) moves the body within the
+    spare capacity. Without the room, a header block longer than the received one makes CPython allocate
+    a second buffer and copy the whole message into it.
+    """
+
+    __slots__ = ("start",)
+
+    def __init__(self, length: int, room: int) -> None:
+        super().__init__(room + length + room)
+        del self[room + length :]  # a small cut from the end keeps the capacity
+        self.start = room
+
+
+def split_stored(raw: bytes | bytearray) -> SplitMessage:
+    """What `MailStore.read` returned, split into header fields and body: a `MessageBuffer`'s message
+    starts after its free room."""
+    return split_message(raw, raw.start if isinstance(raw, MessageBuffer) else 0)
+
+
 class MailStore(Protocol):
-    def read(self, message_id: str) -> bytes | bytearray: ...
+    def read(self, message_id: str) -> bytes | bytearray | MessageBuffer: ...
 
 
 class Parking(Protocol):

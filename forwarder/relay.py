@@ -25,7 +25,7 @@ from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
 from forwarder.mail.addresses import display_name
 from forwarder.mail.body import shorten_long_lines
-from forwarder.mail.message import SplitMessage, has_long_line, split_message
+from forwarder.mail.message import SplitMessage, has_long_line
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
     Author,
@@ -61,6 +61,7 @@ from forwarder.ports import (
     Sender,
     SenderNotReadyError,
     SendError,
+    split_stored,
 )
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class ReplyRelay:
                 others.append(recipient)
             else:
                 tokens.setdefault((token.alias, token.reply_id), (recipient, token))
-        message = split_message(self._store.read(inbound.message_id))
+        message = split_stored(self._store.read(inbound.message_id))
         if is_own_output(message, domain):
             return self._dropped(inbound, DropReason.LOOP, reply=None)
         outcomes: list[Outcome] = []

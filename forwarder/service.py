@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from forwarder.config import Settings
 from forwarder.mail.body import shorten_long_lines
-from forwarder.mail.message import SplitMessage, has_long_line, split_message
+from forwarder.mail.message import SplitMessage, has_long_line
 from forwarder.mail.policy import Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from forwarder.mail.routing import Delivery, Routing, batch, resolve_routes
@@ -28,6 +28,7 @@ from forwarder.ports import (
     SenderNotReadyError,
     SendError,
     TraceLog,
+    split_stored,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class ForwardingService:
         if not routing.deliveries:
             reason = DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT
             return self._dropped(inbound, reason, routing)
-        message = split_message(self.store.read(inbound.message_id))
+        message = split_stored(self.store.read(inbound.message_id))
         if is_own_output(message, self.settings.domain):
             return self._dropped(inbound, DropReason.LOOP, routing)
         if has_long_line(message.raw, message.body_start):
@@ -138,7 +139,9 @@ class ForwardingService:
             mark=mark,
         )
         # Every head and notice first, while `message.raw` is as received; then each head is written
-        # into that buffer in place of the previous one, so the body is never copied.
+        # into that buffer in place of the previous one (and of the store's free room before the first),
+        # ending where the body starts: a head no longer than what it replaces never grows the buffer,
+        # so the body is never copied.
         body_length = len(message.raw) - message.body_start
         payloads: list[tuple[Delivery, bytes, bool]] = []
         for delivery in routing.deliveries:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from forwarder.clients import client_config
 from forwarder.config import Settings, get_settings
 from forwarder.observability import logger
 from forwarder.service import ForwardingService
@@ -15,20 +16,6 @@ if TYPE_CHECKING:
     from forwarder.keyring import CachedKeyRing
     from forwarder.ports import AliasDirectory, MailStore, Once, Sender
     from forwarder.relay import ReplyRelay
-
-
-def client_config() -> Any:
-    """botocore settings shared by every client: standard retries, bounded waits."""
-    from botocore.config import Config
-
-    return Config(retries={"total_max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
-
-
-def s3_config() -> Any:
-    """S3 also signs presigned download links: SigV4, which every region accepts."""
-    from botocore.config import Config
-
-    return client_config().merge(Config(signature_version="s3v4"))
 
 
 def build_service(settings: Settings) -> ForwardingService:
@@ -56,7 +43,7 @@ def build_service(settings: Settings) -> ForwardingService:
         )
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
-    store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
+    store = S3MailStore(boto3.client("s3", config=client_config("s3")), settings.bucket, settings.prefix)
     trace = None
     if settings.trace_table and dynamodb is not None:
         from forwarder.aws.trace import DynamoDBTrace
@@ -132,7 +119,7 @@ def signing_keys(secret: str) -> CachedKeyRing:
 
     from forwarder.keyring import CachedKeyRing
 
-    return CachedKeyRing(lambda: boto3.client("secretsmanager", config=client_config()), secret)
+    return CachedKeyRing(lambda: boto3.client("secretsmanager", config=client_config("secretsmanager")), secret)
 
 
 def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:

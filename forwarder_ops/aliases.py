@@ -7,18 +7,15 @@ separated by commas (../shared/CONTRACT.md). Alias lists can live in git as a TO
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from forwarder.mail.routing import NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
+from forwarder.mail.routing import ALIAS_NAME, NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
 from forwarder_ops.errors import CommandError
 
-# The runtime's alias names (forwarder.config), e.g. `team` or the catch-all `_catchall`.
-ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]{1,64}$")
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
 # advanced tier, and never fails on a parameter that is already advanced.
 _TIER = "Intelligent-Tiering"

@@ -8,22 +8,18 @@ The commands' logic lives in `forwarder_ops`; here are the arguments and the exi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from forwarder_ops.console import print_json
 from forwarder_ops.errors import CommandError
 
 __all__ = ["OK", "PROBLEM", "USAGE", "CommandError", "build_parser", "main"]
 
 OK, PROBLEM, USAGE = 0, 1, 2
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 # run ------------------------------------------------------------------------------------------
@@ -57,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             aliases = load_aliases(args.events / "aliases.toml")
         results = run_samples(args.events, aliases, args.outbox, args.verbose, args.reply_as)
     if args.json:
-        _print_json([r.as_dict() for r in results])
+        print_json([r.as_dict() for r in results])
     else:
         for result in results:
             print(describe(result))
@@ -110,7 +106,7 @@ def cmd_aliases_list(args: argparse.Namespace) -> int:
     commands = _alias_commands(args)
     aliases = commands.read()
     if args.json:
-        _print_json(aliases)
+        print_json(aliases)
         return OK
     from forwarder_ops.console import table
 
@@ -124,7 +120,7 @@ def cmd_aliases_show(args: argparse.Namespace) -> int:
     commands = _alias_commands(args)
     members = commands.show(args.alias)
     if args.json:
-        _print_json({"alias": args.alias.partition("@")[0].lower(), "members": members})
+        print_json({"alias": args.alias.partition("@")[0].lower(), "members": members})
     else:
         print("\n".join(members))
     return OK
@@ -161,7 +157,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks, domain = run_doctor(target)
     failed = any(check.status == Status.FAIL for check in checks)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "environment": target.name,
                 "region": target.region,
@@ -254,7 +250,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     results = redrive.run()
     failed = any(not result.ok for result in results)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "queue": queue_url,
                 "function": function,

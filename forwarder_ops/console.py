@@ -46,4 +46,9 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, in
 
 
 def dump_json(data: Any) -> str:
+    """The commands' `--json` output: indented, non-ASCII kept, anything else as its text."""
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def print_json(data: Any) -> None:
+    print(dump_json(data))

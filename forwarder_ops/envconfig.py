@@ -1,25 +1,52 @@
-"""Which deployed environment a command targets: samconfig.toml, the stack's outputs, explicit flags.
+"""Which deployed environment a command targets: samconfig.toml, the environment, explicit flags.
 
 `--config-env dev` reads `[dev.deploy.parameters]` (over `[dev.global.parameters]`) of samconfig.toml,
-the file `sam deploy --config-env dev` reads; explicit flags (`--region`, `--stack-name`,
-`--alias-path`, `--domain`, `--profile`) win over it.
+the file `sam deploy --config-env dev` reads. Each setting of the target (`region`, `stack_name`,
+`profile`, `alias_path`, `domain`) comes from, in order: its flag (`--region` ...), its environment
+variable (`FORWARDER_OPS_REGION` ...), the samconfig section (`region`, `stack_name`, `profile`, the
+`AliasPath` and `DomainName` parameter overrides); a region may also come from the AWS CLI's own
+(`AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's). pydantic-settings layers them (`TargetSettings`);
+a bad value is one line naming the setting and where it came from.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from forwarder.clients import client_config
+from forwarder.config import ALIAS_PATH, DOMAIN_NAME
 from forwarder_ops.errors import CommandError
 
 DEFAULT_CONFIG_FILE = Path("samconfig.toml")
+ENV_PREFIX = "FORWARDER_OPS_"
 _SECTIONS = ("global", "deploy")
-_READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+# What a setting must look like (after `_NORMAL`), and what to say when it does not; the alias path and
+# the domain as the function itself checks them.
+_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "region": (re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"), "is not an AWS region such as us-east-1"),
+    "stack_name": (
+        re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$"),
+        "is not a CloudFormation stack name (a letter, then letters, digits, '-')",
+    ),
+    "alias_path": (ALIAS_PATH, "is not an SSM path such as /email-forwarder/dev/aliases"),
+    "domain": (DOMAIN_NAME, "is not a domain name such as dev.example.org"),
+}
+_NORMAL: dict[str, Callable[[str], str]] = {
+    "alias_path": lambda path: path.rstrip("/"),
+    "domain": lambda name: name.lower().rstrip("."),
+}
 
 
 class StackNotFoundError(CommandError):
@@ -88,19 +115,6 @@ def load_samconfig(path: Path, name: str) -> SamConfig:
         profile=merged.get("profile"),
         parameters=parse_overrides(merged.get("parameter_overrides")),
     )
-
-
-def client_config(service: str = "") -> Any:
-    """botocore settings for the operator's clients: standard retries, bounded waits.
-
-    A synchronous Lambda invoke waits for the function (up to its 15-minute limit) and is not retried
-    by the client: a retry while the first run still holds the idempotency record would only fail.
-    """
-    from botocore.config import Config
-
-    if service == "lambda":
-        return Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=905)
-    return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
 @dataclass
@@ -189,6 +203,98 @@ class Target:
         return domain.strip().lower().rstrip(".") if domain else None
 
 
+# the settings, layered -----------------------------------------------------------------------------
+
+# The samconfig section of the current `resolve_target` call, for the settings source below.
+_SAMCONFIG: ContextVar[SamConfig | None] = ContextVar("samconfig", default=None)
+
+
+class _SamConfigSource(PydanticBaseSettingsSource):
+    """The lowest layer: what `sam deploy --config-env ENV` would use."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        config = _SAMCONFIG.get()
+        if config is None:
+            return {}
+        values = {
+            "region": config.region,
+            "stack_name": config.stack_name,
+            "profile": config.profile,
+            "alias_path": config.parameters.get("AliasPath"),
+            "domain": config.parameters.get("DomainName"),
+        }
+        return {name: value for name, value in values.items() if value}
+
+
+class TargetSettings(BaseSettings):
+    """The target's settings: flags (init arguments) over `FORWARDER_OPS_*` over the samconfig section."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    region: str | None = None
+    stack_name: str | None = None
+    profile: str | None = None
+    alias_path: str | None = None
+    domain: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SamConfigSource(settings_cls)
+
+    @field_validator("region", "stack_name", "profile", "alias_path", "domain", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator(*_SHAPES)
+    @classmethod
+    def _shape(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = str(info.field_name)
+        pattern, why = _SHAPES[name]
+        normal: Callable[[str], str] = _NORMAL.get(name, str)
+        if value is not None and not pattern.match(normal(value)):
+            raise ValueError(f"{value!r} {why}")
+        return value
+
+
+_FLAGS = {"stack_name": "--stack-name", "alias_path": "--alias-path"}
+
+
+def _where(name: str, flags: Mapping[str, Any], config: SamConfig | None) -> str:
+    """Which layer gave setting `name` its value, for an error message."""
+    if flags.get(name) is not None:
+        return _FLAGS.get(name, f"--{name}")
+    variable = ENV_PREFIX + name.upper()
+    if any(key.upper() == variable for key in os.environ):
+        return variable
+    key = {"alias_path": "AliasPath", "domain": "DomainName"}.get(name, name)
+    return f"{key} in [{config.name}] of {config.path}" if config else name
+
+
+def _settings(flags: Mapping[str, Any], config: SamConfig | None) -> TargetSettings:
+    """The layered settings, or a one-line `CommandError` naming the bad setting and where it was given."""
+    token = _SAMCONFIG.set(config)
+    try:
+        return TargetSettings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "setting"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise CommandError(f"{_where(name, flags, config)}: {message}") from None
+    finally:
+        _SAMCONFIG.reset(token)
+
+
 def resolve_target(
     config_env: str | None = None,
     config_file: Path | None = None,
@@ -199,20 +305,21 @@ def resolve_target(
     domain: str | None = None,
     profile: str | None = None,
 ) -> Target:
-    """The environment named by --config-env and the explicit flags (which win)."""
+    """The environment named by --config-env, the `FORWARDER_OPS_*` variables and the explicit flags (which win)."""
     config = load_samconfig(config_file or DEFAULT_CONFIG_FILE, config_env) if config_env else None
-    profile = profile or (config.profile if config else None)
-    region = region or (config.region if config else None) or _ambient_region(profile)
-    if not region:
+    flags = {"region": region, "stack_name": stack_name, "profile": profile, "alias_path": alias_path, "domain": domain}
+    settings = _settings(flags, config)
+    resolved_region = settings.region or _ambient_region(settings.profile)
+    if not resolved_region:
         raise CommandError("no AWS region: give --config-env ENV (samconfig.toml) or --region REGION")
     return Target(
         name=config_env or "",
-        region=region,
-        stack_name=stack_name or (config.stack_name if config else None),
-        profile=profile,
+        region=resolved_region,
+        stack_name=settings.stack_name,
+        profile=settings.profile,
         parameters=dict(config.parameters) if config else {},
-        explicit_alias_path=alias_path,
-        explicit_domain=domain,
+        explicit_alias_path=settings.alias_path,
+        explicit_domain=settings.domain,
     )
 
 
@@ -224,8 +331,3 @@ def _ambient_region(profile: str | None) -> str | None:
     import boto3
 
     return boto3.session.Session(profile_name=profile).region_name
-
-
-def stack_ready(stack: Mapping[str, Any]) -> bool:
-    """Whether a stack's status means its last deploy finished."""
-    return str(stack.get("StackStatus", "")) in _READY

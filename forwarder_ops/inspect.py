@@ -298,14 +298,15 @@ def _read(args: argparse.Namespace) -> tuple[bytes, str]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from forwarder_ops.cli import OK, _print_json
+    from forwarder_ops.cli import OK
+    from forwarder_ops.console import print_json
 
     raw, source = _read(args)
     if not raw.strip():
         raise CommandError(f"{source} is empty")
     summary = summarise(raw, source)
     if args.json:
-        _print_json(summary.as_dict())
+        print_json(summary.as_dict())
     else:
         print("\n".join(render(summary)))
     return OK

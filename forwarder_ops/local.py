@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder.mail import headers as h
 from forwarder.mail.addresses import parse_addresses
 from forwarder.mail.message import has_long_line, split_message
+from forwarder.models import first_inbound
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -124,6 +125,79 @@ class SuppressionList:
             events.register(f"before-call.sesv2.{operation}", answer)
 
 
+def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["local_ses_params"] = params
+
+
+def _moto_verified(account: str, region: str, name: str) -> bool:
+    """Whether moto's SES knows `name` (an address, or `postmaster@<domain>` for a domain) as verified."""
+    from moto.ses.models import ses_backends
+
+    return bool(name) and ses_backends[account][region]._is_verified_address(name)
+
+
+@dataclass
+class SesV2Answers:
+    """The SES v2 calls moto lacks (GetAccount) or answers unlike SES (GetEmailIdentity: never verified
+    for sending, no DKIM or MAIL FROM), answered as a deployed environment would. The one filler for the
+    local emulator and the CLI tests; the fields change the answers.
+    """
+
+    account: str = ACCOUNT
+    region: str = REGION
+    production: bool = True
+    # GetEmailIdentity of an identity moto knows; `verified` None: as moto says
+    verified: bool | None = None
+    dkim: str = "SUCCESS"
+    mail_from: str | None = "SUCCESS"
+    # GetAccount's (Max24HourSend, MaxSendRate, SentLast24Hours); None: SES's defaults, `sent` from `sent_count`
+    quota: tuple[float, float, float] | None = None
+    sent_count: Callable[[], int] = lambda: 0
+    account_error: Exception | None = None
+    # the identity's default configuration set, as the template attaches one
+    configuration_set: str | None = None
+
+    def install(self, events: Any) -> None:
+        events.register("provide-client-params.sesv2.GetEmailIdentity", _remember_params)
+        events.register("before-call.sesv2.GetAccount", self._account)
+        events.register("before-call.sesv2.GetEmailIdentity", self._identity)
+
+    def _account(self, **_: Any) -> tuple[Any, dict[str, Any]]:
+        if self.account_error is not None:
+            raise self.account_error
+        limit, rate = (50_000.0, 14.0) if self.production else (200.0, 1.0)
+        quota = self.quota or (limit, rate, float(self.sent_count()))
+        account = {
+            "ProductionAccessEnabled": self.production,
+            "SendingEnabled": True,
+            "EnforcementStatus": "HEALTHY",
+            "SendQuota": dict(zip(("Max24HourSend", "MaxSendRate", "SentLast24Hours"), quota, strict=True)),
+        }
+        return _reply(200, account)
+
+    def _identity(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        name = context["local_ses_params"]["EmailIdentity"]
+        if not _moto_verified(self.account, self.region, name if "@" in name else f"postmaster@{name}"):
+            missing = {"Code": "NotFoundException", "Message": f"Email identity {name} does not exist."}
+            return _reply(404, {"Error": missing})
+        verified = True if self.verified is None else self.verified
+        identity: dict[str, Any] = {
+            "IdentityType": "EMAIL_ADDRESS" if "@" in name else "DOMAIN",
+            "VerifiedForSendingStatus": verified,
+            "VerificationStatus": "SUCCESS" if verified else "PENDING",
+            "DkimAttributes": {"SigningEnabled": True, "Status": self.dkim, "Tokens": ["tok1", "tok2", "tok3"]},
+        }
+        if self.configuration_set:
+            identity["ConfigurationSetName"] = self.configuration_set
+        if self.mail_from:
+            identity["MailFromAttributes"] = {
+                "MailFromDomain": f"mail.{name}",
+                "MailFromDomainStatus": self.mail_from,
+                "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
+            }
+        return _reply(200, identity)
+
+
 @dataclass
 class LocalSes:
     """SES v2 `SendEmail` (raw) as the forwarder uses it, with SES's own acceptance rules."""
@@ -134,8 +208,21 @@ class LocalSes:
     refuse: dict[str, SesRefusal] = field(default_factory=dict)
     refuse_calls: dict[int, SesRefusal] = field(default_factory=dict)
     calls: int = 0
-    sandbox: bool = False
     suppression: SuppressionList = field(default_factory=SuppressionList)
+    answers: SesV2Answers = field(default_factory=SesV2Answers)
+
+    def __post_init__(self) -> None:
+        self.answers.account, self.answers.region = self.account, self.region
+        self.answers.sent_count = lambda: len(self.outbox)
+
+    @property
+    def sandbox(self) -> bool:
+        """The region is in the SES sandbox (GetAccount says so)."""
+        return not self.answers.production
+
+    @sandbox.setter
+    def sandbox(self, value: bool) -> None:
+        self.answers.production = not value
 
     def accept(self, params: Mapping[str, Any]) -> SentMail:
         """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`.
@@ -170,62 +257,22 @@ class LocalSes:
         return sent
 
     def _verified(self, sender: str) -> bool:
-        from moto.ses.models import ses_backends
-
-        return bool(sender) and ses_backends[self.account][self.region]._is_verified_address(sender)
+        return _moto_verified(self.account, self.region, sender)
 
     # botocore event handlers -------------------------------------------------------------------
-
-    def _remember_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["local_ses_params"] = params
 
     def _answer(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         try:
             sent = self.accept(context["local_ses_params"])
         except SesRefusal as refusal:
-            return self._reply(400, {"Error": {"Code": refusal.code, "Message": str(refusal)}})
-        return self._reply(200, {"MessageId": sent.message_id})
-
-    def _account(self, **_: Any) -> tuple[Any, dict[str, Any]]:
-        # moto does not implement GetAccount.
-        account = {
-            "ProductionAccessEnabled": not self.sandbox,
-            "SendingEnabled": True,
-            "EnforcementStatus": "HEALTHY",
-            "SendQuota": {
-                "Max24HourSend": 200.0 if self.sandbox else 50_000.0,
-                "MaxSendRate": 1.0 if self.sandbox else 14.0,
-                "SentLast24Hours": float(len(self.outbox)),
-            },
-        }
-        return self._reply(200, account)
-
-    def _identity(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        # moto reports VerifiedForSendingStatus False even for a verified domain.
-        name = context["local_ses_params"]["EmailIdentity"]
-        if not self._verified(name if "@" in name else f"postmaster@{name}"):
-            missing = {"Code": "NotFoundException", "Message": f"Email identity {name} does not exist."}
-            return self._reply(404, {"Error": missing})
-        return self._reply(
-            200,
-            {
-                "IdentityType": "EMAIL_ADDRESS" if "@" in name else "DOMAIN",
-                "VerifiedForSendingStatus": True,
-                "VerificationStatus": "SUCCESS",
-            },
-        )
-
-    @staticmethod
-    def _reply(status: int, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        return _reply(status, body)
+            return _reply(400, {"Error": {"Code": refusal.code, "Message": str(refusal)}})
+        return _reply(200, {"MessageId": sent.message_id})
 
     def install(self, events: Any) -> None:
         self.suppression.install(events)
-        for operation in ("SendEmail", "GetEmailIdentity"):
-            events.register(f"provide-client-params.sesv2.{operation}", self._remember_params)
+        events.register("provide-client-params.sesv2.SendEmail", _remember_params)
         events.register("before-call.sesv2.SendEmail", self._answer)
-        events.register("before-call.sesv2.GetAccount", self._account)
-        events.register("before-call.sesv2.GetEmailIdentity", self._identity)
+        self.answers.install(events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +413,7 @@ class EmbeddedAws:
 
     def deliver_event(self, raw: bytes, event: dict[str, Any]) -> tuple[dict[str, Any], list[SentMail]]:
         """Store `raw` under `event`'s message id, invoke the handler on `event`; its result and the new sends."""
-        self.store_mail(raw, event["Records"][0]["ses"]["mail"]["messageId"])
+        self.store_mail(raw, first_inbound(event).message_id)
         before = len(self.ses.outbox)
         result = self.invoke(event)
         return result, self.ses.outbox[before:]

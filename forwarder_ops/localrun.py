@@ -12,6 +12,7 @@ from typing import Any
 
 from forwarder.mail.message import split_message
 from forwarder.mail.routing import alias_of
+from forwarder.models import first_inbound
 from forwarder_ops.local import EmbeddedAws, SentMail, build_event, embedded_aws, message_id_for, write_outbox
 
 
@@ -64,8 +65,7 @@ def run_mail(
         result, new = env.deliver_event(raw, event)
     sent = tuple(new)
     files = tuple(write_outbox(sent, outbox, start=first))
-    recipients = tuple(event["Records"][0]["ses"]["receipt"]["recipients"])
-    return RunResult(name, recipients, result["outcomes"][0], sent, files)
+    return RunResult(name, first_inbound(event).recipients, result["outcomes"][0], sent, files)
 
 
 def run_files(

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from forwarder.models import EventError, first_inbound
+
 VISIBILITY_SECONDS = 300  # longer than one function invocation, so no record is taken twice in a run
 _BATCH = 10  # SQS ReceiveMessage returns at most 10 messages
 
@@ -92,10 +94,9 @@ def parse_record(sqs_id: str, receipt_handle: str, body: str) -> Parked:
     if not isinstance(event, dict):
         return Parked(sqs_id, receipt_handle, None, error="no requestPayload in the record")
     try:
-        ses = event["Records"][0]["ses"]
-        message_id = str(ses["mail"]["messageId"])
-        recipients = tuple(ses["receipt"]["recipients"])
-    except (KeyError, IndexError, TypeError):
+        inbound = first_inbound(event)
+        message_id, recipients = inbound.message_id, inbound.recipients
+    except EventError:
         message_id, recipients = "?", ()
     return Parked(
         sqs_id,

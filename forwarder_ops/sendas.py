@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from forwarder.mail.routing import NOT_AN_ADDRESS, skip_reason
 from forwarder_ops.aliases import AliasStore, Change, alias_name
+from forwarder_ops.console import print_json
 from forwarder_ops.errors import CommandError
 from forwarder_ops.smtp_password import STARTTLS_PORT, TLS_PORT, smtp_password, smtp_server
 
@@ -732,12 +733,6 @@ def render_list(grants: Sequence[Grant], path: str, now: datetime) -> list[str]:
 # the CLI -----------------------------------------------------------------------------------------
 
 
-def _print_json(data: Any) -> None:
-    from forwarder_ops.console import dump_json
-
-    print(dump_json(data))
-
-
 def add_parser(commands: Any, environment: argparse.ArgumentParser, target: Callable[[Any], Target]) -> None:
     """`forwarder send-as grant|list|revoke|rotate`, with the shared environment options."""
     send_as = commands.add_parser(
@@ -796,7 +791,7 @@ def add_parser(commands: Any, environment: argparse.ArgumentParser, target: Call
 def _cmd_grant(send_as: SendAs, args: argparse.Namespace) -> int:
     result = send_as.grant(args.member, args.alias, allow_sandbox=args.allow_sandbox)
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         print("\n".join(describe_grant(result, send_as.env_flag)))
     return 0
@@ -806,7 +801,7 @@ def _cmd_list(send_as: SendAs, args: argparse.Namespace) -> int:
     grants = send_as.store.list()
     now = _now()
     if args.json:
-        _print_json([grant.as_dict(now) for grant in grants])
+        print_json([grant.as_dict(now) for grant in grants])
     else:
         print("\n".join(render_list(grants, send_as.store.path, now)))
     return 0
@@ -825,7 +820,7 @@ def _cmd_revoke(send_as: SendAs, args: argparse.Namespace) -> int:
         return 1
     send_as.store.apply(change)
     if args.json:
-        _print_json(change.as_dict())
+        print_json(change.as_dict())
     else:
         print("revoked: Gmail's 'Send mail as' for it now fails to send (the member may delete it there)")
     return 0
@@ -836,7 +831,7 @@ def _cmd_rotate(send_as: SendAs, args: argparse.Namespace) -> int:
         grant = send_as.existing_grant(args.member.strip())
         deleted = send_as.finish(grant)
         if args.json:
-            _print_json({"member": grant.member, "user": grant.user, "deleted_keys": deleted})
+            print_json({"member": grant.member, "user": grant.user, "deleted_keys": deleted})
         else:
             print(
                 f"deleted {len(deleted)} old key(s): {', '.join(deleted)}" if deleted else "nothing to finish: one key"
@@ -845,7 +840,7 @@ def _cmd_rotate(send_as: SendAs, args: argparse.Namespace) -> int:
     grant, credentials = send_as.rotate(args.member)
     old = [key.key_id for key in grant.keys]
     if args.json:
-        _print_json({"member": grant.member, "user": grant.user, "old_keys": old, "smtp": credentials.as_dict()})
+        print_json({"member": grant.member, "user": grant.user, "old_keys": old, "smtp": credentials.as_dict()})
         return 0
     address = from_address(grant.aliases[0], send_as.domain) if grant.aliases else "the alias"
     print(f"new key for {grant.member} ({send_as.environment}, {send_as.target.region})\n")

@@ -21,10 +21,11 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder_ops.local import EmbeddedAws, build_event, embedded_aws
 from forwarder_ops.localrun import RunResult, run_mail
 
-MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES receives messages up to 40 MB
+MAX_MESSAGE_BYTES = SES_V2_RAW_LIMIT  # what SES receives
 HOSTNAME = "inbound-smtp.local"
 
 

@@ -147,14 +147,15 @@ def add_parser(commands: Any, environment: argparse.ArgumentParser) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from forwarder_ops.aliases import AliasStore
-    from forwarder_ops.cli import OK, PROBLEM, _print_json, _target
+    from forwarder_ops.cli import OK, PROBLEM, _target
+    from forwarder_ops.console import print_json
 
     target = _target(args)
     members = _member_addresses(AliasStore(target.client("ssm"), target.alias_path).read(), target.domain)
     entries = suppressed(target.client("sesv2"), members)
     if args.json:
         found = {e.address: {"reason": e.reason, "since": e.since, "aliases": members[e.address]} for e in entries}
-        _print_json({"region": target.region, "suppressed": found})
+        print_json({"region": target.region, "suppressed": found})
     elif not entries:
         print(f"no alias member is on the suppression list of {target.region}")
     else:

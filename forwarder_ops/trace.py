@@ -380,12 +380,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias: str | None, env_flag: str) -> int:
-    from forwarder_ops.cli import OK, PROBLEM, _print_json
+    from forwarder_ops.cli import OK, PROBLEM
+    from forwarder_ops.console import print_json
 
     if args.message_id:
         trace = table.mail(args.message_id.strip())
         if args.json:
-            _print_json(trace.as_dict())
+            print_json(trace.as_dict())
         elif not trace.found:
             print(
                 f"no trace of {args.message_id} in {table.table}: not received, older than the retention, "
@@ -396,7 +397,7 @@ def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias:
         return PROBLEM if not trace.found or trace.problems else OK
     mails = table.find(args.sender, alias, since, args.limit)
     if args.json:
-        _print_json({"mails": mails})
+        print_json({"mails": mails})
     else:
         print("\n".join(render_list(mails, env_flag)))
     return OK if mails else PROBLEM

@@ -6,20 +6,31 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from forwarder.ports import StoredMailError
+from forwarder.ports import MessageBuffer, StoredMailError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# Free bytes before (and capacity after) a large message: more than any rewrite adds to a header block (a
+# few hundred bytes to a few KB), and nothing beside a message of megabytes. A small message gets less: a
+# copy of it costs less than allocating and clearing the room.
+HEADROOM = 64 * 1024
+SMALL_ROOM = 4 * 1024
 
 
-def _read_exactly(body: Any, length: int) -> bytearray:
-    buffer = bytearray(length)
+def room_for(length: int) -> int:
+    """The free bytes to leave before a message of `length` bytes."""
+    return min(HEADROOM, max(SMALL_ROOM, length // 16))
+
+
+def _read_exactly(body: Any, length: int) -> MessageBuffer:
+    room = room_for(length)
+    buffer = MessageBuffer(length, room)
     with memoryview(buffer) as view:
         filled = 0
         while filled < length:
-            read = body.readinto(view[filled:])
+            read = body.readinto(view[room + filled :])
             if not read:
                 break
             filled += read
@@ -39,11 +50,11 @@ class S3MailStore:
     def key_for(self, message_id: str) -> str:
         return f"{self.prefix}{message_id}"
 
-    def read(self, message_id: str) -> bytearray:
-        """The raw message, or `StoredMailError` naming where it should have been.
+    def read(self, message_id: str) -> MessageBuffer:
+        """The raw message after some free room (`room_for`), or `StoredMailError` naming where it should have been.
 
-        Read into one buffer of the object's size: the service then writes each forwarded header
-        block into it in place, so a 40 MB message is held once, not twice.
+        Read into one buffer: the service then writes each forwarded header block into it in place,
+        so a 40 MB message is held once, not twice.
         """
         key = self.key_for(message_id)
         try:

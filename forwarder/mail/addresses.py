@@ -29,7 +29,7 @@ class Sender:
 
 def clean_text(text: str, limit: int) -> str:
     """Printable text on one line: control and format characters become spaces, runs collapse."""
-    printable = "".join(char if char.isprintable() else " " for char in text)
+    printable = text if text.isprintable() else "".join(char if char.isprintable() else " " for char in text)
     single = " ".join(printable.split())
     return single if len(single) <= limit else single[: limit - 1].rstrip() + "…"
 

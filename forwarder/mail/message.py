@@ -11,6 +11,7 @@ _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _MBOX_FROM = b"From "
 _CR = 13
+_LF = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +55,6 @@ class SplitMessage:
     dropped_lines: int = 0
 
     @property
-    def has_separator(self) -> bool:
-        """False when the header block was not ended by an empty line."""
-        return bool(self.separator)
-
-    @property
     def body(self) -> memoryview:
         """The bytes after the header block, as received (a view: the body is never copied here)."""
         return memoryview(self.raw)[self.body_start :]
@@ -72,8 +68,9 @@ class SplitMessage:
         return tuple(field for field in self.fields if field.key == key)
 
 
-def split_message(raw: bytes | bytearray) -> SplitMessage:
-    """Split `raw` at the end of its header block.
+def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
+    """Split the message `raw[start:]` at the end of its header block (positions count from the start
+    of `raw`: bytes before `start` are free room, not part of the message).
 
     The header block ends at the first empty line. A line that is neither a header field nor a
     continuation of one also ends it (a message without the empty separator line): that line is
@@ -85,7 +82,7 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
     current_name = ""
     newline = b"\r\n"
     dropped = 0
-    position = 0
+    position = start
     length = len(raw)
 
     def close_field() -> None:
@@ -97,7 +94,7 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
         end = raw.find(b"\n", position)
         end = length if end < 0 else end + 1
         line = raw[position:end]
-        if position == 0:
+        if position == start:
             newline = b"\r\n" if line.endswith(b"\r\n") else b"\n"
         if line in (b"\r\n", b"\n"):
             close_field()
@@ -125,16 +122,47 @@ def has_long_line(data: bytes | bytearray, start: int = 0) -> bool:
     """True when a line of `data[start:]` is longer than 998 octets (line ending excluded).
 
     Looks only at the last line feed of each 1,000-octet window, so a 30 MB body costs a few
-    thousand searches, not one per line.
+    thousand searches, not one per line; a run of lines of one length (base64 and quoted-printable
+    bodies, nearly all of a large mail) is stepped over at C speed.
     """
     limit = h.MAX_LINE
     end = len(data)
     position = start
+    probe = 0  # windows until the next look for a run: text of varying lines is not looked at every time
     while end - position > limit:
         last = data.rfind(b"\n", position, position + limit + 2)
         if last < 0:
             return True
         if last == position + limit + 1 and data[last - 1] != _CR and data.rfind(b"\n", position, last) < 0:
             return True  # exactly 999 octets before a bare LF
+        probe -= 1
+        if probe <= 0:
+            previous = data.rfind(b"\n", max(0, last - limit), last)
+            width = last - previous
+            if previous >= 0 and last + width < end and data[last + width] == _LF:
+                last = _skip_same_width(data, last, width)
+            else:
+                probe = _PROBE_EVERY
         position = last + 1
     return False
+
+
+_PROBE_EVERY = 8
+_PROBE_LINES = 8
+_RUN_LINES = 4096
+
+
+def _skip_same_width(data: bytes | bytearray, last: int, width: int) -> int:
+    """The line feed ending the run of lines that follow the one at `last`, each `width` octets long.
+
+    Every line of the run is shorter than `width` (at most 998) octets, so none is too long; the run is
+    found by one strided slice per few thousand lines. A short probe first keeps irregular text cheap.
+    """
+    count = _PROBE_LINES
+    while True:
+        ends = data[last + width : last + width * count + 1 : width]
+        same = len(ends) - len(ends.lstrip(b"\n"))
+        last += same * width
+        if same < count:
+            return last
+        count = _RUN_LINES

@@ -11,6 +11,9 @@ _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 _ADDRESS = re.compile(rf"^(?P<local>{_LOCAL})@(?P<domain>{_DOMAIN})$")
 _MAX_ADDRESS = 254
 _MAX_LOCAL = 64
+# An alias name: the local part of an alias address, as the alias lists in SSM name it (`team`, the
+# catch-all `_catchall`); lower case, at most a local part's 64 octets.
+ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)

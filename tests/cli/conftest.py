@@ -1,5 +1,6 @@
 """CLI fixtures: a samconfig.toml in the working directory, moto with a deployed stack, fakes for the
-calls moto cannot answer (SES v2 GetAccount, DKIM/MAIL FROM status, Lambda Invoke) and for DNS."""
+calls moto cannot answer (SES v2 GetAccount, DKIM/MAIL FROM status: forwarder_ops.local.SesV2Answers; Lambda
+Invoke) and for DNS."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from moto import mock_aws
 
 from forwarder_ops.cli import main
 from forwarder_ops.envconfig import Target
-from forwarder_ops.local import SuppressionList
+from forwarder_ops.local import SesV2Answers, SuppressionList
 
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
@@ -179,62 +180,25 @@ def client_overrides(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 @dataclass
-class FakeSesV2:
-    """The SES v2 client with the answers moto cannot give.
+class FakeSesV2(SesV2Answers):
+    """The SES v2 client of a deployed environment: moto, with the local emulator's answers for the calls
+    moto lacks or gets wrong (GetAccount; GetEmailIdentity's verification, DKIM and MAIL FROM); the other
+    calls (ListEmailIdentities) go to moto as they are. The fields change the answers."""
 
-    moto does not implement GetAccount, and its GetEmailIdentity reports DKIM NOT_STARTED, no MAIL FROM
-    attributes and VerifiedForSendingStatus false whatever the identity; the other calls (ListEmailIdentities)
-    go to moto.
-    """
+    quota: tuple[float, float, float] | None = (50_000.0, 14.0, 120.0)
 
-    verified: bool = True
-    dkim: str = "SUCCESS"
-    mail_from: str | None = "SUCCESS"
-    production: bool = True
-    quota: tuple[float, float, float] = (50_000.0, 14.0, 120.0)
-    account_error: Exception | None = None
-    real: Any = field(default_factory=lambda: client("sesv2"))
+    # moto has no account-level suppression list: the emulator's answers it, below moto.
     suppressed: SuppressionList = field(default_factory=SuppressionList)
 
     def __post_init__(self) -> None:
-        # moto has no account-level suppression list: the emulator's answers it, below moto.
-        self.suppressed.install(self.real.meta.events)
+        self._client = boto3.client("sesv2", region_name=self.region)
+        self.install(self._client.meta.events)
+        self.suppressed.install(self._client.meta.events)
 
     def __getattr__(self, name: str) -> Any:
-        """The suppression-list calls (and any other the fake does not answer) go to the real client."""
-        if name in {"real", "suppressed"}:
+        if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.real, name)
-
-    def get_email_identity(self, EmailIdentity: str) -> dict[str, Any]:
-        identity: dict[str, Any] = self.real.get_email_identity(EmailIdentity=EmailIdentity)
-        identity["VerifiedForSendingStatus"] = self.verified
-        identity["DkimAttributes"] = {
-            "SigningEnabled": True,
-            "Status": self.dkim,
-            "Tokens": ["tok1", "tok2", "tok3"],
-        }
-        if self.mail_from:
-            identity["MailFromAttributes"] = {
-                "MailFromDomain": f"mail.{EmailIdentity}",
-                "MailFromDomainStatus": self.mail_from,
-                "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
-            }
-        return identity
-
-    def get_account(self) -> dict[str, Any]:
-        if self.account_error:
-            raise self.account_error
-        limit, rate, sent = self.quota
-        return {
-            "ProductionAccessEnabled": self.production,
-            "SendingEnabled": True,
-            "EnforcementStatus": "HEALTHY",
-            "SendQuota": {"Max24HourSend": limit, "MaxSendRate": rate, "SentLast24Hours": sent},
-        }
-
-    def list_email_identities(self, **request: Any) -> Any:
-        return self.real.list_email_identities(**request)
+        return getattr(self._client, name)
 
 
 @dataclass

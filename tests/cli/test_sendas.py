@@ -41,12 +41,6 @@ class IdentityWithConfigurationSet(FakeSesV2):
 
     configuration_set: str | None = STACK
 
-    def get_email_identity(self, EmailIdentity: str) -> dict[str, Any]:
-        identity = super().get_email_identity(EmailIdentity)
-        if self.configuration_set:
-            identity["ConfigurationSetName"] = self.configuration_set
-        return identity
-
 
 class RecordingIam:
     """moto's IAM, keeping the secrets it hands out (only a test can know them) and refusing on demand."""
@@ -185,8 +179,8 @@ def test_send_as_grant_password_follows_the_environments_region(
 ) -> None:
     # GIVEN the preview environment (eu-central-2 in the test samconfig) with its identity and aliases there
     preview, region = "preview.aws-educate.tw", "eu-central-2"
-    ses = IdentityWithConfigurationSet(configuration_set=None, real=boto3.client("sesv2", region_name=region))
-    ses.real.create_email_identity(EmailIdentity=preview)
+    ses = IdentityWithConfigurationSet(configuration_set=None, region=region)
+    ses.create_email_identity(EmailIdentity=preview)
     client_overrides["sesv2"] = ses
     boto3.client("ssm", region_name=region).put_parameter(
         Name="/email-forwarder/preview/aliases/team", Value="alice@gmail.com", Type="StringList"

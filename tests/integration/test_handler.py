@@ -9,11 +9,13 @@ import boto3
 import pytest
 
 from forwarder.config import SettingsError
+from forwarder.models import first_inbound
 from forwarder.ports import StoredMailError
 from forwarder_ops.local import EmbeddedAws, SesRefusal, build_event, embedded_aws
 from forwarder_ops.samples import iter_events
 from tests.conftest import DOMAIN, EVENTS
 from tests.mailcheck import assert_forwarded, from_addresses, parsed
+from tests.oracle import assert_same_parts
 
 EXPECTED = {
     "forward": (True, None),
@@ -36,7 +38,7 @@ def test_sample_event_through_the_handler(aws: EmbeddedAws, demo_aliases: dict[s
     # GIVEN a committed sample event and its mail stored where the receipt rule would put it
     sample, event = next((s, e) for s, e in iter_events(EVENTS) if s.name == name)
     raw = sample.raw()
-    aws.store_mail(raw, event["Records"][0]["ses"]["mail"]["messageId"])
+    aws.store_mail(raw, first_inbound(event).message_id)
     # WHEN the handler runs
     result = aws.invoke(event)
     # THEN the outcome is the expected one and every send obeys the contract
@@ -54,6 +56,7 @@ def test_sample_event_through_the_handler(aws: EmbeddedAws, demo_aliases: dict[s
             assert b"too large to forward" in mail.raw
         else:
             assert_forwarded(raw, mail.raw, alias, DOMAIN)
+            assert_same_parts(raw, mail.raw)
 
 
 def test_handler_forwards_eight_bit_non_utf8_mail_byte_for_byte(aws: EmbeddedAws) -> None:

@@ -43,6 +43,24 @@ def test_has_long_line_agrees_with_the_obvious_definition(lines: list[tuple[int,
     assert has_long_line(data) is _reference_has_long_line(data)
 
 
+@given(
+    st.integers(1, 998),
+    st.integers(0, 9000),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.integers(0, 9000),
+    st.integers(990, 1003),
+)
+def test_has_long_line_finds_a_long_line_inside_a_run_of_equal_lines(
+    width: int, before: int, ending: bytes, after: int, long: int
+) -> None:
+    # GIVEN thousands of lines of one length (a base64 body) with one line of another length among them
+    line = b"x" * max(0, width - len(ending)) + ending
+    data = line * before + b"y" * long + ending + line * after
+    # WHEN it is checked THEN the answer is the obvious definition's, wherever that line is
+    assert has_long_line(data) is _reference_has_long_line(data)
+    assert has_long_line(line * (before + after)) is False
+
+
 def _payloads(raw: bytes) -> list[bytes]:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     return [part.get_payload(decode=True) for part in message.walk() if not part.is_multipart()]

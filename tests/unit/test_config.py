@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import pytest
 
 from forwarder.config import Settings, SettingsError, get_settings, load_settings
@@ -29,7 +32,6 @@ def test_settings_defaults_and_normalisation(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.idempotency_table is None
     assert settings.spam_action == "tag"
     assert settings.max_message_bytes == 40_000_000
-    assert settings.object_key("abc") == "abc"
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))
@@ -98,3 +100,53 @@ def test_settings_invalid_reply_value_is_named(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(SettingsError) as error:
         load_settings(Settings)
     assert str(error.value).startswith(f"{name} is invalid")
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """Settings of every kind of field the loader converts."""
+
+    count: int = 0
+    limit: int | None = None
+    enabled: bool = False
+    mode: Literal["tag", "drop"] = "tag"
+    label: str | None = None
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"FORWARDER_COUNT": " 7 "}, _Typed(count=7)),
+        ({"FORWARDER_LIMIT": "25"}, _Typed(limit=25)),
+        ({"FORWARDER_LIMIT": " "}, _Typed(limit=None)),
+        ({"FORWARDER_ENABLED": "true"}, _Typed(enabled=True)),
+        ({"FORWARDER_ENABLED": "Off"}, _Typed(enabled=False)),
+        ({"FORWARDER_ENABLED": "1"}, _Typed(enabled=True)),
+        ({"FORWARDER_MODE": "drop"}, _Typed(mode="drop")),
+        ({"FORWARDER_LABEL": "ops"}, _Typed(label="ops")),
+    ],
+)
+def test_load_settings_converts_by_the_field_type(environ: dict[str, str], expected: _Typed) -> None:
+    # GIVEN variables for an int, an int | None, a bool, a Literal and a str | None field
+    # WHEN they are loaded
+    loaded = load_settings(_Typed, environ)
+    # THEN each value has its field's type, not the variable's text
+    assert loaded == expected
+    assert type(loaded.limit) is type(expected.limit)
+    assert type(loaded.enabled) is bool
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"FORWARDER_LIMIT": "many"}, "FORWARDER_LIMIT is invalid: 'many' is not a whole number"),
+        ({"FORWARDER_ENABLED": "maybe"}, "FORWARDER_ENABLED is invalid: 'maybe' is not true or false"),
+    ],
+)
+def test_load_settings_names_a_value_of_the_wrong_type(environ: dict[str, str], message: str) -> None:
+    # GIVEN a value that is not of its field's type
+    # WHEN it is loaded
+    with pytest.raises(SettingsError) as error:
+        load_settings(_Typed, environ)
+    # THEN the one-line error names the variable and the value
+    assert str(error.value) == message

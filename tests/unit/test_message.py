@@ -16,7 +16,7 @@ def test_split_message_crlf_fields_and_body() -> None:
     assert message.fields[1].value == "hello world"
     assert bytes(message.body) == b"body line\r\n"
     assert message.newline == b"\r\n"
-    assert message.has_separator
+    assert message.separator == b"\r\n"
 
 
 def test_split_message_lf_only() -> None:
@@ -33,7 +33,7 @@ def test_split_message_missing_separator_starts_body_at_first_non_header_line() 
     # THEN the body is the first line that is not a header, byte for byte
     assert [f.name for f in message.fields] == ["From", "Subject"]
     assert bytes(message.body) == b"This is the body\r\nmore\r\n"
-    assert not message.has_separator
+    assert message.separator == b""  # the header block was not ended by an empty line
 
 
 def test_split_message_headers_only_without_final_newline() -> None:

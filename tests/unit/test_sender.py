@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from forwarder.aws.sender import SesSender
+from forwarder.clients import client_config
 from forwarder.ports import MessageRejectedError, RecipientNotVerifiedError, SenderNotReadyError
-from forwarder.wiring import client_config
 
 DOMAIN = "dev.aws-educate.tw"
 

@@ -1,0 +1,34 @@
+"""One botocore client configuration for the function and the operator CLI: timeouts, retry mode and
+how many times each call is attempted.
+
+botocore's `retries.max_attempts` counts *retries* (1 means two attempts); `total_max_attempts` counts
+attempts, the first one included. Only `total_max_attempts` is used here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 60
+# Every call but a synchronous Lambda invoke: the first attempt and up to four retries (standard mode:
+# throttling, 5xx and connection errors, with exponential backoff).
+ATTEMPTS = 5
+# A synchronous (RequestResponse) invoke waits for the function, up to Lambda's 15-minute limit, and is
+# attempted once: a retry while the first run still holds the idempotency record could only fail.
+INVOKE_ATTEMPTS = 1
+INVOKE_READ_TIMEOUT = 905
+
+
+def client_config(service: str = "") -> Any:
+    """The botocore `Config` for a client of `service` ("s3", "lambda", ...)."""
+    from botocore.config import Config
+
+    invoke = service == "lambda"
+    return Config(
+        retries={"total_max_attempts": INVOKE_ATTEMPTS if invoke else ATTEMPTS, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=INVOKE_READ_TIMEOUT if invoke else READ_TIMEOUT,
+        # S3 also signs presigned download links: SigV4, which every region accepts.
+        signature_version="s3v4" if service == "s3" else None,
+    )
