@@ -79,6 +79,11 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
     continuation of one also ends it (a message without the empty separator line): that line is
     the first line of the body. An mbox `From ` line before the first field is not part of the
     message and is dropped, as is a continuation line with no field before it.
+
+    A line with an empty field name (`: text`) does not end the block: the standard library and
+    Thunderbird read the fields after it as fields, and so do we, or threading and the charset would
+    be lost. The line itself is dropped with its continuations (counted in `dropped_lines`): it is no
+    field that anyone can read, and SES would refuse to send it.
     """
     fields: list[HeaderField] = []
     current: list[bytes | bytearray] = []
@@ -112,6 +117,9 @@ def split_message(raw: bytes | bytearray) -> SplitMessage:
             current_name = match.group(1).decode("ascii")
             current.append(line)
         elif not fields and not current and line.startswith(_MBOX_FROM):
+            dropped += 1
+        elif line[:1] == b":":
+            close_field()  # its continuation lines, now without a field before them, are dropped too
             dropped += 1
         else:
             close_field()
