@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from forwarder.mail.message import split_message
-from forwarder_ops.localrun import load_aliases
+from forwarder_ops.aliases import read_file
 from forwarder_ops.smtp import Ingress, Received, serve
 from tests.conftest import DOMAIN, EVENTS
 
@@ -25,7 +25,7 @@ FORWARDER = Path(sys.executable).parent / "forwarder"
 
 @pytest.fixture
 def ingress(workdir: Path) -> Iterator[Ingress]:
-    with serve(DOMAIN, load_aliases(EVENTS / "aliases.toml"), workdir / "outbox", port=0) as running:
+    with serve(DOMAIN, read_file(EVENTS / "aliases.toml"), workdir / "outbox", port=0) as running:
         yield running
 
 
