@@ -224,9 +224,8 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     import threading
 
     from forwarder_ops.aliases import read_file
-    from forwarder_ops.smtp import serve
-
     from forwarder_ops.localrun import check_aliases, clear_outbox
+    from forwarder_ops.smtp import serve
 
     domain = _smtp_domain(args)
     source = args.aliases or (args.events / "aliases.toml")

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from forwarder_ops.local import EmbeddedAws, embedded_aws
 from forwarder_ops.aliases import read_file
+from forwarder_ops.local import EmbeddedAws, embedded_aws
 from tests.conftest import DOMAIN, EVENTS
 
 
