@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from forwarder_ops.errors import CommandError
 
@@ -300,6 +300,24 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 # parser ---------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr with exit code 2, like every other expected failure (argparse
+    prints the whole usage first); the subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
+    return port
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -310,7 +328,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="forwarder", description="Operate the SES email forwarder.")
+    parser = _Parser(prog="forwarder", description="Operate the SES email forwarder.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -355,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(commands)
     _add_smtp(commands)
     _add_redrive(commands)
+    _add_links(commands)
     return parser
 
 
@@ -451,7 +470,7 @@ def _add_smtp(commands: Any) -> None:
         description="Accept mail for the domain on a local port, store it as SES would, run the real handler "
         "against the embedded AWS emulator and write the forwarded mail to the outbox.",
     )
-    smtp.add_argument("--port", type=int, default=2525, help="port to listen on (default: 2525; 0 = any free)")
+    smtp.add_argument("--port", type=_port, default=2525, help="port to listen on (default: 2525; 0 = any free)")
     smtp.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     smtp.add_argument("--domain", help="accept mail for this domain (default: events/manifest.toml's)")
     smtp.add_argument("--config-env", metavar="ENV", help="take the domain from this samconfig environment")
@@ -478,6 +497,12 @@ def _add_redrive(commands: Any) -> None:
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
     redrive.add_argument("--json", action="store_true", help="machine-readable output")
     redrive.set_defaults(func=cmd_redrive)
+
+
+def _add_links(commands: Any) -> None:
+    from forwarder_ops.linkkeys import add_parser
+
+    add_parser(commands, _environment_options(alias_path=False), _target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -122,3 +122,23 @@ def test_version_and_the_default_alias_file_in_help(workdir: Path) -> None:
     assert (done.returncode, done.stdout) == (0, f"forwarder {version('ses-forwarder')}\n")
     help_text = " ".join(console("run", "--help").stdout.split())
     assert "(default: events/aliases.toml" in help_text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "start"),
+    [
+        (["smtp", "--domain", "x.org", "--port", "99999"], "forwarder smtp: argument --port: 99999 is not a port"),
+        (["run", "--spam", "MAYBE"], "forwarder run: argument --spam: invalid choice: 'MAYBE'"),
+        (["nocommand"], "forwarder: argument COMMAND: invalid choice: 'nocommand'"),
+        (["aliases"], "forwarder aliases: the following arguments are required: ACTION"),
+        (["events", "build", "--source", "nowhere"], "forwarder: nowhere/manifest.toml: No such file or directory"),
+        (["smtp", "--domain", "x.org", "--aliases", "none.yaml"], "forwarder: cannot read none.yaml"),
+    ],
+    ids=["smtp-port", "run-choice", "unknown-command", "missing-action", "events-source", "smtp-aliases"],
+)
+def test_other_commands_bad_input_is_one_line_and_exit_2(workdir: Path, arguments: list[str], start: str) -> None:
+    # GIVEN bad arguments, for argparse or for the command itself THEN one line on stderr, exit 2
+    done = console(*arguments)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(start), done.stderr

@@ -18,7 +18,7 @@ PARAMETERS = {
 OUTPUTS = {
     "Domain", "HostedZoneId", "NameServers", "MailBucket", "FunctionName", "FunctionArn", "DownloadUrl",
     "FailureQueueUrl", "FailureQueueArn", "IdentityArn", "AliasPath", "ReceiptRuleSetName", "ReceiptRuleName",
-    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn",
+    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "LinkSecretArn",
 }  # fmt: skip
 PREFIX = "inbound/"
 
