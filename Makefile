@@ -24,7 +24,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv tools run test unit lint format typecheck bench build deploy template events clean smtp
+.PHONY: help venv tools run test unit lint format typecheck bench build deploy deploy-lock template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,9 +38,11 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## Create .venv with the package and its dev tools
 
+# The SAM CLI from the hash-locked deploy/requirements.txt (aws-sam-cli==$(SAM_VERSION) and all it needs):
+# the deploy job installs exactly these files, before it holds any AWS credentials.
 $(SAM):
 	$(PYTHON) -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
+	$(TOOLS)/sam/bin/python -m pip install --quiet --require-hashes --only-binary=:all: -r deploy/requirements.txt
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov
@@ -85,8 +87,14 @@ events: venv ## Regenerate events/*.json from events/mail/*.eml
 template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, the transformed template, sam build
 	$(BIN)/pytest tests/template
 
-build: tools ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
+build: $(SAM) ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
 	$(SAM) build
+
+deploy-lock: ## Regenerate the hash-locked deploy/requirements.txt and layers/deps/requirements.lock (needs uv)
+	uv pip compile --universal --python-version 3.11 --generate-hashes --custom-compile-command "make deploy-lock" \
+		deploy/requirements.in -o deploy/requirements.txt
+	uv pip compile --python-version 3.13 --python-platform aarch64-manylinux2014 --generate-hashes \
+		--custom-compile-command "make deploy-lock" layers/deps/requirements.txt -o layers/deps/requirements.lock
 
 deploy: build ## sam deploy --config-env $(ENV) (make deploy ENV=prod); needs AWS credentials
 	$(SAM) deploy --config-env $(ENV)
@@ -104,7 +112,7 @@ build-ForwarderFunction build-DownloadFunction:
 build-DependenciesLayer:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile \
 		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
-		--target "$(ARTIFACTS_DIR)/python" -r requirements.txt
+		--require-hashes --target "$(ARTIFACTS_DIR)/python" -r requirements.lock
 	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
 build-RuleSetActivationFunction:
