@@ -24,7 +24,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv tools run test unit lint format typecheck bench build deploy deploy-lock template events clean smtp
+.PHONY: help venv tools run test unit lint format typecheck bench build deploy deploy-lock invoke template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -98,6 +98,10 @@ deploy-lock: ## Regenerate the hash-locked deploy/requirements.txt and layers/de
 
 deploy: build ## sam deploy --config-env $(ENV) (make deploy ENV=prod); needs AWS credentials
 	$(SAM) deploy --config-env $(ENV)
+
+EVENT ?= forward
+invoke: build ## sam local invoke ForwarderFunction -e events/$(EVENT).json --env-vars local-env.json (needs Docker)
+	$(SAM) local invoke ForwarderFunction -e events/$(EVENT).json --env-vars local-env.json
 
 # `sam build` runs these for the resources whose Metadata say `BuildMethod: makefile, ContextPath: .`, in a
 # copy of the resource's CodeUri/ContentUri, with ARTIFACTS_DIR set: the function artifact holds the

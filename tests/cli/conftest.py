@@ -204,7 +204,7 @@ class FakeSesV2:
         }
         if self.mail_from:
             identity["MailFromAttributes"] = {
-                "MailFromDomain": f"mail.{EmailIdentity}",
+                "MailFromDomain": f"bounces.{EmailIdentity}",
                 "MailFromDomainStatus": self.mail_from,
                 "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
             }
