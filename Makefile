@@ -39,10 +39,11 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed ## Create .venv with the package and its dev tools
 
 # The SAM CLI from the hash-locked deploy/requirements.txt (aws-sam-cli==$(SAM_VERSION) and all it needs):
-# the deploy job installs exactly these files, before it holds any AWS credentials.
+# the deploy job installs exactly these files, before it holds any AWS credentials. --no-deps: the lock is
+# complete, and pip before 24 refuses a dependency with extras (boto3-stubs[...]) in hash-checking mode.
 $(SAM):
 	$(PYTHON) -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/python -m pip install --quiet --require-hashes --only-binary=:all: -r deploy/requirements.txt
+	$(TOOLS)/sam/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r deploy/requirements.txt
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov
@@ -116,7 +117,7 @@ build-ForwarderFunction build-DownloadFunction:
 build-DependenciesLayer:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile \
 		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
-		--require-hashes --target "$(ARTIFACTS_DIR)/python" -r requirements.lock
+		--require-hashes --no-deps --target "$(ARTIFACTS_DIR)/python" -r requirements.lock
 	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
 build-RuleSetActivationFunction:

@@ -76,16 +76,18 @@ class ForwardingService:
         if message.dropped_lines:
             logger.info("header block lines that are no fields dropped", extra={"lines": message.dropped_lines})
         unsendable = None
-        if has_long_line(message.raw, message.body_start):
+        # The whole message: a boundary too long for its Content-Type line is fixed with the body.
+        if has_long_line(message.raw):
             message, body_report = shorten_long_lines(message)
-            logger.warning(
-                "re-encoded body parts with lines over 998 octets",
-                extra={
-                    "parts": body_report.reencoded,
-                    "repaired": body_report.repaired,
-                    "unfixable": body_report.unfixable,
-                },
-            )
+            if body_report.changed or body_report.unfixable:
+                logger.warning(
+                    "re-encoded body parts with lines over 998 octets",
+                    extra={
+                        "parts": body_report.reencoded,
+                        "repaired": body_report.repaired,
+                        "unfixable": body_report.unfixable,
+                    },
+                )
             if body_report.unfixable:
                 # SES would refuse the message: each member gets the notice with the download link instead.
                 unsendable = "; ".join(body_report.unfixable)

@@ -55,7 +55,7 @@ def shorten_long_lines(message: SplitMessage) -> tuple[SplitMessage, BodyReport]
 def _fix_entity(
     fields: tuple[HeaderField, ...], body: bytes, newline: bytes, report: BodyReport, depth: int
 ) -> tuple[tuple[HeaderField, ...], bytes]:
-    if depth > MAX_DEPTH or not has_long_line(body):
+    if depth > MAX_DEPTH or not (has_long_line(body) or _unfoldable_content_type(fields)):
         return fields, body
     kind = content_type(fields)
     encoding = transfer_encoding(fields)
@@ -83,11 +83,13 @@ def _fix_multipart(
     pieces.append(body[cursor:])
     body = b"".join(pieces)
     marker = b"--" + boundary.encode("utf-8", "replace")
-    if any(len(line.rstrip(b"\r\n")) > h.MAX_LINE for line in _delimiter_lines(body, marker)):
+    long_delimiters = any(len(line.rstrip(b"\r\n")) > h.MAX_LINE for line in _delimiter_lines(body, marker))
+    if long_delimiters or _unfoldable_content_type(fields):
         fields, body, boundary = _new_boundary(fields, body, marker, newline)
         marker = b"--" + boundary.encode()
+        where = "delimiter lines" if long_delimiters else "Content-Type field"
         report.repaired.append(
-            f"{kind.get_content_type()}: new boundary (the delimiter lines of a {len(kind.get_boundary() or '')}"
+            f"{kind.get_content_type()}: new boundary (the {where} of a {len(kind.get_boundary() or '')}"
             "-character boundary were over 998 octets)"
         )
     spans = part_spans(body, boundary)
@@ -100,6 +102,13 @@ def _fix_multipart(
             body = cut_preamble + body[len(preamble) : len(body) - len(epilogue)] + cut_epilogue
             report.repaired.append(f"{kind.get_content_type()}: preamble or epilogue lines cut at 998 octets")
     return fields, body
+
+
+def _unfoldable_content_type(fields: tuple[HeaderField, ...]) -> bool:
+    """A Content-Type field over 998 octets that cannot be folded: a boundary too long to fit a line. Left
+    so, the header repair would RFC 2047-encode it, and no MIME reader would find the parts."""
+    field = next((f for f in fields if f.key == h.CONTENT_TYPE), None)
+    return field is not None and has_long_line(field.raw) and fold_field(field.raw) is None
 
 
 def _line_start(data: bytes, position: int) -> int:

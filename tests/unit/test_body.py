@@ -180,3 +180,17 @@ def test_shorten_long_lines_leaves_no_long_line_in_a_multipart(
     assert not has_long_line(fixed.raw)
     assert report.unfixable == []
     assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+def test_shorten_long_lines_new_boundary_when_only_the_content_type_line_is_too_long() -> None:
+    # GIVEN a 990-character boundary: its delimiter lines fit in 998 octets, its Content-Type line does not, and
+    # cannot be folded (a quoted string has no white space to fold at)
+    raw = _multipart(b"c" * 990)
+    assert not has_long_line(bytes(split_message(raw).body))
+    # WHEN the long lines are shortened THEN the multipart gets a short boundary (else the header repair would
+    # RFC 2047-encode the Content-Type and no reader would find the parts)
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert not has_long_line(fixed.raw)
+    assert report.repaired == ["multipart/mixed: new boundary (the Content-Type field of a 990-character boundary "
+                               "were over 998 octets)"]  # fmt: skip
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
