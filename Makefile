@@ -107,7 +107,7 @@ invoke: build ## sam local invoke ForwarderFunction -e events/$(EVENT).json --en
 # `sam build` runs these for the resources whose Metadata say `BuildMethod: makefile, ContextPath: .`, in a
 # copy of the resource's CodeUri/ContentUri, with ARTIFACTS_DIR set: the function artifact holds the
 # `forwarder` package at its top (handler forwarder.app.lambda_handler), the layer holds python/<wheels>.
-build-ForwarderFunction build-DownloadFunction:
+build-ForwarderFunction build-DownloadFunction build-DeliveryFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/forwarder"
 	cp -R . "$(ARTIFACTS_DIR)/forwarder/"
 	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +

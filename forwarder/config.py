@@ -24,7 +24,7 @@ MEGABYTE = 1_000_000
 SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
 SpamAction = Literal["tag", "drop"]
-SettingsT = TypeVar("SettingsT", "Settings", "DownloadSettings")
+SettingsT = TypeVar("SettingsT", "Settings", "DownloadSettings", "DeliverySettings")
 
 
 class SettingsError(RuntimeError):
@@ -65,6 +65,9 @@ class Settings:
     link_url: str | None = None
     link_secret: str | None = None
     failure_queue_url: str | None = None
+    trace_table: str | None = None
+    trace_expiry_days: int = 30
+    trace_subjects: bool = False
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")
@@ -86,7 +89,15 @@ class Settings:
             f"must be 1 to {SES_V2_RAW_LIMIT} (SES v2's raw message limit)",
         )
         _check("link_expiry_days", 1 <= self.link_expiry_days <= 30, "must be 1 to 30 days")
-        optional = ("idempotency_table", "configuration_set", "subject_prefix", "link_url", "link_secret")
+        _check("trace_expiry_days", 1 <= self.trace_expiry_days <= 3650, "must be 1 to 3650 days")
+        optional = (
+            "trace_table",
+            "idempotency_table",
+            "configuration_set",
+            "subject_prefix",
+            "link_url",
+            "link_secret",
+        )
         for name in (*optional, "failure_queue_url"):
             object.__setattr__(self, name, _blank_is_none(getattr(self, name)))
 
@@ -108,7 +119,28 @@ class DownloadSettings:
         _check("link_secret", bool(self.link_secret.strip()), "must name the Secrets Manager secret")
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {"int": int}
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """Settings of the delivery-event function (`forwarder.delivery.lambda_handler`)."""
+
+    trace_table: str
+    trace_expiry_days: int = 30
+    alarm_topic_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        _check("trace_table", bool(self.trace_table.strip()), "must name the DynamoDB table")
+        _check("trace_expiry_days", 1 <= self.trace_expiry_days <= 3650, "must be 1 to 3650 days")
+        object.__setattr__(self, "alarm_topic_arn", _blank_is_none(self.alarm_topic_arn))
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no", "on", "off", ""}:
+        raise ValueError(text)
+    return value in {"true", "1", "yes", "on"}
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {"int": int, "bool": _flag}
 
 
 def load_settings(kind: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
@@ -127,7 +159,8 @@ def load_settings(kind: type[SettingsT], environ: Mapping[str, str] | None = Non
         try:
             values[field.name] = convert(raw.strip() if convert is int else raw)
         except ValueError:
-            problems.append(f"{variable} is invalid: {raw!r} is not a whole number")
+            what = "true or false" if convert is _flag else "a whole number"
+            problems.append(f"{variable} is invalid: {raw!r} is not {what}")
     if problems:
         raise SettingsError("; ".join(problems))
     return kind(**values)

@@ -108,7 +108,14 @@ class Record:
 
     def inbound(self) -> Inbound:
         """What the service needs of this record."""
-        return Inbound(self.mail.message_id, self.receipt.recipients, self.mail.source, self.receipt.verdicts())
+        return Inbound(
+            self.mail.message_id,
+            self.receipt.recipients,
+            self.mail.source,
+            self.receipt.verdicts(),
+            received_at=self.receipt.timestamp,
+            subject=self.mail.common_headers.subject,
+        )
 
 
 @dataclass(frozen=True, slots=True)

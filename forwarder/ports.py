@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from forwarder.mail.policy import Verdicts
+from forwarder.mail.policy import Decision, Verdicts
+from forwarder.mail.routing import Routing
+
+if TYPE_CHECKING:
+    from forwarder.trace import TraceEntry
 
 # SES v2 SendEmail: at most 50 envelope recipients per call.
 MAX_RECIPIENTS = 50
@@ -81,6 +85,42 @@ class Once(Protocol):
     def register_context(self, context: Any) -> None: ...
 
 
+class TraceLog(Protocol):
+    """Records the forwarder's side of a mail's path (received, decision, members); the delivery function
+    adds SES's events. Failures are the service's to log: a trace is never worth losing mail over."""
+
+    def record(
+        self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None
+    ) -> None: ...
+
+
+class NoTrace:
+    """FORWARDER_TRACE_TABLE unset: nothing is recorded."""
+
+    def record(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
+        """Nothing to record."""
+
+
+class DeliveryTrace(Protocol):
+    """The delivery function's side of the trace table."""
+
+    def add_event(self, inbound: str, alias: str, member: str, entry: TraceEntry) -> bool:
+        """Add one SES event to a member's history; False when it was there already (a redelivery)."""
+
+    def member_alias(self, inbound: str, member: str) -> str | None:
+        """The alias the forwarder sent `member` the mail under (tags hold a sanitised alias)."""
+
+    def claim_alarm(self, alias: str, member: str, kind: str) -> bool:
+        """True the first time (alias, member, kind) is claimed; False ever after (within the retention)."""
+
+    def release_alarm(self, alias: str, member: str, kind: str) -> None:
+        """Undo a claim whose notification could not be published, so that the retry publishes it."""
+
+
+class Notifier(Protocol):
+    def notify(self, subject: str, message: str) -> None: ...
+
+
 class Always:
     """Idempotency switched off: every call runs."""
 
@@ -102,6 +142,8 @@ class Inbound:
     recipients: tuple[str, ...]
     envelope_sender: str | None = None
     verdicts: Verdicts = field(default_factory=Verdicts)
+    received_at: str | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

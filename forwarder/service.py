@@ -19,6 +19,7 @@ from forwarder.ports import (
     Always,
     Inbound,
     MailStore,
+    NoTrace,
     Once,
     Outcome,
     Parking,
@@ -26,6 +27,7 @@ from forwarder.ports import (
     Sender,
     SenderNotReadyError,
     SendError,
+    TraceLog,
 )
 
 
@@ -42,6 +44,7 @@ class ForwardingService:
         notice: Callable[..., bytes] | None = None,
         links: Callable[[str], str] | None = None,
         parking: Parking | None = None,
+        trace: TraceLog | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -51,6 +54,7 @@ class ForwardingService:
         self._notice = notice
         self._links = links
         self._parking = parking
+        self.trace: TraceLog = trace or NoTrace()
         self._warned: set[tuple[str, str]] = set()
 
     def register_context(self, context: Any) -> None:
@@ -69,10 +73,11 @@ class ForwardingService:
             return self._dropped(inbound, decision.reason)
         routing = self._route(inbound)
         if not routing.deliveries:
-            return self._dropped(inbound, DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT)
+            reason = DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT
+            return self._dropped(inbound, reason, routing)
         message = split_message(self.store.read(inbound.message_id))
         if is_own_output(message, self.settings.domain):
-            return self._dropped(inbound, DropReason.LOOP)
+            return self._dropped(inbound, DropReason.LOOP, routing)
         if message.dropped_lines:
             logger.info("header block lines that are no fields dropped", extra={"lines": message.dropped_lines})
         unsendable = None
@@ -106,7 +111,9 @@ class ForwardingService:
             "parked in the failure queue: SES cannot send until this is fixed, then run `forwarder redrive`",
             extra={"code": error.code, "fix": str(error), "sqs_message_id": parked},
         )
-        return Outcome(message_id=inbound.message_id, forwarded=False, reason="parked")
+        outcome = Outcome(message_id=inbound.message_id, forwarded=False, reason="parked")
+        self._record(inbound, outcome)
+        return outcome
 
     def _route(self, inbound: Inbound) -> Routing:
         aliases = self.directory.aliases()
@@ -171,6 +178,7 @@ class ForwardingService:
             oversize=oversize,
         )
         logger.info("forwarded" if outcome.forwarded else "not forwarded", extra={"outcome": outcome.as_dict()})
+        self._record(inbound, outcome, routing, decision)
         return outcome
 
     def _send(
@@ -236,10 +244,20 @@ class ForwardingService:
             envelope_sender=inbound.envelope_sender,
         )
 
-    def _dropped(self, inbound: Inbound, reason: DropReason | None) -> Outcome:
+    def _dropped(self, inbound: Inbound, reason: DropReason | None, routing: Routing | None = None) -> Outcome:
         outcome = Outcome(message_id=inbound.message_id, forwarded=False, reason=str(reason))
         logger.info("not forwarded", extra={"outcome": outcome.as_dict()})
+        self._record(inbound, outcome, routing)
         return outcome
+
+    def _record(
+        self, inbound: Inbound, outcome: Outcome, routing: Routing | None = None, decision: Decision | None = None
+    ) -> None:
+        """The trace is for operators: a failed write is logged, never raised (the mail matters more)."""
+        try:
+            self.trace.record(inbound, outcome, routing, decision)
+        except Exception as error:
+            logger.warning("trace not recorded", extra={"error": type(error).__name__, "detail": str(error)[:300]})
 
     def _log_rewrite(self, report: Any) -> None:
         changes = {name: value for name, value in asdict(report).items() if value}

@@ -52,6 +52,16 @@ def build_service(settings: Settings) -> ForwardingService:
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
     store = S3MailStore(boto3.client("s3", config=s3_config()), settings.bucket, settings.prefix)
+    trace = None
+    if settings.trace_table:
+        from forwarder.aws.trace import DynamoDBTrace
+
+        trace = DynamoDBTrace(
+            boto3.client("dynamodb", config=config),
+            settings.trace_table,
+            settings.trace_expiry_days,
+            settings.trace_subjects,
+        )
     return ForwardingService(
         settings=settings,
         store=store,
@@ -67,6 +77,7 @@ def build_service(settings: Settings) -> ForwardingService:
         parking=FailureQueue(boto3.client("sqs", config=config), settings.failure_queue_url)
         if settings.failure_queue_url
         else None,
+        trace=trace,
     )
 
 
@@ -108,3 +119,6 @@ def reset() -> None:
     get_settings.cache_clear()
     get_service.cache_clear()
     signing_keys.cache_clear()
+    from forwarder.delivery import get_adapters
+
+    get_adapters.cache_clear()

@@ -325,12 +325,16 @@ class AliasCommands:
         if not changes:
             self.out.write(f"nothing to change: {self.where} already matches{' ' + source if source else ''}\n")
             return 0
-        self.out.write(f"changes to {self.where}:\n" + "\n".join(render(changes)) + "\n")
+        from forwarder_ops.sendas import follow_alias_changes
+
+        grants = follow_alias_changes(self.target, changes, self.out, self.err)  # members who leave lose send-as
+        self.out.write(f"changes to {self.where}:\n" + "\n".join(render(changes) + grants.render()) + "\n")
         try:
             confirm(f"apply {len(changes)} change(s)?", assume_yes=assume_yes, stdin=self.stdin, out=self.out)
         except Declined:
             self.out.write("nothing changed\n")
             return 1
+        grants.apply()  # first: a member who leaves must not keep sending as the alias if the SSM write fails
         self.store.apply(changes, domain)
         counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update", "delete")}
         self.out.write(

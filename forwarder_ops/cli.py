@@ -374,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_smtp(commands)
     _add_redrive(commands)
     _add_links(commands)
+    _add_send_as(commands)
+    _add_trace(commands)
+    _add_suppression(commands)
+    _add_inspect(commands)
     return parser
 
 
@@ -503,6 +507,30 @@ def _add_links(commands: Any) -> None:
     from forwarder_ops.linkkeys import add_parser
 
     add_parser(commands, _environment_options(alias_path=False), _target)
+
+
+def _add_send_as(commands: Any) -> None:
+    from forwarder_ops.sendas import add_parser
+
+    add_parser(commands, _environment_options(), _target)
+
+
+def _add_trace(commands: Any) -> None:
+    from forwarder_ops.trace import add_parser
+
+    add_parser(commands, _environment_options(alias_path=False))
+
+
+def _add_suppression(commands: Any) -> None:
+    from forwarder_ops.suppression import add_parser
+
+    add_parser(commands, _environment_options())
+
+
+def _add_inspect(commands: Any) -> None:
+    from forwarder_ops.inspect import add_parser
+
+    add_parser(commands, _environment_options(alias_path=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

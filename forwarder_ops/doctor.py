@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from forwarder_ops.aliases import AliasStore, member_problems, problems
 from forwarder_ops.envconfig import StackNotFoundError, Target
 from forwarder_ops.errors import CommandError
+from forwarder_ops.sendas import check_send_as
+from forwarder_ops.suppression import check_suppressed_members
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
 # "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
@@ -185,6 +187,8 @@ class Doctor:
             ("sandbox members", self.check_sandbox_members),
             ("aliases", self.check_aliases),
             ("failure queue", self.check_failure_queue),
+            ("send-as", lambda: check_send_as(self.target, self._aliases())),
+            ("suppressed members", lambda: check_suppressed_members(self)),
         ]
         for name, step in steps:
             checks.append(self._guarded(name, step))

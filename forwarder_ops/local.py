@@ -29,6 +29,7 @@ REGION = "us-east-1"
 BUCKET = "local-forwarder-mail"
 PREFIX = "inbound/"
 TABLE = "local-forwarder-idempotency"
+TRACE_TABLE = "local-forwarder-trace"
 FUNCTION = "local-forwarder"
 
 
@@ -41,6 +42,7 @@ class SentMail:
     recipients: tuple[str, ...]
     raw: bytes
     configuration_set: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class SesRefusal(Exception):
@@ -49,6 +51,72 @@ class SesRefusal(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _reply(status: int, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """What botocore's `before-call` short-circuit expects: (HTTP response, parsed body)."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    parsed = {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return AWSResponse("https://email.local", status, HTTPHeaders(), None), parsed
+
+
+@dataclass
+class SuppressionList:
+    """The SES v2 account-level suppression list of one region (moto has none): Get, List, Put and
+    DeleteSuppressedDestination, answered below moto like `LocalSes` answers SendEmail."""
+
+    entries: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    def add(self, address: str, reason: str = "BOUNCE", when: datetime | None = None) -> None:
+        self.entries[address.lower()] = (reason, when or datetime.now(UTC))
+
+    def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["local_suppression_params"] = params
+
+    def _missing(self, address: str) -> tuple[Any, dict[str, Any]]:
+        error = {
+            "Code": "NotFoundException",
+            "Message": f"Email address {address} does not exist on your suppression list.",
+        }
+        return _reply(404, {"Error": error})
+
+    def _get(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        address = str(context["local_suppression_params"].get("EmailAddress", ""))
+        if address.lower() not in self.entries:
+            return self._missing(address)
+        reason, when = self.entries[address.lower()]
+        destination = {"EmailAddress": address.lower(), "Reason": reason, "LastUpdateTime": when}
+        return _reply(200, {"SuppressedDestination": destination})
+
+    def _list(self, **_: Any) -> tuple[Any, dict[str, Any]]:
+        summaries = [
+            {"EmailAddress": address, "Reason": reason, "LastUpdateTime": when}
+            for address, (reason, when) in sorted(self.entries.items())
+        ]
+        return _reply(200, {"SuppressedDestinationSummaries": summaries})
+
+    def _put(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        params = context["local_suppression_params"]
+        self.add(str(params["EmailAddress"]), str(params.get("Reason", "BOUNCE")))
+        return _reply(200, {})
+
+    def _delete(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        address = str(context["local_suppression_params"].get("EmailAddress", ""))
+        if self.entries.pop(address.lower(), None) is None:
+            return self._missing(address)
+        return _reply(200, {})
+
+    def install(self, events: Any) -> None:
+        """Answer the suppression-list calls of every client made from `events` (a session's or a client's)."""
+        for operation, answer in (
+            ("GetSuppressedDestination", self._get),
+            ("ListSuppressedDestinations", self._list),
+            ("PutSuppressedDestination", self._put),
+            ("DeleteSuppressedDestination", self._delete),
+        ):
+            events.register(f"provide-client-params.sesv2.{operation}", self._remember)
+            events.register(f"before-call.sesv2.{operation}", answer)
 
 
 @dataclass
@@ -62,6 +130,7 @@ class LocalSes:
     refuse_calls: dict[int, SesRefusal] = field(default_factory=dict)
     calls: int = 0
     sandbox: bool = False
+    suppression: SuppressionList = field(default_factory=SuppressionList)
 
     def accept(self, params: Mapping[str, Any]) -> SentMail:
         """Check a `SendEmail` request like SES does; record and return it, or raise `SesRefusal`.
@@ -90,7 +159,8 @@ class LocalSes:
         repeated = sorted({n for n in names if n in h.SINGLE_INSTANCE and names.count(n) > 1})
         if repeated:
             raise SesRefusal("MessageRejected", f"Duplicate header '{repeated[0]}'")
-        sent = SentMail(f"local-{uuid.uuid4().hex}", sender, recipients, raw, params.get("ConfigurationSetName"))
+        tags = {str(t.get("Name")): str(t.get("Value")) for t in params.get("EmailTags") or ()}
+        sent = SentMail(f"local-{uuid.uuid4().hex}", sender, recipients, raw, params.get("ConfigurationSetName"), tags)
         self.outbox.append(sent)
         return sent
 
@@ -142,13 +212,10 @@ class LocalSes:
 
     @staticmethod
     def _reply(status: int, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """What botocore's `before-call` short-circuit expects: (HTTP response, parsed body)."""
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
-
-        parsed = {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
-        return AWSResponse("https://email.local", status, HTTPHeaders(), None), parsed
+        return _reply(status, body)
 
     def install(self, events: Any) -> None:
+        self.suppression.install(events)
         for operation in ("SendEmail", "GetEmailIdentity"):
             events.register(f"provide-client-params.sesv2.{operation}", self._remember_params)
         events.register("before-call.sesv2.SendEmail", self._answer)
@@ -307,6 +374,7 @@ def embedded_aws(
     *,
     alias_path: str = "/email-forwarder/local/aliases",
     idempotency: bool = True,
+    trace: bool = False,
     settings: Mapping[str, str] | None = None,
 ) -> Iterator[EmbeddedAws]:
     """Start moto, create the environment for `domain`, point the forwarder at it; undo on exit."""
@@ -329,6 +397,7 @@ def embedded_aws(
         "FORWARDER_ALIAS_PATH": alias_path,
         "FORWARDER_ALIAS_CACHE_SECONDS": "0",
         **({"FORWARDER_IDEMPOTENCY_TABLE": TABLE} if idempotency else {}),
+        **({"FORWARDER_TRACE_TABLE": TRACE_TABLE} if trace else {}),
         **(settings or {}),
     }
     saved = {name: os.environ.get(name) for name in environment}
@@ -341,6 +410,8 @@ def embedded_aws(
             wiring.reset()
             env = EmbeddedAws(domain=domain, ses=ses, alias_path=alias_path)
             _create_resources(env, idempotency)
+            if trace:
+                create_trace_table(boto3.client("dynamodb", region_name=REGION), TRACE_TABLE)
             env.set_aliases(aliases or {})
             yield env
     finally:
@@ -365,6 +436,31 @@ def _create_resources(env: EmbeddedAws, idempotency: bool) -> None:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+
+
+def create_trace_table(client: Any, name: str) -> None:
+    """The trace table as template.yaml declares it: keys pk/sk, the `lookup` and `by-day` indexes."""
+    indexes = [("lookup", "lookup"), ("by-day", "day")]
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": attribute, "AttributeType": "S"}
+            for attribute in ("pk", "sk", "lookup", "day", "received")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": key, "KeyType": "HASH"},
+                    {"AttributeName": "received", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, key in indexes
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def write_outbox(sent: Sequence[SentMail], directory: Path, start: int = 1) -> list[Path]:

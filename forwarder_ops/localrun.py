@@ -168,6 +168,8 @@ def describe(result: RunResult) -> str:
     for sent, path in zip(result.sent, result.files, strict=True):
         lines.append(f"   -> {path}  ({len(sent.raw):,} bytes)")
         lines.append(f"      envelope from {sent.from_address} to {', '.join(sent.recipients)}")
+        if sent.tags:
+            lines.append(f"      SES tags {', '.join(f'{k}={v}' for k, v in sent.tags.items())}")
         for field in split_message(sent.raw).fields:
             text = field.raw.decode("utf-8", "replace").rstrip("\r\n").replace("\r\n", "\n").replace("\n", "\n      ")
             lines.append(f"      {text if len(text) <= 160 else text[:157] + '...'}")

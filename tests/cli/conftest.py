@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from forwarder_ops.cli import main
 from forwarder_ops.envconfig import Target
+from forwarder_ops.local import SuppressionList
 
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
@@ -193,6 +194,17 @@ class FakeSesV2:
     quota: tuple[float, float, float] = (50_000.0, 14.0, 120.0)
     account_error: Exception | None = None
     real: Any = field(default_factory=lambda: client("sesv2"))
+    suppressed: SuppressionList = field(default_factory=SuppressionList)
+
+    def __post_init__(self) -> None:
+        # moto has no account-level suppression list: the emulator's answers it, below moto.
+        self.suppressed.install(self.real.meta.events)
+
+    def __getattr__(self, name: str) -> Any:
+        """The suppression-list calls (and any other the fake does not answer) go to the real client."""
+        if name in {"real", "suppressed"}:
+            raise AttributeError(name)
+        return getattr(self.real, name)
 
     def get_email_identity(self, EmailIdentity: str) -> dict[str, Any]:
         identity: dict[str, Any] = self.real.get_email_identity(EmailIdentity=EmailIdentity)

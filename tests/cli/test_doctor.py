@@ -62,7 +62,7 @@ def test_doctor_all_checks_pass_for_a_healthy_environment(
     assert "production access; quota 50,000/24h at 14/s, 120 sent in the last 24h" in table["account"]
     assert "2 aliases, 3 members, all valid" in table["aliases"]
     assert "fix:" not in result.out
-    assert result.out.rstrip().endswith("12 checks: 11 ✓  0 ✗  0 !  1 skipped")
+    assert result.out.rstrip().endswith("14 checks: 13 ✓  0 ✗  0 !  1 skipped")
 
 
 def test_doctor_reports_each_broken_part_with_its_fix(

@@ -21,6 +21,16 @@ TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 ENVIRONMENTS = ("prod", "preview", "dev", "local-dev")
 ACCOUNT = "123456789012"
+# samconfig.toml leaves the zone ids unset: `forwarder adopt` / `forwarder init` look the zones up by name and write
+# them. The tests deploy each environment as it is after that: prod in the existing apex zone, the others in a zone
+# of their own delegated from it. The id has the shape of a real one and is no documented example.
+APEX_ZONE = "Z04317142LA2XBR9RUU3Z"
+LOOKED_UP_ZONES = {
+    "prod": {"HostedZoneId": APEX_ZONE},
+    "preview": {"ParentHostedZoneId": APEX_ZONE},
+    "dev": {"ParentHostedZoneId": APEX_ZONE},
+    "local-dev": {"ParentHostedZoneId": APEX_ZONE},
+}
 
 
 class _NoValue:

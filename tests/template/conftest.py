@@ -13,6 +13,7 @@ import pytest
 
 from tests.template.cloudformation import (
     ENVIRONMENTS,
+    LOOKED_UP_ZONES,
     ROOT,
     Environment,
     Stack,
@@ -34,11 +35,13 @@ def environments() -> dict[str, Environment]:
 
 @pytest.fixture(scope="session")
 def stacks(template: dict[str, Any], environments: dict[str, Environment]) -> dict[str, Stack]:
-    """Each samconfig environment's transformed template, with its parameters, region and stack name."""
-    return {
-        name: Stack(transform(template, env.parameters, env.region), env.parameters, env.region, env.stack_name)
-        for name, env in environments.items()
-    }
+    """Each samconfig environment's transformed template, with its parameters (and the zone ids `forwarder adopt`
+    would write), region and stack name."""
+    stacks = {}
+    for name, env in environments.items():
+        parameters = {**env.parameters, **LOOKED_UP_ZONES.get(name, {})}
+        stacks[name] = Stack(transform(template, parameters, env.region), parameters, env.region, env.stack_name)
+    return stacks
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -57,7 +60,7 @@ def variant(template: dict[str, Any], environments: dict[str, Environment]) -> A
 
     def make(name: str, **changes: str) -> Stack:
         env = environments[name]
-        parameters = {**env.parameters, **changes}
+        parameters = {**env.parameters, **LOOKED_UP_ZONES.get(name, {}), **changes}
         return Stack(transform(template, parameters, env.region), parameters, env.region, env.stack_name)
 
     return make

@@ -73,7 +73,7 @@ NEEDS: dict[str, list[str]] = {
         "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:GetRandomPassword",
     ],
     # CloudFormation invokes the custom resource's function with the caller's credentials
-    "Custom::ActiveReceiptRuleSet": ["lambda:InvokeFunction"],
+    "Custom::SharedReceiptRuleSet": ["lambda:InvokeFunction"],
 }  # fmt: skip
 
 # What `sam deploy` itself calls: the change set of the stack (through the SAM transform) and, with

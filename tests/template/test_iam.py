@@ -44,12 +44,25 @@ def test_iam_forwarder_role_least_privilege(stack: Stack, env: Environment) -> N
         "dynamodb:DeleteItem": table,
         "secretsmanager:GetSecretValue": {"<Ref:LinkSecret>"},
         "sqs:SendMessage": {"<FailureQueue.Arn>"},
+        "dynamodb:BatchWriteItem": {"<TraceTable.Arn>"},
+    }
+
+
+def test_iam_delivery_role_records_the_trace_and_alarms_only(stack: Stack) -> None:
+    # GIVEN the delivery function's job (merge SES events into the trace table, claim an alarm once, publish it)
+    # THEN its role may do exactly that, on the trace table and the alarm topic
+    table = {"<TraceTable.Arn>"}
+    assert grants(stack, "DeliveryFunctionRole") == {
+        "dynamodb:GetItem": table,
+        "dynamodb:PutItem": table,
+        "dynamodb:DeleteItem": table,
+        "sns:Publish": {"<Ref:AlarmTopic>"},
     }
 
 
 def test_iam_only_get_account_has_a_wildcard_resource(stack: Stack) -> None:
     # GIVEN ses:GetAccount has no resource type in IAM THEN it is the forwarder's only "*", alone in its statement
-    for role in ("ForwarderFunctionRole", "DownloadFunctionRole"):
+    for role in ("ForwarderFunctionRole", "DownloadFunctionRole", "DeliveryFunctionRole"):
         for statement in statements(stack.resource(role), stack):
             if "*" in statement["Resource"]:
                 assert statement["Action"] == ["ses:GetAccount"], statement
@@ -63,18 +76,27 @@ def test_iam_download_role_reads_mail_and_key_only(stack: Stack) -> None:
     }
 
 
-def test_iam_activation_role_only_switches_the_active_rule_set(stack: Stack) -> None:
-    # GIVEN the active rule set is an account-and-region setting without an ARN THEN the custom resource may only
-    # read and set it
+def test_iam_activation_role_only_manages_receipt_rule_sets(stack: Stack) -> None:
+    # GIVEN the shared rule set's custom resource (create if missing, activate, check, delete when empty) THEN its
+    # role may do exactly that; "*" because IAM defines no resource type for these SES v1 actions (and the active
+    # set is an account-and-region setting without an ARN)
     assert grants(stack, "RuleSetActivationFunctionRole") == {
-        "ses:SetActiveReceiptRuleSet": {"*"},
         "ses:DescribeActiveReceiptRuleSet": {"*"},
+        "ses:SetActiveReceiptRuleSet": {"*"},
+        "ses:DescribeReceiptRuleSet": {"*"},
+        "ses:CreateReceiptRuleSet": {"*"},
+        "ses:DeleteReceiptRuleSet": {"*"},
     }
 
 
 def test_iam_roles_trust_lambda_and_use_known_managed_policies(stack: Stack) -> None:
     roles = stack.resources("AWS::IAM::Role")
-    assert set(roles) == {"ForwarderFunctionRole", "DownloadFunctionRole", "RuleSetActivationFunctionRole"}
+    assert set(roles) == {
+        "ForwarderFunctionRole",
+        "DownloadFunctionRole",
+        "RuleSetActivationFunctionRole",
+        "DeliveryFunctionRole",
+    }
     for logical_id, role in roles.items():
         trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert trust == [
@@ -90,6 +112,10 @@ def test_iam_public_principals_only_on_the_download_url(stack: Stack) -> None:
         if properties["Principal"] == "*":
             assert properties["FunctionName"] == "<DownloadFunction.Arn>"
             assert properties.get("FunctionUrlAuthType") == "NONE" or properties.get("InvokedViaFunctionUrl") is True
+        elif properties["Principal"] == "sns.amazonaws.com":
+            # the SES events topic invokes the delivery function, and nothing else may through SNS
+            assert properties["FunctionName"] == "<Ref:DeliveryFunction>"
+            assert properties["SourceArn"] == "<Ref:SesEventsTopic>"
         else:
             assert properties["Principal"] == "ses.amazonaws.com"
             assert properties["SourceAccount"] == ACCOUNT

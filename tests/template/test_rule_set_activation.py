@@ -153,12 +153,212 @@ def test_activation_handler_reports_refusal_as_failure(ses: Any, responses: list
 
 
 def test_activation_handler_reports_unexpected_errors(ses: Any, responses: list[dict[str, Any]]) -> None:
-    # GIVEN a rule set that does not exist WHEN activation fails in SES THEN the failure still reaches CloudFormation
-    activation.handler(event("Create", "missing"), None)
+    # GIVEN a rule set name SES refuses WHEN creating it fails in SES THEN the failure still reaches CloudFormation
+    # (a missing set is no error any more: create-and-activate creates it)
+    activation.handler(event("Create", "bad name!"), None)
     assert responses[-1]["Status"] == "FAILED"
-    assert "missing" in responses[-1]["Reason"] or "RuleSetDoesNotExist" in responses[-1]["Reason"]
+    assert "ValidationError" in responses[-1]["Reason"]
 
 
 def test_activation_refuses_a_non_https_response_url() -> None:
     with pytest.raises(ValueError, match="https"):
         activation.send_response({**event("Create"), "ResponseURL": "file:///etc/passwd"}, "SUCCESS", "ok", "ours")
+
+
+# --- the set shared by the environments of one account and region ----------------------------------------------
+#
+# CloudFormation creates the custom resource before the stack's AWS::SES::ReceiptRule (the rule refers to it) and
+# deletes the rule before the custom resource. `Environment` replays those calls against moto: the handler for
+# the custom resource, CreateReceiptRule/DeleteReceiptRule for the rule.
+
+SHARED = "email-forwarder"
+
+
+def delete_receipt_rule(ses: Any, rule_set: str, rule: str) -> None:
+    """SES's DeleteReceiptRule, which moto does not implement: drop the rule from moto's rule set."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[DEFAULT_ACCOUNT_ID][ses.meta.region_name]
+    stored = backend.receipt_rule_set[rule_set]
+    stored.rules = [r for r in stored.rules if r["Name"] != rule]
+
+
+def rules(ses: Any, rule_set: str) -> list[str] | None:
+    return activation.rules_in(ses, rule_set)
+
+
+class Environment:
+    """One stack's custom resource and receipt rule, driven the way CloudFormation drives them."""
+
+    def __init__(self, ses: Any, responses: list[dict[str, Any]], stack: str, mode: str, rule_set: str = SHARED):
+        self.ses, self.responses, self.stack = ses, responses, stack
+        self.properties = {
+            "ServiceToken": "arn:aws:lambda:...",
+            "RuleSetName": rule_set,
+            "Mode": mode,
+            "RuleName": stack,
+        }
+        self.physical_id: str | None = None
+
+    def _request(self, request: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        event = {
+            "RequestType": request,
+            "ResponseURL": "https://cloudformation-response.example/presigned",
+            "StackId": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{self.stack}/1",
+            "RequestId": f"{self.stack}-{len(self.responses)}",
+            "LogicalResourceId": "SharedReceiptRuleSet",
+            "ResourceType": "Custom::SharedReceiptRuleSet",
+            "ResourceProperties": properties,
+            **extra,
+        }
+        activation.handle(event, None, self.ses)
+        return self.responses[-1]
+
+    def create(self) -> dict[str, Any]:
+        answer = self._request("Create", self.properties)
+        self.physical_id = answer["PhysicalResourceId"]
+        if answer["Status"] == "SUCCESS":
+            rule = {"Name": self.stack, "Enabled": True, "Recipients": [f"{self.stack}.example"], "Actions": []}
+            self.ses.create_receipt_rule(RuleSetName=self.physical_id, Rule=rule)
+        else:  # CloudFormation rolls the failed resource back with a Delete of the id it was given
+            self._request("Delete", self.properties, PhysicalResourceId=self.physical_id)
+        return answer
+
+    def update(self, **changes: str) -> dict[str, Any]:
+        old, new = self.properties, {**self.properties, **changes}
+        answer = self._request("Update", new, PhysicalResourceId=self.physical_id, OldResourceProperties=old)
+        if answer["Status"] != "SUCCESS":  # CloudFormation rolls back with an update to the old properties
+            rollback = self._request("Update", old, PhysicalResourceId=self.physical_id, OldResourceProperties=new)
+            assert rollback["Status"] == "SUCCESS", rollback
+            return answer
+        self.properties = new
+        if answer["PhysicalResourceId"] != self.physical_id:  # a replacement: new rule, then the old ones go
+            rule = {"Name": self.stack, "Enabled": True, "Recipients": [f"{self.stack}.example"], "Actions": []}
+            self.ses.create_receipt_rule(RuleSetName=answer["PhysicalResourceId"], Rule=rule)
+            delete_receipt_rule(self.ses, str(self.physical_id), self.stack)
+            self._request("Delete", old, PhysicalResourceId=self.physical_id)
+            self.physical_id = answer["PhysicalResourceId"]
+        return answer
+
+    def delete(self) -> dict[str, Any]:
+        delete_receipt_rule(self.ses, str(self.physical_id), self.stack)
+        return self._request("Delete", self.properties, PhysicalResourceId=self.physical_id)
+
+
+@pytest.fixture
+def region() -> Iterator[Any]:
+    """An account and region without any receipt rule set."""
+    with mock_aws():
+        yield boto3.client("ses", region_name="us-east-1")
+
+
+def test_shared_set_owner_deleted_the_joiners_rule_keeps_receiving(
+    region: Any, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN dev owns the shared set (create-and-activate) and preview joined it
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    preview = Environment(region, responses, "email-forwarder-preview", "join-existing")
+    assert dev.create()["Status"] == "SUCCESS"
+    assert preview.create()["Status"] == "SUCCESS"
+    assert active(region) == SHARED
+    assert sorted(rules(region, SHARED) or []) == ["email-forwarder-dev", "email-forwarder-preview"]
+    # WHEN the owner's stack is deleted
+    assert dev.delete()["Status"] == "SUCCESS"
+    # THEN only its rule is gone: the set stays, active, with preview's rule in it
+    assert active(region) == SHARED
+    assert rules(region, SHARED) == ["email-forwarder-preview"]
+    # WHEN the joiner goes too THEN it deletes nothing but its rule (a joiner never deletes the set)
+    assert preview.delete()["Status"] == "SUCCESS"
+    assert rules(region, SHARED) == []
+    assert active(region) == SHARED
+
+
+def test_shared_set_the_last_owner_removes_the_empty_set(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN one environment owns the set alone WHEN its stack is deleted THEN the empty set is deactivated and
+    # deleted, leaving the region as it found it
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    dev.create()
+    assert dev.delete()["Status"] == "SUCCESS"
+    assert rules(region, SHARED) is None
+    assert active(region) is None
+
+
+def test_shared_set_switching_the_mode_deletes_nothing(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN an owner and a joiner in the shared set
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    preview = Environment(region, responses, "email-forwarder-preview", "join-existing")
+    dev.create()
+    preview.create()
+    # WHEN the owner switches to join-existing, and back THEN the set, its activation and both rules stay
+    assert dev.update(Mode="join-existing")["Status"] == "SUCCESS"
+    assert dev.physical_id == SHARED
+    assert active(region) == SHARED
+    assert sorted(rules(region, SHARED) or []) == ["email-forwarder-dev", "email-forwarder-preview"]
+    assert dev.update(Mode="create-and-activate")["Status"] == "SUCCESS"
+    assert active(region) == SHARED
+    assert sorted(rules(region, SHARED) or []) == ["email-forwarder-dev", "email-forwarder-preview"]
+    # WHEN the joiner becomes an owner too THEN nothing changes either
+    assert preview.update(Mode="create-and-activate")["Status"] == "SUCCESS"
+    assert sorted(rules(region, SHARED) or []) == ["email-forwarder-dev", "email-forwarder-preview"]
+
+
+def test_shared_set_another_active_set_is_refused_with_the_fix(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN the team's hand-made set is active, with the rule of their earlier forwarder
+    region.create_receipt_rule_set(RuleSetName="legacy")
+    region.create_receipt_rule(RuleSetName="legacy", Rule={"Name": "old-forwarder", "Enabled": True, "Actions": []})
+    region.set_active_receipt_rule_set(RuleSetName="legacy")
+    # WHEN a stack would create and activate its own set
+    answer = Environment(region, responses, "email-forwarder-dev", "create-and-activate").create()
+    # THEN CloudFormation gets the reason and the fix, nothing was created, and the team's set still receives
+    assert answer["Status"] == "FAILED"
+    assert "'legacy' is active in us-east-1" in answer["Reason"]
+    assert "ReceiptRuleSetMode=join-existing and ReceiptRuleSetName=legacy" in answer["Reason"]
+    assert rules(region, SHARED) is None
+    assert active(region) == "legacy"
+    assert rules(region, "legacy") == ["old-forwarder"]
+
+
+def test_shared_set_joining_the_hand_made_active_set(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN the team's hand-made active set WHEN a stack joins it and is deleted later THEN only the stack's rule
+    # came and went: the set, its activation and the team's rule are untouched
+    region.create_receipt_rule_set(RuleSetName="legacy")
+    region.create_receipt_rule(RuleSetName="legacy", Rule={"Name": "old-forwarder", "Enabled": True, "Actions": []})
+    region.set_active_receipt_rule_set(RuleSetName="legacy")
+    dev = Environment(region, responses, "email-forwarder-dev", "join-existing", rule_set="legacy")
+    assert dev.create()["Status"] == "SUCCESS"
+    assert sorted(rules(region, "legacy") or []) == ["email-forwarder-dev", "old-forwarder"]
+    assert dev.delete()["Status"] == "SUCCESS"
+    assert rules(region, "legacy") == ["old-forwarder"]
+    assert active(region) == "legacy"
+
+
+def test_shared_set_joining_a_missing_set_is_refused_with_the_fix(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN no such set WHEN a stack would join it THEN the deploy fails naming the set and the two fixes, and
+    # nothing is created
+    answer = Environment(region, responses, "email-forwarder-dev", "join-existing", rule_set="nowhere").create()
+    assert answer["Status"] == "FAILED"
+    assert "'nowhere' does not exist in us-east-1" in answer["Reason"]
+    assert "ReceiptRuleSetMode=create-and-activate" in answer["Reason"]
+    assert rules(region, "nowhere") is None
+    assert active(region) is None
+
+
+def test_shared_set_renaming_keeps_joiners_receiving(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN an owner and a joiner in the active set WHEN the owner renames its set THEN it refuses: moving the
+    # activation would switch the joiner's rule off
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    preview = Environment(region, responses, "email-forwarder-preview", "join-existing")
+    dev.create()
+    preview.create()
+    answer = dev.update(RuleSetName="renamed")
+    assert answer["Status"] == "FAILED"
+    assert f"'{SHARED}' is active" in answer["Reason"]
+    assert active(region) == SHARED
+    assert sorted(rules(region, SHARED) or []) == ["email-forwarder-dev", "email-forwarder-preview"]
+    # WHEN the owner is alone THEN the rename moves the activation, its rule, and removes the old empty set
+    preview.delete()
+    assert dev.update(RuleSetName="renamed")["Status"] == "SUCCESS"
+    assert active(region) == "renamed"
+    assert rules(region, "renamed") == ["email-forwarder-dev"]
+    assert rules(region, SHARED) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.template.cloudformation import ENVIRONMENTS, Environment
+from tests.template.cloudformation import ENVIRONMENTS, SAMCONFIG, Environment
 
 EXPECTED = {
     "prod": ("ap-northeast-1", "aws-educate.tw"),
@@ -55,15 +55,26 @@ def test_samconfig_parameters_are_the_template_parameters(env: Environment, temp
     assert required <= set(env.parameters), f"{env.name} lacks {required - set(env.parameters)}"
 
 
-def test_samconfig_zones_existing_for_prod_created_and_delegated_elsewhere(env: Environment) -> None:
-    # GIVEN the apex zone exists (prod) WHEN an environment is a subdomain THEN it gets its own zone, delegated
-    # from the apex zone
+def test_samconfig_zone_ids_are_looked_up_not_written_by_hand(env: Environment) -> None:
+    # GIVEN zone ids are the account's (`forwarder adopt` / `forwarder init` look them up by name and write them)
+    # THEN the checked-in samconfig holds none, and no placeholder that passes for one
+    assert "HostedZoneId" not in env.parameters
+    assert "ParentHostedZoneId" not in env.parameters
+    assert "PLACEHOLDER" not in SAMCONFIG.read_text()
+
+
+def test_samconfig_prod_leaves_organisation_records_and_concurrency_alone(env: Environment) -> None:
+    # GIVEN prod is the apex WHEN deployed THEN it leaves the organisation's DMARC record and apex MX unmanaged,
+    # reserves no concurrency the account may not afford, and has no AlarmEmail yet (the template rule stops the
+    # deploy until the team adds theirs); the subdomains manage their own records
     if env.name == "prod":
-        assert env.parameters.get("HostedZoneId")
-        assert not env.parameters.get("ParentHostedZoneId")
+        assert env.parameters["DmarcRecordMode"] == "existing"
+        assert env.parameters["MxRecordMode"] == "existing"
+        assert env.parameters["ReservedConcurrency"] == "0"
+        assert "AlarmEmail" not in env.parameters
     else:
-        assert not env.parameters.get("HostedZoneId")
-        assert env.parameters.get("ParentHostedZoneId")
+        assert env.parameters.get("DmarcRecordMode", "create") == "create"
+        assert env.parameters.get("MxRecordMode", "create") == "create"
 
 
 def test_samconfig_subject_prefix_marks_non_prod(env: Environment) -> None:

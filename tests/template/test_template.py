@@ -3,33 +3,72 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, ROOT, Environment, Stack
+from tests.template.cloudformation import ACCOUNT, APEX_ZONE, ENVIRONMENTS, ROOT, Environment, Stack, statements
 
 PARAMETERS = {
     "EnvironmentName", "DomainName", "ParentHostedZoneId", "HostedZoneId", "MailFromSubdomain",
     "ReceiptRuleSetName", "ReceiptRuleSetMode", "AliasPath", "RetentionDays", "AlarmEmail", "DmarcPolicy",
     "DmarcReportAddress", "TlsPolicy", "ReservedConcurrency", "SpamAction", "MaxMessageBytes", "SubjectPrefix",
-    "Tracing", "DownloadConcurrency",
+    "Tracing", "EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode", "TraceSubjects",
+    "DownloadConcurrency",
 }  # fmt: skip
 OUTPUTS = {
     "Domain", "HostedZoneId", "NameServers", "MailBucket", "FunctionName", "FunctionArn", "DownloadUrl",
     "FailureQueueUrl", "FailureQueueArn", "IdentityArn", "AliasPath", "ReceiptRuleSetName", "ReceiptRuleName",
-    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "LinkSecretArn",
+    "IdempotencyTable", "ConfigurationSetName", "AlarmTopicArn", "TraceTable", "LinkSecretArn",
 }  # fmt: skip
 PREFIX = "inbound/"
+# What each adoption parameter leaves to what exists, and the resources it then does not create.
+ADOPTED = {
+    "EmailIdentityMode": {"EmailIdentity", "DkimRecords"},
+    "MxRecordMode": {"InboundMxRecord"},
+    "MailFromRecordsMode": {"MailFromRecords"},
+    "DmarcRecordMode": {"DmarcRecord"},
+}
+# The resource types that hold what a team may already have made by hand.
+ADOPTABLE_TYPES = {
+    "AWS::SES::EmailIdentity",
+    "AWS::SES::ReceiptRuleSet",
+    "AWS::Route53::HostedZone",
+    "AWS::Route53::RecordSet",
+    "AWS::Route53::RecordSetGroup",
+}
 
 
 def rule_arn(stack: Stack) -> str:
     rule = stack.properties("ReceiptRule")
     rule_set = rule["RuleSetName"]
-    if rule_set == "<Ref:ReceiptRuleSet>":
-        rule_set = stack.properties("ReceiptRuleSet")["RuleSetName"]
+    if rule_set == "<Ref:SharedReceiptRuleSet>":  # the custom resource's physical id is the set's name
+        rule_set = stack.properties("SharedReceiptRuleSet")["RuleSetName"]
     region = stack.pseudo["AWS::Region"]
     return f"arn:aws:ses:{region}:{ACCOUNT}:receipt-rule-set/{rule_set}:receipt-rule/{rule['Rule']['Name']}"
+
+
+def records(stack: Stack) -> dict[tuple[str, str], list[str]]:
+    """(name, type) -> values of every mail record the stack creates (record sets and groups; not the delegation)."""
+    found = {}
+    for logical_id in stack.resources("AWS::Route53::RecordSetGroup"):
+        for record in stack.properties(logical_id)["RecordSets"]:
+            found[(record["Name"], record["Type"])] = record["ResourceRecords"]
+    for logical_id in set(stack.resources("AWS::Route53::RecordSet")) - {"ParentDelegation"}:
+        record = stack.properties(logical_id)
+        found[(record["Name"], record["Type"])] = record["ResourceRecords"]
+    return found
+
+
+def zones_of_records(stack: Stack) -> set[str]:
+    """The zones the stack's mail records go into (the parent delegation aside)."""
+    return {
+        stack.properties(logical_id)["HostedZoneId"]
+        for kind in ("AWS::Route53::RecordSetGroup", "AWS::Route53::RecordSet")
+        for logical_id in stack.resources(kind)
+        if logical_id != "ParentDelegation"
+    }
 
 
 # --- interface --------------------------------------------------------------------------------------------
@@ -50,13 +89,52 @@ def test_template_outputs_the_names_the_cli_relies_on(stack: Stack, env: Environ
     assert outputs["DownloadUrl"] == "<DownloadFunctionUrl.FunctionUrl>"
     assert outputs["IdentityArn"] == f"arn:aws:ses:{env.region}:{ACCOUNT}:identity/{env.parameters['DomainName']}"
     assert outputs["AliasPath"] == f"/email-forwarder/{env.name}/aliases"
-    assert outputs["HostedZoneId"] == (env.parameters.get("HostedZoneId") or "<Ref:HostedZone>")
+    assert outputs["HostedZoneId"] == (stack.parameters["HostedZoneId"] or "<Ref:HostedZone>")
     assert outputs["NameServers"] == ("existing" if env.name == "prod" else "<join <HostedZone.NameServers>>")
 
 
-def test_template_rules_accept_every_environment_region(stack: Stack) -> None:
-    # GIVEN the environments' regions, all of which receive mail THEN the template's rules accept them
+def test_template_rules_accept_every_environment_region(stack: Stack, env: Environment, variant: Any) -> None:
+    # GIVEN the environments' regions, all of which receive mail THEN the template's rules accept them; prod's
+    # only failure is its missing AlarmEmail, which samconfig.toml leaves for the team to fill in
+    if env.name == "prod":
+        assert [failure.split(":")[0] for failure in stack.rule_failures()] == ["AlarmEmail is required for prod"]
+        stack = variant("prod", AlarmEmail="ops@aws-educate.tw")
     assert stack.rule_failures() == []
+
+
+def test_template_rules_require_alarm_email_for_prod_only(variant: Any) -> None:
+    # GIVEN prod without AlarmEmail WHEN it is deployed THEN it fails at the start, saying where to set it
+    (failure,) = variant("prod", AlarmEmail="").rule_failures()
+    assert "AlarmEmail is required for prod" in failure
+    assert "samconfig.toml" in failure
+    # GIVEN another environment without AlarmEmail THEN that is its choice
+    assert variant("dev", AlarmEmail="").rule_failures() == []
+
+
+@pytest.mark.parametrize("parameter", ["HostedZoneId", "ParentHostedZoneId"])
+@pytest.mark.parametrize("placeholder", ["Z0PLACEHOLDERAPEXZONE", "Z0EXAMPLE12345", "ZREPLACEME123", "Z0CHANGEME1"])
+def test_template_zone_id_patterns_refuse_placeholders(
+    template: dict[str, Any], parameter: str, placeholder: str
+) -> None:
+    # GIVEN a zone id with a placeholder word WHEN CloudFormation checks the parameters THEN the value is refused
+    # before anything is created (and the constraint says how to find the real id)
+    spec = template["Parameters"][parameter]
+    assert not re.fullmatch(spec["AllowedPattern"], placeholder)
+    assert "forwarder adopt" in spec["ConstraintDescription"]
+    for accepted in ("", APEX_ZONE, "Z23ABCDEFGHIJK"):
+        assert re.fullmatch(spec["AllowedPattern"], accepted), accepted
+
+
+@pytest.mark.parametrize(
+    ("name", "parameter"), [("prod", "HostedZoneId"), ("dev", "ParentHostedZoneId"), ("preview", "ParentHostedZoneId")]
+)
+@pytest.mark.parametrize("example", ["Z0123456789ABCDEFGHIJ", "Z23YXV4OVPL04A", "Z1D633PJN98FT9"])
+def test_template_rules_refuse_example_zone_ids(variant: Any, name: str, parameter: str, example: str) -> None:
+    # GIVEN a documented example id, which looks real WHEN the stack is deployed THEN the rules refuse it at the
+    # start, naming the parameter and the command that finds the real one
+    failures = variant(name, AlarmEmail="ops@aws-educate.tw", **{parameter: example}).rule_failures()
+    assert [f for f in failures if f.startswith(f"{parameter} is an example id")], failures
+    assert all("forwarder adopt" in f for f in failures if f.startswith(parameter))
 
 
 @pytest.mark.parametrize("region", ["ap-east-1", "me-central-1", "mx-central-1"])
@@ -94,22 +172,21 @@ def test_template_rules_refuse_delegating_an_existing_zone(variant: Any) -> None
 def test_template_zone_created_and_delegated_or_existing(stack: Stack, env: Environment) -> None:
     # GIVEN prod's apex zone exists and the others are subdomains WHEN transformed THEN prod uses its zone, the
     # others create theirs and add the NS delegation to the parent zone
-    records = stack.properties("MailDnsRecords")
     if env.name == "prod":
         assert not stack.conditions["CreateHostedZone"]
         assert not stack.exists("HostedZone")
         assert not stack.exists("ParentDelegation")
-        assert records["HostedZoneId"] == env.parameters["HostedZoneId"]
+        assert zones_of_records(stack) == {stack.parameters["HostedZoneId"]}
     else:
         assert stack.conditions["CreateHostedZone"]
         assert stack.conditions["DelegateFromParent"]
         assert stack.properties("HostedZone")["Name"] == env.parameters["DomainName"]
         delegation = stack.properties("ParentDelegation")
-        assert delegation["HostedZoneId"] == env.parameters["ParentHostedZoneId"]
+        assert delegation["HostedZoneId"] == stack.parameters["ParentHostedZoneId"]
         assert delegation["Name"] == env.parameters["DomainName"]
         assert delegation["Type"] == "NS"
         assert delegation["ResourceRecords"] == "<HostedZone.NameServers>"
-        assert records["HostedZoneId"] == "<Ref:HostedZone>"
+        assert zones_of_records(stack) == {"<Ref:HostedZone>"}
 
 
 def test_template_subdomain_without_parent_zone_is_not_delegated(variant: Any) -> None:
@@ -120,23 +197,99 @@ def test_template_subdomain_without_parent_zone_is_not_delegated(variant: Any) -
 
 
 def test_template_mail_dns_records(stack: Stack, env: Environment) -> None:
-    # GIVEN the environment's region and domain THEN DKIM, inbound MX, MAIL FROM MX/SPF and DMARC are published
+    # GIVEN the environment's region and domain THEN DKIM, inbound MX, MAIL FROM MX/SPF and DMARC are published;
+    # prod leaves the organisation's apex MX and DMARC record alone (samconfig.toml)
     domain, region = env.parameters["DomainName"], env.region
-    records = {(r["Name"], r["Type"]): r["ResourceRecords"] for r in stack.properties("MailDnsRecords")["RecordSets"]}
+    published = records(stack)
     for n in (1, 2, 3):
-        assert records[(f"<EmailIdentity.DkimDNSTokenName{n}>", "CNAME")] == [f"<EmailIdentity.DkimDNSTokenValue{n}>"]
-    assert records[(domain, "MX")] == [f"10 inbound-smtp.{region}.amazonaws.com"]
-    assert records[(f"bounces.{domain}", "MX")] == [f"10 feedback-smtp.{region}.amazonses.com"]
-    assert records[(f"bounces.{domain}", "TXT")] == ['"v=spf1 include:amazonses.com ~all"']
+        assert published[(f"<EmailIdentity.DkimDNSTokenName{n}>", "CNAME")] == [f"<EmailIdentity.DkimDNSTokenValue{n}>"]
+    assert published[(f"bounces.{domain}", "MX")] == [f"10 feedback-smtp.{region}.amazonses.com"]
+    assert published[(f"bounces.{domain}", "TXT")] == ['"v=spf1 include:amazonses.com ~all"']
+    if env.name == "prod":
+        assert (domain, "MX") not in published
+        assert (f"_dmarc.{domain}", "TXT") not in published
+        assert len(published) == 5
+        return
+    assert published[(domain, "MX")] == [f"10 inbound-smtp.{region}.amazonaws.com"]
     policy = env.parameters.get("DmarcPolicy", "none")
-    assert records[(f"_dmarc.{domain}", "TXT")] == [f'"v=DMARC1; p={policy}"']
-    assert len(records) == 7
+    assert published[(f"_dmarc.{domain}", "TXT")] == [f'"v=DMARC1; p={policy}"']
+    assert len(published) == 7
+
+
+def test_template_prod_manages_apex_mx_and_dmarc_when_asked(variant: Any) -> None:
+    # GIVEN prod asks for the organisation-wide records WHEN transformed THEN it publishes them in the apex zone
+    stack = variant("prod", MxRecordMode="create", DmarcRecordMode="create")
+    published = records(stack)
+    assert published[("aws-educate.tw", "MX")] == ["10 inbound-smtp.ap-northeast-1.amazonaws.com"]
+    assert published[("_dmarc.aws-educate.tw", "TXT")] == ['"v=DMARC1; p=none"']
+    assert stack.properties("InboundMxRecord")["HostedZoneId"] == APEX_ZONE
 
 
 def test_template_dmarc_reports_when_an_address_is_given(variant: Any) -> None:
     stack = variant("dev", DmarcReportAddress="dmarc@aws-educate.tw", DmarcPolicy="reject")
-    records = {(r["Name"], r["Type"]): r["ResourceRecords"] for r in stack.properties("MailDnsRecords")["RecordSets"]}
-    assert records[("_dmarc.dev.aws-educate.tw", "TXT")] == ['"v=DMARC1; p=reject; rua=mailto:dmarc@aws-educate.tw"']
+    published = records(stack)
+    assert published[("_dmarc.dev.aws-educate.tw", "TXT")] == ['"v=DMARC1; p=reject; rua=mailto:dmarc@aws-educate.tw"']
+
+
+# --- adopting what exists ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+@pytest.mark.parametrize("parameter", sorted(ADOPTED))
+def test_template_existing_mode_creates_none_of_its_resources(variant: Any, name: str, parameter: str) -> None:
+    # GIVEN one group that already exists WHEN the stack is told so THEN it creates none of that group and all else
+    # it would create otherwise
+    created = variant(name, **dict.fromkeys(ADOPTED, "create"))
+    adopted = variant(name, **{**dict.fromkeys(ADOPTED, "create"), parameter: "existing"})
+    assert set(created.resources()) - set(adopted.resources()) == ADOPTED[parameter]
+    assert set(adopted.resources()) <= set(created.resources())
+
+
+def test_template_existing_identity_keeps_sending_scopes_and_outputs(variant: Any) -> None:
+    # GIVEN the hand-made identity WHEN the stack does not create one THEN nothing refers to the missing resource:
+    # the forwarder may still send as the domain through the configuration set, and the outputs name the identity
+    stack = variant("dev", EmailIdentityMode="existing")
+    assert not stack.resources("AWS::SES::EmailIdentity")
+    created = json.dumps([stack.properties(logical_id) for logical_id in stack.resources()])
+    assert "<EmailIdentity." not in created
+    assert "<Ref:EmailIdentity>" not in created
+    identity = f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/dev.aws-educate.tw"
+    assert stack.outputs()["IdentityArn"] == identity
+    variables = stack.properties("ForwarderFunction")["Environment"]["Variables"]
+    assert variables["FORWARDER_CONFIGURATION_SET"] == "<Ref:ConfigurationSet>"
+    send = [s for s in statements(stack.resource("ForwarderFunctionRole"), stack) if "ses:SendRawEmail" in s["Action"]]
+    assert [identity in statement["Resource"] for statement in send] == [True]
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_template_adopting_everything_creates_none_of_it(variant: Any, name: str) -> None:
+    # GIVEN a team that made the identity, the zone, every record and the active rule set by hand WHEN the stack is
+    # deployed with the overrides `forwarder adopt` writes THEN it creates none of those, only its own receiving
+    stack = variant(
+        name,
+        HostedZoneId="Z0HANDMADEZONE42",
+        ParentHostedZoneId="",
+        **dict.fromkeys(ADOPTED, "existing"),
+        ReceiptRuleSetMode="join-existing",
+        ReceiptRuleSetName="team-rules",
+        AlarmEmail="ops@aws-educate.tw",
+    )
+    assert stack.rule_failures() == []
+    assert {r["Type"] for r in stack.resources().values()} & ADOPTABLE_TYPES == set()
+    assert stack.properties("SharedReceiptRuleSet")["Mode"] == "join-existing"
+    assert stack.properties("ReceiptRule")["Rule"]["Recipients"] == [stack.parameters["DomainName"]]
+    assert stack.outputs()["HostedZoneId"] == "Z0HANDMADEZONE42"
+    assert stack.outputs()["NameServers"] == "existing"
+
+
+def test_template_existing_zone_of_a_subdomain_creates_no_zone(variant: Any) -> None:
+    # GIVEN a hand-made delegated zone for the subdomain WHEN its id is given THEN the stack creates no zone and no
+    # delegation, and writes its records into that zone
+    stack = variant("dev", HostedZoneId="Z0HANDMADEZONE42", ParentHostedZoneId="")
+    assert not stack.exists("HostedZone")
+    assert not stack.exists("ParentDelegation")
+    assert zones_of_records(stack) == {"Z0HANDMADEZONE42"}
+    assert stack.rule_failures() == []
 
 
 def test_template_identity_easy_dkim_2048_and_mail_from(stack: Stack, env: Environment) -> None:
@@ -251,36 +404,35 @@ def test_template_receipt_rule_stores_then_invokes(stack: Stack, env: Environmen
     assert set(stack.resource("ReceiptRule")["DependsOn"]) >= {"MailBucketPolicy", "ForwarderSesPermission"}
 
 
-def test_template_rule_set_created_and_activated_by_the_custom_resource(stack: Stack, env: Environment) -> None:
-    # GIVEN create-and-activate THEN the stack owns the set and activates it once the rule exists
+def test_template_rule_set_shared_through_the_custom_resource(stack: Stack, env: Environment) -> None:
+    # GIVEN create-and-activate THEN no stack owns the set as an AWS::SES::ReceiptRuleSet (deleting one would delete
+    # every environment's rule): the custom resource creates and activates it, and the rule refers to it, so that
+    # CloudFormation creates the rule after it and deletes the rule before it
     assert env.parameters["ReceiptRuleSetMode"] == "create-and-activate"
-    assert stack.properties("ReceiptRuleSet") == {"RuleSetName": env.parameters["ReceiptRuleSetName"]}
-    assert stack.properties("ReceiptRule")["RuleSetName"] == "<Ref:ReceiptRuleSet>"
-    activation = stack.resource("ActiveReceiptRuleSet")
-    assert activation["Type"] == "Custom::ActiveReceiptRuleSet"
-    assert "ReceiptRule" in (
-        [activation["DependsOn"]] if isinstance(activation["DependsOn"], str) else activation["DependsOn"]
-    )
-    assert stack.properties("ActiveReceiptRuleSet") == {
+    assert not stack.resources("AWS::SES::ReceiptRuleSet")
+    shared = stack.resource("SharedReceiptRuleSet")
+    assert shared["Type"] == "Custom::SharedReceiptRuleSet"
+    assert "DependsOn" not in shared
+    assert stack.properties("SharedReceiptRuleSet") == {
         "ServiceToken": "<RuleSetActivationFunction.Arn>",
-        "RuleSetName": "<Ref:ReceiptRuleSet>",
+        "ServiceTimeout": 300,
+        "RuleSetName": env.parameters["ReceiptRuleSetName"],
+        "Mode": "create-and-activate",
+        "RuleName": env.stack_name,
     }
+    assert stack.properties("ReceiptRule")["RuleSetName"] == "<Ref:SharedReceiptRuleSet>"
     function = stack.properties("RuleSetActivationFunction")
     assert function["Handler"] == "rule_set_activation.handler"
+    assert function["Timeout"] < stack.properties("SharedReceiptRuleSet")["ServiceTimeout"]
 
 
 def test_template_joining_an_existing_rule_set_creates_no_set(variant: Any) -> None:
-    # GIVEN join-existing WHEN transformed THEN the rule goes into the named set and nothing activates anything
+    # GIVEN join-existing WHEN transformed THEN the rule goes into the named set, which the custom resource only
+    # checks for (it never activates or deletes a set it joined)
     stack = variant("dev", ReceiptRuleSetMode="join-existing", ReceiptRuleSetName="shared-set")
-    assert not stack.conditions["CreateRuleSet"]
-    for logical_id in (
-        "ReceiptRuleSet",
-        "ActiveReceiptRuleSet",
-        "RuleSetActivationFunction",
-        "RuleSetActivationFunctionRole",
-    ):
-        assert not stack.exists(logical_id), logical_id
-    assert stack.properties("ReceiptRule")["RuleSetName"] == "shared-set"
+    assert not stack.resources("AWS::SES::ReceiptRuleSet")
+    assert stack.properties("SharedReceiptRuleSet")["Mode"] == "join-existing"
+    assert stack.properties("SharedReceiptRuleSet")["RuleSetName"] == "shared-set"
     assert rule_arn(stack).endswith(":receipt-rule-set/shared-set:receipt-rule/email-forwarder-dev")
     assert stack.outputs()["ReceiptRuleSetName"] == "shared-set"
 
@@ -321,6 +473,9 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_LINK_URL": "<DownloadFunctionUrl.FunctionUrl>",
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
         "FORWARDER_FAILURE_QUEUE_URL": "<Ref:FailureQueue>",
+        "FORWARDER_TRACE_TABLE": "<Ref:TraceTable>",
+        "FORWARDER_TRACE_EXPIRY_DAYS": env.parameters["RetentionDays"],
+        "FORWARDER_TRACE_SUBJECTS": "false",
         "POWERTOOLS_SERVICE_NAME": "ses-forwarder",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
@@ -352,7 +507,8 @@ def test_template_environment_names_are_settings_of_the_runtime() -> None:
     template_text = (ROOT / "template.yaml").read_text()
     download = getattr(config, "DownloadSettings", None)
     assert download is not None, "forwarder.config.DownloadSettings (settings of forwarder.download) is missing"
-    known = {f"FORWARDER_{field.name.upper()}" for field in (*fields(config.Settings), *fields(download))}
+    settings = (*fields(config.Settings), *fields(download), *fields(config.DeliverySettings))
+    known = {f"FORWARDER_{field.name.upper()}" for field in settings}
     used = {word.rstrip(":") for word in template_text.split() if word.startswith("FORWARDER_") and word.endswith(":")}
     assert used, "no FORWARDER_ variables found in template.yaml"
     assert used <= known, f"not runtime settings: {sorted(used - known)}"

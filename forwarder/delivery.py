@@ -1,0 +1,145 @@
+"""Lambda entry point: `forwarder.delivery.lambda_handler`, subscribed to the configuration set's SNS topic.
+
+Each SES event (Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay, Rendering Failure) becomes one
+history entry per member in the trace table; a member's permanent bounce or complaint notifies the
+alarm topic once. A record this function cannot read is logged and skipped (SNS would redeliver it
+in vain); a table or topic failure raises, so that Lambda retries the event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from forwarder.config import DeliverySettings, load_settings
+from forwarder.feedback import FeedbackError, MemberEvent, parse_record, sns_messages
+from forwarder.observability import logger, metrics, tracer
+from forwarder.trace import PROBLEMS
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from forwarder.ports import DeliveryTrace, Notifier
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one invocation did: steps added, redeliveries ignored, records skipped, alarms sent."""
+
+    added: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    alarms: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    """Record every SES event of `event`; raising asks Lambda to retry the whole event."""
+    return record_events(event, *get_adapters())
+
+
+def record_events(event: dict[str, Any], trace: DeliveryTrace, alarm: Notifier | None) -> dict[str, int]:
+    """The handler's work with the adapters passed in: tests call it with moto or fakes."""
+    added = duplicates = skipped = alarms = 0
+    try:
+        messages = sns_messages(event)
+    except FeedbackError as error:
+        logger.error("not an SNS event; nothing recorded", extra={"error": str(error)})
+        return Recorded(skipped=1).as_dict()
+    for sns_id, text in messages:
+        try:
+            steps = parse_record(text)
+        except FeedbackError as error:
+            logger.warning("unreadable SES event skipped", extra={"sns_message_id": sns_id, "error": str(error)})
+            skipped += 1
+            continue
+        if not steps:
+            logger.info("SES event without our tags or members skipped", extra={"sns_message_id": sns_id})
+            skipped += 1
+        for step in steps:
+            if trace.add_event(step.inbound, step.alias, step.member, step.entry):
+                added += 1
+                count_state(step.entry.state)
+                logger.info(
+                    "member state recorded",
+                    extra={"message_id": step.inbound, "alias": step.alias, "state": step.entry.state},
+                )
+                alarms += notify_once(step, trace, alarm)
+            else:
+                duplicates += 1
+    return Recorded(added, duplicates, skipped, alarms).as_dict()
+
+
+def count_state(state: str) -> None:
+    """EMF metrics: MemberEvents for every recorded step, Member<State> for those that mean a member lost mail
+    (MemberBounced, MemberSuppressed, MemberComplained, ...), to alarm on or graph per environment."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name="MemberEvents", unit=MetricUnit.Count, value=1)
+    if state in PROBLEMS:
+        metrics.add_metric(name=f"Member{state.capitalize()}", unit=MetricUnit.Count, value=1)
+
+
+def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None) -> int:
+    """Tell the alarm topic about a member's permanent bounce or complaint, once per alias, member and kind
+    within the retention period (the claim is a conditional write in the trace table)."""
+    kind = step.alarm_kind
+    if kind is None or alarm is None:
+        return 0
+    alias = trace.member_alias(step.inbound, step.member) or step.alias
+    if not trace.claim_alarm(alias, step.member, kind):
+        return 0
+    what = "complained about (marked as spam)" if kind == "complaint" else "could not be delivered to"
+    subject = f"Forwarder: {step.member} of alias {alias}: {kind}"[:100]
+    message = (
+        f"Mail forwarded by alias {alias} {what} {step.member}.\n\n"
+        f"Inbound message: {step.inbound}\nSES says: {step.entry.state}: {step.entry.detail}\n\n"
+        f"See the whole path: forwarder trace {step.inbound} --config-env ENV\n"
+        "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
+        "(forwarder aliases remove ...); a suppressed address receives nothing until "
+        "`forwarder suppression remove ADDRESS` (this alarm is sent once per member within the retention)."
+    )
+    try:
+        alarm.notify(subject, message)
+    except Exception:
+        trace.release_alarm(alias, step.member, kind)
+        raise
+    logger.warning("alarm sent", extra={"message_id": step.inbound, "alias": alias, "kind": kind})
+    return 1
+
+
+class SnsNotifier:
+    """Publishes to the stack's alarm topic."""
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._client = client
+        self.topic_arn = topic_arn
+
+    def notify(self, subject: str, message: str) -> None:
+        self._client.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
+
+
+@cache
+def get_adapters() -> tuple[DeliveryTrace, Notifier | None]:
+    """The trace table and the alarm topic of this process, built once."""
+    import boto3
+
+    from forwarder.aws.trace import DynamoDBTrace
+    from forwarder.wiring import client_config
+
+    settings = load_settings(DeliverySettings)
+    trace = DynamoDBTrace(
+        boto3.client("dynamodb", config=client_config()), settings.trace_table, settings.trace_expiry_days
+    )
+    alarm = (
+        SnsNotifier(boto3.client("sns", config=client_config()), settings.alarm_topic_arn)
+        if settings.alarm_topic_arn
+        else None
+    )
+    return trace, alarm

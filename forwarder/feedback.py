@@ -1,0 +1,208 @@
+"""SES event publishing records (the configuration set's events, delivered through SNS), parsed at the
+boundary into one trace entry per member.
+
+The record format is the one documented in the SES developer guide, "Contents of event data that Amazon
+SES publishes to Amazon SNS": a top-level `eventType`, the `mail` object (with the send's `tags`), and one
+object named after the type (`bounce`, `complaint`, `delivery`, `send`, `reject`, `failure`,
+`deliveryDelay`). SES reserves the right to add fields: only what is read here is checked, the rest
+ignored. Identity feedback notifications name the type `notificationType`; they carry no tags, so they
+cannot be traced and are skipped like any record without our tags.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from forwarder.trace import (
+    BOUNCED,
+    COMPLAINED,
+    DELAYED,
+    DELIVERED,
+    FAILED,
+    REJECTED,
+    SENT,
+    SUPPRESSED,
+    TraceEntry,
+    normalise_time,
+)
+
+INBOUND_TAG = "inbound"
+ALIAS_TAG = "alias"
+
+# The bounce subtypes with which SES reports a recipient it did not try at all: the account-level
+# suppression list (OnAccountSuppressionList) and SES's global suppression list (Suppressed). SES "accepts
+# the message, but doesn't send it" (developer guide, "Using the account-level suppression list") and
+# reports a Permanent bounce instead; a complaint can carry complaintSubType OnAccountSuppressionList too.
+SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
+
+
+class FeedbackError(ValueError):
+    """A record that is not an SES event publishing record we can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """One member's step, addressed by the tags of the send it belongs to."""
+
+    inbound: str
+    alias: str
+    member: str
+    entry: TraceEntry
+
+    @property
+    def alarm_kind(self) -> str | None:
+        """`bounce` for a permanent bounce (suppression included), `complaint`; else None."""
+        if self.entry.state == COMPLAINED:
+            return "complaint"
+        if self.entry.state == SUPPRESSED or (
+            self.entry.state == BOUNCED and self.entry.detail.startswith("Permanent")
+        ):
+            return "bounce"
+        return None
+
+
+def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _tag(tags: Mapping[str, Any], name: str) -> str:
+    value = tags.get(name)
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return value[0]
+    return value if isinstance(value, str) else ""
+
+
+def _recipients(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """(address, its object) of `bouncedRecipients`, `complainedRecipients`, `delayedRecipients`."""
+    found = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("emailAddress"), str):
+            found.append((item["emailAddress"].strip(), item))
+    return found
+
+
+def _addresses(items: Any) -> list[str]:
+    return [i.strip() for i in items if isinstance(i, str)] if isinstance(items, list) else []
+
+
+def sns_messages(event: Any) -> list[tuple[str, str]]:
+    """(SNS message id, message text) of each record of a Lambda event from an SNS subscription."""
+    if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
+        raise FeedbackError("event: expected an SNS event with Records")
+    messages = []
+    for number, record in enumerate(event["Records"]):
+        sns = _object(record, "Sns") if isinstance(record, Mapping) else {}
+        message = sns.get("Message")
+        if not isinstance(message, str):
+            raise FeedbackError(f"Records[{number}].Sns.Message: missing")
+        messages.append((_text(sns, "MessageId"), message))
+    return messages
+
+
+def parse_record(text: str) -> list[MemberEvent]:
+    """The member steps of one SES event record (empty when it carries none of our tags)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FeedbackError(f"not JSON: {error.msg}") from None
+    if not isinstance(record, Mapping):
+        raise FeedbackError("not a JSON object")
+    kind = _text(record, "eventType") or _text(record, "notificationType")
+    mail = _object(record, "mail")
+    tags = _object(mail, "tags")
+    inbound, alias = _tag(tags, INBOUND_TAG), _tag(tags, ALIAS_TAG)
+    if not kind or not inbound:
+        return []
+    ses_id = _text(mail, "messageId")
+    sent_at = normalise_time(_text(mail, "timestamp"))
+    steps = _steps(kind, record, mail, sent_at)
+
+    def event(member: str, state: str, at: str, detail: str, feedback: str = "") -> MemberEvent:
+        key = f"{kind}|{ses_id}|{at}|{feedback}"
+        return MemberEvent(inbound, alias, member.lower(), TraceEntry(at, state, kind, key, detail))
+
+    return [event(*step) for step in steps]
+
+
+Step = tuple[str, str, str, str, str]
+
+
+def _send(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    return [(m, SENT, sent_at, "accepted by SES", "") for m in destination]
+
+
+def _delivery(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    delivery = _object(record, "delivery")
+    at = normalise_time(_text(delivery, "timestamp"))
+    members = _addresses(delivery.get("recipients")) or destination
+    return [(m, DELIVERED, at, _text(delivery, "smtpResponse"), "") for m in members]
+
+
+def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    bounce = _object(record, "bounce")
+    at, feedback = normalise_time(_text(bounce, "timestamp")), _text(bounce, "feedbackId")
+    kind = "/".join(p for p in (_text(bounce, "bounceType"), _text(bounce, "bounceSubType")) if p)
+    state = SUPPRESSED if _text(bounce, "bounceSubType") in SUPPRESSION_SUBTYPES else BOUNCED
+    steps = []
+    for member, item in _recipients(bounce.get("bouncedRecipients")):
+        diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
+        steps.append((member, state, at, f"{kind}: {diagnostic}".rstrip(": "), feedback))
+    return steps
+
+
+def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    complaint = _object(record, "complaint")
+    at, feedback = normalise_time(_text(complaint, "timestamp")), _text(complaint, "feedbackId")
+    subtype = _text(complaint, "complaintSubType")
+    state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
+    detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
+    return [(m, state, at, detail, feedback) for m, _ in _recipients(complaint.get("complainedRecipients"))]
+
+
+def _delay(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    delay = _object(record, "deliveryDelay")
+    at = normalise_time(_text(delay, "timestamp"))
+    until = _text(delay, "expirationTime")
+    steps = []
+    for member, item in _recipients(delay.get("delayedRecipients")):
+        why = "; ".join(p for p in (_text(delay, "delayType"), _text(item, "diagnosticCode")) if p)
+        steps.append((member, DELAYED, at, why + (f" (SES retries until {until})" if until else ""), ""))
+    return steps
+
+
+def _reject(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    reason = _text(_object(record, "reject"), "reason") or "rejected by SES"
+    return [(m, REJECTED, sent_at, reason, "") for m in destination]
+
+
+def _failure(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
+    error = _text(_object(record, "failure"), "errorMessage") or "rendering failure"
+    return [(m, FAILED, sent_at, error, "") for m in destination]
+
+
+# Open, Click, Subscription and any type SES adds later are nothing a trace shows.
+_READERS: dict[str, Callable[[Mapping[str, Any], list[str], str], list[Step]]] = {
+    "Send": _send,
+    "Delivery": _delivery,
+    "Bounce": _bounce,
+    "Complaint": _complaint,
+    "DeliveryDelay": _delay,
+    "Reject": _reject,
+    "Rendering Failure": _failure,
+    "RenderingFailure": _failure,
+}
+
+
+def _steps(kind: str, record: Mapping[str, Any], mail: Mapping[str, Any], sent_at: str) -> list[Step]:
+    """(member, state, time, detail, feedback id) for each member the record is about."""
+    reader = _READERS.get(kind)
+    return reader(record, _addresses(mail.get("destination")), sent_at) if reader else []

@@ -1,0 +1,585 @@
+"""`forwarder send-as ...` against moto's IAM, through the CLI's entry point."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.cli.conftest import ALIAS_PATH, DOMAIN, REGION, STACK, Cli, FakeResolver, FakeSesV2, client, deploy
+
+PATH = "/email-forwarder/dev/send-as/"
+ACCOUNT = "123456789012"  # moto's account
+IDENTITY_ARN = f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{DOMAIN}"
+CONFIGURATION_SET_ARN = f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/{STACK}"
+
+
+def documented_password(secret: str, region: str) -> str:
+    """The SES SMTP password (v4) computed independently: botocore's SigV4 signing-key chain.
+
+    The documented derivation is SigV4's key chain ("AWS4" + secret over the date, the region, "ses",
+    "aws4_request") with the date fixed at 11111111, signing "SendRawEmail", behind the byte 0x04.
+    """
+    request = AWSRequest()
+    request.context["timestamp"] = "11111111T000000Z"
+    signature = SigV4Auth(Credentials("AKIDEXAMPLE", secret), "ses", region).signature("SendRawEmail", request)
+    return base64.b64encode(b"\x04" + bytes.fromhex(signature)).decode()
+
+
+@dataclass
+class IdentityWithConfigurationSet(FakeSesV2):
+    """SES v2 as deployed: the identity carries the stack's configuration set as its default."""
+
+    configuration_set: str | None = STACK
+
+    def get_email_identity(self, EmailIdentity: str) -> dict[str, Any]:
+        identity = super().get_email_identity(EmailIdentity)
+        if self.configuration_set:
+            identity["ConfigurationSetName"] = self.configuration_set
+        return identity
+
+
+class RecordingIam:
+    """moto's IAM, keeping the secrets it hands out (only a test can know them) and refusing on demand."""
+
+    def __init__(self) -> None:
+        self.real = client("iam")
+        self.secrets: dict[str, str] = {}
+        self.denied: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.denied:
+
+            def refuse(*_: Any, **__: Any) -> Any:
+                raise ClientError(
+                    {"Error": {"Code": "AccessDenied", "Message": "not authorized"}},
+                    "".join(part.title() for part in name.split("_")),
+                )
+
+            return refuse
+        return getattr(self.real, name)
+
+    def create_access_key(self, **request: Any) -> Any:
+        if "create_access_key" in self.denied:
+            return self.__getattr__("create_access_key")(**request)
+        answer = self.real.create_access_key(**request)
+        self.secrets[answer["AccessKey"]["AccessKeyId"]] = answer["AccessKey"]["SecretAccessKey"]
+        return answer
+
+
+@pytest.fixture
+def ses(client_overrides: dict[str, Any], aws: None) -> IdentityWithConfigurationSet:
+    fake = IdentityWithConfigurationSet()
+    client_overrides["sesv2"] = fake
+    return fake
+
+
+@pytest.fixture
+def iam(client_overrides: dict[str, Any], aws: None) -> RecordingIam:
+    recording = RecordingIam()
+    client_overrides["iam"] = recording
+    return recording
+
+
+@pytest.fixture
+def team(aws: None, ses: IdentityWithConfigurationSet, iam: RecordingIam) -> None:
+    """A deployed dev environment: alice is in team and tech, bob in team, carol in tech."""
+    deploy({"team": "alice@gmail.com, bob@gmail.com", "tech": "alice@gmail.com, carol@example.org"})
+
+
+def users() -> list[dict[str, Any]]:
+    return list(client("iam").list_users(PathPrefix="/email-forwarder/")["Users"])
+
+
+def keys_of(name: str) -> list[str]:
+    return [k["AccessKeyId"] for k in client("iam").list_access_keys(UserName=name)["AccessKeyMetadata"]]
+
+
+def policy_of(name: str) -> dict[str, Any]:
+    document = client("iam").get_user_policy(UserName=name, PolicyName="send-as")["PolicyDocument"]
+    return document if isinstance(document, dict) else json.loads(document)
+
+
+def only_user() -> str:
+    found = users()
+    assert len(found) == 1, found
+    return str(found[0]["UserName"])
+
+
+def grant(cli: Cli, member: str, alias: str, *extra: str) -> dict[str, Any]:
+    result = cli("send-as", "grant", member, "--alias", alias, "--config-env", "dev", "--json", *extra)
+    assert result.code == 0, result.err
+    answer: dict[str, Any] = json.loads(result.out)
+    return answer
+
+
+# grant -------------------------------------------------------------------------------------------
+
+
+def test_send_as_grant_creates_a_user_whose_only_permission_is_sending_from_the_alias(cli: Cli, team: None) -> None:
+    # WHEN alice is granted team in dev
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN one user under the environment's path, tagged with stack, environment, region and member
+    assert result.code == 0, result.err
+    [user] = users()
+    assert user["Path"] == PATH
+    assert len(user["UserName"]) <= 64
+    tags = {t["Key"]: t["Value"] for t in client("iam").list_user_tags(UserName=user["UserName"])["Tags"]}
+    assert tags == {
+        "email-forwarder:member": "alice@gmail.com",
+        "email-forwarder:environment": "dev",
+        "email-forwarder:stack": STACK,
+        "email-forwarder:region": REGION,
+    }
+    # AND its only permission is the inline policy: SendRawEmail on the identity and its configuration set,
+    # From team@<domain> only
+    iam = client("iam")
+    assert iam.list_user_policies(UserName=user["UserName"])["PolicyNames"] == ["send-as"]
+    assert iam.list_attached_user_policies(UserName=user["UserName"])["AttachedPolicies"] == []
+    assert iam.list_groups_for_user(UserName=user["UserName"])["Groups"] == []
+    assert policy_of(user["UserName"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SendAsGrantedAliases",
+                "Effect": "Allow",
+                "Action": "ses:SendRawEmail",
+                "Resource": [IDENTITY_ARN, CONFIGURATION_SET_ARN],
+                "Condition": {"StringEquals": {"ses:FromAddress": [f"team@{DOMAIN}"]}},
+            }
+        ],
+    }
+    assert len(keys_of(user["UserName"])) == 1
+
+
+def test_send_as_grant_prints_the_documented_smtp_password_once(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # WHEN alice is granted team
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN the printed password is the documented derivation of the key's secret for the dev region
+    [(key_id, secret)] = iam.secrets.items()
+    password = documented_password(secret, REGION)
+    assert f"  SMTP Server  email-smtp.{REGION}.amazonaws.com\n" in result.out
+    assert "  Port         587 (TLS, i.e. STARTTLS) or 465 (SSL)\n" in result.out
+    assert f"  Username     {key_id}\n" in result.out
+    assert f"  Password     {password}\n" in result.out
+    # AND the secret itself is never shown
+    assert secret not in result.out + result.err
+    # AND the four Gmail steps, the last saying the confirmation comes back through the alias
+    assert "  1. Settings (gear) > See all settings > Accounts and Import > Send mail as" in result.out
+    assert f"  4. Gmail mails a confirmation to team@{DOMAIN}; the forwarder forwards it" in result.out
+
+
+def test_send_as_grant_password_follows_the_environments_region(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], iam: RecordingIam
+) -> None:
+    # GIVEN the preview environment (eu-central-2 in the test samconfig) with its identity and aliases there
+    preview, region = "preview.aws-educate.tw", "eu-central-2"
+    ses = IdentityWithConfigurationSet(configuration_set=None, real=boto3.client("sesv2", region_name=region))
+    ses.real.create_email_identity(EmailIdentity=preview)
+    client_overrides["sesv2"] = ses
+    boto3.client("ssm", region_name=region).put_parameter(
+        Name="/email-forwarder/preview/aliases/team", Value="alice@gmail.com", Type="StringList"
+    )
+
+    # WHEN alice is granted team there
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "preview", "--json")
+
+    # THEN the server and the password are eu-central-2's, the policy names its identity, the user is preview's
+    assert result.code == 0, result.err
+    answer = json.loads(result.out)
+    [secret] = iam.secrets.values()
+    assert answer["smtp"]["server"] == f"email-smtp.{region}.amazonaws.com"
+    assert answer["smtp"]["password"] == documented_password(secret, region)
+    assert answer["smtp"]["password"] != documented_password(secret, REGION)
+    assert answer["path"] == "/email-forwarder/preview/send-as/"
+    assert policy_of(answer["user"])["Statement"][0]["Resource"] == [
+        f"arn:aws:ses:{region}:{ACCOUNT}:identity/{preview}"
+    ]
+
+
+def test_send_as_grant_of_a_second_alias_keeps_the_first_and_the_key(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN alice may send as team
+    first = grant(cli, "alice@gmail.com", "team")
+
+    # WHEN she is granted tech too
+    second = grant(cli, "alice@gmail.com", "tech@dev.aws-educate.tw")
+
+    # THEN the policy lists both aliases, and her credentials stay the same (no new key, no password shown)
+    name = only_user()
+    assert policy_of(name)["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"team@{DOMAIN}", f"tech@{DOMAIN}"]}
+    }
+    assert second["smtp"] is None
+    assert second["aliases"] == ["team", "tech"]
+    assert keys_of(name) == [first["smtp"]["username"]]
+    assert len(iam.secrets) == 1
+
+
+def test_send_as_grant_text_without_a_new_key_names_the_existing_username(cli: Cli, team: None) -> None:
+    first = grant(cli, "alice@gmail.com", "team")
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "tech", "--config-env", "dev")
+
+    assert result.code == 0
+    assert f"No new key: the member's SMTP credentials (username {first['smtp']['username']})" in result.out
+    assert "Password" not in result.out
+
+
+def test_send_as_grant_per_member_users_do_not_share(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "bob@gmail.com", "team")
+
+    names = {u["UserName"] for u in users()}
+    assert len(names) == 2
+    for name in names:
+        assert policy_of(name)["Statement"][0]["Condition"]["StringEquals"]["ses:FromAddress"] == [f"team@{DOMAIN}"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["carol@example.org", "--alias", "team"],
+            "forwarder: carol@example.org is not a member of team: add them first "
+            "(`forwarder aliases add team carol@example.org --config-env dev`), then grant\n",
+        ),
+        (["alice@gmail.com", "--alias", "sales"], f"forwarder: no alias sales under {ALIAS_PATH}"),
+        (["not-an-address", "--alias", "team"], "forwarder: 'not-an-address' is not a valid address"),
+        (["team@dev.aws-educate.tw", "--alias", "team"], "forwarder: team@dev.aws-educate.tw is on dev.aws-educate.tw"),
+        (["alice@gmail.com", "--alias", "team@other.org"], "forwarder: team@other.org is not on dev.aws-educate.tw"),
+        (["alice@gmail.com", "--alias", "Team Lead"], "is not an alias name"),
+        (["alice@gmail.com", "--alias", "_catchall"], "forwarder: _catchall (the catch-all) has no address to send as"),
+    ],
+)
+def test_send_as_grant_bad_input_is_one_line_and_exit_2(cli: Cli, team: None, argv: list[str], message: str) -> None:
+    result = cli("send-as", "grant", *argv, "--config-env", "dev")
+
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert message in result.err
+    assert users() == []
+
+
+def test_send_as_grant_in_the_sandbox_is_refused_unless_allowed(
+    cli: Cli, team: None, ses: IdentityWithConfigurationSet
+) -> None:
+    # GIVEN SES in the sandbox in dev's region
+    ses.production = False
+
+    # WHEN granting THEN one line saying why and what to do, and no user
+    refused = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+    assert refused.code == 2
+    assert refused.err.count("\n") == 1
+    assert "SES in us-east-1 is in the sandbox" in refused.err
+    assert "request production access (SES console > Account dashboard) or pass --allow-sandbox" in refused.err
+    assert users() == []
+
+    # AND with --allow-sandbox the grant goes through
+    assert grant(cli, "alice@gmail.com", "team", "--allow-sandbox")["created"] is True
+
+
+def test_send_as_grant_without_permission_to_create_users(cli: Cli, team: None, iam: RecordingIam) -> None:
+    iam.denied.add("create_user")
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert result.err.startswith("forwarder: no permission to create IAM users for send-as: use a profile")
+    assert f"on arn:aws:iam::*:user{PATH}*" in result.err
+
+
+def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
+    # GIVEN aliases but no SES identity for the domain in the region (moto's own SES v2)
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList")
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    assert result.code == 2
+    assert result.err == (
+        f"forwarder: {DOMAIN} is not an SES identity in {REGION}: deploy the stack (`sam deploy --config-env dev`); "
+        "SMTP credentials send only in the identity's region\n"
+    )
+
+
+def test_send_as_without_an_environment_says_what_to_give(cli: Cli, aws: None) -> None:
+    result = cli("send-as", "list", "--region", REGION)
+
+    assert result.code == 2
+    assert result.err == "forwarder: send-as grants are per environment: give --config-env ENV\n"
+
+
+# list --------------------------------------------------------------------------------------------
+
+
+def test_send_as_list_shows_members_aliases_and_keys(cli: Cli, team: None) -> None:
+    # GIVEN alice with team and tech, bob with team
+    alice = grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    bob = grant(cli, "bob@gmail.com", "team")
+
+    # WHEN listing
+    text = cli("send-as", "list", "--config-env", "dev")
+    listed = json.loads(cli("send-as", "list", "--config-env", "dev", "--json").out)
+
+    # THEN each member, their aliases, their key, its age and (never) last use
+    assert text.code == 0
+    assert f"2 send-as grant(s) (IAM users under {PATH})" in text.out
+    assert f"alice@gmail.com  team, tech  {alice['smtp']['username']}  0 days  never" in text.out
+    assert f"bob@gmail.com    team        {bob['smtp']['username']}  0 days  never" in text.out
+    assert [(g["member"], g["aliases"], [k["id"] for k in g["keys"]]) for g in listed] == [
+        ("alice@gmail.com", ["team", "tech"], [alice["smtp"]["username"]]),
+        ("bob@gmail.com", ["team"], [bob["smtp"]["username"]]),
+    ]
+    assert listed[0]["keys"][0]["last_used"] is None
+    assert listed[0]["region"] == REGION
+
+
+def test_send_as_list_is_per_environment(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+
+    # the prod environment (same region in the test samconfig) has its own path: nothing there
+    result = cli("send-as", "list", "--config-env", "prod", "--json")
+
+    assert result.code == 0
+    assert json.loads(result.out) == []
+
+
+# alias changes follow ----------------------------------------------------------------------------
+
+
+def test_send_as_alias_removal_revokes_the_alias_from_the_grant(cli: Cli, team: None) -> None:
+    # GIVEN alice may send as team and tech
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+
+    # WHEN she leaves team
+    result = cli("aliases", "remove", "team", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN the diff showed the grant change, and her policy now allows tech only
+    assert result.code == 0, result.err
+    assert (
+        f"send-as grants that follow (IAM users under {PATH}):\n"
+        "  ~ alice@gmail.com  may no longer send as team (keeps tech)\n"
+    ) in result.out
+    assert policy_of(only_user())["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"tech@{DOMAIN}"]}
+    }
+
+
+def test_send_as_alias_removal_of_the_last_alias_deletes_the_user_and_keys(cli: Cli, team: None) -> None:
+    # GIVEN bob may send as team, his only alias
+    grant(cli, "bob@gmail.com", "team")
+    name = only_user()
+
+    # WHEN an import replaces team's members without him
+    result = cli("aliases", "set", "team", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN his user and its key are gone
+    assert result.code == 0, result.err
+    assert "  - bob@gmail.com  may no longer send as team: no alias left, its IAM user and keys go" in result.out
+    assert users() == []
+    with pytest.raises(ClientError):
+        keys_of(name)
+
+
+def test_send_as_alias_change_declined_keeps_the_grant(cli: Cli, team: None) -> None:
+    grant(cli, "bob@gmail.com", "team")
+
+    result = cli("aliases", "remove", "team", "bob@gmail.com", "--config-env", "dev", stdin="n\n", tty=True)
+
+    assert result.code == 1
+    assert "may no longer send as team" in result.out
+    assert len(users()) == 1
+
+
+def test_send_as_alias_changes_without_leavers_do_not_read_iam(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN IAM refusing every read: an addition must not need it
+    iam.denied.update({"get_paginator", "list_users"})
+
+    result = cli("aliases", "add", "team", "dave@gmail.com", "--config-env", "dev", "--yes")
+
+    assert result.code == 0
+    assert result.err == ""
+
+
+def test_send_as_alias_removal_warns_when_grants_cannot_be_read(cli: Cli, team: None, iam: RecordingIam) -> None:
+    iam.denied.add("list_users")
+    iam.denied.add("get_paginator")
+
+    result = cli("aliases", "remove", "team", "bob@gmail.com", "--config-env", "dev", "--yes")
+
+    assert result.code == 0
+    assert "warning: cannot read the send-as grants" in result.err
+    assert "check them with `forwarder send-as list`" in result.err
+
+
+# revoke ------------------------------------------------------------------------------------------
+
+
+def test_send_as_revoke_one_alias_keeps_the_others(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--alias", "tech", "--config-env", "dev", "--yes")
+
+    assert result.code == 0, result.err
+    assert "  ~ alice@gmail.com  may no longer send as tech (keeps team)" in result.out
+    name = only_user()
+    assert policy_of(name)["Statement"][0]["Condition"]["StringEquals"]["ses:FromAddress"] == [f"team@{DOMAIN}"]
+    assert len(keys_of(name)) == 1
+
+
+def test_send_as_revoke_everything_leaves_no_user_and_no_key(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    grant(cli, "bob@gmail.com", "team")
+    alice = next(u["UserName"] for u in users() if "alice" in u["UserName"])
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--yes", "--json")
+
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {
+        "member": "alice@gmail.com",
+        "user": alice,
+        "revoked": ["team", "tech"],
+        "remaining": [],
+        "user_deleted": True,
+    }
+    assert [u["UserName"] for u in users()] != [alice]
+    assert len(users()) == 1
+    with pytest.raises(ClientError):
+        keys_of(alice)
+
+
+def test_send_as_revoke_of_an_alias_not_granted(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--alias", "tech", "--config-env", "dev", "--yes")
+
+    assert result.code == 2
+    assert result.err == "forwarder: alice@gmail.com may not send as tech (granted: team): nothing to revoke\n"
+
+
+def test_send_as_revoke_of_a_member_without_a_grant(cli: Cli, team: None) -> None:
+    result = cli("send-as", "revoke", "carol@example.org", "--config-env", "dev", "--yes")
+
+    assert result.code == 2
+    assert result.err == (
+        "forwarder: carol@example.org has no send-as grant in dev: see `forwarder send-as list --config-env dev`\n"
+    )
+
+
+def test_send_as_revoke_asks_at_a_terminal(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", stdin="n\n", tty=True)
+
+    assert result.code == 1
+    assert "revoke? [y/N]" in result.out
+    assert len(users()) == 1
+
+
+# rotate ------------------------------------------------------------------------------------------
+
+
+def test_send_as_rotate_keeps_the_old_key_until_finish(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN alice's grant and its key
+    old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+    name = only_user()
+
+    # WHEN rotating from a script (nobody to confirm)
+    rotated = cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev")
+
+    # THEN a new key with its password, and the old key still works until --finish
+    assert rotated.code == 0, rotated.err
+    new = next(k for k in keys_of(name) if k != old)
+    assert f"  Password     {documented_password(iam.secrets[new], REGION)}\n" in rotated.out
+    assert sorted(keys_of(name)) == sorted([old, new])
+    assert (
+        f"the old key {old} keeps working until you run "
+        "`forwarder send-as rotate alice@gmail.com --finish --config-env dev`"
+    ) in rotated.out
+
+    # WHEN the member has confirmed and the rotation is finished
+    finished = cli("send-as", "rotate", "alice@gmail.com", "--finish", "--config-env", "dev")
+
+    # THEN only the new key is left
+    assert finished.code == 0
+    assert finished.out == f"deleted 1 old key(s): {old}\n"
+    assert keys_of(name) == [new]
+
+
+def test_send_as_rotate_at_a_terminal_deletes_the_old_key_on_yes(cli: Cli, team: None) -> None:
+    old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+    name = only_user()
+
+    result = cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", stdin="y\n", tty=True)
+
+    assert result.code == 0, result.err
+    assert f"Delete the old key {old} now? [y/N]" in result.out
+    [new] = keys_of(name)
+    assert new != old
+    assert f"  Username     {new}\n" in result.out
+
+
+def test_send_as_rotate_twice_without_finishing_is_refused(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+    assert cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev").code == 0
+
+    result = cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev")
+
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert "a rotation is unfinished" in result.err
+    assert len(keys_of(only_user())) == 2
+
+
+# doctor ------------------------------------------------------------------------------------------
+
+
+def test_doctor_reports_a_grant_of_an_address_no_longer_in_the_alias(
+    cli: Cli, team: None, resolver: FakeResolver
+) -> None:
+    # GIVEN alice's grant of team, and team edited behind the CLI's back (console, another tool)
+    grant(cli, "alice@gmail.com", "team")
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="bob@gmail.com", Type="StringList", Overwrite=True)
+
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    # THEN the send-as row fails and names the revocation
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1
+    assert checks["send-as"]["status"] == "fail"
+    assert "alice@gmail.com as team" in checks["send-as"]["detail"]
+    assert "forwarder send-as revoke alice@gmail.com --alias team --config-env dev" in checks["send-as"]["fix"]
+
+
+def test_doctor_warns_about_keys_older_than_the_set_age(
+    cli: Cli, team: None, resolver: FakeResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a grant whose key is 100 days old by the time the doctor runs, with the limit at 90
+    grant(cli, "alice@gmail.com", "team")
+    monkeypatch.setattr("forwarder_ops.sendas._now", lambda: datetime.now(UTC) + timedelta(days=100))
+
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--config-env", "dev", "--json").out)["checks"]}
+
+    assert checks["send-as"]["status"] == "warn"
+    assert "1 key(s) older than 90 days: alice@gmail.com (100 days)" in checks["send-as"]["detail"]
+    assert checks["send-as"]["fix"] == "forwarder send-as rotate alice@gmail.com --config-env dev"
+
+    # AND a longer limit set through the environment accepts it
+    monkeypatch.setenv("FORWARDER_SEND_AS_MAX_KEY_AGE_DAYS", "365")
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--config-env", "dev", "--json").out)["checks"]}
+    assert checks["send-as"]["status"] == "ok"

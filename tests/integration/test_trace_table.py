@@ -1,0 +1,70 @@
+"""The trace table adapter on moto: concurrent events for one member merge, alarms are claimed once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from forwarder.aws.trace import DynamoDBTrace
+from forwarder.trace import TraceEntry, mail_pk, member_sk
+from forwarder_ops.local import create_trace_table
+
+TABLE = "trace"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_trace_table(client, TABLE)
+        yield client
+
+
+class Interleaving:
+    """A client whose first PutItem lets another writer in between our read and our write."""
+
+    def __init__(self, client: Any, other: DynamoDBTrace, entry: TraceEntry) -> None:
+        self._client, self._other, self._entry = client, other, entry
+        self.puts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_item(self, **request: Any) -> Any:
+        self.puts += 1
+        if self.puts == 1:
+            assert self._other.add_event("m1", "team", "bob@gmail.com", self._entry)
+        return self._client.put_item(**request)
+
+
+def test_trace_table_concurrent_events_for_one_member_both_kept(dynamodb: Any) -> None:
+    # GIVEN SES's Send and Delivery for bob handled by two invocations at once
+    send = TraceEntry("2026-11-30T09:14:31.000Z", "sent", "Send", "send-key")
+    delivered = TraceEntry("2026-11-30T09:14:33.000Z", "delivered", "Delivery", "delivery-key")
+    other = DynamoDBTrace(dynamodb, TABLE, 30)
+    racing = Interleaving(dynamodb, other, send)
+
+    # WHEN the Delivery's write finds that the Send landed between its read and its write
+    assert DynamoDBTrace(racing, TABLE, 30).add_event("m1", "team", "Bob@Gmail.com", delivered)  # type: ignore[arg-type]
+
+    # THEN it merged again: both events are in the history and the state is the later one
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
+    assert racing.puts == 2
+    assert [e["M"]["state"]["S"] for e in item["Item"]["history"]["L"]] == ["sent", "delivered"]
+    assert item["Item"]["state"]["S"] == "delivered"
+    assert int(item["Item"]["expires"]["N"]) > 0
+    # AND a redelivery of either event adds nothing
+    assert not other.add_event("m1", "team", "bob@gmail.com", send)
+
+
+def test_trace_table_alarm_claimed_once_until_released(dynamodb: Any) -> None:
+    trace = DynamoDBTrace(dynamodb, TABLE, 30)
+    assert trace.claim_alarm("team", "bob@gmail.com", "bounce")
+    assert not trace.claim_alarm("team", "bob@gmail.com", "bounce")
+    assert trace.claim_alarm("team", "bob@gmail.com", "complaint")
+    trace.release_alarm("team", "bob@gmail.com", "bounce")
+    assert trace.claim_alarm("team", "bob@gmail.com", "bounce")

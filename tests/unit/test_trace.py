@@ -1,0 +1,217 @@
+"""The delivery trace's pure parts: reading SES event records, merging them in event order, alarming once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from forwarder.delivery import record_events
+from forwarder.feedback import FeedbackError, parse_record
+from forwarder.trace import TraceEntry, latest, merge_entry, path
+from tests import sesevents as ses
+
+TAGS = {"inbound": "inbound-1", "alias": "team"}
+SENT_AT = "2026-11-30T09:14:31.100Z"
+
+
+def mail(*members: str) -> dict[str, Any]:
+    return ses.mail_object("ses-1", members or ("bob@gmail.com",), TAGS, SENT_AT)
+
+
+@dataclass
+class MemoryTrace:
+    """The delivery function's table, in memory: histories by (inbound, member), alarm claims."""
+
+    histories: dict[tuple[str, str], list[TraceEntry]] = field(default_factory=dict)
+    claims: set[tuple[str, str, str]] = field(default_factory=set)
+    aliases: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def add_event(self, inbound: str, alias: str, member: str, entry: TraceEntry) -> bool:
+        merged, added = merge_entry(self.histories.get((inbound, member), []), entry)
+        self.histories[(inbound, member)] = merged
+        return added
+
+    def member_alias(self, inbound: str, member: str) -> str | None:
+        return self.aliases.get((inbound, member))
+
+    def claim_alarm(self, alias: str, member: str, kind: str) -> bool:
+        if (alias, member, kind) in self.claims:
+            return False
+        self.claims.add((alias, member, kind))
+        return True
+
+    def release_alarm(self, alias: str, member: str, kind: str) -> None:
+        self.claims.discard((alias, member, kind))
+
+    def state(self, member: str) -> str:
+        now = latest(self.histories[("inbound-1", member)])
+        assert now is not None
+        return now.state
+
+
+@dataclass
+class Alarms:
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    fail: bool = False
+
+    def notify(self, subject: str, message: str) -> None:
+        if self.fail:
+            raise RuntimeError("SNS is down")
+        self.sent.append((subject, message))
+
+
+def test_feedback_reads_each_documented_event_type() -> None:
+    # GIVEN one record of each type the configuration set publishes, in the documented format
+    m = mail("bob@gmail.com")
+    records = {
+        "sent": ses.send(m),
+        "delivered": ses.delivery(m, "bob@gmail.com", "2026-11-30T09:14:33.000Z"),
+        "bounced": ses.bounce(m, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 5.1.1 no"),
+        "suppressed": ses.bounce(m, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "OnAccountSuppressionList"),
+        "complained": ses.complaint(m, "bob@gmail.com", "2026-11-30T10:00:00.000Z"),
+        "delayed": ses.delay(m, "bob@gmail.com", "2026-11-30T09:30:00.000Z"),
+        "rejected": ses.record("Reject", m, reason="Bad content"),
+        "failed": ses.record("Rendering Failure", m, errorMessage="Attribute 'x' is not present", templateName="t"),
+    }
+    for state, item in records.items():
+        # WHEN it is parsed
+        (step,) = parse_record(json.dumps(item))
+        # THEN it names the member of the tagged inbound mail and alias, in the expected state
+        assert (step.inbound, step.alias, step.member, step.entry.state) == (
+            "inbound-1",
+            "team",
+            "bob@gmail.com",
+            state,
+        )
+    bounced = parse_record(json.dumps(records["bounced"]))[0].entry
+    assert bounced.detail == "Permanent/General: smtp; 550 5.1.1 no"
+    assert bounced.at == "2026-11-30T09:14:34.000Z"
+    assert "452 4.2.2 Mailbox full" in parse_record(json.dumps(records["delayed"]))[0].entry.detail
+
+
+def test_feedback_ignores_unread_fields_untagged_sends_and_other_types() -> None:
+    # GIVEN a record with fields SES may add, one without our tags, and an Open event
+    extra = {**ses.send(mail()), "somethingNew": {"x": 1}}
+    untagged = ses.send(ses.mail_object("ses-2", ["bob@gmail.com"], {}, SENT_AT))
+    opened = {"eventType": "Open", "mail": mail(), "open": {"timestamp": SENT_AT}}
+    # THEN the first is read, the others give nothing, and only non-JSON is an error
+    assert len(parse_record(json.dumps(extra))) == 1
+    assert parse_record(json.dumps(untagged)) == []
+    assert parse_record(json.dumps(opened)) == []
+    with pytest.raises(FeedbackError):
+        parse_record("not json")
+
+
+def test_trace_latest_state_follows_event_time_not_arrival() -> None:
+    # GIVEN a member's Delivery arriving before its Send, and a delay stamped before the delivery arriving last
+    m = mail()
+    arrivals = [
+        ses.delivery(m, "bob@gmail.com", "2026-11-30T09:20:00.000Z"),
+        ses.send(m),
+        ses.delay(m, "bob@gmail.com", "2026-11-30T09:15:00.000Z"),
+    ]
+    history: list[TraceEntry] = []
+    for item in arrivals:
+        history, added = merge_entry(history, parse_record(json.dumps(item))[0].entry)
+        assert added
+    # THEN the member is delivered, and the path is in event order
+    assert latest(history).state == "delivered"  # type: ignore[union-attr]
+    assert path(history) == ["sent", "delayed", "delivered"]
+
+
+def test_trace_same_instant_later_stage_wins() -> None:
+    first = TraceEntry("2026-11-30T09:14:31.100Z", "delivered", "Delivery", "d")
+    second = TraceEntry("2026-11-30T09:14:31.100Z", "sent", "Send", "s")
+    history, _ = merge_entry([first], second)
+    assert latest(history) == first
+
+
+def test_delivery_redelivered_notification_adds_no_history() -> None:
+    # GIVEN a Send and a Delivery notification, the Delivery delivered twice by SNS
+    trace = MemoryTrace()
+    m = mail()
+    done = ses.delivery(m, "bob@gmail.com", "2026-11-30T09:14:33.000Z")
+    first = record_events(ses.sns_event(ses.send(m), done), trace, None)
+    # WHEN the duplicate arrives
+    again = record_events(ses.sns_event(done), trace, None)
+    # THEN it is recognised, and the history holds each event once
+    assert first["added"] == 2
+    assert again == {"added": 0, "duplicates": 1, "skipped": 0, "alarms": 0}
+    assert [e.state for e in trace.histories[("inbound-1", "bob@gmail.com")]] == ["sent", "delivered"]
+
+
+def test_delivery_permanent_bounce_and_complaint_alarm_once_naming_alias_and_member() -> None:
+    # GIVEN the forwarder sent bob the mail under `team.lead` (the tag holds the sanitised `team_lead`)
+    trace = MemoryTrace(
+        aliases={("inbound-1", "bob@gmail.com"): "team.lead", ("inbound-2", "bob@gmail.com"): "team.lead"}
+    )
+    alarms = Alarms()
+    m = mail("bob@gmail.com", "carol@gmail.com")
+    events = [
+        ses.bounce(m, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 5.1.1 unknown"),
+        ses.bounce(m, "carol@gmail.com", "2026-11-30T09:14:34Z", "Transient", "MailboxFull", "smtp; 452 full"),
+        ses.complaint(m, "carol@gmail.com", "2026-11-30T10:00:00Z"),
+    ]
+    # WHEN the events arrive, and a second mail bounces for bob again
+    record_events(ses.sns_event(*events), trace, alarms)
+    later = ses.mail_object("ses-9", ["bob@gmail.com"], {"inbound": "inbound-2", "alias": "team_lead"}, SENT_AT)
+    bounced_again = ses.bounce(later, "bob@gmail.com", "2026-11-30T11:00:00Z", "Permanent", "General")
+    assert record_events(ses.sns_event(bounced_again), trace, alarms)["added"] == 1
+    # THEN one alarm for bob's bounce (not two), one for carol's complaint, none for the transient bounce
+    subjects = sorted(subject for subject, _ in alarms.sent)
+    assert subjects == [
+        "Forwarder: bob@gmail.com of alias team.lead: bounce",
+        "Forwarder: carol@gmail.com of alias team: complaint",
+    ]
+    assert "inbound-1" in alarms.sent[0][1]
+    assert trace.state("carol@gmail.com") == "complained"
+
+
+def test_delivery_alarm_not_published_is_claimed_again_on_retry() -> None:
+    # GIVEN the alarm topic fails WHEN a permanent bounce arrives THEN the invocation fails and the claim is released
+    trace, alarms = MemoryTrace(), Alarms(fail=True)
+    event = ses.sns_event(ses.bounce(mail(), "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General"))
+    with pytest.raises(RuntimeError):
+        record_events(event, trace, alarms)
+    assert trace.claims == set()
+
+
+def test_delivery_unreadable_records_are_skipped_not_retried() -> None:
+    event = ses.sns_event(ses.send(mail()))
+    event["Records"][0]["Sns"]["Message"] = "{broken"
+    assert record_events(event, MemoryTrace(), None)["skipped"] == 1
+    assert record_events({"not": "sns"}, MemoryTrace(), None)["skipped"] == 1
+
+
+def test_trace_compose_ses_events_win_over_the_forwarders_late_record() -> None:
+    # GIVEN the forwarder wrote its record after SES had already delivered to the first member
+    from forwarder_ops.trace import compose
+
+    mail_item = {
+        "pk": "mail#m1",
+        "sk": "mail",
+        "received": "2026-11-30T09:00:00.000Z",
+        "recorded": "2026-11-30T09:00:09.000Z",
+        "members": [{"alias": "team", "member": "bob@gmail.com", "status": "sent", "detail": ""}],
+    }
+    delivered = TraceEntry("2026-11-30T09:00:05.000Z", "delivered", "Delivery", "k")
+    member_item = {"pk": "mail#m1", "sk": "member#bob@gmail.com", "history": [delivered.as_item()]}
+
+    # WHEN the trace is composed THEN bob is delivered, after the forwarder's send
+    (row,) = compose("m1", [member_item, mail_item]).members
+    assert (row.state, row.path) == ("delivered", ("sent", "delivered"))
+
+
+def test_delivery_counts_member_states_as_metrics() -> None:
+    from forwarder.observability import metrics
+
+    m = mail()
+    record_events(
+        ses.sns_event(ses.send(m), ses.complaint(m, "bob@gmail.com", "2026-11-30T10:00:00Z")), MemoryTrace(), None
+    )
+    counted = metrics.metric_set
+    assert counted["MemberEvents"]["Value"] == [1.0, 1.0]
+    assert "MemberComplained" in counted and "MemberBounced" not in counted
