@@ -24,7 +24,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv venv-local tools run test unit lint format typecheck bench build preflight deploy template events clean smtp
+.PHONY: help venv venv-local tools run test unit lint format typecheck bench build preflight deploy deploy-lock invoke template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,9 +48,12 @@ venv: $(BIN)/.installed ## Create .venv with the package and its dev tools
 
 venv-local: $(BIN)/.installed-local ## Create .venv with what running needs (the package and its local extra)
 
+# The SAM CLI from the hash-locked deploy/requirements.txt (aws-sam-cli==$(SAM_VERSION) and all it needs):
+# the deploy job installs exactly these files, before it holds any AWS credentials. --no-deps: the lock is
+# complete, and pip before 24 refuses a dependency with extras (boto3-stubs[...]) in hash-checking mode.
 $(SAM):
 	$(PYTHON) -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
+	$(TOOLS)/sam/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r deploy/requirements.txt
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov
@@ -95,8 +98,14 @@ events: venv-local ## Regenerate events/*.json from events/mail/*.eml
 template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, the transformed template, sam build
 	$(BIN)/pytest tests/template
 
-build: tools ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
+build: $(SAM) ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
 	$(SAM) build
+
+deploy-lock: ## Regenerate the hash-locked deploy/requirements.txt and layers/deps/requirements.lock (needs uv)
+	uv pip compile --universal --python-version 3.11 --generate-hashes --custom-compile-command "make deploy-lock" \
+		deploy/requirements.in -o deploy/requirements.txt
+	uv pip compile --python-version 3.13 --python-platform aarch64-manylinux2014 --generate-hashes \
+		--custom-compile-command "make deploy-lock" layers/deps/requirements.txt -o layers/deps/requirements.lock
 
 preflight: venv-local ## forwarder preflight --config-env $(ENV): what would make the deploy fail or do harm (read-only)
 	$(BIN)/forwarder preflight --config-env $(ENV)
@@ -105,6 +114,10 @@ preflight: venv-local ## forwarder preflight --config-env $(ENV): what would mak
 # CloudFormation creates half the stack and rolls it back.
 deploy: preflight build ## forwarder preflight, then sam deploy --config-env $(ENV) (make deploy ENV=prod); needs AWS credentials
 	$(SAM) deploy --config-env $(ENV)
+
+EVENT ?= forward
+invoke: build ## sam local invoke ForwarderFunction -e events/$(EVENT).json --env-vars local-env.json (needs Docker)
+	$(SAM) local invoke ForwarderFunction -e events/$(EVENT).json --env-vars local-env.json
 
 # `sam build` runs these for the resources whose Metadata say `BuildMethod: makefile, ContextPath: .`, in a
 # copy of the resource's CodeUri/ContentUri, with ARTIFACTS_DIR set: the function artifact holds the
@@ -119,7 +132,7 @@ build-ForwarderFunction build-DownloadFunction build-DeliveryFunction:
 build-DependenciesLayer:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile \
 		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
-		--target "$(ARTIFACTS_DIR)/python" -r requirements.txt
+		--require-hashes --no-deps --target "$(ARTIFACTS_DIR)/python" -r requirements.lock
 	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
 build-RuleSetActivationFunction:

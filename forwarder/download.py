@@ -41,8 +41,18 @@ def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> di
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check the link's signature and expiry, then redirect to a presigned URL valid for minutes."""
     store, keys = _runtime()
+    return answer(event, store, keys)
+
+
+def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, Any]:
+    """The response to one request: 302 to the stored message, else 400, 403, 404 or 410.
+
+    The URL is public: whatever an anonymous caller sends gets one of these answers, never an exception
+    (an exception is a 502 and fires the download errors alarm).
+    """
+    query = event.get("queryStringParameters") if isinstance(event, dict) else None
     try:
-        token = verify_link(event.get("queryStringParameters") or {}, keys.get().accepted)
+        token = verify_link(query or {}, keys.get().accepted)
     except LinkError as error:
         logger.warning("download refused", extra={"status": error.status, "reason": str(error)})
         return _answer(error.status, str(error))

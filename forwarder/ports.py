@@ -48,6 +48,11 @@ class RecipientNotVerifiedError(SendError):
     """The region is in the SES sandbox and a recipient is not a verified identity."""
 
 
+class RecipientNotAuthorizedError(RecipientNotVerifiedError):
+    """The region is in the SES sandbox, where IAM also checks the sending permission against each recipient's
+    identity, and the function's policy does not name this recipient's."""
+
+
 class MessageRejectedError(SendError):
     """SES rejected this message itself (content or format); other messages are unaffected."""
 

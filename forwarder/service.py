@@ -88,13 +88,25 @@ class ForwardingService:
         message = split_stored(self.store.read(inbound.message_id))
         if is_own_output(message, self.settings.domain):
             return self._dropped(inbound, DropReason.LOOP, routing)
-        if has_long_line(message.raw, message.body_start):
+        if message.dropped_lines:
+            logger.info("header block lines that are no fields dropped", extra={"lines": message.dropped_lines})
+        unsendable = None
+        # The whole message: a boundary too long for its Content-Type line is fixed with the body.
+        if has_long_line(message.raw, message.start):
             message, body_report = shorten_long_lines(message)
-            logger.warning(
-                "re-encoded body parts with lines over 998 octets",
-                extra={"parts": body_report.reencoded, "unfixable": body_report.unfixable},
-            )
-        return self._deliver(inbound, message, routing, decision, mark)
+            if body_report.changed or body_report.unfixable:
+                logger.warning(
+                    "re-encoded body parts with lines over 998 octets",
+                    extra={
+                        "parts": body_report.reencoded,
+                        "repaired": body_report.repaired,
+                        "unfixable": body_report.unfixable,
+                    },
+                )
+            if body_report.unfixable:
+                # SES would refuse the message: each member gets the notice with the download link instead.
+                unsendable = "; ".join(body_report.unfixable)
+        return self._deliver(inbound, message, routing, decision, unsendable, mark)
 
     def park(
         self, event: dict[str, Any], inbound: Inbound, error: SenderNotReadyError, request_id: str, function_arn: str
@@ -130,7 +142,13 @@ class ForwardingService:
         return routing
 
     def _deliver(
-        self, inbound: Inbound, message: SplitMessage, routing: Routing, decision: Decision, mark: str | None = None
+        self,
+        inbound: Inbound,
+        message: SplitMessage,
+        routing: Routing,
+        decision: Decision,
+        unsendable: str | None,
+        mark: str | None = None,
     ) -> Outcome:
         options = RewriteOptions(
             domain=self.settings.domain,
@@ -150,8 +168,9 @@ class ForwardingService:
             if not payloads:
                 self._log_rewrite(rewritten.report)
             size = len(rewritten.head) + body_length
-            if size > self.settings.max_message_bytes:
-                payloads.append((delivery, self._oversize_notice(inbound, message, delivery, size, reply), True))
+            if size > self.settings.max_message_bytes or unsendable:
+                notice = self._oversize_notice(inbound, message, delivery, size, reply, unsendable)
+                payloads.append((delivery, notice, True))
             else:
                 payloads.append((delivery, rewritten.head, False))
         buffer = message.raw if isinstance(message.raw, bytearray) else bytearray(message.raw)
@@ -218,16 +237,30 @@ class ForwardingService:
         return [str(result["ses_id"])], []
 
     def _oversize_notice(
-        self, inbound: Inbound, message: SplitMessage, delivery: Delivery, size: int, reply: str | None = None
+        self,
+        inbound: Inbound,
+        message: SplitMessage,
+        delivery: Delivery,
+        size: int,
+        reply: str | None = None,
+        unsendable: str | None = None,
     ) -> bytes:
         if self._notice is None or self._links is None:
             raise RuntimeError("oversize mail needs a notice builder and a link maker")
         link = self._links(inbound.message_id)
-        logger.warning(
-            "message too large to forward; sending a notice with a download link",
-            extra={"size": size, "limit": self.settings.max_message_bytes, "alias": delivery.alias},
-        )
+        if unsendable:
+            logger.warning(
+                "message has lines over 998 octets that cannot be shortened (SES would refuse it); "
+                "sending a notice with a download link",
+                extra={"cause": unsendable, "alias": delivery.alias},
+            )
+        else:
+            logger.warning(
+                "message too large to forward; sending a notice with a download link",
+                extra={"size": size, "limit": self.settings.max_message_bytes, "alias": delivery.alias},
+            )
         return self._notice(
+            unsendable=bool(unsendable),
             message=message,
             alias=delivery.alias,
             domain=self.settings.domain,

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from forwarder_ops.console import print_json
 from forwarder_ops.errors import CommandError
@@ -33,24 +33,46 @@ def _quiet_runtime(verbose: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _quiet_runtime(args.verbose)
-    from forwarder_ops.localrun import describe, load_aliases, run_files, run_samples
+    from forwarder_ops.aliases import read_file
+    from forwarder_ops.localrun import (
+        check_aliases,
+        clear_outbox,
+        describe,
+        domain_of,
+        read_mail,
+        run_files,
+        run_samples,
+    )
+    from forwarder_ops.samples import load_manifest
 
-    aliases = load_aliases(args.aliases) if args.aliases else {}
+    manifest = args.events / "manifest.toml"
+    source = args.aliases or args.events / "aliases.toml"
+    aliases = read_file(source) if args.aliases or source.exists() else {}
     if args.mail:
         if not args.to:
             raise CommandError("give the recipients with --to, e.g. --to team@dev.aws-educate.tw")
+        domain = domain_of(args.to)
+        for path in args.mail:
+            read_mail(path, probe=True)
+        configured = load_manifest(manifest).domain if manifest.exists() else None
+        if configured and domain != configured:
+            print(
+                f"forwarder: warning: --to is on {domain}, not on {configured} ({manifest}): "
+                f"the run forwards as {domain}",
+                file=sys.stderr,
+            )
+    elif not manifest.exists():
+        raise CommandError(f"no {manifest}: give a mail file, e.g. forwarder run mail.eml --to team@dev.aws-educate.tw")
+    else:
+        domain = load_manifest(manifest).domain
+    check_aliases(aliases, domain, source, sys.stderr)
+    clear_outbox(args.outbox)
+    if args.mail:
         verdicts = {k: v for k, v in (("spam", args.spam), ("virus", args.virus), ("dmarc", args.dmarc)) if v}
         if args.dmarc_policy:
             verdicts["dmarc_policy"] = args.dmarc_policy
         results = run_files(args.mail, args.to, aliases, args.outbox, args.verbose, args.reply_as, **verdicts)
     else:
-        if not (args.events / "manifest.toml").exists():
-            raise CommandError(
-                f"no {args.events}/manifest.toml: give a mail file, "
-                "e.g. forwarder run mail.eml --to team@dev.aws-educate.tw"
-            )
-        if not args.aliases and (args.events / "aliases.toml").exists():
-            aliases = load_aliases(args.events / "aliases.toml")
         results = run_samples(args.events, aliases, args.outbox, args.verbose, args.reply_as)
     if args.json:
         print_json([r.as_dict() for r in results])
@@ -198,11 +220,14 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     import threading
 
     from forwarder_ops.aliases import read_file
+    from forwarder_ops.localrun import check_aliases, clear_outbox
     from forwarder_ops.smtp import serve
 
     domain = _smtp_domain(args)
     source = args.aliases or (args.events / "aliases.toml")
     aliases = read_file(source) if args.aliases or source.exists() else {}
+    check_aliases(aliases, domain, source, sys.stderr)
+    clear_outbox(args.outbox)
     # Ctrl-C and `kill` both stop the server cleanly (even when started in the background, where the
     # shell makes the process ignore SIGINT).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -271,8 +296,36 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 # parser ---------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr with exit code 2, like every other expected failure (argparse
+    prints the whole usage first); the subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
+    return port
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ses-forwarder")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="forwarder", description="Operate the SES email forwarder.")
+    parser = _Parser(prog="forwarder", description="Operate the SES email forwarder.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -283,9 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("mail", nargs="*", type=Path, help="raw mail files (.eml); default: the sample events")
     run.add_argument("--to", action="append", default=[], metavar="ADDRESS", help="envelope recipient (repeatable)")
-    run.add_argument("--aliases", type=Path, help='alias lists, TOML: [aliases] team = ["a@x.org"]')
+    run.add_argument(
+        "--aliases",
+        type=Path,
+        help='alias lists, TOML, YAML or JSON: [aliases] team = ["a@x.org"] (default: events/aliases.toml, '
+        "that is EVENTS/aliases.toml; without such a file each addressed alias gets one demo member)",
+    )
     run.add_argument("--events", type=Path, default=Path("events"), help="sample events directory (default: events)")
-    run.add_argument("--outbox", type=Path, default=Path("outbox"), help="where forwarded mail is written")
+    run.add_argument(
+        "--outbox",
+        type=Path,
+        default=Path("outbox"),
+        help="where forwarded mail is written (default: outbox); the .eml files of the previous run are removed first",
+    )
     run.add_argument("--spam", choices=["PASS", "FAIL", "GRAY"], help="SES spam verdict to simulate")
     run.add_argument("--virus", choices=["PASS", "FAIL", "GRAY"], help="SES virus verdict to simulate")
     run.add_argument("--dmarc", choices=["PASS", "FAIL", "GRAY"], help="SES DMARC verdict to simulate")
@@ -311,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(commands)
     _add_smtp(commands)
     _add_redrive(commands)
+    _add_links(commands)
     _add_send_as(commands)
     _add_trace(commands)
     _add_suppression(commands)
@@ -413,7 +477,7 @@ def _add_smtp(commands: Any) -> None:
         description="Accept mail for the domain on a local port, store it as SES would, run the real handler "
         "against the embedded AWS emulator and write the forwarded mail to the outbox.",
     )
-    smtp.add_argument("--port", type=int, default=2525, help="port to listen on (default: 2525; 0 = any free)")
+    smtp.add_argument("--port", type=_port, default=2525, help="port to listen on (default: 2525; 0 = any free)")
     smtp.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     smtp.add_argument("--domain", help="accept mail for this domain (default: events/manifest.toml's)")
     smtp.add_argument("--config-env", metavar="ENV", help="take the domain from this samconfig environment")
@@ -440,6 +504,12 @@ def _add_redrive(commands: Any) -> None:
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
     redrive.add_argument("--json", action="store_true", help="machine-readable output")
     redrive.set_defaults(func=cmd_redrive)
+
+
+def _add_links(commands: Any) -> None:
+    from forwarder_ops.linkkeys import add_parser
+
+    add_parser(commands, _environment_options(alias_path=False), _target)
 
 
 def _add_send_as(commands: Any) -> None:
@@ -487,6 +557,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CommandError as error:
         print(f"forwarder: {error}", file=sys.stderr)
+        return USAGE
+    except OSError as error:  # a file named on the command line that cannot be read or written
+        if error.filename is None:
+            raise
+        print(f"forwarder: {error.filename}: {error.strerror or error}", file=sys.stderr)
         return USAGE
     except Exception as error:
         from forwarder_ops.errors import describe_aws_error

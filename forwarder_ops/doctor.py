@@ -298,7 +298,7 @@ class Doctor:
                 "MAIL FROM",
                 Status.WARN,
                 "no custom MAIL FROM domain: bounces go to amazonses.com and SPF does not align for DMARC",
-                f"configure one, e.g. mail.{self.domain}, in the stack",
+                f"deploy the stack: it sets bounces.{self.domain} (the MailFromSubdomain parameter, default bounces)",
             )
         status = attributes.get("MailFromDomainStatus", "PENDING")
         if status == "SUCCESS":

@@ -191,7 +191,7 @@ class SesV2Answers:
             identity["ConfigurationSetName"] = self.configuration_set
         if self.mail_from:
             identity["MailFromAttributes"] = {
-                "MailFromDomain": f"mail.{name}",
+                "MailFromDomain": f"bounces.{name}",
                 "MailFromDomainStatus": self.mail_from,
                 "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
             }

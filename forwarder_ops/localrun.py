@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
-import tomllib
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from forwarder.mail.message import split_message
 from forwarder.mail.routing import alias_of
 from forwarder.models import first_inbound
+from forwarder_ops.errors import CommandError
 from forwarder_ops.local import EmbeddedAws, SentMail, build_event, embedded_aws, message_id_for, write_outbox
 
 
@@ -38,21 +39,65 @@ class RunResult:
         }
 
 
-def load_aliases(path: Path) -> dict[str, list[str]]:
-    """Alias lists from a TOML file with an `[aliases]` table: `team = ["a@x.org", "b@y.org"]`."""
-    data = tomllib.loads(path.read_text())
-    aliases = data.get("aliases", data)
-    return {
-        str(name): [str(m) for m in (members if isinstance(members, list) else str(members).split(","))]
-        for name, members in aliases.items()
-    }
-
-
 def domain_of(recipients: Sequence[str]) -> str:
-    domains = {r.rpartition("@")[2].lower() for r in recipients}
-    if len(domains) != 1 or "" in domains:
-        raise ValueError("give recipients on one domain, e.g. --to team@dev.example.org")
-    return domains.pop()
+    """The one domain of the envelope recipients; `CommandError` for a recipient that is not an address
+    or for recipients on several domains (a run forwards for one domain, as one stack does)."""
+    for recipient in recipients:
+        local, at, domain = recipient.rpartition("@")
+        if not at or not local or "." not in domain.strip("."):
+            raise CommandError(
+                f"--to {recipient} is not an address: give alias@domain, e.g. --to team@dev.aws-educate.tw"
+            )
+    domains = sorted({r.rpartition("@")[2].lower() for r in recipients})
+    if len(domains) != 1:
+        raise CommandError(
+            f"the recipients are on {len(domains)} domains ({', '.join(domains)}): a run forwards for one domain"
+        )
+    return domains[0]
+
+
+def read_mail(path: Path, *, probe: bool = False) -> bytes:
+    """A mail file's bytes (with `probe`, only whether it opens); `CommandError` when it is missing, a
+    directory or unreadable."""
+    if path.is_dir():
+        raise CommandError(f"{path} is a directory: give mail files, e.g. {path}/*.eml")
+    try:
+        with path.open("rb") as file:
+            return b"" if probe else file.read()
+    except FileNotFoundError:
+        raise CommandError(f"no such mail file: {path}") from None
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+
+
+def check_aliases(aliases: Mapping[str, Sequence[str]], domain: str, source: Path | str, warn: TextIO) -> None:
+    """What the local emulator cannot hold is an error naming the alias (an alias without members cannot
+    be an SSM StringList); what the forwarder would skip is a warning on `warn`, as it is in AWS."""
+    from forwarder_ops.aliases import member_problems, unique
+
+    empty = sorted(name for name, members in aliases.items() if not unique(members))
+    if empty:
+        raise CommandError(f"alias {empty[0]} in {source} has no members: give it at least one address")
+    for name, members in sorted(aliases.items()):
+        for problem in member_problems(name, members, domain):
+            print(f"forwarder: warning: {source}: {problem}: the forwarder skips this member", file=warn)
+
+
+# The names `write_outbox` gives: `<n>-<alias>-<id>.eml`.
+_OUTBOX_FILE = re.compile(r"[0-9]{2,}-.+-[^-]{1,8}\.eml")
+
+
+def clear_outbox(outbox: Path) -> int:
+    """Remove what an earlier run wrote to `outbox` (only files named as `write_outbox` names them), so
+    that the folder holds the last run's mail and does not grow run after run; the count removed."""
+    if outbox.exists() and not outbox.is_dir():
+        raise CommandError(f"--outbox {outbox} is a file, not a folder")
+    removed = 0
+    for path in outbox.glob("*.eml") if outbox.is_dir() else ():
+        if _OUTBOX_FILE.fullmatch(path.name) and path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def run_mail(
@@ -83,7 +128,7 @@ def run_files(
     results = []
     with embedded_aws(domain, _with_defaults(aliases, to, domain), reply_mode="team") as env:
         for path in paths:
-            raw = path.read_bytes()
+            raw = read_mail(path)
             event = build_event(raw, to, message_id=message_id_for(raw), **verdicts)
             results.append(run_mail(env, path.name, raw, event, outbox, verbose))
             results += run_replies(env, results[-1], reply_as, outbox, verbose)

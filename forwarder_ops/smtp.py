@@ -9,6 +9,7 @@ verdicts PASS) against the embedded AWS emulator, and writes what was sent to th
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder_ops.local import EmbeddedAws, build_event, embedded_aws
@@ -121,8 +123,31 @@ class IngressHandler:
         return Received(message_id, mail_from, recipients, result)
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+class _LenientSmtp(SMTP):
+    """aiosmtpd's server, taking a line that ends in a bare LF as if it ended in CRLF.
+
+    SMTP requires CRLF, and aiosmtpd reads DATA up to CRLF only: a message written with LF line endings
+    (a file piped through `nc`, a script that writes bytes as they are on disk) would be one endless line
+    and get "500 Line too long". The local loop is for trying mail, not for teaching SMTP: each bare LF
+    becomes CRLF as the bytes arrive, so such a message is received as a CRLF client would send it.
+    """
+
+    _after_cr = False
+
+    def data_received(self, data: bytes) -> None:
+        head, rest = (b"\n", data[1:]) if self._after_cr and data[:1] == b"\n" else (b"", data)
+        self._after_cr = data.endswith(b"\r")
+        super().data_received(head + _BARE_LF.sub(b"\r\n", rest))
+
+
 class _Controller(Controller):
-    """aiosmtpd's threaded controller, able to listen on an ephemeral port (port 0)."""
+    """aiosmtpd's threaded controller, able to listen on an ephemeral port (port 0), with `_LenientSmtp`."""
+
+    def factory(self) -> SMTP:
+        return _LenientSmtp(self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         server: Any = self.server

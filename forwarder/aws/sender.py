@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from forwarder.ports import (
     MAX_RECIPIENTS,
     MessageRejectedError,
+    RecipientNotAuthorizedError,
     RecipientNotVerifiedError,
     SenderNotReadyError,
     SendError,
@@ -31,6 +32,9 @@ _SENDER_NOT_READY = {
     "FORWARDER_CONFIGURATION_SET",
 }
 
+
+# IAM's refusal: SES v2 (a REST-JSON API) names it AccessDeniedException, the v1 Query API AccessDenied.
+_ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -89,6 +93,8 @@ class SesSender:
             return SenderNotReadyError(message, code=code, recipients=recipients)
         if code == "MessageRejected":
             return self._diagnose_rejection(code, recipients)
+        if code in _ACCESS_DENIED:
+            return self._diagnose_access_denied(code, recipients)
         if code in ("BadRequestException", "InvalidParameterValue"):
             return MessageRejectedError(f"SES refused the request: {code}", code=code, recipients=recipients)
         return error
@@ -112,6 +118,31 @@ class SesSender:
                 recipients=recipients,
             )
         return MessageRejectedError("SES rejected the message (MessageRejected)", code=code, recipients=recipients)
+
+    def _diagnose_access_denied(self, code: str, recipients: Sequence[str]) -> SendError:
+        # In the sandbox SES evaluates the caller's IAM policy against the recipients' identities as well as
+        # the sender's: a policy that names only the domain and the configuration set is refused for every
+        # recipient. Out of the sandbox the role itself may not send as the domain.
+        if self.in_sandbox:
+            identities = ", ".join(
+                f"arn:aws:ses:{self.region}:<account>:identity/{recipient}" for recipient in recipients
+            )
+            return RecipientNotAuthorizedError(
+                f"{self.region} is in the SES sandbox, where IAM also checks ses:SendEmail against each "
+                f"recipient's identity and refused it for {', '.join(recipients)}: request production access "
+                f"for {self.region} (SES console > Account dashboard > Request production access), or verify "
+                f"the recipients and add their identities ({identities}) to the function's SendAsTheDomain "
+                "policy statement",
+                code=code,
+                recipients=recipients,
+            )
+        return SenderNotReadyError(
+            f"the function's role may not send as {self.domain} in {self.region} (IAM {code}): its policy must "
+            "allow ses:SendEmail on the domain identity and the configuration set (the template's "
+            "SendAsTheDomain statement); redeploy the stack or fix the role",
+            code=code,
+            recipients=recipients,
+        )
 
     @cached_property
     def in_sandbox(self) -> bool:

@@ -3,12 +3,20 @@
 SES refuses a message with a line over 1,000 octets. Forwarding such a message therefore changes
 the transfer encoding of the offending parts (to quoted-printable for text, base64 otherwise), never
 their decoded content; every other byte of the message stays as it was.
+
+Two kinds of long line are not content and cannot be re-encoded: the delimiter lines of a multipart
+whose boundary is too long (RFC 2046 allows 70 characters; a delimiter line over 998 octets needs
+995), and the lines of its preamble and epilogue, which MIME readers ignore. Such a multipart gets
+a new short boundary (delimiter lines and Content-Type parameter rewritten), and an over-long
+preamble or epilogue line is cut into lines of at most 998 octets. What is still too long is
+reported as unfixable: the caller must not send it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -20,40 +28,52 @@ from forwarder.mail.mime import MAX_DEPTH, content_type, part_spans, transfer_en
 
 @dataclass(slots=True)
 class BodyReport:
-    """Which parts were re-encoded (content types only) and which lines could not be fixed."""
+    """Which parts were re-encoded (content types only), which multiparts were repaired otherwise (a new
+    boundary, cut preamble or epilogue lines) and which lines could not be fixed."""
 
     reencoded: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
     unfixable: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.reencoded or self.repaired)
 
 
 def shorten_long_lines(message: SplitMessage) -> tuple[SplitMessage, BodyReport]:
     """The message with every over-long body line re-encoded away, and what was done."""
     report = BodyReport()
     fields, body = _fix_entity(message.fields, bytes(message.body), message.newline, report, 0)
-    if not report.reencoded:
-        return message, report
-    return split_message(_join_entity(fields, message.separator or message.newline, body)), report
+    fixed = (
+        split_message(_join_entity(fields, message.separator or message.newline, body)) if report.changed else message
+    )
+    if not report.unfixable and has_long_line(fixed.raw, fixed.body_start):
+        report.unfixable.append("a line over 998 octets that is in no part's content")
+    return fixed, report
 
 
 def _fix_entity(
     fields: tuple[HeaderField, ...], body: bytes, newline: bytes, report: BodyReport, depth: int
 ) -> tuple[tuple[HeaderField, ...], bytes]:
-    if depth > MAX_DEPTH or not has_long_line(body):
+    if depth > MAX_DEPTH or not (has_long_line(body) or _unfoldable_content_type(fields)):
         return fields, body
     kind = content_type(fields)
     encoding = transfer_encoding(fields)
     if kind.get_content_maintype() == "multipart" and kind.get_boundary():
-        return fields, _fix_multipart(body, kind.get_boundary() or "", newline, report, depth)
+        return _fix_multipart(fields, body, kind, newline, report, depth)
     if kind.get_content_type() == "message/rfc822" and encoding in ("", "7bit", "8bit", "binary"):
         return fields, _fix_nested(body, report, depth)
     return _reencode_leaf(fields, body, kind, encoding, newline, report)
 
 
-def _fix_multipart(body: bytes, boundary: str, newline: bytes, report: BodyReport, depth: int) -> bytes:
+def _fix_multipart(
+    fields: tuple[HeaderField, ...], body: bytes, kind: Message, newline: bytes, report: BodyReport, depth: int
+) -> tuple[tuple[HeaderField, ...], bytes]:
+    boundary = kind.get_boundary() or ""
     spans = part_spans(body, boundary)
     if not spans:
-        report.unfixable.append("multipart without delimiters")
-        return body
+        report.unfixable.append(f"{kind.get_content_type()} without delimiters")
+        return fields, body
     pieces: list[bytes] = []
     cursor = 0
     for start, end in spans:
@@ -61,9 +81,93 @@ def _fix_multipart(body: bytes, boundary: str, newline: bytes, report: BodyRepor
         pieces += [body[cursor:start], _fix_nested(part, report, depth) if has_long_line(part) else part]
         cursor = end
     pieces.append(body[cursor:])
-    if has_long_line(body[: spans[0][0]]) or has_long_line(body[spans[-1][1] :]):
-        report.unfixable.append("preamble or epilogue")
-    return b"".join(pieces)
+    body = b"".join(pieces)
+    marker = b"--" + boundary.encode("utf-8", "replace")
+    long_delimiters = any(len(line.rstrip(b"\r\n")) > h.MAX_LINE for line in _delimiter_lines(body, marker))
+    if long_delimiters or _unfoldable_content_type(fields):
+        fields, body, boundary = _new_boundary(fields, body, marker, newline)
+        marker = b"--" + boundary.encode()
+        where = "delimiter lines" if long_delimiters else "Content-Type field"
+        report.repaired.append(
+            f"{kind.get_content_type()}: new boundary (the {where} of a {len(kind.get_boundary() or '')}"
+            "-character boundary were over 998 octets)"
+        )
+    spans = part_spans(body, boundary)
+    preamble, epilogue = body[: _line_start(body, spans[0][0])], body[spans[-1][1] :]
+    if has_long_line(preamble) or has_long_line(epilogue):
+        cut_preamble, cut_epilogue = _cut_lines(preamble, marker, newline), _cut_lines(epilogue, marker, newline)
+        if cut_preamble is None or cut_epilogue is None:
+            report.unfixable.append(f"{kind.get_content_type()}: preamble or epilogue line over 998 octets")
+        else:
+            body = cut_preamble + body[len(preamble) : len(body) - len(epilogue)] + cut_epilogue
+            report.repaired.append(f"{kind.get_content_type()}: preamble or epilogue lines cut at 998 octets")
+    return fields, body
+
+
+def _unfoldable_content_type(fields: tuple[HeaderField, ...]) -> bool:
+    """A Content-Type field over 998 octets that cannot be folded: a boundary too long to fit a line. Left
+    so, the header repair would RFC 2047-encode it, and no MIME reader would find the parts."""
+    field = next((f for f in fields if f.key == h.CONTENT_TYPE), None)
+    return field is not None and has_long_line(field.raw) and fold_field(field.raw) is None
+
+
+def _line_start(data: bytes, position: int) -> int:
+    """Where the delimiter line before a part starts: the part begins after it."""
+    line_end = position - 1
+    return data.rfind(b"\n", 0, line_end) + 1 if line_end > 0 else 0
+
+
+def _is_delimiter(line: bytes, marker: bytes) -> bool:
+    """`--boundary` or `--boundary--`, then only white space (RFC 2046), as `mime.part_spans` reads it."""
+    if not line.startswith(marker):
+        return False
+    rest = line[len(marker) :].rstrip(b"\r")
+    return not (rest[2:] if rest.startswith(b"--") else rest).strip(b" \t")
+
+
+def _delimiter_lines(body: bytes, marker: bytes) -> list[bytes]:
+    return [line for line in body.split(b"\n") if _is_delimiter(line, marker)]
+
+
+def _new_boundary(
+    fields: tuple[HeaderField, ...], body: bytes, marker: bytes, newline: bytes
+) -> tuple[tuple[HeaderField, ...], bytes, str]:
+    """A fresh boundary (in no line of the body) in the delimiter lines and the Content-Type field."""
+    boundary = f"=_forwarded_{secrets.token_hex(16)}"
+    while boundary.encode() in body:
+        boundary = f"=_forwarded_{secrets.token_hex(16)}"
+    lines = body.split(b"\n")
+    for index, line in enumerate(lines):
+        if _is_delimiter(line, marker):
+            closing = line[len(marker) : len(marker) + 2] == b"--"
+            ending = b"\r" if line.endswith(b"\r") else b""
+            lines[index] = f"--{boundary}{'--' if closing else ''}".encode() + ending
+    holder = Message()
+    old = next(f for f in fields if f.key == h.CONTENT_TYPE)
+    holder["Content-Type"] = old.value.replace("\r", " ").replace("\n", " ")
+    holder.set_boundary(boundary)
+    value = str(holder["Content-Type"]).replace("\r", " ").replace("\n", " ")
+    raw = f"{old.name}: {value}".encode("utf-8", "replace") + newline
+    replaced = HeaderField(old.name, fold_field(raw) or raw)
+    return tuple(replaced if f is old else f for f in fields), b"\n".join(lines), boundary
+
+
+def _cut_lines(text: bytes, marker: bytes, newline: bytes) -> bytes | None:
+    """`text` (a preamble or epilogue) with every line over 998 octets cut into lines of at most 998;
+    None when a cut would make a line that reads as a delimiter."""
+    out: list[bytes] = []
+    for line in text.split(b"\n"):
+        ending = b"\r" if line.endswith(b"\r") else b""
+        content = line[: len(line) - len(ending)]
+        if len(content) <= h.MAX_LINE:
+            out.append(line)
+            continue
+        pieces = [content[i : i + h.MAX_LINE] for i in range(0, len(content), h.MAX_LINE)]
+        if any(piece.startswith(marker) for piece in pieces[1:]):
+            return None
+        out.extend(piece + newline[:-1] for piece in pieces[:-1])
+        out.append(pieces[-1] + ending)
+    return b"\n".join(out)
 
 
 def _reencode_leaf(
@@ -94,6 +198,12 @@ def _fix_nested(entity: bytes, report: BodyReport, depth: int) -> bytes:
     inner = split_message(entity)
     fields, body = _fix_entity(inner.fields, bytes(inner.body), inner.newline, report, depth + 1)
     folded = tuple(HeaderField(f.name, _fold_part_field(f)) for f in fields)
+    report.repaired += [
+        f"{f.name} field of a part folded" for f, g in zip(fields, folded, strict=True) if f.raw != g.raw
+    ]
+    report.unfixable += [
+        f"{f.name} field of a part over 998 octets, unfoldable" for f in folded if has_long_line(f.raw)
+    ]
     return _join_entity(folded, inner.separator or inner.newline, body)
 
 

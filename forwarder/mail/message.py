@@ -53,6 +53,8 @@ class SplitMessage:
     newline: bytes
     separator: bytes
     dropped_lines: int = 0
+    # Where the message starts in `raw`: bytes before it are a buffer's free room, not part of the message.
+    start: int = 0
 
     @property
     def body(self) -> memoryview:
@@ -76,6 +78,11 @@ def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
     continuation of one also ends it (a message without the empty separator line): that line is
     the first line of the body. An mbox `From ` line before the first field is not part of the
     message and is dropped, as is a continuation line with no field before it.
+
+    A line with an empty field name (`: text`) does not end the block: the standard library and
+    Thunderbird read the fields after it as fields, and so do we, or threading and the charset would
+    be lost. The line itself is dropped with its continuations (counted in `dropped_lines`): it is no
+    field that anyone can read, and SES would refuse to send it.
     """
     fields: list[HeaderField] = []
     current: list[bytes | bytearray] = []
@@ -98,7 +105,7 @@ def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
             newline = b"\r\n" if line.endswith(b"\r\n") else b"\n"
         if line in (b"\r\n", b"\n"):
             close_field()
-            return SplitMessage(tuple(fields), raw, end, newline, bytes(line), dropped)
+            return SplitMessage(tuple(fields), raw, end, newline, bytes(line), dropped, start)
         if line[:1] in (b" ", b"\t"):
             if current:
                 current.append(line)
@@ -110,12 +117,15 @@ def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
             current.append(line)
         elif not fields and not current and line.startswith(_MBOX_FROM):
             dropped += 1
+        elif line[:1] == b":":
+            close_field()  # its continuation lines, now without a field before them, are dropped too
+            dropped += 1
         else:
             close_field()
-            return SplitMessage(tuple(fields), raw, position, newline, b"", dropped)
+            return SplitMessage(tuple(fields), raw, position, newline, b"", dropped, start)
         position = end
     close_field()
-    return SplitMessage(tuple(fields), raw, length, newline, b"", dropped)
+    return SplitMessage(tuple(fields), raw, length, newline, b"", dropped, start)
 
 
 def has_long_line(data: bytes | bytearray, start: int = 0) -> bool:

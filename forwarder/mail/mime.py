@@ -60,6 +60,8 @@ def part_spans(data: Buffer, boundary: str, start: int = 0, end: int | None = No
     closing delimiter runs to the end."""
     end = len(data) if end is None else end
     delimiters = list(_delimiters(data, boundary.encode("utf-8", "replace"), start, end))
+    if not delimiters:
+        return []
     spans = []
     for (_, line_end, closing), following in zip(delimiters, [*delimiters[1:], None], strict=True):
         if closing:

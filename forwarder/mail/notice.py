@@ -1,11 +1,13 @@
-"""The notice a member gets instead of a message too large to forward."""
+"""The notice a member gets instead of a message too large to forward (or one SES would refuse)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 
 from forwarder.mail import headers as h
 from forwarder.mail.addresses import clean_text, display_name, find_sender, original_authors
@@ -74,11 +76,14 @@ def build_notice(
     link_days: int,
     envelope_sender: str | None = None,
     reply_address: str | None = None,
+    unsendable: bool = False,
+    now: datetime | None = None,
 ) -> bytes:
     """A short text message from the alias: who sent what, how big, and a link to the original.
 
     `reply_address` (team mode): Reply-To is the reply address, as on the forward it stands in for.
-    """
+    `unsendable`: the message is not too large but has lines over 998 octets that cannot be shortened
+    (SES refuses such a message), and the notice says so."""
     sender = find_sender(message, envelope_sender)
     subject_field = message.first(h.SUBJECT)
     date_field = message.first("date")
@@ -86,8 +91,14 @@ def build_notice(
     attachments = list_attachments(message)
     author = f"{sender.name} <{sender.address}>" if sender.name and sender.address else sender.address or sender.name
 
+    if unsendable:
+        headline = f"A message to {alias}@{domain} could not be forwarded: it has lines too long to send."
+        tag = "[could not forward]"
+    else:
+        headline = f"A message to {alias}@{domain} was too large to forward ({describe_size(size)})."
+        tag = "[too large to forward]"
     lines = [
-        f"A message to {alias}@{domain} was too large to forward ({describe_size(size)}).",
+        headline,
         "",
         f"From:    {author or 'unknown'}",
         f"Subject: {subject}",
@@ -117,6 +128,8 @@ def build_notice(
     elif replies:
         notice["Reply-To"] = replies
     notice["To"] = f"{alias}@{domain}"
-    notice["Subject"] = f"[too large to forward] {subject}"
+    notice["Subject"] = f"{tag} {subject}"
+    notice["Date"] = format_datetime(now or datetime.now(UTC))
+    notice["Message-ID"] = make_msgid("notice", domain=domain)
     notice.set_content("\n".join(lines), charset="utf-8")
     return notice.as_bytes()

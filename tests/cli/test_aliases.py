@@ -251,8 +251,8 @@ def test_aliases_import_of_a_missing_file(cli: Cli, seeded: None) -> None:
     assert result.err.startswith("forwarder: cannot read nowhere.toml")
 
 
-def test_aliases_export_to_stdout_reads_back_with_load_aliases(cli: Cli, seeded: None, workdir: Path) -> None:
-    from forwarder_ops.localrun import load_aliases
+def test_aliases_export_to_stdout_reads_back_with_read_file(cli: Cli, seeded: None, workdir: Path) -> None:
+    from forwarder_ops.aliases import read_file
 
     # WHEN exporting to stdout (TOML), THEN the same file format as events/aliases.toml comes out
     result = cli("aliases", "export", "--config-env", "dev")
@@ -262,7 +262,7 @@ def test_aliases_export_to_stdout_reads_back_with_load_aliases(cli: Cli, seeded:
         "aliases": {"team": ["alice@gmail.com", "bob@gmail.com"], "tech": ["carol@example.org"]}
     }
     (workdir / "exported.toml").write_text(result.out)
-    assert load_aliases(workdir / "exported.toml") == {
+    assert read_file(workdir / "exported.toml") == {
         "team": ["alice@gmail.com", "bob@gmail.com"],
         "tech": ["carol@example.org"],
     }

@@ -90,7 +90,7 @@ def test_doctor_reports_each_broken_part_with_its_fix(
     assert table["DKIM"].startswith("✗") and "status PENDING" in table["DKIM"]
     assert "tok1._domainkey.dev.aws-educate.tw  CNAME  tok1.dkim.amazonses.com" in result.out
     assert table["MAIL FROM"].startswith("✗")
-    assert "mail.dev.aws-educate.tw  MX  10 feedback-smtp.us-east-1.amazonses.com" in result.out
+    assert "bounces.dev.aws-educate.tw  MX  10 feedback-smtp.us-east-1.amazonses.com" in result.out
     assert table["NS delegation"].startswith("✗") and "ns1.old-registrar.example" in table["NS delegation"]
     assert f"set the NS records of {DOMAIN} to:" in result.out
     assert deployment.name_servers[0] in result.out
@@ -246,3 +246,16 @@ def test_doctor_with_flags_only_checks_what_it_can(
     assert table["MX"].startswith("✓")
     assert result.code == 1  # no active receipt rule set in the region
     assert table["receipt rule"].startswith("✗")
+
+
+def test_doctor_without_mail_from_names_the_template_s_domain(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an identity without a custom MAIL FROM domain
+    healthy_dns(resolver, deployed)
+    ses.mail_from = None
+    # WHEN the doctor checks it THEN the fix names the MAIL FROM domain the stack sets (bounces.), not another
+    result = cli("doctor", "--config-env", "dev")
+    assert rows(result.out)["MAIL FROM"].startswith("!")
+    assert "it sets bounces.dev.aws-educate.tw (the MailFromSubdomain parameter" in result.out
+    assert "mail.dev.aws-educate.tw" not in result.out

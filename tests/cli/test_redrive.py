@@ -51,9 +51,9 @@ class Environment:
 
 @pytest.fixture
 def env(client_overrides: dict[str, Any], load_eml: Callable[[str], bytes]) -> Iterator[Environment]:
-    from forwarder_ops.localrun import load_aliases
+    from forwarder_ops.aliases import read_file
 
-    with embedded_aws(DOMAIN, load_aliases(EVENTS / "aliases.toml"), alias_path=ALIAS_PATH) as aws:
+    with embedded_aws(DOMAIN, read_file(EVENTS / "aliases.toml"), alias_path=ALIAS_PATH) as aws:
         function = InProcessLambda(aws)
         client_overrides["lambda"] = function
         yield Environment(aws, deploy(), function, load_eml("workshop.eml"))

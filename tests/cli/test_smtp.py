@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from forwarder.mail.message import split_message
-from forwarder_ops.localrun import load_aliases
+from forwarder_ops.aliases import read_file
 from forwarder_ops.replies import compose_reply
 from forwarder_ops.smtp import Ingress, Received, serve
 from tests.conftest import DOMAIN, EVENTS
@@ -26,7 +26,7 @@ FORWARDER = Path(sys.executable).parent / "forwarder"
 
 @pytest.fixture
 def ingress(workdir: Path) -> Iterator[Ingress]:
-    with serve(DOMAIN, load_aliases(EVENTS / "aliases.toml"), workdir / "outbox", port=0) as running:
+    with serve(DOMAIN, read_file(EVENTS / "aliases.toml"), workdir / "outbox", port=0) as running:
         yield running
 
 
@@ -200,3 +200,45 @@ def test_smtp_member_reply_comes_out_addressed_to_the_outside_sender(ingress: In
     # AND the other member's copy keeps the thread on the reply address
     copy_values = {f.key: f.value for f in split_message(copy.read_bytes()).fields}
     assert copy_values["reply-to"].endswith(f"<{reply_address}>")
+
+
+def test_smtp_accepts_a_message_with_bare_lf_line_endings(ingress: Ingress) -> None:
+    # GIVEN a raw client that writes commands and a message with LF line endings, as a file on disk has them
+    import socket
+
+    message = note().replace(b"\r\n", b"\n") + b"And a second line of body text.\n" * 40
+    with socket.create_connection((ingress.host, ingress.port), timeout=30) as client:
+        reader = client.makefile("rb")
+
+        def say(line: bytes) -> bytes:
+            client.sendall(line)
+            return reader.readline()
+
+        assert reader.readline().startswith(b"220")
+        assert say(b"HELO client.example\n").startswith(b"250")
+        assert say(b"MAIL FROM:<alice.chen@example.com>\n").startswith(b"250")
+        assert say(f"RCPT TO:<team@{DOMAIN}>\n".encode()).startswith(b"250")
+        assert say(b"DATA\n").startswith(b"354")
+        # WHEN the message and its end (a dot on its own LF-ended line) are sent
+        answer = say(message + b".\n")
+        say(b"QUIT\n")
+    # THEN it is accepted (not "500 Line too long") and forwarded with its body
+    assert answer.startswith(b"250"), answer
+    [received] = ingress.handler.received
+    assert received.result is not None and received.result.outcome["forwarded"] is True
+    assert b"And a second line of body text.\r\n" * 40 in ingress.handler.env.ses.outbox[0].raw
+
+
+def test_smtp_bare_lf_translation_keeps_crlf_split_across_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a CRLF that arrives split over two reads, and bare LFs
+    from aiosmtpd.smtp import SMTP
+
+    from forwarder_ops.smtp import _LenientSmtp
+
+    seen: list[bytes] = []
+    monkeypatch.setattr(SMTP, "data_received", lambda self, data: seen.append(data))
+    server = object.__new__(_LenientSmtp)
+    # WHEN the chunks arrive THEN every line ends in exactly one CRLF
+    for chunk in (b"one\r", b"\ntwo\nthree\r\n", b"\n", b"four"):
+        server.data_received(chunk)
+    assert b"".join(seen) == b"one\r\ntwo\r\nthree\r\n\r\nfour"

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from forwarder_ops.aliases import read_file
 from forwarder_ops.local import EmbeddedAws, embedded_aws
-from forwarder_ops.localrun import load_aliases
 from tests.conftest import DOMAIN, EVENTS
 
 
 @pytest.fixture
 def demo_aliases() -> dict[str, list[str]]:
-    return load_aliases(EVENTS / "aliases.toml")
+    return read_file(EVENTS / "aliases.toml")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import yaml
 
 from tests.template.cloudformation import ROOT, Environment
 from tests.template.conftest import find_tool, run_tool
+from tests.template.test_ci import MAKEFILE, pip_installs, recipes, workflow_steps
 
 WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
 
@@ -88,3 +89,44 @@ def test_workflow_actions_pinned_to_commits(workflow: dict[str, Any]) -> None:
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/checkout"):
                 assert step["with"]["persist-credentials"] is False
+
+
+def test_workflow_deploy_job_builds_before_it_assumes_the_role() -> None:
+    # GIVEN the deploy job THEN it builds (installing what it needs) before the step that assumes the AWS role,
+    # and deploys after it
+    steps = workflow_steps()["deploy"]
+    names = [s.get("uses", "").split("@")[0] or s.get("run", "") for s in steps]
+    role = names.index("aws-actions/configure-aws-credentials")
+    build = next(i for i, s in enumerate(steps) if s.get("run", "").strip() == "make build")
+    deploy = next(i for i, s in enumerate(steps) if "sam deploy" in s.get("run", ""))
+    assert build < role < deploy
+    # AND nothing installs anything after the credentials exist
+    for step in steps[role:]:
+        assert not pip_installs(step.get("run", "")), step
+        assert "make " not in step.get("run", ""), step
+
+
+def test_workflow_deploy_job_installs_only_from_hash_locked_files() -> None:
+    # GIVEN what `make build` runs: the SAM CLI's install and sam build's makefile recipes
+    made = recipes()
+    assert made["build"] == ["$(SAM) build"]
+    build_line = next(line for line in MAKEFILE.read_text().splitlines() if line.startswith("build:"))
+    assert "tools" not in build_line.split("##")[0], "make build installs no checkov"
+    lines = [
+        line for target in ("$(SAM)", "build", *[t for t in made if t.startswith("build-")]) for line in made[target]
+    ]
+    installs = pip_installs("\n".join(lines)) + [
+        line for step in workflow_steps()["deploy"] for line in pip_installs(step.get("run", ""))
+    ]
+    assert len(installs) == 2  # the SAM CLI and the layer
+    for install in installs:
+        # THEN each pip install is hash-checked and reads a file in which every requirement has a hash
+        assert "--require-hashes" in install, install
+        (path,) = re.findall(r"-r\s+(\S+)", install)
+        locked = ROOT / path if (ROOT / path).exists() else ROOT / "layers" / "deps" / path
+        text = locked.read_text()
+        requirements = re.findall(
+            r"^([A-Za-z0-9._-]+)==\S+(?: ;[^\\\n]*)? \\\n((?:\s+--hash=sha256:[0-9a-f]{64}.*\n)+)", text, re.M
+        )
+        listed = [line for line in text.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
+        assert len(requirements) == len(listed) > 5, path

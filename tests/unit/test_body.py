@@ -115,3 +115,100 @@ def test_shorten_long_lines_leaves_a_clean_message_alone() -> None:
     fixed, report = shorten_long_lines(message)
     assert fixed is message
     assert report.reencoded == []
+
+
+def _multipart(boundary: bytes, preamble: bytes = b"", epilogue: bytes = b"", nl: bytes = b"\r\n") -> bytes:
+    return (
+        b"From: a@example.com" + nl + b"MIME-Version: 1.0" + nl
+        + b'Content-Type: multipart/mixed; boundary="' + boundary + b'"' + nl + nl
+        + preamble
+        + b"--" + boundary + nl + b"Content-Type: text/plain; charset=utf-8" + nl + nl + b"hello" + nl
+        + b"--" + boundary + nl + b"Content-Type: text/csv" + nl + b"Content-Disposition: attachment; filename=a.csv"
+        + nl + nl + b"a,b" + nl + b"1,2" + nl
+        + b"--" + boundary + b"--" + nl
+        + epilogue
+    )  # fmt: skip
+
+
+def test_shorten_long_lines_gives_a_multipart_with_an_overlong_boundary_a_new_one() -> None:
+    # GIVEN a multipart whose boundary (1,200 characters, RFC 2046 allows 70) makes its delimiter lines too long
+    raw = _multipart(b"b" * 1200)
+    # WHEN the long lines are shortened
+    fixed, report = shorten_long_lines(split_message(raw))
+    # THEN the delimiter lines and the Content-Type parameter carry a new, short boundary; the parts are unchanged
+    assert not has_long_line(fixed.raw)
+    assert report.unfixable == []
+    assert report.repaired == ["multipart/mixed: new boundary (the delimiter lines of a 1200-character boundary "
+                               "were over 998 octets)"]  # fmt: skip
+    parsed = email.message_from_bytes(bytes(fixed.raw), policy=email.policy.default)
+    boundary = parsed.get_boundary()
+    assert boundary is not None and len(boundary) <= 70
+    assert bytes(fixed.raw).count(b"--" + boundary.encode()) == 3
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw) == [b"hello", b"a,b\r\n1,2"]
+
+
+def test_shorten_long_lines_cuts_an_overlong_preamble_and_epilogue() -> None:
+    # GIVEN a multipart with a 3,000-octet preamble line and a 2,000-octet epilogue line (LF line endings)
+    raw = _multipart(b"XX", b"p" * 3000 + b"\n", b"e" * 2000 + b"\n", nl=b"\n")
+    # WHEN the long lines are shortened
+    fixed, report = shorten_long_lines(split_message(raw))
+    # THEN those lines are cut (MIME readers ignore them), the parts are unchanged, the cause is named
+    assert not has_long_line(fixed.raw)
+    assert report.unfixable == []
+    assert report.repaired == ["multipart/mixed: preamble or epilogue lines cut at 998 octets"]
+    assert bytes(fixed.raw).replace(b"\n", b"") == raw.replace(b"\n", b"")
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+def test_shorten_long_lines_new_boundary_in_a_nested_multipart() -> None:
+    # GIVEN a nested multipart/alternative with an over-long boundary inside a normal multipart/mixed
+    inner = _multipart(b"i" * 1000).split(b"\r\n", 2)[2]  # its Content-Type, blank line and parts
+    raw = (
+        b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=OUT\r\n\r\n--OUT\r\n" + inner + b"--OUT--\r\n"
+    )
+    # WHEN the long lines are shortened THEN the inner multipart gets a new boundary, the outer keeps its own
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert not has_long_line(fixed.raw)
+    assert report.unfixable == []
+    assert split_message(fixed.raw).first("content-type").value == "multipart/mixed; boundary=OUT"  # type: ignore[union-attr]
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+def test_shorten_long_lines_reports_what_it_cannot_fix() -> None:
+    # GIVEN a "multipart" with no delimiter lines and a long line
+    raw = b"Content-Type: multipart/mixed; boundary=NONE\r\n\r\n" + b"x" * 2000 + b"\r\n"
+    # WHEN the long lines are shortened THEN the cause is reported as unfixable (the caller must not send it)
+    _, report = shorten_long_lines(split_message(raw))
+    assert report.unfixable == ["multipart/mixed without delimiters"]
+
+
+@given(
+    boundary=st.integers(1, 1500),
+    preamble=st.integers(0, 2500),
+    epilogue=st.integers(0, 2500),
+    newline=st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_shorten_long_lines_leaves_no_long_line_in_a_multipart(
+    boundary: int, preamble: int, epilogue: int, newline: bytes
+) -> None:
+    # GIVEN a multipart with boundary, preamble and epilogue lines of any length
+    raw = _multipart(b"=" * boundary, b"p" * preamble + newline, b"e" * epilogue + newline, nl=newline)
+    # WHEN the long lines are shortened THEN none is left, nothing is unfixable and the parts read the same
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert not has_long_line(fixed.raw)
+    assert report.unfixable == []
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+def test_shorten_long_lines_new_boundary_when_only_the_content_type_line_is_too_long() -> None:
+    # GIVEN a 990-character boundary: its delimiter lines fit in 998 octets, its Content-Type line does not, and
+    # cannot be folded (a quoted string has no white space to fold at)
+    raw = _multipart(b"c" * 990)
+    assert not has_long_line(bytes(split_message(raw).body))
+    # WHEN the long lines are shortened THEN the multipart gets a short boundary (else the header repair would
+    # RFC 2047-encode the Content-Type and no reader would find the parts)
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert not has_long_line(fixed.raw)
+    assert report.repaired == ["multipart/mixed: new boundary (the Content-Type field of a 990-character boundary "
+                               "were over 998 octets)"]  # fmt: skip
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)

@@ -64,3 +64,24 @@ def test_split_message_body_is_a_view_not_a_copy() -> None:
     raw = b"From: a@example.com\r\n\r\n" + b"x" * 1000
     message = split_message(raw)
     assert message.body.obj is raw
+
+
+def test_split_message_empty_field_name_does_not_end_the_header_block() -> None:
+    # GIVEN a header block with a line whose field name is empty (and folded) in its middle
+    raw = (
+        b"From: a@example.com\r\nSubject: hi\r\n: some text\r\n  continued\r\n"
+        b"In-Reply-To: <x@example.com>\r\nContent-Type: text/plain; charset=big5\r\n\r\nbody\r\n"
+    )
+    # WHEN it is split
+    message = split_message(raw)
+    # THEN the fields after it stay fields, the line and its continuation are dropped, the body is the body
+    assert [f.name for f in message.fields] == ["From", "Subject", "In-Reply-To", "Content-Type"]
+    assert message.fields[1].raw == b"Subject: hi\r\n"
+    assert message.dropped_lines == 2
+    assert bytes(message.body) == b"body\r\n"
+    # AND the standard library reads the same fields
+    import email
+
+    parsed = email.message_from_bytes(raw)
+    assert parsed["In-Reply-To"] == "<x@example.com>"
+    assert parsed.get_content_charset() == "big5"

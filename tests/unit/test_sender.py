@@ -12,7 +12,12 @@ from botocore.stub import Stubber
 
 from forwarder.aws.sender import SesSender
 from forwarder.clients import client_config
-from forwarder.ports import MessageRejectedError, RecipientNotVerifiedError, SenderNotReadyError
+from forwarder.ports import (
+    MessageRejectedError,
+    RecipientNotAuthorizedError,
+    RecipientNotVerifiedError,
+    SenderNotReadyError,
+)
 
 DOMAIN = "dev.aws-educate.tw"
 
@@ -125,3 +130,36 @@ def test_message_rejected_out_of_the_sandbox_is_about_the_message() -> None:
 def test_unknown_errors_pass_through_for_a_retry() -> None:
     original = rejected("InternalFailure")
     assert SesSender(sesv2(), DOMAIN).classify(original, ["a@x.org"]) is original
+
+
+def denied() -> ClientError:
+    message = "User is not authorized to perform `ses:SendEmail' on resource `arn:aws:ses:us-west-2:1:identity/b@y.org'"
+    return ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, "SendEmail")
+
+
+def test_access_denied_in_the_sandbox_is_a_recipient_refusal_with_the_fix() -> None:
+    # GIVEN a sandboxed region, where IAM is evaluated against the recipient identities too
+    client = sesv2()
+    with Stubber(client) as stub:
+        stub.add_client_error("send_email", "AccessDeniedException", denied().response["Error"]["Message"], 403)
+        stub.add_response("get_account", {"ProductionAccessEnabled": False})
+        # WHEN SES answers a send with AccessDenied
+        with pytest.raises(RecipientNotAuthorizedError) as error:
+            SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["b@y.org"])
+    # THEN it is a lasting refusal of these recipients (not retried, not parked) that names both fixes
+    assert isinstance(error.value, RecipientNotVerifiedError)
+    assert error.value.recipients == ("b@y.org",)
+    text = str(error.value)
+    assert "us-west-2 is in the SES sandbox" in text
+    assert "Request production access" in text
+    assert "identity/b@y.org" in text
+
+
+def test_access_denied_out_of_the_sandbox_is_the_role_not_ready() -> None:
+    # GIVEN production access WHEN SES answers AccessDenied THEN the role itself may not send: park and say so
+    client = sesv2()
+    with Stubber(client) as stub:
+        stub.add_response("get_account", {"ProductionAccessEnabled": True})
+        error = SesSender(client, DOMAIN).classify(denied(), ["b@y.org"])
+    assert isinstance(error, SenderNotReadyError)
+    assert "may not send as dev.aws-educate.tw in us-west-2" in str(error)

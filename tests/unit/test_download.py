@@ -1,0 +1,154 @@
+"""The public download function: every request gets an HTTP answer (302, 400, 403, 404, 410), never an
+exception; an exception is a 502 and fires the download errors alarm, and the URL is open to anyone."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forwarder import download
+from forwarder.keyring import KeyRing
+from forwarder.links import sign_link
+from forwarder.ports import StoredMailError
+
+KEY = b"k" * 64
+OLD_KEY = b"o" * 64
+STORED = "o3vrnil0e2ic28"
+ANSWERS = {302, 400, 403, 404, 410}
+
+
+class FakeStore:
+    """The S3 store as the download function uses it: one stored message."""
+
+    def size(self, message_id: str) -> int:
+        if message_id != STORED:
+            raise StoredMailError(f"s3://bucket/inbound/{message_id} is not stored")
+        return 1234
+
+    def download_link(self, message_id: str, seconds: int) -> str:
+        return f"https://bucket.s3.amazonaws.com/inbound/{message_id}?X-Amz-Expires={seconds}"
+
+
+class FakeKeys:
+    def get(self) -> KeyRing:
+        return KeyRing(KEY, (OLD_KEY,))
+
+
+@pytest.fixture(autouse=True)
+def _fake_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No network: the handler's store and key ring are in memory.
+    monkeypatch.setattr(download, "_runtime", lambda: (FakeStore(), FakeKeys()))
+
+
+def call(query: object, context: Any) -> dict[str, Any]:
+    return download.lambda_handler({"queryStringParameters": query}, context)
+
+
+def function_url_query(raw: str) -> dict[str, str] | None:
+    """`queryStringParameters` as Lambda Function URLs build it: decoded, a repeated name comma-joined,
+    None without parameters."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(raw, keep_blank_values=True):
+        params[name] = f"{params[name]},{value}" if name in params else value
+    return params or None
+
+
+def valid_query(key: bytes = KEY, message_id: str = STORED) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(sign_link("https://dl.example/", key, message_id, 86_400)).query))
+
+
+def test_download_valid_link_redirects_to_the_stored_message(lambda_context: Any) -> None:
+    # GIVEN a link signed with the current key, and one signed with the previous key
+    # WHEN each is requested THEN both redirect to a presigned URL of the stored message
+    for key in (KEY, OLD_KEY):
+        answer = call(valid_query(key), lambda_context)
+        assert answer["statusCode"] == 302
+        assert answer["headers"]["Location"].startswith(f"https://bucket.s3.amazonaws.com/inbound/{STORED}?")
+
+
+def test_download_link_to_a_message_no_longer_stored_is_404(lambda_context: Any) -> None:
+    assert call(valid_query(message_id="gone-1"), lambda_context)["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        # non-ASCII signature: hmac.compare_digest raised TypeError
+        ({"m": "a", "e": "1", "s": "é"}, 400),
+        # an expiry over Python's 4,300-digit int() limit: int() raised ValueError
+        ({"m": "a", "e": "9" * 4301, "s": "0" * 64}, 400),
+        # a digit str.isdigit accepts and int() refuses
+        ({"m": "a", "e": "²", "s": "0" * 64}, 400),
+        # a trailing newline that `$` let through into the S3 key
+        ({"m": "a\n", "e": "1", "s": "0" * 64}, 400),
+        ({"m": "a", "e": "1", "s": "0" * 64}, 403),
+        ({"m": "a", "e": "1"}, 400),
+        ({}, 400),
+        (None, 400),
+        ("m=a&e=1", 400),
+        (["m", "e", "s"], 400),
+        ({"m": ["a"], "e": 1, "s": None}, 400),
+        ({"m": "a" * 1_000_000, "e": "1" * 1_000_000, "s": "f" * 1_000_000}, 400),
+    ],
+)
+def test_download_named_hostile_queries_get_a_client_error(query: object, status: int, lambda_context: Any) -> None:
+    # GIVEN a query string no link of ours has WHEN it is requested THEN it is refused, not raised
+    answer = call(query, lambda_context)
+    assert answer["statusCode"] == status
+    assert answer["headers"]["Cache-Control"] == "no-store"
+
+
+def test_download_repeated_parameters_are_refused(lambda_context: Any) -> None:
+    # GIVEN a valid link with its signature repeated (Function URLs comma-join repeated names)
+    raw = urlencode(valid_query()) + "&s=" + "0" * 64
+    # WHEN it is requested THEN it is malformed
+    assert call(function_url_query(raw), lambda_context)["statusCode"] == 400
+
+
+def test_download_event_without_query_or_not_a_dict_is_400(lambda_context: Any) -> None:
+    assert download.lambda_handler({}, lambda_context)["statusCode"] == 400
+    assert download.lambda_handler({"queryStringParameters": {"m": STORED}}, lambda_context)["statusCode"] == 400
+
+
+_NAMES = st.sampled_from(["m", "e", "s"]) | st.text(max_size=5)
+_VALUES = st.text() | st.integers().map(str) | st.from_regex(r"[0-9a-f]{60,70}", fullmatch=True)
+
+
+@settings(max_examples=2000)
+@given(raw=st.lists(st.tuples(_NAMES, _VALUES), max_size=6).map(urlencode) | st.text())
+def test_download_any_query_string_gets_an_http_answer(raw: str) -> None:
+    # GIVEN any query string, as Lambda hands it over WHEN it is requested THEN the answer is an HTTP status
+    from forwarder_ops.local import LocalContext
+
+    answer = call(function_url_query(raw), LocalContext())
+    assert answer["statusCode"] in ANSWERS
+
+
+_ANY_VALUE = st.none() | st.booleans() | st.integers() | st.text() | st.lists(st.text(), max_size=2)
+
+
+@settings(max_examples=2000)
+@given(query=st.dictionaries(_NAMES, _ANY_VALUE, max_size=5) | _ANY_VALUE)
+def test_download_any_query_parameters_get_an_http_answer(query: object) -> None:
+    # GIVEN any JSON-like queryStringParameters (a dict of anything, or no dict at all)
+    from forwarder_ops.local import LocalContext
+
+    # WHEN it is requested THEN the answer is an HTTP status
+    assert call(query, LocalContext())["statusCode"] in ANSWERS
+
+
+@settings(max_examples=1000)
+@given(name=st.sampled_from(["m", "e", "s"]), value=st.text(), keep=st.booleans())
+def test_download_any_change_to_a_valid_link_is_refused_or_kept(name: str, value: str, keep: bool) -> None:
+    # GIVEN a valid link with one parameter replaced (or a value appended, as a duplicate would be)
+    from forwarder_ops.local import LocalContext
+
+    query = valid_query()
+    changed = {**query, name: f"{query[name]},{value}" if keep else value}
+    # WHEN it is requested THEN only the unchanged link redirects; every change is a client error
+    status = call(changed, LocalContext())["statusCode"]
+    assert status == 302 if changed == query else status in {400, 403}
