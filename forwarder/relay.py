@@ -45,7 +45,7 @@ from forwarder.mail.replyaddr import (
     verify_token,
 )
 from forwarder.mail.rewrite import is_own_output
-from forwarder.mail.routing import alias_of, batch, is_valid_address, resolve_routes
+from forwarder.mail.routing import Delivery, Routing, alias_of, batch, is_valid_address, resolve_routes
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
@@ -142,10 +142,13 @@ class ReplyRelay:
         """Whether any recipient has the form of a reply address (verified later, in `handle`)."""
         return any(parse_reply_address(r, self.settings.domain) for r in recipients)
 
-    def handle(self, inbound: Inbound, decision: Decision, forward: Forward) -> Outcome:
+    def handle(
+        self, inbound: Inbound, decision: Decision, forward: Forward, routed: Callable[[Routing], None] | None = None
+    ) -> Outcome:
         """Relay, forward marked or drop each reply address recipient; other recipients are forwarded as usual
         through `forward` (except the plain address of an alias the reply was relayed for: the copies
-        already reach its members)."""
+        already reach its members). `routed` is told whom each relayed reply went to (for the trace): the
+        outside sender first, then the members who got a copy."""
         domain = self.settings.domain
         tokens: dict[tuple[str, str], tuple[str, ReplyToken]] = {}
         others: list[str] = []
@@ -165,8 +168,11 @@ class ReplyRelay:
         for recipient, token in tokens.values():
             check = self._check(token, message, inbound, decision, author)
             if check.relay and check.record is not None and check.member is not None:
-                outcomes.append(self._relay(inbound, message, check.record, check.member, author))
+                outcome, delivery = self._relay(inbound, message, check.record, check.member, author)
+                outcomes.append(outcome)
                 relayed.add(token.alias)
+                if routed is not None:
+                    routed(Routing((delivery,), (), (), ()))
             elif check.reason in (NOT_MEMBER, SPAM):
                 logger.warning("reply address: not relayed, forwarded to the members", extra=self._log(token, check))
                 marked.setdefault(check.reason, []).append(recipient)
@@ -215,7 +221,7 @@ class ReplyRelay:
 
     def _relay(
         self, inbound: Inbound, message: SplitMessage, record: ReplyRecord, member: str, author: Author
-    ) -> Outcome:
+    ) -> tuple[Outcome, Delivery]:
         settings = self.settings
         alias, domain = record.alias, settings.domain
         if has_long_line(message.raw, message.body_start):
@@ -267,7 +273,7 @@ class ReplyRelay:
             "reply relayed to the outside sender as the team" if relayed else "reply not relayed: SES refused it",
             extra={"alias": alias, "reply_id": record.reply_id, "copies": len(team), "outcome": outcome.as_dict()},
         )
-        return outcome
+        return outcome, Delivery(alias, (record.address, *team))
 
     def _send(
         self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str

@@ -11,7 +11,7 @@ from forwarder.mail.body import shorten_long_lines
 from forwarder.mail.message import SplitMessage, has_long_line
 from forwarder.mail.policy import Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
-from forwarder.mail.routing import Delivery, Routing, batch, resolve_routes
+from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_routes
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
@@ -33,6 +33,9 @@ from forwarder.ports import (
 
 if TYPE_CHECKING:
     from forwarder.relay import ReplyRelay
+
+# Where `_forward` puts the trace record of what it did: the trace table, or the collector of a reply's parts.
+Record = Callable[[Inbound, Outcome, Routing | None, Decision | None], None]
 
 
 class ForwardingService:
@@ -73,21 +76,40 @@ class ForwardingService:
         Each batch send is recorded under (message id, alias, recipients): a retried, duplicated or
         replayed event sends nothing twice and completes what an earlier attempt left unsent. One
         record per batch, not also one per message: each record costs two DynamoDB writes per mail.
-        Mail to a reply address goes to the relay (team mode), which calls back here, with `mark` as a
+        Mail to a reply address goes to the relay (team mode), which calls back `_forward`, with `mark` as a
         subject tag, for what it does not relay.
         """
         decision = decide(inbound.verdicts, self.settings.spam_action)
         if not decision.forward:
             return self._dropped(inbound, decision.reason)
         if self._relay is not None and mark is None and self._relay.addressed(inbound.recipients):
-            return self._relay.handle(inbound, decision, self.forward)
+            return self._reply(self._relay, inbound, decision)
+        return self._forward(inbound, decision, mark, self._record)
+
+    def _reply(self, relay: ReplyRelay, inbound: Inbound, decision: Decision) -> Outcome:
+        """Mail to a reply address: the relay relays, drops or hands back (to `_forward`) each part. The trace
+        gets one record for the whole mail, with everyone it went to: a second record would replace the first."""
+        routings: list[Routing] = []
+
+        def collect(part: Inbound, outcome: Outcome, routing: Routing | None, _: Decision | None) -> None:
+            if routing is not None:
+                routings.append(routing)
+
+        def forward(part: Inbound, mark: str | None) -> Outcome:
+            return self._forward(part, decision, mark, collect)
+
+        outcome = relay.handle(inbound, decision, forward, routings.append)
+        self._record(inbound, outcome, combine(routings) if routings else None, decision)
+        return outcome
+
+    def _forward(self, inbound: Inbound, decision: Decision, mark: str | None, record: Record) -> Outcome:
         routing = self._route(inbound)
         if not routing.deliveries:
             reason = DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT
-            return self._dropped(inbound, reason, routing)
+            return self._dropped(inbound, reason, routing, record)
         message = split_stored(self.store.read(inbound.message_id))
         if is_own_output(message, self.settings.domain):
-            return self._dropped(inbound, DropReason.LOOP, routing)
+            return self._dropped(inbound, DropReason.LOOP, routing, record)
         if message.dropped_lines:
             logger.info("header block lines that are no fields dropped", extra={"lines": message.dropped_lines})
         unsendable = None
@@ -106,7 +128,7 @@ class ForwardingService:
             if body_report.unfixable:
                 # SES would refuse the message: each member gets the notice with the download link instead.
                 unsendable = "; ".join(body_report.unfixable)
-        return self._deliver(inbound, message, routing, decision, unsendable, mark)
+        return self._deliver(inbound, message, routing, decision, unsendable, mark, record)
 
     def park(
         self, event: dict[str, Any], inbound: Inbound, error: SenderNotReadyError, request_id: str, function_arn: str
@@ -148,7 +170,8 @@ class ForwardingService:
         routing: Routing,
         decision: Decision,
         unsendable: str | None,
-        mark: str | None = None,
+        mark: str | None,
+        record: Record,
     ) -> Outcome:
         options = RewriteOptions(
             domain=self.settings.domain,
@@ -198,7 +221,7 @@ class ForwardingService:
             oversize=oversize,
         )
         logger.info("forwarded" if outcome.forwarded else "not forwarded", extra={"outcome": outcome.as_dict()})
-        self._record(inbound, outcome, routing, decision)
+        record(inbound, outcome, routing, decision)
         return outcome
 
     def _send(
@@ -271,10 +294,16 @@ class ForwardingService:
             reply_address=reply,
         )
 
-    def _dropped(self, inbound: Inbound, reason: DropReason | None, routing: Routing | None = None) -> Outcome:
+    def _dropped(
+        self,
+        inbound: Inbound,
+        reason: DropReason | None,
+        routing: Routing | None = None,
+        record: Record | None = None,
+    ) -> Outcome:
         outcome = Outcome(message_id=inbound.message_id, forwarded=False, reason=str(reason))
         logger.info("not forwarded", extra={"outcome": outcome.as_dict()})
-        self._record(inbound, outcome, routing)
+        (record or self._record)(inbound, outcome, routing, None)
         return outcome
 
     def _record(

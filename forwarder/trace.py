@@ -157,8 +157,12 @@ class MemberRecord:
     detail: str = ""
 
 
-def decision_text(forwarded: bool, reason: str | None, tag_spam: bool) -> str:
-    """The policy's decision in a few words."""
+def decision_text(forwarded: bool, reason: str | None, tag_spam: bool, reply: str | None = None) -> str:
+    """The policy's decision in a few words; `reply` is `Outcome.reply` (mail to a reply address)."""
+    if reply == "relayed":
+        return "reply relayed to the outside sender as the alias, a copy to each other member"
+    if forwarded and reply in ("reply-not-member", "reply-spam"):
+        return f"reply not relayed ({reply}): forwarded to the members, subject tagged"
     if reason == "parked":
         return "parked in the failure queue (SES cannot send until an operator acts)"
     if not forwarded and reason:
@@ -217,7 +221,9 @@ def forward_items(
             "dmarc": verdicts.dmarc,
             **({"dmarc_policy": verdicts.dmarc_policy} if verdicts.dmarc_policy else {}),
         },
-        "decision": decision_text(outcome.forwarded, outcome.reason, bool(decision and decision.tag_spam)),
+        "decision": decision_text(
+            outcome.forwarded, outcome.reason, bool(decision and decision.tag_spam), outcome.reply
+        ),
         "forwarded": outcome.forwarded,
         "reason": outcome.reason or "",
         "aliases": list(outcome.aliases) or sorted({m.alias for m in members}),
@@ -226,6 +232,8 @@ def forward_items(
         "oversize": outcome.oversize,
         "expires": expires,
     }
+    if outcome.reply:
+        mail["reply"] = outcome.reply
     if sender:
         mail["lookup"] = f"{SENDER_PREFIX}{sender}"
     if subjects and inbound.subject:

@@ -47,6 +47,17 @@ class Routing:
         return sum(len(delivery.members) for delivery in self.deliveries)
 
 
+def combine(routings: Iterable[Routing]) -> Routing:
+    """One routing for a message handled in parts (a relayed reply and the recipients forwarded beside it)."""
+    parts = list(routings)
+    return Routing(
+        deliveries=tuple(d for r in parts for d in r.deliveries),
+        unknown=tuple(u for r in parts for u in r.unknown),
+        foreign=tuple(f for r in parts for f in r.foreign),
+        skipped=tuple(s for r in parts for s in r.skipped),
+    )
+
+
 def is_valid_address(address: str) -> bool:
     """True for a plain ASCII `local@domain` address that SES can send to."""
     match = _ADDRESS.match(address)

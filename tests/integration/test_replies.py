@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from forwarder.mail.message import split_message
-from forwarder_ops.local import REPLY_TABLE, EmbeddedAws, SentMail, embedded_aws
+from forwarder_ops.local import REPLY_TABLE, TRACE_TABLE, EmbeddedAws, SentMail, embedded_aws
 from tests.conftest import DOMAIN
 
 OUTSIDE = "carol.wu@customer.example"
@@ -338,3 +338,49 @@ def test_reply_all_to_the_reply_address_and_team_reaches_each_member_once(team_a
     assert len(sent_outside(sent)) == 1
     members = [m for mail in sent if OUTSIDE not in mail.recipients for m in mail.recipients]
     assert sorted(members) == sorted([ALICE, DAVE])
+
+
+def test_relayed_reply_is_in_the_delivery_trace_with_everyone_it_went_to() -> None:
+    from forwarder_ops.trace import TraceTable, render
+
+    with embedded_aws(DOMAIN, {"team": TEAM, "tech": [BOB, "erin@example.com"]}, reply_mode="team", trace=True) as aws:
+        # GIVEN Bob's answer to a reply address, also addressed to another alias (tech)
+        address = forward_outside_mail(aws)
+        outcome, _ = reply(aws, member_reply(address), address)
+        result, sent = aws.deliver(
+            member_reply(address), [address, f"tech@{DOMAIN}"], source=BOB, message_id="reply-and-tech", **AUTHENTIC
+        )
+        assert outcome["reply"] == result["outcomes"][0]["reply"] == "relayed"
+
+        # WHEN the operator traces it
+        trace = TraceTable(boto3.client("dynamodb"), TRACE_TABLE).mail("reply-and-tech")
+
+        # THEN one record names the relay and every send: the outside sender, the copies, tech's members
+        assert trace.mail is not None and trace.mail["reply"] == "relayed"
+        assert trace.mail["decision"].startswith("reply relayed to the outside sender")
+        rows = {(row.alias, row.member, row.state) for row in trace.members}
+        assert rows == {
+            ("team", OUTSIDE, "sent"),
+            ("team", ALICE, "sent"),
+            ("team", DAVE, "sent"),
+            ("tech", BOB, "sent"),
+            ("tech", "erin@example.com", "sent"),
+        }
+        assert len(sent) == 3
+        assert any(OUTSIDE in line for line in render(trace))
+
+
+def test_dropped_reply_is_in_the_delivery_trace_with_its_reason() -> None:
+    from forwarder_ops.trace import TraceTable
+
+    with embedded_aws(DOMAIN, {"team": TEAM}, reply_mode="team", trace=True) as aws:
+        # GIVEN a reply whose SES verdicts do not vouch for the member
+        address = forward_outside_mail(aws)
+        aws.deliver(member_reply(address), [address], source=BOB, message_id="forged", spf="FAIL", dkim="FAIL")
+
+        # WHEN traced THEN the record says why nothing was sent, and names no one
+        trace = TraceTable(boto3.client("dynamodb"), TRACE_TABLE).mail("forged")
+        assert trace.mail is not None
+        assert (trace.mail["reason"], trace.mail["reply"]) == ("reply-forged", "reply-forged")
+        assert trace.mail["decision"] == "not forwarded: reply-forged"
+        assert trace.members == ()
