@@ -24,7 +24,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 ENV ?= dev
 export PATH := $(CURDIR)/$(TOOLS)/sam/bin:$(CURDIR)/$(TOOLS)/checkov/bin:$(PATH)
 
-.PHONY: help venv venv-local tools run test unit lint format typecheck bench build preflight deploy deploy-lock invoke template events clean smtp
+.PHONY: help venv venv-local tools run test unit lint format typecheck bench build preflight preflight-tools deploy deploy-lock invoke template events clean smtp
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,15 @@ $(CHECKOV):
 	$(TOOLS)/checkov/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
 
 tools: $(SAM) $(CHECKOV) ## Install the SAM CLI and checkov, each in its own environment
+
+# `forwarder preflight` for the deploy job, in its own environment and without the local extra (moto, aiosmtpd,
+# dnspython ...): what preflight imports, from the hash-locked deploy/ops-requirements.txt, then this package
+# built from the checkout with the locked setuptools; --no-index --no-build-isolation: nothing is fetched, so
+# nothing unpinned. Always reinstalled: it is a copy of the checkout, not an editable install.
+preflight-tools: ## Install forwarder (for preflight only) in .tools/ops from deploy/ops-requirements.txt (the deploy job)
+	$(PYTHON) -m venv $(TOOLS)/ops
+	$(TOOLS)/ops/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r deploy/ops-requirements.txt
+	$(TOOLS)/ops/bin/python -m pip install --quiet --no-deps --no-index --no-build-isolation .
 
 run: venv-local ## Forward the sample mails in events/ through the real handler against an embedded AWS
 	$(BIN)/forwarder run --events events --outbox outbox
@@ -101,9 +110,11 @@ template: venv tools ## Template checks only: cfn-lint, sam validate, checkov, t
 build: $(SAM) ## sam build: both functions, the dependencies layer and the custom resource, into .aws-sam/build
 	$(SAM) build
 
-deploy-lock: ## Regenerate the hash-locked deploy/requirements.txt and layers/deps/requirements.lock (needs uv)
+deploy-lock: ## Regenerate the hash-locked deploy/requirements.txt, deploy/ops-requirements.txt and layers/deps/requirements.lock (needs uv)
 	uv pip compile --universal --python-version 3.11 --generate-hashes --custom-compile-command "make deploy-lock" \
 		deploy/requirements.in -o deploy/requirements.txt
+	uv pip compile --universal --python-version 3.11 --generate-hashes --custom-compile-command "make deploy-lock" \
+		deploy/ops-requirements.in -o deploy/ops-requirements.txt
 	uv pip compile --python-version 3.13 --python-platform aarch64-manylinux2014 --generate-hashes \
 		--custom-compile-command "make deploy-lock" layers/deps/requirements.txt -o layers/deps/requirements.lock
 

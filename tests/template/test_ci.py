@@ -86,3 +86,33 @@ def test_ci_layer_lock_pins_the_layer_requirements() -> None:
     lock = (ROOT / "layers/deps/requirements.lock").read_text()
     for pin in pins:
         assert re.search(rf"^{re.escape(pin)} \\", lock, re.M), pin
+
+
+def test_ci_ops_lock_pins_what_pyproject_asks_for_preflight() -> None:
+    # GIVEN what the deploy job installs for `forwarder preflight` (deploy/ops-requirements.in)
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = {
+        Requirement(r).name: Requirement(r)
+        for r in [
+            *project["project"]["dependencies"],
+            *project["project"]["optional-dependencies"]["local"],
+            *project["build-system"]["requires"],
+        ]
+    }
+    wanted = [
+        Requirement(line)
+        for line in (ROOT / "deploy" / "ops-requirements.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    lock = (ROOT / "deploy" / "ops-requirements.txt").read_text()
+    pinned = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+) \\$", lock, re.M))
+    assert {r.name for r in wanted} == {"boto3", "pydantic-settings", "setuptools"}
+    for requirement in wanted:
+        # THEN each has pyproject.toml's specifier (a dependency, the local extra or the build backend) and its
+        # pinned version satisfies it
+        assert requirement.specifier == declared[requirement.name].specifier, requirement
+        assert requirement.specifier.contains(pinned[requirement.name]), requirement

@@ -4,7 +4,9 @@ this stack, so that the first CI deploy does not stop on a missing permission.""
 from __future__ import annotations
 
 import json
+import re
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +161,110 @@ def test_deploy_role_is_limited_to_its_environment() -> None:
     )
     pass_role = next(s for s in statements if s["Action"] == "iam:PassRole")
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+
+
+# What `forwarder preflight` reads before the deploy job's `sam deploy` (all read-only), as IAM actions.
+PREFLIGHT_READS = {
+    "sts:GetCallerIdentity", "cloudformation:DescribeStacks", "cloudformation:DescribeStackResources",
+    "route53:ListHostedZonesByName", "route53:GetHostedZone", "route53:ListResourceRecordSets",
+    "ses:GetEmailIdentity", "ses:GetAccount", "ses:GetConfigurationSet", "ses:DescribeActiveReceiptRuleSet",
+    "ses:DescribeReceiptRuleSet", "lambda:GetAccountSettings", "lambda:GetFunctionConcurrency",
+    "logs:DescribeLogGroups",
+}  # fmt: skip
+
+
+def _resource(action: str, region: str, params: dict[str, Any]) -> str:
+    """The ARN IAM authorizes `action` against, for the actions that have resource-level permissions; else *."""
+    match action:
+        case "cloudformation:DescribeStacks" | "cloudformation:DescribeStackResources":
+            return f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{params['StackName']}/abc-123"
+        case "lambda:GetFunctionConcurrency":
+            return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{params['FunctionName']}"
+        case "logs:DescribeLogGroups":
+            return f"arn:aws:logs:{region}:{ACCOUNT}:log-group:*"
+        case "route53:GetHostedZone":
+            return f"arn:aws:route53:::hostedzone/{params['Id']}"
+        case "route53:ListResourceRecordSets":
+            return f"arn:aws:route53:::hostedzone/{params['HostedZoneId']}"
+        case "ses:GetEmailIdentity":
+            return f"arn:aws:ses:{region}:{ACCOUNT}:identity/{params['EmailIdentity']}"
+        case "ses:GetConfigurationSet":
+            return f"arn:aws:ses:{region}:{ACCOUNT}:configuration-set/{params['ConfigurationSetName']}"
+    return "*"
+
+
+@pytest.fixture
+def preflight_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, str]]:
+    """Every AWS call of `forwarder preflight --config-env dev` (IAM action, resource) on the team's hand-made
+    account (tests/cli/team_account.py, zone ids in samconfig) with a deployed dev stack: every read happens."""
+    from moto import mock_aws
+
+    from forwarder_ops.cli import main
+    from forwarder_ops.envconfig import Target
+    from tests.cli.team_account import PLACEHOLDER_SAMCONFIG, BelowMoto, seed_team_account
+
+    calls: list[tuple[str, str]] = []
+    answers = BelowMoto()
+    original = Target.client
+
+    def make(self: Target, service: str) -> Any:
+        client = original(self, service)
+        prefix, region = client.meta.service_model.signing_name, client.meta.region_name
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            action = f"{prefix}:{model.name}"
+            calls.append((action, _resource(action, region, params)))
+
+        client.meta.events.register("before-parameter-build", record)
+        return answers.install(client)
+
+    monkeypatch.setattr(Target, "client", make)
+    (tmp_path / "samconfig.toml").write_text(PLACEHOLDER_SAMCONFIG)  # its zone ids: GetHostedZone too
+    monkeypatch.chdir(tmp_path)
+    with mock_aws():
+        seed_team_account()
+        _deploy_a_dev_stack()
+        code = main(["preflight", "--config-env", "dev", "--json"])
+    assert code == 1  # the hand-made account collides, which is beside the point here
+    return calls
+
+
+def _deploy_a_dev_stack() -> None:
+    import boto3
+
+    trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [trust]}},
+    }
+    function = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Runtime": "python3.13",
+            "Handler": "index.handler",
+            "Role": {"Fn::GetAtt": ["ForwarderFunctionRole", "Arn"]},
+            "Code": {"ZipFile": "def handler(event, context): pass"},
+        },
+    }
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="email-forwarder-dev",
+        TemplateBody=json.dumps({"Resources": {"ForwarderFunctionRole": role, "ForwarderFunction": function}}),
+    )
+
+
+def test_deploy_role_may_run_preflight(preflight_calls: list[tuple[str, str]]) -> None:
+    # GIVEN every call preflight makes against an account with the environment's stack (the deploy job runs it
+    # with the deploy role before sam deploy)
+    assert {action for action, _ in preflight_calls} == PREFLIGHT_READS
+
+    # THEN the policy allows each, on the resource it reads (a refused read would only be a "could not check")
+    statements = policy("dev")
+    refused = sorted({(a, r) for a, r in preflight_calls if not allowed(statements, a, r)})
+    assert refused == []
+
+
+def test_deploy_role_preflight_reads_are_documented() -> None:
+    # GIVEN docs/operations.md's permissions of preflight THEN they are exactly what preflight reads
+    text = (ROOT / "docs" / "operations.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `preflight`"))
+    assert set(re.findall(r"`([a-z0-9]+:[A-Za-z]+)`", row)) == PREFLIGHT_READS

@@ -130,3 +130,65 @@ def test_workflow_deploy_job_installs_only_from_hash_locked_files() -> None:
         )
         listed = [line for line in text.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
         assert len(requirements) == len(listed) > 5, path
+
+
+def _step(steps: list[dict[str, Any]], predicate: Any) -> int:
+    (index,) = [i for i, step in enumerate(steps) if predicate(step)]
+    return index
+
+
+def test_workflow_deploy_job_runs_preflight_with_the_role_before_sam_deploy(workflow: dict[str, Any]) -> None:
+    # GIVEN the deploy job
+    deploy = workflow["jobs"]["deploy"]
+    steps = deploy["steps"]
+    role = _step(steps, lambda s: s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    preflight = _step(steps, lambda s: "forwarder preflight" in s.get("run", ""))
+    sam_deploy = _step(steps, lambda s: "sam deploy" in s.get("run", ""))
+
+    # THEN preflight reads the account with the deploy role, for the branch's environment, before sam deploy
+    assert role < preflight < sam_deploy
+    step = steps[preflight]
+    assert step["run"].strip() == '.tools/ops/bin/forwarder preflight --config-env "$ENVIRONMENT"'
+    assert step["env"] == {"ENVIRONMENT": "${{ needs.target.outputs.environment }}"}
+    # AND its exit code decides: a finding (1) or could-not-run (2) fails the step, and nothing lets sam deploy
+    # run after a failed step or lets the job pass regardless
+    assert "||" not in step["run"] and ";" not in step["run"]
+    for later in (step, steps[sam_deploy]):
+        assert "if" not in later and "continue-on-error" not in later and "shell" not in later, later
+    assert "continue-on-error" not in deploy
+    assert workflow.get("defaults", {}).get("run", {}).get("shell") is None
+
+
+def _hash_locked(path: str) -> None:
+    """Every requirement of `path` is pinned (==) and has at least one sha256 hash."""
+    text = (ROOT / path).read_text()
+    requirements = re.findall(
+        r"^([A-Za-z0-9._-]+)==\S+(?: ;[^\\\n]*)? \\\n((?:\s+--hash=sha256:[0-9a-f]{64}.*\n)+)", text, re.M
+    )
+    listed = [line for line in text.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
+    assert len(requirements) == len(listed) > 5, path
+
+
+def test_workflow_deploy_job_installs_preflight_from_a_hash_lock_before_the_role() -> None:
+    # GIVEN the step of the deploy job that installs what preflight runs with
+    steps = workflow_steps()["deploy"]
+    role = _step(steps, lambda s: s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    install = _step(steps, lambda s: s.get("run", "").strip() == "make preflight-tools")
+    assert install < role
+
+    # THEN its recipe makes the environment the preflight step calls (.tools/ops), installs the locked set with
+    # hashes and without resolving anything, and the package from the checkout without its dependencies, without
+    # an index and without an isolated build (which would fetch setuptools unpinned)
+    lines = [line.replace("$(TOOLS)", ".tools") for line in recipes()["preflight-tools"]]
+    assert lines[0] == "$(PYTHON) -m venv .tools/ops"
+    locked, package = pip_installs("\n".join(lines))
+    assert locked.startswith(".tools/ops/bin/python -m pip install ")
+    assert {"--require-hashes", "--no-deps"} <= set(locked.split())
+    (path,) = re.findall(r"-r\s+(\S+)", locked)
+    assert path == "deploy/ops-requirements.txt"
+    _hash_locked(path)
+    assert package.startswith(".tools/ops/bin/python -m pip install ")
+    assert package.split()[-1] == "."
+    assert {"--no-deps", "--no-index", "--no-build-isolation"} <= set(package.split())
+    # AND the lock holds the build backend that --no-build-isolation builds the package with
+    assert re.search(r"^setuptools==\S+ \\$", (ROOT / path).read_text(), re.M)
