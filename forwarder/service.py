@@ -185,11 +185,12 @@ class ForwardingService:
         # so the body is never copied.
         body_length = len(message.raw) - message.body_start
         payloads: list[tuple[Delivery, bytes, bool]] = []
+        header_changes: dict[str, Any] = {}
         for delivery in routing.deliveries:
             reply = self._relay.reply_address(delivery.alias, message, inbound.envelope_sender) if self._relay else None
             rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply)
             if not payloads:
-                self._log_rewrite(rewritten.report)
+                header_changes = {name: value for name, value in asdict(rewritten.report).items() if value}
             size = len(rewritten.head) + body_length
             if size > self.settings.max_message_bytes or unsendable:
                 notice = self._oversize_notice(inbound, message, delivery, size, reply, unsendable)
@@ -220,7 +221,11 @@ class ForwardingService:
             failed=tuple(failed),
             oversize=oversize,
         )
-        logger.info("forwarded" if outcome.forwarded else "not forwarded", extra={"outcome": outcome.as_dict()})
+        # One log line per mail: the outcome, and the header fields changed beyond From/Reply-To (names only).
+        extra: dict[str, Any] = {"outcome": outcome.as_dict()}
+        if header_changes:
+            extra["header_changes"] = header_changes
+        logger.info("forwarded" if outcome.forwarded else "not forwarded", extra=extra)
         record(inbound, outcome, routing, decision)
         return outcome
 
@@ -314,8 +319,3 @@ class ForwardingService:
             self.trace.record(inbound, outcome, routing, decision)
         except Exception as error:
             logger.warning("trace not recorded", extra={"error": type(error).__name__, "detail": str(error)[:300]})
-
-    def _log_rewrite(self, report: Any) -> None:
-        changes = {name: value for name, value in asdict(report).items() if value}
-        if changes:
-            logger.info("headers changed beyond From/Reply-To", extra=changes)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Iterator
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -189,3 +193,32 @@ def test_forward_unknown_address_goes_to_the_catch_all_alias_under_its_own_name(
     assert outcome.forwarded
     assert [(s.from_address, s.recipients) for s in sender.sent] == [("sales@dev.aws-educate.tw", ("ops@x.org",))]
     assert from_addresses(sender.sent[0].raw) == ["sales@dev.aws-educate.tw"]
+
+
+@pytest.fixture
+def info_logs() -> Iterator[io.StringIO]:
+    """The function's JSON log lines at the level deployed (INFO), written here for the test to read."""
+    from forwarder.observability import logger
+
+    handler = logger.registered_handler
+    previous_level, previous_stream = logger.log_level, handler.stream  # type: ignore[attr-defined]
+    stream = io.StringIO()
+    logger.setLevel("INFO")
+    handler.stream = stream  # type: ignore[attr-defined]
+    yield stream
+    handler.stream = previous_stream  # type: ignore[attr-defined]
+    logger.setLevel(previous_level)
+
+
+def test_forward_logs_one_line_with_the_header_fields_changed(info_logs: io.StringIO) -> None:
+    # GIVEN a signed mail (its DKIM-Signature is removed on the way) with a secret in the signature's value
+    signed = b"DKIM-Signature: v=1; b=secretvalue\r\n" + MAIL
+    service, _, _ = make_service({"team": "a@x.org"}, {"m1": signed})
+    # WHEN it is forwarded
+    service.forward(inbound())
+    # THEN one log line says so, naming the removed field but never its value
+    lines = [json.loads(line) for line in info_logs.getvalue().splitlines()]
+    [forwarded] = lines
+    assert forwarded["message"] == "forwarded"
+    assert forwarded["header_changes"] == {"removed": ["DKIM-Signature"]}
+    assert "secretvalue" not in info_logs.getvalue()
