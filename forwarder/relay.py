@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
 from forwarder.mail.addresses import display_name
-from forwarder.mail.body import shorten_long_lines
 from forwarder.mail.message import SplitMessage, has_long_line
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
@@ -225,6 +224,8 @@ class ReplyRelay:
         settings = self.settings
         alias, domain = record.alias, settings.domain
         if has_long_line(message.raw, message.body_start):
+            from forwarder.mail.body import shorten_long_lines  # rare: not on the cold start's import path
+
             message, _ = shorten_long_lines(message)
         body = bytes(message.body)
         name = member_display_name(author, member, alias, settings.reply_name)

@@ -7,7 +7,6 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from forwarder.config import Settings
-from forwarder.mail.body import shorten_long_lines
 from forwarder.mail.message import SplitMessage, has_long_line
 from forwarder.mail.policy import Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
@@ -115,6 +114,9 @@ class ForwardingService:
         unsendable = None
         # The whole message: a boundary too long for its Content-Type line is fixed with the body.
         if has_long_line(message.raw, message.start):
+            # Imported here: rare, and its imports (email.message, secrets) would cost every cold start.
+            from forwarder.mail.body import shorten_long_lines
+
             message, body_report = shorten_long_lines(message)
             if body_report.changed or body_report.unfixable:
                 logger.warning(

@@ -28,7 +28,6 @@ def build_service(settings: Settings) -> ForwardingService:
     from forwarder.aws.parking import FailureQueue
     from forwarder.aws.sender import SesSender
     from forwarder.aws.store import S3MailStore
-    from forwarder.mail.notice import build_notice
 
     config = client_config()
     # One DynamoDB client for the idempotency, reply and trace tables: each client costs cold start.
@@ -66,7 +65,7 @@ def build_service(settings: Settings) -> ForwardingService:
         directory=directory,
         sender=sender,
         once=once,
-        notice=build_notice,
+        notice=_build_notice,
         links=make_links(settings, store),
         parking=FailureQueue(boto3.client("sqs", config=config), settings.failure_queue_url)
         if settings.failure_queue_url
@@ -109,6 +108,14 @@ def make_relay(
         sender=sender,
         once=once or Always(),
     )
+
+
+def _build_notice(**kwargs: Any) -> bytes:
+    """`forwarder.mail.notice.build_notice`, imported on the first oversize mail: its imports (email.policy,
+    email.headerregistry) would otherwise cost every cold start."""
+    from forwarder.mail.notice import build_notice
+
+    return build_notice(**kwargs)
 
 
 @cache
