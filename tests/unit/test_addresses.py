@@ -1,0 +1,105 @@
+"""parse_addresses' fast path for common one-mailbox values gives exactly what the full parser gives."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from forwarder.mail import addresses
+from forwarder.mail.addresses import _full_parse, _simple_mailbox, clean_text, parse_addresses
+from forwarder.mail.message import split_message
+from tests.conftest import corpus_files
+
+# Pieces near the fast path's edges: atoms with and without specials, quoted strings with escapes and
+# encoded words inside, encoded words valid and broken (bad base64, unknown charsets, CR/LF, tabs,
+# `?=` inside), addresses with odd dots and domains, and arbitrary text.
+atoms = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,8}", fullmatch=True)
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+quoted = st.builds(lambda t: f'"{t}"', st.one_of(texts, st.from_regex(r"[ -~]{0,12}", fullmatch=True)))
+payloads = st.one_of(texts, st.binary(max_size=12).map(lambda b: b.decode("latin-1")))
+charsets = st.sampled_from(["utf-8", "UTF-8", "us-ascii", "iso-8859-1", "windows-1252", "bogus", "utf-8*en", "utf8"])
+b_words = st.builds(
+    lambda c, t, cut: f"=?{c}?B?{base64.b64encode(t.encode('utf-8', 'replace')).decode()[: cut or None]}?=",
+    charsets,
+    payloads,
+    st.integers(-3, 0),
+)
+q_words = st.builds(
+    lambda c, t: f"=?{c}?q?{t}?=", charsets, st.from_regex(r"[A-Za-z0-9=_%?!<>\"@.\t ]{0,16}", fullmatch=True)
+)
+words = st.one_of(b_words, q_words)
+local = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\"]{1,10}", fullmatch=True)
+domain = st.from_regex(r"[A-Za-z0-9.\-\[\]]{1,12}", fullmatch=True)
+address = st.builds(lambda lp, d: f"{lp}@{d}", local, domain)
+name = st.lists(st.one_of(atoms, quoted, words, texts), max_size=3).map(" ".join)
+separator = st.sampled_from(["", " ", "  ", "\t", " \r\n "])
+values = st.one_of(
+    address,
+    st.builds(lambda a, s: f"<{a}>{s}", address, separator),
+    st.builds(lambda n, s, a: f"{n}{s}<{a}>", name, separator, address),
+    st.builds(lambda n, a, m: f"{n} <{a}>, {m}", name, address, address),
+    texts,
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values)
+@example("=?UTF-8?B?6Zmz5oSb55CzIEFsaWNlIENoZW4=?= <alice.chen@example.com>")
+@example('"Lon L. Peters" <lpeters@PACIFIER.COM>')
+@example("=?utf-8?q?a=0D=0A_b?= <x@y.z>")
+@example("=?utf-8?B?YQkJYg==?= <x@y.z>")
+@example('"=?utf-8?q?a?=" <x@y.z>')
+def test_simple_mailbox_matches_the_full_parser(value: str) -> None:
+    # GIVEN a From value as parse_addresses sees it (one line, control characters gone)
+    flat = clean_text(value, len(value) + 1)
+    # WHEN the fast path reads it
+    simple = _simple_mailbox(flat)
+    # THEN it either declines or gives exactly the full parser's (name, address)
+    if simple is not None:
+        assert [simple] == _full_parse(flat)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "alice@example.com",
+        "<alice@example.com>",
+        "Alice Chen <alice@example.com>",
+        '"Chen, Alice" <alice@example.com>',
+        "=?UTF-8?B?6Zmz5oSb55CzIEFsaWNlIENoZW4=?= <alice.chen@example.com>",
+    ],
+)
+def test_simple_mailbox_reads_the_common_forms(value: str) -> None:
+    # GIVEN the forms most mail's From has, WHEN the fast path reads them, THEN it does not decline
+    assert _simple_mailbox(value) is not None
+
+
+def test_parse_addresses_falls_back_to_the_full_parser_for_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a value with two mailboxes, which the fast path declines
+    calls: list[str] = []
+    full = addresses._full_parse
+    monkeypatch.setattr(addresses, "_full_parse", lambda flat: calls.append(flat) or full(flat))
+    # WHEN it is parsed
+    pairs = parse_addresses("Alice <alice@example.com>, bob@example.org")
+    # THEN the full parser read it, and both mailboxes are there
+    assert calls == ["Alice <alice@example.com>, bob@example.org"]
+    assert pairs == [("Alice", "alice@example.com"), ("", "bob@example.org")]
+
+
+def test_simple_mailbox_agrees_with_the_full_parser_on_the_corpus() -> None:
+    # GIVEN every From, Reply-To, Sender, To and Cc value of the corpus
+    checked = 0
+    for path in corpus_files():
+        for field in split_message(path.read_bytes()).fields:
+            if field.key not in ("from", "reply-to", "sender", "to", "cc"):
+                continue
+            flat = clean_text(field.value, len(field.value) + 1)
+            # WHEN the fast path reads it, THEN it declines or agrees with the full parser
+            simple = _simple_mailbox(flat)
+            if simple is not None:
+                assert [simple] == _full_parse(flat), field.value
+                checked += 1
+    assert checked > 0
