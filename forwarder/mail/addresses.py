@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email import _encoded_words  # type: ignore[attr-defined]  # the parser's own decoder; no stubs
-from email.header import Header
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import PARSER_ERRORS, decode_words
+from forwarder.mail.fields import PARSER_ERRORS, decode_words, utf8_words
 from forwarder.mail.message import SplitMessage
 
 _NAME_LIMIT = 64
@@ -163,5 +162,5 @@ def format_address(name: str, address: str, newline: bytes) -> str:
     if name.isascii() and address.isascii():
         return formataddr((name, address))
     # RFC 6532 (raw UTF-8) addresses are kept as they came; formataddr only takes ASCII ones.
-    encoded = Header(name, "utf-8").encode(linesep=newline.decode()) if name else ""
+    encoded = utf8_words(name, newline.decode()) if name else ""
     return f"{encoded} <{address}>".lstrip()
