@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from forwarder_ops.aliases import AliasStore, member_problems, problems
 from forwarder_ops.envconfig import StackNotFoundError, Target
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, aws_code
 from forwarder_ops.sendas import check_send_as
 from forwarder_ops.suppression import check_suppressed_members
 
@@ -155,12 +155,6 @@ def system_resolver() -> Resolver:
     return DnsResolver()
 
 
-def _aws_code(error: Exception) -> str | None:
-    from botocore.exceptions import ClientError
-
-    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else None
-
-
 class Doctor:
     """Runs the checks for one environment."""
 
@@ -205,7 +199,7 @@ class Doctor:
         except DnsLookupError as error:
             return Check(name, Status.WARN, f"DNS did not answer: {error}", "try again later")
         except Exception as error:
-            code = _aws_code(error)
+            code = aws_code(error)
             if code is None or code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"}:
                 raise
             message = error.response["Error"].get("Message", "")  # type: ignore[attr-defined]
@@ -248,7 +242,7 @@ class Doctor:
             try:
                 self._identity_answer = self.target.client("sesv2").get_email_identity(EmailIdentity=self.domain)
             except Exception as error:
-                if _aws_code(error) != "NotFoundException":
+                if aws_code(error) != "NotFoundException":
                     raise
                 self._identity_answer = {}
         return self._identity_answer or None

@@ -22,6 +22,13 @@ class CommandError(Exception):
     """An expected failure: printed as one line, exit code 2 (no traceback)."""
 
 
+def aws_code(error: BaseException) -> str | None:
+    """The error code of an AWS refusal (`""` when it has none), None when `error` is not one."""
+    from botocore.exceptions import ClientError
+
+    return str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else None
+
+
 def describe_aws_error(error: BaseException) -> str | None:
     """One line saying what went wrong with AWS and what to do, or None for any other error."""
     from botocore.exceptions import (

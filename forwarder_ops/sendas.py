@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from forwarder.mail.routing import NOT_AN_ADDRESS, skip_reason
 from forwarder_ops.aliases import AliasStore, Change, alias_name
 from forwarder_ops.console import print_json
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, aws_code
 from forwarder_ops.smtp_password import STARTTLS_PORT, TLS_PORT, smtp_password, smtp_server
 
 if TYPE_CHECKING:
@@ -231,11 +231,6 @@ def stale_grants(grants: Sequence[Grant], aliases: Mapping[str, Sequence[str]]) 
 # IAM ---------------------------------------------------------------------------------------------
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 class GrantStore:
     """The send-as users of one environment in IAM."""
 
@@ -252,7 +247,7 @@ class GrantStore:
         try:
             yield
         except ClientError as error:
-            if _code(error) not in _DENIED:
+            if aws_code(error) not in _DENIED:
                 raise
             what = "create IAM users" if error.operation_name == "CreateUser" else f"call IAM {error.operation_name}"
             raise CommandError(
@@ -267,7 +262,7 @@ class GrantStore:
             try:
                 user = self._iam.get_user(UserName=name)["User"]
             except Exception as error:
-                if _code(error) == "NoSuchEntity":
+                if aws_code(error) == "NoSuchEntity":
                     return None
                 raise
             return self._grant(user, keys)
@@ -290,7 +285,7 @@ class GrantStore:
             document = self._iam.get_user_policy(UserName=name, PolicyName=POLICY_NAME)["PolicyDocument"]
             resources, addresses = read_policy(document)
         except Exception as error:
-            if _code(error) != "NoSuchEntity":
+            if aws_code(error) != "NoSuchEntity":
                 raise
             resources, addresses = (), ()
         return Grant(
@@ -489,7 +484,7 @@ class SendAs:
         try:
             identity = self.target.client("sesv2").get_email_identity(EmailIdentity=self.domain)
         except Exception as error:
-            if _code(error) != "NotFoundException":
+            if aws_code(error) != "NotFoundException":
                 raise
             deploy = f"sam deploy --config-env {self.target.name}" if self.target.name else "sam deploy"
             raise CommandError(
@@ -522,7 +517,7 @@ class SendAs:
         try:
             account = self.target.client("sesv2").get_account()
         except Exception as error:
-            if _code(error) not in _DENIED:
+            if aws_code(error) not in _DENIED:
                 raise
             self.err.write("forwarder: warning: cannot read the SES account (ses:GetAccount): sandbox not checked\n")
             return

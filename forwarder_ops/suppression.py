@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from forwarder.mail.routing import skip_reason
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, aws_code
 
 if TYPE_CHECKING:
     from forwarder_ops.doctor import Check, Doctor
@@ -35,12 +35,6 @@ class Suppressed:
         return f"{self.address} ({_REASONS.get(self.reason, self.reason.lower())} since {self.since})"
 
 
-def _code(error: Exception) -> str | None:
-    from botocore.exceptions import ClientError
-
-    return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
-
-
 def _day(value: Any) -> str:
     return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else str(value or "?")[:10]
 
@@ -50,7 +44,7 @@ def lookup(sesv2: Any, address: str) -> Suppressed | None:
     try:
         found = sesv2.get_suppressed_destination(EmailAddress=address)["SuppressedDestination"]
     except Exception as error:
-        if _code(error) == "NotFoundException":
+        if aws_code(error) == "NotFoundException":
             return None
         raise
     return Suppressed(address, str(found.get("Reason", "?")), _day(found.get("LastUpdateTime")))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder_ops.envconfig import Target
+from forwarder_ops.errors import aws_code
 
 # Template parameters the survey and the checks read, with the template's defaults.
 DEFAULTS: Mapping[str, str] = {
@@ -95,10 +96,6 @@ class Settings:
     def mail_from(self) -> str:
         return f"{self['MailFromSubdomain']}.{self.domain}"
 
-    @property
-    def is_apex(self) -> bool:
-        return not parents(self.domain)
-
 
 @dataclass
 class Facts:
@@ -145,16 +142,6 @@ class Facts:
         """The values of a record set in a zone, None when there is none."""
         return self.records.get(zone, {}).get((fqdn(name), record_type))
 
-    @property
-    def stack_exists(self) -> bool:
-        return self.stack_status is not None
-
-
-def _code(error: Exception) -> str | None:
-    from botocore.exceptions import ClientError
-
-    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else None
-
 
 _FATAL = {
     "ExpiredToken",
@@ -196,7 +183,7 @@ class Survey:
         try:
             step()
         except Exception as error:
-            code = _code(error)
+            code = aws_code(error)
             if code is None or code in _FATAL:
                 raise
             message = error.response["Error"].get("Message", "")  # type: ignore[attr-defined]
@@ -212,7 +199,7 @@ class Survey:
         try:
             stack = cloudformation.describe_stacks(StackName=self.settings.stack_name)["Stacks"][0]
         except Exception as error:
-            if _code(error) == "ValidationError":  # "Stack with id ... does not exist"
+            if aws_code(error) == "ValidationError":  # "Stack with id ... does not exist"
                 return
             raise
         self.facts.stack_status = str(stack.get("StackStatus", ""))
@@ -256,7 +243,7 @@ class Survey:
         try:
             zone = route53.get_hosted_zone(Id=wanted)["HostedZone"]
         except Exception as error:
-            if _code(error) in {"NoSuchHostedZone", "InvalidInput"}:
+            if aws_code(error) in {"NoSuchHostedZone", "InvalidInput"}:
                 return None
             raise
         return Zone(zone_id(zone["Id"]), fqdn(zone["Name"]), bool(zone.get("Config", {}).get("PrivateZone")))
@@ -274,7 +261,7 @@ class Survey:
         try:
             self.facts.identity = self._client("sesv2").get_email_identity(EmailIdentity=self.settings.domain)
         except Exception as error:
-            if _code(error) != "NotFoundException":
+            if aws_code(error) != "NotFoundException":
                 raise
 
     def read_rule_sets(self) -> None:
@@ -288,7 +275,7 @@ class Survey:
             try:
                 self.facts.rule_sets[name] = list(ses.describe_receipt_rule_set(RuleSetName=name).get("Rules", []))
             except Exception as error:
-                if _code(error) != "RuleSetDoesNotExist":
+                if aws_code(error) != "RuleSetDoesNotExist":
                     raise
                 self.facts.rule_sets[name] = None
 
@@ -312,7 +299,7 @@ class Survey:
         try:
             self._client("sesv2").get_configuration_set(ConfigurationSetName=self.settings.stack_name)
         except Exception as error:
-            if _code(error) != "NotFoundException":
+            if aws_code(error) != "NotFoundException":
                 raise
             return
         self.facts.configuration_set = True
