@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.cloudformation import ROOT, Stack
+from tests.template.cloudformation import ROOT, Stack, load_environments
 
 POLICY = ROOT / "deploy" / "deploy-role-policy.json"
 ACCOUNT = "123456789012"
@@ -99,7 +99,9 @@ SAM_DEPLOY = [
 
 
 def policy(env: str = "dev") -> list[dict[str, Any]]:
-    text = POLICY.read_text().replace("<account>", ACCOUNT).replace("<env>", env)
+    """The documented policy as one environment's role has it: <account>, <env> and <domain> (its DomainName)."""
+    domain = load_environments()[env].parameters["DomainName"]
+    text = POLICY.read_text().replace("<account>", ACCOUNT).replace("<env>", env).replace("<domain>", domain)
     document = json.loads(text)
     assert document["Version"] == "2012-10-17"
     statements: list[dict[str, Any]] = document["Statement"]
