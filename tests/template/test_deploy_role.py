@@ -182,8 +182,6 @@ def _resource(action: str, region: str, params: dict[str, Any]) -> str:
             return f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{params['StackName']}/abc-123"
         case "lambda:GetFunctionConcurrency":
             return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{params['FunctionName']}"
-        case "logs:DescribeLogGroups":
-            return f"arn:aws:logs:{region}:{ACCOUNT}:log-group:*"
         case "route53:GetHostedZone":
             return f"arn:aws:route53:::hostedzone/{params['Id']}"
         case "route53:ListResourceRecordSets":

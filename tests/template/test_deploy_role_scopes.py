@@ -95,7 +95,7 @@ def test_deploy_role_may_not_touch_other_records_of_the_account() -> None:
     assert not may_change("prod", apex_zone, [("www.aws-educate.tw", "A")])
 
 
-def ses_allowed(env: str, action: str, resource: str) -> bool:
+def allowed_for(env: str, action: str, resource: str) -> bool:
     return any(permits(s, action, resource, {}) for s in policy(env))
 
 
@@ -104,20 +104,40 @@ def test_deploy_role_ses_identity_and_configuration_set_of_its_environment_only(
     dev_identity = f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/dev.aws-educate.tw"
     dev_set = f"arn:aws:ses:us-east-1:{ACCOUNT}:configuration-set/email-forwarder-dev"
     for action in ("ses:CreateEmailIdentity", "ses:DeleteEmailIdentity", "ses:PutEmailIdentityFeedbackAttributes"):
-        assert ses_allowed("dev", action, dev_identity), action
+        assert allowed_for("dev", action, dev_identity), action
     for action in (
         "ses:CreateConfigurationSet",
         "ses:DeleteConfigurationSet",
         "ses:CreateConfigurationSetEventDestination",
     ):
-        assert ses_allowed("dev", action, dev_set), action
-    assert ses_allowed("dev", "ses:PutEmailIdentityConfigurationSetAttributes", dev_set)
+        assert allowed_for("dev", action, dev_set), action
+    assert allowed_for("dev", "ses:PutEmailIdentityConfigurationSetAttributes", dev_set)
     # AND nothing of prod's: deleting the apex identity would stop all of prod's sending
     prod_identity = f"arn:aws:ses:ap-northeast-1:{ACCOUNT}:identity/aws-educate.tw"
     prod_set = f"arn:aws:ses:ap-northeast-1:{ACCOUNT}:configuration-set/email-forwarder-prod"
-    assert not ses_allowed("dev", "ses:DeleteEmailIdentity", prod_identity)
-    assert not ses_allowed("dev", "ses:PutEmailIdentityDkimSigningAttributes", prod_identity)
-    assert not ses_allowed("dev", "ses:DeleteConfigurationSet", prod_set)
-    assert not ses_allowed("dev", "ses:DeleteConfigurationSetEventDestination", prod_set)
+    assert not allowed_for("dev", "ses:DeleteEmailIdentity", prod_identity)
+    assert not allowed_for("dev", "ses:PutEmailIdentityDkimSigningAttributes", prod_identity)
+    assert not allowed_for("dev", "ses:DeleteConfigurationSet", prod_set)
+    assert not allowed_for("dev", "ses:DeleteConfigurationSetEventDestination", prod_set)
     # AND the receipt calls, which IAM gives no resource type, stay on "*"
-    assert ses_allowed("dev", "ses:CreateReceiptRule", "*")
+    assert allowed_for("dev", "ses:CreateReceiptRule", "*")
+
+
+def test_deploy_role_log_groups_of_its_stack_only(stack: Stack) -> None:
+    # GIVEN the log groups the template names (/aws/lambda/<stack>/...) THEN the dev role manages dev's
+    for logical_id in stack.resources("AWS::Logs::LogGroup"):
+        name = stack.properties(logical_id)["LogGroupName"].replace(
+            stack.pseudo["AWS::StackName"], "email-forwarder-dev"
+        )
+        arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{name}:*"
+        for action in ("logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy"):
+            assert allowed_for("dev", action, arn), (action, arn)
+    # AND not another environment's, nor any other of the account
+    for name in (
+        "/aws/lambda/email-forwarder-prod/forwarder",
+        "/aws/lambda/payments",
+        "/aws/lambda/email-forwarder-dev",
+    ):
+        assert not allowed_for("dev", "logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{name}:*")
+    # AND DescribeLogGroups, which IAM gives no resource type, on "*"
+    assert allowed_for("dev", "logs:DescribeLogGroups", "*")
