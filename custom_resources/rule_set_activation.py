@@ -106,8 +106,14 @@ def claim(ses: Any, rule_set: str, previous: str | None = None, rule_name: str |
             f"deliberately (aws ses set-active-receipt-rule-set --region {region}) and deploy again."
         )
     if rules_in(ses, rule_set) is None:
-        ses.create_receipt_rule_set(RuleSetName=rule_set)
-        logger.info("created receipt rule set %s", rule_set)
+        try:
+            ses.create_receipt_rule_set(RuleSetName=rule_set)
+            logger.info("created receipt rule set %s", rule_set)
+        except ClientError as error:
+            # Another stack of the region created it since it was looked up: it exists, which is all this needs.
+            if error.response.get("Error", {}).get("Code") != "AlreadyExists":
+                raise
+            logger.info("receipt rule set %s was created meanwhile by another stack", rule_set)
     if active != rule_set:
         ses.set_active_receipt_rule_set(RuleSetName=rule_set)
         logger.info("activated receipt rule set %s (was %s)", rule_set, active or "none")

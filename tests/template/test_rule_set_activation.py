@@ -362,3 +362,30 @@ def test_shared_set_renaming_keeps_joiners_receiving(region: Any, responses: lis
     assert active(region) == "renamed"
     assert rules(region, "renamed") == ["email-forwarder-dev"]
     assert rules(region, SHARED) is None
+
+
+class RacingStack:
+    """The SES client as the handler sees it while another stack of the region deploys at the same time: that
+    stack's CreateReceiptRuleSet lands between this one's lookup and its own create."""
+
+    def __init__(self, ses: Any) -> None:
+        self._ses = ses
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ses, name)
+
+    def create_receipt_rule_set(self, **kwargs: Any) -> Any:
+        self._ses.create_receipt_rule_set(**kwargs)  # the other stack's call
+        return self._ses.create_receipt_rule_set(**kwargs)
+
+
+def test_shared_set_created_meanwhile_by_another_stack_is_claimed(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN two environments of one region deploying at once, both create-and-activate on a region without a set
+    # WHEN the other stack creates the set between this one's lookup and its create (SES: AlreadyExists)
+    stack = Environment(RacingStack(region), responses, "email-forwarder-dev", "create-and-activate")
+    answer = stack.create()
+    # THEN the set exists, which is what the create wanted: success and the set active, not a failed deploy
+    # whose rollback would then delete the set the other stack just made
+    assert answer["Status"] == "SUCCESS", answer
+    assert active(region) == SHARED
+    assert rules(region, SHARED) == ["email-forwarder-dev"]
