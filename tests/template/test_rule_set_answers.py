@@ -156,32 +156,33 @@ def loopback_responses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_answers_a_hung_ses_with_failed_before_the_deadline(silent_port: int, responses: list[dict[str, Any]]) -> None:
     # GIVEN SES accepts the connection and never answers, and the function has 2 s beyond the response budget
+    ses = ses_at(silent_port)  # made first: creating a client on a loaded machine must not eat the 2 s
     context = Context(seconds=activation.RESPONSE_BUDGET + 2)
-    started = time.monotonic()
     # WHEN CloudFormation asks for the rule set
-    activation.handle(event(), context, ses_at(silent_port))
-    elapsed = time.monotonic() - started
-    # THEN the handler answers FAILED, saying why, while the response budget is still left
+    activation.handle(event(), context, ses)
+    # THEN the handler answers FAILED, saying why, while most of the response budget is still left. Waiting for
+    # SES itself would leave at most 6 s (one call can take 16 s); only the bound of 10 s allows for a slow,
+    # loaded machine (the wait is 2 s): this is no timing measurement.
     (answer,) = responses
     assert answer["Status"] == "FAILED"
     assert "SES did not answer within 2 s" in answer["Reason"]
     assert answer["PhysicalResourceId"] == "email-forwarder"
-    assert elapsed < 4
-    assert context.get_remaining_time_in_millis() / 1000 > activation.RESPONSE_BUDGET - 2
+    assert context.get_remaining_time_in_millis() / 1000 > activation.RESPONSE_BUDGET - 8
 
 
 def test_answers_a_failing_ses_after_few_attempts(server: Any, responses: list[dict[str, Any]]) -> None:
     # GIVEN SES answers every request with a server error
     ses = server(500)
+    client = ses_at(ses.port)
     started = time.monotonic()
     # WHEN CloudFormation asks for the rule set
-    activation.handle(event(), Context(seconds=60), ses_at(ses.port))
+    activation.handle(event(), Context(seconds=60), client)
     # THEN the first call is tried twice (total_max_attempts, not 5 retries) and the failure reaches CloudFormation
     (answer,) = responses
     assert answer["Status"] == "FAILED"
     assert "InternalFailure" in answer["Reason"]
     assert len(ses.requests) == activation.CLIENT_CONFIG.retries["total_max_attempts"] == 2
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15  # a bound for a loaded machine: the attempts are counted above
 
 
 def test_response_put_retried_until_it_is_taken(server: Any, loopback_responses: None) -> None:
@@ -212,7 +213,8 @@ def test_response_put_times_out_on_a_silent_url(silent_port: int, loopback_respo
     started = time.monotonic()
     with pytest.raises(activation.ResponseNotDeliveredError):
         activation.send_response(event(url=f"http://127.0.0.1:{silent_port}/x"), "SUCCESS", "ok", "email-forwarder")
-    assert time.monotonic() - started < 3
+    # 3 attempts of 0.3 s take about 1 s; attempts at the unpatched 5 s would take 15 s (a loaded machine's margin)
+    assert time.monotonic() - started < 10
 
 
 def test_the_handler_fits_in_the_function_and_the_service_timeout() -> None:
