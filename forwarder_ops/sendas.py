@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from forwarder.mail.routing import NOT_AN_ADDRESS, skip_reason
 from forwarder_ops.aliases import AliasStore, Change, alias_name
 from forwarder_ops.console import print_json
-from forwarder_ops.errors import CommandError, aws_code
+from forwarder_ops.errors import CommandError, aws_code, describe_aws_error
 from forwarder_ops.smtp_password import STARTTLS_PORT, TLS_PORT, smtp_password, smtp_server
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _IAM_ACTIONS = (
     "iam:CreateUser, iam:TagUser, iam:GetUser, iam:ListUsers, iam:ListUserTags, iam:PutUserPolicy, "
     "iam:GetUserPolicy, iam:ListUserPolicies, iam:DeleteUserPolicy, iam:CreateAccessKey, iam:ListAccessKeys, "
-    "iam:GetAccessKeyLastUsed, iam:DeleteAccessKey, iam:DeleteUser"
+    "iam:GetAccessKeyLastUsed, iam:DeleteAccessKey, iam:ListAttachedUserPolicies, iam:DetachUserPolicy, "
+    "iam:ListGroupsForUser, iam:RemoveUserFromGroup, iam:DeleteLoginProfile, iam:DeleteUser"
 )
 
 
@@ -337,15 +338,41 @@ class GrantStore:
             self._iam.delete_access_key(UserName=name, AccessKeyId=key_id)
 
     def delete_user(self, name: str) -> None:
-        """The user and what IAM requires gone first: its keys and inline policies."""
+        """The user, after what IAM's DeleteUser requires gone first (it refuses otherwise): its keys, inline
+        and attached policies, group memberships and console password (none of them ours but the first two).
+
+        The keys go first: without them the member can no longer send, whatever fails after; a failure
+        after them says so, and that the user is left.
+        """
+        from botocore.exceptions import ClientError
+
         with self._allowed():
             for page in self._iam.get_paginator("list_access_keys").paginate(UserName=name):
                 for key in page["AccessKeyMetadata"]:
                     self._iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-            for page in self._iam.get_paginator("list_user_policies").paginate(UserName=name):
-                for policy in page["PolicyNames"]:
-                    self._iam.delete_user_policy(UserName=name, PolicyName=policy)
-            self._iam.delete_user(UserName=name)
+        try:
+            with self._allowed():
+                for page in self._iam.get_paginator("list_user_policies").paginate(UserName=name):
+                    for policy in page["PolicyNames"]:
+                        self._iam.delete_user_policy(UserName=name, PolicyName=policy)
+                for page in self._iam.get_paginator("list_attached_user_policies").paginate(UserName=name):
+                    for attached in page["AttachedPolicies"]:
+                        self._iam.detach_user_policy(UserName=name, PolicyArn=attached["PolicyArn"])
+                for page in self._iam.get_paginator("list_groups_for_user").paginate(UserName=name):
+                    for group in page["Groups"]:
+                        self._iam.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
+                try:
+                    self._iam.delete_login_profile(UserName=name)
+                except ClientError as error:
+                    if aws_code(error) != "NoSuchEntity":
+                        raise
+                self._iam.delete_user(UserName=name)
+        except (ClientError, CommandError) as error:
+            reason = describe_aws_error(error) if isinstance(error, ClientError) else str(error)
+            raise CommandError(
+                f"the keys of IAM user {name} are deleted (its SMTP password no longer works), but the user is "
+                f"left: {reason}"
+            ) from None
 
     def apply(self, change: GrantChange) -> None:
         if change.deletes_user:

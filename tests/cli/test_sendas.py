@@ -69,6 +69,24 @@ class RecordingIam:
         self.secrets[answer["AccessKey"]["AccessKeyId"]] = answer["AccessKey"]["SecretAccessKey"]
         return answer
 
+    def delete_user(self, **request: Any) -> Any:
+        """IAM's DeleteUser as documented: refused while the user is in a group or has a console password
+        (moto checks only the policies)."""
+        if "delete_user" in self.denied:
+            return self.__getattr__("delete_user")(**request)
+        name = request["UserName"]
+        try:
+            self.real.get_login_profile(UserName=name)
+            has_password = True
+        except ClientError:
+            has_password = False
+        if has_password or self.real.list_groups_for_user(UserName=name)["Groups"]:
+            raise ClientError(
+                {"Error": {"Code": "DeleteConflict", "Message": "Cannot delete entity, must remove it first."}},
+                "DeleteUser",
+            )
+        return self.real.delete_user(**request)
+
 
 @pytest.fixture
 def ses(client_overrides: dict[str, Any], aws: None) -> IdentityWithConfigurationSet:
@@ -455,6 +473,43 @@ def test_send_as_revoke_everything_leaves_no_user_and_no_key(cli: Cli, team: Non
     assert len(users()) == 1
     with pytest.raises(ClientError):
         keys_of(alice)
+
+
+def test_send_as_revoke_removes_what_iam_requires_gone_before_the_user(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant, to whose user someone attached a managed policy, a group and a console password
+    grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    iam = client("iam")
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
+    arn = iam.create_policy(PolicyName="extra", PolicyDocument=json.dumps(document))
+    iam.attach_user_policy(UserName=name, PolicyArn=arn["Policy"]["Arn"])
+    iam.create_group(GroupName="everyone")
+    iam.add_user_to_group(GroupName="everyone", UserName=name)
+    iam.create_login_profile(UserName=name, Password="Not-a-real-password-1")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN the user is gone, and with it its group membership
+    assert result.code == 0, result.err
+    assert users() == []
+    assert iam.get_group(GroupName="everyone")["Users"] == []
+
+
+def test_send_as_revoke_that_cannot_delete_the_user_says_what_is_left(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN alice's grant, and IAM refusing DeleteUser
+    grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    iam.denied.add("delete_user")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN one line saying the keys are gone (the password no longer works) but the user is left
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"the keys of IAM user {name} are deleted (its SMTP password no longer works), but the user is left" in (
+        result.err
+    )
+    assert keys_of(name) == []
 
 
 def test_send_as_revoke_of_an_alias_not_granted(cli: Cli, team: None) -> None:
