@@ -458,6 +458,8 @@ class SendAs:
 
     def grant(self, member_text: str, alias_text: str, *, allow_sandbox: bool) -> dict[str, Any]:
         """Let the member send as the alias; a new user gets a key (its password is in the result, once)."""
+        from botocore.exceptions import ClientError
+
         member = self.member(member_text)
         alias = alias_name(alias_text, self.domain)
         if alias == CATCH_ALL:
@@ -468,11 +470,16 @@ class SendAs:
         existing = self.store.get(member)
         addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
         name = self.store.create_user(member, self._tags(member)) if existing is None else existing.user
-        if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
-            self.store.put_policy(name, policy_document(resources, addresses))
         credentials = None
-        if existing is None or not existing.keys:
-            credentials = self.credentials(*self.store.create_key(name))
+        try:
+            if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
+                self.store.put_policy(name, policy_document(resources, addresses))
+            if existing is None or not existing.keys:
+                credentials = self.credentials(*self.store.create_key(name))
+        except (ClientError, CommandError) as error:
+            if existing is None:
+                self._remove_new_user(name, member, error)
+            raise
         return {
             "member": member,
             "environment": self.environment,
@@ -486,6 +493,19 @@ class SendAs:
             "existing_keys": [k.key_id for k in existing.keys] if existing else [],
             "smtp": credentials.as_dict() if credentials else None,
         }
+
+    def _remove_new_user(self, name: str, member: str, error: Exception) -> None:
+        """Undo the user a failed grant created; when that fails too, say that it is left and how to remove it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.store.delete_user(name)
+        except (ClientError, CommandError):
+            reason = describe_aws_error(error) if isinstance(error, ClientError) else str(error)
+            raise CommandError(
+                f"{reason}; the IAM user {name} this grant created is left, without a key: "
+                f"`forwarder send-as revoke {member} --yes{self.env_flag}` removes it"
+            ) from None
 
     def _require_membership(self, member: str, alias: str) -> None:
         path = self.target.alias_path

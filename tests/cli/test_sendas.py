@@ -312,6 +312,37 @@ def test_send_as_grant_without_permission_to_create_users(cli: Cli, team: None, 
     assert f"on arn:aws:iam::*:user{PATH}*" in result.err
 
 
+@pytest.mark.parametrize("refused", ["put_user_policy", "create_access_key"])
+def test_send_as_grant_failing_after_creating_the_user_leaves_no_user(
+    cli: Cli, team: None, iam: RecordingIam, refused: str
+) -> None:
+    # GIVEN IAM refusing a step that comes after CreateUser
+    iam.denied.add(refused)
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN one line naming the refusal, and the user the grant created is gone again
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert "no permission to call IAM" in result.err
+    assert users() == []
+
+
+def test_send_as_grant_that_cannot_undo_its_user_says_it_is_left(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN IAM refusing the policy, and then the undoing of the new user
+    iam.denied.update({"put_user_policy", "delete_user"})
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN one line naming the user that is left, without a key, and the command that removes it
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    name = only_user()
+    assert keys_of(name) == []
+    assert f"the IAM user {name} this grant created is left, without a key" in result.err
+    assert "`forwarder send-as revoke alice@gmail.com --yes --config-env dev` removes it" in result.err
+
+
 def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
     # GIVEN aliases but no SES identity for the domain in the region (moto's own SES v2)
     client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList")
