@@ -465,9 +465,11 @@ class SendAs:
         if alias == CATCH_ALL:
             raise CommandError(f"{CATCH_ALL} (the catch-all) has no address to send as: grant a named alias")
         self._require_membership(member, alias)
+        existing = self.store.get(member)
+        if existing is not None:
+            self._require_region(existing)
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
-        existing = self.store.get(member)
         addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
         name = self.store.create_user(member, self._tags(member)) if existing is None else existing.user
         credentials = None
@@ -506,6 +508,16 @@ class SendAs:
                 f"{reason}; the IAM user {name} this grant created is left, without a key: "
                 f"`forwarder send-as revoke {member} --yes{self.env_flag}` removes it"
             ) from None
+
+    def _require_region(self, grant: Grant) -> None:
+        """A grant's policy names the identity of its region, and its passwords are derived for that region:
+        extending or rotating it from another region would leave the member a password that cannot send."""
+        if grant.region and grant.region != self.target.region:
+            raise CommandError(
+                f"{grant.member}'s send-as grant in {self.environment} is for {grant.region} (its policy and password "
+                f"work there only), not {self.target.region}: drop --region (or FORWARDER_OPS_REGION), or revoke "
+                "the grant and grant again"
+            )
 
     def _require_membership(self, member: str, alias: str) -> None:
         path = self.target.alias_path
@@ -592,6 +604,7 @@ class SendAs:
     def rotate(self, member_text: str) -> tuple[Grant, Credentials]:
         """A new key for the member; the old one stays until `finish` (IAM holds two keys at most)."""
         grant = self.existing_grant(member_text.strip())
+        self._require_region(grant)
         if len(grant.keys) >= 2:
             raise CommandError(
                 f"{grant.member} has two keys, so a rotation is unfinished: once the newest password works in "

@@ -343,6 +343,27 @@ def test_send_as_grant_that_cannot_undo_its_user_says_it_is_left(cli: Cli, team:
     assert "`forwarder send-as revoke alice@gmail.com --yes --config-env dev` removes it" in result.err
 
 
+def test_send_as_grant_from_another_region_than_the_grants_is_refused(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant in dev (us-east-1), and dev's aliases in us-west-2 too (e.g. moved there)
+    grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    before = policy_of(name)
+    boto3.client("ssm", region_name="us-west-2").put_parameter(
+        Name=f"{ALIAS_PATH}/tech", Value="alice@gmail.com", Type="StringList"
+    )
+
+    # WHEN granting her another alias with dev's region overridden
+    result = cli(
+        "send-as", "grant", "alice@gmail.com", "--alias", "tech", "--config-env", "dev", "--region", "us-west-2"
+    )
+
+    # THEN refused in one line: her policy (us-east-1's identity) and password (derived for us-east-1) stay
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"alice@gmail.com's send-as grant in dev is for {REGION}" in result.err
+    assert policy_of(name) == before
+
+
 def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
     # GIVEN aliases but no SES identity for the domain in the region (moto's own SES v2)
     client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList")
@@ -624,6 +645,20 @@ def test_send_as_rotate_twice_without_finishing_is_refused(cli: Cli, team: None)
     assert result.err.count("\n") == 1
     assert "a rotation is unfinished" in result.err
     assert len(keys_of(only_user())) == 2
+
+
+def test_send_as_rotate_from_another_region_than_the_grants_is_refused(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant in dev (us-east-1)
+    old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+
+    # WHEN rotating with dev's region overridden
+    result = cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", "--region", "us-west-2")
+
+    # THEN refused in one line, and no key made (its password, derived for us-west-2, could not send)
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"is for {REGION} (its policy and password work there only), not us-west-2" in result.err
+    assert keys_of(only_user()) == [old]
 
 
 # doctor ------------------------------------------------------------------------------------------
