@@ -540,6 +540,8 @@ class SendAs:
 
     def _resources(self) -> list[str]:
         """The identity's ARN, and its default configuration set's: SES authorises a send against both."""
+        from botocore.exceptions import ClientError
+
         try:
             identity = self.target.client("sesv2").get_email_identity(EmailIdentity=self.domain)
         except Exception as error:
@@ -558,6 +560,10 @@ class SendAs:
         try:
             outputs = self.target.outputs()
         except CommandError:  # no stack name, or not deployed under it: build the ARNs from the account
+            outputs = {}
+        except ClientError as error:  # no right to read the stack (not among send-as's permissions): the same
+            if aws_code(error) not in _DENIED:
+                raise
             outputs = {}
         identity_arn = outputs.get("IdentityArn")
         caller = None

@@ -88,6 +88,19 @@ class RecordingIam:
         return self.real.delete_user(**request)
 
 
+class Refusing:
+    """A client whose every call AWS refuses, as for a profile without any right on the service."""
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*_: Any, **__: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not authorized"}},
+                "".join(part.title() for part in name.split("_")),
+            )
+
+        return refuse
+
+
 @pytest.fixture
 def ses(client_overrides: dict[str, Any], aws: None) -> IdentityWithConfigurationSet:
     fake = IdentityWithConfigurationSet()
@@ -362,6 +375,19 @@ def test_send_as_grant_from_another_region_than_the_grants_is_refused(cli: Cli, 
     assert result.err.count("\n") == 1
     assert f"alice@gmail.com's send-as grant in dev is for {REGION}" in result.err
     assert policy_of(name) == before
+
+
+def test_send_as_grant_without_the_right_to_read_the_stack_builds_the_arns(
+    cli: Cli, team: None, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN a profile with send-as's permissions only (cloudformation:DescribeStacks is not among them)
+    client_overrides["cloudformation"] = Refusing()
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN the grant goes through, with the ARNs built from the account
+    assert result.code == 0, result.err
+    assert policy_of(only_user())["Statement"][0]["Resource"] == [IDENTITY_ARN, CONFIGURATION_SET_ARN]
 
 
 def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
