@@ -190,6 +190,8 @@ class GrantChange:
         return not self.remaining
 
     def line(self) -> str:
+        if not self.revoked:  # a user left without a policy (a grant or revoke that failed half-way)
+            return f"  - {self.grant.member}  has no alias granted: its IAM user and keys go"
         gone = ", ".join(self.revoked)
         if self.deletes_user:
             return f"  - {self.grant.member}  may no longer send as {gone}: no alias left, its IAM user and keys go"
