@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from forwarder.mail.routing import NOT_AN_ADDRESS, skip_reason
 from forwarder_ops.aliases import AliasStore, Change, alias_name
 from forwarder_ops.console import print_json
-from forwarder_ops.errors import CommandError, aws_code
+from forwarder_ops.errors import CommandError, aws_code, describe_aws_error
 from forwarder_ops.smtp_password import STARTTLS_PORT, TLS_PORT, smtp_password, smtp_server
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _IAM_ACTIONS = (
     "iam:CreateUser, iam:TagUser, iam:GetUser, iam:ListUsers, iam:ListUserTags, iam:PutUserPolicy, "
     "iam:GetUserPolicy, iam:ListUserPolicies, iam:DeleteUserPolicy, iam:CreateAccessKey, iam:ListAccessKeys, "
-    "iam:GetAccessKeyLastUsed, iam:DeleteAccessKey, iam:DeleteUser"
+    "iam:GetAccessKeyLastUsed, iam:DeleteAccessKey, iam:ListAttachedUserPolicies, iam:DetachUserPolicy, "
+    "iam:ListGroupsForUser, iam:RemoveUserFromGroup, iam:DeleteLoginProfile, iam:DeleteUser"
 )
 
 
@@ -189,6 +190,8 @@ class GrantChange:
         return not self.remaining
 
     def line(self) -> str:
+        if not self.revoked:  # a user left without a policy (a grant or revoke that failed half-way)
+            return f"  - {self.grant.member}  has no alias granted: its IAM user and keys go"
         gone = ", ".join(self.revoked)
         if self.deletes_user:
             return f"  - {self.grant.member}  may no longer send as {gone}: no alias left, its IAM user and keys go"
@@ -337,15 +340,41 @@ class GrantStore:
             self._iam.delete_access_key(UserName=name, AccessKeyId=key_id)
 
     def delete_user(self, name: str) -> None:
-        """The user and what IAM requires gone first: its keys and inline policies."""
+        """The user, after what IAM's DeleteUser requires gone first (it refuses otherwise): its keys, inline
+        and attached policies, group memberships and console password (none of them ours but the first two).
+
+        The keys go first: without them the member can no longer send, whatever fails after; a failure
+        after them says so, and that the user is left.
+        """
+        from botocore.exceptions import ClientError
+
         with self._allowed():
             for page in self._iam.get_paginator("list_access_keys").paginate(UserName=name):
                 for key in page["AccessKeyMetadata"]:
                     self._iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-            for page in self._iam.get_paginator("list_user_policies").paginate(UserName=name):
-                for policy in page["PolicyNames"]:
-                    self._iam.delete_user_policy(UserName=name, PolicyName=policy)
-            self._iam.delete_user(UserName=name)
+        try:
+            with self._allowed():
+                for page in self._iam.get_paginator("list_user_policies").paginate(UserName=name):
+                    for policy in page["PolicyNames"]:
+                        self._iam.delete_user_policy(UserName=name, PolicyName=policy)
+                for page in self._iam.get_paginator("list_attached_user_policies").paginate(UserName=name):
+                    for attached in page["AttachedPolicies"]:
+                        self._iam.detach_user_policy(UserName=name, PolicyArn=attached["PolicyArn"])
+                for page in self._iam.get_paginator("list_groups_for_user").paginate(UserName=name):
+                    for group in page["Groups"]:
+                        self._iam.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
+                try:
+                    self._iam.delete_login_profile(UserName=name)
+                except ClientError as error:
+                    if aws_code(error) != "NoSuchEntity":
+                        raise
+                self._iam.delete_user(UserName=name)
+        except (ClientError, CommandError) as error:
+            reason = describe_aws_error(error) if isinstance(error, ClientError) else str(error)
+            raise CommandError(
+                f"the keys of IAM user {name} are deleted (its SMTP password no longer works), but the user is "
+                f"left: {reason}"
+            ) from None
 
     def apply(self, change: GrantChange) -> None:
         if change.deletes_user:
@@ -431,21 +460,30 @@ class SendAs:
 
     def grant(self, member_text: str, alias_text: str, *, allow_sandbox: bool) -> dict[str, Any]:
         """Let the member send as the alias; a new user gets a key (its password is in the result, once)."""
+        from botocore.exceptions import ClientError
+
         member = self.member(member_text)
         alias = alias_name(alias_text, self.domain)
         if alias == CATCH_ALL:
             raise CommandError(f"{CATCH_ALL} (the catch-all) has no address to send as: grant a named alias")
         self._require_membership(member, alias)
+        existing = self.store.get(member)
+        if existing is not None:
+            self._require_region(existing)
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
-        existing = self.store.get(member)
         addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
         name = self.store.create_user(member, self._tags(member)) if existing is None else existing.user
-        if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
-            self.store.put_policy(name, policy_document(resources, addresses))
         credentials = None
-        if existing is None or not existing.keys:
-            credentials = self.credentials(*self.store.create_key(name))
+        try:
+            if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
+                self.store.put_policy(name, policy_document(resources, addresses))
+            if existing is None or not existing.keys:
+                credentials = self.credentials(*self.store.create_key(name))
+        except (ClientError, CommandError) as error:
+            if existing is None:
+                self._remove_new_user(name, member, error)
+            raise
         return {
             "member": member,
             "environment": self.environment,
@@ -459,6 +497,29 @@ class SendAs:
             "existing_keys": [k.key_id for k in existing.keys] if existing else [],
             "smtp": credentials.as_dict() if credentials else None,
         }
+
+    def _remove_new_user(self, name: str, member: str, error: Exception) -> None:
+        """Undo the user a failed grant created; when that fails too, say that it is left and how to remove it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.store.delete_user(name)
+        except (ClientError, CommandError):
+            reason = describe_aws_error(error) if isinstance(error, ClientError) else str(error)
+            raise CommandError(
+                f"{reason}; the IAM user {name} this grant created is left, without a key: "
+                f"`forwarder send-as revoke {member} --yes{self.env_flag}` removes it"
+            ) from None
+
+    def _require_region(self, grant: Grant) -> None:
+        """A grant's policy names the identity of its region, and its passwords are derived for that region:
+        extending or rotating it from another region would leave the member a password that cannot send."""
+        if grant.region and grant.region != self.target.region:
+            raise CommandError(
+                f"{grant.member}'s send-as grant in {self.environment} is for {grant.region} (its policy and password "
+                f"work there only), not {self.target.region}: drop --region (or FORWARDER_OPS_REGION), or revoke "
+                "the grant and grant again"
+            )
 
     def _require_membership(self, member: str, alias: str) -> None:
         path = self.target.alias_path
@@ -481,6 +542,8 @@ class SendAs:
 
     def _resources(self) -> list[str]:
         """The identity's ARN, and its default configuration set's: SES authorises a send against both."""
+        from botocore.exceptions import ClientError
+
         try:
             identity = self.target.client("sesv2").get_email_identity(EmailIdentity=self.domain)
         except Exception as error:
@@ -499,6 +562,10 @@ class SendAs:
         try:
             outputs = self.target.outputs()
         except CommandError:  # no stack name, or not deployed under it: build the ARNs from the account
+            outputs = {}
+        except ClientError as error:  # no right to read the stack (not among send-as's permissions): the same
+            if aws_code(error) not in _DENIED:
+                raise
             outputs = {}
         identity_arn = outputs.get("IdentityArn")
         caller = None
@@ -545,6 +612,7 @@ class SendAs:
     def rotate(self, member_text: str) -> tuple[Grant, Credentials]:
         """A new key for the member; the old one stays until `finish` (IAM holds two keys at most)."""
         grant = self.existing_grant(member_text.strip())
+        self._require_region(grant)
         if len(grant.keys) >= 2:
             raise CommandError(
                 f"{grant.member} has two keys, so a rotation is unfinished: once the newest password works in "

@@ -69,6 +69,37 @@ class RecordingIam:
         self.secrets[answer["AccessKey"]["AccessKeyId"]] = answer["AccessKey"]["SecretAccessKey"]
         return answer
 
+    def delete_user(self, **request: Any) -> Any:
+        """IAM's DeleteUser as documented: refused while the user is in a group or has a console password
+        (moto checks only the policies)."""
+        if "delete_user" in self.denied:
+            return self.__getattr__("delete_user")(**request)
+        name = request["UserName"]
+        try:
+            self.real.get_login_profile(UserName=name)
+            has_password = True
+        except ClientError:
+            has_password = False
+        if has_password or self.real.list_groups_for_user(UserName=name)["Groups"]:
+            raise ClientError(
+                {"Error": {"Code": "DeleteConflict", "Message": "Cannot delete entity, must remove it first."}},
+                "DeleteUser",
+            )
+        return self.real.delete_user(**request)
+
+
+class Refusing:
+    """A client whose every call AWS refuses, as for a profile without any right on the service."""
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*_: Any, **__: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not authorized"}},
+                "".join(part.title() for part in name.split("_")),
+            )
+
+        return refuse
+
 
 @pytest.fixture
 def ses(client_overrides: dict[str, Any], aws: None) -> IdentityWithConfigurationSet:
@@ -294,6 +325,71 @@ def test_send_as_grant_without_permission_to_create_users(cli: Cli, team: None, 
     assert f"on arn:aws:iam::*:user{PATH}*" in result.err
 
 
+@pytest.mark.parametrize("refused", ["put_user_policy", "create_access_key"])
+def test_send_as_grant_failing_after_creating_the_user_leaves_no_user(
+    cli: Cli, team: None, iam: RecordingIam, refused: str
+) -> None:
+    # GIVEN IAM refusing a step that comes after CreateUser
+    iam.denied.add(refused)
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN one line naming the refusal, and the user the grant created is gone again
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert "no permission to call IAM" in result.err
+    assert users() == []
+
+
+def test_send_as_grant_that_cannot_undo_its_user_says_it_is_left(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN IAM refusing the policy, and then the undoing of the new user
+    iam.denied.update({"put_user_policy", "delete_user"})
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN one line naming the user that is left, without a key, and the command that removes it
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    name = only_user()
+    assert keys_of(name) == []
+    assert f"the IAM user {name} this grant created is left, without a key" in result.err
+    assert "`forwarder send-as revoke alice@gmail.com --yes --config-env dev` removes it" in result.err
+
+
+def test_send_as_grant_from_another_region_than_the_grants_is_refused(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant in dev (us-east-1), and dev's aliases in us-west-2 too (e.g. moved there)
+    grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    before = policy_of(name)
+    boto3.client("ssm", region_name="us-west-2").put_parameter(
+        Name=f"{ALIAS_PATH}/tech", Value="alice@gmail.com", Type="StringList"
+    )
+
+    # WHEN granting her another alias with dev's region overridden
+    result = cli(
+        "send-as", "grant", "alice@gmail.com", "--alias", "tech", "--config-env", "dev", "--region", "us-west-2"
+    )
+
+    # THEN refused in one line: her policy (us-east-1's identity) and password (derived for us-east-1) stay
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"alice@gmail.com's send-as grant in dev is for {REGION}" in result.err
+    assert policy_of(name) == before
+
+
+def test_send_as_grant_without_the_right_to_read_the_stack_builds_the_arns(
+    cli: Cli, team: None, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN a profile with send-as's permissions only (cloudformation:DescribeStacks is not among them)
+    client_overrides["cloudformation"] = Refusing()
+
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN the grant goes through, with the ARNs built from the account
+    assert result.code == 0, result.err
+    assert policy_of(only_user())["Statement"][0]["Resource"] == [IDENTITY_ARN, CONFIGURATION_SET_ARN]
+
+
 def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
     # GIVEN aliases but no SES identity for the domain in the region (moto's own SES v2)
     client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList")
@@ -457,6 +553,43 @@ def test_send_as_revoke_everything_leaves_no_user_and_no_key(cli: Cli, team: Non
         keys_of(alice)
 
 
+def test_send_as_revoke_removes_what_iam_requires_gone_before_the_user(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant, to whose user someone attached a managed policy, a group and a console password
+    grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    iam = client("iam")
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
+    arn = iam.create_policy(PolicyName="extra", PolicyDocument=json.dumps(document))
+    iam.attach_user_policy(UserName=name, PolicyArn=arn["Policy"]["Arn"])
+    iam.create_group(GroupName="everyone")
+    iam.add_user_to_group(GroupName="everyone", UserName=name)
+    iam.create_login_profile(UserName=name, Password="Not-a-real-password-1")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN the user is gone, and with it its group membership
+    assert result.code == 0, result.err
+    assert users() == []
+    assert iam.get_group(GroupName="everyone")["Users"] == []
+
+
+def test_send_as_revoke_that_cannot_delete_the_user_says_what_is_left(cli: Cli, team: None, iam: RecordingIam) -> None:
+    # GIVEN alice's grant, and IAM refusing DeleteUser
+    grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    iam.denied.add("delete_user")
+
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN one line saying the keys are gone (the password no longer works) but the user is left
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"the keys of IAM user {name} are deleted (its SMTP password no longer works), but the user is left" in (
+        result.err
+    )
+    assert keys_of(name) == []
+
+
 def test_send_as_revoke_of_an_alias_not_granted(cli: Cli, team: None) -> None:
     grant(cli, "alice@gmail.com", "team")
 
@@ -538,6 +671,20 @@ def test_send_as_rotate_twice_without_finishing_is_refused(cli: Cli, team: None)
     assert result.err.count("\n") == 1
     assert "a rotation is unfinished" in result.err
     assert len(keys_of(only_user())) == 2
+
+
+def test_send_as_rotate_from_another_region_than_the_grants_is_refused(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant in dev (us-east-1)
+    old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+
+    # WHEN rotating with dev's region overridden
+    result = cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", "--region", "us-west-2")
+
+    # THEN refused in one line, and no key made (its password, derived for us-west-2, could not send)
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"is for {REGION} (its policy and password work there only), not us-west-2" in result.err
+    assert keys_of(only_user()) == [old]
 
 
 # doctor ------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from forwarder_ops.aliases import Change
 from forwarder_ops.sendas import (
     Grant,
+    GrantChange,
     plan_revocations,
     policy_document,
     read_policy,
@@ -88,6 +89,15 @@ def test_plan_revocations_takes_only_the_aliases_a_member_leaves() -> None:
         ("alice@gmail.com", ("team",), ("tech@d",), False),
         ("bob@gmail.com", ("team",), (), True),
     ]
+
+
+def test_grant_change_of_a_user_without_a_policy_says_so() -> None:
+    # GIVEN a user left without a policy (a grant that failed half-way); WHEN revoking it whole
+    change = GrantChange(grant("alice@gmail.com"), ())
+
+    # THEN the line says it has no alias, not "may no longer send as : ..."
+    assert change.deletes_user
+    assert change.line() == "  - alice@gmail.com  has no alias granted: its IAM user and keys go"
 
 
 def test_plan_revocations_of_a_deleted_alias_revokes_it_from_every_member() -> None:
