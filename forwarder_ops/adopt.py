@@ -27,7 +27,7 @@ from forwarder_ops.preflight import (
     stack_writes,
 )
 from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides
-from forwarder_ops.survey import LAMBDA_UNRESERVED_MINIMUM, Facts, Settings, fqdn, survey
+from forwarder_ops.survey import RESERVING_FUNCTIONS, Facts, Settings, affordable_reservations, fqdn, survey
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
 DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -115,13 +115,15 @@ def _plan_rule_set(plan: _Plan, facts: Facts) -> None:
 
 
 def _plan_concurrency(plan: _Plan, facts: Facts) -> None:
-    text = plan.current("ReservedConcurrency").strip()
-    if facts.concurrency is None or not text.isdigit():
+    texts = [plan.current(key).strip() for key in RESERVING_FUNCTIONS.values()]
+    if not all(text.isdigit() for text in texts):
         return
-    _, unreserved = facts.concurrency
-    affordable = max(0, unreserved + facts.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
-    if int(text) > affordable:
-        plan.put("ReservedConcurrency", str(affordable))
+    fits = affordable_reservations(facts, *(int(text) for text in texts))
+    if fits is None:
+        return
+    for key, text, value in zip(RESERVING_FUNCTIONS.values(), texts, fits, strict=True):
+        if value < int(text):
+            plan.put(key, str(value))
 
 
 # output -----------------------------------------------------------------------------------------------

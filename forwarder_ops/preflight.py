@@ -21,9 +21,11 @@ from forwarder_ops.errors import CommandError
 from forwarder_ops.survey import (
     LAMBDA_UNRESERVED_MINIMUM,
     RECORD_MODES,
+    RESERVING_FUNCTIONS,
     RULE_SET_MODES,
     Facts,
     Settings,
+    affordable_reservations,
     fqdn,
     parents,
     survey,
@@ -203,8 +205,9 @@ class Evaluation:
                     f"ReceiptRuleSetMode={self.s['ReceiptRuleSetMode']} is not one of {', '.join(RULE_SET_MODES)}",
                 )
             )
-        if not self.s["ReservedConcurrency"].strip().isdigit():
-            self.add(Finding("parameters", "ReservedConcurrency", "ReservedConcurrency is not a whole number"))
+        for key in RESERVING_FUNCTIONS.values():
+            if not self.s[key].strip().isdigit():
+                self.add(Finding("parameters", key, f"{key} is not a whole number"))
         if self.s.environment == "prod" and not self.s["AlarmEmail"]:
             self.add(
                 Finding(
@@ -685,27 +688,31 @@ class Evaluation:
                 )
 
     def check_concurrency(self) -> None:
-        text = self.s["ReservedConcurrency"].strip()
-        wanted = int(text) if text.isdigit() else 0
+        texts = [self.s[key].strip() for key in RESERVING_FUNCTIONS.values()]
+        reserved, download = (int(text) if text.isdigit() else 0 for text in texts)
+        wanted = reserved + download
         if self.f.concurrency is None:
             return
         limit, unreserved = self.f.concurrency
         affordable = max(0, unreserved + self.f.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
         account = f"account limit {limit}, unreserved {unreserved}: the forwarder can reserve at most {affordable}"
+        resource = f"ReservedConcurrency={reserved}" + (f" DownloadConcurrency={download}" if download else "")
         if wanted > affordable:
+            fits = affordable_reservations(self.f, reserved, download) or (0, 0)
             self.add(
                 Finding(
                     "concurrency",
-                    f"ReservedConcurrency={wanted}",
-                    f"{account}; Lambda keeps {LAMBDA_UNRESERVED_MINIMUM} unreserved and fails the deploy "
+                    resource,
+                    f"{account}, and ReservedConcurrency with DownloadConcurrency reserve {wanted}; Lambda keeps "
+                    f"{LAMBDA_UNRESERVED_MINIMUM} unreserved and fails the deploy "
                     '("decreases account\'s UnreservedConcurrentExecution below its minimum")',
-                    f"ReservedConcurrency={affordable if affordable else 0} (`forwarder adopt`), or raise the quota: "
-                    "Service Quotas > AWS Lambda > Concurrent executions, to at least "
+                    f"ReservedConcurrency={fits[0]} DownloadConcurrency={fits[1]} (`forwarder adopt`), or raise the "
+                    "quota: Service Quotas > AWS Lambda > Concurrent executions, to at least "
                     f"{LAMBDA_UNRESERVED_MINIMUM + wanted + (limit - unreserved - self.f.function_reserved)}",
                 )
             )
         else:
-            self.add(ok("concurrency", f"ReservedConcurrency={wanted}", account))
+            self.add(ok("concurrency", resource, account))
 
     def check_sending(self) -> None:
         if self.f.production_access is None:

@@ -25,6 +25,7 @@ DEFAULTS: Mapping[str, str] = {
     "ReceiptRuleSetName": "email-forwarder",
     "ReceiptRuleSetMode": "create-and-activate",
     "ReservedConcurrency": "0",
+    "DownloadConcurrency": "2",
     "AlarmEmail": "",
     "EmailIdentityMode": "create",
     "MxRecordMode": "create",
@@ -37,6 +38,9 @@ MODE_PARAMETERS = ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "
 # Lambda keeps this many concurrent executions unreserved in every account and region (PutFunctionConcurrency:
 # "as long as you leave at least 100 simultaneous executions unreserved").
 LAMBDA_UNRESERVED_MINIMUM = 100
+# The stack's functions that reserve concurrency (logical id -> the parameter that sets it): both reservations
+# come out of the same unreserved pool, so the deploy fails when together they take it below the minimum.
+RESERVING_FUNCTIONS = {"ForwarderFunction": "ReservedConcurrency", "DownloadFunction": "DownloadConcurrency"}
 
 
 def fqdn(name: str) -> str:
@@ -116,7 +120,7 @@ class Facts:
     active_rule_set: str | None = None
     rule_sets: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # name -> rules; None = none
     concurrency: tuple[int, int] | None = None  # (account limit, unreserved)
-    function_reserved: int = 0  # what the stack's forwarder reserves now
+    function_reserved: int = 0  # what the stack's functions (RESERVING_FUNCTIONS) reserve now, together
     production_access: bool | None = None
     configuration_set: bool = False
     log_groups: list[str] = field(default_factory=list)
@@ -286,10 +290,11 @@ class Survey:
             int(limits.get("ConcurrentExecutions", 0)),
             int(limits.get("UnreservedConcurrentExecutions", 0)),
         )
-        function = self.facts.physical.get("ForwarderFunction")
-        if function:  # its own reservation is given back when the deploy changes it
-            answer = lambda_.get_function_concurrency(FunctionName=function)
-            self.facts.function_reserved = int(answer.get("ReservedConcurrentExecutions", 0) or 0)
+        for logical_id in RESERVING_FUNCTIONS:
+            function = self.facts.physical.get(logical_id)
+            if function:  # its own reservation is given back when the deploy changes it
+                answer = lambda_.get_function_concurrency(FunctionName=function)
+                self.facts.function_reserved += int(answer.get("ReservedConcurrentExecutions", 0) or 0)
 
     def read_account(self) -> None:
         account = self._client("sesv2").get_account()
@@ -308,6 +313,20 @@ class Survey:
         prefix = f"/aws/lambda/{self.settings.stack_name}/"
         pages = self._client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
         self.facts.log_groups = [g["logGroupName"] for page in pages for g in page.get("logGroups", [])]
+
+
+def affordable_reservations(facts: Facts, reserved: int, download: int) -> tuple[int, int] | None:
+    """(ReservedConcurrency, DownloadConcurrency) lowered until the account can afford both; None when unknown.
+
+    The forwarder's reservation is kept first: it gives the forwarder a pool of its own, which a flood of
+    download requests cannot take anyway; the download function's bound goes first (0 = unreserved).
+    """
+    if facts.concurrency is None:
+        return None
+    _, unreserved = facts.concurrency
+    affordable = max(0, unreserved + facts.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
+    kept = min(reserved, affordable)
+    return kept, min(download, affordable - kept)
 
 
 def survey(target: Target, settings: Settings) -> Facts:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from forwarder_ops.adopt import plan_overrides
 from forwarder_ops.envconfig import Target, parse_overrides
 from forwarder_ops.preflight import Severity, covers, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
@@ -356,9 +357,9 @@ def test_preflight_counts_the_functions_own_reservation_as_affordable() -> None:
     # GIVEN an account with 105 concurrency, 100 unreserved because the stack's function reserves 5 already
     facts = Facts(account="1", concurrency=(105, 100), function_reserved=5)
 
-    # WHEN preflight judges ReservedConcurrency=5 and 6
-    kept = evaluate(settings(ReservedConcurrency="5"), facts)
-    more = evaluate(settings(ReservedConcurrency="6"), facts)
+    # WHEN preflight judges ReservedConcurrency=5 and 6 (the download function unreserved)
+    kept = evaluate(settings(ReservedConcurrency="5", DownloadConcurrency="0"), facts)
+    more = evaluate(settings(ReservedConcurrency="6", DownloadConcurrency="0"), facts)
 
     # THEN keeping 5 is fine, 6 would take the unreserved pool below 100
     assert next(r for r in kept if r.check == "concurrency").severity == Severity.OK
@@ -542,3 +543,42 @@ def test_preflight_tells_the_stacks_own_log_group_from_a_leftover(cli: Cli, acco
     assert "aws logs delete-log-group --log-group-name /aws/lambda/email-forwarder-dev/download" in leftovers[0]["fix"]
     stack = next(f for f in json.loads(result.out)["passed"] if f["check"] == "stack")
     assert stack["problem"].startswith("CREATE_COMPLETE")
+
+
+# review: account states the first version missed ---------------------------------------------------------
+
+
+def test_preflight_counts_the_download_functions_reservation_against_a_new_account(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN a new account's Lambda concurrency (10: nothing to reserve), and dev reserving nothing for the
+    # forwarder but the template's default DownloadConcurrency=2 for the download function
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN the download function's reservation is the error that would fail the deploy, fixed by 0
+    concurrency = next(f for f in findings(result.out) if f["check"] == "concurrency")
+    assert concurrency["severity"] == "error"
+    assert concurrency["resource"] == "ReservedConcurrency=0 DownloadConcurrency=2"
+    assert concurrency["fix"].startswith("ReservedConcurrency=0 DownloadConcurrency=0 (`forwarder adopt`)")
+    # AND adopt writes DownloadConcurrency=0, after which preflight passes
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    assert overrides(samconfig, "dev")["DownloadConcurrency"] == "0"
+    assert cli("preflight", "--config-env", "dev").code == 0
+
+
+def test_preflight_lowers_the_download_reservation_before_the_forwarders() -> None:
+    # GIVEN an account that can afford 3 more reserved executions, and ReservedConcurrency=5 DownloadConcurrency=2
+    facts = Facts(account="1", concurrency=(1000, 103))
+    wanted = settings(ReservedConcurrency="5", DownloadConcurrency="2")
+
+    # WHEN preflight judges it and adopt plans the parameters
+    row = next(r for r in evaluate(wanted, facts) if r.check == "concurrency")
+    changes = plan_overrides(wanted, facts)
+
+    # THEN the forwarder keeps what fits, the download function is left unreserved
+    assert row.severity == Severity.ERROR
+    assert row.fix.startswith("ReservedConcurrency=3 DownloadConcurrency=0")
+    assert changes["ReservedConcurrency"] == "3"
+    assert changes["DownloadConcurrency"] == "0"
