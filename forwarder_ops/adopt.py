@@ -58,10 +58,34 @@ class _Plan:
 
 
 def plan_overrides(settings: Settings, facts: Facts, alarm_email: str | None = None) -> dict[str, str | None]:
-    """The parameter changes that make the stack use what exists instead of creating it (None = remove)."""
+    """The parameter changes that make the stack use what exists instead of creating it (None = remove).
+
+    What a failed read (`facts.errors`) would decide is left as it is: an empty answer is not an empty account.
+    """
+    if "stack" in facts.errors:
+        # Without the stack's resources, what it made looks hand-made, and `existing` would delete it.
+        raise CommandError(
+            f"could not read the stack {settings.stack_name} ({facts.errors['stack']}): adopt must know what the "
+            "stack made, or it takes that for hand-made; nothing written"
+        )
     plan = _Plan(settings)
     domain = settings.domain
-    _plan_zones(plan, facts, domain)
+    if "hosted zone" not in facts.errors:
+        _plan_zones(plan, facts, domain)
+    if "SES identity" not in facts.errors:
+        _plan_identity(plan, facts, domain)
+    if "hosted zone" not in facts.errors:
+        _plan_records(plan, facts, domain)
+    if "rule set" not in facts.errors:
+        _plan_rule_set(plan, facts)
+    if "concurrency" not in facts.errors:
+        _plan_concurrency(plan, facts)
+    if alarm_email:
+        plan.put("AlarmEmail", alarm_email)
+    return dict(plan.changes)
+
+
+def _plan_identity(plan: _Plan, facts: Facts, domain: str) -> None:
     identity = facts.identity
     if identity is not None and not facts.owns("AWS::SES::EmailIdentity", domain):
         plan.put("EmailIdentityMode", "existing")
@@ -71,6 +95,9 @@ def plan_overrides(settings: Settings, facts: Facts, alarm_email: str | None = N
             plan.put("MailFromSubdomain", label)
     else:
         plan.put("EmailIdentityMode", "create")
+
+
+def _plan_records(plan: _Plan, facts: Facts, domain: str) -> None:
     zone = record_zone(plan.result, facts)
     mail_from_name = plan.result.mail_from
     groups = {
@@ -81,11 +108,6 @@ def plan_overrides(settings: Settings, facts: Facts, alarm_email: str | None = N
     for key, records in groups.items():
         exists = zone is not None and any(facts.record(zone, name, kind) for name, kind in records)
         plan.put(key, "existing" if exists and not stack_writes(facts, key) else "create")
-    _plan_rule_set(plan, facts)
-    _plan_concurrency(plan, facts)
-    if alarm_email:
-        plan.put("AlarmEmail", alarm_email)
-    return dict(plan.changes)
 
 
 def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:

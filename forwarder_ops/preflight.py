@@ -111,22 +111,30 @@ class Evaluation:
 
     def run(self) -> list[Finding]:
         self.rows.append(ok("credentials", self.f.account, f"account {self.f.account} as {self.f.caller}"))
-        for step in (
-            self.check_region,
-            self.check_stack,
-            self.check_parameters,
-            self.check_zone,
-            self.check_identity,
-            self.check_records,
-            self.check_rule_set,
-            self.check_concurrency,
-            self.check_sending,
-            self.check_named_resources,
-            self.check_mode_switches,
+        # Each check with the reads (survey steps) it judges: when one of them failed, the facts are empty or
+        # partial, and the check would pass (or fail) on nothing; its only row is then "could not check".
+        for step, reads in (
+            (self.check_region, ()),
+            (self.check_stack, ("stack",)),
+            (self.check_parameters, ()),
+            (self.check_zone, ("hosted zone",)),
+            (self.check_identity, ("SES identity",)),
+            (self.check_records, ("hosted zone",)),
+            (self.check_rule_set, ("rule set",)),
+            (self.check_concurrency, ("concurrency",)),
+            (self.check_sending, ("sending",)),
+            (self.check_named_resources, ()),
+            (self.check_mode_switches, ("stack",)),
         ):
-            step()
+            if not any(read in self.f.errors for read in reads):
+                step()
         for check, error in self.f.errors.items():
-            self.rows.append(warn(check, "-", f"could not check: {error}", "give the deploying identity read access"))
+            fix = (
+                "give the deploying identity read access (docs/operations.md lists preflight's reads)"
+                if error.startswith("AccessDenied")
+                else "run preflight again (AWS refused this read: throttling or a passing fault)"
+            )
+            self.rows.append(warn(check, "-", f"could not check: {error}", fix))
         return self.rows
 
     def add(self, finding: Finding) -> None:
@@ -453,7 +461,7 @@ class Evaluation:
         dkim = identity.get("DkimAttributes") or {}
         tokens = list(dkim.get("Tokens") or [])
         zone = self.record_zone()
-        if not tokens or zone is None:
+        if not tokens or zone is None or "hosted zone" in self.f.errors:
             return
         missing = [
             t
@@ -615,8 +623,6 @@ class Evaluation:
 
     def check_rule_set(self) -> None:
         mode, name, active = self.s["ReceiptRuleSetMode"], self.s["ReceiptRuleSetName"], self.f.active_rule_set
-        if "rule set" in self.f.errors:
-            return
         rules = self.f.rule_sets.get(name)
         if mode == "create-and-activate":
             if active and active != name:

@@ -582,3 +582,77 @@ def test_preflight_lowers_the_download_reservation_before_the_forwarders() -> No
     assert row.fix.startswith("ReservedConcurrency=3 DownloadConcurrency=0")
     assert changes["ReservedConcurrency"] == "3"
     assert changes["DownloadConcurrency"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("operation", "check"),
+    [
+        ("sesv2.GetEmailIdentity", "SES identity"),
+        ("route53.ListHostedZonesByName", "hosted zone"),
+        ("route53.ListResourceRecordSets", "hosted zone"),
+        ("cloudformation.DescribeStacks", "stack"),
+    ],
+)
+def test_preflight_reports_a_refused_read_as_could_not_check_and_nothing_else(
+    cli: Cli, account: Account, below_moto: BelowMoto, workdir: Path, operation: str, check: str
+) -> None:
+    # GIVEN dev adopted already, and an identity that may not make one of preflight's reads
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    below_moto.refused[operation] = "AccessDeniedException"
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it runs to the end; the read's check has one row, "could not check", with what to grant
+    assert result.code == 0, result.out + result.err
+    document = json.loads(result.out)
+    rows = [f for f in document["findings"] + document["passed"] if f["check"] == check]
+    assert [(f["severity"], f["problem"].split(":")[0]) for f in rows] == [("warning", "could not check")]
+    assert "read access" in rows[0]["fix"]
+    # AND the checks that judge what the read would have found say nothing on empty facts
+    judged = {"SES identity": {"DKIM records", "MAIL FROM", "feedback"}, "hosted zone": {"MX record", "DKIM records"}}
+    assert not {f["check"] for f in document["passed"] + document["findings"]} & judged.get(check, set())
+
+
+@pytest.mark.parametrize(
+    ("operation", "kept"),
+    [
+        ("sesv2.GetEmailIdentity", "EmailIdentityMode"),
+        ("route53.ListHostedZonesByName", "HostedZoneId"),
+        ("route53.ListResourceRecordSets", "MxRecordMode"),
+    ],
+)
+def test_adopt_leaves_what_a_refused_read_would_decide(
+    cli: Cli, account: Account, below_moto: BelowMoto, workdir: Path, operation: str, kept: str
+) -> None:
+    # GIVEN dev adopted already (the identity, the zone, the records), then a read that AWS refuses (throttled)
+    path = workdir / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG)
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    before = overrides(path, "dev")
+    below_moto.refused[operation] = "Throttling"
+
+    # WHEN adopt runs again
+    result = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN the parameter that read decides stays as it was (an unread account is not an empty one)
+    assert overrides(path, "dev")[kept] == before[kept], result.out
+    assert "could not check: Throttling" in result.out
+    assert "run preflight again" in result.out
+
+
+def test_adopt_refuses_when_the_stack_cannot_be_read(
+    cli: Cli, account: Account, below_moto: BelowMoto, samconfig: Path
+) -> None:
+    # GIVEN an identity that may not describe the stack (what it made would look hand-made)
+    below_moto.refused["cloudformation.DescribeStacks"] = "AccessDenied"
+    before = samconfig.read_text()
+
+    # WHEN adopt runs
+    result = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN it writes nothing and says why in one line
+    assert result.code == 2
+    assert "could not read the stack email-forwarder-dev (AccessDenied: refused DescribeStacks)" in result.err
+    assert samconfig.read_text() == before
