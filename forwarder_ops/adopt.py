@@ -107,6 +107,8 @@ def _plan_records(plan: _Plan, facts: Facts, domain: str) -> None:
     }
     for key, records in groups.items():
         exists = zone is not None and any(facts.record(zone, name, kind) for name, kind in records)
+        if key == "DmarcRecordMode" and zone is not None:
+            exists = exists or bool(facts.cname(zone, f"_dmarc.{domain}"))  # the policy through a DMARC service
         plan.put(key, "existing" if exists and not stack_writes(facts, key) else "create")
 
 

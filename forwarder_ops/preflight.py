@@ -512,6 +512,20 @@ class Evaluation:
             fix,
         )
 
+    def _cname_collision(self, check: str, zone: str, name: str, record_type: str, fix: str) -> Finding | None:
+        """A CNAME where the stack creates a record of another type (a DMARC service's delegation, say)."""
+        targets = self.f.cname(zone, name)
+        if not targets:
+            return None
+        return Finding(
+            check,
+            f"{name} CNAME in {zone}",
+            f"a CNAME ({'; '.join(targets)}) holds the name, and no other record may share it: CloudFormation fails "
+            f"with 'RRSet of type {record_type} ... is not permitted because a conflicting RRSet of type CNAME ... "
+            "already exists' and rolls the whole deploy back",
+            fix,
+        )
+
     def _check_mx(self, zone: str) -> None:
         expected = f"inbound-smtp.{self.region}.amazonaws.com"
         values = self.f.record(zone, self.domain, "MX")
@@ -554,7 +568,13 @@ class Evaluation:
         expected = f"feedback-smtp.{self.region}.amazonses.com"
         mx, txt = self.f.record(zone, name, "MX"), self.f.record(zone, name, "TXT")
         if mode == "create":
-            if (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
+            fix = (
+                "delete the CNAME (the MAIL FROM domain needs its own MX and SPF TXT), or MailFromSubdomain=<a free "
+                "label> with the identity's MAIL FROM domain"
+            )
+            if cname := self._cname_collision("MAIL FROM records", zone, name, "MX", fix):
+                self.add(cname)
+            elif (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
                 for record_type, values in (("MX", mx), ("TXT", txt)):
                     if values:
                         fix = "MailFromRecordsMode=existing (`forwarder adopt`)"
@@ -602,11 +622,15 @@ class Evaluation:
         name, mode = f"_dmarc.{self.domain}", self.s["DmarcRecordMode"]
         values = self.f.record(zone, name, "TXT")
         if mode == "create":
-            if values and not self._stack_writes("DmarcRecordMode"):
-                fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
+            fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
+            if cname := self._cname_collision("DMARC record", zone, name, "TXT", fix):
+                self.add(cname)  # a DMARC service publishes the policy through it: adopt it like a TXT
+            elif values and not self._stack_writes("DmarcRecordMode"):
                 self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
             else:
                 self.add(ok("DMARC record", name, "the stack creates it"))
+        elif cname := self.f.cname(zone, name):
+            self.add(ok("DMARC record", name, f"a CNAME to {', '.join(cname)} (a DMARC service); left unmanaged"))
         elif not values:
             self.add(
                 warn(

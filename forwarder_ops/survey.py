@@ -146,6 +146,10 @@ class Facts:
         """The values of a record set in a zone, None when there is none."""
         return self.records.get(zone, {}).get((fqdn(name), record_type))
 
+    def cname(self, zone: str, name: str) -> list[str] | None:
+        """The target of a CNAME at `name`: no record of another type may share its name (Route 53 refuses)."""
+        return self.record(zone, name, "CNAME")
+
 
 _FATAL = {
     "ExpiredToken",

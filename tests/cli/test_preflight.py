@@ -656,3 +656,56 @@ def test_adopt_refuses_when_the_stack_cannot_be_read(
     assert result.code == 2
     assert "could not read the stack email-forwarder-dev (AccessDenied: refused DescribeStacks)" in result.err
     assert samconfig.read_text() == before
+
+
+def _replace_record(zone: str, name: str, old_type: str, new_type: str, value: str) -> None:
+    """Swap the record set of `old_type` at `name` for one of `new_type` (as someone did by hand)."""
+    import boto3
+
+    route53 = boto3.client("route53", region_name="us-east-1")
+    found = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    old = next(r for r in found if r["Name"].rstrip(".") == name and r["Type"] == old_type)
+    new = {"Name": name, "Type": new_type, "TTL": 300, "ResourceRecords": [{"Value": value}]}
+    changes = [{"Action": "DELETE", "ResourceRecordSet": old}, {"Action": "CREATE", "ResourceRecordSet": new}]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+
+
+def test_preflight_takes_a_dmarc_cname_for_the_record_it_is(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN dev's DMARC policy published through a DMARC service: a CNAME at _dmarc, no TXT
+    _replace_record(account.dev_zone, f"_dmarc.{DEV}", "TXT", "CNAME", f"{DEV}._dmarc.reports.example.net")
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN the CNAME is the collision (Route 53 refuses a TXT beside it), fixed like a hand-made TXT
+    dmarc = next(f for f in findings(result.out) if f["check"] == "DMARC record")
+    assert dmarc["severity"] == "error"
+    assert dmarc["resource"] == f"_dmarc.{DEV} CNAME in {account.dev_zone}"
+    assert dmarc["fix"].startswith("DmarcRecordMode=existing")
+    # AND adopt leaves the DMARC record to the service, after which preflight passes
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    assert overrides(samconfig, "dev")["DmarcRecordMode"] == "existing"
+    again = cli("preflight", "--config-env", "dev", "--json")
+    assert again.code == 0, again.out
+    passed = next(f for f in json.loads(again.out)["passed"] if f["check"] == "DMARC record")
+    assert "a CNAME to" in passed["problem"]
+
+
+def test_preflight_names_a_cname_where_the_mail_from_records_go() -> None:
+    # GIVEN a CNAME at bounces.<domain> in the adopted zone, and MailFromRecordsMode=create
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={"ZDEV": {(f"bounces.{DEV}", "CNAME"): ["bounce.mailer.example.net."]}},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN the stack's MX and TXT there would fail the deploy: an error that says what to do
+    row = next(r for r in rows if r.check == "MAIL FROM records")
+    assert row.severity == Severity.ERROR
+    assert row.resource == f"bounces.{DEV} CNAME in ZDEV"
+    assert row.fix.startswith("delete the CNAME")
