@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -702,7 +703,7 @@ class Evaluation:
                 disabled = {**rule, "Enabled": False}
                 command = (
                     f"aws ses update-receipt-rule --region {self.region} --rule-set-name {active} "
-                    f"--rule '{json.dumps(disabled, default=str)}'"
+                    f"--rule {shlex.quote(json.dumps(disabled, default=str))}"
                 )
                 self.add(
                     warn(

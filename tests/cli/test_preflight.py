@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -709,3 +710,19 @@ def test_preflight_names_a_cname_where_the_mail_from_records_go() -> None:
     assert row.severity == Severity.ERROR
     assert row.resource == f"bounces.{DEV} CNAME in ZDEV"
     assert row.fix.startswith("delete the CNAME")
+
+
+def test_preflight_quotes_the_earlier_rule_for_the_shell() -> None:
+    # GIVEN the team's earlier rule bounces some mail with a message that has an apostrophe
+    bounce = {"BounceAction": {"Message": "This address doesn't exist", "Sender": f"postmaster@{DEV}"}}
+    rule = {"Name": "forward-dev", "Enabled": True, "Recipients": [DEV], "Actions": [bounce]}
+    facts = Facts(account="1", active_rule_set="team-rules", rule_sets={"team-rules": [rule]})
+
+    # WHEN preflight prints the command that disables it
+    row = next(r for r in evaluate(settings(ReceiptRuleSetMode="join-existing"), facts) if r.check == "earlier rule")
+    command = row.fix.splitlines()[-1]
+
+    # THEN the shell reads it as one --rule argument: the whole rule, disabled
+    words = shlex.split(command)
+    disabled = json.loads(words[words.index("--rule") + 1])
+    assert disabled == {**rule, "Enabled": False}
