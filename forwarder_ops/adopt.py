@@ -118,6 +118,9 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
     wanted = plan.current("HostedZoneId").strip()
     current = facts.zones.get(wanted) if wanted else None
     usable = current is not None and current.name == domain and not current.private
+    # A zone of the right name that the parent does not delegate to, while it delegates to another one of the
+    # same name (made twice by hand): the records would go where nobody looks.
+    usable = usable and facts.delegated_zone(domain) in (None, current)
     existing = current if usable else facts.zone_named(domain)
     if existing is not None:
         plan.put("HostedZoneId", existing.id)

@@ -244,7 +244,27 @@ class Evaluation:
     def record_zone(self) -> str | None:
         return record_zone(self.s, self.f)
 
+    def _check_twins(self) -> None:
+        """Two public zones of the domain's name, and no parent zone here to tell which one the internet sees."""
+        zones = self.f.zones_named.get(self.domain, [])
+        if len(zones) < 2 or self.f.delegated_zone(self.domain) is not None:
+            return
+        servers = "; ".join(
+            f"{z.id}: {', '.join(sorted(fqdn(v) for v in self.f.record(z.id, self.domain, 'NS') or []))}" for z in zones
+        )
+        self.add(
+            warn(
+                "hosted zone",
+                f"{self.domain} ({', '.join(z.id for z in zones)})",
+                f"{len(zones)} public zones are named {self.domain}; only the one the registrar (or the parent DNS) "
+                "delegates to is seen, and that is not known here",
+                f"compare the domain's NS records at the registrar with each zone's name servers ({servers}), set "
+                "HostedZoneId to that zone, and delete the other once it holds nothing needed",
+            )
+        )
+
     def check_zone(self) -> None:
+        self._check_twins()
         wanted, parent_id = self.s["HostedZoneId"].strip(), self.s["ParentHostedZoneId"].strip()
         if wanted and parent_id:
             self.add(
@@ -319,6 +339,18 @@ class Evaluation:
         delegated = {fqdn(v) for v in self.f.record(parent.id, self.domain, "NS") or []}
         if delegated == servers:
             self.add(ok("NS delegation", f"{self.domain} NS in {parent.name}", "delegates to the adopted zone"))
+            return
+        twin = self.f.delegated_zone(self.domain)
+        if twin is not None and twin.id != zone:
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"{self.domain} NS in {parent.name} ({parent.id})",
+                    f"the parent zone {parent.name} delegates {self.domain} to zone {twin.id}, another public zone of "
+                    f"the same name: the records in zone {zone} are seen by nobody",
+                    f"HostedZoneId={twin.id} (`forwarder adopt`)",
+                )
+            )
             return
         problem = (
             f"the parent zone {parent.name} delegates {self.domain} to {', '.join(sorted(delegated))}, "

@@ -131,9 +131,25 @@ class Facts:
         return bool(ids) if physical_id is None else physical_id in ids
 
     def zone_named(self, name: str) -> Zone | None:
-        """The public zone of `name` in this account (the first, if someone made two)."""
+        """The public zone of `name` in this account; of two made by hand, the one its parent zone delegates to.
+
+        Without a parent zone here to tell (an apex), the first: preflight warns that it could not tell.
+        """
         zones = self.zones_named.get(fqdn(name), [])
+        if len(zones) > 1:
+            return self.delegated_zone(name) or zones[0]
         return zones[0] if zones else None
+
+    def delegated_zone(self, name: str) -> Zone | None:
+        """Of the public zones named `name`, the one whose name servers the parent zone (here) delegates to."""
+        parent = self.parent_zone(name)
+        if parent is None:
+            return None
+        delegated = {fqdn(v) for v in self.record(parent.id, name, "NS") or []}
+        for zone in self.zones_named.get(fqdn(name), []):
+            if delegated & {fqdn(v) for v in self.record(zone.id, name, "NS") or []}:
+                return zone
+        return None
 
     def parent_zone(self, domain: str) -> Zone | None:
         """The nearest ancestor of `domain` with a public zone in this account."""

@@ -726,3 +726,82 @@ def test_preflight_quotes_the_earlier_rule_for_the_shell() -> None:
     words = shlex.split(command)
     disabled = json.loads(words[words.index("--rule") + 1])
     assert disabled == {**rule, "Enabled": False}
+
+
+def test_adopt_takes_the_zone_the_parent_delegates_to_when_there_are_two(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN a second public zone dev.aws-educate.tw made by hand, and the apex delegating dev to the one listed last
+    import boto3
+
+    route53 = boto3.client("route53", region_name="us-east-1")
+    route53.create_hosted_zone(Name=DEV, CallerReference="made-twice")
+    listed = route53.list_hosted_zones_by_name(DNSName=DEV)["HostedZones"]
+    first, last = [z["Id"].rsplit("/", 1)[-1] for z in listed if z["Name"] == f"{DEV}."]
+    for zone, label in ((first, "ns-1"), (last, "ns-2")):  # moto gives every zone the same name servers
+        servers = [f"{label}.awsdns-0{i}.org" for i in (1, 2)]
+        _upsert_ns(zone, DEV, servers)
+        if zone == last:
+            _upsert_ns(account.apex_zone, DEV, servers)
+
+    # WHEN preflight and adopt look up dev's zone by name
+    result = cli("preflight", "--config-env", "dev", "--json")
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+
+    # THEN both take the delegated one, the one the internet sees
+    zone = next(f for f in findings(result.out) if f["check"] == "hosted zone" and f["severity"] == "error")
+    assert zone["fix"].startswith(f"HostedZoneId={last} ")
+    assert overrides(samconfig, "dev")["HostedZoneId"] == last
+
+
+def _upsert_ns(zone: str, name: str, servers: list[str]) -> None:
+    import boto3
+
+    record = {"Name": name, "Type": "NS", "TTL": 3600, "ResourceRecords": [{"Value": s} for s in servers]}
+    boto3.client("route53", region_name="us-east-1").change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]}
+    )
+
+
+def test_preflight_moves_an_adopted_zone_to_its_delegated_twin() -> None:
+    # GIVEN two zones named dev (ZA, ZB), the apex delegating dev to ZB, and HostedZoneId=ZA
+    twins, apex = [Zone("ZA", DEV), Zone("ZB", DEV)], Zone("ZAPEX", APEX)
+    facts = Facts(
+        account="1",
+        zones={"ZA": twins[0], "ZB": twins[1], "ZAPEX": apex},
+        zones_named={DEV: twins, APEX: [apex]},
+        records={
+            "ZA": {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            "ZB": {(DEV, "NS"): ["ns-2.awsdns-02.org."]},
+            "ZAPEX": {(DEV, "NS"): ["ns-2.awsdns-02.org"]},
+        },
+    )
+
+    # WHEN preflight judges HostedZoneId=ZA and adopt plans it
+    rows = evaluate(settings(HostedZoneId="ZA"), facts)
+    changes = plan_overrides(settings(HostedZoneId="ZA"), facts)
+
+    # THEN the records would be seen by nobody: an error whose fix is the other zone (not re-pointing the apex)
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.ERROR
+    assert row.fix == "HostedZoneId=ZB (`forwarder adopt`)"
+    assert changes["HostedZoneId"] == "ZB"
+
+
+def test_preflight_warns_of_two_apex_zones_it_cannot_tell_apart() -> None:
+    # GIVEN two public zones of the apex (no parent zone in the account to say which one is delegated)
+    twins = [Zone("ZA", APEX), Zone("ZB", APEX)]
+    facts = Facts(
+        account="1",
+        zones={"ZA": twins[0], "ZB": twins[1]},
+        zones_named={APEX: twins},
+        records={"ZA": {(APEX, "NS"): ["ns-1.awsdns-01.org."]}, "ZB": {(APEX, "NS"): ["ns-2.awsdns-02.org."]}},
+    )
+
+    # WHEN preflight judges prod with HostedZoneId=ZA
+    prod = Settings.of({"EnvironmentName": "prod", "DomainName": APEX, "HostedZoneId": "ZA"}, "s", PROD_REGION, "prod")
+    row = next(r for r in evaluate(prod, facts) if r.check == "hosted zone" and r.severity != Severity.OK)
+
+    # THEN a warning lists each zone's name servers to compare with the registrar's
+    assert row.severity == Severity.WARNING
+    assert "ZA: ns-1.awsdns-01.org; ZB: ns-2.awsdns-02.org" in row.fix
