@@ -128,6 +128,8 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
         return
     plan.put("HostedZoneId", "")
     parent = facts.parent_zone(domain)
+    if parent and facts.records_under(parent.id, domain) and not facts.record(parent.id, domain, "NS"):
+        parent = None  # the domain's records are in the parent zone: delegating would hide them (preflight: move)
     plan.put("ParentHostedZoneId", parent.id if parent else "")
 
 

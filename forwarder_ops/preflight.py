@@ -367,7 +367,36 @@ class Evaluation:
             )
         )
 
+    def _check_shadowed(self, parent_id: str) -> bool:
+        """The domain's records made in the parent zone (the SES console publishes there when the domain has no
+        zone): a zone the stack creates for the domain either hides them, once delegated, or is seen by nobody."""
+        if self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
+            return False
+        parent = self.f.zones.get(parent_id) if parent_id else self.f.parent_zone(self.domain)
+        if parent is None or parent.private or self.f.record(parent.id, self.domain, "NS"):
+            return False  # no parent here, or the domain is delegated already: its records there are not seen
+        shadowed = self.f.records_under(parent.id, self.domain)
+        if not shadowed:
+            return False
+        listed = ", ".join(f"{name} {record_type}" for name, record_type in shadowed[:6])
+        more = f" and {len(shadowed) - 6} more" if len(shadowed) > 6 else ""
+        self.add(
+            Finding(
+                "hosted zone",
+                f"{self.domain} records in {parent.name} ({parent.id})",
+                f"the parent zone holds the domain's records ({listed}{more}); a zone the stack creates for "
+                f"{self.domain} hides them once delegated (the identity's DKIM, the MX: sending and receiving "
+                "stop), and undelegated it is seen by nobody",
+                f"move them into a zone of {self.domain} first: create it (`aws route53 create-hosted-zone --name "
+                f"{self.domain} --caller-reference <unique text>`), copy these records into it, point the NS record "
+                f"of {self.domain} in {parent.name} at its name servers, then `forwarder adopt`",
+            )
+        )
+        return True
+
     def _check_parent(self, parent_id: str) -> None:
+        if self._check_shadowed(parent_id):
+            return
         if not parent_id:
             parent = self.f.parent_zone(self.domain)
             if parent and not self.f.zone_named(self.domain) and not self.f.owns("AWS::Route53::HostedZone"):

@@ -162,6 +162,12 @@ class Facts:
         """The values of a record set in a zone, None when there is none."""
         return self.records.get(zone, {}).get((fqdn(name), record_type))
 
+    def records_under(self, zone: str, domain: str) -> list[tuple[str, str]]:
+        """The record sets at `domain` or below it in `zone` (a parent zone), but a delegation (NS, DS) of it."""
+        name, suffix = fqdn(domain), "." + fqdn(domain)
+        found = self.records.get(zone, {})
+        return sorted((n, t) for n, t in found if (n == name and t not in {"NS", "DS"}) or n.endswith(suffix))
+
     def cname(self, zone: str, name: str) -> list[str] | None:
         """The target of a CNAME at `name`: no record of another type may share its name (Route 53 refuses)."""
         return self.record(zone, name, "CNAME")

@@ -26,6 +26,7 @@ from tests.cli.team_account import (
     TEAM_RULE_SET,
     Account,
     BelowMoto,
+    _mail_records,
     seed_team_account,
 )
 
@@ -805,3 +806,24 @@ def test_preflight_warns_of_two_apex_zones_it_cannot_tell_apart() -> None:
     # THEN a warning lists each zone's name servers to compare with the registrar's
     assert row.severity == Severity.WARNING
     assert "ZA: ns-1.awsdns-01.org; ZB: ns-2.awsdns-02.org" in row.fix
+
+
+def test_init_does_not_delegate_over_the_domains_records_in_the_parent_zone(cli: Cli, account: Account) -> None:
+    # GIVEN staging's identity made by hand, its records published into the apex zone (what the SES console does
+    # when the domain has no zone of its own), and no staging zone
+    import boto3
+
+    staging = f"staging.{APEX}"
+    _mail_records(account.apex_zone, staging, "us-east-1")
+    boto3.client("sesv2", region_name="us-east-1").create_email_identity(EmailIdentity=staging)
+
+    # WHEN init writes the staging environment
+    result = cli("init", "--config-env", "staging", "--domain", staging, "--region", "us-east-1", "--yes")
+
+    # THEN it does not delegate a new staging zone from the apex (that would hide the records: DKIM, MX) ...
+    assert overrides(Path("samconfig.toml"), "staging").get("ParentHostedZoneId", "") == ""
+    # ... and the deploy stays blocked until a person moved the records into a zone of their own
+    assert result.code == 1, result.out + result.err
+    assert f"✗ hosted zone: {staging} records in {APEX} ({account.apex_zone})" in result.out
+    assert f"aws route53 create-hosted-zone --name {staging}" in result.out
+    assert cli("preflight", "--config-env", "staging").code == 1
