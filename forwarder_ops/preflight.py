@@ -523,7 +523,10 @@ class Evaluation:
         dkim = identity.get("DkimAttributes") or {}
         tokens = list(dkim.get("Tokens") or [])
         zone = self.record_zone()
-        if not tokens or zone is None or "hosted zone" in self.f.errors:
+        if not tokens or "hosted zone" in self.f.errors:
+            return
+        if zone is None:
+            self._check_dkim_in_new_zone(identity, tokens)
             return
         missing = [
             t
@@ -546,6 +549,37 @@ class Evaluation:
             Severity.WARNING if verified else Severity.ERROR,
         )
         self.add(finding)
+
+    def _check_dkim_in_new_zone(self, identity: dict[str, Any], tokens: list[str]) -> None:
+        """The stack creates the domain's zone, and DKIM CNAMEs only for an identity it creates."""
+        if self.s["HostedZoneId"].strip() or self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
+            return  # an existing zone: checked above, or the zone check's finding comes first
+        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in tokens)
+        resource = f"{self.domain} (the zone the stack creates)"
+        problem = (
+            f"the stack creates the zone of {self.domain} without the existing identity's {len(tokens)} DKIM CNAMEs "
+            "(it publishes them only for an identity it creates)"
+        )
+        if identity.get("VerifiedForSendingStatus"):
+            self.add(
+                warn(
+                    "DKIM records",
+                    resource,
+                    problem + ": once the zone is delegated, SES finds no DKIM records and stops signing",
+                    f"right after the deploy, add them to the new zone (stack output HostedZoneId):\n{records}",
+                )
+            )
+            return
+        self.add(
+            Finding(
+                "DKIM records",
+                resource,
+                problem + ": the identity, not verified, can never verify",
+                "nothing sends with an unverified identity: delete it and let the stack create it with its records "
+                f"(`aws sesv2 delete-email-identity --email-identity {self.domain} --region {self.region}`, then "
+                "`forwarder adopt`)",
+            )
+        )
 
     # records ------------------------------------------------------------------------------------------
 

@@ -827,3 +827,25 @@ def test_init_does_not_delegate_over_the_domains_records_in_the_parent_zone(cli:
     assert f"✗ hosted zone: {staging} records in {APEX} ({account.apex_zone})" in result.out
     assert f"aws route53 create-hosted-zone --name {staging}" in result.out
     assert cli("preflight", "--config-env", "staging").code == 1
+
+
+@pytest.mark.parametrize(("verified", "severity"), [(True, Severity.WARNING), (False, Severity.ERROR)])
+def test_preflight_asks_for_the_dkim_records_of_an_existing_identity_in_the_zone_the_stack_creates(
+    verified: bool, severity: Severity
+) -> None:
+    # GIVEN a hand-made identity of dev (its DKIM CNAMEs published outside this account), no zone of dev here
+    identity = {"VerifiedForSendingStatus": verified, "DkimAttributes": {"Tokens": ["t1", "t2", "t3"]}}
+    facts = Facts(account="1", identity=identity)
+
+    # WHEN preflight judges the adopted identity with a zone the stack creates
+    rows = evaluate(settings(EmailIdentityMode="existing"), facts)
+
+    # THEN it says the new zone lacks the identity's DKIM CNAMEs: to add after the deploy, or, unverified, to
+    # let the stack make the identity
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == severity
+    assert row.resource == f"{DEV} (the zone the stack creates)"
+    if verified:
+        assert f"t3._domainkey.{DEV}  CNAME  t3.dkim.amazonses.com" in row.fix
+    else:
+        assert f"aws sesv2 delete-email-identity --email-identity {DEV}" in row.fix
