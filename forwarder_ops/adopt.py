@@ -208,6 +208,9 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     settings = settings_for(target)
     facts = survey(target, settings)
     changes = plan_overrides(settings, facts, args.alarm_email)
+    if settings.domain != fqdn(target.parameters.get("DomainName", "")):
+        # --domain: the parameters above are that domain's, and sam deploy reads the domain from the file too
+        changes = {"DomainName": settings.domain, **changes}
     after_settings = settings.with_changes(changes)
     rows = evaluate(after_settings, facts)
     if not changes:

@@ -849,3 +849,19 @@ def test_preflight_asks_for_the_dkim_records_of_an_existing_identity_in_the_zone
         assert f"t3._domainkey.{DEV}  CNAME  t3.dkim.amazonses.com" in row.fix
     else:
         assert f"aws sesv2 delete-email-identity --email-identity {DEV}" in row.fix
+
+
+def test_adopt_writes_the_domain_it_was_given(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN dev's parameter_overrides without DomainName, and adopt told the domain with --domain
+    path = workdir / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG.replace('    "DomainName=dev.aws-educate.tw",\n', ""))
+
+    # WHEN adopt writes dev's parameters for that domain
+    result = cli("adopt", "--config-env", "dev", "--domain", DEV, "--yes")
+
+    # THEN the domain is written with the zone ids looked up for it: sam deploy (and preflight) read it from there
+    assert result.code == 0, result.out + result.err
+    parameters = overrides(path, "dev")
+    assert parameters["DomainName"] == DEV
+    assert parameters["HostedZoneId"] == account.dev_zone
+    assert cli("preflight", "--config-env", "dev").code == 0
