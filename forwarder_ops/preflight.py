@@ -755,6 +755,22 @@ class Evaluation:
                         f"ReceiptRuleSetMode=join-existing ReceiptRuleSetName={active} (`forwarder adopt`)",
                     )
                 )
+            elif rules is not None and active != name:
+                # No set is active, and ours exists (made by hand, or left over): the stack activates it as it is.
+                others = [str(r.get("Name")) for r in rules if r.get("Name") != self.s.stack_name]
+                if others:
+                    self.add(
+                        warn(
+                            "rule set",
+                            name,
+                            f"{name} exists, not active, with rules ({', '.join(others)}): the stack activates it, "
+                            f"and from then on they act on the mail of {self.region} too",
+                            f"look at them first (`aws ses describe-receipt-rule-set --rule-set-name {name} --region "
+                            f"{self.region}`); disable or delete those nobody wants",
+                        )
+                    )
+                else:
+                    self.add(ok("rule set", name, "exists, not active: the stack activates it"))
             else:
                 state = "exists and is active" if active == name else "is created and activated by the stack"
                 self.add(ok("rule set", name, state))
@@ -791,6 +807,8 @@ class Evaluation:
                 )
             )
         active = self.f.active_rule_set
+        if active is None and self.s["ReceiptRuleSetMode"] == "create-and-activate":
+            active = name  # none is active: the stack activates its set, with the rules already in it
         for rule in self.f.rule_sets.get(active or "", None) or []:
             if rule.get("Name") == rule_name or not rule.get("Enabled", True):
                 continue

@@ -865,3 +865,19 @@ def test_adopt_writes_the_domain_it_was_given(cli: Cli, account: Account, workdi
     assert parameters["DomainName"] == DEV
     assert parameters["HostedZoneId"] == account.dev_zone
     assert cli("preflight", "--config-env", "dev").code == 0
+
+
+def test_preflight_names_the_rules_of_an_inactive_set_the_stack_would_activate() -> None:
+    # GIVEN no active rule set, and a set named like the environment's, made by hand, with an enabled rule for dev
+    rule = {"Name": "old-forward", "Enabled": True, "Recipients": [DEV], "Actions": []}
+    facts = Facts(account="1", active_rule_set=None, rule_sets={"email-forwarder": [rule]})
+
+    # WHEN preflight judges create-and-activate
+    rows = evaluate(settings(), facts)
+
+    # THEN it says the set exists with that rule, which the activation turns on, and that it doubles dev's mail
+    rule_set = next(r for r in rows if r.check == "rule set")
+    assert rule_set.severity == Severity.WARNING
+    assert "exists, not active, with rules (old-forward)" in rule_set.problem
+    earlier = next(r for r in rows if r.check == "earlier rule")
+    assert earlier.resource == "old-forward in email-forwarder"
