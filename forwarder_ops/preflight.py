@@ -32,7 +32,14 @@ from forwarder_ops.survey import (
     survey,
 )
 
-_READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+# The stable states that take an update (a failed import rolls back to the stack as it was, resources and all).
+_READY = {
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
 SPF = "v=spf1 include:amazonses.com ~all"
 
 

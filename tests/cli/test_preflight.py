@@ -881,3 +881,24 @@ def test_preflight_names_the_rules_of_an_inactive_set_the_stack_would_activate()
     assert "exists, not active, with rules (old-forward)" in rule_set.problem
     earlier = next(r for r in rows if r.check == "earlier rule")
     assert earlier.resource == "old-forward in email-forwarder"
+
+
+def test_preflight_takes_a_rolled_back_import_for_the_stack_it_was() -> None:
+    # GIVEN a stack whose resource import (adopted to managed) failed and rolled back, with the MX record it made
+    zone = Zone("ZOWN", DEV)
+    facts = Facts(
+        account="1",
+        stack_status="IMPORT_ROLLBACK_COMPLETE",
+        owned={"AWS::Route53::HostedZone": {"ZOWN"}},
+        logical={"HostedZone", "InboundMxRecord"},
+        zones={"ZOWN": zone},
+        zones_named={DEV: [zone]},
+        records={"ZOWN": {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"]}},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(), facts)
+
+    # THEN the stack takes the update, and its own record is no collision
+    assert next(r for r in rows if r.check == "stack").severity == Severity.OK
+    assert next(r for r in rows if r.check == "MX record").severity == Severity.OK
