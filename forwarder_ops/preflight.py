@@ -379,7 +379,10 @@ class Evaluation:
         zone): a zone the stack creates for the domain either hides them, once delegated, or is seen by nobody."""
         if self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
             return False
-        parent = self.f.zones.get(parent_id) if parent_id else self.f.parent_zone(self.domain)
+        given = self.f.zones.get(parent_id) if parent_id else None
+        # A ParentHostedZoneId that is no parent zone (a placeholder) has its own finding; the records are where
+        # the domain's nearest parent zone is.
+        parent = given if given and given.name in parents(self.domain) else self.f.parent_zone(self.domain)
         if parent is None or parent.private or self.f.record(parent.id, self.domain, "NS"):
             return False  # no parent here, or the domain is delegated already: its records there are not seen
         shadowed = self.f.records_under(parent.id, self.domain)
@@ -402,9 +405,10 @@ class Evaluation:
         return True
 
     def _check_parent(self, parent_id: str) -> None:
-        if self._check_shadowed(parent_id):
-            return
+        shadowed = self._check_shadowed(parent_id)
         if not parent_id:
+            if shadowed:
+                return
             parent = self.f.parent_zone(self.domain)
             if parent and not self.f.zone_named(self.domain) and not self.f.owns("AWS::Route53::HostedZone"):
                 self.add(
@@ -422,7 +426,11 @@ class Evaluation:
         if zone is None or zone.name not in expected or zone.private:
             what = "no such hosted zone in this account" if zone is None else f"zone {parent_id} is {zone.name}"
             parent = self.f.parent_zone(self.domain)
-            fix = f"ParentHostedZoneId={parent.id} ({parent.name})" if parent else "ParentHostedZoneId= (empty)"
+            fix = (
+                f"ParentHostedZoneId={parent.id} ({parent.name})"
+                if parent and not shadowed
+                else "ParentHostedZoneId= (empty)"
+            )
             self.add(
                 Finding(
                     "NS delegation",
@@ -451,7 +459,7 @@ class Evaluation:
                     fix,
                 )
             )
-        else:
+        elif not shadowed:
             self.add(ok("NS delegation", f"{self.domain} NS in {zone.name}", "the stack adds it"))
 
     # the identity -------------------------------------------------------------------------------------

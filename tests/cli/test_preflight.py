@@ -902,3 +902,18 @@ def test_preflight_takes_a_rolled_back_import_for_the_stack_it_was() -> None:
     # THEN the stack takes the update, and its own record is no collision
     assert next(r for r in rows if r.check == "stack").severity == Severity.OK
     assert next(r for r in rows if r.check == "MX record").severity == Severity.OK
+
+
+def test_preflight_finds_the_domains_records_in_the_parent_zone_behind_a_placeholder_parent_id() -> None:
+    # GIVEN dev's records in the apex zone (no dev zone), and the old placeholder as ParentHostedZoneId
+    apex = Zone("ZAPEX", APEX)
+    records = {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"], (f"t1._domainkey.{DEV}", "CNAME"): ["x"]}
+    facts = Facts(account="1", zones={"ZAPEX": apex}, zones_named={APEX: [apex]}, records={"ZAPEX": records})
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(ParentHostedZoneId="Z0PLACEHOLDERAPEXZONE"), facts)
+
+    # THEN both are errors, and the placeholder's fix does not delegate over the records
+    assert next(r for r in rows if r.resource == f"{DEV} records in {APEX} (ZAPEX)").severity == Severity.ERROR
+    placeholder = next(r for r in rows if r.resource == "ParentHostedZoneId=Z0PLACEHOLDERAPEXZONE")
+    assert placeholder.fix.startswith("ParentHostedZoneId= (empty)")
