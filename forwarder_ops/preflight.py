@@ -683,8 +683,8 @@ class Evaluation:
                 "delete the CNAME (the MAIL FROM domain needs its own MX and SPF TXT), or MailFromSubdomain=<a free "
                 "label> with the identity's MAIL FROM domain"
             )
-            if cname := self._cname_collision("MAIL FROM records", zone, name, "MX", fix):
-                self.add(cname)
+            if collision := self._cname_collision("MAIL FROM records", zone, name, "MX", fix):
+                self.add(collision)
             elif (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
                 for record_type, values in (("MX", mx), ("TXT", txt)):
                     if values:
@@ -734,14 +734,14 @@ class Evaluation:
         values = self.f.record(zone, name, "TXT")
         if mode == "create":
             fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
-            if cname := self._cname_collision("DMARC record", zone, name, "TXT", fix):
-                self.add(cname)  # a DMARC service publishes the policy through it: adopt it like a TXT
+            if collision := self._cname_collision("DMARC record", zone, name, "TXT", fix):
+                self.add(collision)  # a DMARC service publishes the policy through it: adopt it like a TXT
             elif values and not self._stack_writes("DmarcRecordMode"):
                 self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
             else:
                 self.add(ok("DMARC record", name, "the stack creates it"))
-        elif cname := self.f.cname(zone, name):
-            self.add(ok("DMARC record", name, f"a CNAME to {', '.join(cname)} (a DMARC service); left unmanaged"))
+        elif targets := self.f.cname(zone, name):
+            self.add(ok("DMARC record", name, f"a CNAME to {', '.join(targets)} (a DMARC service); left unmanaged"))
         elif not values:
             self.add(
                 warn(
