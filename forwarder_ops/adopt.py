@@ -181,13 +181,13 @@ def _write(path: Path, before: str, after: str, question: str, assume_yes: bool)
     return True
 
 
-def _finish(path: Path, environment: str, rows: list[Finding]) -> int:
+def _finish(path: Path, environment: str, rows: list[Finding], wrote: bool = True) -> int:
     left = _remaining(rows)
     if left:
         print(f"\nleft for a person (`forwarder preflight --config-env {environment}` shows them again):")
         print("\n".join(left))
     if blocking(rows):
-        print(f"\n{path}: written, but the ✗ findings above still stop a deploy")
+        print(f"\n{path}: {'written, but ' if wrote else ''}the ✗ findings above still stop a deploy")
         return 1
     print(f"\nready: `make deploy ENV={environment}` creates only what is missing")
     return 0
@@ -215,7 +215,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     rows = evaluate(after_settings, facts)
     if not changes:
         print(f"nothing to adopt: the parameters of {args.config_env} in {path} already match the account")
-        return _finish(path, args.config_env, rows)
+        return _finish(path, args.config_env, rows, wrote=False)
     before = path.read_text()
     after = set_overrides(before, path, args.config_env, changes)
     if not _write(path, before, after, f"write these parameters to {path}?", args.yes):

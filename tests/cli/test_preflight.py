@@ -827,6 +827,11 @@ def test_init_does_not_delegate_over_the_domains_records_in_the_parent_zone(cli:
     assert f"✗ hosted zone: {staging} records in {APEX} ({account.apex_zone})" in result.out
     assert f"aws route53 create-hosted-zone --name {staging}" in result.out
     assert cli("preflight", "--config-env", "staging").code == 1
+    # AND adopt, with nothing to change, does not claim it wrote the file
+    again = cli("adopt", "--config-env", "staging", "--yes")
+    assert again.code == 1
+    assert "nothing to adopt" in again.out
+    assert "written" not in again.out
 
 
 @pytest.mark.parametrize(("verified", "severity"), [(True, Severity.WARNING), (False, Severity.ERROR)])
