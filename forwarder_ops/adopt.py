@@ -27,7 +27,7 @@ from forwarder_ops.preflight import (
     stack_writes,
 )
 from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides
-from forwarder_ops.survey import LAMBDA_UNRESERVED_MINIMUM, Facts, Settings, fqdn, survey
+from forwarder_ops.survey import RESERVING_FUNCTIONS, Facts, Settings, affordable_reservations, fqdn, survey
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
 DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -58,10 +58,34 @@ class _Plan:
 
 
 def plan_overrides(settings: Settings, facts: Facts, alarm_email: str | None = None) -> dict[str, str | None]:
-    """The parameter changes that make the stack use what exists instead of creating it (None = remove)."""
+    """The parameter changes that make the stack use what exists instead of creating it (None = remove).
+
+    What a failed read (`facts.errors`) would decide is left as it is: an empty answer is not an empty account.
+    """
+    if "stack" in facts.errors:
+        # Without the stack's resources, what it made looks hand-made, and `existing` would delete it.
+        raise CommandError(
+            f"could not read the stack {settings.stack_name} ({facts.errors['stack']}): adopt must know what the "
+            "stack made, or it takes that for hand-made; nothing written"
+        )
     plan = _Plan(settings)
     domain = settings.domain
-    _plan_zones(plan, facts, domain)
+    if "hosted zone" not in facts.errors:
+        _plan_zones(plan, facts, domain)
+    if "SES identity" not in facts.errors:
+        _plan_identity(plan, facts, domain)
+    if "hosted zone" not in facts.errors:
+        _plan_records(plan, facts, domain)
+    if "rule set" not in facts.errors:
+        _plan_rule_set(plan, facts)
+    if "concurrency" not in facts.errors:
+        _plan_concurrency(plan, facts)
+    if alarm_email:
+        plan.put("AlarmEmail", alarm_email)
+    return dict(plan.changes)
+
+
+def _plan_identity(plan: _Plan, facts: Facts, domain: str) -> None:
     identity = facts.identity
     if identity is not None and not facts.owns("AWS::SES::EmailIdentity", domain):
         plan.put("EmailIdentityMode", "existing")
@@ -71,6 +95,9 @@ def plan_overrides(settings: Settings, facts: Facts, alarm_email: str | None = N
             plan.put("MailFromSubdomain", label)
     else:
         plan.put("EmailIdentityMode", "create")
+
+
+def _plan_records(plan: _Plan, facts: Facts, domain: str) -> None:
     zone = record_zone(plan.result, facts)
     mail_from_name = plan.result.mail_from
     groups = {
@@ -80,12 +107,9 @@ def plan_overrides(settings: Settings, facts: Facts, alarm_email: str | None = N
     }
     for key, records in groups.items():
         exists = zone is not None and any(facts.record(zone, name, kind) for name, kind in records)
+        if key == "DmarcRecordMode" and zone is not None:
+            exists = exists or bool(facts.cname(zone, f"_dmarc.{domain}"))  # the policy through a DMARC service
         plan.put(key, "existing" if exists and not stack_writes(facts, key) else "create")
-    _plan_rule_set(plan, facts)
-    _plan_concurrency(plan, facts)
-    if alarm_email:
-        plan.put("AlarmEmail", alarm_email)
-    return dict(plan.changes)
 
 
 def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
@@ -94,6 +118,9 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
     wanted = plan.current("HostedZoneId").strip()
     current = facts.zones.get(wanted) if wanted else None
     usable = current is not None and current.name == domain and not current.private
+    # A zone of the right name that the parent does not delegate to, while it delegates to another one of the
+    # same name (made twice by hand): the records would go where nobody looks.
+    usable = usable and facts.delegated_zone(domain) in (None, current)
     existing = current if usable else facts.zone_named(domain)
     if existing is not None:
         plan.put("HostedZoneId", existing.id)
@@ -101,6 +128,8 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
         return
     plan.put("HostedZoneId", "")
     parent = facts.parent_zone(domain)
+    if parent and facts.records_under(parent.id, domain) and not facts.record(parent.id, domain, "NS"):
+        parent = None  # the domain's records are in the parent zone: delegating would hide them (preflight: move)
     plan.put("ParentHostedZoneId", parent.id if parent else "")
 
 
@@ -115,13 +144,15 @@ def _plan_rule_set(plan: _Plan, facts: Facts) -> None:
 
 
 def _plan_concurrency(plan: _Plan, facts: Facts) -> None:
-    text = plan.current("ReservedConcurrency").strip()
-    if facts.concurrency is None or not text.isdigit():
+    texts = [plan.current(key).strip() for key in RESERVING_FUNCTIONS.values()]
+    if not all(text.isdigit() for text in texts):
         return
-    _, unreserved = facts.concurrency
-    affordable = max(0, unreserved + facts.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
-    if int(text) > affordable:
-        plan.put("ReservedConcurrency", str(affordable))
+    fits = affordable_reservations(facts, *(int(text) for text in texts))
+    if fits is None:
+        return
+    for key, text, value in zip(RESERVING_FUNCTIONS.values(), texts, fits, strict=True):
+        if value < int(text):
+            plan.put(key, str(value))
 
 
 # output -----------------------------------------------------------------------------------------------
@@ -150,13 +181,13 @@ def _write(path: Path, before: str, after: str, question: str, assume_yes: bool)
     return True
 
 
-def _finish(path: Path, environment: str, rows: list[Finding]) -> int:
+def _finish(path: Path, environment: str, rows: list[Finding], wrote: bool = True) -> int:
     left = _remaining(rows)
     if left:
         print(f"\nleft for a person (`forwarder preflight --config-env {environment}` shows them again):")
         print("\n".join(left))
     if blocking(rows):
-        print(f"\n{path}: written, but the ✗ findings above still stop a deploy")
+        print(f"\n{path}: {'written, but ' if wrote else ''}the ✗ findings above still stop a deploy")
         return 1
     print(f"\nready: `make deploy ENV={environment}` creates only what is missing")
     return 0
@@ -177,11 +208,14 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     settings = settings_for(target)
     facts = survey(target, settings)
     changes = plan_overrides(settings, facts, args.alarm_email)
+    if settings.domain != fqdn(target.parameters.get("DomainName", "")):
+        # --domain: the parameters above are that domain's, and sam deploy reads the domain from the file too
+        changes = {"DomainName": settings.domain, **changes}
     after_settings = settings.with_changes(changes)
     rows = evaluate(after_settings, facts)
     if not changes:
         print(f"nothing to adopt: the parameters of {args.config_env} in {path} already match the account")
-        return _finish(path, args.config_env, rows)
+        return _finish(path, args.config_env, rows, wrote=False)
     before = path.read_text()
     after = set_overrides(before, path, args.config_env, changes)
     if not _write(path, before, after, f"write these parameters to {path}?", args.yes):

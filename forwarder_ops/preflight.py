@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -21,15 +22,24 @@ from forwarder_ops.errors import CommandError
 from forwarder_ops.survey import (
     LAMBDA_UNRESERVED_MINIMUM,
     RECORD_MODES,
+    RESERVING_FUNCTIONS,
     RULE_SET_MODES,
     Facts,
     Settings,
+    affordable_reservations,
     fqdn,
     parents,
     survey,
 )
 
-_READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+# The stable states that take an update (a failed import rolls back to the stack as it was, resources and all).
+_READY = {
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
 SPF = "v=spf1 include:amazonses.com ~all"
 
 
@@ -109,22 +119,30 @@ class Evaluation:
 
     def run(self) -> list[Finding]:
         self.rows.append(ok("credentials", self.f.account, f"account {self.f.account} as {self.f.caller}"))
-        for step in (
-            self.check_region,
-            self.check_stack,
-            self.check_parameters,
-            self.check_zone,
-            self.check_identity,
-            self.check_records,
-            self.check_rule_set,
-            self.check_concurrency,
-            self.check_sending,
-            self.check_named_resources,
-            self.check_mode_switches,
+        # Each check with the reads (survey steps) it judges: when one of them failed, the facts are empty or
+        # partial, and the check would pass (or fail) on nothing; its only row is then "could not check".
+        for step, reads in (
+            (self.check_region, ()),
+            (self.check_stack, ("stack",)),
+            (self.check_parameters, ()),
+            (self.check_zone, ("hosted zone",)),
+            (self.check_identity, ("SES identity",)),
+            (self.check_records, ("hosted zone",)),
+            (self.check_rule_set, ("rule set",)),
+            (self.check_concurrency, ("concurrency",)),
+            (self.check_sending, ("sending",)),
+            (self.check_named_resources, ()),
+            (self.check_mode_switches, ("stack",)),
         ):
-            step()
+            if not any(read in self.f.errors for read in reads):
+                step()
         for check, error in self.f.errors.items():
-            self.rows.append(warn(check, "-", f"could not check: {error}", "give the deploying identity read access"))
+            fix = (
+                "give the deploying identity read access (docs/operations.md lists preflight's reads)"
+                if error.startswith("AccessDenied")
+                else "run preflight again (AWS refused this read: throttling or a passing fault)"
+            )
+            self.rows.append(warn(check, "-", f"could not check: {error}", fix))
         return self.rows
 
     def add(self, finding: Finding) -> None:
@@ -203,8 +221,9 @@ class Evaluation:
                     f"ReceiptRuleSetMode={self.s['ReceiptRuleSetMode']} is not one of {', '.join(RULE_SET_MODES)}",
                 )
             )
-        if not self.s["ReservedConcurrency"].strip().isdigit():
-            self.add(Finding("parameters", "ReservedConcurrency", "ReservedConcurrency is not a whole number"))
+        for key in RESERVING_FUNCTIONS.values():
+            if not self.s[key].strip().isdigit():
+                self.add(Finding("parameters", key, f"{key} is not a whole number"))
         if self.s.environment == "prod" and not self.s["AlarmEmail"]:
             self.add(
                 Finding(
@@ -232,7 +251,27 @@ class Evaluation:
     def record_zone(self) -> str | None:
         return record_zone(self.s, self.f)
 
+    def _check_twins(self) -> None:
+        """Two public zones of the domain's name, and no parent zone here to tell which one the internet sees."""
+        zones = self.f.zones_named.get(self.domain, [])
+        if len(zones) < 2 or self.f.delegated_zone(self.domain) is not None:
+            return
+        servers = "; ".join(
+            f"{z.id}: {', '.join(sorted(fqdn(v) for v in self.f.record(z.id, self.domain, 'NS') or []))}" for z in zones
+        )
+        self.add(
+            warn(
+                "hosted zone",
+                f"{self.domain} ({', '.join(z.id for z in zones)})",
+                f"{len(zones)} public zones are named {self.domain}; only the one the registrar (or the parent DNS) "
+                "delegates to is seen, and that is not known here",
+                f"compare the domain's NS records at the registrar with each zone's name servers ({servers}), set "
+                "HostedZoneId to that zone, and delete the other once it holds nothing needed",
+            )
+        )
+
     def check_zone(self) -> None:
+        self._check_twins()
         wanted, parent_id = self.s["HostedZoneId"].strip(), self.s["ParentHostedZoneId"].strip()
         if wanted and parent_id:
             self.add(
@@ -308,6 +347,18 @@ class Evaluation:
         if delegated == servers:
             self.add(ok("NS delegation", f"{self.domain} NS in {parent.name}", "delegates to the adopted zone"))
             return
+        twin = self.f.delegated_zone(self.domain)
+        if twin is not None and twin.id != zone:
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"{self.domain} NS in {parent.name} ({parent.id})",
+                    f"the parent zone {parent.name} delegates {self.domain} to zone {twin.id}, another public zone of "
+                    f"the same name: the records in zone {zone} are seen by nobody",
+                    f"HostedZoneId={twin.id} (`forwarder adopt`)",
+                )
+            )
+            return
         problem = (
             f"the parent zone {parent.name} delegates {self.domain} to {', '.join(sorted(delegated))}, "
             f"not to zone {zone}"
@@ -323,8 +374,41 @@ class Evaluation:
             )
         )
 
+    def _check_shadowed(self, parent_id: str) -> bool:
+        """The domain's records made in the parent zone (the SES console publishes there when the domain has no
+        zone): a zone the stack creates for the domain either hides them, once delegated, or is seen by nobody."""
+        if self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
+            return False
+        given = self.f.zones.get(parent_id) if parent_id else None
+        # A ParentHostedZoneId that is no parent zone (a placeholder) has its own finding; the records are where
+        # the domain's nearest parent zone is.
+        parent = given if given and given.name in parents(self.domain) else self.f.parent_zone(self.domain)
+        if parent is None or parent.private or self.f.record(parent.id, self.domain, "NS"):
+            return False  # no parent here, or the domain is delegated already: its records there are not seen
+        shadowed = self.f.records_under(parent.id, self.domain)
+        if not shadowed:
+            return False
+        listed = ", ".join(f"{name} {record_type}" for name, record_type in shadowed[:6])
+        more = f" and {len(shadowed) - 6} more" if len(shadowed) > 6 else ""
+        self.add(
+            Finding(
+                "hosted zone",
+                f"{self.domain} records in {parent.name} ({parent.id})",
+                f"the parent zone holds the domain's records ({listed}{more}); a zone the stack creates for "
+                f"{self.domain} hides them once delegated (the identity's DKIM, the MX: sending and receiving "
+                "stop), and undelegated it is seen by nobody",
+                f"move them into a zone of {self.domain} first: create it (`aws route53 create-hosted-zone --name "
+                f"{self.domain} --caller-reference <unique text>`), copy these records into it, point the NS record "
+                f"of {self.domain} in {parent.name} at its name servers, then `forwarder adopt`",
+            )
+        )
+        return True
+
     def _check_parent(self, parent_id: str) -> None:
+        shadowed = self._check_shadowed(parent_id)
         if not parent_id:
+            if shadowed:
+                return
             parent = self.f.parent_zone(self.domain)
             if parent and not self.f.zone_named(self.domain) and not self.f.owns("AWS::Route53::HostedZone"):
                 self.add(
@@ -342,7 +426,11 @@ class Evaluation:
         if zone is None or zone.name not in expected or zone.private:
             what = "no such hosted zone in this account" if zone is None else f"zone {parent_id} is {zone.name}"
             parent = self.f.parent_zone(self.domain)
-            fix = f"ParentHostedZoneId={parent.id} ({parent.name})" if parent else "ParentHostedZoneId= (empty)"
+            fix = (
+                f"ParentHostedZoneId={parent.id} ({parent.name})"
+                if parent and not shadowed
+                else "ParentHostedZoneId= (empty)"
+            )
             self.add(
                 Finding(
                     "NS delegation",
@@ -371,7 +459,7 @@ class Evaluation:
                     fix,
                 )
             )
-        else:
+        elif not shadowed:
             self.add(ok("NS delegation", f"{self.domain} NS in {zone.name}", "the stack adds it"))
 
     # the identity -------------------------------------------------------------------------------------
@@ -450,7 +538,10 @@ class Evaluation:
         dkim = identity.get("DkimAttributes") or {}
         tokens = list(dkim.get("Tokens") or [])
         zone = self.record_zone()
-        if not tokens or zone is None:
+        if not tokens or "hosted zone" in self.f.errors:
+            return
+        if zone is None:
+            self._check_dkim_in_new_zone(identity, tokens)
             return
         missing = [
             t
@@ -473,6 +564,37 @@ class Evaluation:
             Severity.WARNING if verified else Severity.ERROR,
         )
         self.add(finding)
+
+    def _check_dkim_in_new_zone(self, identity: dict[str, Any], tokens: list[str]) -> None:
+        """The stack creates the domain's zone, and DKIM CNAMEs only for an identity it creates."""
+        if self.s["HostedZoneId"].strip() or self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
+            return  # an existing zone: checked above, or the zone check's finding comes first
+        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in tokens)
+        resource = f"{self.domain} (the zone the stack creates)"
+        problem = (
+            f"the stack creates the zone of {self.domain} without the existing identity's {len(tokens)} DKIM CNAMEs "
+            "(it publishes them only for an identity it creates)"
+        )
+        if identity.get("VerifiedForSendingStatus"):
+            self.add(
+                warn(
+                    "DKIM records",
+                    resource,
+                    problem + ": once the zone is delegated, SES finds no DKIM records and stops signing",
+                    f"right after the deploy, add them to the new zone (stack output HostedZoneId):\n{records}",
+                )
+            )
+            return
+        self.add(
+            Finding(
+                "DKIM records",
+                resource,
+                problem + ": the identity, not verified, can never verify",
+                "nothing sends with an unverified identity: delete it and let the stack create it with its records "
+                f"(`aws sesv2 delete-email-identity --email-identity {self.domain} --region {self.region}`, then "
+                "`forwarder adopt`)",
+            )
+        )
 
     # records ------------------------------------------------------------------------------------------
 
@@ -498,6 +620,20 @@ class Evaluation:
             f"{name} {record_type} in {zone}",
             f"already exists ({'; '.join(values)}): CloudFormation fails with 'Tried to create resource record set "
             "... but it already exists' and rolls the whole deploy back",
+            fix,
+        )
+
+    def _cname_collision(self, check: str, zone: str, name: str, record_type: str, fix: str) -> Finding | None:
+        """A CNAME where the stack creates a record of another type (a DMARC service's delegation, say)."""
+        targets = self.f.cname(zone, name)
+        if not targets:
+            return None
+        return Finding(
+            check,
+            f"{name} CNAME in {zone}",
+            f"a CNAME ({'; '.join(targets)}) holds the name, and no other record may share it: CloudFormation fails "
+            f"with 'RRSet of type {record_type} ... is not permitted because a conflicting RRSet of type CNAME ... "
+            "already exists' and rolls the whole deploy back",
             fix,
         )
 
@@ -543,7 +679,13 @@ class Evaluation:
         expected = f"feedback-smtp.{self.region}.amazonses.com"
         mx, txt = self.f.record(zone, name, "MX"), self.f.record(zone, name, "TXT")
         if mode == "create":
-            if (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
+            fix = (
+                "delete the CNAME (the MAIL FROM domain needs its own MX and SPF TXT), or MailFromSubdomain=<a free "
+                "label> with the identity's MAIL FROM domain"
+            )
+            if collision := self._cname_collision("MAIL FROM records", zone, name, "MX", fix):
+                self.add(collision)
+            elif (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
                 for record_type, values in (("MX", mx), ("TXT", txt)):
                     if values:
                         fix = "MailFromRecordsMode=existing (`forwarder adopt`)"
@@ -591,11 +733,15 @@ class Evaluation:
         name, mode = f"_dmarc.{self.domain}", self.s["DmarcRecordMode"]
         values = self.f.record(zone, name, "TXT")
         if mode == "create":
-            if values and not self._stack_writes("DmarcRecordMode"):
-                fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
+            fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
+            if collision := self._cname_collision("DMARC record", zone, name, "TXT", fix):
+                self.add(collision)  # a DMARC service publishes the policy through it: adopt it like a TXT
+            elif values and not self._stack_writes("DmarcRecordMode"):
                 self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
             else:
                 self.add(ok("DMARC record", name, "the stack creates it"))
+        elif targets := self.f.cname(zone, name):
+            self.add(ok("DMARC record", name, f"a CNAME to {', '.join(targets)} (a DMARC service); left unmanaged"))
         elif not values:
             self.add(
                 warn(
@@ -612,8 +758,6 @@ class Evaluation:
 
     def check_rule_set(self) -> None:
         mode, name, active = self.s["ReceiptRuleSetMode"], self.s["ReceiptRuleSetName"], self.f.active_rule_set
-        if "rule set" in self.f.errors:
-            return
         rules = self.f.rule_sets.get(name)
         if mode == "create-and-activate":
             if active and active != name:
@@ -626,6 +770,22 @@ class Evaluation:
                         f"ReceiptRuleSetMode=join-existing ReceiptRuleSetName={active} (`forwarder adopt`)",
                     )
                 )
+            elif rules is not None and active != name:
+                # No set is active, and ours exists (made by hand, or left over): the stack activates it as it is.
+                others = [str(r.get("Name")) for r in rules if r.get("Name") != self.s.stack_name]
+                if others:
+                    self.add(
+                        warn(
+                            "rule set",
+                            name,
+                            f"{name} exists, not active, with rules ({', '.join(others)}): the stack activates it, "
+                            f"and from then on they act on the mail of {self.region} too",
+                            f"look at them first (`aws ses describe-receipt-rule-set --rule-set-name {name} --region "
+                            f"{self.region}`); disable or delete those nobody wants",
+                        )
+                    )
+                else:
+                    self.add(ok("rule set", name, "exists, not active: the stack activates it"))
             else:
                 state = "exists and is active" if active == name else "is created and activated by the stack"
                 self.add(ok("rule set", name, state))
@@ -662,6 +822,8 @@ class Evaluation:
                 )
             )
         active = self.f.active_rule_set
+        if active is None and self.s["ReceiptRuleSetMode"] == "create-and-activate":
+            active = name  # none is active: the stack activates its set, with the rules already in it
         for rule in self.f.rule_sets.get(active or "", None) or []:
             if rule.get("Name") == rule_name or not rule.get("Enabled", True):
                 continue
@@ -669,7 +831,7 @@ class Evaluation:
                 disabled = {**rule, "Enabled": False}
                 command = (
                     f"aws ses update-receipt-rule --region {self.region} --rule-set-name {active} "
-                    f"--rule '{json.dumps(disabled, default=str)}'"
+                    f"--rule {shlex.quote(json.dumps(disabled, default=str))}"
                 )
                 self.add(
                     warn(
@@ -685,27 +847,31 @@ class Evaluation:
                 )
 
     def check_concurrency(self) -> None:
-        text = self.s["ReservedConcurrency"].strip()
-        wanted = int(text) if text.isdigit() else 0
+        texts = [self.s[key].strip() for key in RESERVING_FUNCTIONS.values()]
+        reserved, download = (int(text) if text.isdigit() else 0 for text in texts)
+        wanted = reserved + download
         if self.f.concurrency is None:
             return
         limit, unreserved = self.f.concurrency
         affordable = max(0, unreserved + self.f.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
         account = f"account limit {limit}, unreserved {unreserved}: the forwarder can reserve at most {affordable}"
+        resource = f"ReservedConcurrency={reserved}" + (f" DownloadConcurrency={download}" if download else "")
         if wanted > affordable:
+            fits = affordable_reservations(self.f, reserved, download) or (0, 0)
             self.add(
                 Finding(
                     "concurrency",
-                    f"ReservedConcurrency={wanted}",
-                    f"{account}; Lambda keeps {LAMBDA_UNRESERVED_MINIMUM} unreserved and fails the deploy "
+                    resource,
+                    f"{account}, and ReservedConcurrency with DownloadConcurrency reserve {wanted}; Lambda keeps "
+                    f"{LAMBDA_UNRESERVED_MINIMUM} unreserved and fails the deploy "
                     '("decreases account\'s UnreservedConcurrentExecution below its minimum")',
-                    f"ReservedConcurrency={affordable if affordable else 0} (`forwarder adopt`), or raise the quota: "
-                    "Service Quotas > AWS Lambda > Concurrent executions, to at least "
+                    f"ReservedConcurrency={fits[0]} DownloadConcurrency={fits[1]} (`forwarder adopt`), or raise the "
+                    "quota: Service Quotas > AWS Lambda > Concurrent executions, to at least "
                     f"{LAMBDA_UNRESERVED_MINIMUM + wanted + (limit - unreserved - self.f.function_reserved)}",
                 )
             )
         else:
-            self.add(ok("concurrency", f"ReservedConcurrency={wanted}", account))
+            self.add(ok("concurrency", resource, account))
 
     def check_sending(self) -> None:
         if self.f.production_access is None:

@@ -25,6 +25,7 @@ DEFAULTS: Mapping[str, str] = {
     "ReceiptRuleSetName": "email-forwarder",
     "ReceiptRuleSetMode": "create-and-activate",
     "ReservedConcurrency": "0",
+    "DownloadConcurrency": "2",
     "AlarmEmail": "",
     "EmailIdentityMode": "create",
     "MxRecordMode": "create",
@@ -37,6 +38,9 @@ MODE_PARAMETERS = ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "
 # Lambda keeps this many concurrent executions unreserved in every account and region (PutFunctionConcurrency:
 # "as long as you leave at least 100 simultaneous executions unreserved").
 LAMBDA_UNRESERVED_MINIMUM = 100
+# The stack's functions that reserve concurrency (logical id -> the parameter that sets it): both reservations
+# come out of the same unreserved pool, so the deploy fails when together they take it below the minimum.
+RESERVING_FUNCTIONS = {"ForwarderFunction": "ReservedConcurrency", "DownloadFunction": "DownloadConcurrency"}
 
 
 def fqdn(name: str) -> str:
@@ -116,7 +120,7 @@ class Facts:
     active_rule_set: str | None = None
     rule_sets: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # name -> rules; None = none
     concurrency: tuple[int, int] | None = None  # (account limit, unreserved)
-    function_reserved: int = 0  # what the stack's forwarder reserves now
+    function_reserved: int = 0  # what the stack's functions (RESERVING_FUNCTIONS) reserve now, together
     production_access: bool | None = None
     configuration_set: bool = False
     log_groups: list[str] = field(default_factory=list)
@@ -127,9 +131,25 @@ class Facts:
         return bool(ids) if physical_id is None else physical_id in ids
 
     def zone_named(self, name: str) -> Zone | None:
-        """The public zone of `name` in this account (the first, if someone made two)."""
+        """The public zone of `name` in this account; of two made by hand, the one its parent zone delegates to.
+
+        Without a parent zone here to tell (an apex), the first: preflight warns that it could not tell.
+        """
         zones = self.zones_named.get(fqdn(name), [])
+        if len(zones) > 1:
+            return self.delegated_zone(name) or zones[0]
         return zones[0] if zones else None
+
+    def delegated_zone(self, name: str) -> Zone | None:
+        """Of the public zones named `name`, the one whose name servers the parent zone (here) delegates to."""
+        parent = self.parent_zone(name)
+        if parent is None:
+            return None
+        delegated = {fqdn(v) for v in self.record(parent.id, name, "NS") or []}
+        for zone in self.zones_named.get(fqdn(name), []):
+            if delegated & {fqdn(v) for v in self.record(zone.id, name, "NS") or []}:
+                return zone
+        return None
 
     def parent_zone(self, domain: str) -> Zone | None:
         """The nearest ancestor of `domain` with a public zone in this account."""
@@ -141,6 +161,16 @@ class Facts:
     def record(self, zone: str, name: str, record_type: str) -> list[str] | None:
         """The values of a record set in a zone, None when there is none."""
         return self.records.get(zone, {}).get((fqdn(name), record_type))
+
+    def records_under(self, zone: str, domain: str) -> list[tuple[str, str]]:
+        """The record sets at `domain` or below it in `zone` (a parent zone), but a delegation (NS, DS) of it."""
+        name, suffix = fqdn(domain), "." + fqdn(domain)
+        found = self.records.get(zone, {})
+        return sorted((n, t) for n, t in found if (n == name and t not in {"NS", "DS"}) or n.endswith(suffix))
+
+    def cname(self, zone: str, name: str) -> list[str] | None:
+        """The target of a CNAME at `name`: no record of another type may share its name (Route 53 refuses)."""
+        return self.record(zone, name, "CNAME")
 
 
 _FATAL = {
@@ -286,10 +316,11 @@ class Survey:
             int(limits.get("ConcurrentExecutions", 0)),
             int(limits.get("UnreservedConcurrentExecutions", 0)),
         )
-        function = self.facts.physical.get("ForwarderFunction")
-        if function:  # its own reservation is given back when the deploy changes it
-            answer = lambda_.get_function_concurrency(FunctionName=function)
-            self.facts.function_reserved = int(answer.get("ReservedConcurrentExecutions", 0) or 0)
+        for logical_id in RESERVING_FUNCTIONS:
+            function = self.facts.physical.get(logical_id)
+            if function:  # its own reservation is given back when the deploy changes it
+                answer = lambda_.get_function_concurrency(FunctionName=function)
+                self.facts.function_reserved += int(answer.get("ReservedConcurrentExecutions", 0) or 0)
 
     def read_account(self) -> None:
         account = self._client("sesv2").get_account()
@@ -308,6 +339,20 @@ class Survey:
         prefix = f"/aws/lambda/{self.settings.stack_name}/"
         pages = self._client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
         self.facts.log_groups = [g["logGroupName"] for page in pages for g in page.get("logGroups", [])]
+
+
+def affordable_reservations(facts: Facts, reserved: int, download: int) -> tuple[int, int] | None:
+    """(ReservedConcurrency, DownloadConcurrency) lowered until the account can afford both; None when unknown.
+
+    The forwarder's reservation is kept first: it gives the forwarder a pool of its own, which a flood of
+    download requests cannot take anyway; the download function's bound goes first (0 = unreserved).
+    """
+    if facts.concurrency is None:
+        return None
+    _, unreserved = facts.concurrency
+    affordable = max(0, unreserved + facts.function_reserved - LAMBDA_UNRESERVED_MINIMUM)
+    kept = min(reserved, affordable)
+    return kept, min(download, affordable - kept)
 
 
 def survey(target: Target, settings: Settings) -> Facts:

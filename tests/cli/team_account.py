@@ -155,14 +155,29 @@ class BelowMoto:
     concurrency: tuple[int, int] = (10, 10)
     production: bool = True
     calls: list[str] = field(default_factory=list)
+    # "service.Operation" -> the error code AWS answers it with (an access the identity lacks, throttling)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def install(self, client: Any) -> Any:
         events = client.meta.events
+        events.register("before-call", self._refuse)
         events.register("before-call.sesv2.GetAccount", self._account)
         events.register("before-call.lambda.GetAccountSettings", self._lambda_settings)
         events.register("provide-client-params.sesv2.GetEmailIdentity", self._remember_identity)
         events.register("after-call.sesv2.GetEmailIdentity", self._identity)
         return client
+
+    def _refuse(self, model: Any, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        code = self.refused.get(f"{model.service_model.service_name}.{model.name}")
+        if code is None:
+            return None
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        error = {
+            "Error": {"Code": code, "Message": f"refused {model.name}"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return AWSResponse("https://aws.local", 400, HTTPHeaders(), None), error
 
     def _account(self, **_: Any) -> tuple[Any, dict[str, Any]]:
         self.calls.append("GetAccount")

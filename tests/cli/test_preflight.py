@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from forwarder_ops.adopt import plan_overrides
 from forwarder_ops.envconfig import Target, parse_overrides
 from forwarder_ops.preflight import Severity, covers, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
@@ -24,6 +26,7 @@ from tests.cli.team_account import (
     TEAM_RULE_SET,
     Account,
     BelowMoto,
+    _mail_records,
     seed_team_account,
 )
 
@@ -356,9 +359,9 @@ def test_preflight_counts_the_functions_own_reservation_as_affordable() -> None:
     # GIVEN an account with 105 concurrency, 100 unreserved because the stack's function reserves 5 already
     facts = Facts(account="1", concurrency=(105, 100), function_reserved=5)
 
-    # WHEN preflight judges ReservedConcurrency=5 and 6
-    kept = evaluate(settings(ReservedConcurrency="5"), facts)
-    more = evaluate(settings(ReservedConcurrency="6"), facts)
+    # WHEN preflight judges ReservedConcurrency=5 and 6 (the download function unreserved)
+    kept = evaluate(settings(ReservedConcurrency="5", DownloadConcurrency="0"), facts)
+    more = evaluate(settings(ReservedConcurrency="6", DownloadConcurrency="0"), facts)
 
     # THEN keeping 5 is fine, 6 would take the unreserved pool below 100
     assert next(r for r in kept if r.check == "concurrency").severity == Severity.OK
@@ -542,3 +545,380 @@ def test_preflight_tells_the_stacks_own_log_group_from_a_leftover(cli: Cli, acco
     assert "aws logs delete-log-group --log-group-name /aws/lambda/email-forwarder-dev/download" in leftovers[0]["fix"]
     stack = next(f for f in json.loads(result.out)["passed"] if f["check"] == "stack")
     assert stack["problem"].startswith("CREATE_COMPLETE")
+
+
+# review: account states the first version missed ---------------------------------------------------------
+
+
+def test_preflight_counts_the_download_functions_reservation_against_a_new_account(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN a new account's Lambda concurrency (10: nothing to reserve), and dev reserving nothing for the
+    # forwarder but the template's default DownloadConcurrency=2 for the download function
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN the download function's reservation is the error that would fail the deploy, fixed by 0
+    concurrency = next(f for f in findings(result.out) if f["check"] == "concurrency")
+    assert concurrency["severity"] == "error"
+    assert concurrency["resource"] == "ReservedConcurrency=0 DownloadConcurrency=2"
+    assert concurrency["fix"].startswith("ReservedConcurrency=0 DownloadConcurrency=0 (`forwarder adopt`)")
+    # AND adopt writes DownloadConcurrency=0, after which preflight passes
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    assert overrides(samconfig, "dev")["DownloadConcurrency"] == "0"
+    assert cli("preflight", "--config-env", "dev").code == 0
+
+
+def test_preflight_lowers_the_download_reservation_before_the_forwarders() -> None:
+    # GIVEN an account that can afford 3 more reserved executions, and ReservedConcurrency=5 DownloadConcurrency=2
+    facts = Facts(account="1", concurrency=(1000, 103))
+    wanted = settings(ReservedConcurrency="5", DownloadConcurrency="2")
+
+    # WHEN preflight judges it and adopt plans the parameters
+    row = next(r for r in evaluate(wanted, facts) if r.check == "concurrency")
+    changes = plan_overrides(wanted, facts)
+
+    # THEN the forwarder keeps what fits, the download function is left unreserved
+    assert row.severity == Severity.ERROR
+    assert row.fix.startswith("ReservedConcurrency=3 DownloadConcurrency=0")
+    assert changes["ReservedConcurrency"] == "3"
+    assert changes["DownloadConcurrency"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("operation", "check"),
+    [
+        ("sesv2.GetEmailIdentity", "SES identity"),
+        ("route53.ListHostedZonesByName", "hosted zone"),
+        ("route53.ListResourceRecordSets", "hosted zone"),
+        ("cloudformation.DescribeStacks", "stack"),
+    ],
+)
+def test_preflight_reports_a_refused_read_as_could_not_check_and_nothing_else(
+    cli: Cli, account: Account, below_moto: BelowMoto, workdir: Path, operation: str, check: str
+) -> None:
+    # GIVEN dev adopted already, and an identity that may not make one of preflight's reads
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    below_moto.refused[operation] = "AccessDeniedException"
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it runs to the end; the read's check has one row, "could not check", with what to grant
+    assert result.code == 0, result.out + result.err
+    document = json.loads(result.out)
+    rows = [f for f in document["findings"] + document["passed"] if f["check"] == check]
+    assert [(f["severity"], f["problem"].split(":")[0]) for f in rows] == [("warning", "could not check")]
+    assert "read access" in rows[0]["fix"]
+    # AND the checks that judge what the read would have found say nothing on empty facts
+    judged = {"SES identity": {"DKIM records", "MAIL FROM", "feedback"}, "hosted zone": {"MX record", "DKIM records"}}
+    assert not {f["check"] for f in document["passed"] + document["findings"]} & judged.get(check, set())
+
+
+@pytest.mark.parametrize(
+    ("operation", "kept"),
+    [
+        ("sesv2.GetEmailIdentity", "EmailIdentityMode"),
+        ("route53.ListHostedZonesByName", "HostedZoneId"),
+        ("route53.ListResourceRecordSets", "MxRecordMode"),
+    ],
+)
+def test_adopt_leaves_what_a_refused_read_would_decide(
+    cli: Cli, account: Account, below_moto: BelowMoto, workdir: Path, operation: str, kept: str
+) -> None:
+    # GIVEN dev adopted already (the identity, the zone, the records), then a read that AWS refuses (throttled)
+    path = workdir / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG)
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    before = overrides(path, "dev")
+    below_moto.refused[operation] = "Throttling"
+
+    # WHEN adopt runs again
+    result = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN the parameter that read decides stays as it was (an unread account is not an empty one)
+    assert overrides(path, "dev")[kept] == before[kept], result.out
+    assert "could not check: Throttling" in result.out
+    assert "run preflight again" in result.out
+
+
+def test_adopt_refuses_when_the_stack_cannot_be_read(
+    cli: Cli, account: Account, below_moto: BelowMoto, samconfig: Path
+) -> None:
+    # GIVEN an identity that may not describe the stack (what it made would look hand-made)
+    below_moto.refused["cloudformation.DescribeStacks"] = "AccessDenied"
+    before = samconfig.read_text()
+
+    # WHEN adopt runs
+    result = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN it writes nothing and says why in one line
+    assert result.code == 2
+    assert "could not read the stack email-forwarder-dev (AccessDenied: refused DescribeStacks)" in result.err
+    assert samconfig.read_text() == before
+
+
+def _replace_record(zone: str, name: str, old_type: str, new_type: str, value: str) -> None:
+    """Swap the record set of `old_type` at `name` for one of `new_type` (as someone did by hand)."""
+    import boto3
+
+    route53 = boto3.client("route53", region_name="us-east-1")
+    found = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    old = next(r for r in found if r["Name"].rstrip(".") == name and r["Type"] == old_type)
+    new = {"Name": name, "Type": new_type, "TTL": 300, "ResourceRecords": [{"Value": value}]}
+    changes = [{"Action": "DELETE", "ResourceRecordSet": old}, {"Action": "CREATE", "ResourceRecordSet": new}]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+
+
+def test_preflight_takes_a_dmarc_cname_for_the_record_it_is(cli: Cli, account: Account, samconfig: Path) -> None:
+    # GIVEN dev's DMARC policy published through a DMARC service: a CNAME at _dmarc, no TXT
+    _replace_record(account.dev_zone, f"_dmarc.{DEV}", "TXT", "CNAME", f"{DEV}._dmarc.reports.example.net")
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN the CNAME is the collision (Route 53 refuses a TXT beside it), fixed like a hand-made TXT
+    dmarc = next(f for f in findings(result.out) if f["check"] == "DMARC record")
+    assert dmarc["severity"] == "error"
+    assert dmarc["resource"] == f"_dmarc.{DEV} CNAME in {account.dev_zone}"
+    assert dmarc["fix"].startswith("DmarcRecordMode=existing")
+    # AND adopt leaves the DMARC record to the service, after which preflight passes
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    assert overrides(samconfig, "dev")["DmarcRecordMode"] == "existing"
+    again = cli("preflight", "--config-env", "dev", "--json")
+    assert again.code == 0, again.out
+    passed = next(f for f in json.loads(again.out)["passed"] if f["check"] == "DMARC record")
+    assert "a CNAME to" in passed["problem"]
+
+
+def test_preflight_names_a_cname_where_the_mail_from_records_go() -> None:
+    # GIVEN a CNAME at bounces.<domain> in the adopted zone, and MailFromRecordsMode=create
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={"ZDEV": {(f"bounces.{DEV}", "CNAME"): ["bounce.mailer.example.net."]}},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN the stack's MX and TXT there would fail the deploy: an error that says what to do
+    row = next(r for r in rows if r.check == "MAIL FROM records")
+    assert row.severity == Severity.ERROR
+    assert row.resource == f"bounces.{DEV} CNAME in ZDEV"
+    assert row.fix.startswith("delete the CNAME")
+
+
+def test_preflight_quotes_the_earlier_rule_for_the_shell() -> None:
+    # GIVEN the team's earlier rule bounces some mail with a message that has an apostrophe
+    bounce = {"BounceAction": {"Message": "This address doesn't exist", "Sender": f"postmaster@{DEV}"}}
+    rule = {"Name": "forward-dev", "Enabled": True, "Recipients": [DEV], "Actions": [bounce]}
+    facts = Facts(account="1", active_rule_set="team-rules", rule_sets={"team-rules": [rule]})
+
+    # WHEN preflight prints the command that disables it
+    row = next(r for r in evaluate(settings(ReceiptRuleSetMode="join-existing"), facts) if r.check == "earlier rule")
+    command = row.fix.splitlines()[-1]
+
+    # THEN the shell reads it as one --rule argument: the whole rule, disabled
+    words = shlex.split(command)
+    disabled = json.loads(words[words.index("--rule") + 1])
+    assert disabled == {**rule, "Enabled": False}
+
+
+def test_adopt_takes_the_zone_the_parent_delegates_to_when_there_are_two(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN a second public zone dev.aws-educate.tw made by hand, and the apex delegating dev to the one listed last
+    import boto3
+
+    route53 = boto3.client("route53", region_name="us-east-1")
+    route53.create_hosted_zone(Name=DEV, CallerReference="made-twice")
+    listed = route53.list_hosted_zones_by_name(DNSName=DEV)["HostedZones"]
+    first, last = [z["Id"].rsplit("/", 1)[-1] for z in listed if z["Name"] == f"{DEV}."]
+    for zone, label in ((first, "ns-1"), (last, "ns-2")):  # moto gives every zone the same name servers
+        servers = [f"{label}.awsdns-0{i}.org" for i in (1, 2)]
+        _upsert_ns(zone, DEV, servers)
+        if zone == last:
+            _upsert_ns(account.apex_zone, DEV, servers)
+
+    # WHEN preflight and adopt look up dev's zone by name
+    result = cli("preflight", "--config-env", "dev", "--json")
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+
+    # THEN both take the delegated one, the one the internet sees
+    zone = next(f for f in findings(result.out) if f["check"] == "hosted zone" and f["severity"] == "error")
+    assert zone["fix"].startswith(f"HostedZoneId={last} ")
+    assert overrides(samconfig, "dev")["HostedZoneId"] == last
+
+
+def _upsert_ns(zone: str, name: str, servers: list[str]) -> None:
+    import boto3
+
+    record = {"Name": name, "Type": "NS", "TTL": 3600, "ResourceRecords": [{"Value": s} for s in servers]}
+    boto3.client("route53", region_name="us-east-1").change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]}
+    )
+
+
+def test_preflight_moves_an_adopted_zone_to_its_delegated_twin() -> None:
+    # GIVEN two zones named dev (ZA, ZB), the apex delegating dev to ZB, and HostedZoneId=ZA
+    twins, apex = [Zone("ZA", DEV), Zone("ZB", DEV)], Zone("ZAPEX", APEX)
+    facts = Facts(
+        account="1",
+        zones={"ZA": twins[0], "ZB": twins[1], "ZAPEX": apex},
+        zones_named={DEV: twins, APEX: [apex]},
+        records={
+            "ZA": {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            "ZB": {(DEV, "NS"): ["ns-2.awsdns-02.org."]},
+            "ZAPEX": {(DEV, "NS"): ["ns-2.awsdns-02.org"]},
+        },
+    )
+
+    # WHEN preflight judges HostedZoneId=ZA and adopt plans it
+    rows = evaluate(settings(HostedZoneId="ZA"), facts)
+    changes = plan_overrides(settings(HostedZoneId="ZA"), facts)
+
+    # THEN the records would be seen by nobody: an error whose fix is the other zone (not re-pointing the apex)
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.ERROR
+    assert row.fix == "HostedZoneId=ZB (`forwarder adopt`)"
+    assert changes["HostedZoneId"] == "ZB"
+
+
+def test_preflight_warns_of_two_apex_zones_it_cannot_tell_apart() -> None:
+    # GIVEN two public zones of the apex (no parent zone in the account to say which one is delegated)
+    twins = [Zone("ZA", APEX), Zone("ZB", APEX)]
+    facts = Facts(
+        account="1",
+        zones={"ZA": twins[0], "ZB": twins[1]},
+        zones_named={APEX: twins},
+        records={"ZA": {(APEX, "NS"): ["ns-1.awsdns-01.org."]}, "ZB": {(APEX, "NS"): ["ns-2.awsdns-02.org."]}},
+    )
+
+    # WHEN preflight judges prod with HostedZoneId=ZA
+    prod = Settings.of({"EnvironmentName": "prod", "DomainName": APEX, "HostedZoneId": "ZA"}, "s", PROD_REGION, "prod")
+    row = next(r for r in evaluate(prod, facts) if r.check == "hosted zone" and r.severity != Severity.OK)
+
+    # THEN a warning lists each zone's name servers to compare with the registrar's
+    assert row.severity == Severity.WARNING
+    assert "ZA: ns-1.awsdns-01.org; ZB: ns-2.awsdns-02.org" in row.fix
+
+
+def test_init_does_not_delegate_over_the_domains_records_in_the_parent_zone(cli: Cli, account: Account) -> None:
+    # GIVEN staging's identity made by hand, its records published into the apex zone (what the SES console does
+    # when the domain has no zone of its own), and no staging zone
+    import boto3
+
+    staging = f"staging.{APEX}"
+    _mail_records(account.apex_zone, staging, "us-east-1")
+    boto3.client("sesv2", region_name="us-east-1").create_email_identity(EmailIdentity=staging)
+
+    # WHEN init writes the staging environment
+    result = cli("init", "--config-env", "staging", "--domain", staging, "--region", "us-east-1", "--yes")
+
+    # THEN it does not delegate a new staging zone from the apex (that would hide the records: DKIM, MX) ...
+    assert overrides(Path("samconfig.toml"), "staging").get("ParentHostedZoneId", "") == ""
+    # ... and the deploy stays blocked until a person moved the records into a zone of their own
+    assert result.code == 1, result.out + result.err
+    assert f"✗ hosted zone: {staging} records in {APEX} ({account.apex_zone})" in result.out
+    assert f"aws route53 create-hosted-zone --name {staging}" in result.out
+    assert cli("preflight", "--config-env", "staging").code == 1
+    # AND adopt, with nothing to change, does not claim it wrote the file
+    again = cli("adopt", "--config-env", "staging", "--yes")
+    assert again.code == 1
+    assert "nothing to adopt" in again.out
+    assert "written" not in again.out
+
+
+@pytest.mark.parametrize(("verified", "severity"), [(True, Severity.WARNING), (False, Severity.ERROR)])
+def test_preflight_asks_for_the_dkim_records_of_an_existing_identity_in_the_zone_the_stack_creates(
+    verified: bool, severity: Severity
+) -> None:
+    # GIVEN a hand-made identity of dev (its DKIM CNAMEs published outside this account), no zone of dev here
+    identity = {"VerifiedForSendingStatus": verified, "DkimAttributes": {"Tokens": ["t1", "t2", "t3"]}}
+    facts = Facts(account="1", identity=identity)
+
+    # WHEN preflight judges the adopted identity with a zone the stack creates
+    rows = evaluate(settings(EmailIdentityMode="existing"), facts)
+
+    # THEN it says the new zone lacks the identity's DKIM CNAMEs: to add after the deploy, or, unverified, to
+    # let the stack make the identity
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == severity
+    assert row.resource == f"{DEV} (the zone the stack creates)"
+    if verified:
+        assert f"t3._domainkey.{DEV}  CNAME  t3.dkim.amazonses.com" in row.fix
+    else:
+        assert f"aws sesv2 delete-email-identity --email-identity {DEV}" in row.fix
+
+
+def test_adopt_writes_the_domain_it_was_given(cli: Cli, account: Account, workdir: Path) -> None:
+    # GIVEN dev's parameter_overrides without DomainName, and adopt told the domain with --domain
+    path = workdir / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG.replace('    "DomainName=dev.aws-educate.tw",\n', ""))
+
+    # WHEN adopt writes dev's parameters for that domain
+    result = cli("adopt", "--config-env", "dev", "--domain", DEV, "--yes")
+
+    # THEN the domain is written with the zone ids looked up for it: sam deploy (and preflight) read it from there
+    assert result.code == 0, result.out + result.err
+    parameters = overrides(path, "dev")
+    assert parameters["DomainName"] == DEV
+    assert parameters["HostedZoneId"] == account.dev_zone
+    assert cli("preflight", "--config-env", "dev").code == 0
+
+
+def test_preflight_names_the_rules_of_an_inactive_set_the_stack_would_activate() -> None:
+    # GIVEN no active rule set, and a set named like the environment's, made by hand, with an enabled rule for dev
+    rule = {"Name": "old-forward", "Enabled": True, "Recipients": [DEV], "Actions": []}
+    facts = Facts(account="1", active_rule_set=None, rule_sets={"email-forwarder": [rule]})
+
+    # WHEN preflight judges create-and-activate
+    rows = evaluate(settings(), facts)
+
+    # THEN it says the set exists with that rule, which the activation turns on, and that it doubles dev's mail
+    rule_set = next(r for r in rows if r.check == "rule set")
+    assert rule_set.severity == Severity.WARNING
+    assert "exists, not active, with rules (old-forward)" in rule_set.problem
+    earlier = next(r for r in rows if r.check == "earlier rule")
+    assert earlier.resource == "old-forward in email-forwarder"
+
+
+def test_preflight_takes_a_rolled_back_import_for_the_stack_it_was() -> None:
+    # GIVEN a stack whose resource import (adopted to managed) failed and rolled back, with the MX record it made
+    zone = Zone("ZOWN", DEV)
+    facts = Facts(
+        account="1",
+        stack_status="IMPORT_ROLLBACK_COMPLETE",
+        owned={"AWS::Route53::HostedZone": {"ZOWN"}},
+        logical={"HostedZone", "InboundMxRecord"},
+        zones={"ZOWN": zone},
+        zones_named={DEV: [zone]},
+        records={"ZOWN": {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"]}},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(), facts)
+
+    # THEN the stack takes the update, and its own record is no collision
+    assert next(r for r in rows if r.check == "stack").severity == Severity.OK
+    assert next(r for r in rows if r.check == "MX record").severity == Severity.OK
+
+
+def test_preflight_finds_the_domains_records_in_the_parent_zone_behind_a_placeholder_parent_id() -> None:
+    # GIVEN dev's records in the apex zone (no dev zone), and the old placeholder as ParentHostedZoneId
+    apex = Zone("ZAPEX", APEX)
+    records = {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"], (f"t1._domainkey.{DEV}", "CNAME"): ["x"]}
+    facts = Facts(account="1", zones={"ZAPEX": apex}, zones_named={APEX: [apex]}, records={"ZAPEX": records})
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(ParentHostedZoneId="Z0PLACEHOLDERAPEXZONE"), facts)
+
+    # THEN both are errors, and the placeholder's fix does not delegate over the records
+    assert next(r for r in rows if r.resource == f"{DEV} records in {APEX} (ZAPEX)").severity == Severity.ERROR
+    placeholder = next(r for r in rows if r.resource == "ParentHostedZoneId=Z0PLACEHOLDERAPEXZONE")
+    assert placeholder.fix.startswith("ParentHostedZoneId= (empty)")
