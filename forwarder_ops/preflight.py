@@ -224,6 +224,7 @@ class Evaluation:
         for key in RESERVING_FUNCTIONS.values():
             if not self.s[key].strip().isdigit():
                 self.add(Finding("parameters", key, f"{key} is not a whole number"))
+        self._check_delegated_modes()
         if self.s.environment == "prod" and not self.s["AlarmEmail"]:
             self.add(
                 Finding(
@@ -236,6 +237,26 @@ class Evaluation:
             )
         elif self.s["AlarmEmail"]:
             self.add(ok("alarm email", "AlarmEmail", f"alarms go to {self.s['AlarmEmail']}"))
+
+    def _check_delegated_modes(self) -> None:
+        """The template's rule DelegatedZoneHoldsTheMailRecords: behind a zone the stack creates and delegates,
+        nothing can be left to what exists (the delegation hides the parent zone's records of the domain)."""
+        if self.s["HostedZoneId"].strip() or not self.s["ParentHostedZoneId"].strip():
+            return
+        modes = ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode")
+        existing = [key for key in modes if self.s[key] == "existing"]
+        if existing:
+            self.add(
+                Finding(
+                    "parameters",
+                    ", ".join(existing),
+                    f"{', '.join(f'{key}=existing' for key in existing)} with a zone the stack creates and delegates "
+                    "(HostedZoneId empty, ParentHostedZoneId set): what exists is not in the new zone, the delegation "
+                    "hides it where it is, and the template refuses the deploy (rule DelegatedZoneHoldsTheMailRecords)",
+                    f"create the zone of {self.domain} with those records and its NS delegation first, then "
+                    "`forwarder adopt` (it sets HostedZoneId); or set them to create",
+                )
+            )
 
     # DNS ----------------------------------------------------------------------------------------------
 
@@ -569,6 +590,8 @@ class Evaluation:
         """The stack creates the domain's zone, and DKIM CNAMEs only for an identity it creates."""
         if self.s["HostedZoneId"].strip() or self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
             return  # an existing zone: checked above, or the zone check's finding comes first
+        if self.s["ParentHostedZoneId"].strip():
+            return  # a delegated new zone: the parameters check stops it (the template's rule would)
         records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in tokens)
         resource = f"{self.domain} (the zone the stack creates)"
         problem = (

@@ -922,3 +922,27 @@ def test_preflight_finds_the_domains_records_in_the_parent_zone_behind_a_placeho
     assert next(r for r in rows if r.resource == f"{DEV} records in {APEX} (ZAPEX)").severity == Severity.ERROR
     placeholder = next(r for r in rows if r.resource == "ParentHostedZoneId=Z0PLACEHOLDERAPEXZONE")
     assert placeholder.fix.startswith("ParentHostedZoneId= (empty)")
+
+
+def test_preflight_stops_existing_modes_behind_a_zone_the_stack_creates_and_delegates() -> None:
+    # GIVEN dev's identity and MX left to what exists, with a zone the stack creates and delegates from the parent
+    facts = Facts(account="1")
+    delegated = settings(
+        HostedZoneId="", ParentHostedZoneId="ZPARENT", EmailIdentityMode="existing", MxRecordMode="existing"
+    )
+    undelegated = settings(
+        HostedZoneId="", ParentHostedZoneId="", EmailIdentityMode="existing", MxRecordMode="existing"
+    )
+
+    # WHEN preflight judges both
+    rows = [r for r in evaluate(delegated, facts) if r.check == "parameters"]
+    others = [r for r in evaluate(undelegated, facts) if r.check == "parameters"]
+
+    # THEN the delegated one is stopped as the template's rule would stop it, naming both modes; without the
+    # delegation (NS records added by hand elsewhere) the rule does not apply
+    (row,) = rows
+    assert row.severity == Severity.ERROR
+    assert row.resource == "EmailIdentityMode, MxRecordMode"
+    assert "DelegatedZoneHoldsTheMailRecords" in row.problem
+    assert f"create the zone of {DEV}" in row.fix
+    assert others == []
