@@ -33,6 +33,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pythonpath", help="PYTHONPATH of the measured processes: a candidate forwarder package to measure instead"
     )
+    parser.add_argument(
+        "--deployed",
+        action="store_true",
+        help="the forwarder as template.yaml configures it: idempotency, team replies, delivery trace",
+    )
     parser.add_argument("--xray", action="store_true", help="the forwarder with X-Ray tracing on (Tracing: Active)")
     parser.add_argument("--memory-mb", type=int, help="Lambda memory size for the cost rows (default: template.yaml)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results.md)")
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.profiling import profile
 
         return profile(args.work)
-    plan = Plan(idempotency=args.idempotency, xray=args.xray)
+    plan = Plan(idempotency=args.idempotency, xray=args.xray, deployed=args.deployed)
     if args.quick:
         plan = replace(plan, rounds=1, warm_count=30, largest=False)
     if args.rounds:
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_mb, source = configured_memory(ROOT / "template.yaml", args.memory_mb)
     print(console(results, memory_mb, source))
     if not args.check:
-        suffix = "".join(f"-{name}" for name in ("idempotency", "xray") if getattr(args, name))
+        suffix = "".join(f"-{name}" for name in ("idempotency", "deployed", "xray") if getattr(args, name))
         default = f"results{suffix}.md"
         out = args.out or ROOT / "bench" / default
         out.write_text(markdown(results, memory_mb, source))

@@ -1,4 +1,5 @@
-"""A fake AWS at the HTTP layer: S3 GetObject, SSM GetParametersByPath, SES v2 SendEmail, DynamoDB.
+"""A fake AWS at the HTTP layer: S3 GetObject, SSM GetParametersByPath, SES v2 SendEmail, DynamoDB,
+Secrets Manager GetSecretValue.
 
 Run as its own process (`python bench/fakeaws.py --mails DIR --aliases FILE`), so that its CPU does not
 count against the measured process. It prints the port it listens on (127.0.0.1) and serves until
@@ -134,6 +135,11 @@ class Handler(BaseHTTPRequestHandler):
         elif target == "AmazonSSM.GetParametersByPath":
             fake.count("ssm:GetParametersByPath")
             self._json({"Parameters": fake.parameters(json.loads(body)["Path"])})
+        elif target == "secretsmanager.GetSecretValue":
+            # The signing key of reply addresses and links: created long ago, so no previous version is read.
+            fake.count("secretsmanager:GetSecretValue")
+            secret = {"Name": "bench-link-key", "SecretString": "bench-signing-key-0123456789abcdef"}
+            self._json({**secret, "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.6e9})
         elif target.startswith("DynamoDB_20120810."):
             operation = target.partition(".")[2]
             fake.count(f"dynamodb:{operation}")

@@ -27,6 +27,9 @@ BUCKET = "bench-forwarder-mail"
 PREFIX = "inbound/"
 ALIAS_PATH = "/email-forwarder/bench/aliases"
 TABLE = "bench-forwarder-idempotency"
+REPLY_TABLE = "bench-forwarder-replies"
+TRACE_TABLE = "bench-forwarder-trace"
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-link-key-AbCdEf"
 MEMBERS = ("yating.chen@example.com", "weijie.lin@example.net")
 MAX_MESSAGE_BYTES = SES_V2_RAW_LIMIT
 SIDES = ("floor", "handler")
@@ -57,6 +60,9 @@ class Plan:
     only: tuple[str, ...] = MEASURES
     pythonpath: str | None = None  # a candidate forwarder package to measure instead of the working tree
     xray: bool = False
+    # The template's configuration (implies idempotency): team replies (reply table, signing secret), the
+    # delivery trace and the configuration set, each of which adds requests per mail.
+    deployed: bool = False
 
 
 @dataclass
@@ -124,7 +130,12 @@ def fake_aws(work: Path) -> Iterator[str]:
 
 
 def environment(
-    endpoint: str, work: Path, idempotency: bool, pythonpath: str | None = None, xray: bool = False
+    endpoint: str,
+    work: Path,
+    idempotency: bool,
+    pythonpath: str | None = None,
+    xray: bool = False,
+    deployed: bool = False,
 ) -> dict[str, str]:
     """The environment of every measured process, the same for the forwarder and the floor."""
     env = {
@@ -151,8 +162,17 @@ def environment(
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
         "BENCH_MEMBERS": ",".join(MEMBERS),
     }
-    if idempotency:
+    if idempotency or deployed:
         env["FORWARDER_IDEMPOTENCY_TABLE"] = TABLE
+    if deployed:
+        # What template.yaml sets beyond idempotency: every forwarded mail also saves its reply address
+        # (team mode) and writes its trace record; the configuration set only tags the send.
+        env["FORWARDER_REPLY_MODE"] = "team"
+        env["FORWARDER_REPLY_TABLE"] = REPLY_TABLE
+        env["FORWARDER_LINK_SECRET"] = SECRET
+        env["FORWARDER_LINK_URL"] = "https://bench.lambda-url.us-east-1.on.aws/"
+        env["FORWARDER_TRACE_TABLE"] = TRACE_TABLE
+        env["FORWARDER_CONFIGURATION_SET"] = "bench-forwarder"
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     if xray:
@@ -230,6 +250,13 @@ class Runner:
         idempotent = spec["side"] == "handler" and "FORWARDER_IDEMPOTENCY_TABLE" in self.env
         if idempotent and not counts.get("dynamodb:PutItem"):
             problems.append("idempotency is on but DynamoDB saw no PutItem")
+        traced = spec["side"] == "handler" and "FORWARDER_TRACE_TABLE" in self.env
+        written = counts.get("dynamodb:BatchWriteItem", 0)
+        if traced and written != invocations:
+            problems.append(f"the trace is on but DynamoDB saw {written} BatchWriteItem for {invocations} mails")
+        replies = spec["side"] == "handler" and "FORWARDER_REPLY_TABLE" in self.env
+        if replies and counts.get("dynamodb:UpdateItem", 0) < 2 * invocations:
+            problems.append("team mode is on but DynamoDB saw no reply-address UpdateItem per mail")
         if counts.get("unknown") or counts.get("s3:NoSuchKey"):
             problems.append(f"unexpected requests: {counts}")
         if problems:
@@ -267,7 +294,7 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
     results = Results(plan, mail_bytes={name: mail_size(work, name) for name in events})
     big = [*plan.sizes, *((LARGEST, OVERSIZE) if plan.largest else ())] if "mail" in plan.only else []
     with fake_aws(work) as endpoint:
-        env = environment(endpoint, work, plan.idempotency, plan.pythonpath, plan.xray)
+        env = environment(endpoint, work, plan.idempotency, plan.pythonpath, plan.xray, plan.deployed)
         runner = Runner(work, endpoint, env, plan.check)
         small = str(events[SMALL])
         for side in SIDES:  # compile bytecode and warm the page cache; not measured

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench.harness import LARGEST, OVERSIZE, ROOT, Results, Samples
+from bench.harness import LARGEST, OVERSIZE, ROOT, Plan, Results, Samples
 
 DEFAULT_MEMORY_MB = 1024
 # Lambda sizes memory in 1 MB steps; round the recommendation to a multiple of this, above the peak
@@ -57,9 +57,18 @@ LARGE_MAIL_MEMORY_BUDGET = 1.05
 LARGE_MAIL = "30mb"
 
 
+def _configuration(plan: Plan) -> str:
+    if plan.deployed:
+        return (
+            "as deployed (template.yaml): idempotency, team replies (reply table, signing secret), delivery trace, "
+            "configuration set, all DynamoDB"
+        )
+    return f"idempotency {'ON (DynamoDB)' if plan.idempotency else 'off'}"
+
+
 def rows(results: Results) -> list[Row]:
     """Every measured row, the budget rows carrying their budget."""
-    idempotent = results.plan.idempotency
+    idempotent = results.plan.idempotency or results.plan.deployed
     cold = None if idempotent else COLD_START_BUDGET
     small = SMALL_MAIL_IDEMPOTENT_BUDGET if idempotent else SMALL_MAIL_BUDGET
     large_time, large_memory = (None, None) if idempotent else (LARGE_MAIL_TIME_BUDGET, LARGE_MAIL_MEMORY_BUDGET)
@@ -219,8 +228,8 @@ def markdown(results: Results, memory_mb: int, source: str) -> str:
         f"- Python: {info['python']}",
         f"- packages: {info['versions']}",
         f"- forwarder revision: {info['revision']}",
-        f"- plan: {plan.rounds} rounds, {plan.warm_count} small mails per warm process, idempotency "
-        f"{'ON (DynamoDB)' if plan.idempotency else 'off'}; {results.runs} processes in {results.seconds:.0f} s"
+        f"- plan: {plan.rounds} rounds, {plan.warm_count} small mails per warm process, {_configuration(plan)}; "
+        f"{results.runs} processes in {results.seconds:.0f} s"
         + (f"; forwarder package from PYTHONPATH={plan.pythonpath}" if plan.pythonpath else ""),
         (
             "- X-Ray ON for the forwarder (Lambda-like environment, segments sent over UDP to nobody); the floor "
