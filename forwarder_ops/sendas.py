@@ -370,7 +370,7 @@ class GrantStore:
                         raise
                 self._iam.delete_user(UserName=name)
         except (ClientError, CommandError) as error:
-            reason = describe_aws_error(error) if isinstance(error, ClientError) else str(error)
+            reason = describe_aws_error(error) or str(error)
             raise CommandError(
                 f"the keys of IAM user {name} are deleted (its SMTP password no longer works), but the user is "
                 f"left: {reason}"
@@ -505,7 +505,7 @@ class SendAs:
         try:
             self.store.delete_user(name)
         except (ClientError, CommandError):
-            reason = describe_aws_error(error) if isinstance(error, ClientError) else str(error)
+            reason = describe_aws_error(error) or str(error)
             raise CommandError(
                 f"{reason}; the IAM user {name} this grant created is left, without a key: "
                 f"`forwarder send-as revoke {member} --yes{self.env_flag}` removes it"
