@@ -107,6 +107,33 @@ def test_rewrite_without_any_sender_has_no_reply_to() -> None:
     assert parsed(out)["From"].addresses[0].display_name == "Unknown sender via team"
 
 
+def test_rewrite_from_address_longer_than_a_mailbox_can_be_is_no_reply_address() -> None:
+    # GIVEN a From whose address is 1,500 octets long: no mailbox is (RFC 5321 allows 254), no line may be
+    raw = b"From: Spammer <" + b"x" * 1500 + b"@example.com>\r\nSubject: win\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw, envelope="bounce@example.org")
+    # THEN replies go to the envelope sender, and no line is over 998 octets (SES would refuse the message)
+    assert [a.addr_spec for a in parsed(out)["Reply-To"].addresses] == ["bounce@example.org"]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b'"Member %d of the Programme Committee"', "Mitglied %d des Ausschusses für Programm".encode()],
+    ids=["ascii", "utf-8"],
+)
+def test_rewrite_reply_to_of_many_authors_has_no_line_over_998_octets(name: bytes) -> None:
+    # GIVEN a From of fifteen authors, each on a folded line of its own (about 1,100 octets unfolded)
+    authors = b",\r\n ".join(name % i + b" <member.%d@committee.example.org>" % i for i in range(15))
+    raw = b"From: " + authors + b"\r\nSubject: minutes\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN Reply-To names every author, and no line is over 998 octets (SES would refuse the message)
+    addresses = [a.addr_spec for a in parsed(out)["Reply-To"].addresses]
+    assert addresses == [f"member.{i}@committee.example.org" for i in range(15)]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 @pytest.mark.parametrize(
     "hostile",
     [
