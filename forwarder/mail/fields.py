@@ -197,7 +197,7 @@ def _continued_parameters(name: str, raw: bytes) -> bytes | None:
         from email.policy import default
 
         policy = default.clone(linesep=newline.decode(), max_line_length=78)
-        folded = policy.header_factory(name, value).fold(policy=policy).encode("ascii")
+        folded = str(policy.header_factory(name, value).fold(policy=policy)).encode("ascii")
     except PARSER_ERRORS:
         return None
     written = HeaderField(name, folded).unfolded.decode("ascii")
