@@ -132,7 +132,7 @@ _ITEM_END = {
     h.REFERENCES: ord(">"),
     h.IN_REPLY_TO: ord(">"),
 }
-_WSP_OR_EOL = frozenset(b" \t\r\n")
+_WSP_OR_EOL = (b" ", b"\t", b"\r", b"\n")
 
 
 def fold_list(name: str, raw: bytes) -> bytes | None:
@@ -177,12 +177,9 @@ def _spaced(raw: bytes, start: int, end: int) -> bytes:
             angle += 1
         elif byte == 0x3E and angle:
             angle -= 1
-        if byte == end and not (quoted or comment or angle) and raw[index + 1 : index + 2] not in (b"", *_WSP_BYTES):
+        if byte == end and not (quoted or comment or angle) and raw[index + 1 : index + 2] not in (b"", *_WSP_OR_EOL):
             out.append(0x20)
     return bytes(out)
-
-
-_WSP_BYTES = tuple(bytes([byte]) for byte in _WSP_OR_EOL)
 
 
 def _continued_parameters(name: str, raw: bytes) -> bytes | None:
