@@ -150,7 +150,12 @@ def summarise(raw: bytes, source: str = "") -> Summary:
     import mailparser
 
     with _quiet_mailparser():
-        parsed = mailparser.parse_from_bytes(raw)
+        try:
+            parsed = mailparser.parse_from_bytes(raw)
+        except Exception as error:
+            # mail-parser's own bugs, any exception on some malformed MIME: e.g. a multipart nested in one with
+            # the same boundary, where mail-parser 4.x reads an epilogue that is not there
+            return _stdlib_summary(raw, source, error)
         message = parsed.message
         date = parsed.date
         attachments = [
@@ -184,6 +189,85 @@ def summarise(raw: bytes, source: str = "") -> Summary:
             attachments=attachments,
             defects=_defects(parsed),
         )
+
+
+def _stdlib_summary(raw: bytes, source: str, error: Exception) -> Summary:
+    """The summary from the standard library's parser alone, for a mail that mail-parser cannot read: the
+    same fields, the hops without mail-parser's parsing of their text, and mail-parser's failure as a defect."""
+    import email
+    import email.policy
+    import re
+    from email.errors import MessageError
+    from email.header import decode_header, make_header
+    from email.utils import getaddresses, parsedate_to_datetime
+
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+
+    def text(value: Any) -> str:
+        try:
+            return _unfold(make_header(decode_header(str(value))))
+        except (ValueError, LookupError, UnicodeError, MessageError):
+            return _unfold(value)
+
+    def addresses(name: str) -> list[str]:
+        return _addresses(getaddresses([text(value) for value in message.get_all(name) or []]))
+
+    def when(value: str) -> datetime | None:
+        try:
+            return parsedate_to_datetime(value.rpartition(";")[2].strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    hops: list[Hop] = []
+    previous: datetime | None = None
+    for number, value in enumerate(reversed(message.get_all("received") or []), start=1):
+        at = when(str(value))
+        delay = round((at - previous).total_seconds(), 1) if at and previous and at.tzinfo and previous.tzinfo else None
+        route = _unfold(value).partition(";")[0]
+        by, source_host = (re.search(rf"\b{word}\s+(\S+)", route) for word in ("by", "from"))
+        hops.append(
+            Hop(
+                number=number,
+                by=by.group(1)[:120] if by else "",
+                source=source_host.group(1)[:120] if source_host else "",
+                at=at.isoformat() if at else "",
+                delay_seconds=delay,
+            )
+        )
+        previous = at or previous
+    attachments = [
+        Attachment(
+            filename=str(part.get_filename() or "(no name)"),
+            content_type=part.get_content_type(),
+            size=len(part.get_payload(decode=True) or b""),
+            encoding=str(part.get("content-transfer-encoding") or ""),
+            reported_size=len(str(part.get_payload())),
+        )
+        for part in message.walk()
+        if not part.is_multipart() and (part.get_filename() or part.get_content_disposition() == "attachment")
+    ]
+    date = when(str(message.get("date", "")))
+    defects = [f"mail-parser could not read this mail ({type(error).__name__}): summary from the standard library"]
+    defects += [f"{part.get_content_type()}: {type(d).__name__}" for part in message.walk() for d in part.defects]
+    return Summary(
+        source=source,
+        size=len(raw),
+        sender=addresses("from"),
+        to=addresses("to"),
+        delivered_to=addresses("delivered-to"),
+        cc=addresses("cc"),
+        reply_to=addresses("reply-to"),
+        subject=text(message.get("subject", "")),
+        date=date.isoformat() if date else None,
+        message_id=_unfold(message.get("message-id", "")),
+        hops=hops,
+        authentication=[
+            (name, _unfold(value)) for name in AUTHENTICATION_FIELDS for value in message.get_all(name) or []
+        ],
+        dkim_domains=sorted({_dkim_domain(_unfold(v)) for v in message.get_all("dkim-signature") or []} - {""}),
+        attachments=attachments,
+        defects=defects,
+    )
 
 
 def _dkim_domain(signature: str) -> str:

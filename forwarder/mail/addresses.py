@@ -18,6 +18,9 @@ from forwarder.mail.message import SplitMessage
 _NAME_LIMIT = 64
 _ADDRESS_LIMIT = 100
 _REPLY_TO_LIMIT = 20
+# RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets. A longer "address" reaches no one,
+# and written into our Reply-To it would make a line over 998 octets, which SES refuses.
+_MAILBOX_OCTETS = 254
 
 # The common one-mailbox values that `parse_addresses` reads without the stdlib's full address parser
 # (email.policy's header_factory, about half a millisecond per value): `local@domain`, `<local@domain>`,
@@ -118,9 +121,9 @@ def _decoded_word(word: str) -> str | None:
 
 def _looks_like_address(address: str) -> bool:
     local, at, domain = address.rpartition("@")
-    return bool(at and local and domain and "." in domain) and all(
-        char.isprintable() and not char.isspace() and char != "\ufffd" for char in address
-    )
+    if not (at and local and domain and "." in domain) or len(address.encode()) > _MAILBOX_OCTETS:
+        return False
+    return all(char.isprintable() and not char.isspace() and char != "\ufffd" for char in address)
 
 
 def original_authors(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import fold_field
+from forwarder.mail.fields import fold_field, fold_list
 from forwarder.mail.message import HeaderField, SplitMessage, has_long_line, split_message
 from forwarder.mail.mime import MAX_DEPTH, content_type, part_spans, transfer_encoding
 
@@ -216,4 +216,4 @@ def _join_entity(fields: tuple[HeaderField, ...], separator: bytes, body: bytes)
 def _fold_part_field(item: HeaderField) -> bytes:
     if not has_long_line(item.raw):
         return item.raw
-    return fold_field(item.raw) or item.raw
+    return fold_field(item.raw) or fold_list(item.name, item.raw) or item.raw

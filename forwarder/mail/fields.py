@@ -84,7 +84,7 @@ def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, l
         raw += newline
     if not has_long_line(raw):
         return raw, repairs
-    folded = fold_field(raw)
+    folded = fold_field(raw) or fold_list(name, raw)
     if folded is not None:
         return folded, [*repairs, "folded"]
     if name.lower().startswith("x-"):
@@ -112,6 +112,105 @@ def fold_field(raw: bytes) -> bytes | None:
     if any(not piece.strip(WSP) for piece in out[1:]):
         return None
     return newline.join(out) + newline
+
+
+# Fields whose value is a list, and what ends an item: white space may be added after it without changing what
+# the value says (RFC 5322 3.4 address lists, 3.6.4 message ids, RFC 2045 5.1 parameters). A long line of such
+# a field without white space (`To: a@x.org,b@x.org,...`, `References: <a@x><b@x>...`) can so still be folded;
+# encoded as RFC 2047 words instead, its addresses, message ids or parameters would be lost to every reader.
+_ADDRESS_LISTS = frozenset(
+    {
+        "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender", "resent-to",
+        "resent-cc", "resent-bcc", "mail-followup-to", "mail-reply-to", "disposition-notification-to",
+        "return-receipt-to", "errors-to",
+    }
+)  # fmt: skip
+_PARAMETERS = frozenset({"content-type", "content-disposition"})
+_ITEM_END = {
+    **dict.fromkeys(_ADDRESS_LISTS, ord(",")),
+    **dict.fromkeys(_PARAMETERS, ord(";")),
+    h.REFERENCES: ord(">"),
+    h.IN_REPLY_TO: ord(">"),
+}
+_WSP_OR_EOL = (b" ", b"\t", b"\r", b"\n")
+
+
+def fold_list(name: str, raw: bytes) -> bytes | None:
+    """A list field (`_ITEM_END`) that `fold_field` cannot fold, folded between its items; None if impossible.
+
+    White space goes after each item's end outside quoted strings, comments and angle brackets. A parameter
+    too long for a line on its own is split into RFC 2231 continuations (`name*0*=...; name*1*=...`), which
+    the stdlib writes and MIME readers join back to the same value."""
+    end = _ITEM_END.get(name.lower())
+    if end is None:
+        return None
+    folded = fold_field(_spaced(raw, len(name) + 1, end))
+    if folded is None and name.lower() in _PARAMETERS:
+        folded = _continued_parameters(name, raw)
+    return folded
+
+
+def _spaced(raw: bytes, start: int, end: int) -> bytes:
+    """`raw` with a space after every `end` byte from `start` on that is outside a quoted string, a comment or
+    (unless `end` closes it) angle brackets, and not already followed by white space or a line ending."""
+    out = bytearray(raw[:start])
+    quoted = escaped = False
+    comment = angle = 0
+    for index in range(start, len(raw)):
+        byte = raw[index]
+        out.append(byte)
+        if escaped:
+            escaped = False
+        elif byte == 0x5C and (quoted or comment):  # backslash: quoted pair
+            escaped = True
+        elif quoted:
+            quoted = byte != 0x22
+        elif byte == 0x22 and not comment:
+            quoted = True
+        elif byte == 0x28:
+            comment += 1
+        elif byte == 0x29 and comment:
+            comment -= 1
+        elif comment:
+            continue
+        elif byte == 0x3C:
+            angle += 1
+        elif byte == 0x3E and angle:
+            angle -= 1
+        if byte == end and not (quoted or comment or angle) and raw[index + 1 : index + 2] not in (b"", *_WSP_OR_EOL):
+            out.append(0x20)
+    return bytes(out)
+
+
+def _continued_parameters(name: str, raw: bytes) -> bytes | None:
+    """The parameter field written by the stdlib, long parameters as RFC 2231 continuations; None when the
+    stdlib cannot read it, when it would still have a long line, or when it reads as other parameters."""
+    if not raw.isascii():
+        return None
+    newline = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
+    value = HeaderField(name, raw).unfolded.decode("ascii")
+    try:
+        # Imported here: rare, and the policy's header registry would cost every cold start.
+        from email.policy import default
+
+        policy = default.clone(linesep=newline.decode(), max_line_length=78)
+        folded = str(policy.header_factory(name, value).fold(policy=policy)).encode("ascii")
+    except PARSER_ERRORS:
+        return None
+    written = HeaderField(name, folded).unfolded.decode("ascii")
+    if has_long_line(folded) or _parameters(name, written) != _parameters(name, value):
+        return None
+    return folded
+
+
+def _parameters(name: str, value: str) -> list[tuple[str, str]]:
+    """The value and parameters of a MIME field as the stdlib reads them: continuations joined, RFC 2231 decoded."""
+    from email.message import Message
+    from email.utils import collapse_rfc2231_value
+
+    holder = Message()
+    holder[name] = value
+    return [(key.lower(), collapse_rfc2231_value(item)) for key, item in holder.get_params(header=name) or []]
 
 
 def _encoded_field(name: str, raw: bytes, newline: bytes) -> bytes:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
 from forwarder.mail import headers as h
-from forwarder.mail.addresses import clean_text, display_name, find_sender, original_authors
+from forwarder.mail.addresses import clean_text, display_name, find_sender, original_authors, readable_name
 from forwarder.mail.fields import decode_words
 from forwarder.mail.message import SplitMessage
 from forwarder.mail.mime import Leaf, content_type, transfer_encoding, walk_leaves
@@ -23,6 +23,19 @@ class Attachment:
     name: str
     content_type: str
     size: int
+
+
+def _reply_to(authors: list[tuple[str, str]]) -> list[Address] | str:
+    """The authors as Reply-To: `Address`es, or the mailboxes as text when the stdlib will not build an Address
+    of one (it raises on an RFC 6532 local part, and on the obsolete `a..b@` and `abc.@` local parts that some
+    mobile carriers give out) but still reads and writes the field."""
+    try:
+        return [Address(display_name=clean_text(name, 64), addr_spec=address) for name, address in authors]
+    except ValueError:  # the stdlib's header defects are ValueErrors
+        quoted = [
+            (clean_text(name, 64).replace("\\", "\\\\").replace('"', '\\"'), address) for name, address in authors
+        ]
+        return ", ".join(f'"{name}" <{address}>' if name else f"<{address}>" for name, address in quoted)
 
 
 def describe_size(size: int) -> str:
@@ -87,7 +100,9 @@ def build_notice(
     sender = find_sender(message, envelope_sender)
     subject_field = message.first(h.SUBJECT)
     date_field = message.first("date")
-    subject = clean_text(decode_words(subject_field.value) if subject_field else "(no subject)", 200)
+    # readable_name: an encoded word that does not decode is left as `= ?...`, which the stdlib's header policy
+    # would otherwise decode itself, to bytes it then cannot write (a crash, and no notice).
+    subject = readable_name(subject_field.value, 200) if subject_field else "(no subject)"
     attachments = list_attachments(message)
     author = f"{sender.name} <{sender.address}>" if sender.name and sender.address else sender.address or sender.name
 
@@ -116,13 +131,12 @@ def build_notice(
         "Open the downloaded file with your mail program. Replying to this notice reaches the sender.",
     ]
 
-    notice = EmailMessage(policy=SMTP)
+    authors = original_authors(message, envelope_sender) if reply_address is None else []
+    # An RFC 6532 address (UTF-8 local part) can only be written in UTF-8, as the forward writes it.
+    notice = EmailMessage(policy=SMTP if all(address.isascii() for _, address in authors) else SMTPUTF8)
     notice[h.MARKER] = domain
     notice["From"] = Address(display_name=display_name(sender, alias), addr_spec=f"{alias}@{domain}")
-    replies = [
-        Address(display_name=clean_text(name, 64), addr_spec=address)
-        for name, address in original_authors(message, envelope_sender)
-    ]
+    replies = _reply_to(authors)
     if reply_address is not None:
         notice["Reply-To"] = reply_address
     elif replies:

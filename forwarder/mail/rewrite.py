@@ -131,7 +131,9 @@ def _reply_to_field(
     pairs = authors
     if not pairs:
         return b""
-    value = ", ".join(format_address(name, address, newline) for name, address in pairs)
+    # One mailbox a line: a From of many authors, each on a folded line of its own, would else make one
+    # Reply-To line over 998 octets (SES refuses the message). render_field turns "\n" into the newline.
+    value = ",\n ".join(format_address(name, address, newline) for name, address in pairs)
     return render_field("Reply-To", value, newline)
 
 

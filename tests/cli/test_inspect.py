@@ -108,3 +108,47 @@ def test_inspect_base64_attachment_size_matches_the_stdlib() -> None:
     (part,) = [p for p in email.message_from_bytes(raw).walk() if p.get_filename()]
     assert summarise(raw).attachments[0].size == len(part.get_payload(decode=True))
     assert base64.b64decode(part.get_payload()) == PAYLOAD
+
+
+# A multipart nested in one with the same boundary, no epilogue: mail-parser 4.x raises AttributeError on it.
+SAME_BOUNDARY = (
+    b"Received: from a.example by b.example; Mon, 30 Nov 2026 09:15:05 +0000\r\n"
+    b"Received: from c.example by a.example; Mon, 30 Nov 2026 09:14:00 +0000\r\n"
+    b"From: =?utf-8?q?Caf=C3=A9?= <cafe@example.org>\r\nSubject: =?utf-8?q?r=C3=A9sum=C3=A9?=\r\n"
+    b"Date: Mon, 30 Nov 2026 09:13:58 +0000\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n"
+    b"--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n"
+    b"--a\r\nContent-Type: application/pdf; name=cv.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n"
+)
+
+
+def test_inspect_summarises_a_mail_that_mail_parser_cannot_read() -> None:
+    # GIVEN a mail whose MIME structure makes mail-parser raise
+    # WHEN it is summarised THEN a summary comes out, with the sender, subject, date and attachment
+    summary = summarise(SAME_BOUNDARY, "same-boundary.eml")
+    json.dumps(summary.as_dict())
+    assert summary.sender == ["Café <cafe@example.org>"]
+    assert summary.subject == "résumé"
+    assert summary.date == "2026-11-30T09:13:58+00:00"
+    assert [(a.filename, a.size) for a in summary.attachments] == [("cv.pdf", 3)]
+
+
+def test_inspect_falls_back_to_the_stdlib_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN mail-parser failing on a mail
+    import mailparser
+
+    def broken(raw: bytes) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'index'")
+
+    monkeypatch.setattr(mailparser, "parse_from_bytes", broken)
+    # WHEN the mail is summarised THEN the standard library's reading is shown, hops oldest first with the delay
+    summary = summarise(SAME_BOUNDARY)
+    assert summary.sender == ["Café <cafe@example.org>"]
+    assert [(h.source, h.by, h.delay_seconds) for h in summary.hops] == [
+        ("c.example", "a.example", None),
+        ("a.example", "b.example", 65.0),
+    ]
+    assert [(a.filename, a.content_type, a.size, a.encoding) for a in summary.attachments] == [
+        ("cv.pdf", "application/pdf", 3, "base64")
+    ]
+    # AND the defects say that mail-parser could not read it
+    assert summary.defects[0].startswith("mail-parser could not read this mail (AttributeError)")

@@ -174,6 +174,27 @@ def test_shorten_long_lines_new_boundary_in_a_nested_multipart() -> None:
     assert _payloads(bytes(fixed.raw)) == _payloads(raw)
 
 
+def test_shorten_long_lines_continues_a_long_file_name_of_a_part() -> None:
+    # GIVEN an attachment whose Content-Disposition names the file in one 1,080-octet RFC 2231 parameter
+    name = "日本語の長いファイル名" * 10 + ".pdf"
+    encoded = "".join(f"%{byte:02X}" for byte in name.encode()).encode()
+    raw = (
+        b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--B\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''" + encoded + b"\r\n\r\nJVBERi0xLjQK\r\n--B--\r\n"
+    )
+    # WHEN the long lines are shortened
+    fixed, report = shorten_long_lines(split_message(raw))
+    # THEN the parameter is split into RFC 2231 continuations: the mail can be sent (no notice instead of it),
+    # with the same parts and the same file name
+    assert report.unfixable == []
+    assert not has_long_line(fixed.raw)
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+    [attachment] = [p for p in email.message_from_bytes(bytes(fixed.raw)).walk() if p.get_filename()]
+    assert attachment.get_filename() == name
+
+
 def test_shorten_long_lines_reports_what_it_cannot_fix() -> None:
     # GIVEN a "multipart" with no delimiter lines and a long line
     raw = b"Content-Type: multipart/mixed; boundary=NONE\r\n\r\n" + b"x" * 2000 + b"\r\n"

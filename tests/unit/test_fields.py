@@ -23,3 +23,29 @@ def test_utf8_words_matches_email_header(text: str, linesep: str) -> None:
     # GIVEN any text, WHEN it is encoded by utf8_words and by the stdlib's Header
     # THEN both give the same value, byte for byte
     assert utf8_words(text, linesep) == Header(text, "utf-8").encode(linesep=linesep)
+
+
+def test_fold_list_adds_white_space_only_between_the_items_of_a_list() -> None:
+    # GIVEN a Cc line over 998 octets without white space, whose names hold commas in quotes and comments
+    # and whose obsolete source routes hold commas in angle brackets
+    import email
+    import email.policy
+
+    from forwarder.mail.fields import fold_list
+    from forwarder.mail.message import has_long_line
+
+    items = [f'"Doe,Jo{i}"<j{i}@x.org>,r{i}@x.org(Roe,Ri{i}),<@relay.x.org,@b.x.org:s{i}@x.org>' for i in range(20)]
+    raw = ("Cc: " + ",".join(items) + "\r\n").encode()
+    # WHEN it is folded
+    folded = fold_list("Cc", raw)
+    # THEN it has no long line, and it reads as the same names and addresses
+    assert folded is not None and not has_long_line(folded)
+
+    def cc(data: bytes) -> list[tuple[str, str]]:
+        field = email.message_from_bytes(data + b"\r\n", policy=email.policy.default)["Cc"]
+        return [(a.display_name, a.addr_spec) for a in field.addresses]
+
+    assert cc(folded) == cc(raw)
+    assert ("Doe,Jo7", "j7@x.org") in cc(folded)
+    # AND a field that is no list is left to the other repairs
+    assert fold_list("Subject", b"Subject: " + b"x," * 600 + b"\r\n") is None

@@ -6,6 +6,8 @@ import email
 import email.policy
 from datetime import UTC, datetime
 
+import pytest
+
 from forwarder.mail.message import split_message
 from forwarder.mail.notice import build_notice
 
@@ -44,3 +46,48 @@ def test_notice_for_an_unsendable_message_says_why() -> None:
     assert str(message["Subject"]) == "[could not forward] big"
     assert "has lines too long to send" in message.get_content()
     assert str(notice()["Subject"]) == "[too large to forward] big"
+
+
+def build(head: bytes) -> email.message.EmailMessage:
+    raw = build_notice(
+        message=split_message(head + b"\r\nbody\r\n"),
+        alias="team",
+        domain="dev.aws-educate.tw",
+        size=44_000_000,
+        link="https://dl.example/?m=x",
+        link_days=7,
+        envelope_sender="bounce@example.org",
+    )
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("from_field", "reply_to"),
+    [
+        # obsolete local parts that Japanese mobile carriers gave out, which the stdlib will not build an Address of
+        (b"From: Taro <taro..yamada@docomo.example.jp>\r\n", "taro..yamada@docomo.example.jp"),
+        (b"From: hanako.@ezweb.example.jp\r\n", "hanako.@ezweb.example.jp"),
+        # RFC 6532: a UTF-8 local part, written in UTF-8 (the stdlib reads its bytes back as surrogates)
+        ("From: Jöhn <jdöe@mächine.example>\r\n".encode(), "jdöe@mächine.example"),
+    ],
+    ids=["double-dot", "trailing-dot", "utf-8"],
+)
+def test_notice_reply_to_reaches_an_author_the_stdlib_will_not_build_an_address_of(
+    from_field: bytes, reply_to: str
+) -> None:
+    # GIVEN a too-large mail from such an author WHEN the notice is built THEN it is built, and replies reach the author
+    message = build(from_field + b"Subject: big\r\n")
+    [address] = message["Reply-To"].addresses
+    assert address.addr_spec.encode("utf-8", "surrogateescape").decode() == reply_to
+    assert [a.addr_spec for a in message["From"].addresses] == ["team@dev.aws-educate.tw"]
+
+
+def test_notice_subject_with_an_encoded_word_that_does_not_decode() -> None:
+    # GIVEN a subject whose GB2312 encoded word holds a byte pair that is no GB2312 character (seen in spam)
+    subject = b"Subject: =?gb2312?B?ztKw0b61zbfArb380KmjrMTjw8e/tL+01eK49srHyrLDtIzCo6zV4g==?=\r\n"
+    # WHEN the notice is built THEN it is (the stdlib's policy decoding that word itself could not write it back)
+    message = build(b"From: a@example.org\r\n" + subject)
+    assert str(message["Subject"]).startswith("[too large to forward] ")
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["a@example.org"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+
 import pytest
 
 from forwarder.mail.addresses import display_name, find_sender
@@ -107,6 +109,33 @@ def test_rewrite_without_any_sender_has_no_reply_to() -> None:
     assert parsed(out)["From"].addresses[0].display_name == "Unknown sender via team"
 
 
+def test_rewrite_from_address_longer_than_a_mailbox_can_be_is_no_reply_address() -> None:
+    # GIVEN a From whose address is 1,500 octets long: no mailbox is (RFC 5321 allows 254), no line may be
+    raw = b"From: Spammer <" + b"x" * 1500 + b"@example.com>\r\nSubject: win\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw, envelope="bounce@example.org")
+    # THEN replies go to the envelope sender, and no line is over 998 octets (SES would refuse the message)
+    assert [a.addr_spec for a in parsed(out)["Reply-To"].addresses] == ["bounce@example.org"]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b'"Member %d of the Programme Committee"', "Mitglied %d des Ausschusses für Programm".encode()],
+    ids=["ascii", "utf-8"],
+)
+def test_rewrite_reply_to_of_many_authors_has_no_line_over_998_octets(name: bytes) -> None:
+    # GIVEN a From of fifteen authors, each on a folded line of its own (about 1,100 octets unfolded)
+    authors = b",\r\n ".join(name % i + b" <member.%d@committee.example.org>" % i for i in range(15))
+    raw = b"From: " + authors + b"\r\nSubject: minutes\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN Reply-To names every author, and no line is over 998 octets (SES would refuse the message)
+    addresses = [a.addr_spec for a in parsed(out)["Reply-To"].addresses]
+    assert addresses == [f"member.{i}@committee.example.org" for i in range(15)]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 @pytest.mark.parametrize(
     "hostile",
     [
@@ -186,6 +215,52 @@ def test_rewrite_drops_unfoldable_x_header_and_encodes_others() -> None:
     assert rewritten.report.encoded == ["Thread-Topic"]
     assert b"X-Blob" not in out
     assert str(parsed(out)["Thread-Topic"]) == "y" * 1200
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_folds_a_long_address_list_without_white_space_between_its_addresses() -> None:
+    # GIVEN a To of 100 addresses separated by bare commas: one 1,700-octet line without white space
+    addresses = [f"member.{i}@example.org" for i in range(100)]
+    raw = b"From: a@example.com\r\nTo: " + ",".join(addresses).encode() + b"\r\n\r\nbody"
+    # WHEN it is forwarded
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN the line is folded between addresses, not RFC 2047-encoded (which would leave no address to read)
+    assert rewritten.report.folded == ["To"]
+    assert [a.addr_spec for a in parsed(out)["To"].addresses] == addresses
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_folds_long_references_without_white_space_between_message_ids() -> None:
+    # GIVEN References of 40 message ids written without white space between them (1,400 octets, one line)
+    ids = [f"<message.{i}.thread@mail.example.com>" for i in range(40)]
+    raw = b"From: a@example.com\r\nSubject: Re: plan\r\nReferences: " + "".join(ids).encode() + b"\r\n\r\nbody"
+    # WHEN it is forwarded
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN the ids are folded apart and still read as the thread (encoded words would lose the threading)
+    assert rewritten.report.folded == ["References"]
+    assert parsed(out)["References"].split() == ids
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_continues_a_content_type_parameter_too_long_for_a_line() -> None:
+    # GIVEN a one-part mail whose Content-Type names a file in 1,080 octets of RFC 2231 percent-encoding
+    name = "日本語の長いファイル名" * 10 + ".pdf"
+    encoded = "".join(f"%{byte:02X}" for byte in name.encode())
+    raw = (
+        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: application/pdf; name*=utf-8''" + encoded.encode() + b"\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+    )
+    # WHEN it is forwarded
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN the parameter is split into RFC 2231 continuations: the type and the file name read as before
+    # (RFC 2047-encoded, the field would make the part text/plain without a name)
+    assert rewritten.report.folded == ["Content-Type"]
+    message = email.message_from_bytes(out)
+    assert (message.get_content_type(), message.get_filename()) == ("application/pdf", name)
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
