@@ -6,10 +6,11 @@ import email
 import email.policy
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from forwarder.mail.body import has_long_line, shorten_long_lines
+from forwarder.mail.fields import fold_field
 from forwarder.mail.message import split_message
 
 
@@ -209,14 +210,18 @@ def test_shorten_long_lines_reports_what_it_cannot_fix() -> None:
     epilogue=st.integers(0, 2500),
     newline=st.sampled_from([b"\r\n", b"\n"]),
 )
+@example(boundary=957, preamble=0, epilogue=0, newline=b"\r\n")  # a top Content-Type line of 999 octets
 def test_shorten_long_lines_leaves_no_long_line_in_a_multipart(
     boundary: int, preamble: int, epilogue: int, newline: bytes
 ) -> None:
     # GIVEN a multipart with boundary, preamble and epilogue lines of any length
     raw = _multipart(b"=" * boundary, b"p" * preamble + newline, b"e" * epilogue + newline, nl=newline)
-    # WHEN the long lines are shortened THEN none is left, nothing is unfixable and the parts read the same
+    # WHEN the long lines are shortened THEN none is left in the body, the top header's long lines are ones the
+    # header repair folds (the boundary is kept when its Content-Type folds), nothing is unfixable and the parts
+    # read the same
     fixed, report = shorten_long_lines(split_message(raw))
-    assert not has_long_line(fixed.raw)
+    assert not has_long_line(fixed.raw, fixed.body_start)
+    assert all(fold_field(f.raw) is not None for f in fixed.fields if has_long_line(f.raw))
     assert report.unfixable == []
     assert _payloads(bytes(fixed.raw)) == _payloads(raw)
 
