@@ -69,6 +69,9 @@ if TYPE_CHECKING:
 RELAYED = "relayed"
 NOT_MEMBER = "reply-not-member"
 SPAM = "reply-spam"
+# A reply SES would refuse (lines over 998 octets that re-encoding cannot shorten): never sent out; the members
+# get it marked, which the forward path turns into its notice with the download link (the stored mail is kept).
+UNSENDABLE = "reply-unsendable"
 
 Forward = Callable[[Inbound, str | None], Outcome]
 
@@ -164,10 +167,21 @@ class ReplyRelay:
         marked: dict[str, list[str]] = {}
         relayed: set[str] = set()
         author = author_of(message, inbound.envelope_sender)
+        sendable: tuple[SplitMessage, str | None] | None = None
         for recipient, token in tokens.values():
             check = self._check(token, message, inbound, decision, author)
             if check.relay and check.record is not None and check.member is not None:
-                outcome, delivery = self._relay(inbound, message, check.record, check.member, author)
+                sendable = sendable or _shortened(message)
+                shortened, unsendable = sendable
+                if unsendable:
+                    logger.warning(
+                        "reply address: not relayed, SES would refuse it (lines over 998 octets that cannot be "
+                        "shortened); forwarded to the members",
+                        extra={**self._log(token, check), "reason": UNSENDABLE, "cause": unsendable},
+                    )
+                    marked.setdefault(UNSENDABLE, []).append(recipient)
+                    continue
+                outcome, delivery = self._relay(inbound, shortened, check.record, check.member, author)
                 outcomes.append(outcome)
                 relayed.add(token.alias)
                 if routed is not None:
@@ -223,10 +237,6 @@ class ReplyRelay:
     ) -> tuple[Outcome, Delivery]:
         settings = self.settings
         alias, domain = record.alias, settings.domain
-        if has_long_line(message.raw, message.body_start):
-            from forwarder.mail.body import shorten_long_lines  # rare: not on the cold start's import path
-
-            message, _ = shorten_long_lines(message)
         body = bytes(message.body)
         name = member_display_name(author, member, alias, settings.reply_name)
         strip = [tag for tag in (settings.subject_prefix, settings.spam_tag, settings.reply_tag) if tag]
@@ -310,6 +320,16 @@ class ReplyRelay:
     @staticmethod
     def _log(token: ReplyToken, check: Check) -> dict[str, object]:
         return {"alias": token.alias, "reply_id": token.reply_id, "reason": str(check.reason)}
+
+
+def _shortened(message: SplitMessage) -> tuple[SplitMessage, str | None]:
+    """The message with its long body lines shortened, and what could not be (None when nothing)."""
+    if not has_long_line(message.raw, message.body_start):
+        return message, None
+    from forwarder.mail.body import shorten_long_lines  # rare: not on the cold start's import path
+
+    shortened, report = shorten_long_lines(message)
+    return shortened, "; ".join(report.unfixable) or None
 
 
 def merge_outcomes(message_id: str, outcomes: Sequence[Outcome]) -> Outcome:

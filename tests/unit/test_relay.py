@@ -6,7 +6,8 @@ import pytest
 
 from forwarder.config import Settings
 from forwarder.keyring import KeyRing
-from forwarder.mail.message import split_message
+from forwarder.mail.message import has_long_line, split_message
+from forwarder.mail.notice import build_notice
 from forwarder.mail.policy import Verdicts
 from forwarder.ports import Inbound, MessageRejectedError, Outcome, SenderNotReadyError
 from forwarder.relay import ReplyRelay
@@ -135,3 +136,33 @@ def test_sender_on_our_domain_gets_no_reply_address() -> None:
     world = World()
     world.store.mails["q1"] = f"From: Other <other@{DOMAIN}>\r\nSubject: x\r\n\r\nHi\r\n".encode()
     assert world.forward_outside_mail() == f"other@{DOMAIN}"
+
+
+def test_relay_reply_ses_would_refuse_goes_to_the_members_as_the_notice() -> None:
+    # GIVEN a member's reply with a line over 998 octets that no re-encoding can shorten (a multipart whose
+    # boundary never appears), and a service that sends the notice with a download link for such mail
+    world = World()
+    world.service = ForwardingService(
+        world.service.settings,
+        world.store,
+        FakeDirectory(dict(ALIASES)),
+        world.sender,
+        world.once,
+        notice=build_notice,
+        links=lambda message_id: f"https://download.example/{message_id}",
+        relay=world.relay,
+    )
+    address = world.forward_outside_mail()
+    world.store.mails["r2"] = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\nSubject: Re: Booth?\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=NONE\r\n\r\n" + "x" * 2000 + "\r\n"
+    ).encode()
+    before = len(world.sender.sent)
+    # WHEN the reply arrives
+    outcome = world.service.forward(Inbound("r2", (address,), "bob@example.net", PASSING))
+    # THEN nothing SES would refuse is sent and nothing goes to the outside sender: the members get the notice
+    # with the download link of the stored reply, and the outcome says why it was not relayed
+    sent = world.sender.sent[before:]
+    assert outcome.reply == "reply-unsendable"
+    assert sent and all(OUTSIDE not in s.recipients for s in sent)
+    assert all(b"https://download.example/r2" in s.raw and not has_long_line(s.raw) for s in sent)
