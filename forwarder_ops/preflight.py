@@ -684,13 +684,22 @@ class Evaluation:
                 )
             )
         elif expected not in hosts:
+            others = sorted(h for h in hosts if not h.startswith("inbound-smtp.") or not h.endswith(".amazonaws.com"))
+            caution = (
+                f"careful: {', '.join(others)} receive(s) the mail of {self.domain} today; this command replaces "
+                f"every MX value, so all mail to {self.domain} then reaches SES, and mail to an address that is no "
+                "alias is dropped. If the domain's mailboxes live there, receive the aliases on a subdomain "
+                "instead.\n"
+                if others
+                else ""
+            )
             self.add(
                 warn(
                     "MX record",
                     f"{self.domain} MX in {zone}",
                     f"points at {', '.join(sorted(hosts))}, not {expected}: the new stack receives nothing until it "
                     "does (the stack leaves this record alone)",
-                    "once the stack is deployed, point it here:\n"
+                    f"{caution}once the stack is deployed, point it here:\n"
                     + _upsert(zone, self.domain, "MX", [f"10 {expected}"]),
                 )
             )

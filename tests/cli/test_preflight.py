@@ -946,3 +946,25 @@ def test_preflight_stops_existing_modes_behind_a_zone_the_stack_creates_and_dele
     assert "DelegatedZoneHoldsTheMailRecords" in row.problem
     assert f"create the zone of {DEV}" in row.fix
     assert others == []
+
+
+@pytest.mark.parametrize(
+    ("mx", "caution"),
+    [
+        ("10 aspmx.l.google.com.", "careful: aspmx.l.google.com receive(s) the mail of"),
+        ("10 inbound-smtp.us-west-2.amazonaws.com", ""),
+    ],
+)
+def test_preflight_warns_before_an_mx_fix_that_takes_the_mail_from_a_mail_provider(mx: str, caution: str) -> None:
+    # GIVEN an MX left to what exists that points at a mail provider, or at SES in another region
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {(DEV, "MX"): [mx]}})
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", MxRecordMode="existing"), facts)
+
+    # THEN the fix repoints the MX, and says first that the provider's mail would go to SES (not for SES elsewhere)
+    row = next(r for r in rows if r.check == "MX record")
+    assert row.severity == Severity.WARNING
+    assert "10 inbound-smtp.us-east-1.amazonaws.com" in row.fix
+    assert row.fix.startswith(caution) and ("careful" in row.fix) == bool(caution)
