@@ -121,15 +121,15 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
     # A zone of the right name that the parent does not delegate to, while it delegates to another one of the
     # same name (made twice by hand): the records would go where nobody looks.
     usable = usable and facts.delegated_zone(domain) in (None, current)
-    existing = current if usable else facts.zone_named(domain)
+    # No zone of the domain, but its records in the parent zone: the stack writes its own beside them there
+    # (a zone of its own, delegated, would hide them; undelegated, nobody would see it).
+    existing = current if usable else facts.zone_named(domain) or facts.holding_zone(domain)
     if existing is not None:
         plan.put("HostedZoneId", existing.id)
         plan.put("ParentHostedZoneId", "")
         return
     plan.put("HostedZoneId", "")
     parent = facts.parent_zone(domain)
-    if parent and facts.records_under(parent.id, domain) and not facts.record(parent.id, domain, "NS"):
-        parent = None  # the domain's records are in the parent zone: delegating would hide them (preflight: move)
     plan.put("ParentHostedZoneId", parent.id if parent else "")
 
 

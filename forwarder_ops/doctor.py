@@ -314,13 +314,15 @@ class Doctor:
             return Check("NS delegation", Status.SKIP, "the stack has no hosted zone (DNS is managed elsewhere)")
         zone = self.target.client("route53").get_hosted_zone(Id=zone_id)
         expected = sorted(_host(ns) for ns in zone.get("DelegationSet", {}).get("NameServers", []))
-        actual = sorted({_host(ns) for ns in self.resolver.delegation(str(self.domain))})
-        parent = str(self.domain).partition(".")[2]
-        fix = f"in the parent zone {parent}, set the NS records of {self.domain} to:\n" + "\n".join(expected)
+        # The zone of the domain, or a parent zone that holds the domain's records: that zone must be delegated.
+        name = _host(str(zone.get("HostedZone", {}).get("Name") or self.domain))
+        actual = sorted({_host(ns) for ns in self.resolver.delegation(name)})
+        parent = name.partition(".")[2]
+        fix = f"in the parent zone {parent}, set the NS records of {name} to:\n" + "\n".join(expected)
         if actual == expected:
-            return Check("NS delegation", Status.OK, f"{parent} delegates to the hosted zone {zone_id}")
+            return Check("NS delegation", Status.OK, f"{parent} delegates {name} to the hosted zone {zone_id}")
         if not actual:
-            return Check("NS delegation", Status.FAIL, f"{parent} has no NS records for {self.domain}", fix)
+            return Check("NS delegation", Status.FAIL, f"{parent} has no NS records for {name}", fix)
         return Check("NS delegation", Status.FAIL, f"{parent} delegates to {', '.join(actual)}, not the zone", fix)
 
     def check_mx(self) -> Check:

@@ -265,6 +265,12 @@ class Evaluation:
         found = self.f.zone_named(self.domain)
         if found:
             return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
+        holding = self.f.holding_zone(self.domain)
+        if holding:
+            return (
+                f"HostedZoneId={holding.id} (the zone of {holding.name}, which holds the records of {self.domain}), "
+                "ParentHostedZoneId= (`forwarder adopt`)"
+            )
         parent = self.f.parent_zone(self.domain)
         delegate = f" and ParentHostedZoneId={parent.id}" if parent else ""
         return f"leave HostedZoneId empty (the stack creates the zone of {self.domain}){delegate} (`forwarder adopt`)"
@@ -336,12 +342,16 @@ class Evaluation:
                     self._zone_fix(),
                 )
             )
-        elif zone.name != self.domain:
+        elif zone.name != self.domain and not (zone.name in parents(self.domain) and self.f.serves(zone, self.domain)):
+            delegated = zone.name in parents(self.domain) and not zone.private
             self.add(
                 Finding(
                     "hosted zone",
                     f"HostedZoneId={wanted}",
-                    f"zone {wanted} is {zone.name}, not {self.domain}: the records would land in the wrong zone",
+                    f"zone {wanted} is {zone.name}, which delegates {self.domain} to other name servers: records "
+                    "written there are seen by nobody"
+                    if delegated
+                    else f"zone {wanted} is {zone.name}, not {self.domain}: the records would land in the wrong zone",
                     self._zone_fix(),
                 )
             )
@@ -352,6 +362,15 @@ class Evaluation:
                     f"HostedZoneId={wanted}",
                     "a private zone: mail servers on the internet never see its records",
                     self._zone_fix(),
+                )
+            )
+        elif zone.name != self.domain:
+            self.add(
+                ok(
+                    "hosted zone",
+                    f"HostedZoneId={wanted}",
+                    f"the zone of {zone.name}, which holds the records of {self.domain} (no zone of its own): the "
+                    "stack writes its records there",
                 )
             )
         else:
@@ -418,9 +437,8 @@ class Evaluation:
                 f"the parent zone holds the domain's records ({listed}{more}); a zone the stack creates for "
                 f"{self.domain} hides them once delegated (the identity's DKIM, the MX: sending and receiving "
                 "stop), and undelegated it is seen by nobody",
-                f"move them into a zone of {self.domain} first: create it (`aws route53 create-hosted-zone --name "
-                f"{self.domain} --caller-reference <unique text>`), copy these records into it, point the NS record "
-                f"of {self.domain} in {parent.name} at its name servers, then `forwarder adopt`",
+                f"HostedZoneId={parent.id} ParentHostedZoneId= : the stack writes its records beside them in "
+                f"{parent.name} (`forwarder adopt` sets both)",
             )
         )
         return True
@@ -997,7 +1015,7 @@ def record_zone(settings: Settings, facts: Facts) -> str | None:
     wanted = settings["HostedZoneId"].strip()
     if wanted:
         zone = facts.zones.get(wanted)
-        return zone.id if zone and zone.name == settings.domain and not zone.private else None
+        return zone.id if zone and facts.serves(zone, settings.domain) else None
     owned = facts.owned.get("AWS::Route53::HostedZone", set())
     return next(iter(sorted(owned)), None)
 

@@ -158,6 +158,25 @@ class Facts:
                 return zone
         return None
 
+    def serves(self, zone: Zone, domain: str) -> bool:
+        """Whether the public `zone` answers for `domain`: its own zone, or a parent zone that holds the domain's
+        records itself (no NS delegation of the domain in it: the SES console publishes a subdomain's records
+        there when the subdomain has no zone of its own)."""
+        if zone.private:
+            return False
+        if zone.name == fqdn(domain):
+            return True
+        return zone.name in parents(domain) and not self.record(zone.id, domain, "NS")
+
+    def holding_zone(self, domain: str) -> Zone | None:
+        """The parent zone that holds `domain`'s records when the domain has no zone of its own here."""
+        if self.zone_named(domain):
+            return None
+        parent = self.parent_zone(domain)
+        if parent is None or not self.serves(parent, domain) or not self.records_under(parent.id, domain):
+            return None
+        return parent
+
     def record(self, zone: str, name: str, record_type: str) -> list[str] | None:
         """The values of a record set in a zone, None when there is none."""
         return self.records.get(zone, {}).get((fqdn(name), record_type))

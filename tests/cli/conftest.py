@@ -128,10 +128,12 @@ class Deployment:
         return int(attributes["ApproximateNumberOfMessages"])
 
 
-def deploy(aliases: dict[str, str] | None = None, *, rule_enabled: bool = True) -> Deployment:
-    """Create what the stack creates (in moto): identity, hosted zone, active rule set, queue, aliases."""
+def deploy(aliases: dict[str, str] | None = None, *, rule_enabled: bool = True, zone_name: str = DOMAIN) -> Deployment:
+    """Create what the stack creates (in moto): identity, hosted zone, active rule set, queue, aliases.
+
+    `zone_name`: the zone the stack writes into; a parent domain's zone when it holds the domain's records."""
     client("ses").verify_domain_identity(Domain=DOMAIN)
-    zone = client("route53").create_hosted_zone(Name=DOMAIN, CallerReference="cli-tests")
+    zone = client("route53").create_hosted_zone(Name=zone_name, CallerReference="cli-tests")
     zone_id = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
     ses = client("ses")
     ses.create_receipt_rule_set(RuleSetName=RULE_SET)

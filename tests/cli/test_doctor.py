@@ -259,3 +259,21 @@ def test_doctor_without_mail_from_names_the_template_s_domain(
     assert rows(result.out)["MAIL FROM"].startswith("!")
     assert "it sets bounces.dev.aws-educate.tw (the MailFromSubdomain parameter" in result.out
     assert "mail.dev.aws-educate.tw" not in result.out
+
+
+def test_doctor_checks_the_delegation_of_the_parent_zone_that_holds_the_records(
+    cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an environment whose records are in the zone of the parent domain (HostedZoneId: no zone of its own)
+    parent = DOMAIN.partition(".")[2]
+    deployment = deploy({"team": "alice@gmail.com"}, zone_name=parent)
+    resolver.delegations[parent] = [ns + "." for ns in deployment.name_servers]
+    resolver.mx_records[DOMAIN] = [(10, f"inbound-smtp.{REGION}.amazonaws.com")]
+
+    # WHEN the doctor checks it
+    table = rows(cli("doctor", "--config-env", "dev").out)
+
+    # THEN the delegation that matters is the parent zone's (the domain itself is not delegated: its records are
+    # answered by the parent zone's name servers)
+    assert table["NS delegation"].startswith("✓"), table["NS delegation"]
+    assert f"delegates {parent} to the hosted zone {deployment.zone_id}" in table["NS delegation"]

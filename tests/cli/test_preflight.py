@@ -808,7 +808,7 @@ def test_preflight_warns_of_two_apex_zones_it_cannot_tell_apart() -> None:
     assert "ZA: ns-1.awsdns-01.org; ZB: ns-2.awsdns-02.org" in row.fix
 
 
-def test_init_does_not_delegate_over_the_domains_records_in_the_parent_zone(cli: Cli, account: Account) -> None:
+def test_init_keeps_the_domains_records_in_the_parent_zone_that_holds_them(cli: Cli, account: Account) -> None:
     # GIVEN staging's identity made by hand, its records published into the apex zone (what the SES console does
     # when the domain has no zone of its own), and no staging zone
     import boto3
@@ -820,16 +820,20 @@ def test_init_does_not_delegate_over_the_domains_records_in_the_parent_zone(cli:
     # WHEN init writes the staging environment
     result = cli("init", "--config-env", "staging", "--domain", staging, "--region", "us-east-1", "--yes")
 
-    # THEN it does not delegate a new staging zone from the apex (that would hide the records: DKIM, MX) ...
-    assert overrides(Path("samconfig.toml"), "staging").get("ParentHostedZoneId", "") == ""
-    # ... and the deploy stays blocked until a person moved the records into a zone of their own
-    assert result.code == 1, result.out + result.err
-    assert f"✗ hosted zone: {staging} records in {APEX} ({account.apex_zone})" in result.out
-    assert f"aws route53 create-hosted-zone --name {staging}" in result.out
-    assert cli("preflight", "--config-env", "staging").code == 1
+    # THEN the stack is to write its records into the apex zone, beside the hand-made ones it adopts: no staging
+    # zone, no delegation (which would hide them: DKIM, MX), nothing for a person to move
+    parameters = overrides(Path("samconfig.toml"), "staging")
+    assert parameters["HostedZoneId"] == account.apex_zone
+    assert parameters.get("ParentHostedZoneId", "") == ""
+    assert parameters["EmailIdentityMode"] == "existing"
+    assert parameters["MxRecordMode"] == "existing"
+    assert "✗ hosted zone" not in result.out
+    assert result.code == 0, result.out + result.err
+    assert (
+        f"the zone of {APEX}, which holds the records of {staging}" in cli("preflight", "--config-env", "staging").out
+    )
     # AND adopt, with nothing to change, does not claim it wrote the file
     again = cli("adopt", "--config-env", "staging", "--yes")
-    assert again.code == 1
     assert "nothing to adopt" in again.out
     assert "written" not in again.out
 
@@ -918,10 +922,33 @@ def test_preflight_finds_the_domains_records_in_the_parent_zone_behind_a_placeho
     # WHEN preflight judges it
     rows = evaluate(settings(ParentHostedZoneId="Z0PLACEHOLDERAPEXZONE"), facts)
 
-    # THEN both are errors, and the placeholder's fix does not delegate over the records
-    assert next(r for r in rows if r.resource == f"{DEV} records in {APEX} (ZAPEX)").severity == Severity.ERROR
+    # THEN both are errors, and the placeholder's fix does not delegate over the records: the fix keeps them
+    # where they are, the stack's records beside them
+    shadowed = next(r for r in rows if r.resource == f"{DEV} records in {APEX} (ZAPEX)")
+    assert shadowed.severity == Severity.ERROR
+    assert shadowed.fix.startswith("HostedZoneId=ZAPEX ParentHostedZoneId= ")
     placeholder = next(r for r in rows if r.resource == "ParentHostedZoneId=Z0PLACEHOLDERAPEXZONE")
     assert placeholder.fix.startswith("ParentHostedZoneId= (empty)")
+    # AND with that fix, the apex zone is the one the stack writes into, and the records are checked there
+    fixed = evaluate(settings(HostedZoneId="ZAPEX", ParentHostedZoneId="", MxRecordMode="existing"), facts)
+    assert next(r for r in fixed if r.check == "hosted zone").severity == Severity.OK
+    assert next(r for r in fixed if r.check == "MX record").severity == Severity.OK
+    assert not [r for r in fixed if r.check == "hosted zone" and r.severity != Severity.OK]
+
+
+def test_preflight_refuses_a_parent_zone_that_delegates_the_domain_elsewhere() -> None:
+    # GIVEN the apex zone, which delegates dev to name servers of dev's own zone (kept elsewhere)
+    apex = Zone("ZAPEX", APEX)
+    records = {(DEV, "NS"): ["ns-1.awsdns-01.org."]}
+    facts = Facts(account="1", zones={"ZAPEX": apex}, zones_named={APEX: [apex]}, records={"ZAPEX": records})
+
+    # WHEN preflight judges HostedZoneId set to the apex zone
+    rows = evaluate(settings(HostedZoneId="ZAPEX"), facts)
+
+    # THEN it is an error: records written there are hidden by the delegation
+    row = next(r for r in rows if r.check == "hosted zone" and r.severity != Severity.OK)
+    assert row.severity == Severity.ERROR
+    assert f"which delegates {DEV} to other name servers" in row.problem
 
 
 def test_preflight_stops_existing_modes_behind_a_zone_the_stack_creates_and_delegates() -> None:
