@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
 from forwarder.mail.addresses import display_name
-from forwarder.mail.message import SplitMessage, has_long_line
+from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
     Author,
@@ -323,13 +323,9 @@ class ReplyRelay:
 
 
 def _shortened(message: SplitMessage) -> tuple[SplitMessage, str | None]:
-    """The message with its long body lines shortened, and what could not be (None when nothing)."""
-    if not has_long_line(message.raw, message.body_start):
-        return message, None
-    from forwarder.mail.body import shorten_long_lines  # rare: not on the cold start's import path
-
-    shortened, report = shorten_long_lines(message)
-    return shortened, "; ".join(report.unfixable) or None
+    """The message with its long lines shortened as the forward path does, and what could not be (None)."""
+    shortened, report = shorten_if_long(message)
+    return shortened, ("; ".join(report.unfixable) or None) if report is not None else None
 
 
 def merge_outcomes(message_id: str, outcomes: Sequence[Outcome]) -> Outcome:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from forwarder.config import Settings
-from forwarder.mail.message import SplitMessage, has_long_line
+from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.policy import Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_routes
@@ -112,12 +112,8 @@ class ForwardingService:
         if message.dropped_lines:
             logger.info("header block lines that are no fields dropped", extra={"lines": message.dropped_lines})
         unsendable = None
-        # The whole message: a boundary too long for its Content-Type line is fixed with the body.
-        if has_long_line(message.raw, message.start):
-            # Imported here: rare, and its imports (email.message, secrets) would cost every cold start.
-            from forwarder.mail.body import shorten_long_lines
-
-            message, body_report = shorten_long_lines(message)
+        message, body_report = shorten_if_long(message)
+        if body_report is not None:
             if body_report.changed or body_report.unfixable:
                 logger.warning(
                     "re-encoded body parts with lines over 998 octets",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from forwarder.mail import headers as h
+
+if TYPE_CHECKING:
+    from forwarder.mail.body import BodyReport
 
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
@@ -176,3 +180,15 @@ def _skip_same_width(data: bytes | bytearray, last: int, width: int) -> int:
         if same < count:
             return last
         count = _RUN_LINES
+
+
+def shorten_if_long(message: SplitMessage) -> tuple[SplitMessage, BodyReport | None]:
+    """`message` with its over-long body lines re-encoded away and what was done (`forwarder.mail.body`), or
+    `(message, None)` when no line of the whole message is over 998 octets. The whole message, not only the
+    body: a boundary too long for its Content-Type line is fixed with the body."""
+    if not has_long_line(message.raw, message.start):
+        return message, None
+    # Imported here: rare, and its imports (email.message, secrets) would cost every cold start.
+    from forwarder.mail.body import shorten_long_lines
+
+    return shorten_long_lines(message)
