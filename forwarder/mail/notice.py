@@ -10,7 +10,14 @@ from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
 from forwarder.mail import headers as h
-from forwarder.mail.addresses import clean_text, display_name, find_sender, original_authors, readable_name
+from forwarder.mail.addresses import (
+    clean_text,
+    display_name,
+    find_sender,
+    format_address,
+    original_authors,
+    readable_name,
+)
 from forwarder.mail.fields import decode_words
 from forwarder.mail.message import SplitMessage
 from forwarder.mail.mime import Leaf, content_type, transfer_encoding, walk_leaves
@@ -32,10 +39,8 @@ def _reply_to(authors: list[tuple[str, str]]) -> list[Address] | str:
     try:
         return [Address(display_name=clean_text(name, 64), addr_spec=address) for name, address in authors]
     except ValueError:  # the stdlib's header defects are ValueErrors
-        quoted = [
-            (clean_text(name, 64).replace("\\", "\\\\").replace('"', '\\"'), address) for name, address in authors
-        ]
-        return ", ".join(f'"{name}" <{address}>' if name else f"<{address}>" for name, address in quoted)
+        # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came.
+        return ", ".join(format_address(clean_text(name, 64), address, b"\r\n") for name, address in authors)
 
 
 def describe_size(size: int) -> str:
