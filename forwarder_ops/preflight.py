@@ -21,6 +21,7 @@ from forwarder_ops.envconfig import Target, resolve_target
 from forwarder_ops.errors import CommandError
 from forwarder_ops.survey import (
     LAMBDA_UNRESERVED_MINIMUM,
+    MODE_PARAMETERS,
     RECORD_MODES,
     RESERVING_FUNCTIONS,
     RULE_SET_MODES,
@@ -210,7 +211,7 @@ class Evaluation:
             self.add(warn("stack", name, status, "see the stack's events before deploying"))
 
     def check_parameters(self) -> None:
-        for key in ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode"):
+        for key in MODE_PARAMETERS:
             if self.s[key] not in RECORD_MODES:
                 self.add(Finding("parameters", key, f"{key}={self.s[key]} is not one of {', '.join(RECORD_MODES)}", ""))
         if self.s["ReceiptRuleSetMode"] not in RULE_SET_MODES:
@@ -243,8 +244,7 @@ class Evaluation:
         nothing can be left to what exists (the delegation hides the parent zone's records of the domain)."""
         if self.s["HostedZoneId"].strip() or not self.s["ParentHostedZoneId"].strip():
             return
-        modes = ("EmailIdentityMode", "MxRecordMode", "MailFromRecordsMode", "DmarcRecordMode")
-        existing = [key for key in modes if self.s[key] == "existing"]
+        existing = [key for key in MODE_PARAMETERS if self.s[key] == "existing"]
         if existing:
             self.add(
                 Finding(
