@@ -10,7 +10,7 @@ import pytest
 
 from forwarder.delivery import record_events
 from forwarder.feedback import FeedbackError, parse_record
-from forwarder.trace import TraceEntry, latest, merge_entry, path
+from forwarder.trace import TraceEntry, decision_text, latest, merge_entry, path
 from tests import sesevents as ses
 
 TAGS = {"inbound": "inbound-1", "alias": "team"}
@@ -215,3 +215,14 @@ def test_delivery_counts_member_states_as_metrics() -> None:
     counted = metrics.metric_set
     assert counted["MemberEvents"]["Value"] == [1.0, 1.0]
     assert "MemberComplained" in counted and "MemberBounced" not in counted
+
+
+@pytest.mark.parametrize("reply", ["reply-not-member", "reply-spam", "reply-unsendable"])
+def test_decision_text_names_a_reply_forwarded_instead_of_relayed(reply: str) -> None:
+    # GIVEN mail to a reply address that was forwarded to the members instead of relayed, for each reason
+    # WHEN the trace words the decision THEN it says the reply was not relayed, and why
+    assert (
+        decision_text(True, None, False, reply)
+        == f"reply not relayed ({reply}): forwarded to the members, subject tagged"
+    )
+    assert decision_text(True, None, False, "relayed").startswith("reply relayed to the outside sender")
