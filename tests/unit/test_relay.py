@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+
 import pytest
 
 from forwarder.config import Settings
@@ -166,3 +168,26 @@ def test_relay_reply_ses_would_refuse_goes_to_the_members_as_the_notice() -> Non
     assert outcome.reply == "reply-unsendable"
     assert sent and all(OUTSIDE not in s.recipients for s in sent)
     assert all(b"https://download.example/r2" in s.raw and not has_long_line(s.raw) for s in sent)
+
+
+def test_relay_reply_whose_boundary_is_too_long_for_its_content_type_line_gets_a_new_one() -> None:
+    # GIVEN a member's reply whose 990-character boundary fits its delimiter lines but not its Content-Type line
+    world = World()
+    address = world.forward_outside_mail()
+    boundary = "c" * 990
+    world.store.mails["r3"] = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\nSubject: Re: Booth?\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
+        f"Content-Type: text/plain\r\n\r\nYes\r\n--{boundary}--\r\n"
+    ).encode()
+    before = len(world.sender.sent)
+    # WHEN it is relayed
+    outcome = world.service.forward(Inbound("r3", (address,), "bob@example.net", PASSING))
+    # THEN it goes out, as the forward path would send it: a new boundary, no line SES would refuse, and the
+    # parts still read as parts (an RFC 2047-encoded Content-Type would leave no boundary to find them by)
+    sent = world.sender.sent[before:]
+    assert outcome.reply == "relayed"
+    assert sent and all(not has_long_line(s.raw) for s in sent)
+    for each in sent:
+        [part] = [p for p in email.message_from_bytes(each.raw).walk() if not p.is_multipart()]
+        assert part.get_payload().strip() == "Yes"
