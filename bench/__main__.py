@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "profile":
         from bench.profiling import profile
 
-        return profile(args.work)
+        return profile(args.work, args.idempotency, args.deployed)
     plan = Plan(idempotency=args.idempotency, xray=args.xray, deployed=args.deployed)
     if args.quick:
         plan = replace(plan, rounds=1, warm_count=30, largest=False)

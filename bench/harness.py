@@ -173,6 +173,7 @@ def environment(
         env["FORWARDER_LINK_URL"] = "https://bench.lambda-url.us-east-1.on.aws/"
         env["FORWARDER_TRACE_TABLE"] = TRACE_TABLE
         env["FORWARDER_CONFIGURATION_SET"] = "bench-forwarder"
+        env["FORWARDER_IDEMPOTENCY_COMPLETION"] = "send-event"
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     if xray:
@@ -247,20 +248,33 @@ class Runner:
                 problems.append(f"{operation}: {counts.get(operation, 0)} calls, expected {invocations}")
         if spec["side"] == "handler" and not counts.get("ssm:GetParametersByPath"):
             problems.append("the alias lists were never read from SSM")
-        idempotent = spec["side"] == "handler" and "FORWARDER_IDEMPOTENCY_TABLE" in self.env
-        if idempotent and not counts.get("dynamodb:PutItem"):
-            problems.append("idempotency is on but DynamoDB saw no PutItem")
-        traced = spec["side"] == "handler" and "FORWARDER_TRACE_TABLE" in self.env
-        written = counts.get("dynamodb:BatchWriteItem", 0)
-        if traced and written != invocations:
-            problems.append(f"the trace is on but DynamoDB saw {written} BatchWriteItem for {invocations} mails")
-        replies = spec["side"] == "handler" and "FORWARDER_REPLY_TABLE" in self.env
-        if replies and counts.get("dynamodb:UpdateItem", 0) < 2 * invocations:
-            problems.append("team mode is on but DynamoDB saw no reply-address UpdateItem per mail")
+        problems += self._dynamodb_problems(spec["side"], counts, invocations)
         if counts.get("unknown") or counts.get("s3:NoSuchKey"):
             problems.append(f"unexpected requests: {counts}")
         if problems:
             raise HarnessError(f"{spec['side']} {spec['mode']} {Path(spec['event']).stem}: " + "; ".join(problems))
+
+    def _dynamodb_problems(self, side: str, counts: dict[str, int], invocations: int) -> list[str]:
+        """The DynamoDB requests each configuration must make per mail (one batch per mail here)."""
+        if side != "handler":
+            return []
+        env, problems = self.env, []
+        claims = "FORWARDER_IDEMPOTENCY_TABLE" in env
+        riders = claims and ("FORWARDER_TRACE_TABLE" in env or "FORWARDER_REPLY_TABLE" in env)
+        send_event = env.get("FORWARDER_IDEMPOTENCY_COMPLETION") == "send-event"
+        expected: dict[str, int] = {}
+        if claims:
+            # The claim: with the trace and reply writes in one transaction, or alone.
+            expected["TransactWriteItems" if riders else "PutItem"] = invocations
+            expected["UpdateItem"] = 0 if send_event else invocations  # the completion
+        else:
+            expected["BatchWriteItem"] = invocations if "FORWARDER_TRACE_TABLE" in env else 0
+            expected["UpdateItem"] = invocations if "FORWARDER_REPLY_TABLE" in env else 0
+        for operation, count in expected.items():
+            seen = counts.get(f"dynamodb:{operation}", 0)
+            if seen != count:
+                problems.append(f"DynamoDB {operation}: {seen} calls for {invocations} mails, expected {count}")
+        return problems
 
 
 @dataclass

@@ -81,14 +81,15 @@ def _stats(path: Path, sort: str, limit: int, pattern: str = "") -> str:
     return text[text.find("   ncalls") :] if "   ncalls" in text else text
 
 
-def profile(work: Path) -> int:
+def profile(work: Path, idempotency: bool = False, deployed: bool = False) -> int:
+    """Write the report; `idempotency`/`deployed` profile the forwarder as `--idempotency`/`--deployed` run it."""
     events = prepare(work)
     out = work / "profile"
     out.mkdir(parents=True, exist_ok=True)
     small, big = str(events[SMALL]), str(events["30mb"])
     report: list[str] = []
     with fake_aws(work) as endpoint:
-        runner = Runner(work, endpoint, environment(endpoint, work, idempotency=False), check=True)
+        runner = Runner(work, endpoint, environment(endpoint, work, idempotency, deployed=deployed), check=True)
         for side in SIDES:
             runner.spawn({"side": side, "mode": "cold", "event": small})
 

@@ -30,6 +30,7 @@ SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
 SpamAction = Literal["tag", "drop"]
 ReplyMode = Literal["team", "direct"]
+IdempotencyCompletion = Literal["write", "send-event"]
 SettingsT = TypeVar("SettingsT")
 
 
@@ -62,6 +63,9 @@ class Settings:
     catch_all_alias: str = "_catchall"
     idempotency_table: str | None = None
     idempotency_expiry_days: int = 7
+    # How a send's claim is completed: `write` (an UpdateItem after the send) or `send-event` (the delivery
+    # function completes it from SES's Send event; needs the configuration set's events, as the template wires).
+    idempotency_completion: IdempotencyCompletion = "write"
     configuration_set: str | None = None
     subject_prefix: str | None = None
     spam_action: SpamAction = "tag"
@@ -99,6 +103,17 @@ class Settings:
         _check("catch_all_alias", bool(ALIAS_NAME.match(self.catch_all_alias)), "must be a lower-case alias name")
         _check("idempotency_expiry_days", 1 <= self.idempotency_expiry_days <= 365, "must be 1 to 365 days")
         _check("spam_action", self.spam_action in get_args(SpamAction), "must be tag or drop")
+        object.__setattr__(self, "idempotency_completion", self.idempotency_completion.strip().lower())
+        _check(
+            "idempotency_completion",
+            self.idempotency_completion in get_args(IdempotencyCompletion),
+            "must be write or send-event",
+        )
+        _check(
+            "idempotency_completion",
+            self.idempotency_completion == "write" or bool(self.configuration_set and self.configuration_set.strip()),
+            "send-event needs FORWARDER_CONFIGURATION_SET (the Send events come through it)",
+        )
         _check(
             "max_message_bytes",
             0 < self.max_message_bytes <= SES_V2_RAW_LIMIT,
@@ -156,11 +171,14 @@ class DeliverySettings:
     trace_table: str
     trace_expiry_days: int = 30
     alarm_topic_arn: str | None = None
+    # The forwarder's claims table, when its sends are completed from their Send events (send-event mode).
+    idempotency_table: str | None = None
 
     def __post_init__(self) -> None:
         _check("trace_table", bool(self.trace_table.strip()), "must name the DynamoDB table")
         _check("trace_expiry_days", 1 <= self.trace_expiry_days <= 3650, "must be 1 to 3650 days")
         object.__setattr__(self, "alarm_topic_arn", _blank_is_none(self.alarm_topic_arn))
+        object.__setattr__(self, "idempotency_table", _blank_is_none(self.idempotency_table))
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -8,12 +8,13 @@ in vain); a table or topic failure raises, so that Lambda retries the event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from forwarder.config import DeliverySettings, load_settings
-from forwarder.feedback import FeedbackError, MemberEvent, parse_record, sns_messages
+from forwarder.feedback import FeedbackError, MemberEvent, parse_record, send_claim, sns_messages
 from forwarder.observability import logger, metrics, tracer
 from forwarder.trace import PROBLEMS
 
@@ -44,8 +45,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     return record_events(event, *get_adapters())
 
 
-def record_events(event: dict[str, Any], trace: DeliveryTrace, alarm: Notifier | None) -> dict[str, int]:
-    """The handler's work with the adapters passed in: tests call it with moto or fakes."""
+def record_events(
+    event: dict[str, Any],
+    trace: DeliveryTrace,
+    alarm: Notifier | None,
+    complete: Callable[[str, str], bool] | None = None,
+) -> dict[str, int]:
+    """The handler's work with the adapters passed in: tests call it with moto or fakes. `complete(claim,
+    ses_id)` completes a forwarder's send claim from its Send event (send-event mode)."""
     added = duplicates = skipped = alarms = 0
     try:
         messages = sns_messages(event)
@@ -55,6 +62,7 @@ def record_events(event: dict[str, Any], trace: DeliveryTrace, alarm: Notifier |
     for sns_id, text in messages:
         try:
             steps = parse_record(text)
+            claim = send_claim(text) if complete is not None else None
         except FeedbackError as error:
             logger.warning("unreadable SES event skipped", extra={"sns_message_id": sns_id, "error": str(error)})
             skipped += 1
@@ -73,6 +81,8 @@ def record_events(event: dict[str, Any], trace: DeliveryTrace, alarm: Notifier |
                 alarms += notify_once(step, trace, alarm)
             else:
                 duplicates += 1
+        if claim is not None and complete is not None and complete(*claim):
+            logger.info("send claim completed from its Send event", extra={"ses_message_id": claim[1]})
     return Recorded(added, duplicates, skipped, alarms).as_dict()
 
 
@@ -126,20 +136,24 @@ class SnsNotifier:
 
 
 @cache
-def get_adapters() -> tuple[DeliveryTrace, Notifier | None]:
-    """The trace table and the alarm topic of this process, built once."""
+def get_adapters() -> tuple[DeliveryTrace, Notifier | None, Callable[[str, str], bool] | None]:
+    """The trace table, the alarm topic and the completer of send claims of this process, built once."""
     import boto3
 
     from forwarder.aws.trace import DynamoDBTrace
     from forwarder.clients import client_config
 
     settings = load_settings(DeliverySettings)
-    trace = DynamoDBTrace(
-        boto3.client("dynamodb", config=client_config()), settings.trace_table, settings.trace_expiry_days
-    )
+    dynamodb = boto3.client("dynamodb", config=client_config())
+    trace = DynamoDBTrace(dynamodb, settings.trace_table, settings.trace_expiry_days)
+    complete = None
+    if settings.idempotency_table:
+        from forwarder.aws.claims import complete_from_send_event
+
+        complete = partial(complete_from_send_event, dynamodb, settings.idempotency_table)
     alarm = (
         SnsNotifier(boto3.client("sns", config=client_config()), settings.alarm_topic_arn)
         if settings.alarm_topic_arn
         else None
     )
-    return trace, alarm
+    return trace, alarm, complete

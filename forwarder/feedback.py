@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from forwarder.ports import CLAIM_TAG
 from forwarder.trace import (
     BOUNCED,
     COMPLAINED,
@@ -108,14 +109,30 @@ def sns_messages(event: Any) -> list[tuple[str, str]]:
     return messages
 
 
-def parse_record(text: str) -> list[MemberEvent]:
-    """The member steps of one SES event record (empty when it carries none of our tags)."""
+def _load(text: str) -> Mapping[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as error:
         raise FeedbackError(f"not JSON: {error.msg}") from None
     if not isinstance(record, Mapping):
         raise FeedbackError("not a JSON object")
+    return record
+
+
+def send_claim(text: str) -> tuple[str, str] | None:
+    """(claim, SES message id) of a Send event whose send carried the `claim` tag (the forwarder's
+    send-event mode), else None."""
+    record = _load(text)
+    mail = _object(record, "mail")
+    claim, ses_id = _tag(_object(mail, "tags"), CLAIM_TAG), _text(mail, "messageId")
+    if _text(record, "eventType") != "Send" or not claim or not ses_id:
+        return None
+    return claim, ses_id
+
+
+def parse_record(text: str) -> list[MemberEvent]:
+    """The member steps of one SES event record (empty when it carries none of our tags)."""
+    record = _load(text)
     kind = _text(record, "eventType") or _text(record, "notificationType")
     mail = _object(record, "mail")
     tags = _object(mail, "tags")

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # SES v2 SendEmail: at most 50 envelope recipients per call.
 MAX_RECIPIENTS = 50
+# The SES tag naming the claim a send completes (idempotency's send-event mode; `forwarder.feedback` reads it).
+CLAIM_TAG = "claim"
 
 Result = dict[str, Any]
 
@@ -29,6 +31,10 @@ Result = dict[str, Any]
 
 class StoredMailError(RuntimeError):
     """The stored message cannot be read; the message names the bucket and key."""
+
+
+class ClaimInProgressError(RuntimeError):
+    """Another invocation holds this send's claim and has not completed it: Lambda retries later."""
 
 
 class ReplyStoreError(RuntimeError):
@@ -122,6 +128,18 @@ class Once(Protocol):
 
     def register_context(self, context: Any) -> None: ...
 
+    def tags(self, key: Result) -> dict[str, str]:
+        """SES tags the send of `key` carries for its completion (none unless completed by Send events)."""
+
+    def settle(self) -> None:
+        """Record now the completions this invocation left to SES's Send events (it is failing)."""
+
+
+class Pending(Protocol):
+    """Writes queued to ride along with the next send's claim; `flush` writes what none took."""
+
+    def flush(self) -> None: ...
+
 
 class TraceLog(Protocol):
     """Records the forwarder's side of a mail's path (received, decision, members); the delivery function
@@ -131,9 +149,16 @@ class TraceLog(Protocol):
         self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None
     ) -> None: ...
 
+    def intend(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
+        """What `record` will most likely be told after the sends (`outcome` if every send succeeds), told
+        before them: an adapter may write it with the first send's claim, and `record` then has nothing to add."""
+
 
 class NoTrace:
     """FORWARDER_TRACE_TABLE unset: nothing is recorded."""
+
+    def intend(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
+        """Nothing to record."""
 
     def record(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
         """Nothing to record."""
@@ -165,8 +190,21 @@ class Always:
     def register_context(self, context: Any) -> None:
         """Nothing to expire."""
 
+    def tags(self, key: Result) -> dict[str, str]:
+        return {}
+
+    def settle(self) -> None:
+        """Nothing to record."""
+
     def __call__(self, key: Result, work: Callable[[], Result]) -> Result:
         return work()
+
+
+class NoPending:
+    """Nothing is queued: every adapter writes at once."""
+
+    def flush(self) -> None:
+        """Nothing to write."""
 
 
 # values ------------------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ class ReplyRelay:
     def _send(
         self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str
     ) -> tuple[list[str], list[str]]:
-        tags = {"inbound": message_id, "alias": alias}
+        tags = {"inbound": message_id, "alias": alias, **self._once.tags(key)}
         from_address = f"{alias}@{self.settings.domain}"
         try:
             result = self._once(key, lambda: {"ses_id": self._sender.send(raw, from_address, recipients, tags)})

@@ -18,10 +18,12 @@ from forwarder.ports import (
     Always,
     Inbound,
     MailStore,
+    NoPending,
     NoTrace,
     Once,
     Outcome,
     Parking,
+    Pending,
     RecipientNotVerifiedError,
     Sender,
     SenderNotReadyError,
@@ -52,6 +54,7 @@ class ForwardingService:
         parking: Parking | None = None,
         trace: TraceLog | None = None,
         relay: ReplyRelay | None = None,
+        pending: Pending | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -63,6 +66,7 @@ class ForwardingService:
         self._parking = parking
         self.trace: TraceLog = trace or NoTrace()
         self._relay = relay
+        self._pending: Pending = pending if pending is not None else NoPending()
         self._warned: set[tuple[str, str]] = set()
 
     def register_context(self, context: Any) -> None:
@@ -77,7 +81,19 @@ class ForwardingService:
         record per batch, not also one per message: each record costs two DynamoDB writes per mail.
         Mail to a reply address goes to the relay (team mode), which calls back `_forward`, with `mark` as a
         subject tag, for what it does not relay.
+
+        Writes the adapters queued for the sends' claims (`pending`) and no claim took are written at the end;
+        if forwarding raises after sending, the completions left to SES's Send events are written first.
         """
+        try:
+            return self._handle(inbound, mark)
+        except BaseException:
+            self._settle()
+            raise
+        finally:
+            self._flush()
+
+    def _handle(self, inbound: Inbound, mark: str | None) -> Outcome:
         decision = decide(inbound.verdicts, self.settings.spam_action)
         if not decision.forward:
             return self._dropped(inbound, decision.reason)
@@ -143,6 +159,7 @@ class ForwardingService:
         )
         outcome = Outcome(message_id=inbound.message_id, forwarded=False, reason="parked")
         self._record(inbound, outcome)
+        self._flush()
         return outcome
 
     def _route(self, inbound: Inbound) -> Routing:
@@ -195,6 +212,17 @@ class ForwardingService:
                 payloads.append((delivery, notice, True))
             else:
                 payloads.append((delivery, rewritten.head, False))
+        if record == self._record:
+            # What the trace will say if every send succeeds, written with the first send's claim when the
+            # adapters queue their writes; after the sends, `record` only writes what differs.
+            intent = Outcome(
+                message_id=inbound.message_id,
+                forwarded=True,
+                recipients=routing.member_count,
+                aliases=tuple(d.alias for d in routing.deliveries),
+                oversize=any(is_notice for _, _, is_notice in payloads),
+            )
+            self._trace_safely(self.trace.intend, inbound, intent, routing, decision)
         buffer = message.raw if isinstance(message.raw, bytearray) else bytearray(message.raw)
         head_length = message.body_start
         sent: list[str] = []
@@ -235,7 +263,7 @@ class ForwardingService:
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
         try:
-            tags = {"inbound": message_id, "alias": delivery.alias}
+            tags = {"inbound": message_id, "alias": delivery.alias, **self.once.tags(key)}
             result = self.once(key, lambda: {"ses_id": self.sender.send(raw, from_address, members, tags)})
         except SenderNotReadyError:
             raise
@@ -313,7 +341,30 @@ class ForwardingService:
         self, inbound: Inbound, outcome: Outcome, routing: Routing | None = None, decision: Decision | None = None
     ) -> None:
         """The trace is for operators: a failed write is logged, never raised (the mail matters more)."""
+        self._trace_safely(self.trace.record, inbound, outcome, routing, decision)
+
+    @staticmethod
+    def _trace_safely(
+        write: Record, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None
+    ) -> None:
         try:
-            self.trace.record(inbound, outcome, routing, decision)
+            write(inbound, outcome, routing, decision)
         except Exception as error:
-            logger.warning("trace not recorded", extra={"error": type(error).__name__, "detail": str(error)[:300]})
+            _log_failure("trace not recorded", error)
+
+    def _flush(self) -> None:
+        """Queued writes (the trace, reply addresses) matter less than the mail: a failure is logged."""
+        try:
+            self._pending.flush()
+        except Exception as error:
+            _log_failure("queued writes not written", error)
+
+    def _settle(self) -> None:
+        try:
+            self.once.settle()
+        except Exception as error:
+            _log_failure("send completions not written", error)
+
+
+def _log_failure(message: str, error: Exception) -> None:
+    logger.warning(message, extra={"error": type(error).__name__, "detail": str(error)[:300]})

@@ -12,6 +12,7 @@ from forwarder.observability import logger
 from forwarder.service import ForwardingService
 
 if TYPE_CHECKING:
+    from forwarder.aws.claims import PendingWrites
     from forwarder.aws.store import S3MailStore
     from forwarder.keyring import CachedKeyRing
     from forwarder.ports import AliasDirectory, MailStore, Once, Sender
@@ -24,7 +25,6 @@ def build_service(settings: Settings) -> ForwardingService:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
 
     from forwarder.aws.directory import SsmAliasDirectory
-    from forwarder.aws.idempotency import DynamoDBOnce
     from forwarder.aws.parking import FailureQueue
     from forwarder.aws.sender import SesSender
     from forwarder.aws.store import S3MailStore
@@ -33,12 +33,18 @@ def build_service(settings: Settings) -> ForwardingService:
     # One DynamoDB client for the idempotency, reply and trace tables: each client costs cold start.
     tables = settings.idempotency_table or settings.reply_table or settings.trace_table
     dynamodb = boto3.client("dynamodb", config=config) if tables else None
-    once = None
+    once = pending = None
     if settings.idempotency_table and dynamodb is not None:
-        once = DynamoDBOnce(
+        from forwarder.aws.claims import DynamoDBClaims, PendingWrites
+
+        # The reply addresses and the trace of a mail are written with its first send's claim.
+        pending = PendingWrites(dynamodb)
+        once = DynamoDBClaims(
             dynamodb,
             settings.idempotency_table,
             settings.idempotency_expiry_days,
+            pending,
+            settings.idempotency_completion,
         )
     else:
         logger.warning("FORWARDER_IDEMPOTENCY_TABLE is not set: a retried event may be forwarded twice")
@@ -52,6 +58,7 @@ def build_service(settings: Settings) -> ForwardingService:
             settings.trace_table,
             settings.trace_expiry_days,
             settings.trace_subjects,
+            pending,
         )
     directory = SsmAliasDirectory(
         SSMProvider(boto3_client=boto3.client("ssm", config=config)),
@@ -71,7 +78,8 @@ def build_service(settings: Settings) -> ForwardingService:
         if settings.failure_queue_url
         else None,
         trace=trace,
-        relay=make_relay(settings, store, directory, sender, once, dynamodb),
+        relay=make_relay(settings, store, directory, sender, once, dynamodb, pending),
+        pending=pending,
     )
 
 
@@ -82,6 +90,7 @@ def make_relay(
     sender: Sender,
     once: Once | None,
     dynamodb: Any = None,
+    pending: PendingWrites | None = None,
 ) -> ReplyRelay | None:
     """The reply relay in team mode; None in direct mode, and in team mode without the reply table or the
     signing secret (FORWARDER_REPLY_TABLE, FORWARDER_LINK_SECRET): then replies go straight to the sender,
@@ -102,7 +111,9 @@ def make_relay(
     return ReplyRelay(
         settings=settings,
         keys=lambda: signing_keys(secret).get(),
-        replies=DynamoDBReplies(dynamodb or boto3.client("dynamodb", config=client_config()), settings.reply_table),
+        replies=DynamoDBReplies(
+            dynamodb or boto3.client("dynamodb", config=client_config()), settings.reply_table, pending
+        ),
         directory=directory,
         store=store,
         sender=sender,

@@ -86,6 +86,12 @@ class MemoryOnce:
     def register_context(self, context: Any) -> None:
         """Nothing to expire."""
 
+    def tags(self, key: Result) -> dict[str, str]:
+        return {}
+
+    def settle(self) -> None:
+        """Every completion is recorded at once."""
+
 
 @dataclass
 class MemoryReplies:

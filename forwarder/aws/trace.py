@@ -21,6 +21,7 @@ from forwarder.trace import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from forwarder.aws.claims import PendingWrites
     from forwarder.mail.policy import Decision
     from forwarder.mail.routing import Routing
     from forwarder.ports import Inbound, Outcome
@@ -49,6 +50,11 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: deserializer.deserialize(value) for key, value in item.items()}
 
 
+def _comparable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items without the times of writing (`recorded`, `expires`): what an intent and a record share."""
+    return [{k: v for k, v in item.items() if k not in ("recorded", "expires")} for item in items]
+
+
 def _conflict(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -56,19 +62,42 @@ def _conflict(error: ClientError) -> bool:
 class DynamoDBTrace:
     """Both writers' access to the table; the key layout is `forwarder.trace`'s."""
 
-    def __init__(self, client: DynamoDBClient, table: str, expiry_days: int, subjects: bool = False) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        expiry_days: int,
+        subjects: bool = False,
+        pending: PendingWrites | None = None,
+    ) -> None:
         self._client = client
         self.table = table
         self.expiry_days = expiry_days
         self.subjects = subjects
+        self._pending = pending
+        self._intended: dict[str, list[dict[str, Any]]] = {}
 
     # the forwarder ------------------------------------------------------------------------------
 
+    def intend(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
+        """With `pending` (idempotency on): queue the items of the outcome every send succeeding would give,
+        to be written with the first send's claim."""
+        if self._pending is None:
+            return
+        items = self._items(inbound, outcome, routing, decision)
+        self._queue(items)
+        if len(self._intended) > 64:  # intents of invocations that raised before recording
+            self._intended.clear()
+        self._intended[inbound.message_id] = _comparable(items)
+
     def record(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
-        """Write (or overwrite, on a retried event) the forwarder's items of one mail."""
-        items = forward_items(
-            inbound, outcome, routing, decision, subjects=self.subjects, expires=expires_at(self.expiry_days)
-        )
+        """Write (or overwrite, on a retried event) the forwarder's items of one mail; with `pending`, queue
+        them (the service flushes at the mail's end), or nothing when they are what `intend` queued."""
+        items = self._items(inbound, outcome, routing, decision)
+        if self._pending is not None:
+            if self._intended.pop(inbound.message_id, None) != _comparable(items):
+                self._queue(items)
+            return
         for start in range(0, len(items), _BATCH):
             requests = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + _BATCH]]
             pending: Any = {self.table: requests}
@@ -79,6 +108,19 @@ class DynamoDBTrace:
                     break
             else:
                 raise RuntimeError(f"trace table {self.table}: items left unprocessed after {_ATTEMPTS} attempts")
+
+    def _items(
+        self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None
+    ) -> list[dict[str, Any]]:
+        return forward_items(
+            inbound, outcome, routing, decision, subjects=self.subjects, expires=expires_at(self.expiry_days)
+        )
+
+    def _queue(self, items: list[dict[str, Any]]) -> None:
+        assert self._pending is not None
+        for item in items:
+            put = {"Put": {"TableName": self.table, "Item": to_item(item)}}
+            self._pending.add((self.table, item["pk"], item["sk"]), put, "trace")
 
     # the delivery function -----------------------------------------------------------------------
 

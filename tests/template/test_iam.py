@@ -41,24 +41,26 @@ def test_iam_forwarder_role_least_privilege(stack: Stack, env: Environment) -> N
         "ssm:GetParameters": {path, f"{path}/*"},
         "ssm:GetParameter": {path, f"{path}/*"},
         "dynamodb:GetItem": both,
-        "dynamodb:PutItem": table,
+        # the trace is put in the same TransactWriteItems as a send's claim
+        "dynamodb:PutItem": {*table, "<TraceTable.Arn>"},
         "dynamodb:UpdateItem": both,
         "dynamodb:DeleteItem": table,
         "secretsmanager:GetSecretValue": {"<Ref:LinkSecret>"},
         "sqs:SendMessage": {"<FailureQueue.Arn>"},
-        "dynamodb:BatchWriteItem": {"<TraceTable.Arn>"},
     }
 
 
 def test_iam_delivery_role_records_the_trace_and_alarms_only(stack: Stack) -> None:
-    # GIVEN the delivery function's job (merge SES events into the trace table, claim an alarm once, publish it)
-    # THEN its role may do exactly that, on the trace table and the alarm topic
+    # GIVEN the delivery function's job (merge SES events into the trace table, claim an alarm once, publish it,
+    # complete the forwarder's send claims from their Send events)
+    # THEN its role may do exactly that, on the trace table, the alarm topic and the claims table
     table = {"<TraceTable.Arn>"}
     assert grants(stack, "DeliveryFunctionRole") == {
         "dynamodb:GetItem": table,
         "dynamodb:PutItem": table,
         "dynamodb:DeleteItem": table,
         "sns:Publish": {"<Ref:AlarmTopic>"},
+        "dynamodb:UpdateItem": {"<IdempotencyTable.Arn>"},
     }
 
 

@@ -465,6 +465,7 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_ALIAS_PATH": f"/email-forwarder/{env.name}/aliases",
         "FORWARDER_ALIAS_CACHE_SECONDS": "60",
         "FORWARDER_IDEMPOTENCY_TABLE": "<Ref:IdempotencyTable>",
+        "FORWARDER_IDEMPOTENCY_COMPLETION": "send-event",
         "FORWARDER_CONFIGURATION_SET": "<Ref:ConfigurationSet>",
         "FORWARDER_SUBJECT_PREFIX": env.parameters.get("SubjectPrefix", ""),
         "FORWARDER_SPAM_ACTION": env.parameters.get("SpamAction", "tag"),

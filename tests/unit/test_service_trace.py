@@ -26,6 +26,9 @@ class RecordingTrace:
             raise ConnectionError("DynamoDB is unreachable")
         self.records.append(args)
 
+    def intend(self, *args: Any) -> None:
+        """This trace writes only what it is told after the sends."""
+
 
 def service(trace: RecordingTrace, aliases: dict[str, str], sender: FakeSender | None = None) -> ForwardingService:
     settings = Settings(domain=DOMAIN, bucket="bucket", alias_path="/email-forwarder/dev/aliases")

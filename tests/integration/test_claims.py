@@ -1,0 +1,294 @@
+"""Sends claimed on DynamoDB (moto): the claim rides with the mail's queued writes, completion by a write or
+by SES's Send event (the template's send-event mode), retries and duplicates in each state of a claim."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from forwarder import wiring
+from forwarder.aws.claims import COMPLETED, INPROGRESS, DynamoDBClaims, PendingWrites, claim_hash
+from forwarder.delivery import record_events
+from forwarder.ports import ClaimInProgressError
+from forwarder_ops.local import (
+    REPLY_TABLE,
+    TABLE,
+    TRACE_TABLE,
+    EmbeddedAws,
+    SentMail,
+    SesRefusal,
+    build_event,
+    embedded_aws,
+)
+from tests import sesevents
+
+DOMAIN = "dev.aws-educate.tw"
+TEAM = ["ming@example.com", "bob@example.net"]
+MAIL = b"From: Alice <alice@customer.example>\r\nTo: team@dev.aws-educate.tw\r\nSubject: Quote\r\n\r\nhello\r\n"
+AUTHENTIC = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS"}
+SEND_EVENTS = {"FORWARDER_IDEMPOTENCY_COMPLETION": "send-event", "FORWARDER_CONFIGURATION_SET": "forwarder-dev"}
+
+
+@pytest.fixture
+def deployed() -> Iterator[EmbeddedAws]:
+    """As the template deploys it: team replies, the trace table, send-event completion."""
+    with embedded_aws(DOMAIN, {"team": TEAM}, trace=True, reply_mode="team", settings=SEND_EVENTS) as aws:
+        yield aws
+
+
+def dynamodb_calls() -> Counter[str]:
+    """Counts the DynamoDB operations of clients made from now on (call `wiring.reset()` first)."""
+    seen: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        seen[model.name] += 1
+
+    boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", count)  # type: ignore[union-attr]
+    return seen
+
+
+def claims_table() -> list[dict[str, Any]]:
+    return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+
+
+def table(name: str) -> list[dict[str, Any]]:
+    return boto3.client("dynamodb").scan(TableName=name)["Items"]
+
+
+def send_events(sent: list[SentMail]) -> dict[str, Any]:
+    """SES's Send events of `sent`, as SNS hands them to the delivery function."""
+    records = [
+        sesevents.send(sesevents.mail_object(s.message_id, s.recipients, dict(s.tags), "2026-11-30T09:15:00.000Z"))
+        for s in sent
+    ]
+    return sesevents.sns_event(*records)
+
+
+def deliver_events(event: dict[str, Any]) -> dict[str, int]:
+    """The delivery function's work on `event`, with the trace and claims tables of this environment."""
+    from forwarder.aws.claims import complete_from_send_event
+    from forwarder.aws.trace import DynamoDBTrace
+
+    client = boto3.client("dynamodb")
+    return record_events(
+        event,
+        DynamoDBTrace(client, TRACE_TABLE, 30),
+        None,
+        lambda claim, ses_id: complete_from_send_event(client, TABLE, claim, ses_id),
+    )
+
+
+def test_as_deployed_a_mail_costs_one_dynamodb_request_before_its_send_and_none_after(
+    deployed: EmbeddedAws,
+) -> None:
+    # GIVEN the template's configuration, on a warm function
+    wiring.reset()
+    calls = dynamodb_calls()
+    # WHEN an outside mail is forwarded to the team
+    result, sent = deployed.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-deployed", **AUTHENTIC)
+    # THEN one transaction wrote the claim, the reply address and the trace; nothing was written after the send
+    assert result["outcomes"][0]["forwarded"]
+    assert calls == Counter({"TransactWriteItems": 1})
+    [claim] = claims_table()
+    assert claim["status"]["S"] == INPROGRESS
+    assert len(table(REPLY_TABLE)) == 1
+    trace = {item["sk"]["S"]: item for item in table(TRACE_TABLE)}
+    assert trace["mail"]["forwarded"]["BOOL"] is True
+    assert {m["M"]["status"]["S"] for m in trace["mail"]["members"]["L"]} == {"sent"}
+    # AND the send names its claim for the delivery function
+    [mail] = sent
+    assert mail.tags["claim"] == claim["id"]["S"].removeprefix("send#")
+    assert mail.tags["inbound"] == "m-deployed" and mail.tags["alias"] == "team"
+
+
+def test_send_event_completes_the_claim_and_a_retry_elsewhere_sends_nothing(deployed: EmbeddedAws) -> None:
+    # GIVEN a forwarded mail, its claim left to the Send event
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-dup", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-dup")
+    first = deployed.invoke(event)
+    sent = list(deployed.ses.outbox)
+    # WHEN a duplicate of the event reaches another instance before SES's Send event
+    wiring.reset()
+    with pytest.raises(ClaimInProgressError, match="being sent by another invocation"):
+        deployed.invoke(event)
+    # THEN nothing is sent twice; Lambda retries the duplicate later
+    assert len(deployed.ses.outbox) == 1
+    # WHEN the Send event arrives and the retry runs on yet another instance
+    assert deliver_events(send_events(sent))["added"] == len(TEAM)
+    [claim] = claims_table()
+    assert claim["status"]["S"] == COMPLETED
+    assert json.loads(claim["data"]["S"]) == {"ses_id": sent[0].message_id}
+    wiring.reset()
+    second = deployed.invoke(event)
+    # THEN it answers with the first run's outcome and sends nothing
+    assert len(deployed.ses.outbox) == 1
+    assert second["outcomes"] == first["outcomes"]
+
+
+def test_duplicate_on_the_same_instance_needs_no_request(deployed: EmbeddedAws) -> None:
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-warm", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-warm")
+    first = deployed.invoke(event)
+    assert deployed.invoke(event)["outcomes"] == first["outcomes"]
+    assert len(deployed.ses.outbox) == 1
+
+
+def test_a_claim_whose_run_died_before_sending_is_taken_over_after_its_deadline(deployed: EmbeddedAws) -> None:
+    # GIVEN a claim left in progress by a run that died before SES took the mail, its deadline passed
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-died", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-died")
+    deployed.invoke(event)
+    [claim] = claims_table()
+    deployed.ses.outbox.clear()
+    client = boto3.client("dynamodb")
+    past = str(int(time.time() * 1000) - 1000)
+    client.update_item(
+        TableName=TABLE,
+        Key={"id": claim["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": past}},
+    )
+    # WHEN Lambda's retry runs on another instance
+    wiring.reset()
+    deployed.invoke(event)
+    # THEN it sends, under a renewed claim
+    assert len(deployed.ses.outbox) == 1
+    [renewed] = claims_table()
+    assert int(renewed["in_progress_expiration"]["N"]) > int(past)
+
+
+def test_a_failing_invocation_settles_its_sends_so_the_retry_sends_only_the_rest(deployed: EmbeddedAws) -> None:
+    # GIVEN an alias of 120 members and SES throttling the second batch
+    members = [f"member{i:03d}@example.org" for i in range(120)]
+    deployed.set_aliases({"big": members})
+    deployed.ses.refuse_calls[2] = SesRefusal("TooManyRequestsException", "Maximum sending rate exceeded")
+    event = build_event(MAIL, [f"big@{DOMAIN}"], message_id="m-settle", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-settle")
+    with pytest.raises(Exception, match="TooManyRequests"):
+        deployed.invoke(event)
+    # THEN the first batch's claim was completed at once, without waiting for its Send event
+    assert [item["status"]["S"] for item in claims_table()] == [COMPLETED]
+    # AND Lambda's retry, on another instance, sends the other two batches only
+    wiring.reset()
+    result = deployed.invoke(event)
+    assert [len(s.recipients) for s in deployed.ses.outbox] == [50, 50, 20]
+    assert sorted(m for s in deployed.ses.outbox for m in s.recipients) == members
+    assert result["outcomes"][0]["recipients"] == 120
+
+
+def test_a_refused_send_releases_its_claim_and_the_trace_tells_the_refusal(deployed: EmbeddedAws) -> None:
+    deployed.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Email address is not verified.")
+    result, _ = deployed.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-refused", **AUTHENTIC)
+    assert not result["outcomes"][0]["forwarded"]
+    assert claims_table() == []
+    mail = next(item for item in table(TRACE_TABLE) if item["sk"]["S"] == "mail")
+    assert mail["forwarded"]["BOOL"] is False
+    assert {m["M"]["status"]["S"] for m in mail["members"]["L"]} == {"failed"}
+
+
+def test_a_refused_rider_does_not_stop_the_mail(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN the trace table named but missing: the claim's transaction cannot write the trace
+    with embedded_aws(
+        DOMAIN, {"team": TEAM}, reply_mode="team", settings={**SEND_EVENTS, "FORWARDER_TRACE_TABLE": "gone"}
+    ) as aws:
+        result, sent = aws.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-rider", **AUTHENTIC)
+        # THEN the mail goes, claimed alone, the reply address saved alone, and the failure is logged
+        assert result["outcomes"][0]["forwarded"] and len(sent) == 1
+        assert [item["status"]["S"] for item in claims_table()] == [INPROGRESS]
+        assert len(table(REPLY_TABLE)) == 1
+    logged = [r.getMessage() for r in caplog.records]
+    assert "claim and queued writes refused together; writing each" in logged
+    assert "write not saved" in logged
+
+
+def test_write_mode_completes_after_the_send_and_writes_the_riders_with_the_claim() -> None:
+    with embedded_aws(DOMAIN, {"team": TEAM}, trace=True, reply_mode="team") as aws:
+        wiring.reset()
+        calls = dynamodb_calls()
+        _, sent = aws.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-write", **AUTHENTIC)
+        assert calls == Counter({"TransactWriteItems": 1, "UpdateItem": 1})
+        assert "claim" not in sent[0].tags
+        [claim] = claims_table()
+        assert claim["status"]["S"] == COMPLETED and "in_progress_expiration" not in claim
+        assert json.loads(claim["data"]["S"]) == {"ses_id": sent[0].message_id}
+
+
+def test_a_record_written_by_powertools_idempotency_is_honoured() -> None:
+    # GIVEN a send completed by an earlier version, through Powertools Idempotency (key prefix "send")
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        key = {"message_id": "m-old", "alias": "team", "recipients": TEAM}
+
+        def send(key: dict[str, Any]) -> dict[str, Any]:
+            return {"ses_id": "ses-from-before"}
+
+        earlier = idempotent_function(
+            send,
+            data_keyword_argument="key",
+            persistence_store=DynamoDBPersistenceLayer(table_name=TABLE, boto3_client=client),
+            config=IdempotencyConfig(expires_after_seconds=3600),
+            key_prefix="send",
+        )
+        earlier(key=key)
+        # WHEN the new claims see the same key
+        ran: list[bool] = []
+        result = DynamoDBClaims(client, TABLE, 7)(key, lambda: ran.append(True) or {"ses_id": "again"})
+        # THEN the send does not run again and the earlier result comes back
+        assert ran == []
+        assert result == {"ses_id": "ses-from-before"}
+        assert claims_table()[0]["id"]["S"] == f"send#{claim_hash(key)}"
+
+
+def test_work_that_raises_releases_the_claim_for_the_retry() -> None:
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        claims = DynamoDBClaims(client, TABLE, 7)
+        key = {"message_id": "m-raise", "alias": "team", "recipients": TEAM}
+
+        def broken() -> dict[str, Any]:
+            raise ConnectionError("SES unreachable")
+
+        with pytest.raises(ConnectionError):
+            claims(key, broken)
+        assert claims_table() == []
+        assert DynamoDBClaims(client, TABLE, 7)(key, lambda: {"ses_id": "sent"}) == {"ses_id": "sent"}
+
+
+def test_pending_writes_beyond_one_transaction_are_written_in_several() -> None:
+    with embedded_aws(DOMAIN, {}, trace=True):
+        client = boto3.client("dynamodb")
+        pending = PendingWrites(client)
+        for n in range(150):
+            item = {"pk": {"S": f"mail#{n}"}, "sk": {"S": "mail"}}
+            pending.add((TRACE_TABLE, f"mail#{n}"), {"Put": {"TableName": TRACE_TABLE, "Item": item}}, "trace")
+        # a later write of the same item replaces the queued one (a transaction may touch an item once)
+        again = {"pk": {"S": "mail#7"}, "sk": {"S": "mail"}, "note": {"S": "newer"}}
+        pending.add((TRACE_TABLE, "mail#7"), {"Put": {"TableName": TRACE_TABLE, "Item": again}}, "trace")
+        claims = DynamoDBClaims(client, TABLE, 7, pending)
+        claims({"message_id": "m-many"}, lambda: {"ses_id": "x"})
+        assert len(table(TRACE_TABLE)) == 99  # the claim took 99 riders
+        pending.flush()
+        items = {item["pk"]["S"]: item for item in table(TRACE_TABLE)}
+        assert len(items) == 150
+        assert items["mail#7"]["note"]["S"] == "newer"
+
+
+def test_delivery_ignores_claim_tags_that_are_not_ours(deployed: EmbeddedAws) -> None:
+    from forwarder.aws.claims import complete_from_send_event
+
+    client = boto3.client("dynamodb")
+    assert not complete_from_send_event(client, TABLE, "send#../other", "ses-1")
+    assert not complete_from_send_event(client, TABLE, "0" * 32, "ses-1")  # no such claim in progress
+    assert claims_table() == []
