@@ -163,7 +163,10 @@ def environment(
         "BENCH_MEMBERS": ",".join(MEMBERS),
     }
     if idempotency or deployed:
+        # As the template deploys it: claims completed from SES's Send events, which the configuration set carries.
         env["FORWARDER_IDEMPOTENCY_TABLE"] = TABLE
+        env["FORWARDER_IDEMPOTENCY_COMPLETION"] = "send-event"
+        env["FORWARDER_CONFIGURATION_SET"] = "bench-forwarder"
     if deployed:
         # What template.yaml sets beyond idempotency: every forwarded mail also saves its reply address
         # (team mode) and writes its trace record; the configuration set only tags the send.
@@ -172,8 +175,6 @@ def environment(
         env["FORWARDER_LINK_SECRET"] = SECRET
         env["FORWARDER_LINK_URL"] = "https://bench.lambda-url.us-east-1.on.aws/"
         env["FORWARDER_TRACE_TABLE"] = TRACE_TABLE
-        env["FORWARDER_CONFIGURATION_SET"] = "bench-forwarder"
-        env["FORWARDER_IDEMPOTENCY_COMPLETION"] = "send-event"
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     if xray:

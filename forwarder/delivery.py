@@ -2,8 +2,10 @@
 
 Each SES event (Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay, Rendering Failure) becomes one
 history entry per member in the trace table; a member's permanent bounce or complaint notifies the
-alarm topic once. A record this function cannot read is logged and skipped (SNS would redeliver it
-in vain); a table or topic failure raises, so that Lambda retries the event.
+alarm topic once. With FORWARDER_IDEMPOTENCY_TABLE set, a Send event whose send carried the `claim` tag
+completes the forwarder's claim of that send (the forwarder's send-event mode: it writes nothing after a
+send). A record this function cannot read is logged and skipped (SNS would redeliver it in vain); a table
+or topic failure raises, so that Lambda retries the event.
 """
 
 from __future__ import annotations

@@ -136,9 +136,12 @@ class Once(Protocol):
 
 
 class Pending(Protocol):
-    """Writes queued to ride along with the next send's claim; `flush` writes what none took."""
+    """Writes queued to ride along with the next send's claim; `flush` writes what none took, `discard`
+    forgets it (the invocation failed)."""
 
     def flush(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class TraceLog(Protocol):
@@ -205,6 +208,9 @@ class NoPending:
 
     def flush(self) -> None:
         """Nothing to write."""
+
+    def discard(self) -> None:
+        """Nothing to forget."""
 
 
 # values ------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from forwarder.ports import (
     MAX_RECIPIENTS,
     AliasDirectory,
     Always,
+    ClaimInProgressError,
     Inbound,
     MailStore,
     NoPending,
@@ -67,6 +68,7 @@ class ForwardingService:
         self.trace: TraceLog = trace or NoTrace()
         self._relay = relay
         self._pending: Pending = pending if pending is not None else NoPending()
+        self._intended = False  # this mail's trace intent was queued
         self._warned: set[tuple[str, str]] = set()
 
     def register_context(self, context: Any) -> None:
@@ -76,22 +78,35 @@ class ForwardingService:
     def forward(self, inbound: Inbound, mark: str | None = None) -> Outcome:
         """Forward one received message to the members of its aliases.
 
-        Each batch send is recorded under (message id, alias, recipients): a retried, duplicated or
+        Each batch send is claimed under (message id, alias, recipients): a retried, duplicated or
         replayed event sends nothing twice and completes what an earlier attempt left unsent. One
-        record per batch, not also one per message: each record costs two DynamoDB writes per mail.
-        Mail to a reply address goes to the relay (team mode), which calls back `_forward`, with `mark` as a
-        subject tag, for what it does not relay.
+        claim per batch, not also one per message. Mail to a reply address goes to the relay (team mode),
+        which calls back `_forward`, with `mark` as a subject tag, for what it does not relay.
 
-        Writes the adapters queued for the sends' claims (`pending`) and no claim took are written at the end;
-        if forwarding raises after sending, the completions left to SES's Send events are written first.
+        The writes the adapters queued to ride with the sends' claims (`pending`) that no claim took are
+        written at the end. If forwarding raises, they are dropped: another invocation holds the mail
+        (`ClaimInProgressError`), or Lambda's retry queues them again; in the second case the completions
+        left to SES's Send events are written first, and the trace says the attempt failed (its intent,
+        written with a claim, would otherwise say the members were sent the mail).
         """
+        self._intended = False
         try:
-            return self._handle(inbound, mark)
-        except BaseException:
-            self._settle()
+            outcome = self._handle(inbound, mark)
+        except ClaimInProgressError:
+            self._pending.discard()
             raise
-        finally:
-            self._flush()
+        except BaseException as error:
+            self._settle()
+            self._pending.discard()
+            if self._intended:
+                failed = Outcome(
+                    message_id=inbound.message_id, forwarded=False, reason=f"retried: {type(error).__name__}"
+                )
+                self._record(inbound, failed)
+                self._flush()
+            raise
+        self._flush()
+        return outcome
 
     def _handle(self, inbound: Inbound, mark: str | None) -> Outcome:
         decision = decide(inbound.verdicts, self.settings.spam_action)
@@ -223,6 +238,7 @@ class ForwardingService:
                 oversize=any(is_notice for _, _, is_notice in payloads),
             )
             self._trace_safely(self.trace.intend, inbound, intent, routing, decision)
+            self._intended = True
         buffer = message.raw if isinstance(message.raw, bytearray) else bytearray(message.raw)
         head_length = message.body_start
         sent: list[str] = []

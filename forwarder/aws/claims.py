@@ -87,6 +87,10 @@ class PendingWrites:
             if identity not in self._writes:
                 self._writes[identity] = (action, what)
 
+    def discard(self) -> None:
+        """Forget everything queued (the invocation failed: its retry queues it again)."""
+        self._writes.clear()
+
     def flush(self) -> None:
         """Write everything queued: one transaction per 100 writes; if one is refused, each on its own."""
         while self._writes:

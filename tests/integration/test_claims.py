@@ -61,6 +61,11 @@ def table(name: str) -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName=name)["Items"]
 
 
+def mail_item() -> dict[str, Any]:
+    [mail] = [item for item in table(TRACE_TABLE) if item["sk"]["S"] == "mail"]
+    return mail
+
+
 def send_events(sent: list[SentMail]) -> dict[str, Any]:
     """SES's Send events of `sent`, as SNS hands them to the delivery function."""
     records = [
@@ -117,8 +122,9 @@ def test_send_event_completes_the_claim_and_a_retry_elsewhere_sends_nothing(depl
     wiring.reset()
     with pytest.raises(ClaimInProgressError, match="being sent by another invocation"):
         deployed.invoke(event)
-    # THEN nothing is sent twice; Lambda retries the duplicate later
+    # THEN nothing is sent twice; Lambda retries the duplicate later; the trace is the first run's
     assert len(deployed.ses.outbox) == 1
+    assert mail_item()["decision"]["S"] == "forwarded"
     # WHEN the Send event arrives and the retry runs on yet another instance
     assert deliver_events(send_events(sent))["added"] == len(TEAM)
     [claim] = claims_table()
@@ -174,12 +180,17 @@ def test_a_failing_invocation_settles_its_sends_so_the_retry_sends_only_the_rest
         deployed.invoke(event)
     # THEN the first batch's claim was completed at once, without waiting for its Send event
     assert [item["status"]["S"] for item in claims_table()] == [COMPLETED]
+    # AND the trace says the attempt failed, not what the intent written with the first claim said
+    assert mail_item()["decision"]["S"] == "not forwarded: retried: TooManyRequestsException"
     # AND Lambda's retry, on another instance, sends the other two batches only
     wiring.reset()
     result = deployed.invoke(event)
     assert [len(s.recipients) for s in deployed.ses.outbox] == [50, 50, 20]
     assert sorted(m for s in deployed.ses.outbox for m in s.recipients) == members
     assert result["outcomes"][0]["recipients"] == 120
+    # AND the trace then tells the forward, every member sent
+    assert mail_item()["decision"]["S"] == "forwarded"
+    assert len(mail_item()["members"]["L"]) == 120
 
 
 def test_a_refused_send_releases_its_claim_and_the_trace_tells_the_refusal(deployed: EmbeddedAws) -> None:
@@ -187,7 +198,7 @@ def test_a_refused_send_releases_its_claim_and_the_trace_tells_the_refusal(deplo
     result, _ = deployed.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-refused", **AUTHENTIC)
     assert not result["outcomes"][0]["forwarded"]
     assert claims_table() == []
-    mail = next(item for item in table(TRACE_TABLE) if item["sk"]["S"] == "mail")
+    mail = mail_item()
     assert mail["forwarded"]["BOOL"] is False
     assert {m["M"]["status"]["S"] for m in mail["members"]["L"]} == {"failed"}
 
@@ -292,3 +303,21 @@ def test_delivery_ignores_claim_tags_that_are_not_ours(deployed: EmbeddedAws) ->
     assert not complete_from_send_event(client, TABLE, "send#../other", "ses-1")
     assert not complete_from_send_event(client, TABLE, "0" * 32, "ses-1")  # no such claim in progress
     assert claims_table() == []
+
+
+def test_a_duplicate_held_off_by_a_claim_leaves_the_first_runs_trace(deployed: EmbeddedAws) -> None:
+    # GIVEN a mail to two aliases whose second send SES refused: the trace tells that member failed
+    deployed.set_aliases({"team": TEAM, "ops": ["carol@example.org"]})
+    deployed.ses.refuse_calls[2] = SesRefusal("MessageRejected", "Email address is not verified.")
+    event = build_event(MAIL, [f"team@{DOMAIN}", f"ops@{DOMAIN}"], message_id="m-held", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-held")
+    deployed.invoke(event)
+    failed = {m["M"]["member"]["S"] for m in mail_item()["members"]["L"] if m["M"]["status"]["S"] == "failed"}
+    assert failed == {"carol@example.org"}
+    # WHEN a duplicate reaches another instance while the first send's claim is held
+    wiring.reset()
+    with pytest.raises(ClaimInProgressError):
+        deployed.invoke(event)
+    # THEN its own intent (everyone sent) is not written over the first run's trace
+    after = {m["M"]["member"]["S"] for m in mail_item()["members"]["L"] if m["M"]["status"]["S"] == "failed"}
+    assert after == {"carol@example.org"}

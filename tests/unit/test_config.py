@@ -150,3 +150,17 @@ def test_load_settings_names_a_value_of_the_wrong_type(environ: dict[str, str], 
         load_settings(_Typed, environ)
     # THEN the one-line error names the variable and the value
     assert str(error.value) == message
+
+
+@pytest.mark.usefixtures("required")
+def test_settings_send_event_completion_needs_the_configuration_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORWARDER_IDEMPOTENCY_COMPLETION", " Send-Event ")
+    with pytest.raises(SettingsError, match=r"FORWARDER_IDEMPOTENCY_COMPLETION.*needs FORWARDER_CONFIGURATION_SET"):
+        get_settings()
+    get_settings.cache_clear()
+    monkeypatch.setenv("FORWARDER_CONFIGURATION_SET", "forwarder-dev")
+    assert get_settings().idempotency_completion == "send-event"
+    get_settings.cache_clear()
+    monkeypatch.setenv("FORWARDER_IDEMPOTENCY_COMPLETION", "later")
+    with pytest.raises(SettingsError, match=r"FORWARDER_IDEMPOTENCY_COMPLETION.*must be write or send-event"):
+        get_settings()

@@ -226,3 +226,34 @@ def test_decision_text_names_a_reply_forwarded_instead_of_relayed(reply: str) ->
         == f"reply not relayed ({reply}): forwarded to the members, subject tagged"
     )
     assert decision_text(True, None, False, "relayed").startswith("reply relayed to the outside sender")
+
+
+def test_delivery_completes_the_claim_of_a_send_event_only() -> None:
+    # GIVEN a send that carried a claim tag (send-event mode), its Send and Delivery events, and an untagged send
+    claimed = ses.mail_object(
+        "ses-7", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
+    )
+    plain = ses.mail_object("ses-8", ("bob@gmail.com",), TAGS, SENT_AT)
+    completed: list[tuple[str, str]] = []
+
+    def complete(claim: str, ses_id: str) -> bool:
+        completed.append((claim, ses_id))
+        return True
+
+    # WHEN the delivery function records them
+    done = ses.delivery(claimed, "bob@gmail.com", "2026-11-30T09:14:33.000Z")
+    record_events(ses.sns_event(ses.send(claimed), done, ses.send(plain)), MemoryTrace(), None, complete)
+    # THEN the claim is completed once, from the Send event, with SES's message id as the result
+    assert completed == [("0123456789abcdef0123456789abcdef", "ses-7")]
+
+
+def test_delivery_claim_completion_failure_raises_for_sns_to_retry() -> None:
+    claimed = ses.mail_object(
+        "ses-7", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
+    )
+
+    def complete(claim: str, ses_id: str) -> bool:
+        raise ConnectionError("DynamoDB is unreachable")
+
+    with pytest.raises(ConnectionError):
+        record_events(ses.sns_event(ses.send(claimed)), MemoryTrace(), None, complete)
