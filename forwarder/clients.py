@@ -31,4 +31,8 @@ def client_config(service: str = "") -> Any:
         read_timeout=INVOKE_READ_TIMEOUT if invoke else READ_TIMEOUT,
         # S3 also signs presigned download links: SigV4, which every region accepts.
         signature_version="s3v4" if service == "s3" else None,
+        # DynamoDB requests are built by this code alone (tested against moto) and checked again by DynamoDB,
+        # which answers ValidationException; botocore's own walk of every nested attribute value of a
+        # mail's claim transaction is a fifth of its CPU (docs/benchmark.md).
+        parameter_validation=service != "dynamodb",
     )

@@ -32,7 +32,7 @@ def build_service(settings: Settings) -> ForwardingService:
     config = client_config()
     # One DynamoDB client for the idempotency, reply and trace tables: each client costs cold start.
     tables = settings.idempotency_table or settings.reply_table or settings.trace_table
-    dynamodb = boto3.client("dynamodb", config=config) if tables else None
+    dynamodb = boto3.client("dynamodb", config=client_config("dynamodb")) if tables else None
     once = pending = None
     if settings.idempotency_table and dynamodb is not None:
         from forwarder.aws.claims import DynamoDBClaims, PendingWrites

@@ -50,9 +50,20 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: deserializer.deserialize(value) for key, value in item.items()}
 
 
-def _comparable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Items without the times of writing (`recorded`, `expires`): what an intent and a record share."""
-    return [{k: v for k, v in item.items() if k not in ("recorded", "expires")} for item in items]
+def _shape(outcome: Outcome, routing: Routing | None, decision: Decision | None) -> tuple[Any, ...]:
+    """What `forward_items` reads of an outcome (not its SES ids or recipient count), with the routing and
+    decision it was given: equal shapes make equal items, but for the times of writing."""
+    failed = frozenset(m.lower() for m in outcome.failed)
+    return (
+        outcome.forwarded,
+        outcome.reason,
+        failed,
+        outcome.oversize,
+        outcome.reply,
+        outcome.aliases,
+        id(routing),
+        id(decision),
+    )
 
 
 def _conflict(error: ClientError) -> bool:
@@ -75,7 +86,7 @@ class DynamoDBTrace:
         self.expiry_days = expiry_days
         self.subjects = subjects
         self._pending = pending
-        self._intended: dict[str, list[dict[str, Any]]] = {}
+        self._intended: dict[str, tuple[Any, ...]] = {}
 
     # the forwarder ------------------------------------------------------------------------------
 
@@ -84,20 +95,19 @@ class DynamoDBTrace:
         to be written with the first send's claim."""
         if self._pending is None:
             return
-        items = self._items(inbound, outcome, routing, decision)
-        self._queue(items)
+        self._queue(self._items(inbound, outcome, routing, decision))
         if len(self._intended) > 64:  # intents of invocations that raised before recording
             self._intended.clear()
-        self._intended[inbound.message_id] = _comparable(items)
+        self._intended[inbound.message_id] = _shape(outcome, routing, decision)
 
     def record(self, inbound: Inbound, outcome: Outcome, routing: Routing | None, decision: Decision | None) -> None:
         """Write (or overwrite, on a retried event) the forwarder's items of one mail; with `pending`, queue
         them (the service flushes at the mail's end), or nothing when they are what `intend` queued."""
-        items = self._items(inbound, outcome, routing, decision)
         if self._pending is not None:
-            if self._intended.pop(inbound.message_id, None) != _comparable(items):
-                self._queue(items)
+            if self._intended.pop(inbound.message_id, None) != _shape(outcome, routing, decision):
+                self._queue(self._items(inbound, outcome, routing, decision))
             return
+        items = self._items(inbound, outcome, routing, decision)
         for start in range(0, len(items), _BATCH):
             requests = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + _BATCH]]
             pending: Any = {self.table: requests}

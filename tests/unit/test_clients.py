@@ -95,3 +95,20 @@ def test_client_config_is_one_definition_for_runtime_and_cli() -> None:
     assert cli.retries == runtime.retries == {"total_max_attempts": ATTEMPTS, "mode": "standard"}
     assert (cli.connect_timeout, cli.read_timeout) == (runtime.connect_timeout, runtime.read_timeout)
     assert client_config("s3").signature_version == "s3v4"
+
+
+def test_dynamodb_client_leaves_request_validation_to_dynamodb() -> None:
+    # GIVEN the runtime's DynamoDB client (its requests are built by the forwarder, not typed by a user)
+    client = boto3.client("dynamodb", region_name="us-east-1", config=client_config("dynamodb"))
+    attempts = count_sends(client)
+    # WHEN a request botocore would refuse before sending (an empty table name) is made
+    with pytest.raises(ClientError):
+        client.get_item(TableName="", Key={})
+    # THEN it reached the HTTP layer (where DynamoDB answers ValidationException), not ParamValidationError
+    assert attempts
+    # AND the other services' clients still validate
+    from botocore.exceptions import ParamValidationError
+
+    ses = boto3.client("sesv2", region_name="us-east-1", config=client_config("sesv2"))
+    with pytest.raises(ParamValidationError):
+        ses.get_email_identity(EmailIdentity="")
