@@ -69,6 +69,10 @@ def record_events(
             logger.warning("unreadable SES event skipped", extra={"sns_message_id": sns_id, "error": str(error)})
             skipped += 1
             continue
+        # The claim first: the forwarder's idempotency must not wait for (or, once Lambda drops the event after
+        # its retries, lose to) a trace write that fails.
+        if claim is not None and complete is not None and complete(*claim):
+            logger.info("send claim completed from its Send event", extra={"ses_message_id": claim[1]})
         if not steps:
             logger.info("SES event without our tags or members skipped", extra={"sns_message_id": sns_id})
             skipped += 1
@@ -83,8 +87,6 @@ def record_events(
                 alarms += notify_once(step, trace, alarm)
             else:
                 duplicates += 1
-        if claim is not None and complete is not None and complete(*claim):
-            logger.info("send claim completed from its Send event", extra={"ses_message_id": claim[1]})
     return Recorded(added, duplicates, skipped, alarms).as_dict()
 
 

@@ -165,7 +165,13 @@ class DynamoDBClaims:
             raise
         self._remember(claim, result)
         if self.completion == "write":
-            self._complete(claim, result)
+            try:
+                self._complete(claim, result)
+            except ClientError as error:
+                # SES took the mail: failing the invocation would make Lambda's retry, once the claim's deadline
+                # passed, send it again. Left to `settle`, as a completion left to the Send event is.
+                logger.warning("claim completion not written", extra={"code": _code(error)})
+                self._unsettled[claim] = result
         else:
             self._unsettled[claim] = result
         return result

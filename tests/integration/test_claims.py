@@ -321,3 +321,25 @@ def test_a_duplicate_held_off_by_a_claim_leaves_the_first_runs_trace(deployed: E
     # THEN its own intent (everyone sent) is not written over the first run's trace
     after = {m["M"]["member"]["S"] for m in mail_item()["members"]["L"] if m["M"]["status"]["S"] == "failed"}
     assert after == {"carol@example.org"}
+
+
+def test_write_mode_a_completion_not_written_does_not_fail_the_sent_mail(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN write mode, and DynamoDB refusing the completion (after botocore's retries) once SES took the mail
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    def refuse(**_: Any) -> tuple[Any, dict[str, Any]]:
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}
+        return AWSResponse("https://dynamodb.local", 400, HTTPHeaders(), None), {
+            "Error": error,
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+
+    with embedded_aws(DOMAIN, {"team": TEAM}) as aws:
+        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.UpdateItem", refuse)  # type: ignore[union-attr]
+        # WHEN a mail is forwarded
+        result, sent = aws.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-uncompleted", **AUTHENTIC)
+        # THEN the invocation succeeds with the mail sent once: failing it would make Lambda retry, and the retry
+        # that comes after the claim's deadline would send the mail again
+        assert result["outcomes"][0]["forwarded"] and len(sent) == 1
+        assert [item["status"]["S"] for item in claims_table()] == [INPROGRESS]
+    assert "claim completion not written" in [r.getMessage() for r in caplog.records]

@@ -257,3 +257,27 @@ def test_delivery_claim_completion_failure_raises_for_sns_to_retry() -> None:
 
     with pytest.raises(ConnectionError):
         record_events(ses.sns_event(ses.send(claimed)), MemoryTrace(), None, complete)
+
+
+def test_delivery_completes_the_claim_even_when_the_trace_write_fails() -> None:
+    # GIVEN the Send event of a claimed send (send-event mode), and a trace table that refuses the member's step
+    claimed = ses.mail_object(
+        "ses-7", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
+    )
+    completed: list[tuple[str, str]] = []
+
+    def complete(claim: str, ses_id: str) -> bool:
+        completed.append((claim, ses_id))
+        return True
+
+    class Unwritable(MemoryTrace):
+        def add_event(self, inbound: str, alias: str, member: str, entry: TraceEntry) -> bool:
+            raise ConnectionError("the trace table is unreachable")
+
+    # WHEN the delivery function records it
+    with pytest.raises(ConnectionError):
+        record_events(ses.sns_event(ses.send(claimed)), Unwritable(), None, complete)
+    # THEN the event is retried for the trace, but the claim is completed already: the forwarder's idempotency
+    # does not wait for the trace (after Lambda's two retries the event is dropped, and a claim never completed
+    # is taken over by a later duplicate or redrive: the members would get the mail twice)
+    assert completed == [("0123456789abcdef0123456789abcdef", "ses-7")]
