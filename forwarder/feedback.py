@@ -120,12 +120,13 @@ def _load(text: str) -> Mapping[str, Any]:
 
 
 def send_claim(text: str) -> tuple[str, str] | None:
-    """(claim, SES message id) of a Send event whose send carried the `claim` tag (the forwarder's
-    send-event mode), else None."""
+    """(claim, SES message id) of a Send or Reject event whose send carried the `claim` tag (the forwarder's
+    send-event mode), else None. A Reject (SES accepted the send, then found a virus) completes it too:
+    sending again would be rejected again."""
     record = _load(text)
     mail = _object(record, "mail")
     claim, ses_id = _tag(_object(mail, "tags"), CLAIM_TAG), _text(mail, "messageId")
-    if _text(record, "eventType") != "Send" or not claim or not ses_id:
+    if _text(record, "eventType") not in ("Send", "Reject") or not claim or not ses_id:
         return None
     return claim, ses_id
 

@@ -93,6 +93,7 @@ class ForwardingService:
         try:
             outcome = self._handle(inbound, mark)
         except ClaimInProgressError:
+            self._settle()  # an earlier batch of this run may have gone out
             self._pending.discard()
             raise
         except BaseException as error:

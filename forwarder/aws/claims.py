@@ -182,8 +182,9 @@ class DynamoDBClaims:
             claim, result = self._unsettled.popitem()
             try:
                 self._complete(claim, result)
-            except ClientError as error:
-                logger.warning("claim completion not written", extra={"code": _code(error)})
+            except Exception as error:  # the next completion may still go through: try each
+                code = _code(error) if isinstance(error, ClientError) else type(error).__name__
+                logger.warning("claim completion not written", extra={"code": code})
 
     # the claim -----------------------------------------------------------------------------------------
 
@@ -248,7 +249,8 @@ class DynamoDBClaims:
         try:
             self._client.put_item(**put)
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            # Held by a run (the condition), or being claimed by another invocation's transaction right now.
+            if _code(error) in ("ConditionalCheckFailedException", "TransactionConflictException"):
                 return self._earlier(claim)
             raise
         return None

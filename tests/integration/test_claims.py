@@ -343,3 +343,47 @@ def test_write_mode_a_completion_not_written_does_not_fail_the_sent_mail(caplog:
         assert result["outcomes"][0]["forwarded"] and len(sent) == 1
         assert [item["status"]["S"] for item in claims_table()] == [INPROGRESS]
     assert "claim completion not written" in [r.getMessage() for r in caplog.records]
+
+
+def test_a_claim_being_written_by_another_transaction_counts_as_held() -> None:
+    # GIVEN DynamoDB answering the claim's put with TransactionConflictException: a duplicate's claim
+    # transaction on the same item is in flight
+    from botocore.exceptions import ClientError
+
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        conflict = {"Error": {"Code": "TransactionConflictException", "Message": "in a transaction"}}
+
+        def conflicting(**_: Any) -> None:
+            raise ClientError(conflict, "PutItem")  # type: ignore[arg-type]
+
+        client.put_item = conflicting  # type: ignore[method-assign]
+        ran: list[bool] = []
+        # WHEN a send is claimed THEN it does not run, and Lambda is asked to retry later
+        with pytest.raises(ClaimInProgressError):
+            DynamoDBClaims(client, TABLE, 7)({"message_id": "m-race"}, lambda: ran.append(True) or {})
+        assert ran == []
+
+
+def test_settle_writes_every_completion_it_can(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN two sends left to their Send events, and a connection that fails for the first completion only
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        claims = DynamoDBClaims(client, TABLE, 7, completion="send-event")
+        claims({"batch": 1}, lambda: {"ses_id": "s1"})
+        claims({"batch": 2}, lambda: {"ses_id": "s2"})
+        update = client.update_item
+        calls: list[int] = []
+
+        def flaky(**kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                raise ConnectionError("connection reset")
+            return update(**kwargs)
+
+        client.update_item = flaky  # type: ignore[method-assign]
+        # WHEN the failing invocation settles
+        claims.settle()
+        # THEN the second completion is written all the same, and the first failure is logged
+        assert sorted(item["status"]["S"] for item in claims_table()) == [COMPLETED, INPROGRESS]
+        assert "claim completion not written" in [r.getMessage() for r in caplog.records]

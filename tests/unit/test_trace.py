@@ -281,3 +281,21 @@ def test_delivery_completes_the_claim_even_when_the_trace_write_fails() -> None:
     # does not wait for the trace (after Lambda's two retries the event is dropped, and a claim never completed
     # is taken over by a later duplicate or redrive: the members would get the mail twice)
     assert completed == [("0123456789abcdef0123456789abcdef", "ses-7")]
+
+
+def test_delivery_completes_the_claim_of_a_send_that_ses_rejected_for_a_virus() -> None:
+    # GIVEN a claimed send that SES accepted and then rejected (a virus): sending it again would be rejected too
+    claimed = ses.mail_object(
+        "ses-9", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
+    )
+    completed: list[tuple[str, str]] = []
+
+    def complete(claim: str, ses_id: str) -> bool:
+        completed.append((claim, ses_id))
+        return True
+
+    # WHEN only its Reject event arrives
+    rejected = ses.record("Reject", claimed, reason="Bad content")
+    record_events(ses.sns_event(rejected), MemoryTrace(), None, complete)
+    # THEN the claim is completed: a retried event does not send it again
+    assert completed == [("0123456789abcdef0123456789abcdef", "ses-9")]
