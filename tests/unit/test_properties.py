@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from forwarder.aws.trace import to_attribute
 from forwarder.mail.body import shorten_long_lines
 from forwarder.mail.message import split_message
 from forwarder.mail.rewrite import RewriteOptions, rewrite_headers
@@ -86,3 +88,17 @@ def test_mutated_corpus_messages_never_raise(raw: bytes, data: st.DataObject) ->
     # WHEN it is forwarded, THEN no exception escapes and the output obeys the header invariants
     output = forward(bytes(mutated))
     assert_forwarded(bytes(mutated), output, "team", DOMAIN, body_may_change=True)
+
+
+_TRACE_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(value=_TRACE_VALUES)
+def test_trace_attribute_serialisation_is_boto3s(value: object) -> None:
+    # GIVEN any value of the types the trace writes (nested lists and maps of text, numbers, booleans, None)
+    # THEN the direct serialisation is exactly boto3's TypeSerializer's
+    assert to_attribute(value) == TypeSerializer().serialize(value)
