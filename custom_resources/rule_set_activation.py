@@ -9,7 +9,9 @@ per `Mode` (the template's ReceiptRuleSetMode):
   is active (or it already is; or, on an update that renames the set, when the active one is this resource's
   previous set and holds no other stack's rule). When a different set is active it refuses, before creating
   anything, naming that set and the ways forward. Delete removes the set (deactivating it first if it is
-  active) only when no rule is left in it; otherwise the set, its activation and the other rules stay.
+  active) only when no rule is left in it; otherwise the set, its activation and the other rules stay. A
+  Create that fails answers a physical id naming no set unless it created the set itself, so that the
+  rollback's Delete never removes an empty set of that name made by someone else.
 - join-existing: Create/Update only check that the set exists; Delete does nothing. Such a stack never
   activates or deletes a set.
 
@@ -57,6 +59,8 @@ RESPONSE_BACKOFF = (1.0, 2.0)
 RESPONSE_BUDGET = RESPONSE_ATTEMPTS * RESPONSE_TIMEOUT + sum(RESPONSE_BACKOFF) + 2.0
 # CloudFormation's response URL is a presigned S3 https URL; nothing else is ever written to.
 RESPONSE_URL_PREFIXES: tuple[str, ...] = ("https://",)
+# The prefix of a physical id that holds no rule set (see `not_held`).
+NOT_HELD = "not-created:"
 # Without a Lambda context (called directly), assume the template's function timeout.
 DEFAULT_REMAINING_SECONDS = 60.0
 
@@ -90,11 +94,18 @@ def rules_in(ses: Any, rule_set: str) -> list[str] | None:
     return [rule["Name"] for rule in described.get("Rules") or []]
 
 
-def claim(ses: Any, rule_set: str, previous: str | None = None, rule_name: str | None = None) -> str:
+def claim(
+    ses: Any,
+    rule_set: str,
+    previous: str | None = None,
+    rule_name: str | None = None,
+    created: list[str] | None = None,
+) -> str:
     """create-and-activate: create `rule_set` if missing and make it active, unless another set is active.
 
     `previous` is the set this resource held before a rename: its activation may move to the new set when no
     rule other than this stack's `rule_name` is in it (moving it would otherwise switch those rules off).
+    A set this call creates is appended to `created`.
     """
     active = active_rule_set(ses)
     region = ses.meta.region_name
@@ -109,6 +120,8 @@ def claim(ses: Any, rule_set: str, previous: str | None = None, rule_name: str |
         try:
             ses.create_receipt_rule_set(RuleSetName=rule_set)
             logger.info("created receipt rule set %s", rule_set)
+            if created is not None:
+                created.append(rule_set)
         except ClientError as error:
             # Another stack of the region created it since it was looked up: it exists, which is all this needs.
             if error.response.get("Error", {}).get("Code") != "AlreadyExists":
@@ -159,23 +172,31 @@ def release(ses: Any, rule_set: str) -> None:
     logger.info("deleted the empty receipt rule set %s", rule_set)
 
 
-def apply(event: dict[str, Any], ses: Any) -> str:
-    """Carry out one CloudFormation request; returns the physical resource id (the set's name)."""
+def apply(event: dict[str, Any], ses: Any, created: list[str] | None = None) -> str:
+    """Carry out one CloudFormation request; returns the physical resource id (the set's name). A set a Create
+    or Update creates is appended to `created`."""
     properties = event["ResourceProperties"]
     rule_set = str(properties["RuleSetName"])
     mode = str(properties.get("Mode", CREATE_AND_ACTIVATE))
     request = event["RequestType"]
     if request == "Delete":
-        # The physical id names the set this resource held (after a rename, the old one).
+        # The physical id names the set this resource held (after a rename, the old one); a Create that failed
+        # without creating a set answered an id that names none (`not_held`), so its rollback deletes nothing.
         held = event.get("PhysicalResourceId") or rule_set
-        if mode == CREATE_AND_ACTIVATE:
+        if mode == CREATE_AND_ACTIVATE and not held.startswith(NOT_HELD):
             release(ses, held)
         return held
     if mode == JOIN_EXISTING:
         return require(ses, rule_set)
     old = event.get("OldResourceProperties", {}) if request == "Update" else {}
     previous = old.get("RuleSetName") if old.get("Mode", CREATE_AND_ACTIVATE) == CREATE_AND_ACTIVATE else None
-    return claim(ses, rule_set, previous, properties.get("RuleName"))
+    return claim(ses, rule_set, previous, properties.get("RuleName"), created)
+
+
+def not_held(rule_set: str) -> str:
+    """The physical id of a Create that failed before creating `rule_set`: CloudFormation rolls it back with a
+    Delete of this id, which must not delete a set of that name someone else made (`:` is in no set's name)."""
+    return f"{NOT_HELD}{rule_set}"
 
 
 def send_response(event: dict[str, Any], status: str, reason: str, physical_id: str) -> None:
@@ -225,12 +246,13 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
         event.get("ResourceProperties", {}).get("RuleSetName"),
         event.get("ResourceProperties", {}).get("Mode", CREATE_AND_ACTIVATE),
     )
-    fallback_id = event.get("PhysicalResourceId") or str(event.get("ResourceProperties", {}).get("RuleSetName", ""))
+    rule_set = str(event.get("ResourceProperties", {}).get("RuleSetName", ""))
     outcome: dict[str, Any] = {}
+    created: list[str] = []
 
     def work() -> None:
         try:
-            outcome["physical_id"] = apply(event, ses)
+            outcome["physical_id"] = apply(event, ses, created)
         except Exception as error:  # every failure must reach CloudFormation, not just the log
             logger.exception("receipt rule set request failed")
             outcome["error"] = error
@@ -241,6 +263,9 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
     worker = threading.Thread(target=work, name="ses", daemon=True)
     worker.start()
     worker.join(seconds)
+    # A failed Create holds only a set it created itself (its rollback may delete that one); an Update or Delete
+    # keeps the id it had.
+    fallback_id = event.get("PhysicalResourceId") or (rule_set if rule_set in created else not_held(rule_set))
     if worker.is_alive():
         reason = (
             f"SES did not answer within {seconds:.0f} s; the rule set may be half done. Check it with "

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from custom_resources import rule_set_activation as activation
@@ -145,9 +146,9 @@ def test_activation_handler_reports_refusal_as_failure(ses: Any, responses: list
     (response,) = responses
     assert response["Status"] == "FAILED"
     assert response["Reason"].startswith("ActivationRefusedError: SES receipt rule set 'theirs' is active")
-    assert response["PhysicalResourceId"] == "ours"
+    assert response["PhysicalResourceId"] == "not-created:ours"
     # WHEN CloudFormation rolls back with a Delete of that id THEN the other set stays active
-    activation.handler(event("Delete", PhysicalResourceId="ours"), None)
+    activation.handler(event("Delete", PhysicalResourceId=response["PhysicalResourceId"]), None)
     assert responses[-1]["Status"] == "SUCCESS"
     assert active(ses) == "theirs"
 
@@ -317,6 +318,35 @@ def test_shared_set_another_active_set_is_refused_with_the_fix(region: Any, resp
     assert rules(region, SHARED) is None
     assert active(region) == "legacy"
     assert rules(region, "legacy") == ["old-forwarder"]
+
+
+def test_shared_set_refused_create_rolls_back_without_deleting_a_set_of_our_name(
+    region: Any, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN the team's hand-made active set, and an empty set of the stack's name made by hand earlier
+    region.create_receipt_rule_set(RuleSetName="legacy")
+    region.set_active_receipt_rule_set(RuleSetName="legacy")
+    region.create_receipt_rule_set(RuleSetName=SHARED)
+    # WHEN a stack's create-and-activate is refused and CloudFormation rolls the resource back
+    answer = Environment(region, responses, "email-forwarder-dev", "create-and-activate").create()
+    # THEN the rollback's Delete deletes nothing: the set of our name was not this stack's to delete
+    assert answer["Status"] == "FAILED"
+    assert responses[-1]["Status"] == "SUCCESS"
+    assert rules(region, SHARED) == []
+    assert active(region) == "legacy"
+
+
+def test_shared_set_failed_create_rolls_back_the_set_it_created(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN SES refusing the activation after the stack created its set
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "SetActiveReceiptRuleSet")
+
+    region.set_active_receipt_rule_set = refuse
+    # WHEN the Create fails and CloudFormation rolls it back
+    answer = Environment(region, responses, "email-forwarder-dev", "create-and-activate").create()
+    # THEN the set this Create made is deleted again
+    assert answer["Status"] == "FAILED" and answer["PhysicalResourceId"] == SHARED
+    assert rules(region, SHARED) is None
 
 
 def test_shared_set_joining_the_hand_made_active_set(region: Any, responses: list[dict[str, Any]]) -> None:
