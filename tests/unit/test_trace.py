@@ -228,29 +228,40 @@ def test_decision_text_names_a_reply_forwarded_instead_of_relayed(reply: str) ->
     assert decision_text(True, None, False, "relayed").startswith("reply relayed to the outside sender")
 
 
+CLAIM = "0123456789abcdef0123456789abcdef"
+
+
+def claimed_mail(ses_id: str) -> dict[str, Any]:
+    """The mail object of a send that carried a claim tag (the forwarder's send-event mode)."""
+    return ses.mail_object(ses_id, ("bob@gmail.com",), {**TAGS, "claim": CLAIM}, SENT_AT)
+
+
+@dataclass
+class Completions:
+    """The claim completer the delivery function is given, recording what it was asked to complete."""
+
+    claims: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, claim: str, ses_id: str) -> bool:
+        self.claims.append((claim, ses_id))
+        return True
+
+
 def test_delivery_completes_the_claim_of_a_send_event_only() -> None:
     # GIVEN a send that carried a claim tag (send-event mode), its Send and Delivery events, and an untagged send
-    claimed = ses.mail_object(
-        "ses-7", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
-    )
+    claimed = claimed_mail("ses-7")
     plain = ses.mail_object("ses-8", ("bob@gmail.com",), TAGS, SENT_AT)
-    completed: list[tuple[str, str]] = []
-
-    def complete(claim: str, ses_id: str) -> bool:
-        completed.append((claim, ses_id))
-        return True
+    completed = Completions()
 
     # WHEN the delivery function records them
     done = ses.delivery(claimed, "bob@gmail.com", "2026-11-30T09:14:33.000Z")
-    record_events(ses.sns_event(ses.send(claimed), done, ses.send(plain)), MemoryTrace(), None, complete)
+    record_events(ses.sns_event(ses.send(claimed), done, ses.send(plain)), MemoryTrace(), None, completed)
     # THEN the claim is completed once, from the Send event, with SES's message id as the result
-    assert completed == [("0123456789abcdef0123456789abcdef", "ses-7")]
+    assert completed.claims == [(CLAIM, "ses-7")]
 
 
 def test_delivery_claim_completion_failure_raises_for_sns_to_retry() -> None:
-    claimed = ses.mail_object(
-        "ses-7", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
-    )
+    claimed = claimed_mail("ses-7")
 
     def complete(claim: str, ses_id: str) -> bool:
         raise ConnectionError("DynamoDB is unreachable")
@@ -261,14 +272,8 @@ def test_delivery_claim_completion_failure_raises_for_sns_to_retry() -> None:
 
 def test_delivery_completes_the_claim_even_when_the_trace_write_fails() -> None:
     # GIVEN the Send event of a claimed send (send-event mode), and a trace table that refuses the member's step
-    claimed = ses.mail_object(
-        "ses-7", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
-    )
-    completed: list[tuple[str, str]] = []
-
-    def complete(claim: str, ses_id: str) -> bool:
-        completed.append((claim, ses_id))
-        return True
+    claimed = claimed_mail("ses-7")
+    completed = Completions()
 
     class Unwritable(MemoryTrace):
         def add_event(self, inbound: str, alias: str, member: str, entry: TraceEntry) -> bool:
@@ -276,26 +281,20 @@ def test_delivery_completes_the_claim_even_when_the_trace_write_fails() -> None:
 
     # WHEN the delivery function records it
     with pytest.raises(ConnectionError):
-        record_events(ses.sns_event(ses.send(claimed)), Unwritable(), None, complete)
+        record_events(ses.sns_event(ses.send(claimed)), Unwritable(), None, completed)
     # THEN the event is retried for the trace, but the claim is completed already: the forwarder's idempotency
     # does not wait for the trace (after Lambda's two retries the event is dropped, and a claim never completed
     # is taken over by a later duplicate or redrive: the members would get the mail twice)
-    assert completed == [("0123456789abcdef0123456789abcdef", "ses-7")]
+    assert completed.claims == [(CLAIM, "ses-7")]
 
 
 def test_delivery_completes_the_claim_of_a_send_that_ses_rejected_for_a_virus() -> None:
     # GIVEN a claimed send that SES accepted and then rejected (a virus): sending it again would be rejected too
-    claimed = ses.mail_object(
-        "ses-9", ("bob@gmail.com",), {**TAGS, "claim": "0123456789abcdef0123456789abcdef"}, SENT_AT
-    )
-    completed: list[tuple[str, str]] = []
-
-    def complete(claim: str, ses_id: str) -> bool:
-        completed.append((claim, ses_id))
-        return True
+    claimed = claimed_mail("ses-9")
+    completed = Completions()
 
     # WHEN only its Reject event arrives
     rejected = ses.record("Reject", claimed, reason="Bad content")
-    record_events(ses.sns_event(rejected), MemoryTrace(), None, complete)
+    record_events(ses.sns_event(rejected), MemoryTrace(), None, completed)
     # THEN the claim is completed: a retried event does not send it again
-    assert completed == [("0123456789abcdef0123456789abcdef", "ses-9")]
+    assert completed.claims == [(CLAIM, "ses-9")]
