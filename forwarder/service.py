@@ -13,6 +13,7 @@ from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_header
 from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_routes
 from forwarder.observability import logger
 from forwarder.ports import (
+    INTERRUPTED,
     MAX_RECIPIENTS,
     AliasDirectory,
     Always,
@@ -100,9 +101,8 @@ class ForwardingService:
             self._settle()
             self._pending.discard()
             if self._intended:
-                failed = Outcome(
-                    message_id=inbound.message_id, forwarded=False, reason=f"retried: {type(error).__name__}"
-                )
+                reason = f"{INTERRUPTED}{type(error).__name__}"
+                failed = Outcome(message_id=inbound.message_id, forwarded=False, reason=reason)
                 self._record(inbound, failed)
                 self._flush()
             raise

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from forwarder.ports import INTERRUPTED
+
 if TYPE_CHECKING:
     from forwarder.mail.policy import Decision
     from forwarder.mail.routing import Routing
@@ -165,6 +167,9 @@ def decision_text(forwarded: bool, reason: str | None, tag_spam: bool, reply: st
         return f"reply not relayed ({reply}): forwarded to the members, subject tagged"
     if reason == "parked":
         return "parked in the failure queue (SES cannot send until an operator acts)"
+    if reason and reason.startswith(INTERRUPTED):
+        error = reason.removeprefix(INTERRUPTED)
+        return f"interrupted by {error}: Lambda retries the event; the members' SES events show who got it"
     if not forwarded and reason:
         return f"not forwarded: {reason}"
     return "forwarded, subject tagged as spam" if tag_spam else "forwarded"

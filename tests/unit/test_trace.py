@@ -298,3 +298,8 @@ def test_delivery_completes_the_claim_of_a_send_that_ses_rejected_for_a_virus() 
     record_events(ses.sns_event(rejected), MemoryTrace(), None, completed)
     # THEN the claim is completed: a retried event does not send it again
     assert completed.claims == [(CLAIM, "ses-9")]
+
+
+def test_decision_text_of_an_interrupted_forward_names_the_error_and_the_retry() -> None:
+    text = decision_text(False, "interrupted: TooManyRequestsException", False)
+    assert text.startswith("interrupted by TooManyRequestsException: Lambda retries the event")
