@@ -71,6 +71,10 @@ def render_field(name: str, value: str, newline: bytes) -> bytes:
     return line.replace(b"\r\n", b"\n").replace(b"\n", newline) + newline
 
 
+# ": " and one short RFC 2047 word (`=?utf-8?q?x?=`) after a field name, on the field's first line.
+_MIN_ENCODED_LINE = 2 + 16
+
+
 def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, list[str]]:
     """A received field made safe to resend, and the repairs made (`sanitized`, `folded`, `encoded`,
     `dropped`): no bare CR or NUL, no white space before the colon (obsolete syntax that many parsers
@@ -87,7 +91,9 @@ def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, l
     folded = fold_field(raw) or fold_list(name, raw)
     if folded is not None:
         return folded, [*repairs, "folded"]
-    if name.lower().startswith("x-"):
+    # An unknown X- field, or a name so long that not even one encoded word fits after it on its line (no
+    # field RFC 5322 or any extension defines comes near): nothing a member could read is lost by dropping it.
+    if name.lower().startswith("x-") or len(name) + _MIN_ENCODED_LINE > h.MAX_LINE:
         return None, [*repairs, "dropped"]
     return _encoded_field(name, raw, newline), [*repairs, "encoded"]
 

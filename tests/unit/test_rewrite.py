@@ -218,6 +218,19 @@ def test_rewrite_drops_unfoldable_x_header_and_encodes_others() -> None:
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+def test_rewrite_drops_a_field_whose_name_alone_fills_a_line() -> None:
+    # GIVEN a field (not X-) whose name is 1,200 characters: no fold or encoding can put it on a 998-octet line
+    raw = b"From: a@example.com\r\nSubject: plan\r\n" + b"N" * 1200 + b": v\r\n\r\nbody"
+    # WHEN it is forwarded
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN that field is dropped (SES would refuse the whole mail), and the rest goes out with no line over 998
+    assert rewritten.report.dropped == ["N" * 1200]
+    assert b"N" * 100 not in out
+    assert max(len(line) for line in out.split(b"\r\n")) <= 998
+    assert parsed(out)["Subject"] == "plan"
+
+
 def test_rewrite_folds_a_long_address_list_without_white_space_between_its_addresses() -> None:
     # GIVEN a To of 100 addresses separated by bare commas: one 1,700-octet line without white space
     addresses = [f"member.{i}@example.org" for i in range(100)]
