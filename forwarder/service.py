@@ -20,6 +20,7 @@ from forwarder.ports import (
     ClaimInProgressError,
     Inbound,
     MailStore,
+    MessageRejectedError,
     NoPending,
     NoTrace,
     Once,
@@ -216,9 +217,11 @@ class ForwardingService:
         # so the body is never copied.
         body_length = len(message.raw) - message.body_start
         payloads: list[tuple[Delivery, bytes, bool]] = []
+        replies: list[str | None] = []
         header_changes: dict[str, Any] = {}
         for delivery in routing.deliveries:
             reply = self._relay.reply_address(delivery.alias, message, inbound.envelope_sender) if self._relay else None
+            replies.append(reply)
             rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply)
             if not payloads:
                 header_changes = {name: value for name, value in asdict(rewritten.report).items() if value}
@@ -244,15 +247,18 @@ class ForwardingService:
         head_length = message.body_start
         sent: list[str] = []
         failed: list[str] = []
-        for delivery, payload, is_notice in payloads:
+        noticed: list[str] = []  # aliases whose members got a notice because SES refused their forward
+        for (delivery, payload, is_notice), reply in zip(payloads, replies, strict=True):
             if not is_notice:
                 buffer[:head_length] = payload
                 head_length = len(payload)
+            instead = None if is_notice else self._refusal_notice(inbound, delivery, reply, noticed)
             for members in batch(delivery.members, MAX_RECIPIENTS):
-                ids, rejected = self._send(inbound.message_id, delivery, members, payload if is_notice else buffer)
+                raw = payload if is_notice else buffer
+                ids, rejected = self._send(inbound.message_id, delivery, members, raw, instead)
                 sent.extend(ids)
                 failed.extend(rejected)
-        oversize = any(is_notice for _, _, is_notice in payloads)
+        oversize = any(is_notice for _, _, is_notice in payloads) or bool(noticed)
         delivered = routing.member_count - len(failed)
         outcome = Outcome(
             message_id=inbound.message_id,
@@ -273,10 +279,16 @@ class ForwardingService:
         return outcome
 
     def _send(
-        self, message_id: str, delivery: Delivery, members: tuple[str, ...], raw: bytes | bytearray
+        self,
+        message_id: str,
+        delivery: Delivery,
+        members: tuple[str, ...],
+        raw: bytes | bytearray,
+        instead: Callable[[MessageRejectedError], bytes | None] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Send one batch once; SES refusals of this message or member are logged, not raised (a refusal
-        of the whole environment, `SenderNotReadyError`, propagates: the handler parks the event)."""
+        of the whole environment, `SenderNotReadyError`, propagates: the handler parks the event). When SES
+        refuses the message itself, `instead` may give a notice to send to the same members in its place."""
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
         try:
@@ -287,7 +299,7 @@ class ForwardingService:
         except RecipientNotVerifiedError as error:
             if len(members) > 1:
                 # One unverified address fails its whole batch in the sandbox: send one by one instead.
-                results = [self._send(message_id, delivery, (member,), raw) for member in members]
+                results = [self._send(message_id, delivery, (member,), raw, instead) for member in members]
                 return [i for ids, _ in results for i in ids], [m for _, rejected in results for m in rejected]
             logger.error(
                 "recipient not verified in the SES sandbox",
@@ -304,8 +316,48 @@ class ForwardingService:
                     "detail": str(error),
                 },
             )
+            notice = instead(error) if instead is not None and isinstance(error, MessageRejectedError) else None
+            if notice is not None:
+                # Same members, same claim (the refused send released it): a retry finds the notice sent.
+                return self._send(message_id, delivery, members, notice)
             return [], list(members)
         return [str(result["ses_id"])], []
+
+    def _refusal_notice(
+        self, inbound: Inbound, delivery: Delivery, reply: str | None, noticed: list[str]
+    ) -> Callable[[MessageRejectedError], bytes | None] | None:
+        """What `_send` sends when SES refuses a forward itself (e.g. an attachment type SES does not send): the
+        notice with the download link, built from the stored mail read again (the buffer holds the rewritten
+        heads by now). None without a notice builder."""
+        if self._notice is None or self._links is None:
+            return None
+        notice, links = self._notice, self._links
+        built: list[bytes] = []  # one notice per alias, whatever the number of its refused batches
+
+        def build(error: MessageRejectedError) -> bytes:
+            if not built:
+                message = split_stored(self.store.read(inbound.message_id))
+                logger.warning(
+                    "SES refused the forward; sending a notice with a download link",
+                    extra={"alias": delivery.alias, "cause": str(error)},
+                )
+                noticed.append(delivery.alias)
+                built.append(
+                    notice(
+                        refused=str(error),
+                        message=message,
+                        alias=delivery.alias,
+                        domain=self.settings.domain,
+                        size=len(message.raw),
+                        link=links(inbound.message_id),
+                        link_days=self.settings.link_expiry_days,
+                        envelope_sender=inbound.envelope_sender,
+                        reply_address=reply,
+                    )
+                )
+            return built[0]
+
+        return build
 
     def _oversize_notice(
         self,

@@ -92,14 +92,14 @@ class SesSender:
             message = _SENDER_NOT_READY[code].format(domain=self.domain, region=self.region)
             return SenderNotReadyError(message, code=code, recipients=recipients)
         if code == "MessageRejected":
-            return self._diagnose_rejection(code, recipients)
+            return self._diagnose_rejection(code, recipients, str(error.response.get("Error", {}).get("Message", "")))
         if code in _ACCESS_DENIED:
             return self._diagnose_access_denied(code, recipients)
         if code in ("BadRequestException", "InvalidParameterValue"):
             return MessageRejectedError(f"SES refused the request: {code}", code=code, recipients=recipients)
         return error
 
-    def _diagnose_rejection(self, code: str, recipients: Sequence[str]) -> SendError:
+    def _diagnose_rejection(self, code: str, recipients: Sequence[str], said: str = "") -> SendError:
         # SES answers MessageRejected both for an unverified sender identity and, in the sandbox, for an
         # unverified recipient; ask SES which one it is instead of reading the error text.
         if self.identity_verified is False:
@@ -117,7 +117,9 @@ class SesSender:
                 code=code,
                 recipients=recipients,
             )
-        return MessageRejectedError("SES rejected the message (MessageRejected)", code=code, recipients=recipients)
+        # SES's own words say why (e.g. an attachment type it does not send); the members' notice quotes them.
+        reason = " ".join(said.split())[:200] or "MessageRejected"
+        return MessageRejectedError(reason, code=code, recipients=recipients)
 
     def _diagnose_access_denied(self, code: str, recipients: Sequence[str]) -> SendError:
         # In the sandbox SES evaluates the caller's IAM policy against the recipients' identities as well as

@@ -96,12 +96,14 @@ def build_notice(
     reply_address: str | None = None,
     unsendable: bool = False,
     now: datetime | None = None,
+    refused: str | None = None,
 ) -> bytes:
     """A short text message from the alias: who sent what, how big, and a link to the original.
 
     `reply_address` (team mode): Reply-To is the reply address, as on the forward it stands in for.
     `unsendable`: the message is not too large but has lines over 998 octets that cannot be shortened
-    (SES refuses such a message), and the notice says so."""
+    (SES refuses such a message), and the notice says so. `refused`: SES refused the forward itself, for
+    this reason (its words: e.g. an attachment type SES does not send)."""
     sender = find_sender(message, envelope_sender)
     subject_field = message.first(h.SUBJECT)
     date_field = message.first("date")
@@ -111,7 +113,10 @@ def build_notice(
     attachments = list_attachments(message)
     author = f"{sender.name} <{sender.address}>" if sender.name and sender.address else sender.address or sender.name
 
-    if unsendable:
+    if refused is not None:
+        headline = f"A message to {alias}@{domain} could not be forwarded: Amazon SES refused to send it ({refused})."
+        tag = "[could not forward]"
+    elif unsendable:
         headline = f"A message to {alias}@{domain} could not be forwarded: it has lines too long to send."
         tag = "[could not forward]"
     else:

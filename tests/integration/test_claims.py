@@ -194,7 +194,9 @@ def test_a_failing_invocation_settles_its_sends_so_the_retry_sends_only_the_rest
 
 
 def test_a_refused_send_releases_its_claim_and_the_trace_tells_the_refusal(deployed: EmbeddedAws) -> None:
+    # GIVEN SES refusing the forward and the notice sent in its place
     deployed.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Email address is not verified.")
+    deployed.ses.refuse_calls[2] = SesRefusal("MessageRejected", "Email address is not verified.")
     result, _ = deployed.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-refused", **AUTHENTIC)
     assert not result["outcomes"][0]["forwarded"]
     assert claims_table() == []
@@ -309,6 +311,7 @@ def test_a_duplicate_held_off_by_a_claim_leaves_the_first_runs_trace(deployed: E
     # GIVEN a mail to two aliases whose second send SES refused: the trace tells that member failed
     deployed.set_aliases({"team": TEAM, "ops": ["carol@example.org"]})
     deployed.ses.refuse_calls[2] = SesRefusal("MessageRejected", "Email address is not verified.")
+    deployed.ses.refuse_calls[3] = SesRefusal("MessageRejected", "Email address is not verified.")  # its notice
     event = build_event(MAIL, [f"team@{DOMAIN}", f"ops@{DOMAIN}"], message_id="m-held", **AUTHENTIC)
     deployed.store_mail(MAIL, "m-held")
     deployed.invoke(event)

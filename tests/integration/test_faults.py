@@ -145,6 +145,49 @@ def test_oversize_mail_becomes_a_notice_with_a_working_download_link(linked_aws:
     _runtime.cache_clear()
 
 
+def test_a_mail_ses_refuses_to_send_becomes_a_notice_with_the_download_link(
+    linked_aws: EmbeddedAws, load_eml: Any
+) -> None:
+    # GIVEN SES refusing the forward itself (as it does for attachment types it does not send)
+    linked_aws.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Illegal filename 'setup.exe'.")
+    raw = load_eml("workshop.eml")
+    # WHEN a mail to team@ is forwarded
+    result, sent = linked_aws.deliver(raw, ["team@dev.aws-educate.tw"], message_id="refused-1")
+    # THEN the members get, in its place, the notice saying why, with the link to the stored original
+    outcome = result["outcomes"][0]
+    assert outcome["forwarded"] is True and outcome["oversize"] is True and outcome["failed"] == []
+    [notice] = sent
+    assert sorted(notice.recipients) == sorted(result_members(linked_aws))
+    message = email.message_from_bytes(notice.raw, policy=email.policy.default)
+    assert str(message["Subject"]).startswith("[could not forward] 下週工作坊議程")
+    text = message.get_content()
+    assert "Amazon SES refused to send it (Illegal filename 'setup.exe'.)" in text
+    assert any(line.startswith("https://dl.example") for line in text.splitlines())
+    # AND a retried event sends nothing again: the notice completed the batch's claim (the retry reports the
+    # notice's SES id; that it was a notice, only the first run knew)
+    again = linked_aws.invoke(build_event(raw, ["team@dev.aws-educate.tw"], message_id="refused-1"))
+    assert again["outcomes"][0]["sent"] == outcome["sent"]
+    assert len(linked_aws.ses.outbox) == 1
+
+
+def test_a_refused_notice_leaves_the_members_failed(linked_aws: EmbeddedAws, load_eml: Any) -> None:
+    # GIVEN SES refusing both the forward and the notice in its place
+    linked_aws.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Address blacklisted.")
+    linked_aws.ses.refuse_calls[2] = SesRefusal("MessageRejected", "Address blacklisted.")
+    # WHEN a mail to team@ is forwarded THEN nothing is sent, nothing raises, and the members are reported
+    result, sent = linked_aws.deliver(load_eml("workshop.eml"), ["team@dev.aws-educate.tw"], message_id="refused-2")
+    assert sent == []
+    assert result["outcomes"][0]["reason"] == "rejected-by-ses"
+    assert sorted(result["outcomes"][0]["failed"]) == sorted(result_members(linked_aws))
+
+
+def result_members(aws: EmbeddedAws) -> list[str]:
+    """The members of team@ in this environment."""
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    value = ssm.get_parameter(Name=f"{aws.alias_path}/team")["Parameter"]["Value"]
+    return [member.strip() for member in value.split(",")]
+
+
 def test_download_link_signed_before_a_key_rotation_still_works(linked_aws: EmbeddedAws, load_eml: Any) -> None:
     # GIVEN an oversize notice whose link was signed with the current key
     raw = with_attachment(load_eml("booth.eml"), 41_000_000, "video")

@@ -48,6 +48,16 @@ def test_notice_for_an_unsendable_message_says_why() -> None:
     assert str(notice()["Subject"]) == "[too large to forward] big"
 
 
+def test_notice_for_a_message_ses_refused_quotes_ses() -> None:
+    # GIVEN SES's words for a refusal, however they are spaced WHEN the notice is built THEN it quotes them
+    message = notice(refused="Illegal filename 'setup.exe'.")
+    assert str(message["Subject"]) == "[could not forward] big"
+    assert "could not be forwarded: Amazon SES refused to send it (Illegal filename 'setup.exe'.)" in (
+        message.get_content()
+    )
+    assert "too large" not in message.get_content()
+
+
 def build(head: bytes) -> email.message.EmailMessage:
     raw = build_notice(
         message=split_message(head + b"\r\nbody\r\n"),

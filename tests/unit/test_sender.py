@@ -125,6 +125,8 @@ def test_message_rejected_out_of_the_sandbox_is_about_the_message() -> None:
         stub.add_response("get_account", {"ProductionAccessEnabled": True})
         error = SesSender(client, DOMAIN).classify(rejected(), ["a@x.org"])
     assert isinstance(error, MessageRejectedError)
+    # AND it keeps SES's words, which the members' notice quotes
+    assert str(error) == "Email address is not verified."
 
 
 def test_unknown_errors_pass_through_for_a_retry() -> None:
