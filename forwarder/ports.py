@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 # SES v2 SendEmail: at most 50 envelope recipients per call.
 MAX_RECIPIENTS = 50
-# The reason of the outcome the trace records when forwarding raised (the error's name follows).
-INTERRUPTED = "interrupted: "
 # The SES tag naming the claim a send completes (idempotency's send-event mode; `forwarder.feedback` reads it).
 CLAIM_TAG = "claim"
 

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from forwarder.config import Settings
 from forwarder.mail.message import SplitMessage, shorten_if_long
-from forwarder.mail.policy import Decision, DropReason, decide
+from forwarder.mail.policy import INTERRUPTED, Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_routes
 from forwarder.observability import logger
 from forwarder.ports import (
-    INTERRUPTED,
     MAX_RECIPIENTS,
     AliasDirectory,
     Always,

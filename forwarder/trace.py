@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from forwarder.ports import INTERRUPTED
+from forwarder.mail.policy import INTERRUPTED
 
 if TYPE_CHECKING:
     from forwarder.mail.policy import Decision

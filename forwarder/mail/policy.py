@@ -9,6 +9,10 @@ from typing import Literal
 FAIL = "FAIL"
 
 
+# The reason of the outcome the trace records when forwarding raised (the error's name follows).
+INTERRUPTED = "interrupted: "
+
+
 class DropReason(StrEnum):
     """Why a message was deliberately not forwarded (a metric dimension: keep the values stable)."""
 
