@@ -251,10 +251,10 @@ class ForwardingService:
             if not is_notice:
                 buffer[:head_length] = payload
                 head_length = len(payload)
-            instead = None if is_notice else self._refusal_notice(inbound, delivery, reply, noticed)
+            instead = None if is_notice else self._refusal_notice(inbound, delivery, reply)
             for members in batch(delivery.members, MAX_RECIPIENTS):
                 raw = payload if is_notice else buffer
-                ids, rejected = self._send(inbound.message_id, delivery, members, raw, instead)
+                ids, rejected = self._send(inbound.message_id, delivery, members, raw, instead, noticed)
                 sent.extend(ids)
                 failed.extend(rejected)
         oversize = any(is_notice for _, _, is_notice in payloads) or bool(noticed)
@@ -284,10 +284,12 @@ class ForwardingService:
         members: tuple[str, ...],
         raw: bytes | bytearray,
         instead: Callable[[MessageRejectedError], bytes | None] | None = None,
+        noticed: list[str] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Send one batch once; SES refusals of this message or member are logged, not raised (a refusal
         of the whole environment, `SenderNotReadyError`, propagates: the handler parks the event). When SES
-        refuses the message itself, `instead` may give a notice to send to the same members in its place."""
+        refuses the message itself, `instead` may give a notice to send to the same members in its place;
+        the alias is added to `noticed` once SES took that notice."""
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
         try:
@@ -298,7 +300,7 @@ class ForwardingService:
         except RecipientNotVerifiedError as error:
             if len(members) > 1:
                 # One unverified address fails its whole batch in the sandbox: send one by one instead.
-                results = [self._send(message_id, delivery, (member,), raw, instead) for member in members]
+                results = [self._send(message_id, delivery, (member,), raw, instead, noticed) for member in members]
                 return [i for ids, _ in results for i in ids], [m for _, rejected in results for m in rejected]
             logger.error(
                 "recipient not verified in the SES sandbox",
@@ -318,12 +320,15 @@ class ForwardingService:
             notice = instead(error) if instead is not None and isinstance(error, MessageRejectedError) else None
             if notice is not None:
                 # Same members, same claim (the refused send released it): a retry finds the notice sent.
-                return self._send(message_id, delivery, members, notice)
+                ids, rejected = self._send(message_id, delivery, members, notice)
+                if ids and noticed is not None and delivery.alias not in noticed:
+                    noticed.append(delivery.alias)  # not before: SES may refuse the notice too
+                return ids, rejected
             return [], list(members)
         return [str(result["ses_id"])], []
 
     def _refusal_notice(
-        self, inbound: Inbound, delivery: Delivery, reply: str | None, noticed: list[str]
+        self, inbound: Inbound, delivery: Delivery, reply: str | None
     ) -> Callable[[MessageRejectedError], bytes | None] | None:
         """What `_send` sends when SES refuses a forward itself (e.g. an attachment type SES does not send): the
         notice with the download link, built from the stored mail read again (the buffer holds the rewritten
@@ -340,7 +345,6 @@ class ForwardingService:
                     "SES refused the forward; sending a notice with a download link",
                     extra={"alias": delivery.alias, "cause": str(error)},
                 )
-                noticed.append(delivery.alias)
                 built.append(
                     notice(
                         refused=str(error),

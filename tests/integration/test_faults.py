@@ -181,6 +181,24 @@ def test_a_refused_notice_leaves_the_members_failed(linked_aws: EmbeddedAws, loa
     assert sorted(result["outcomes"][0]["failed"]) == sorted(result_members(linked_aws))
 
 
+def test_a_refused_notice_is_not_reported_as_a_notice_sent(linked_aws: EmbeddedAws, load_eml: Any) -> None:
+    # GIVEN SES refusing every send to one alias's only member (an address it will not send to), forward and
+    # notice alike, and another alias whose member SES accepts
+    linked_aws.set_aliases({"team": ["blocked@example.org"], "ops": ["carol@example.org"]})
+    linked_aws.ses.refuse["blocked@example.org"] = SesRefusal("MessageRejected", "Address blacklisted.")
+    # WHEN a mail to both aliases is forwarded
+    result, sent = linked_aws.deliver(
+        load_eml("workshop.eml"), ["team@dev.aws-educate.tw", "ops@dev.aws-educate.tw"], message_id="refused-3"
+    )
+    # THEN ops' member got the mail itself, team's member is reported failed, and the outcome does not say that
+    # a notice went out instead of the mail (none did: the trace would tell carol's forward was a notice)
+    outcome = result["outcomes"][0]
+    assert [s.recipients for s in sent] == [("carol@example.org",)]
+    assert not email.message_from_bytes(sent[0].raw)["Subject"].startswith("[could not forward]")
+    assert outcome["failed"] == ["blocked@example.org"]
+    assert outcome["oversize"] is False
+
+
 def result_members(aws: EmbeddedAws) -> list[str]:
     """The members of team@ in this environment."""
     ssm = boto3.client("ssm", region_name="us-east-1")
