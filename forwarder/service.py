@@ -343,7 +343,7 @@ class ForwardingService:
                 message = split_stored(self.store.read(inbound.message_id))
                 logger.warning(
                     "SES refused the forward; sending a notice with a download link",
-                    extra={"alias": delivery.alias, "cause": str(error)},
+                    extra={"alias": delivery.alias, "code": error.code},  # SES's words are logged once, above
                 )
                 built.append(
                     notice(
