@@ -72,6 +72,10 @@ SPAM = "reply-spam"
 # A reply SES would refuse (lines over 998 octets that re-encoding cannot shorten): never sent out; the members
 # get it marked, which the forward path turns into its notice with the download link (the stored mail is kept).
 UNSENDABLE = "reply-unsendable"
+# A reply SES refused to send to the outside address (its content, or in the sandbox an unverified address): the
+# members, its author among them, get it marked, so that the author sees it did not go out; the forward path turns
+# a refusal of the same content into the notice with the download link.
+REFUSED = "reply-refused"
 
 Forward = Callable[[Inbound, str | None], Outcome]
 
@@ -172,16 +176,11 @@ class ReplyRelay:
             check = self._check(token, message, inbound, decision, author)
             if check.relay and check.record is not None and check.member is not None:
                 sendable = sendable or _shortened(message)
-                shortened, unsendable = sendable
-                if unsendable:
-                    logger.warning(
-                        "reply address: not relayed, SES would refuse it (lines over 998 octets that cannot be "
-                        "shortened); forwarded to the members",
-                        extra={**self._log(token, check), "reason": UNSENDABLE, "cause": unsendable},
-                    )
-                    marked.setdefault(UNSENDABLE, []).append(recipient)
+                result = self._relay_checked(inbound, sendable, token, check, (check.record, check.member), author)
+                if isinstance(result, str):  # not relayed: forwarded to the members, marked
+                    marked.setdefault(result, []).append(recipient)
                     continue
-                outcome, delivery = self._relay(inbound, shortened, check.record, check.member, author)
+                outcome, delivery = result
                 outcomes.append(outcome)
                 relayed.add(token.alias)
                 if routed is not None:
@@ -232,9 +231,34 @@ class ReplyRelay:
             return record, DropReason.REPLY_EXPIRED
         return record, None
 
+    def _relay_checked(
+        self,
+        inbound: Inbound,
+        sendable: tuple[SplitMessage, str | None],
+        token: ReplyToken,
+        check: Check,
+        target: tuple[ReplyRecord, str],
+        author: Author,
+    ) -> tuple[Outcome, Delivery] | str:
+        """Relay a reply that passed every check; the reason to forward it marked instead when SES would refuse
+        it (`UNSENDABLE`) or did (`REFUSED`)."""
+        shortened, unsendable = sendable
+        if unsendable:
+            logger.warning(
+                "reply address: not relayed, SES would refuse it (lines over 998 octets that cannot be "
+                "shortened); forwarded to the members",
+                extra={**self._log(token, check), "reason": UNSENDABLE, "cause": unsendable},
+            )
+            return UNSENDABLE
+        record, member = target
+        result = self._relay(inbound, shortened, record, member, author)
+        return REFUSED if result is None else result
+
     def _relay(
         self, inbound: Inbound, message: SplitMessage, record: ReplyRecord, member: str, author: Author
-    ) -> tuple[Outcome, Delivery]:
+    ) -> tuple[Outcome, Delivery] | None:
+        """Send the reply to the outside address, then the team's copies; None when SES refused the reply
+        itself (nothing was sent: the caller forwards it to the members, marked)."""
         settings = self.settings
         alias, domain = record.alias, settings.domain
         body = bytes(message.body)
@@ -260,8 +284,13 @@ class ReplyRelay:
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
         ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id)
+        if rejected:
+            logger.warning(
+                "reply not relayed: SES refused it; forwarded to the members, subject tagged",
+                extra={"alias": alias, "reply_id": record.reply_id, "reason": REFUSED},
+            )
+            return None
         sent += ids
-        failed += rejected
         authors = {author.from_address, author.envelope_sender, member}
         team = [m for m in self._routed_members(alias) if m.lower() not in authors]
         for members in batch(tuple(team), MAX_RECIPIENTS):
@@ -269,19 +298,17 @@ class ReplyRelay:
             ids, rejected = self._send(key, copy + body, alias, members, inbound.message_id)
             sent += ids
             failed += rejected
-        relayed = record.address not in failed
         outcome = Outcome(
             message_id=inbound.message_id,
-            forwarded=relayed,
-            reason=None if relayed else "rejected-by-ses",
+            forwarded=True,
             recipients=1 + len(team) - len(failed),
             aliases=(alias,),
             sent=tuple(sent),
             failed=tuple(failed),
-            reply=RELAYED if relayed else "rejected-by-ses",
+            reply=RELAYED,
         )
         logger.info(
-            "reply relayed to the outside sender as the team" if relayed else "reply not relayed: SES refused it",
+            "reply relayed to the outside sender as the team",
             extra={"alias": alias, "reply_id": record.reply_id, "copies": len(team), "outcome": outcome.as_dict()},
         )
         return outcome, Delivery(alias, (record.address, *team))

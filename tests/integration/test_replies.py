@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from forwarder.mail.message import split_message
-from forwarder_ops.local import REPLY_TABLE, TRACE_TABLE, EmbeddedAws, SentMail, embedded_aws
+from forwarder_ops.local import REPLY_TABLE, TRACE_TABLE, EmbeddedAws, SentMail, SesRefusal, embedded_aws
 from tests.conftest import DOMAIN
 
 OUTSIDE = "carol.wu@customer.example"
@@ -144,6 +144,21 @@ def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedA
     assert copy_values["reply-to"] == f'"carol.wu at customer.example via team" <{address}>'
     assert address in copy_values["to"]
     assert all(b"bob.lin@" not in bytes(c.raw[: split_message(c.raw).body_start]) for c in copies)
+
+
+def test_reply_ses_refuses_to_send_out_reaches_its_author_and_the_team_marked(team_aws: EmbeddedAws) -> None:
+    # GIVEN SES refusing the reply to the outside address (e.g. an attachment type it does not send)
+    address = forward_outside_mail(team_aws)
+    team_aws.ses.refuse[OUTSIDE] = SesRefusal("MessageRejected", "Illegal filename 'quote.exe'.")
+    # WHEN Bob replies
+    outcome, sent = reply(team_aws, member_reply(address), address)
+    # THEN nothing reaches the outside sender, and every member, Bob too, gets the reply tagged as not relayed,
+    # so that Bob knows it did not go out
+    assert outcome["reply"] == "reply-refused" and outcome["forwarded"]
+    assert sent_outside(sent) == []
+    assert sorted(m for mail in sent for m in mail.recipients) == sorted(TEAM)
+    subject = split_message(sent[0].raw).first("subject")
+    assert subject is not None and subject.value.startswith("[not relayed] ")
 
 
 def test_reply_sends_carry_the_email_tags(team_aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -89,15 +89,19 @@ def test_relay_renews_the_record_with_each_forward() -> None:
     assert outcome.reply == "relayed"
 
 
-def test_relay_outside_refusal_is_logged_not_raised() -> None:
+def test_relay_outside_refusal_goes_to_the_members_and_its_author_tagged() -> None:
     # GIVEN SES refuses the reply to the outside address (a lasting refusal of this message)
     world = World()
     address = world.forward_outside_mail()
     world.sender.fail_recipients[OUTSIDE] = MessageRejectedError("rejected", code="MessageRejected")
     outcome, sent = world.reply(address)
-    # THEN the outcome says so; the copies still tell the team what was written
-    assert not outcome.forwarded and outcome.failed == (OUTSIDE,)
-    assert [s.recipients for s in sent] == [("alice@example.com", "dave@example.org")]
+    # THEN nothing is raised; the members, Bob who wrote it among them, get it tagged as not relayed, so that
+    # Bob sees it did not go out (before, only the others got their copy, and Bob believed it sent)
+    assert outcome.reply == "reply-refused" and outcome.forwarded
+    [forward] = sent
+    assert sorted(forward.recipients) == ["alice@example.com", "bob@example.net", "dave@example.org"]
+    assert OUTSIDE not in forward.recipients
+    assert b"Subject: [not relayed] Re: Booth?" in forward.raw
 
 
 def test_relay_sender_not_ready_propagates_for_parking() -> None:
