@@ -335,29 +335,12 @@ class ForwardingService:
         heads by now). None without a notice builder."""
         if self._notice is None or self._links is None:
             return None
-        notice, links = self._notice, self._links
         built: list[bytes] = []  # one notice per alias, whatever the number of its refused batches
 
         def build(error: MessageRejectedError) -> bytes:
             if not built:
                 message = split_stored(self.store.read(inbound.message_id))
-                logger.warning(
-                    "SES refused the forward; sending a notice with a download link",
-                    extra={"alias": delivery.alias, "code": error.code},  # SES's words are logged once, above
-                )
-                built.append(
-                    notice(
-                        refused=str(error),
-                        message=message,
-                        alias=delivery.alias,
-                        domain=self.settings.domain,
-                        size=len(message.raw),
-                        link=links(inbound.message_id),
-                        link_days=self.settings.link_expiry_days,
-                        envelope_sender=inbound.envelope_sender,
-                        reply_address=reply,
-                    )
-                )
+                built.append(self._oversize_notice(inbound, message, delivery, len(message.raw), reply, refused=error))
             return built[0]
 
         return build
@@ -370,11 +353,19 @@ class ForwardingService:
         size: int,
         reply: str | None = None,
         unsendable: str | None = None,
+        refused: MessageRejectedError | None = None,
     ) -> bytes:
+        """The notice with the download link sent in place of a forward: too large, `unsendable` (lines SES would
+        refuse), or `refused` by SES."""
         if self._notice is None or self._links is None:
             raise RuntimeError("oversize mail needs a notice builder and a link maker")
         link = self._links(inbound.message_id)
-        if unsendable:
+        if refused is not None:
+            logger.warning(
+                "SES refused the forward; sending a notice with a download link",
+                extra={"alias": delivery.alias, "code": refused.code},  # SES's words are logged once, by _send
+            )
+        elif unsendable:
             logger.warning(
                 "message has lines over 998 octets that cannot be shortened (SES would refuse it); "
                 "sending a notice with a download link",
@@ -387,6 +378,7 @@ class ForwardingService:
             )
         return self._notice(
             unsendable=bool(unsendable),
+            refused=str(refused) if refused is not None else None,
             message=message,
             alias=delivery.alias,
             domain=self.settings.domain,
