@@ -267,13 +267,7 @@ class DynamoDBClaims:
         raise ClaimInProgressError(f"{claim} is being sent by another invocation; retry later")
 
     def _complete(self, claim: str, result: Result) -> None:
-        self._client.update_item(
-            TableName=self.table,
-            Key={"id": {"S": claim}},
-            UpdateExpression="SET #status = :completed, #data = :data REMOVE #until",
-            ExpressionAttributeNames={"#status": "status", "#data": "data", "#until": "in_progress_expiration"},
-            ExpressionAttributeValues={":completed": {"S": COMPLETED}, ":data": {"S": json.dumps(result)}},
-        )
+        self._client.update_item(**completion(self.table, claim, result))
 
     def _release(self, claim: str) -> None:
         """The work raised: delete the claim, so that a retry runs it again (best effort: a claim left
@@ -290,24 +284,27 @@ class DynamoDBClaims:
             self._done.popitem(last=False)
 
 
+def completion(table: str, claim: str, result: Result) -> dict[str, Any]:
+    """The UpdateItem that marks `claim` (its whole id) completed with `result`, in Powertools' layout."""
+    return {
+        "TableName": table,
+        "Key": {"id": {"S": claim}},
+        "UpdateExpression": "SET #status = :completed, #data = :data REMOVE #until",
+        "ExpressionAttributeNames": {"#status": "status", "#data": "data", "#until": "in_progress_expiration"},
+        "ExpressionAttributeValues": {":completed": {"S": COMPLETED}, ":data": {"S": json.dumps(result)}},
+    }
+
+
 def complete_from_send_event(client: DynamoDBClient, table: str, claim: str, ses_id: str) -> bool:
     """The delivery function's half of send-event mode: SES published the Send event of a claimed send.
     False when the claim is not in progress (completed already, or released and gone)."""
     if not _CLAIM_VALUE.fullmatch(claim):
         return False
+    request = completion(table, KEY_PREFIX + claim, {"ses_id": ses_id})
+    request["ConditionExpression"] = "#status = :inprogress"
+    request["ExpressionAttributeValues"][":inprogress"] = {"S": INPROGRESS}
     try:
-        client.update_item(
-            TableName=table,
-            Key={"id": {"S": KEY_PREFIX + claim}},
-            UpdateExpression="SET #status = :completed, #data = :data REMOVE #until",
-            ConditionExpression="#status = :inprogress",
-            ExpressionAttributeNames={"#status": "status", "#data": "data", "#until": "in_progress_expiration"},
-            ExpressionAttributeValues={
-                ":completed": {"S": COMPLETED},
-                ":inprogress": {"S": INPROGRESS},
-                ":data": {"S": json.dumps({"ses_id": ses_id})},
-            },
-        )
+        client.update_item(**request)
     except ClientError as error:
         if _code(error) == "ConditionalCheckFailedException":
             return False
