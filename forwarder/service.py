@@ -93,14 +93,11 @@ class ForwardingService:
         self._intended = False
         try:
             outcome = self._handle(inbound, mark)
-        except ClaimInProgressError:
+        except BaseException as error:
             self._settle()  # an earlier batch of this run may have gone out
             self._pending.discard()
-            raise
-        except BaseException as error:
-            self._settle()
-            self._pending.discard()
-            if self._intended:
+            # Held by another invocation: the trace is that run's to write.
+            if self._intended and not isinstance(error, ClaimInProgressError):
                 reason = f"{INTERRUPTED}{type(error).__name__}"
                 failed = Outcome(message_id=inbound.message_id, forwarded=False, reason=reason)
                 self._record(inbound, failed)
