@@ -76,17 +76,14 @@ def send_events(sent: list[SentMail]) -> dict[str, Any]:
 
 
 def deliver_events(event: dict[str, Any]) -> dict[str, int]:
-    """The delivery function's work on `event`, with the trace and claims tables of this environment."""
-    from forwarder.aws.claims import complete_from_send_event
-    from forwarder.aws.trace import DynamoDBTrace
+    """The delivery function's work on `event`, wired from this environment's variables as in Lambda
+    (FORWARDER_TRACE_TABLE, FORWARDER_IDEMPOTENCY_TABLE: the claims are completed)."""
+    from forwarder.delivery import get_adapters
 
-    client = boto3.client("dynamodb")
-    return record_events(
-        event,
-        DynamoDBTrace(client, TRACE_TABLE, 30),
-        None,
-        lambda claim, ses_id: complete_from_send_event(client, TABLE, claim, ses_id),
-    )
+    get_adapters.cache_clear()
+    trace, alarm, complete = get_adapters()
+    assert complete is not None
+    return record_events(event, trace, alarm, complete)
 
 
 def test_as_deployed_a_mail_costs_one_dynamodb_request_before_its_send_and_none_after(
