@@ -25,17 +25,17 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from forwarder.config import IdempotencyCompletion
 from forwarder.observability import logger
 from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Completion = Literal["write", "send-event"]
 KEY_PREFIX = "send#"
 INPROGRESS, COMPLETED = "INPROGRESS", "COMPLETED"
 # TransactWriteItems takes at most 100 actions; one of them is the claim.
@@ -127,7 +127,7 @@ class DynamoDBClaims:
         table: str,
         expiry_days: int,
         pending: PendingWrites | None = None,
-        completion: Completion = "write",
+        completion: IdempotencyCompletion = "write",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
