@@ -112,7 +112,7 @@ def make_relay(
         settings=settings,
         keys=lambda: signing_keys(secret).get(),
         replies=DynamoDBReplies(
-            dynamodb or boto3.client("dynamodb", config=client_config()), settings.reply_table, pending
+            dynamodb or boto3.client("dynamodb", config=client_config("dynamodb")), settings.reply_table, pending
         ),
         directory=directory,
         store=store,
