@@ -170,6 +170,23 @@ def test_a_mail_ses_refuses_to_send_becomes_a_notice_with_the_download_link(
     assert len(linked_aws.ses.outbox) == 1
 
 
+def test_in_the_sandbox_a_mail_ses_refuses_for_its_content_still_becomes_the_notice(
+    linked_aws: EmbeddedAws, load_eml: Any
+) -> None:
+    # GIVEN a sandboxed region (the members' addresses verified) and SES refusing the forward for its content
+    linked_aws.ses.sandbox = True
+    linked_aws.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Illegal filename 'setup.exe'.")
+    # WHEN a mail to team@ is forwarded
+    result, sent = linked_aws.deliver(load_eml("workshop.eml"), ["team@dev.aws-educate.tw"], message_id="refused-s")
+    # THEN the refusal is not read as unverified members: they get the notice quoting SES, with the link
+    outcome = result["outcomes"][0]
+    assert outcome["forwarded"] is True and outcome["oversize"] is True and outcome["failed"] == []
+    [notice] = sent
+    assert sorted(notice.recipients) == sorted(result_members(linked_aws))
+    text = email.message_from_bytes(notice.raw, policy=email.policy.default).get_content()
+    assert "Amazon SES refused to send it (Illegal filename 'setup.exe'.)" in text
+
+
 def test_a_refused_notice_leaves_the_members_failed(linked_aws: EmbeddedAws, load_eml: Any) -> None:
     # GIVEN SES refusing both the forward and the notice in its place
     linked_aws.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Address blacklisted.")

@@ -118,6 +118,33 @@ def test_message_rejected_in_the_sandbox_names_region_and_recipient() -> None:
     assert "production access" in str(error)
 
 
+@pytest.mark.parametrize(
+    "said", ["Illegal filename 'setup.exe'.", "Message length is more than 10 megabytes", "Illegal header 'X-Bad'."]
+)
+def test_message_rejected_in_the_sandbox_for_the_message_itself_is_about_the_message(said: str) -> None:
+    # GIVEN the sandbox, and SES refusing the message for what it contains, not for an unverified address
+    client = sesv2()
+    error = ClientError({"Error": {"Code": "MessageRejected", "Message": said}}, "SendEmail")
+    with Stubber(client) as stub:
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        stub.add_response("get_account", {"ProductionAccessEnabled": False})
+        classified = SesSender(client, DOMAIN).classify(error, ["alice@gmail.com"])
+    # THEN it is a refusal of the message (its members get the notice quoting SES), not a recipient to verify
+    assert isinstance(classified, MessageRejectedError)
+    assert not isinstance(classified, RecipientNotVerifiedError)
+    assert str(classified) == said
+
+
+def test_message_rejected_in_the_sandbox_naming_the_unverified_identities_is_about_the_recipient() -> None:
+    client = sesv2()
+    said = "Email address is not verified. The following identities failed the check in region US-WEST-2: a@x.org"
+    error = ClientError({"Error": {"Code": "MessageRejected", "Message": said}}, "SendEmail")
+    with Stubber(client) as stub:
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        stub.add_response("get_account", {"ProductionAccessEnabled": False})
+        assert isinstance(SesSender(client, DOMAIN).classify(error, ["a@x.org"]), RecipientNotVerifiedError)
+
+
 def test_message_rejected_out_of_the_sandbox_is_about_the_message() -> None:
     client = sesv2()
     with Stubber(client) as stub:
