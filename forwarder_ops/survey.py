@@ -255,8 +255,9 @@ class Survey:
         self.facts.stack_parameters = {
             p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])
         }
-        resources = cloudformation.describe_stack_resources(StackName=self.settings.stack_name)["StackResources"]
-        for resource in resources:
+        # ListStackResources pages through every resource; DescribeStackResources stops at the first 100.
+        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=self.settings.stack_name)
+        for resource in (r for page in pages for r in page.get("StackResourceSummaries", [])):
             if resource.get("PhysicalResourceId"):
                 owned = self.facts.owned.setdefault(resource["ResourceType"], set())
                 owned.add(str(resource["PhysicalResourceId"]))

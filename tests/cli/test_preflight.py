@@ -995,3 +995,46 @@ def test_preflight_warns_before_an_mx_fix_that_takes_the_mail_from_a_mail_provid
     assert row.severity == Severity.WARNING
     assert "10 inbound-smtp.us-east-1.amazonaws.com" in row.fix
     assert row.fix.startswith(caution) and ("careful" in row.fix) == bool(caution)
+
+
+def test_survey_reads_every_resource_of_a_stack_past_the_first_page() -> None:
+    # GIVEN a stack of 130 resources, which CloudFormation lists in pages (DescribeStackResources stops at 100)
+    import boto3
+    from botocore.stub import Stubber
+
+    from forwarder_ops.survey import Survey
+
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    summaries = [
+        {
+            "LogicalResourceId": f"Resource{i}",
+            "PhysicalResourceId": f"physical-{i}",
+            "ResourceType": "AWS::Route53::RecordSet",
+            "LastUpdatedTimestamp": "2026-11-30T00:00:00Z",
+            "ResourceStatus": "CREATE_COMPLETE",
+        }
+        for i in range(130)
+    ]
+    stack = {"StackName": "email-forwarder-dev", "CreationTime": "2026-11-30T00:00:00Z"}
+    stack["StackStatus"] = "CREATE_COMPLETE"
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "email-forwarder-dev"})
+        stub.add_response(
+            "list_stack_resources",
+            {"StackResourceSummaries": summaries[:100], "NextToken": "page-2"},
+            {"StackName": "email-forwarder-dev"},
+        )
+        stub.add_response(
+            "list_stack_resources",
+            {"StackResourceSummaries": summaries[100:]},
+            {"StackName": "email-forwarder-dev", "NextToken": "page-2"},
+        )
+        target = Target(name="dev", region="us-east-1", stack_name="email-forwarder-dev")
+        target.client = lambda service: cloudformation  # type: ignore[method-assign]
+        survey = Survey(target, settings())
+        # WHEN the survey reads the stack
+        survey.read_stack()
+        stub.assert_no_pending_responses()
+    # THEN it knows all 130 as the stack's own
+    assert len(survey.facts.owned["AWS::Route53::RecordSet"]) == 130
+    assert survey.facts.physical["Resource129"] == "physical-129"

@@ -167,7 +167,7 @@ def test_deploy_role_is_limited_to_its_environment() -> None:
 
 # What `forwarder preflight` reads before the deploy job's `sam deploy` (all read-only), as IAM actions.
 PREFLIGHT_READS = {
-    "sts:GetCallerIdentity", "cloudformation:DescribeStacks", "cloudformation:DescribeStackResources",
+    "sts:GetCallerIdentity", "cloudformation:DescribeStacks", "cloudformation:ListStackResources",
     "route53:ListHostedZonesByName", "route53:GetHostedZone", "route53:ListResourceRecordSets",
     "ses:GetEmailIdentity", "ses:GetAccount", "ses:GetConfigurationSet", "ses:DescribeActiveReceiptRuleSet",
     "ses:DescribeReceiptRuleSet", "lambda:GetAccountSettings", "lambda:GetFunctionConcurrency",
@@ -178,7 +178,7 @@ PREFLIGHT_READS = {
 def _resource(action: str, region: str, params: dict[str, Any]) -> str:
     """The ARN IAM authorizes `action` against, for the actions that have resource-level permissions; else *."""
     match action:
-        case "cloudformation:DescribeStacks" | "cloudformation:DescribeStackResources":
+        case "cloudformation:DescribeStacks" | "cloudformation:ListStackResources":
             return f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{params['StackName']}/abc-123"
         case "lambda:GetFunctionConcurrency":
             return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{params['FunctionName']}"
