@@ -51,10 +51,10 @@ def record_events(
     event: dict[str, Any],
     trace: DeliveryTrace,
     alarm: Notifier | None,
-    complete: Callable[[str, str], bool] | None = None,
+    complete: Callable[[str, str, bool], bool] | None = None,
 ) -> dict[str, int]:
     """The handler's work with the adapters passed in: tests call it with moto or fakes. `complete(claim,
-    ses_id)` completes a forwarder's send claim from its Send event (send-event mode)."""
+    ses_id, notice)` completes a forwarder's send claim from its Send event (send-event mode)."""
     added = duplicates = skipped = alarms = 0
     try:
         messages = sns_messages(event)
@@ -140,7 +140,7 @@ class SnsNotifier:
 
 
 @cache
-def get_adapters() -> tuple[DeliveryTrace, Notifier | None, Callable[[str, str], bool] | None]:
+def get_adapters() -> tuple[DeliveryTrace, Notifier | None, Callable[[str, str, bool], bool] | None]:
     """The trace table, the alarm topic and the completer of send claims of this process, built once."""
     import boto3
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from forwarder.ports import CLAIM_TAG
+from forwarder.ports import CLAIM_TAG, NOTICE_TAG
 from forwarder.trace import (
     BOUNCED,
     COMPLAINED,
@@ -119,16 +119,17 @@ def _load(text: str) -> Mapping[str, Any]:
     return record
 
 
-def send_claim(text: str) -> tuple[str, str] | None:
-    """(claim, SES message id) of a Send or Reject event whose send carried the `claim` tag (the forwarder's
-    send-event mode), else None. A Reject (SES accepted the send, then found a virus) completes it too:
-    sending again would be rejected again."""
+def send_claim(text: str) -> tuple[str, str, bool] | None:
+    """(claim, SES message id, whether the send was a notice in place of the mail) of a Send or Reject event
+    whose send carried the `claim` tag (the forwarder's send-event mode), else None. A Reject (SES accepted the
+    send, then found a virus) completes it too: sending again would be rejected again."""
     record = _load(text)
     mail = _object(record, "mail")
-    claim, ses_id = _tag(_object(mail, "tags"), CLAIM_TAG), _text(mail, "messageId")
+    tags = _object(mail, "tags")
+    claim, ses_id = _tag(tags, CLAIM_TAG), _text(mail, "messageId")
     if _text(record, "eventType") not in ("Send", "Reject") or not claim or not ses_id:
         return None
-    return claim, ses_id
+    return claim, ses_id, _tag(tags, NOTICE_TAG) == "true"
 
 
 def parse_record(text: str) -> list[MemberEvent]:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 MAX_RECIPIENTS = 50
 # The SES tag naming the claim a send completes (idempotency's send-event mode; `forwarder.feedback` reads it).
 CLAIM_TAG = "claim"
+# The SES tag of a send that is a notice in place of the mail (its claim's result says so: a retry that finds the
+# claim completed reports the notice, as the first run did).
+NOTICE_TAG = "notice"
 
 Result = dict[str, Any]
 

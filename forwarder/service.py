@@ -14,6 +14,7 @@ from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_ro
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
+    NOTICE_TAG,
     AliasDirectory,
     Always,
     ClaimInProgressError,
@@ -282,22 +283,33 @@ class ForwardingService:
         raw: bytes | bytearray,
         instead: Callable[[MessageRejectedError], bytes | None] | None = None,
         noticed: list[str] | None = None,
+        notice: bool = False,
     ) -> tuple[list[str], list[str]]:
         """Send one batch once; SES refusals of this message or member are logged, not raised (a refusal
         of the whole environment, `SenderNotReadyError`, propagates: the handler parks the event). When SES
         refuses the message itself, `instead` may give a notice to send to the same members in its place;
-        the alias is added to `noticed` once SES took that notice."""
+        the alias is added to `noticed` once SES took that notice (`notice`: `raw` is that notice), in this
+        run or, as the batch's claim tells, in an earlier one."""
         from_address = f"{delivery.alias}@{self.settings.domain}"
         key = {"message_id": message_id, "alias": delivery.alias, "recipients": list(members)}
+        marked = {NOTICE_TAG: "true"} if notice else {}
         try:
-            tags = {"inbound": message_id, "alias": delivery.alias, **self.once.tags(key)}
-            result = self.once(key, lambda: {"ses_id": self.sender.send(raw, from_address, members, tags)})
+            tags = {"inbound": message_id, "alias": delivery.alias, **self.once.tags(key), **marked}
+            result = self.once(
+                key,
+                lambda: {
+                    "ses_id": self.sender.send(raw, from_address, members, tags),
+                    **({"notice": True} if notice else {}),
+                },
+            )
         except SenderNotReadyError:
             raise
         except RecipientNotVerifiedError as error:
             if len(members) > 1:
                 # One unverified address fails its whole batch in the sandbox: send one by one instead.
-                results = [self._send(message_id, delivery, (member,), raw, instead, noticed) for member in members]
+                results = [
+                    self._send(message_id, delivery, (member,), raw, instead, noticed, notice) for member in members
+                ]
                 return [i for ids, _ in results for i in ids], [m for _, rejected in results for m in rejected]
             logger.error(
                 "recipient not verified in the SES sandbox",
@@ -314,14 +326,13 @@ class ForwardingService:
                     "detail": str(error),
                 },
             )
-            notice = instead(error) if instead is not None and isinstance(error, MessageRejectedError) else None
-            if notice is not None:
+            replacement = instead(error) if instead is not None and isinstance(error, MessageRejectedError) else None
+            if replacement is not None:
                 # Same members, same claim (the refused send released it): a retry finds the notice sent.
-                ids, rejected = self._send(message_id, delivery, members, notice)
-                if ids and noticed is not None and delivery.alias not in noticed:
-                    noticed.append(delivery.alias)  # not before: SES may refuse the notice too
-                return ids, rejected
+                return self._send(message_id, delivery, members, replacement, noticed=noticed, notice=True)
             return [], list(members)
+        if result.get("notice") and noticed is not None and delivery.alias not in noticed:
+            noticed.append(delivery.alias)  # not before: SES may refuse the notice too
         return [str(result["ses_id"])], []
 
     def _refusal_notice(

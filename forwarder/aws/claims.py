@@ -295,12 +295,13 @@ def completion(table: str, claim: str, result: Result) -> dict[str, Any]:
     }
 
 
-def complete_from_send_event(client: DynamoDBClient, table: str, claim: str, ses_id: str) -> bool:
-    """The delivery function's half of send-event mode: SES published the Send event of a claimed send.
+def complete_from_send_event(client: DynamoDBClient, table: str, claim: str, ses_id: str, notice: bool = False) -> bool:
+    """The delivery function's half of send-event mode: SES published the Send event of a claimed send
+    (`notice`: a notice sent in place of the mail; the result says so, as the forwarder's own does).
     False when the claim is not in progress (completed already, or released and gone)."""
     if not _CLAIM_VALUE.fullmatch(claim):
         return False
-    request = completion(table, KEY_PREFIX + claim, {"ses_id": ses_id})
+    request = completion(table, KEY_PREFIX + claim, {"ses_id": ses_id, **({"notice": True} if notice else {})})
     request["ConditionExpression"] = "#status = :inprogress"
     request["ExpressionAttributeValues"][":inprogress"] = {"S": INPROGRESS}
     try:

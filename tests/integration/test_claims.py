@@ -134,6 +134,28 @@ def test_send_event_completes_the_claim_and_a_retry_elsewhere_sends_nothing(depl
     assert second["outcomes"] == first["outcomes"]
 
 
+def test_a_retry_after_the_send_event_of_a_refusal_notice_reports_the_notice() -> None:
+    # GIVEN the template's send-event mode with download links, and SES refusing the forward itself
+    linked = {**SEND_EVENTS, "FORWARDER_LINK_URL": "https://dl.example/", "FORWARDER_LINK_SECRET": "link-secret"}
+    with embedded_aws(DOMAIN, {"team": TEAM}, trace=True, settings=linked) as aws:
+        boto3.client("secretsmanager").create_secret(Name="link-secret", SecretString="s" * 64)
+        aws.ses.refuse_calls[1] = SesRefusal("MessageRejected", "Illegal filename 'setup.exe'.")
+        event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-notice", **AUTHENTIC)
+        aws.store_mail(MAIL, "m-notice")
+        first = aws.invoke(event)
+        [notice] = aws.ses.outbox
+        assert first["outcomes"][0]["oversize"] is True and notice.tags["notice"] == "true"
+        # WHEN the notice's Send event completes the claim, and a duplicate of the event runs on another instance
+        assert deliver_events(send_events([notice]))["added"] == len(TEAM)
+        [claim] = claims_table()
+        assert json.loads(claim["data"]["S"]) == {"ses_id": notice.message_id, "notice": True}
+        wiring.reset()
+        second = aws.invoke(event)
+    # THEN it sends nothing and reports what the first run did: a notice in place of the mail
+    assert len(aws.ses.outbox) == 1
+    assert second["outcomes"] == first["outcomes"]
+
+
 def test_duplicate_on_the_same_instance_needs_no_request(deployed: EmbeddedAws) -> None:
     event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-warm", **AUTHENTIC)
     deployed.store_mail(MAIL, "m-warm")

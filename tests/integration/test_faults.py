@@ -163,11 +163,12 @@ def test_a_mail_ses_refuses_to_send_becomes_a_notice_with_the_download_link(
     text = message.get_content()
     assert "Amazon SES refused to send it (Illegal filename 'setup.exe'.)" in text
     assert any(line.startswith("https://dl.example") for line in text.splitlines())
-    # AND a retried event sends nothing again: the notice completed the batch's claim (the retry reports the
-    # notice's SES id; that it was a notice, only the first run knew)
+    # AND a retried event sends nothing again: the notice completed the batch's claim, and the retry reports
+    # the notice as the first run did
     again = linked_aws.invoke(build_event(raw, ["team@dev.aws-educate.tw"], message_id="refused-1"))
     assert again["outcomes"][0]["sent"] == outcome["sent"]
     assert len(linked_aws.ses.outbox) == 1
+    assert again["outcomes"][0]["oversize"] is True
 
 
 def test_in_the_sandbox_a_mail_ses_refuses_for_its_content_still_becomes_the_notice(

@@ -241,9 +241,12 @@ class Completions:
     """The claim completer the delivery function is given, recording what it was asked to complete."""
 
     claims: list[tuple[str, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
-    def __call__(self, claim: str, ses_id: str) -> bool:
+    def __call__(self, claim: str, ses_id: str, notice: bool) -> bool:
         self.claims.append((claim, ses_id))
+        if notice:
+            self.notices.append(ses_id)
         return True
 
 
@@ -258,12 +261,22 @@ def test_delivery_completes_the_claim_of_a_send_event_only() -> None:
     record_events(ses.sns_event(ses.send(claimed), done, ses.send(plain)), MemoryTrace(), None, completed)
     # THEN the claim is completed once, from the Send event, with SES's message id as the result
     assert completed.claims == [(CLAIM, "ses-7")]
+    assert completed.notices == []
+
+
+def test_delivery_completes_a_notices_claim_saying_it_was_a_notice() -> None:
+    # GIVEN the Send event of a notice the forwarder sent in place of a mail SES refused (tagged notice=true)
+    notice = ses.mail_object("ses-9", ("bob@gmail.com",), {**TAGS, "claim": CLAIM, "notice": "true"}, SENT_AT)
+    completed = Completions()
+    # WHEN the delivery function records it THEN the claim's completion says it was a notice
+    record_events(ses.sns_event(ses.send(notice)), MemoryTrace(), None, completed)
+    assert completed.claims == [(CLAIM, "ses-9")] and completed.notices == ["ses-9"]
 
 
 def test_delivery_claim_completion_failure_raises_for_sns_to_retry() -> None:
     claimed = claimed_mail("ses-7")
 
-    def complete(claim: str, ses_id: str) -> bool:
+    def complete(claim: str, ses_id: str, notice: bool) -> bool:
         raise ConnectionError("DynamoDB is unreachable")
 
     with pytest.raises(ConnectionError):
