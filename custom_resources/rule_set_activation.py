@@ -237,6 +237,9 @@ def remaining_seconds(context: Any) -> float:
     return remaining() / 1000 if callable(remaining) else DEFAULT_REMAINING_SECONDS
 
 
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
     """Carry out the request against the deadline, then answer CloudFormation whatever happened."""
     logger.info(
@@ -249,16 +252,24 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
     rule_set = str(event.get("ResourceProperties", {}).get("RuleSetName", ""))
     outcome: dict[str, Any] = {}
     created: list[str] = []
+    decided = threading.Lock()  # the worker starts, or the handler abandons it: not both
 
     def work() -> None:
-        try:
-            outcome["physical_id"] = apply(event, ses, created)
-        except Exception as error:  # every failure must reach CloudFormation, not just the log
-            logger.exception("receipt rule set request failed")
-            outcome["error"] = error
+        # One request's SES calls at a time: a thread left hung by an earlier request resumes when Lambda thaws
+        # this environment for the next one (say, the rollback's Delete), and must finish before it starts.
+        with _ONE_AT_A_TIME:
+            with decided:
+                if "abandoned" in outcome:  # answered FAILED before it could start: it changes nothing
+                    return
+                outcome["started"] = True
+            try:
+                outcome["physical_id"] = apply(event, ses, created)
+            except Exception as error:  # every failure must reach CloudFormation, not just the log
+                logger.exception("receipt rule set request failed")
+                outcome["error"] = error
 
     # The SES calls run in a daemon thread so that a hung call cannot keep the answer from CloudFormation: after
-    # the deadline the handler answers FAILED and returns, and Lambda ends the invocation with the thread.
+    # the deadline the handler answers FAILED and returns; Lambda freezes the thread with the environment.
     seconds = max(remaining_seconds(context) - RESPONSE_BUDGET, 1.0)
     worker = threading.Thread(target=work, name="ses", daemon=True)
     worker.start()
@@ -266,7 +277,16 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
     # A failed Create holds only a set it created itself (its rollback may delete that one); an Update or Delete
     # keeps the id it had.
     fallback_id = event.get("PhysicalResourceId") or (rule_set if rule_set in created else not_held(rule_set))
-    if worker.is_alive():
+    with decided:
+        if worker.is_alive() and "started" not in outcome:
+            outcome["abandoned"] = True
+    if "abandoned" in outcome:
+        reason = (
+            f"an earlier request's SES calls were still running after {seconds:.0f} s; nothing was changed. "
+            "Deploy again."
+        )
+        send_response(event, "FAILED", reason, fallback_id or context.log_stream_name)
+    elif worker.is_alive():
         reason = (
             f"SES did not answer within {seconds:.0f} s; the rule set may be half done. Check it with "
             f"`aws ses describe-active-receipt-rule-set` and deploy again."

@@ -171,6 +171,60 @@ def test_answers_a_hung_ses_with_failed_before_the_deadline(silent_port: int, re
     assert context.get_remaining_time_in_millis() / 1000 > activation.RESPONSE_BUDGET - 8
 
 
+def test_a_request_waits_for_the_hung_calls_of_an_earlier_one(
+    monkeypatch: pytest.MonkeyPatch, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN a Create whose SES calls hang past its deadline (answered FAILED; Lambda freezes its thread, which
+    # resumes when the environment is thawed for the next request)
+    steps: list[str] = []
+    hung = threading.Event()
+
+    def apply(event: dict[str, Any], ses: Any, created: list[str] | None = None) -> str:
+        steps.append(f"{event['RequestType']} started")
+        if event["RequestType"] == "Create":
+            hung.wait(30)
+        steps.append(f"{event['RequestType']} ended")
+        return "email-forwarder"
+
+    monkeypatch.setattr(activation, "apply", apply)
+    activation.handle(event("Create"), Context(seconds=activation.RESPONSE_BUDGET + 1), None)
+    assert responses[0]["Status"] == "FAILED"
+    # WHEN the rollback's Delete runs in the same environment while the Create's calls are still going
+    delete = threading.Thread(
+        target=activation.handle, args=(event("Delete"), Context(seconds=activation.RESPONSE_BUDGET + 20), None)
+    )
+    delete.start()
+    for _ in range(50):  # time for the Delete to start its calls, were it allowed to
+        if len(steps) > 1:
+            break
+        time.sleep(0.01)
+    hung.set()
+    delete.join(30)
+    # THEN the Delete's calls start only after the Create's ended, and it answers
+    assert steps == ["Create started", "Create ended", "Delete started", "Delete ended"]
+    assert [r["Status"] for r in responses] == ["FAILED", "SUCCESS"]
+
+
+def test_a_request_that_cannot_start_before_its_deadline_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN an earlier request's calls still running in this environment
+    calls: list[str] = []
+    monkeypatch.setattr(activation, "apply", lambda event, ses, created=None: calls.append("applied") or "x")
+    with activation._ONE_AT_A_TIME:
+        # WHEN a request comes and its deadline passes
+        activation.handle(event("Update"), Context(seconds=activation.RESPONSE_BUDGET + 1), None)
+    # THEN it answers FAILED saying nothing was changed
+    assert responses[0]["Status"] == "FAILED"
+    assert "nothing was changed" in responses[0]["Reason"]
+    # AND once the earlier calls end, it makes none after its answer
+    for _ in range(50):
+        if calls:
+            break
+        time.sleep(0.01)
+    assert calls == []
+
+
 def test_answers_a_failing_ses_after_few_attempts(server: Any, responses: list[dict[str, Any]]) -> None:
     # GIVEN SES answers every request with a server error
     ses = server(500)
