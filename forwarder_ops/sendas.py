@@ -624,7 +624,15 @@ class SendAs:
         """Delete every key of the grant but `keep` (default: the newest); the ids deleted."""
         if not grant.keys:
             return []
-        keep = keep or grant.keys[-1].key_id
+        if keep is None:
+            # IAM gives a key's creation time to the second: two keys of one second have no newest.
+            newest = [key.key_id for key in grant.keys if key.created == grant.keys[-1].created]
+            if len(newest) > 1:
+                raise CommandError(
+                    f"the keys {' and '.join(newest)} of {grant.member} were created in the same second, so which "
+                    "is new is unknown: add --keep <the SMTP username that works in Gmail>"
+                )
+            keep = newest[0]
         old = [key.key_id for key in grant.keys if key.key_id != keep]
         for key_id in old:
             self.store.delete_key(grant.user, key_id)
@@ -847,6 +855,9 @@ def add_parser(commands: Any, environment: argparse.ArgumentParser, target: Call
     )
     rotate.add_argument("member", help="the member's address")
     rotate.add_argument("--finish", action="store_true", help="delete every key but the newest")
+    rotate.add_argument(
+        "--keep", metavar="KEY_ID", help="with --finish: the key to keep (its id is the SMTP username), not the newest"
+    )
     rotate.add_argument("--json", action="store_true", help="machine-readable output (holds the password)")
     rotate.set_defaults(func=run(_cmd_rotate))
 
@@ -890,9 +901,15 @@ def _cmd_revoke(send_as: SendAs, args: argparse.Namespace) -> int:
 
 
 def _cmd_rotate(send_as: SendAs, args: argparse.Namespace) -> int:
+    if args.keep is not None and not args.finish:
+        raise CommandError("--keep goes with --finish: `forwarder send-as rotate MEMBER --finish --keep KEY_ID`")
     if args.finish:
         grant = send_as.existing_grant(args.member.strip())
-        deleted = send_as.finish(grant)
+        keep = args.keep.strip() if args.keep is not None else None
+        ids = [key.key_id for key in grant.keys]
+        if keep is not None and keep not in ids:
+            raise CommandError(f"{grant.member} has no key {keep}: its keys are {', '.join(ids)}")
+        deleted = send_as.finish(grant, keep=keep)
         if args.json:
             print_json({"member": grant.member, "user": grant.user, "deleted_keys": deleted})
         else:

@@ -648,6 +648,57 @@ def test_send_as_rotate_keeps_the_old_key_until_finish(cli: Cli, team: None, iam
     assert keys_of(name) == [new]
 
 
+def test_send_as_rotate_finish_of_two_keys_made_in_one_second_asks_which_to_keep(
+    cli: Cli, team: None, iam: RecordingIam, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a grant rotated within the second it was made (IAM gives a key's creation time to the second)
+    listed = iam.real.list_access_keys
+
+    def whole_seconds(**request: Any) -> Any:
+        answer = listed(**request)
+        for key in answer["AccessKeyMetadata"]:
+            key["CreateDate"] = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)
+        return answer
+
+    monkeypatch.setattr(iam.real, "list_access_keys", whole_seconds)
+    monkeypatch.setattr(iam.real, "get_paginator", lambda name: _Pages(whole_seconds))
+    old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+    rotated = cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev")
+    assert rotated.code == 0, rotated.err
+    name = only_user()
+    [new] = [k for k in keys_of(name) if k != old]
+    # WHEN the rotation is finished without saying which key works
+    refused = cli("send-as", "rotate", "alice@gmail.com", "--finish", "--config-env", "dev")
+    # THEN nothing is deleted: which key is new is unknown, and the error says how to choose
+    assert refused.code == 2 and refused.err.count("\n") == 1
+    assert "created in the same second" in refused.err and "--keep" in refused.err
+    assert sorted(keys_of(name)) == sorted([old, new])
+    # WHEN the operator names the key that works (its id is the SMTP username)
+    kept = cli("send-as", "rotate", "alice@gmail.com", "--finish", "--keep", new, "--config-env", "dev")
+    # THEN only that key is left
+    assert kept.code == 0, kept.err
+    assert keys_of(name) == [new]
+
+
+def test_send_as_rotate_keep_must_name_a_key_of_the_member(cli: Cli, team: None) -> None:
+    grant(cli, "alice@gmail.com", "team")
+    unknown = cli("send-as", "rotate", "alice@gmail.com", "--finish", "--keep", "AKIANOTHERS", "--config-env", "dev")
+    assert unknown.code == 2 and "has no key AKIANOTHERS" in unknown.err
+    alone = cli("send-as", "rotate", "alice@gmail.com", "--keep", "AKIANOTHERS", "--config-env", "dev")
+    assert alone.code == 2 and "--keep goes with --finish" in alone.err
+    assert len(keys_of(only_user())) == 1
+
+
+class _Pages:
+    """A paginator over one call that answers in a single page."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def paginate(self, **request: Any) -> Any:
+        yield self._call(**request)
+
+
 def test_send_as_rotate_at_a_terminal_deletes_the_old_key_on_yes(cli: Cli, team: None) -> None:
     old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
     name = only_user()
