@@ -18,7 +18,7 @@ from bench.report import configured_memory, console, markdown, rows
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=("run", "profile"), default="run")
+    parser.add_argument("command", nargs="?", choices=("run", "profile", "instructions"), default="run")
     parser.add_argument("--quick", action="store_true", help="1 round, 30 small mails, no 40 MB runs")
     parser.add_argument(
         "--check", action="store_true", help="a smoke run: verify the harness end to end, write no results file"
@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.profiling import profile
 
         return profile(args.work, args.idempotency, args.deployed)
+    if args.command == "instructions":
+        from bench.instructions import report
+
+        try:
+            return report(args.work, args.idempotency, args.deployed, args.pythonpath)
+        except HarnessError as error:
+            print(f"bench: harness failure: {error}", file=sys.stderr)
+            return 1
     plan = Plan(idempotency=args.idempotency, xray=args.xray, deployed=args.deployed)
     if args.quick:
         plan = replace(plan, rounds=1, warm_count=30, largest=False)

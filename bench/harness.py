@@ -199,8 +199,11 @@ class Runner:
         with urllib.request.urlopen(self.endpoint + path, data=data, timeout=10) as response:
             return json.loads(response.read())
 
-    def spawn(self, spec: dict[str, Any], extra_args: tuple[str, ...] = ()) -> tuple[dict[str, Any], float]:
-        """Run one child; returns its result and the wall time from spawn to its first forwarded mail (cold)."""
+    def spawn(
+        self, spec: dict[str, Any], extra_args: tuple[str, ...] = (), wrapper: tuple[str, ...] = ()
+    ) -> tuple[dict[str, Any], float]:
+        """Run one child (under `wrapper`, a command such as valgrind, if given); returns its result and the
+        wall time from spawn to its first forwarded mail (cold)."""
         self.runs += 1
         result_path = self.work / "result.json"
         result_path.unlink(missing_ok=True)
@@ -211,7 +214,7 @@ class Runner:
         with stderr_path.open("wb") as stderr:
             started = time.perf_counter()
             child = subprocess.Popen(
-                [sys.executable, *extra_args, str(CHILD), json.dumps(spec)],
+                [*wrapper, sys.executable, *extra_args, str(CHILD), json.dumps(spec)],
                 env=self.env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,  # the forwarder's logs and EMF metrics: written, not kept
