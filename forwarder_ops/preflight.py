@@ -196,15 +196,43 @@ class Evaluation:
                     f"see why: {events}; then delete it again",
                 )
             )
-        elif status == "ROLLBACK_COMPLETE" or status.endswith("_FAILED"):
+        elif status == "UPDATE_FAILED":
+            # `sam deploy --disable-rollback`: the update stopped, every resource stays, and the stack takes the
+            # next update (which resumes it). Deleting it would delete the environment with its mail.
+            self.add(
+                warn(
+                    "stack",
+                    name,
+                    f"{status}: the last update stopped with rollback disabled; the stack keeps its resources",
+                    f"see why: {events}; fix the cause and deploy again (the update resumes), or roll it back: "
+                    f"`aws cloudformation rollback-stack --stack-name {name} --region {self.region}`",
+                )
+            )
+        elif status in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"}:
+            held = (
+                "it holds nothing: its creation rolled back"
+                if status == "ROLLBACK_COMPLETE"
+                else "it holds only what its own creation made"
+            )
             self.add(
                 Finding(
                     "stack",
                     name,
                     f"{status}: a stack whose creation failed cannot be updated, only deleted",
                     f"see why: {events}; "
-                    f"then `aws cloudformation delete-stack --stack-name {name} --region {self.region}` "
-                    "(it holds nothing: its creation rolled back)",
+                    f"then `aws cloudformation delete-stack --stack-name {name} --region {self.region}` ({held})",
+                )
+            )
+        elif status.endswith("_FAILED"):
+            # IMPORT_ROLLBACK_FAILED and whatever else fails: the stack may hold resources made by hand and imported,
+            # which delete-stack would delete with it.
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: the stack takes no update in this state",
+                    f"see why: {events}; resolve it before deploying. Do not delete the stack to get past it: it "
+                    "holds the environment's resources (imported ones included) and deletes them with it",
                 )
             )
         else:
