@@ -996,7 +996,7 @@ class Evaluation:
 
     def check_mode_switches(self) -> None:
         """Switching a resource the stack made to `existing` (or dropping the rule set) removes it from the stack."""
-        if self.f.stack_status not in _READY:
+        if self.f.stack_status not in _READY | {"UPDATE_FAILED"}:  # UPDATE_FAILED: the deploy resumes the update
             return
         for key, (what, logical_ids) in _MANAGED_BY.items():
             if self.s[key] == "existing" and any(i in self.f.logical for i in logical_ids):
@@ -1032,9 +1032,11 @@ _MANAGED_BY = {
 
 
 def stack_writes(facts: Facts, mode_key: str) -> bool:
-    """Whether the deployed stack already holds this record group (then the existing records are its own)."""
-    if facts.stack_status not in _READY:
-        return False
+    """Whether the deployed stack already holds this record group (then the existing records are its own).
+
+    Whatever the stack's state: a stack stopped half way (UPDATE_FAILED, UPDATE_ROLLBACK_FAILED, in progress) still
+    holds them, and `existing` would take them out of it, so that its next update deletes them. What a rollback
+    deleted is not listed (`survey`)."""
     return any(logical_id in facts.logical for logical_id in _MANAGED_BY[mode_key][1])
 
 

@@ -192,6 +192,9 @@ class Facts:
         return self.record(zone, name, "CNAME")
 
 
+# The statuses of a listed resource that the stack no longer holds.
+_GONE = {"DELETE_COMPLETE", "DELETE_SKIPPED"}
+
 _FATAL = {
     "ExpiredToken",
     "ExpiredTokenException",
@@ -258,7 +261,9 @@ class Survey:
         # ListStackResources pages through every resource; DescribeStackResources stops at the first 100.
         pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=self.settings.stack_name)
         for resource in (r for page in pages for r in page.get("StackResourceSummaries", [])):
-            if resource.get("PhysicalResourceId"):
+            # A rolled-back or deleted resource is still listed (DELETE_COMPLETE, or DELETE_SKIPPED when retained):
+            # it is no longer the stack's, and what has its name now was made by someone else.
+            if resource.get("PhysicalResourceId") and resource.get("ResourceStatus") not in _GONE:
                 owned = self.facts.owned.setdefault(resource["ResourceType"], set())
                 owned.add(str(resource["PhysicalResourceId"]))
                 self.facts.logical.add(str(resource.get("LogicalResourceId", "")))

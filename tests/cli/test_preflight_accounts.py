@@ -35,3 +35,85 @@ def test_preflight_never_advises_deleting_a_stack_that_holds_the_environment(sta
     assert "delete-stack" not in row.fix
     assert "holds nothing" not in row.fix
     assert way_out in row.fix
+
+
+@pytest.mark.parametrize("status", ["UPDATE_FAILED", "UPDATE_ROLLBACK_FAILED", "UPDATE_IN_PROGRESS"])
+def test_adopt_keeps_create_for_the_records_a_stack_holds_while_it_is_not_settled(status: str) -> None:
+    # GIVEN a deployed stack that created the MX, MAIL FROM and DMARC records in the team's zone, caught in a state
+    # that takes no update now (the operator runs adopt before settling it)
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        stack_status=status,
+        owned={"AWS::Route53::RecordSet": {DEV, f"_dmarc.{DEV}"}, "AWS::Route53::RecordSetGroup": {"mailfrom"}},
+        logical={"InboundMxRecord", "MailFromRecords", "DmarcRecord"},
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={
+            "ZDEV": {
+                (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
+                (f"_dmarc.{DEV}", "TXT"): ['"v=DMARC1; p=none"'],
+            }
+        },
+    )
+
+    # WHEN adopt plans the parameters
+    changes = plan_overrides(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN the stack's own records stay `create`: `existing` would take them out of the stack, and CloudFormation
+    # deletes them in the next update (mail to the domain bounces)
+    assert {k: v for k, v in changes.items() if k.endswith("RecordsMode") or k.endswith("RecordMode")} == {}
+
+
+def test_survey_takes_no_deleted_resource_for_one_the_stack_holds() -> None:
+    # GIVEN a stack whose creation rolled back: CloudFormation still lists what it created and deleted again
+    import boto3
+    from botocore.stub import Stubber
+
+    from forwarder_ops.envconfig import Target
+    from forwarder_ops.survey import Survey
+
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    summaries = [
+        {
+            "LogicalResourceId": logical,
+            "PhysicalResourceId": physical,
+            "ResourceType": kind,
+            "LastUpdatedTimestamp": "2026-11-30T00:00:00Z",
+            "ResourceStatus": status,
+        }
+        for logical, physical, kind, status in (
+            ("HostedZone", "ZGONE", "AWS::Route53::HostedZone", "DELETE_COMPLETE"),
+            ("InboundMxRecord", DEV, "AWS::Route53::RecordSet", "DELETE_COMPLETE"),
+            ("MailBucket", "kept-bucket", "AWS::S3::Bucket", "DELETE_SKIPPED"),
+        )
+    ]
+    stack = {"StackName": STACK, "CreationTime": "2026-11-30T00:00:00Z", "StackStatus": "ROLLBACK_COMPLETE"}
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": STACK})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": summaries}, {"StackName": STACK})
+        target = Target(name="dev", region="us-east-1", stack_name=STACK)
+        target.client = lambda service: cloudformation  # type: ignore[method-assign]
+        survey = Survey(target, settings())
+
+        # WHEN the survey reads the stack
+        survey.read_stack()
+
+    # THEN what the rollback deleted is not the stack's (a zone of the domain made since is hand-made)
+    assert not survey.facts.owns("AWS::Route53::HostedZone")
+    assert "InboundMxRecord" not in survey.facts.logical
+    assert survey.facts.owns("AWS::S3::Bucket", "kept-bucket") is False  # retained: out of the stack, left as it is
+
+
+def test_preflight_stops_a_mode_switch_on_a_stack_whose_update_stopped() -> None:
+    # GIVEN a stack in UPDATE_FAILED (it takes the next update) that created the inbound MX
+    facts = Facts(account="1", stack_status="UPDATE_FAILED", logical={"InboundMxRecord"})
+
+    # WHEN preflight judges MxRecordMode=existing
+    rows = evaluate(settings(MxRecordMode="existing"), facts)
+
+    # THEN the switch is an error: the update that resumes would delete the MX
+    row = next(r for r in rows if r.check == "mode switch")
+    assert row.severity == Severity.ERROR
