@@ -93,6 +93,20 @@ def _upsert(zone: str, name: str, record_type: str, values: list[str], ttl: int 
     return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
 
 
+def with_amazonses(txt: list[str]) -> list[str]:
+    """The TXT values of a MAIL FROM domain with amazonses.com in its SPF: an UPSERT replaces the whole record set,
+    so every other value stays, and an SPF record that exists gets the include (a second `v=spf1` record would
+    make SPF fail with a permerror)."""
+    values, found = [], False
+    for value in txt:
+        if not found and value.lstrip('"').lower().startswith("v=spf1"):
+            found = True
+            start = value.lower().index("v=spf1") + len("v=spf1")
+            value = f"{value[:start]} include:amazonses.com{value[start:]}"
+        values.append(value)
+    return values if found else [*values, f'"{SPF}"']
+
+
 def covers(recipients: list[str], domain: str) -> bool:
     """Whether a receipt rule with these recipients takes mail for `domain` (SES's matching rules).
 
@@ -801,7 +815,7 @@ class Evaluation:
                     "MAIL FROM records",
                     f"{name} TXT in {zone}",
                     "no SPF record including amazonses.com: SPF fails for forwarded mail",
-                    _upsert(zone, name, "TXT", [f'"{SPF}"']),
+                    _upsert(zone, name, "TXT", with_amazonses(txt or [])),
                 )
             )
         elif expected in hosts:

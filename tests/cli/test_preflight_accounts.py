@@ -3,6 +3,8 @@ have: stacks stopped half way, records shared with other uses of a name, identit
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from forwarder_ops.adopt import plan_overrides
@@ -117,3 +119,33 @@ def test_preflight_stops_a_mode_switch_on_a_stack_whose_update_stopped() -> None
     # THEN the switch is an error: the update that resumes would delete the MX
     row = next(r for r in rows if r.check == "mode switch")
     assert row.severity == Severity.ERROR
+
+
+def test_preflight_adds_amazonses_to_the_mail_from_spf_it_finds_keeping_every_other_value() -> None:
+    # GIVEN an adopted MAIL FROM domain whose TXT record set holds the team's SPF (another provider's include) and
+    # a verification string, and an MX at this region's feedback endpoint
+    zone = Zone("ZDEV", DEV)
+    spf = '"v=spf1 include:_spf.google.com ~all"'
+    verification = '"google-site-verification=abc123"'
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={
+            "ZDEV": {
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): [spf, verification],
+            }
+        },
+    )
+
+    # WHEN preflight judges MailFromRecordsMode=existing
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+
+    # THEN the fix's UPSERT (which replaces the whole TXT set) keeps the verification string and the other include,
+    # and adds amazonses.com to the one SPF record (a second `v=spf1` record makes SPF fail with a permerror)
+    row = next(r for r in rows if r.check == "MAIL FROM records" and "TXT" in r.resource)
+    change = json.loads(row.fix.split("--change-batch ", 1)[1].strip("'"))
+    values = [v["Value"] for v in change["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
+    assert verification in values
+    assert [v for v in values if "v=spf1" in v] == ['"v=spf1 include:amazonses.com include:_spf.google.com ~all"']
