@@ -10,7 +10,7 @@ import pytest
 from forwarder_ops.adopt import plan_overrides
 from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
-from tests.cli.team_account import APEX, DEV
+from tests.cli.team_account import DEV
 
 STACK = "email-forwarder-dev"
 
