@@ -725,7 +725,24 @@ class Evaluation:
         values = self.f.record(zone, self.domain, "MX")
         mode = self.s["MxRecordMode"]
         hosts = {fqdn(v.split()[-1]) for v in values or []}
-        if mode == "create":
+        fix = (
+            f"nothing at {self.domain} can receive mail while it is an alias: delete the CNAME if what it points to "
+            "is no longer needed at this name, or give the environment another DomainName"
+        )
+        # The domain is a CNAME in the parent zone that holds its records: no MX may sit beside it, in either mode.
+        if mode == "create" and (collision := self._cname_collision("MX record", zone, self.domain, "MX", fix)):
+            self.add(collision)
+        elif targets := self.f.cname(zone, self.domain):
+            self.add(
+                Finding(
+                    "MX record",
+                    f"{self.domain} CNAME in {zone}",
+                    f"a CNAME ({'; '.join(targets)}) holds the name, and no MX may share it: mail to {self.domain} "
+                    "cannot reach SES",
+                    fix,
+                )
+            )
+        elif mode == "create":
             if values and not self._stack_writes("MxRecordMode"):
                 self.add(
                     self._collision(

@@ -10,7 +10,7 @@ import pytest
 from forwarder_ops.adopt import plan_overrides
 from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
-from tests.cli.team_account import DEV
+from tests.cli.team_account import APEX, DEV
 
 STACK = "email-forwarder-dev"
 
@@ -149,3 +149,31 @@ def test_preflight_adds_amazonses_to_the_mail_from_spf_it_finds_keeping_every_ot
     values = [v["Value"] for v in change["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
     assert verification in values
     assert [v for v in values if "v=spf1" in v] == ['"v=spf1 include:amazonses.com include:_spf.google.com ~all"']
+
+
+@pytest.mark.parametrize("mode", ["create", "existing"])
+def test_preflight_refuses_a_domain_that_is_a_cname_in_the_zone_holding_its_records(mode: str) -> None:
+    # GIVEN no zone of dev, and in the apex zone a CNAME at dev (a web host) beside dev's hand-made DKIM records
+    apex = Zone("ZAPEX", APEX)
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": apex},
+        zones_named={APEX: [apex]},
+        records={
+            "ZAPEX": {
+                (DEV, "CNAME"): ["dev-site.example.net"],
+                (f"t1._domainkey.{DEV}", "CNAME"): ["t1.dkim.amazonses.com"],
+            }
+        },
+    )
+
+    # WHEN preflight judges the records in the apex zone (adopt's HostedZoneId)
+    rows = evaluate(settings(HostedZoneId="ZAPEX", MxRecordMode=mode), facts)
+
+    # THEN the MX row is an error naming the CNAME: Route 53 refuses an MX beside it, so the deploy fails (create)
+    # or no MX can ever be published (existing); neither is "the stack creates it"
+    row = next(r for r in rows if r.check == "MX record")
+    assert row.severity == Severity.ERROR
+    assert row.resource == f"{DEV} CNAME in ZAPEX"
+    assert "dev-site.example.net" in row.problem
+    assert "MxRecordMode" not in row.fix
