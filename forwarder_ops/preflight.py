@@ -107,6 +107,17 @@ def with_amazonses(txt: list[str]) -> list[str]:
     return values if found else [*values, f'"{SPF}"']
 
 
+def dkim_records(domain: str, dkim: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The records an identity's DKIM needs as (name, type, value): Easy DKIM's CNAMEs to amazonses.com, or for
+    Bring Your Own DKIM (origin EXTERNAL, SES answers the selector as the one token) the public key's TXT."""
+    tokens = [str(t) for t in dkim.get("Tokens") or []]
+    if dkim.get("SigningAttributesOrigin") == "EXTERNAL":
+        return [
+            (f"{t}._domainkey.{domain}", "TXT", '"v=DKIM1; k=rsa; p=<the public key of your key pair>"') for t in tokens
+        ]
+    return [(f"{t}._domainkey.{domain}", "CNAME", f"{t}.dkim.amazonses.com") for t in tokens]
+
+
 def covers(recipients: list[str], domain: str) -> bool:
     """Whether a receipt rule with these recipients takes mail for `domain` (SES's matching rules).
 
@@ -617,46 +628,49 @@ class Evaluation:
                 )
             )
         dkim = identity.get("DkimAttributes") or {}
-        tokens = list(dkim.get("Tokens") or [])
+        records = dkim_records(self.domain, dkim)
         zone = self.record_zone()
-        if not tokens or "hosted zone" in self.f.errors:
+        if not records or "hosted zone" in self.f.errors:
             return
         if zone is None:
-            self._check_dkim_in_new_zone(identity, tokens)
+            self._check_dkim_in_new_zone(identity, records)
             return
-        missing = [
-            t
-            for t in tokens
-            if f"{t}.dkim.amazonses.com"
-            not in {fqdn(v) for v in self.f.record(zone, f"{t}._domainkey.{self.domain}", "CNAME") or []}
-        ]
+        missing = [(name, kind, value) for name, kind, value in records if not self._published(zone, name, kind, value)]
         if not missing:
-            self.add(ok("DKIM records", f"{self.domain} ({zone})", f"the identity's {len(tokens)} DKIM CNAMEs exist"))
+            self.add(
+                ok("DKIM records", f"{self.domain} ({zone})", f"the identity's {len(records)} DKIM record(s) exist")
+            )
             return
-        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in missing)
+        listed = "\n".join(f"{name}  {kind}  {value}" for name, kind, value in missing)
         verified = dkim.get("Status") == "SUCCESS"
         finding = Finding(
             "DKIM records",
             f"{self.domain} ({zone})",
-            f"{len(missing)} of the existing identity's DKIM CNAMEs are not in the zone; the stack does not create "
+            f"{len(missing)} of the existing identity's DKIM records are not in the zone; the stack does not create "
             "them for an existing identity"
             + (" (DKIM verified: published elsewhere?)" if verified else ": the identity cannot verify"),
-            f"add them to zone {zone}:\n{records}",
+            f"add them to zone {zone}:\n{listed}",
             Severity.WARNING if verified else Severity.ERROR,
         )
         self.add(finding)
 
-    def _check_dkim_in_new_zone(self, identity: dict[str, Any], tokens: list[str]) -> None:
+    def _published(self, zone: str, name: str, kind: str, value: str) -> bool:
+        values = self.f.record(zone, name, kind) or []
+        if kind == "TXT":
+            return any("p=" in v for v in values)  # the public key (its value is the team's, not known here)
+        return fqdn(value) in {fqdn(v) for v in values}
+
+    def _check_dkim_in_new_zone(self, identity: dict[str, Any], dkim: list[tuple[str, str, str]]) -> None:
         """The stack creates the domain's zone, and DKIM CNAMEs only for an identity it creates."""
         if self.s["HostedZoneId"].strip() or self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
             return  # an existing zone: checked above, or the zone check's finding comes first
         if self.s["ParentHostedZoneId"].strip():
             return  # a delegated new zone: the parameters check stops it (the template's rule would)
-        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in tokens)
+        records = "\n".join(f"{name}  {kind}  {value}" for name, kind, value in dkim)
         resource = f"{self.domain} (the zone the stack creates)"
         problem = (
-            f"the stack creates the zone of {self.domain} without the existing identity's {len(tokens)} DKIM CNAMEs "
-            "(it publishes them only for an identity it creates)"
+            f"the stack creates the zone of {self.domain} without the existing identity's {len(dkim)} DKIM "
+            f"record(s) (it publishes them only for an identity it creates)"
         )
         if identity.get("VerifiedForSendingStatus"):
             self.add(

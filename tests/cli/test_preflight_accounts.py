@@ -177,3 +177,41 @@ def test_preflight_refuses_a_domain_that_is_a_cname_in_the_zone_holding_its_reco
     assert row.resource == f"{DEV} CNAME in ZAPEX"
     assert "dev-site.example.net" in row.problem
     assert "MxRecordMode" not in row.fix
+
+
+BYODKIM = {"SigningEnabled": True, "SigningAttributesOrigin": "EXTERNAL", "Tokens": ["team2026"]}
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "PENDING"])
+def test_preflight_finds_the_public_key_of_an_identity_with_its_own_dkim_key(status: str) -> None:
+    # GIVEN an adopted identity with Bring Your Own DKIM (SES answers the selector as its one token), whose public
+    # key is published as a TXT record at the selector
+    zone = Zone("ZDEV", DEV)
+    identity = {"DkimAttributes": {**BYODKIM, "Status": status}}
+    records = {(f"team2026._domainkey.{DEV}", "TXT"): ['"v=DKIM1; k=rsa; p=MIIBIjAN"']}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": records})
+    facts.identity = identity
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN the DKIM row is fine: no Easy DKIM CNAME is asked for (one at the selector would be refused beside the TXT)
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.OK
+    assert "dkim.amazonses.com" not in row.problem + row.fix
+
+
+def test_preflight_asks_for_the_public_key_of_an_identity_with_its_own_dkim_key() -> None:
+    # GIVEN an adopted identity with Bring Your Own DKIM, pending, and no TXT at its selector
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {}})
+    facts.identity = {"DkimAttributes": {**BYODKIM, "Status": "PENDING"}}
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN the error asks for the public key's TXT record at the selector, not for CNAMEs to amazonses.com
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.ERROR
+    assert f"team2026._domainkey.{DEV}  TXT" in row.fix
+    assert "dkim.amazonses.com" not in row.fix
