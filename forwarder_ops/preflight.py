@@ -93,6 +93,13 @@ def _upsert(zone: str, name: str, record_type: str, values: list[str], ttl: int 
     return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
 
 
+def _preferred(mx: list[str]) -> set[str]:
+    """The hosts of the lowest preference among MX values ("10 host."): where senders deliver first."""
+    parsed = [(int(v.split()[0]) if v.split()[0].isdigit() else 65535, fqdn(v.split()[-1])) for v in mx if v.split()]
+    top = min((preference for preference, _ in parsed), default=0)
+    return {host for preference, host in parsed if preference == top}
+
+
 def with_amazonses(txt: list[str]) -> list[str]:
     """The TXT values of a MAIL FROM domain with amazonses.com in its SPF: an UPSERT replaces the whole record set,
     so every other value stays, and an SPF record that exists gets the include (a second `v=spf1` record would
@@ -774,7 +781,7 @@ class Evaluation:
                     "MxRecordMode=create (`forwarder adopt`)",
                 )
             )
-        elif expected not in hosts:
+        elif expected not in hosts or (preferred := _preferred(values)) != {expected}:
             others = sorted(h for h in hosts if not h.startswith("inbound-smtp.") or not h.endswith(".amazonaws.com"))
             caution = (
                 f"careful: {', '.join(others)} receive(s) the mail of {self.domain} today; this command replaces "
@@ -784,12 +791,19 @@ class Evaluation:
                 if others
                 else ""
             )
+            # Senders deliver to the lowest preference: SES listed behind (or beside) another host gets none of the
+            # mail (or part of it) while that host answers.
+            problem = (
+                f"points at {', '.join(sorted(hosts))}, not {expected}: the new stack receives nothing until it does"
+                if expected not in hosts
+                else f"lists {expected}, but senders prefer {', '.join(sorted(preferred - {expected}))}"
+                + (" as much (SES gets part of the mail)" if expected in preferred else " (SES gets none of the mail)")
+            )
             self.add(
                 warn(
                     "MX record",
                     f"{self.domain} MX in {zone}",
-                    f"points at {', '.join(sorted(hosts))}, not {expected}: the new stack receives nothing until it "
-                    "does (the stack leaves this record alone)",
+                    f"{problem} (the stack leaves this record alone)",
                     f"{caution}once the stack is deployed, point it here:\n"
                     + _upsert(zone, self.domain, "MX", [f"10 {expected}"]),
                 )

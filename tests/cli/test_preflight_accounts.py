@@ -215,3 +215,26 @@ def test_preflight_asks_for_the_public_key_of_an_identity_with_its_own_dkim_key(
     assert row.severity == Severity.ERROR
     assert f"team2026._domainkey.{DEV}  TXT" in row.fix
     assert "dkim.amazonses.com" not in row.fix
+
+
+@pytest.mark.parametrize(
+    "mx",
+    [
+        ["1 aspmx.l.google.com.", "10 inbound-smtp.us-east-1.amazonaws.com"],  # SES added as a backup
+        ["10 aspmx.l.google.com.", "10 inbound-smtp.us-east-1.amazonaws.com"],  # SES sharing the top preference
+    ],
+)
+def test_preflight_warns_of_an_adopted_mx_that_prefers_another_host(mx: list[str]) -> None:
+    # GIVEN an adopted MX that lists SES's endpoint beside a mail provider's host, which senders prefer (or pick
+    # half of the time)
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {(DEV, "MX"): mx}})
+
+    # WHEN preflight judges MxRecordMode=existing
+    rows = evaluate(settings(HostedZoneId="ZDEV", MxRecordMode="existing"), facts)
+
+    # THEN it is not "exists and points at" SES: a warning names the preferred host, with the careful fix
+    row = next(r for r in rows if r.check == "MX record")
+    assert row.severity == Severity.WARNING
+    assert "aspmx.l.google.com" in row.problem
+    assert row.fix.startswith("careful: aspmx.l.google.com")
