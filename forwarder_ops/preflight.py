@@ -635,6 +635,18 @@ class Evaluation:
                 )
             )
         dkim = identity.get("DkimAttributes") or {}
+        if dkim and dkim.get("SigningEnabled") is False:
+            # Forwards then pass DMARC only through an aligned, working MAIL FROM (SPF); the stack's own identity signs.
+            self.add(
+                warn(
+                    "DKIM signing",
+                    self.domain,
+                    "the existing identity has DKIM signing turned off: forwarded mail goes out unsigned, and passes "
+                    "DMARC only while its MAIL FROM domain works",
+                    f"aws sesv2 put-email-identity-dkim-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --signing-enabled",
+                )
+            )
         records = dkim_records(self.domain, dkim)
         zone = self.record_zone()
         if not records or "hosted zone" in self.f.errors:

@@ -238,3 +238,23 @@ def test_preflight_warns_of_an_adopted_mx_that_prefers_another_host(mx: list[str
     assert row.severity == Severity.WARNING
     assert "aspmx.l.google.com" in row.problem
     assert row.fix.startswith("careful: aspmx.l.google.com")
+
+
+def test_preflight_warns_when_the_adopted_identity_does_not_sign_with_dkim() -> None:
+    # GIVEN an adopted identity, verified, its DKIM CNAMEs published, but DKIM signing turned off by hand
+    zone = Zone("ZDEV", DEV)
+    cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": cnames})
+    facts.identity = {
+        "VerifiedForSendingStatus": True,
+        "DkimAttributes": {"SigningEnabled": False, "Status": "SUCCESS", "Tokens": ["t1", "t2", "t3"]},
+        "MailFromAttributes": {"MailFromDomain": f"bounces.{DEV}"},
+    }
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN a warning says forwards go out unsigned, with the command that turns signing on
+    row = next(r for r in rows if r.check == "DKIM signing")
+    assert row.severity == Severity.WARNING
+    assert f"put-email-identity-dkim-attributes --region us-east-1 --email-identity {DEV} --signing-enabled" in row.fix
