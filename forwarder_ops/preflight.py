@@ -322,15 +322,15 @@ class Evaluation:
 
     def _zone_fix(self) -> str:
         """What to set when HostedZoneId names no usable zone."""
-        found = self.f.zone_named(self.domain)
-        if found:
-            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
         holding = self.f.holding_zone(self.domain)
         if holding:
             return (
                 f"HostedZoneId={holding.id} (the zone of {holding.name}, which holds the records of {self.domain}), "
                 "ParentHostedZoneId= (`forwarder adopt`)"
             )
+        found = self.f.zone_named(self.domain)
+        if found:
+            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
         parent = self.f.parent_zone(self.domain)
         delegate = f" and ParentHostedZoneId={parent.id}" if parent else ""
         return f"leave HostedZoneId empty (the stack creates the zone of {self.domain}){delegate} (`forwarder adopt`)"
@@ -383,7 +383,8 @@ class Evaluation:
                     f"a public zone for {self.domain} already exists; with HostedZoneId empty the stack creates a "
                     "second zone of the same name that nobody delegates to (and its NS record in the parent zone "
                     "collides with the existing delegation)",
-                    f"HostedZoneId={existing.id} ParentHostedZoneId= (adopt the existing zone: `forwarder adopt`)",
+                    f"HostedZoneId={(self.f.holding_zone(self.domain) or existing).id} ParentHostedZoneId= (adopt the "
+                    "existing zone: `forwarder adopt`)",
                 )
             )
         else:
@@ -446,6 +447,19 @@ class Evaluation:
         delegated = {fqdn(v) for v in self.f.record(parent.id, self.domain, "NS") or []}
         if delegated == servers:
             self.add(ok("NS delegation", f"{self.domain} NS in {parent.name}", "delegates to the adopted zone"))
+            return
+        holding = self.f.holding_zone(self.domain)
+        if holding is not None:
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"{self.domain} in {parent.name} ({parent.id})",
+                    f"the parent zone {parent.name} does not delegate {self.domain} and holds its records itself: "
+                    f"those are the ones seen, and the records in zone {zone} are seen by nobody (delegating to it "
+                    "would hide the live ones)",
+                    f"HostedZoneId={holding.id} (`forwarder adopt`): the stack writes its records beside them",
+                )
+            )
             return
         twin = self.f.delegated_zone(self.domain)
         if twin is not None and twin.id != zone:
@@ -722,7 +736,7 @@ class Evaluation:
         if zone is None and not self.f.owns("AWS::Route53::HostedZone"):
             # The zone fix (adopting the domain's existing zone) moves the records there: check them now, so that
             # one run names every collision.
-            existing = self.f.zone_named(self.domain)
+            existing = self.f.holding_zone(self.domain) or self.f.zone_named(self.domain)
             zone = existing.id if existing else None
         if zone is None:
             return  # the stack creates the zone: nothing can collide in it

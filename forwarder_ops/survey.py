@@ -169,9 +169,10 @@ class Facts:
         return zone.name in parents(domain) and not self.record(zone.id, domain, "NS")
 
     def holding_zone(self, domain: str) -> Zone | None:
-        """The parent zone that holds `domain`'s records when the domain has no zone of its own here."""
-        if self.zone_named(domain):
-            return None
+        """The parent zone that holds `domain`'s records, not delegating it: the zone the internet asks for them.
+
+        A zone of the domain's own that this parent does not delegate to (made, never delegated) is seen by nobody.
+        """
         parent = self.parent_zone(domain)
         if parent is None or not self.serves(parent, domain) or not self.records_under(parent.id, domain):
             return None

@@ -258,3 +258,59 @@ def test_preflight_warns_when_the_adopted_identity_does_not_sign_with_dkim() -> 
     row = next(r for r in rows if r.check == "DKIM signing")
     assert row.severity == Severity.WARNING
     assert f"put-email-identity-dkim-attributes --region us-east-1 --email-identity {DEV} --signing-enabled" in row.fix
+
+
+def undelegated_twin() -> Facts:
+    """A zone of dev made and never delegated, while the apex zone holds dev's records (the live ones)."""
+    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
+    return Facts(
+        account="1",
+        zones={"ZAPEX": apex, "ZDEV": dev},
+        zones_named={APEX: [apex], DEV: [dev]},
+        records={
+            "ZAPEX": {
+                (APEX, "NS"): ["ns-apex.awsdns-00.com."],
+                (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
+                (f"t1._domainkey.{DEV}", "CNAME"): ["t1.dkim.amazonses.com"],
+            },
+            "ZDEV": {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+        },
+    )
+
+
+def test_adopt_takes_the_parent_zone_that_holds_the_records_over_an_undelegated_zone_of_the_domain() -> None:
+    # GIVEN dev's records in the apex zone, which has no NS record for dev, and a zone of dev nobody delegates to
+    facts = undelegated_twin()
+
+    # WHEN adopt plans the zone
+    changes = plan_overrides(settings(), facts)
+
+    # THEN it writes the records where the internet looks for them: the apex zone, beside the hand-made ones
+    assert changes["HostedZoneId"] == "ZAPEX"
+    assert changes["MxRecordMode"] == "existing"
+
+
+def test_preflight_refuses_an_undelegated_zone_of_the_domain_while_the_parent_holds_its_records() -> None:
+    # GIVEN the same account, with HostedZoneId naming the undelegated zone of dev
+    facts = undelegated_twin()
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN it is an error pointing at the apex zone, not the NS record that would hide dev's live records there
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.ERROR
+    assert row.fix.startswith("HostedZoneId=ZAPEX")
+    assert "change-resource-record-sets" not in row.fix
+
+
+def test_preflight_names_the_holding_parent_zone_when_an_undelegated_zone_of_the_domain_exists() -> None:
+    # GIVEN the same account, with HostedZoneId empty
+    facts = undelegated_twin()
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(), facts)
+
+    # THEN the zone finding's fix is the apex zone that holds dev's live records
+    row = next(r for r in rows if r.check == "hosted zone" and r.severity == Severity.ERROR)
+    assert row.fix.startswith("HostedZoneId=ZAPEX ")
