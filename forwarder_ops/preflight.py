@@ -100,6 +100,19 @@ def _preferred(mx: list[str]) -> set[str]:
     return {host for preference, host in parsed if preference == top}
 
 
+_DMARC_STRICTNESS = {"none": 0, "quarantine": 1, "reject": 2}
+
+
+def _dmarc_tags(txt: list[str]) -> dict[str, str]:
+    """The tags of the DMARC record among TXT values (each value's quoted strings joined), lower case."""
+    for value in txt:
+        record = "".join(part for part in value.split('"') if part.strip()).strip()
+        if record.lower().startswith("v=dmarc1"):
+            pairs = (item.split("=", 1) for item in record.split(";") if "=" in item)
+            return {k.strip().lower(): v.strip().lower() for k, v in pairs}
+    return {}
+
+
 def with_amazonses(txt: list[str]) -> list[str]:
     """The TXT values of a MAIL FROM domain with amazonses.com in its SPF: an UPSERT replaces the whole record set,
     so every other value stays, and an SPF record that exists gets the include (a second `v=spf1` record would
@@ -901,10 +914,14 @@ class Evaluation:
                 self.add(collision)  # a DMARC service publishes the policy through it: adopt it like a TXT
             elif values and not self._stack_writes("DmarcRecordMode"):
                 self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
+            elif loosened := self._loosened_dmarc():
+                self.add(loosened)
             else:
                 self.add(ok("DMARC record", name, "the stack creates it"))
         elif targets := self.f.cname(zone, name):
             self.add(ok("DMARC record", name, f"a CNAME to {', '.join(targets)} (a DMARC service); left unmanaged"))
+        elif not values and (inherited := self._organisation_policy()):
+            self.add(ok("DMARC record", name, f"none of its own: receivers apply {inherited}; left unmanaged"))
         elif not values:
             self.add(
                 warn(
@@ -916,6 +933,39 @@ class Evaluation:
             )
         else:
             self.add(ok("DMARC record", name, "exists; left unmanaged"))
+
+    def _organisation_tags(self) -> dict[str, str]:
+        """The DMARC tags of the organisational domain (the shortest parent), when its zone is in this account."""
+        organisation = next(reversed(parents(self.domain)), None)
+        holder = self.f.zone_named(organisation) if organisation else None
+        if organisation is None or holder is None:
+            return {}
+        return _dmarc_tags(self.f.record(holder.id, f"_dmarc.{organisation}", "TXT") or [])
+
+    def _organisation_policy(self) -> str:
+        """What receivers apply to the domain without a DMARC record of its own, e.g. "aws-educate.tw's sp=reject"."""
+        tags = self._organisation_tags()
+        tag = "sp" if tags.get("sp") else "p"
+        if not tags.get(tag):
+            return ""
+        return f"{parents(self.domain)[-1]}'s {tag}={tags[tag]}"
+
+    def _loosened_dmarc(self) -> Finding | None:
+        """A subdomain without a DMARC record of its own gets the organisational domain's policy for subdomains
+        (sp=, else p=); the record the stack creates replaces it, and must not be the weaker one."""
+        tags = self._organisation_tags()
+        inherited = tags.get("sp") or tags.get("p") or ""
+        ours = self.s["DmarcPolicy"] or "none"
+        if _DMARC_STRICTNESS.get(inherited, 0) <= _DMARC_STRICTNESS.get(ours, 0):
+            return None
+        return warn(
+            "DMARC record",
+            f"_dmarc.{self.domain}",
+            f"receivers apply {self._organisation_policy()} to {self.domain} today; the record the stack creates "
+            f"(p={ours}) replaces it with a weaker policy",
+            f"DmarcPolicy={inherited} (samconfig.toml), or DmarcRecordMode=existing to publish none and keep the "
+            "organisation's",
+        )
 
     # receiving ----------------------------------------------------------------------------------------
 

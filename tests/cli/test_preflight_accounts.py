@@ -314,3 +314,58 @@ def test_preflight_names_the_holding_parent_zone_when_an_undelegated_zone_of_the
     # THEN the zone finding's fix is the apex zone that holds dev's live records
     row = next(r for r in rows if r.check == "hosted zone" and r.severity == Severity.ERROR)
     assert row.fix.startswith("HostedZoneId=ZAPEX ")
+
+
+@pytest.mark.parametrize(
+    ("organisation", "strictest"),
+    [
+        ('"v=DMARC1; p=none; sp=reject; rua=mailto:d@aws-educate.tw"', "reject"),
+        ('"v=DMARC1; p=quarantine"', "quarantine"),
+    ],
+)
+def test_preflight_warns_when_the_subdomains_dmarc_record_would_loosen_the_organisations_policy(
+    organisation: str, strictest: str
+) -> None:
+    # GIVEN the apex's DMARC record, whose policy for subdomains (sp=, else p=) is stricter than none, and dev's own
+    # zone, delegated, without a DMARC record: receivers apply the apex's policy to dev today
+    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": apex, "ZDEV": dev},
+        zones_named={APEX: [apex], DEV: [dev]},
+        records={
+            "ZAPEX": {(f"_dmarc.{APEX}", "TXT"): [organisation], (DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+            "ZDEV": {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+        },
+    )
+
+    # WHEN preflight judges the stack's DMARC record with the template's default policy (none)
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN a warning says _dmarc.dev would replace the stricter policy, with the parameter that keeps it
+    row = next(r for r in rows if r.check == "DMARC record")
+    assert row.severity == Severity.WARNING
+    assert f"p={strictest}" in row.problem or f"sp={strictest}" in row.problem
+    assert row.fix.startswith(f"DmarcPolicy={strictest}")
+    # and a policy as strict as the organisation's is fine
+    same = evaluate(settings(HostedZoneId="ZDEV", DmarcPolicy=strictest), facts)
+    assert next(r for r in same if r.check == "DMARC record").severity == Severity.OK
+
+
+def test_preflight_takes_the_organisations_dmarc_policy_for_a_subdomain_left_without_its_own() -> None:
+    # GIVEN DmarcRecordMode=existing for dev, which has no DMARC record, under an apex whose policy covers subdomains
+    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": apex, "ZDEV": dev},
+        zones_named={APEX: [apex], DEV: [dev]},
+        records={"ZAPEX": {(f"_dmarc.{APEX}", "TXT"): ['"v=DMARC1; p=reject"']}, "ZDEV": {}},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", DmarcRecordMode="existing"), facts)
+
+    # THEN it is not "receivers apply no policy": the apex's p=reject applies
+    row = next(r for r in rows if r.check == "DMARC record")
+    assert row.severity == Severity.OK
+    assert f"{APEX}'s p=reject" in row.problem
