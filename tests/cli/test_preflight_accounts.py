@@ -4,13 +4,16 @@ have: stacks stopped half way, records shared with other uses of a name, identit
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from forwarder_ops.adopt import plan_overrides
 from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
-from tests.cli.team_account import APEX, DEV
+from tests.cli.conftest import Cli
+from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG
+from tests.cli.test_preflight import account, below_moto  # noqa: F401  (the team's account in moto)
 
 STACK = "email-forwarder-dev"
 
@@ -369,3 +372,21 @@ def test_preflight_takes_the_organisations_dmarc_policy_for_a_subdomain_left_wit
     row = next(r for r in rows if r.check == "DMARC record")
     assert row.severity == Severity.OK
     assert f"{APEX}'s p=reject" in row.problem
+
+
+@pytest.mark.usefixtures("account")
+def test_preflight_names_a_leftover_configuration_set(cli: Cli) -> None:
+    # GIVEN the team's account and an SES configuration set named like dev's stack, left by a failed first deploy
+    import boto3
+
+    boto3.client("sesv2", region_name="us-east-1").create_configuration_set(ConfigurationSetName=STACK)
+    (Path.cwd() / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it is an error with the delete command, named by the set
+    row = next(f for f in json.loads(result.out)["findings"] if f["check"] == "configuration set")
+    assert result.code == 1
+    assert row["resource"] == STACK
+    assert f"delete-configuration-set --configuration-set-name {STACK} --region us-east-1" in row["fix"]
