@@ -682,6 +682,21 @@ class Evaluation:
             self._check_dkim_in_new_zone(identity, records)
             return
         missing = [(name, kind, value) for name, kind, value in records if not self._published(zone, name, kind, value)]
+        if not missing and identity.get("VerifiedForSendingStatus") is False:
+            # The records are right, and SES has not found them yet (PENDING: it looks for up to 72 hours) or gave
+            # up (FAILED): nothing is forwarded until it verifies the identity.
+            self.add(
+                warn(
+                    "DKIM records",
+                    f"{self.domain} ({zone})",
+                    f"the identity's {len(records)} DKIM record(s) are in the zone, but SES has not verified it "
+                    f"(DKIM {dkim.get('Status') or 'unknown'}): forwards are refused until it does",
+                    f"wait for SES to find the records (`aws sesv2 get-email-identity --email-identity {self.domain} "
+                    f"--region {self.region}`); if DKIM stays FAILED, check that the zone is the one the internet "
+                    "sees (NS delegation), then look at the identity in the SES console",
+                )
+            )
+            return
         if not missing:
             self.add(
                 ok("DKIM records", f"{self.domain} ({zone})", f"the identity's {len(records)} DKIM record(s) exist")

@@ -390,3 +390,24 @@ def test_preflight_names_a_leftover_configuration_set(cli: Cli) -> None:
     assert result.code == 1
     assert row["resource"] == STACK
     assert f"delete-configuration-set --configuration-set-name {STACK} --region us-east-1" in row["fix"]
+
+
+@pytest.mark.parametrize("status", ["PENDING", "FAILED"])
+def test_preflight_does_not_pass_an_adopted_identity_that_is_not_verified(status: str) -> None:
+    # GIVEN an adopted identity whose DKIM CNAMEs are in the zone, but which SES has not verified (yet, or gave up)
+    zone = Zone("ZDEV", DEV)
+    cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": cnames})
+    facts.identity = {
+        "VerifiedForSendingStatus": False,
+        "DkimAttributes": {"SigningEnabled": True, "Status": status, "Tokens": ["t1", "t2", "t3"]},
+        "MailFromAttributes": {"MailFromDomain": f"bounces.{DEV}"},
+    }
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN the DKIM row is not OK: nothing is forwarded until SES verifies the identity
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.WARNING
+    assert f"DKIM {status}" in row.problem
