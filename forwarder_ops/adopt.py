@@ -123,7 +123,9 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
     usable = usable and facts.delegated_zone(domain) in (None, current)
     # No zone of the domain, but its records in the parent zone: the stack writes its own beside them there
     # (a zone of its own, delegated, would hide them; undelegated, nobody would see it).
-    existing = current if usable else facts.zone_named(domain) or facts.holding_zone(domain)
+    # The parent zone holding the records wins over a zone of the domain it does not delegate to (seen by nobody).
+    usable = usable and facts.holding_zone(domain) is None
+    existing = current if usable else facts.holding_zone(domain) or facts.zone_named(domain)
     if existing is not None:
         plan.put("HostedZoneId", existing.id)
         plan.put("ParentHostedZoneId", "")

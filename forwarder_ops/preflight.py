@@ -93,6 +93,51 @@ def _upsert(zone: str, name: str, record_type: str, values: list[str], ttl: int 
     return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
 
 
+def _preferred(mx: list[str]) -> set[str]:
+    """The hosts of the lowest preference among MX values ("10 host."): where senders deliver first."""
+    parsed = [(int(v.split()[0]) if v.split()[0].isdigit() else 65535, fqdn(v.split()[-1])) for v in mx if v.split()]
+    top = min((preference for preference, _ in parsed), default=0)
+    return {host for preference, host in parsed if preference == top}
+
+
+_DMARC_STRICTNESS = {"none": 0, "quarantine": 1, "reject": 2}
+
+
+def _dmarc_tags(txt: list[str]) -> dict[str, str]:
+    """The tags of the DMARC record among TXT values (each value's quoted strings joined), lower case."""
+    for value in txt:
+        record = "".join(part for part in value.split('"') if part.strip()).strip()
+        if record.lower().startswith("v=dmarc1"):
+            pairs = (item.split("=", 1) for item in record.split(";") if "=" in item)
+            return {k.strip().lower(): v.strip().lower() for k, v in pairs}
+    return {}
+
+
+def with_amazonses(txt: list[str]) -> list[str]:
+    """The TXT values of a MAIL FROM domain with amazonses.com in its SPF: an UPSERT replaces the whole record set,
+    so every other value stays, and an SPF record that exists gets the include (a second `v=spf1` record would
+    make SPF fail with a permerror)."""
+    values, found = [], False
+    for value in txt:
+        if not found and value.lstrip('"').lower().startswith("v=spf1"):
+            found = True
+            start = value.lower().index("v=spf1") + len("v=spf1")
+            value = f"{value[:start]} include:amazonses.com{value[start:]}"
+        values.append(value)
+    return values if found else [*values, f'"{SPF}"']
+
+
+def dkim_records(domain: str, dkim: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The records an identity's DKIM needs as (name, type, value): Easy DKIM's CNAMEs to amazonses.com, or for
+    Bring Your Own DKIM (origin EXTERNAL, SES answers the selector as the one token) the public key's TXT."""
+    tokens = [str(t) for t in dkim.get("Tokens") or []]
+    if dkim.get("SigningAttributesOrigin") == "EXTERNAL":
+        return [
+            (f"{t}._domainkey.{domain}", "TXT", '"v=DKIM1; k=rsa; p=<the public key of your key pair>"') for t in tokens
+        ]
+    return [(f"{t}._domainkey.{domain}", "CNAME", f"{t}.dkim.amazonses.com") for t in tokens]
+
+
 def covers(recipients: list[str], domain: str) -> bool:
     """Whether a receipt rule with these recipients takes mail for `domain` (SES's matching rules).
 
@@ -196,15 +241,43 @@ class Evaluation:
                     f"see why: {events}; then delete it again",
                 )
             )
-        elif status == "ROLLBACK_COMPLETE" or status.endswith("_FAILED"):
+        elif status == "UPDATE_FAILED":
+            # `sam deploy --disable-rollback`: the update stopped, every resource stays, and the stack takes the
+            # next update (which resumes it). Deleting it would delete the environment with its mail.
+            self.add(
+                warn(
+                    "stack",
+                    name,
+                    f"{status}: the last update stopped with rollback disabled; the stack keeps its resources",
+                    f"see why: {events}; fix the cause and deploy again (the update resumes), or roll it back: "
+                    f"`aws cloudformation rollback-stack --stack-name {name} --region {self.region}`",
+                )
+            )
+        elif status in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"}:
+            held = (
+                "it holds nothing: its creation rolled back"
+                if status == "ROLLBACK_COMPLETE"
+                else "it holds only what its own creation made"
+            )
             self.add(
                 Finding(
                     "stack",
                     name,
                     f"{status}: a stack whose creation failed cannot be updated, only deleted",
                     f"see why: {events}; "
-                    f"then `aws cloudformation delete-stack --stack-name {name} --region {self.region}` "
-                    "(it holds nothing: its creation rolled back)",
+                    f"then `aws cloudformation delete-stack --stack-name {name} --region {self.region}` ({held})",
+                )
+            )
+        elif status.endswith("_FAILED"):
+            # IMPORT_ROLLBACK_FAILED and whatever else fails: the stack may hold resources made by hand and imported,
+            # which delete-stack would delete with it.
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: the stack takes no update in this state",
+                    f"see why: {events}; resolve it before deploying. Do not delete the stack to get past it: it "
+                    "holds the environment's resources (imported ones included) and deletes them with it",
                 )
             )
         else:
@@ -262,15 +335,15 @@ class Evaluation:
 
     def _zone_fix(self) -> str:
         """What to set when HostedZoneId names no usable zone."""
-        found = self.f.zone_named(self.domain)
-        if found:
-            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
         holding = self.f.holding_zone(self.domain)
         if holding:
             return (
                 f"HostedZoneId={holding.id} (the zone of {holding.name}, which holds the records of {self.domain}), "
                 "ParentHostedZoneId= (`forwarder adopt`)"
             )
+        found = self.f.zone_named(self.domain)
+        if found:
+            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
         parent = self.f.parent_zone(self.domain)
         delegate = f" and ParentHostedZoneId={parent.id}" if parent else ""
         return f"leave HostedZoneId empty (the stack creates the zone of {self.domain}){delegate} (`forwarder adopt`)"
@@ -323,7 +396,8 @@ class Evaluation:
                     f"a public zone for {self.domain} already exists; with HostedZoneId empty the stack creates a "
                     "second zone of the same name that nobody delegates to (and its NS record in the parent zone "
                     "collides with the existing delegation)",
-                    f"HostedZoneId={existing.id} ParentHostedZoneId= (adopt the existing zone: `forwarder adopt`)",
+                    f"HostedZoneId={(self.f.holding_zone(self.domain) or existing).id} ParentHostedZoneId= (adopt the "
+                    "existing zone: `forwarder adopt`)",
                 )
             )
         else:
@@ -386,6 +460,19 @@ class Evaluation:
         delegated = {fqdn(v) for v in self.f.record(parent.id, self.domain, "NS") or []}
         if delegated == servers:
             self.add(ok("NS delegation", f"{self.domain} NS in {parent.name}", "delegates to the adopted zone"))
+            return
+        holding = self.f.holding_zone(self.domain)
+        if holding is not None:
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"{self.domain} in {parent.name} ({parent.id})",
+                    f"the parent zone {parent.name} does not delegate {self.domain} and holds its records itself: "
+                    f"those are the ones seen, and the records in zone {zone} are seen by nobody (delegating to it "
+                    "would hide the live ones)",
+                    f"HostedZoneId={holding.id} (`forwarder adopt`): the stack writes its records beside them",
+                )
+            )
             return
         twin = self.f.delegated_zone(self.domain)
         if twin is not None and twin.id != zone:
@@ -575,46 +662,76 @@ class Evaluation:
                 )
             )
         dkim = identity.get("DkimAttributes") or {}
-        tokens = list(dkim.get("Tokens") or [])
+        if dkim and dkim.get("SigningEnabled") is False:
+            # Forwards then pass DMARC only through an aligned, working MAIL FROM (SPF); the stack's own identity signs.
+            self.add(
+                warn(
+                    "DKIM signing",
+                    self.domain,
+                    "the existing identity has DKIM signing turned off: forwarded mail goes out unsigned, and passes "
+                    "DMARC only while its MAIL FROM domain works",
+                    f"aws sesv2 put-email-identity-dkim-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --signing-enabled",
+                )
+            )
+        records = dkim_records(self.domain, dkim)
         zone = self.record_zone()
-        if not tokens or "hosted zone" in self.f.errors:
+        if not records or "hosted zone" in self.f.errors:
             return
         if zone is None:
-            self._check_dkim_in_new_zone(identity, tokens)
+            self._check_dkim_in_new_zone(identity, records)
             return
-        missing = [
-            t
-            for t in tokens
-            if f"{t}.dkim.amazonses.com"
-            not in {fqdn(v) for v in self.f.record(zone, f"{t}._domainkey.{self.domain}", "CNAME") or []}
-        ]
+        missing = [(name, kind, value) for name, kind, value in records if not self._published(zone, name, kind, value)]
+        if not missing and identity.get("VerifiedForSendingStatus") is False:
+            # The records are right, and SES has not found them yet (PENDING: it looks for up to 72 hours) or gave
+            # up (FAILED): nothing is forwarded until it verifies the identity.
+            self.add(
+                warn(
+                    "DKIM records",
+                    f"{self.domain} ({zone})",
+                    f"the identity's {len(records)} DKIM record(s) are in the zone, but SES has not verified it "
+                    f"(DKIM {dkim.get('Status') or 'unknown'}): forwards are refused until it does",
+                    f"wait for SES to find the records (`aws sesv2 get-email-identity --email-identity {self.domain} "
+                    f"--region {self.region}`); if DKIM stays FAILED, check that the zone is the one the internet "
+                    "sees (NS delegation), then look at the identity in the SES console",
+                )
+            )
+            return
         if not missing:
-            self.add(ok("DKIM records", f"{self.domain} ({zone})", f"the identity's {len(tokens)} DKIM CNAMEs exist"))
+            self.add(
+                ok("DKIM records", f"{self.domain} ({zone})", f"the identity's {len(records)} DKIM record(s) exist")
+            )
             return
-        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in missing)
+        listed = "\n".join(f"{name}  {kind}  {value}" for name, kind, value in missing)
         verified = dkim.get("Status") == "SUCCESS"
         finding = Finding(
             "DKIM records",
             f"{self.domain} ({zone})",
-            f"{len(missing)} of the existing identity's DKIM CNAMEs are not in the zone; the stack does not create "
+            f"{len(missing)} of the existing identity's DKIM records are not in the zone; the stack does not create "
             "them for an existing identity"
             + (" (DKIM verified: published elsewhere?)" if verified else ": the identity cannot verify"),
-            f"add them to zone {zone}:\n{records}",
+            f"add them to zone {zone}:\n{listed}",
             Severity.WARNING if verified else Severity.ERROR,
         )
         self.add(finding)
 
-    def _check_dkim_in_new_zone(self, identity: dict[str, Any], tokens: list[str]) -> None:
+    def _published(self, zone: str, name: str, kind: str, value: str) -> bool:
+        values = self.f.record(zone, name, kind) or []
+        if kind == "TXT":
+            return any("p=" in v for v in values)  # the public key (its value is the team's, not known here)
+        return fqdn(value) in {fqdn(v) for v in values}
+
+    def _check_dkim_in_new_zone(self, identity: dict[str, Any], dkim: list[tuple[str, str, str]]) -> None:
         """The stack creates the domain's zone, and DKIM CNAMEs only for an identity it creates."""
         if self.s["HostedZoneId"].strip() or self.f.zone_named(self.domain) or self.f.owns("AWS::Route53::HostedZone"):
             return  # an existing zone: checked above, or the zone check's finding comes first
         if self.s["ParentHostedZoneId"].strip():
             return  # a delegated new zone: the parameters check stops it (the template's rule would)
-        records = "\n".join(f"{t}._domainkey.{self.domain}  CNAME  {t}.dkim.amazonses.com" for t in tokens)
+        records = "\n".join(f"{name}  {kind}  {value}" for name, kind, value in dkim)
         resource = f"{self.domain} (the zone the stack creates)"
         problem = (
-            f"the stack creates the zone of {self.domain} without the existing identity's {len(tokens)} DKIM CNAMEs "
-            "(it publishes them only for an identity it creates)"
+            f"the stack creates the zone of {self.domain} without the existing identity's {len(dkim)} DKIM "
+            f"record(s) (it publishes them only for an identity it creates)"
         )
         if identity.get("VerifiedForSendingStatus"):
             self.add(
@@ -647,7 +764,7 @@ class Evaluation:
         if zone is None and not self.f.owns("AWS::Route53::HostedZone"):
             # The zone fix (adopting the domain's existing zone) moves the records there: check them now, so that
             # one run names every collision.
-            existing = self.f.zone_named(self.domain)
+            existing = self.f.holding_zone(self.domain) or self.f.zone_named(self.domain)
             zone = existing.id if existing else None
         if zone is None:
             return  # the stack creates the zone: nothing can collide in it
@@ -683,7 +800,24 @@ class Evaluation:
         values = self.f.record(zone, self.domain, "MX")
         mode = self.s["MxRecordMode"]
         hosts = {fqdn(v.split()[-1]) for v in values or []}
-        if mode == "create":
+        fix = (
+            f"nothing at {self.domain} can receive mail while it is an alias: delete the CNAME if what it points to "
+            "is no longer needed at this name, or give the environment another DomainName"
+        )
+        # The domain is a CNAME in the parent zone that holds its records: no MX may sit beside it, in either mode.
+        if mode == "create" and (collision := self._cname_collision("MX record", zone, self.domain, "MX", fix)):
+            self.add(collision)
+        elif targets := self.f.cname(zone, self.domain):
+            self.add(
+                Finding(
+                    "MX record",
+                    f"{self.domain} CNAME in {zone}",
+                    f"a CNAME ({'; '.join(targets)}) holds the name, and no MX may share it: mail to {self.domain} "
+                    "cannot reach SES",
+                    fix,
+                )
+            )
+        elif mode == "create":
             if values and not self._stack_writes("MxRecordMode"):
                 self.add(
                     self._collision(
@@ -701,7 +835,7 @@ class Evaluation:
                     "MxRecordMode=create (`forwarder adopt`)",
                 )
             )
-        elif expected not in hosts:
+        elif expected not in hosts or (preferred := _preferred(values)) != {expected}:
             others = sorted(h for h in hosts if not h.startswith("inbound-smtp.") or not h.endswith(".amazonaws.com"))
             caution = (
                 f"careful: {', '.join(others)} receive(s) the mail of {self.domain} today; this command replaces "
@@ -711,12 +845,19 @@ class Evaluation:
                 if others
                 else ""
             )
+            # Senders deliver to the lowest preference: SES listed behind (or beside) another host gets none of the
+            # mail (or part of it) while that host answers.
+            problem = (
+                f"points at {', '.join(sorted(hosts))}, not {expected}: the new stack receives nothing until it does"
+                if expected not in hosts
+                else f"lists {expected}, but senders prefer {', '.join(sorted(preferred - {expected}))}"
+                + (" as much (SES gets part of the mail)" if expected in preferred else " (SES gets none of the mail)")
+            )
             self.add(
                 warn(
                     "MX record",
                     f"{self.domain} MX in {zone}",
-                    f"points at {', '.join(sorted(hosts))}, not {expected}: the new stack receives nothing until it "
-                    "does (the stack leaves this record alone)",
+                    f"{problem} (the stack leaves this record alone)",
                     f"{caution}once the stack is deployed, point it here:\n"
                     + _upsert(zone, self.domain, "MX", [f"10 {expected}"]),
                 )
@@ -773,7 +914,7 @@ class Evaluation:
                     "MAIL FROM records",
                     f"{name} TXT in {zone}",
                     "no SPF record including amazonses.com: SPF fails for forwarded mail",
-                    _upsert(zone, name, "TXT", [f'"{SPF}"']),
+                    _upsert(zone, name, "TXT", with_amazonses(txt or [])),
                 )
             )
         elif expected in hosts:
@@ -788,10 +929,14 @@ class Evaluation:
                 self.add(collision)  # a DMARC service publishes the policy through it: adopt it like a TXT
             elif values and not self._stack_writes("DmarcRecordMode"):
                 self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
+            elif loosened := self._loosened_dmarc():
+                self.add(loosened)
             else:
                 self.add(ok("DMARC record", name, "the stack creates it"))
         elif targets := self.f.cname(zone, name):
             self.add(ok("DMARC record", name, f"a CNAME to {', '.join(targets)} (a DMARC service); left unmanaged"))
+        elif not values and (inherited := self._organisation_policy()):
+            self.add(ok("DMARC record", name, f"none of its own: receivers apply {inherited}; left unmanaged"))
         elif not values:
             self.add(
                 warn(
@@ -803,6 +948,39 @@ class Evaluation:
             )
         else:
             self.add(ok("DMARC record", name, "exists; left unmanaged"))
+
+    def _organisation_tags(self) -> dict[str, str]:
+        """The DMARC tags of the organisational domain (the shortest parent), when its zone is in this account."""
+        organisation = next(reversed(parents(self.domain)), None)
+        holder = self.f.zone_named(organisation) if organisation else None
+        if organisation is None or holder is None:
+            return {}
+        return _dmarc_tags(self.f.record(holder.id, f"_dmarc.{organisation}", "TXT") or [])
+
+    def _organisation_policy(self) -> str:
+        """What receivers apply to the domain without a DMARC record of its own, e.g. "aws-educate.tw's sp=reject"."""
+        tags = self._organisation_tags()
+        tag = "sp" if tags.get("sp") else "p"
+        if not tags.get(tag):
+            return ""
+        return f"{parents(self.domain)[-1]}'s {tag}={tags[tag]}"
+
+    def _loosened_dmarc(self) -> Finding | None:
+        """A subdomain without a DMARC record of its own gets the organisational domain's policy for subdomains
+        (sp=, else p=); the record the stack creates replaces it, and must not be the weaker one."""
+        tags = self._organisation_tags()
+        inherited = tags.get("sp") or tags.get("p") or ""
+        ours = self.s["DmarcPolicy"] or "none"
+        if _DMARC_STRICTNESS.get(inherited, 0) <= _DMARC_STRICTNESS.get(ours, 0):
+            return None
+        return warn(
+            "DMARC record",
+            f"_dmarc.{self.domain}",
+            f"receivers apply {self._organisation_policy()} to {self.domain} today; the record the stack creates "
+            f"(p={ours}) replaces it with a weaker policy",
+            f"DmarcPolicy={inherited} (samconfig.toml), or DmarcRecordMode=existing to publish none and keep the "
+            "organisation's",
+        )
 
     # receiving ----------------------------------------------------------------------------------------
 
@@ -968,7 +1146,7 @@ class Evaluation:
 
     def check_mode_switches(self) -> None:
         """Switching a resource the stack made to `existing` (or dropping the rule set) removes it from the stack."""
-        if self.f.stack_status not in _READY:
+        if self.f.stack_status not in _READY | {"UPDATE_FAILED"}:  # UPDATE_FAILED: the deploy resumes the update
             return
         for key, (what, logical_ids) in _MANAGED_BY.items():
             if self.s[key] == "existing" and any(i in self.f.logical for i in logical_ids):
@@ -1004,9 +1182,11 @@ _MANAGED_BY = {
 
 
 def stack_writes(facts: Facts, mode_key: str) -> bool:
-    """Whether the deployed stack already holds this record group (then the existing records are its own)."""
-    if facts.stack_status not in _READY:
-        return False
+    """Whether the deployed stack already holds this record group (then the existing records are its own).
+
+    Whatever the stack's state: a stack stopped half way (UPDATE_FAILED, UPDATE_ROLLBACK_FAILED, in progress) still
+    holds them, and `existing` would take them out of it, so that its next update deletes them. What a rollback
+    deleted is not listed (`survey`)."""
     return any(logical_id in facts.logical for logical_id in _MANAGED_BY[mode_key][1])
 
 

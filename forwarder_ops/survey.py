@@ -169,9 +169,10 @@ class Facts:
         return zone.name in parents(domain) and not self.record(zone.id, domain, "NS")
 
     def holding_zone(self, domain: str) -> Zone | None:
-        """The parent zone that holds `domain`'s records when the domain has no zone of its own here."""
-        if self.zone_named(domain):
-            return None
+        """The parent zone that holds `domain`'s records, not delegating it: the zone the internet asks for them.
+
+        A zone of the domain's own that this parent does not delegate to (made, never delegated) is seen by nobody.
+        """
         parent = self.parent_zone(domain)
         if parent is None or not self.serves(parent, domain) or not self.records_under(parent.id, domain):
             return None
@@ -191,6 +192,9 @@ class Facts:
         """The target of a CNAME at `name`: no record of another type may share its name (Route 53 refuses)."""
         return self.record(zone, name, "CNAME")
 
+
+# The statuses of a listed resource that the stack no longer holds.
+_GONE = {"DELETE_COMPLETE", "DELETE_SKIPPED"}
 
 _FATAL = {
     "ExpiredToken",
@@ -258,7 +262,9 @@ class Survey:
         # ListStackResources pages through every resource; DescribeStackResources stops at the first 100.
         pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=self.settings.stack_name)
         for resource in (r for page in pages for r in page.get("StackResourceSummaries", [])):
-            if resource.get("PhysicalResourceId"):
+            # A rolled-back or deleted resource is still listed (DELETE_COMPLETE, or DELETE_SKIPPED when retained):
+            # it is no longer the stack's, and what has its name now was made by someone else.
+            if resource.get("PhysicalResourceId") and resource.get("ResourceStatus") not in _GONE:
                 owned = self.facts.owned.setdefault(resource["ResourceType"], set())
                 owned.add(str(resource["PhysicalResourceId"]))
                 self.facts.logical.add(str(resource.get("LogicalResourceId", "")))

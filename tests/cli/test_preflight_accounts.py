@@ -1,0 +1,413 @@
+"""`forwarder preflight` and `adopt` on account states a first contact meets that the team's account does not
+have: stacks stopped half way, records shared with other uses of a name, identities set up another way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forwarder_ops.adopt import plan_overrides
+from forwarder_ops.preflight import Severity, evaluate
+from forwarder_ops.survey import Facts, Settings, Zone
+from tests.cli.conftest import Cli
+from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG
+from tests.cli.test_preflight import account, below_moto  # noqa: F401  (the team's account in moto)
+
+STACK = "email-forwarder-dev"
+
+
+def settings(**parameters: str) -> Settings:
+    return Settings.of({"EnvironmentName": "dev", "DomainName": DEV, **parameters}, STACK, "us-east-1", "dev")
+
+
+@pytest.mark.parametrize(
+    ("status", "way_out"),
+    [
+        ("UPDATE_FAILED", "rollback-stack"),  # `sam deploy --disable-rollback` stopped an update
+        ("IMPORT_ROLLBACK_FAILED", "describe-stack-events"),  # it may hold imported, hand-made resources
+    ],
+)
+def test_preflight_never_advises_deleting_a_stack_that_holds_the_environment(status: str, way_out: str) -> None:
+    # GIVEN a deployed stack in a failed state that keeps its resources (the mail bucket, the identity)
+    facts = Facts(account="1", stack_status=status, logical={"MailBucket", "EmailIdentity"})
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(settings(), facts) if r.check == "stack")
+
+    # THEN it does not call it a failed creation that holds nothing, nor offer delete-stack (it deletes them all)
+    assert "delete-stack" not in row.fix
+    assert "holds nothing" not in row.fix
+    assert way_out in row.fix
+
+
+@pytest.mark.parametrize("status", ["UPDATE_FAILED", "UPDATE_ROLLBACK_FAILED", "UPDATE_IN_PROGRESS"])
+def test_adopt_keeps_create_for_the_records_a_stack_holds_while_it_is_not_settled(status: str) -> None:
+    # GIVEN a deployed stack that created the MX, MAIL FROM and DMARC records in the team's zone, caught in a state
+    # that takes no update now (the operator runs adopt before settling it)
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        stack_status=status,
+        owned={"AWS::Route53::RecordSet": {DEV, f"_dmarc.{DEV}"}, "AWS::Route53::RecordSetGroup": {"mailfrom"}},
+        logical={"InboundMxRecord", "MailFromRecords", "DmarcRecord"},
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={
+            "ZDEV": {
+                (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
+                (f"_dmarc.{DEV}", "TXT"): ['"v=DMARC1; p=none"'],
+            }
+        },
+    )
+
+    # WHEN adopt plans the parameters
+    changes = plan_overrides(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN the stack's own records stay `create`: `existing` would take them out of the stack, and CloudFormation
+    # deletes them in the next update (mail to the domain bounces)
+    assert {k: v for k, v in changes.items() if k.endswith("RecordsMode") or k.endswith("RecordMode")} == {}
+
+
+def test_survey_takes_no_deleted_resource_for_one_the_stack_holds() -> None:
+    # GIVEN a stack whose creation rolled back: CloudFormation still lists what it created and deleted again
+    import boto3
+    from botocore.stub import Stubber
+
+    from forwarder_ops.envconfig import Target
+    from forwarder_ops.survey import Survey
+
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    summaries = [
+        {
+            "LogicalResourceId": logical,
+            "PhysicalResourceId": physical,
+            "ResourceType": kind,
+            "LastUpdatedTimestamp": "2026-11-30T00:00:00Z",
+            "ResourceStatus": status,
+        }
+        for logical, physical, kind, status in (
+            ("HostedZone", "ZGONE", "AWS::Route53::HostedZone", "DELETE_COMPLETE"),
+            ("InboundMxRecord", DEV, "AWS::Route53::RecordSet", "DELETE_COMPLETE"),
+            ("MailBucket", "kept-bucket", "AWS::S3::Bucket", "DELETE_SKIPPED"),
+        )
+    ]
+    stack = {"StackName": STACK, "CreationTime": "2026-11-30T00:00:00Z", "StackStatus": "ROLLBACK_COMPLETE"}
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": STACK})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": summaries}, {"StackName": STACK})
+        target = Target(name="dev", region="us-east-1", stack_name=STACK)
+        target.client = lambda service: cloudformation  # type: ignore[method-assign]
+        survey = Survey(target, settings())
+
+        # WHEN the survey reads the stack
+        survey.read_stack()
+
+    # THEN what the rollback deleted is not the stack's (a zone of the domain made since is hand-made)
+    assert not survey.facts.owns("AWS::Route53::HostedZone")
+    assert "InboundMxRecord" not in survey.facts.logical
+    assert survey.facts.owns("AWS::S3::Bucket", "kept-bucket") is False  # retained: out of the stack, left as it is
+
+
+def test_preflight_stops_a_mode_switch_on_a_stack_whose_update_stopped() -> None:
+    # GIVEN a stack in UPDATE_FAILED (it takes the next update) that created the inbound MX
+    facts = Facts(account="1", stack_status="UPDATE_FAILED", logical={"InboundMxRecord"})
+
+    # WHEN preflight judges MxRecordMode=existing
+    rows = evaluate(settings(MxRecordMode="existing"), facts)
+
+    # THEN the switch is an error: the update that resumes would delete the MX
+    row = next(r for r in rows if r.check == "mode switch")
+    assert row.severity == Severity.ERROR
+
+
+def test_preflight_adds_amazonses_to_the_mail_from_spf_it_finds_keeping_every_other_value() -> None:
+    # GIVEN an adopted MAIL FROM domain whose TXT record set holds the team's SPF (another provider's include) and
+    # a verification string, and an MX at this region's feedback endpoint
+    zone = Zone("ZDEV", DEV)
+    spf = '"v=spf1 include:_spf.google.com ~all"'
+    verification = '"google-site-verification=abc123"'
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": zone},
+        zones_named={DEV: [zone]},
+        records={
+            "ZDEV": {
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): [spf, verification],
+            }
+        },
+    )
+
+    # WHEN preflight judges MailFromRecordsMode=existing
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+
+    # THEN the fix's UPSERT (which replaces the whole TXT set) keeps the verification string and the other include,
+    # and adds amazonses.com to the one SPF record (a second `v=spf1` record makes SPF fail with a permerror)
+    row = next(r for r in rows if r.check == "MAIL FROM records" and "TXT" in r.resource)
+    change = json.loads(row.fix.split("--change-batch ", 1)[1].strip("'"))
+    values = [v["Value"] for v in change["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
+    assert verification in values
+    assert [v for v in values if "v=spf1" in v] == ['"v=spf1 include:amazonses.com include:_spf.google.com ~all"']
+
+
+@pytest.mark.parametrize("mode", ["create", "existing"])
+def test_preflight_refuses_a_domain_that_is_a_cname_in_the_zone_holding_its_records(mode: str) -> None:
+    # GIVEN no zone of dev, and in the apex zone a CNAME at dev (a web host) beside dev's hand-made DKIM records
+    apex = Zone("ZAPEX", APEX)
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": apex},
+        zones_named={APEX: [apex]},
+        records={
+            "ZAPEX": {
+                (DEV, "CNAME"): ["dev-site.example.net"],
+                (f"t1._domainkey.{DEV}", "CNAME"): ["t1.dkim.amazonses.com"],
+            }
+        },
+    )
+
+    # WHEN preflight judges the records in the apex zone (adopt's HostedZoneId)
+    rows = evaluate(settings(HostedZoneId="ZAPEX", MxRecordMode=mode), facts)
+
+    # THEN the MX row is an error naming the CNAME: Route 53 refuses an MX beside it, so the deploy fails (create)
+    # or no MX can ever be published (existing); neither is "the stack creates it"
+    row = next(r for r in rows if r.check == "MX record")
+    assert row.severity == Severity.ERROR
+    assert row.resource == f"{DEV} CNAME in ZAPEX"
+    assert "dev-site.example.net" in row.problem
+    assert "MxRecordMode" not in row.fix
+
+
+BYODKIM = {"SigningEnabled": True, "SigningAttributesOrigin": "EXTERNAL", "Tokens": ["team2026"]}
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "PENDING"])
+def test_preflight_finds_the_public_key_of_an_identity_with_its_own_dkim_key(status: str) -> None:
+    # GIVEN an adopted identity with Bring Your Own DKIM (SES answers the selector as its one token), whose public
+    # key is published as a TXT record at the selector
+    zone = Zone("ZDEV", DEV)
+    identity = {"DkimAttributes": {**BYODKIM, "Status": status}}
+    records = {(f"team2026._domainkey.{DEV}", "TXT"): ['"v=DKIM1; k=rsa; p=MIIBIjAN"']}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": records})
+    facts.identity = identity
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN the DKIM row is fine: no Easy DKIM CNAME is asked for (one at the selector would be refused beside the TXT)
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.OK
+    assert "dkim.amazonses.com" not in row.problem + row.fix
+
+
+def test_preflight_asks_for_the_public_key_of_an_identity_with_its_own_dkim_key() -> None:
+    # GIVEN an adopted identity with Bring Your Own DKIM, pending, and no TXT at its selector
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {}})
+    facts.identity = {"DkimAttributes": {**BYODKIM, "Status": "PENDING"}}
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN the error asks for the public key's TXT record at the selector, not for CNAMEs to amazonses.com
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.ERROR
+    assert f"team2026._domainkey.{DEV}  TXT" in row.fix
+    assert "dkim.amazonses.com" not in row.fix
+
+
+@pytest.mark.parametrize(
+    "mx",
+    [
+        ["1 aspmx.l.google.com.", "10 inbound-smtp.us-east-1.amazonaws.com"],  # SES added as a backup
+        ["10 aspmx.l.google.com.", "10 inbound-smtp.us-east-1.amazonaws.com"],  # SES sharing the top preference
+    ],
+)
+def test_preflight_warns_of_an_adopted_mx_that_prefers_another_host(mx: list[str]) -> None:
+    # GIVEN an adopted MX that lists SES's endpoint beside a mail provider's host, which senders prefer (or pick
+    # half of the time)
+    zone = Zone("ZDEV", DEV)
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {(DEV, "MX"): mx}})
+
+    # WHEN preflight judges MxRecordMode=existing
+    rows = evaluate(settings(HostedZoneId="ZDEV", MxRecordMode="existing"), facts)
+
+    # THEN it is not "exists and points at" SES: a warning names the preferred host, with the careful fix
+    row = next(r for r in rows if r.check == "MX record")
+    assert row.severity == Severity.WARNING
+    assert "aspmx.l.google.com" in row.problem
+    assert row.fix.startswith("careful: aspmx.l.google.com")
+
+
+def test_preflight_warns_when_the_adopted_identity_does_not_sign_with_dkim() -> None:
+    # GIVEN an adopted identity, verified, its DKIM CNAMEs published, but DKIM signing turned off by hand
+    zone = Zone("ZDEV", DEV)
+    cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": cnames})
+    facts.identity = {
+        "VerifiedForSendingStatus": True,
+        "DkimAttributes": {"SigningEnabled": False, "Status": "SUCCESS", "Tokens": ["t1", "t2", "t3"]},
+        "MailFromAttributes": {"MailFromDomain": f"bounces.{DEV}"},
+    }
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN a warning says forwards go out unsigned, with the command that turns signing on
+    row = next(r for r in rows if r.check == "DKIM signing")
+    assert row.severity == Severity.WARNING
+    assert f"put-email-identity-dkim-attributes --region us-east-1 --email-identity {DEV} --signing-enabled" in row.fix
+
+
+def undelegated_twin() -> Facts:
+    """A zone of dev made and never delegated, while the apex zone holds dev's records (the live ones)."""
+    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
+    return Facts(
+        account="1",
+        zones={"ZAPEX": apex, "ZDEV": dev},
+        zones_named={APEX: [apex], DEV: [dev]},
+        records={
+            "ZAPEX": {
+                (APEX, "NS"): ["ns-apex.awsdns-00.com."],
+                (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
+                (f"t1._domainkey.{DEV}", "CNAME"): ["t1.dkim.amazonses.com"],
+            },
+            "ZDEV": {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+        },
+    )
+
+
+def test_adopt_takes_the_parent_zone_that_holds_the_records_over_an_undelegated_zone_of_the_domain() -> None:
+    # GIVEN dev's records in the apex zone, which has no NS record for dev, and a zone of dev nobody delegates to
+    facts = undelegated_twin()
+
+    # WHEN adopt plans the zone
+    changes = plan_overrides(settings(), facts)
+
+    # THEN it writes the records where the internet looks for them: the apex zone, beside the hand-made ones
+    assert changes["HostedZoneId"] == "ZAPEX"
+    assert changes["MxRecordMode"] == "existing"
+
+
+def test_preflight_refuses_an_undelegated_zone_of_the_domain_while_the_parent_holds_its_records() -> None:
+    # GIVEN the same account, with HostedZoneId naming the undelegated zone of dev
+    facts = undelegated_twin()
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN it is an error pointing at the apex zone, not the NS record that would hide dev's live records there
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.ERROR
+    assert row.fix.startswith("HostedZoneId=ZAPEX")
+    assert "change-resource-record-sets" not in row.fix
+
+
+def test_preflight_names_the_holding_parent_zone_when_an_undelegated_zone_of_the_domain_exists() -> None:
+    # GIVEN the same account, with HostedZoneId empty
+    facts = undelegated_twin()
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(), facts)
+
+    # THEN the zone finding's fix is the apex zone that holds dev's live records
+    row = next(r for r in rows if r.check == "hosted zone" and r.severity == Severity.ERROR)
+    assert row.fix.startswith("HostedZoneId=ZAPEX ")
+
+
+@pytest.mark.parametrize(
+    ("organisation", "strictest"),
+    [
+        ('"v=DMARC1; p=none; sp=reject; rua=mailto:d@aws-educate.tw"', "reject"),
+        ('"v=DMARC1; p=quarantine"', "quarantine"),
+    ],
+)
+def test_preflight_warns_when_the_subdomains_dmarc_record_would_loosen_the_organisations_policy(
+    organisation: str, strictest: str
+) -> None:
+    # GIVEN the apex's DMARC record, whose policy for subdomains (sp=, else p=) is stricter than none, and dev's own
+    # zone, delegated, without a DMARC record: receivers apply the apex's policy to dev today
+    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": apex, "ZDEV": dev},
+        zones_named={APEX: [apex], DEV: [dev]},
+        records={
+            "ZAPEX": {(f"_dmarc.{APEX}", "TXT"): [organisation], (DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+            "ZDEV": {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+        },
+    )
+
+    # WHEN preflight judges the stack's DMARC record with the template's default policy (none)
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN a warning says _dmarc.dev would replace the stricter policy, with the parameter that keeps it
+    row = next(r for r in rows if r.check == "DMARC record")
+    assert row.severity == Severity.WARNING
+    assert f"p={strictest}" in row.problem or f"sp={strictest}" in row.problem
+    assert row.fix.startswith(f"DmarcPolicy={strictest}")
+    # and a policy as strict as the organisation's is fine
+    same = evaluate(settings(HostedZoneId="ZDEV", DmarcPolicy=strictest), facts)
+    assert next(r for r in same if r.check == "DMARC record").severity == Severity.OK
+
+
+def test_preflight_takes_the_organisations_dmarc_policy_for_a_subdomain_left_without_its_own() -> None:
+    # GIVEN DmarcRecordMode=existing for dev, which has no DMARC record, under an apex whose policy covers subdomains
+    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": apex, "ZDEV": dev},
+        zones_named={APEX: [apex], DEV: [dev]},
+        records={"ZAPEX": {(f"_dmarc.{APEX}", "TXT"): ['"v=DMARC1; p=reject"']}, "ZDEV": {}},
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", DmarcRecordMode="existing"), facts)
+
+    # THEN it is not "receivers apply no policy": the apex's p=reject applies
+    row = next(r for r in rows if r.check == "DMARC record")
+    assert row.severity == Severity.OK
+    assert f"{APEX}'s p=reject" in row.problem
+
+
+@pytest.mark.usefixtures("account")
+def test_preflight_names_a_leftover_configuration_set(cli: Cli) -> None:
+    # GIVEN the team's account and an SES configuration set named like dev's stack, left by a failed first deploy
+    import boto3
+
+    boto3.client("sesv2", region_name="us-east-1").create_configuration_set(ConfigurationSetName=STACK)
+    (Path.cwd() / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it is an error with the delete command, named by the set
+    row = next(f for f in json.loads(result.out)["findings"] if f["check"] == "configuration set")
+    assert result.code == 1
+    assert row["resource"] == STACK
+    assert f"delete-configuration-set --configuration-set-name {STACK} --region us-east-1" in row["fix"]
+
+
+@pytest.mark.parametrize("status", ["PENDING", "FAILED"])
+def test_preflight_does_not_pass_an_adopted_identity_that_is_not_verified(status: str) -> None:
+    # GIVEN an adopted identity whose DKIM CNAMEs are in the zone, but which SES has not verified (yet, or gave up)
+    zone = Zone("ZDEV", DEV)
+    cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
+    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": cnames})
+    facts.identity = {
+        "VerifiedForSendingStatus": False,
+        "DkimAttributes": {"SigningEnabled": True, "Status": status, "Tokens": ["t1", "t2", "t3"]},
+        "MailFromAttributes": {"MailFromDomain": f"bounces.{DEV}"},
+    }
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN the DKIM row is not OK: nothing is forwarded until SES verifies the identity
+    row = next(r for r in rows if r.check == "DKIM records")
+    assert row.severity == Severity.WARNING
+    assert f"DKIM {status}" in row.problem
