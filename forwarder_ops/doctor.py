@@ -274,6 +274,11 @@ class Doctor:
         if status == "SUCCESS":
             signing = "signing enabled" if dkim.get("SigningEnabled", True) else "signing DISABLED"
             return Check("DKIM", Status.OK if "enabled" in signing else Status.WARN, f"SUCCESS, {signing}")
+        if dkim.get("SigningAttributesOrigin") == "EXTERNAL":
+            # Bring Your Own DKIM: SES looks for the public key of the team's own key as TXT at the selector.
+            selectors = ", ".join(f"{token}._domainkey.{self.domain}" for token in dkim.get("Tokens", []))
+            fix = f"publish the public key of your own DKIM key as a TXT record at {selectors or 'its selector'}"
+            return Check("DKIM", Status.FAIL, f"status {status} (Bring Your Own DKIM)", fix)
         records = "\n".join(
             f"{token}._domainkey.{self.domain}  CNAME  {token}.dkim.amazonses.com" for token in dkim.get("Tokens", [])
         )

@@ -277,3 +277,21 @@ def test_doctor_checks_the_delegation_of_the_parent_zone_that_holds_the_records(
     # answered by the parent zone's name servers)
     assert table["NS delegation"].startswith("✓"), table["NS delegation"]
     assert f"delegates {parent} to the hosted zone {deployment.zone_id}" in table["NS delegation"]
+
+
+def test_doctor_dkim_of_an_identity_with_its_own_key_asks_for_the_public_key_not_cnames() -> None:
+    # GIVEN an identity signing with the team's own DKIM key (Bring Your Own DKIM), not yet verified
+    from forwarder_ops.doctor import Doctor
+    from forwarder_ops.envconfig import Target
+
+    doctor = Doctor(Target(name="dev", region="us-east-1"), FakeResolver())
+    doctor.domain = DOMAIN
+    doctor._identity = lambda: {  # type: ignore[method-assign]
+        "DkimAttributes": {"Status": "PENDING", "SigningAttributesOrigin": "EXTERNAL", "Tokens": ["team2026"]}
+    }
+    # WHEN the doctor checks DKIM
+    check = doctor.check_dkim()
+    # THEN the fix is the public key's TXT at the selector, not Easy DKIM's CNAME records
+    assert check.status.name == "FAIL" and "Bring Your Own DKIM" in check.detail
+    assert f"TXT record at team2026._domainkey.{DOMAIN}" in check.fix
+    assert "CNAME" not in check.fix
