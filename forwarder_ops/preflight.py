@@ -536,7 +536,8 @@ class Evaluation:
             if shadowed:
                 return
             parent = self.f.parent_zone(self.domain)
-            if parent and not self.f.zone_named(self.domain) and not self.f.owns("AWS::Route53::HostedZone"):
+            creates = not self.f.zone_named(self.domain) and not self.f.owns("AWS::Route53::HostedZone")
+            if parent and creates:
                 self.add(
                     warn(
                         "NS delegation",
@@ -544,6 +545,18 @@ class Evaluation:
                         f"the parent zone {parent.name} ({parent.id}) is in this account but ParentHostedZoneId is "
                         "empty: nothing delegates the new zone, so no mail arrives and DKIM never verifies",
                         f"ParentHostedZoneId={parent.id} (`forwarder adopt`), or add the NS records by hand",
+                    )
+                )
+            elif creates:
+                self.add(
+                    warn(
+                        "NS delegation",
+                        self.domain,
+                        "the stack creates the domain's zone and no zone of this account is its parent: until the "
+                        "registrar (or the parent's DNS) names the new zone's name servers, no mail arrives and DKIM "
+                        "never verifies",
+                        f"after the deploy, set the NS records of {self.domain} at the registrar to the zone's name "
+                        "servers (`forwarder doctor` lists them and checks the delegation)",
                     )
                 )
             return

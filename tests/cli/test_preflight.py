@@ -1038,3 +1038,15 @@ def test_survey_reads_every_resource_of_a_stack_past_the_first_page() -> None:
     # THEN it knows all 130 as the stack's own
     assert len(survey.facts.owned["AWS::Route53::RecordSet"]) == 130
     assert survey.facts.physical["Resource129"] == "physical-129"
+
+
+def test_preflight_a_zone_the_stack_creates_with_no_parent_here_needs_the_registrar() -> None:
+    # GIVEN a domain with no hosted zone, and no zone of this account above it (its parent is a registry)
+    facts = Facts(account="1", zones={}, zones_named={DEV: [], "aws-educate.tw.": [], "tw.": []})
+    # WHEN preflight judges the first deploy, the stack creating the zone
+    rows = evaluate(settings(), facts)
+    # THEN it warns that the registrar must name the new zone's name servers, or no mail arrives
+    [delegation] = [r for r in rows if r.check == "NS delegation"]
+    assert delegation.severity == Severity.WARNING
+    assert "registrar" in delegation.fix and "forwarder doctor" in delegation.fix
+    assert any(r.check == "hosted zone" and "the stack creates it" in r.problem for r in rows)
