@@ -419,3 +419,12 @@ def test_shared_set_created_meanwhile_by_another_stack_is_claimed(region: Any, r
     assert answer["Status"] == "SUCCESS", answer
     assert active(region) == SHARED
     assert rules(region, SHARED) == ["email-forwarder-dev"]
+
+
+def test_shared_set_an_inactive_empty_set_of_our_name_is_claimed(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN an empty, inactive set of our name WHEN the stack is created THEN it is activated with our rule
+    region.create_receipt_rule_set(RuleSetName=SHARED)
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    assert dev.create()["Status"] == "SUCCESS"
+    assert active(region) == SHARED
+    assert rules(region, SHARED) == ["email-forwarder-dev"]
