@@ -394,3 +394,33 @@ def test_notice_team_mode_reply_to_is_the_reply_address() -> None:
     direct = parsed(build_notice(**common, link_days=7))
     assert [a.addr_spec for a in team["Reply-To"].addresses] == [REPLY_ADDRESS]
     assert [a.addr_spec for a in direct["Reply-To"].addresses] == ["carol@customer.example"]
+
+
+def _header_lines(out: bytes) -> list[bytes]:
+    """The header block's lines, each with its line ending, up to the first empty line."""
+    head = out[: out.index(b"\n\r\n") + 1] if b"\n\r\n" in out else out[: out.index(b"\n\n") + 1]
+    return head.splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "newline"),
+    [
+        # a CRLF mail with a field ended by a bare LF, and a bare LF before a continuation line
+        (b"From: a@example.com\r\nSubject: hi\nTo: t@example.org\r\nComments: one\n two\r\n\r\nbody\r\n", b"\r\n"),
+        # an LF mail (its first line says so) with CRLF fields
+        (b"From: a@example.com\nSubject: hi\r\nComments: one\r\n two\r\n\nbody\n", b"\n"),
+    ],
+)
+def test_rewrite_ends_every_header_line_with_the_messages_line_ending(raw: bytes, newline: bytes) -> None:
+    # GIVEN a header block whose fields mix bare LF and CRLF line endings
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # WHEN it is forwarded THEN every header line ends with the message's line ending (SMTP requires CRLF, and
+    # MTAs refuse a bare LF since SMTP smuggling), the values are kept and the repair is reported
+    lines = _header_lines(out)
+    assert all(line.endswith(newline) and b"\r" not in line[: -len(newline)] for line in lines), lines
+    message = parsed(out)
+    assert (str(message["Subject"]), str(message["Comments"])) == ("hi", "one two")
+    assert set(rewritten.report.sanitized) >= {"Subject", "Comments"}
+    assert out.endswith(b"body" + newline)
+
