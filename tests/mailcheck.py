@@ -75,5 +75,12 @@ def assert_other_headers_kept(before: SplitMessage, after: SplitMessage, also_to
 
 
 def _odd_lines(raw: bytes, newline: bytes) -> bool:
-    """A field the rewrite evens out: a line ending other than the message's."""
-    return any(line.endswith(b"\r") != (newline == b"\r\n") for line in raw.split(b"\n")[:-1])
+    """A field the rewrite evens out: a line ending other than the message's, or a continuation line of only
+    white space."""
+    lines = raw.split(b"\n")
+    endings_differ = any(line.endswith(b"\r") != (newline == b"\r\n") for line in lines[:-1])
+    return (
+        endings_differ
+        or any(not line.strip(b" \t\r") for line in lines[1:-1])
+        or (len(lines) > 1 and lines[-1] != b"" and not lines[-1].strip(b" \t\r"))
+    )

@@ -11,8 +11,12 @@ from forwarder.mail import headers as h
 from forwarder.mail.message import HeaderField, has_long_line
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
-# A line ending other than the message's.
-_ODD_LINES = {b"\r\n": re.compile(rb"(?<!\r)\n"), b"\n": re.compile(rb"\r\n")}
+# A line ending other than the message's, or a continuation line of only white space (RFC 5322 4.2 obsolete
+# syntax: readers such as the Ruby mail gem end the header block at `CRLF *WSP CRLF`).
+_ODD_LINES = {
+    b"\r\n": re.compile(rb"(?<!\r)\n|\n[ \t]+\r?(?:\n|\Z)"),
+    b"\n": re.compile(rb"\r\n|\n[ \t]+\r?(?:\n|\Z)"),
+}
 WSP = b" \t"
 # What the stdlib's header parsers raise on hostile input (seen with fuzzed mail).
 PARSER_ERRORS = (MessageError, LookupError, UnicodeError, ValueError, IndexError, TypeError, AttributeError)
@@ -80,8 +84,8 @@ _MIN_ENCODED_LINE = 2 + 16
 def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, list[str]]:
     """A received field made safe to resend, and the repairs made (`sanitized`, `folded`, `encoded`,
     `dropped`): no bare CR or NUL, no white space before the colon (obsolete syntax that many parsers
-    take for the end of the header block), every line ending `newline` (SMTP refuses a bare LF), no line
-    over 998 octets. None when the field is dropped."""
+    take for the end of the header block), every line ending `newline` (SMTP refuses a bare LF), no
+    continuation line of only white space, no line over 998 octets. None when the field is dropped."""
     repairs: list[str] = []
     if b"\0" in raw or _BARE_CR.search(raw) or raw[len(name) : len(name) + 1] != b":":
         raw = _BARE_CR.sub(b" ", raw.replace(b"\0", b" "))
@@ -107,10 +111,12 @@ def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, l
 
 
 def _even_lines(raw: bytes, newline: bytes) -> bytes:
-    """`raw` with every line ending `newline` (a bare CR is gone already: replaced first)."""
+    """`raw` with every line ending `newline` and its continuation lines of only white space left out (they
+    add nothing to the value but white space); a bare CR is gone already (replaced first)."""
     ended = raw.endswith(b"\n")
     lines = [line.removesuffix(b"\r") for line in (raw[:-1] if ended else raw).split(b"\n")]
-    return newline.join(lines) + (newline if ended else b"")
+    kept = [lines[0], *(line for line in lines[1:] if line.strip(WSP))]
+    return newline.join(kept) + (newline if ended else b"")
 
 
 def _content_lines(raw: bytes) -> list[bytes]:

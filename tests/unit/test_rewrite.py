@@ -424,3 +424,19 @@ def test_rewrite_ends_every_header_line_with_the_messages_line_ending(raw: bytes
     assert set(rewritten.report.sanitized) >= {"Subject", "Comments"}
     assert out.endswith(b"body" + newline)
 
+
+def test_rewrite_drops_continuation_lines_of_only_white_space() -> None:
+    # GIVEN a Subject folded onto lines of only white space (obsolete syntax, RFC 5322 4.2), then the charset
+    raw = (
+        b"From: a@example.com\r\nSubject: hi\r\n \r\n\t\r\n there\r\nContent-Type: text/plain; charset=big5\r\n"
+        b"\r\n\xa7\x41\r\n"
+    )
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # WHEN it is forwarded THEN no header line is only white space: readers that end the header block at such a
+    # line (the Ruby mail gem splits at CRLF *WSP CRLF) would read the fields after it as body
+    assert not any(not line.strip() for line in _header_lines(out)[:-1])
+    assert str(parsed(out)["Subject"]) == "hi there"
+    assert parsed(out).get_content_charset() == "big5"
+    assert rewritten.report.sanitized == ["Subject"]
+    assert out.endswith(b"\r\n\r\n\xa7\x41\r\n")
