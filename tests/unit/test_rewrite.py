@@ -440,3 +440,12 @@ def test_rewrite_drops_continuation_lines_of_only_white_space() -> None:
     assert parsed(out).get_content_charset() == "big5"
     assert rewritten.report.sanitized == ["Subject"]
     assert out.endswith(b"\r\n\r\n\xa7\x41\r\n")
+
+
+def test_rewrite_survives_a_from_whose_encoded_word_is_not_utf8() -> None:
+    # GIVEN a From of an encoded word with invalid UTF-8 before a bare address (spam does this)
+    raw = b"From: =?utf-8?q?=E9?= a@x.com\r\nSubject: hi\r\n\r\nbody\r\n"
+    # WHEN it is forwarded THEN the rewrite does not raise, and replies go to the envelope sender instead
+    out = forward(raw, envelope="bounce@x.com")
+    assert [a.addr_spec for a in parsed(out)["Reply-To"].addresses] == ["bounce@x.com"]
+    assert_forwarded(raw, out, "team", DOMAIN)
