@@ -179,7 +179,10 @@ def _reencode_leaf(
     report: BodyReport,
 ) -> tuple[tuple[HeaderField, ...], bytes]:
     if encoding == "base64":
-        decoded = binascii.a2b_base64(body)
+        decoded = _decode_base64(body)
+        if decoded is None:
+            report.unfixable.append(f"{content_type.get_content_type()}: base64 that does not decode")
+            return fields, body
     elif encoding == "quoted-printable":
         decoded = binascii.a2b_qp(body)
     else:
@@ -192,6 +195,19 @@ def _reencode_leaf(
     cte_line = HeaderField("Content-Transfer-Encoding", f"Content-Transfer-Encoding: {new_encoding}".encode() + newline)
     kept = [f for f in fields if f.key != h.CONTENT_TRANSFER_ENCODING]
     return (*kept, cte_line), encoded
+
+
+def _decode_base64(body: bytes) -> bytes | None:
+    """The decoded base64 `body`; a last quantum without its `=` padding is read as the stdlib (and so
+    mail-parser) reads it, padded (email._encoded_words.decode_b). None when no reader can decode it."""
+    try:
+        return binascii.a2b_base64(body)
+    except binascii.Error:
+        pass
+    try:
+        return binascii.a2b_base64(body + b"==")
+    except binascii.Error:
+        return None
 
 
 def _fix_nested(entity: bytes, report: BodyReport, depth: int) -> bytes:

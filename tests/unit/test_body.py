@@ -238,3 +238,30 @@ def test_shorten_long_lines_new_boundary_when_only_the_content_type_line_is_too_
     assert report.repaired == ["multipart/mixed: new boundary (the Content-Type field of a 990-character boundary "
                                "were over 998 octets)"]  # fmt: skip
     assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+@pytest.mark.parametrize("tail", [b"QQ", b"QUE", b"QQ=", b"Q!Q"])
+def test_shorten_long_lines_reads_base64_without_its_padding_as_mail_readers_do(tail: bytes) -> None:
+    # GIVEN a base64 attachment on one 1,200-octet line whose last quantum lacks its `=` padding
+    raw = (
+        b"From: a@example.com\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + b"QUFB" * 300
+        + tail
+        + b"\r\n"
+    )
+    # WHEN the long lines are shortened THEN nothing raises (binascii's Incorrect padding escaped the handler, and
+    # Lambda retried the mail in vain), and the re-encoded part decodes to what the stdlib reads in the original
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert report.unfixable == []
+    assert not has_long_line(fixed.raw)
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+def test_shorten_long_lines_reports_base64_that_cannot_be_decoded() -> None:
+    # GIVEN a long base64 line one character past a whole quantum: no reader can decode it
+    raw = b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b"QUFB" * 300 + b"Q\r\n"
+    # WHEN the long lines are shortened THEN the part is left as it is and reported as unfixable (the member gets
+    # the notice with the download link), instead of raising
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert report.unfixable == ["image/png: base64 that does not decode"]
+    assert bytes(fixed.raw) == raw
