@@ -265,3 +265,36 @@ def test_shorten_long_lines_reports_base64_that_cannot_be_decoded() -> None:
     fixed, report = shorten_long_lines(split_message(raw))
     assert report.unfixable == ["image/png: base64 that does not decode"]
     assert bytes(fixed.raw) == raw
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_shorten_long_lines_keeps_the_last_line_break_of_an_unclosed_multipart_out_of_the_part(newline: bytes) -> None:
+    # GIVEN a multipart without its closing delimiter whose last part, binary content sent as 7bit, has a long line
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=XX" + newline + newline
+        + b"--XX" + newline + b"Content-Type: application/octet-stream" + newline + newline
+        + b"\x01" * 1200 + newline
+    )  # fmt: skip
+    # WHEN the long lines are shortened (the part is re-encoded as base64)
+    fixed, report = shorten_long_lines(split_message(raw))
+    # THEN the part decodes to the bytes readers find in the original: the line break that ends the message is not
+    # part of the content (the stdlib drops it), so it is not encoded into the attachment
+    assert report.reencoded == ["application/octet-stream: 7bit -> base64"]
+    assert not has_long_line(fixed.raw)
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw) == [b"\x01" * 1200]
+
+
+def test_shorten_long_lines_drops_the_messages_last_line_break_from_one_part_only() -> None:
+    # GIVEN unclosed multiparts nested in each other (and in an attached message), the innermost part a long line
+    leaf = b"Content-Type: application/octet-stream\r\n\r\n" + b"\x01" * 1200
+
+    def unclosed(boundary: bytes, part: bytes) -> bytes:
+        head = b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n\r\n"
+        return head + b"--" + boundary + b"\r\n" + part + b"\r\n"
+
+    attached = b"Content-Type: message/rfc822\r\n\r\nFrom: a@example.com\r\n"
+    for raw in (unclosed(b"A", unclosed(b"B", leaf)), unclosed(b"A", attached + unclosed(b"B", leaf))):
+        # WHEN the long lines are shortened THEN the part decodes as the stdlib reads the original: the message's
+        # last line break is not content, the one before it (ending the inner multipart's part) is
+        fixed, _ = shorten_long_lines(split_message(raw))
+        assert _payloads(bytes(fixed.raw))[-1] == _payloads(raw)[-1] == b"\x01" * 1200 + b"\r\n"
