@@ -449,3 +449,17 @@ def test_rewrite_survives_a_from_whose_encoded_word_is_not_utf8() -> None:
     out = forward(raw, envelope="bounce@x.com")
     assert [a.addr_spec for a in parsed(out)["Reply-To"].addresses] == ["bounce@x.com"]
     assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_keeps_the_subject_and_body_of_a_cr_only_mail() -> None:
+    # GIVEN a mail whose lines end with a bare CR
+    raw = b"From: Alice <alice@example.com>\rSubject: hello\rTo: team@dev.aws-educate.tw\r\rbody line\rmore\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN the member gets its Subject and body (before, the whole mail was one From field, replaced by ours), the
+    # header block in CRLF and the body as received
+    message = parsed(out)
+    assert str(message["Subject"]) == "hello"
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["alice@example.com"]
+    assert out.endswith(b"\r\n\r\nbody line\rmore\r\n")
+    assert b"\r" not in out[: out.index(b"\r\n\r\n")].replace(b"\r\n", b"")
