@@ -11,12 +11,9 @@ from forwarder.mail import headers as h
 from forwarder.mail.message import HeaderField, has_long_line
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
-# A line ending other than the message's, or a continuation line of only white space (RFC 5322 4.2 obsolete
-# syntax: readers such as the Ruby mail gem end the header block at `CRLF *WSP CRLF`).
-_ODD_LINES = {
-    b"\r\n": re.compile(rb"(?<!\r)\n|\n[ \t]+\r?(?:\n|\Z)"),
-    b"\n": re.compile(rb"\r\n|\n[ \t]+\r?(?:\n|\Z)"),
-}
+# A continuation line of only white space (RFC 5322 4.2 obsolete syntax: readers such as the Ruby mail gem end
+# the header block at `CRLF *WSP CRLF`).
+_BLANK_FOLD = re.compile(rb"\n[ \t]+\r?(?:\n|\Z)")
 WSP = b" \t"
 # What the stdlib's header parsers raise on hostile input (seen with fuzzed mail).
 PARSER_ERRORS = (MessageError, LookupError, UnicodeError, ValueError, IndexError, TypeError, AttributeError)
@@ -91,8 +88,7 @@ def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, l
         raw = _BARE_CR.sub(b" ", raw.replace(b"\0", b" "))
         raw = name.encode("ascii") + b":" + raw[len(name) :].lstrip(b" \t")[1:]
         repairs.append("sanitized")
-    odd = _ODD_LINES.get(newline)
-    if odd is not None and odd.search(raw):
+    if _odd_lines(raw, newline):
         raw = _even_lines(raw, newline)
         if not repairs:
             repairs.append("sanitized")
@@ -108,6 +104,16 @@ def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, l
     if name.lower().startswith("x-") or len(name) + _MIN_ENCODED_LINE > h.MAX_LINE:
         return None, [*repairs, "dropped"]
     return _encoded_field(name, raw, newline), [*repairs, "encoded"]
+
+
+def _odd_lines(raw: bytes, newline: bytes) -> bool:
+    """True when a line of `raw` ends other than with `newline`, or a continuation line is only white space.
+    Counts first: a regular expression per field would cost every mail (most fields are one line)."""
+    breaks = raw.count(b"\n")
+    if (raw.count(b"\r\n") != breaks) if newline == b"\r\n" else (b"\r\n" in raw):
+        return True
+    folded = breaks > 1 or (breaks == 1 and not raw.endswith(b"\n"))
+    return folded and _BLANK_FOLD.search(raw) is not None
 
 
 def _even_lines(raw: bytes, newline: bytes) -> bytes:
