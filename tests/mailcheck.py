@@ -69,5 +69,18 @@ def assert_other_headers_kept(before: SplitMessage, after: SplitMessage, also_to
         long_line = any(len(line.rstrip(b"\r")) > h.MAX_LINE for line in original.raw.split(b"\n"))
         dirty = b"\0" in original.raw or b"\r" in original.raw.replace(b"\r\n", b"")
         dirty = dirty or original.raw[len(original.name) : len(original.name) + 1] != b":"
+        dirty = dirty or _odd_lines(original.raw, before.newline)
         if not long_line and not dirty and original.raw.endswith(b"\n"):
             assert match.raw == original.raw, original.name
+
+
+def _odd_lines(raw: bytes, newline: bytes) -> bool:
+    """A field the rewrite evens out: a line ending other than the message's, or a continuation line of only
+    white space."""
+    lines = raw.split(b"\n")
+    endings_differ = any(line.endswith(b"\r") != (newline == b"\r\n") for line in lines[:-1])
+    return (
+        endings_differ
+        or any(not line.strip(b" \t\r") for line in lines[1:-1])
+        or (len(lines) > 1 and lines[-1] != b"" and not lines[-1].strip(b" \t\r"))
+    )

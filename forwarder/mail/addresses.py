@@ -121,9 +121,13 @@ def _decoded_word(word: str) -> str | None:
 
 def _looks_like_address(address: str) -> bool:
     local, at, domain = address.rpartition("@")
-    if not (at and local and domain and "." in domain) or len(address.encode()) > _MAILBOX_OCTETS:
+    if not (at and local and domain and "." in domain):
         return False
-    return all(char.isprintable() and not char.isspace() and char != "\ufffd" for char in address)
+    # Characters first: a lone surrogate (bytes an encoded word left undecoded) is not printable, and would
+    # make the length's encode() raise.
+    if not all(char.isprintable() and not char.isspace() and char != "\ufffd" for char in address):
+        return False
+    return len(address.encode()) <= _MAILBOX_OCTETS
 
 
 def original_authors(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:

@@ -43,7 +43,7 @@ class BodyReport:
 def shorten_long_lines(message: SplitMessage) -> tuple[SplitMessage, BodyReport]:
     """The message with every over-long body line re-encoded away, and what was done."""
     report = BodyReport()
-    fields, body = _fix_entity(message.fields, bytes(message.body), message.newline, report, 0)
+    fields, body = _fix_entity(message.fields, bytes(message.body), message.newline, report, 0, at_end=True)
     fixed = (
         split_message(_join_entity(fields, message.separator or message.newline, body)) if report.changed else message
     )
@@ -53,21 +53,28 @@ def shorten_long_lines(message: SplitMessage) -> tuple[SplitMessage, BodyReport]
 
 
 def _fix_entity(
-    fields: tuple[HeaderField, ...], body: bytes, newline: bytes, report: BodyReport, depth: int
+    fields: tuple[HeaderField, ...], body: bytes, newline: bytes, report: BodyReport, depth: int, at_end: bool = False
 ) -> tuple[tuple[HeaderField, ...], bytes]:
+    """`at_end`: the body ends where the message ends, with the message's last line break (see `_fix_multipart`)."""
     if depth > MAX_DEPTH or not (has_long_line(body) or _unfoldable_content_type(fields)):
         return fields, body
     kind = content_type(fields)
     encoding = transfer_encoding(fields)
     if kind.get_content_maintype() == "multipart" and kind.get_boundary():
-        return _fix_multipart(fields, body, kind, newline, report, depth)
+        return _fix_multipart(fields, body, kind, newline, report, depth, at_end)
     if kind.get_content_type() == "message/rfc822" and encoding in ("", "7bit", "8bit", "binary"):
-        return fields, _fix_nested(body, report, depth)
+        return fields, _fix_nested(body, report, depth, at_end)
     return _reencode_leaf(fields, body, kind, encoding, newline, report)
 
 
 def _fix_multipart(
-    fields: tuple[HeaderField, ...], body: bytes, kind: Message, newline: bytes, report: BodyReport, depth: int
+    fields: tuple[HeaderField, ...],
+    body: bytes,
+    kind: Message,
+    newline: bytes,
+    report: BodyReport,
+    depth: int,
+    at_end: bool = False,
 ) -> tuple[tuple[HeaderField, ...], bytes]:
     boundary = kind.get_boundary() or ""
     spans = part_spans(body, boundary)
@@ -77,6 +84,10 @@ def _fix_multipart(
     pieces: list[bytes] = []
     cursor = 0
     for start, end in spans:
+        # The last part of a multipart without its closing delimiter runs to the end of the message, whose last
+        # line break readers (the stdlib) drop from the content, once: it is kept out of a re-encoded part.
+        if at_end and end == len(body):
+            end = max(start, end - (2 if body.endswith(b"\r\n") else 1 if body.endswith(b"\n") else 0))
         part = body[start:end]
         pieces += [body[cursor:start], _fix_nested(part, report, depth) if has_long_line(part) else part]
         cursor = end
@@ -179,7 +190,10 @@ def _reencode_leaf(
     report: BodyReport,
 ) -> tuple[tuple[HeaderField, ...], bytes]:
     if encoding == "base64":
-        decoded = binascii.a2b_base64(body)
+        decoded = _decode_base64(body)
+        if decoded is None:
+            report.unfixable.append(f"{content_type.get_content_type()}: base64 that does not decode")
+            return fields, body
     elif encoding == "quoted-printable":
         decoded = binascii.a2b_qp(body)
     else:
@@ -194,9 +208,22 @@ def _reencode_leaf(
     return (*kept, cte_line), encoded
 
 
-def _fix_nested(entity: bytes, report: BodyReport, depth: int) -> bytes:
+def _decode_base64(body: bytes) -> bytes | None:
+    """The decoded base64 `body`; a last quantum without its `=` padding is read as the stdlib (and so
+    mail-parser) reads it, padded (email._encoded_words.decode_b). None when no reader can decode it."""
+    try:
+        return binascii.a2b_base64(body)
+    except binascii.Error:
+        pass
+    try:
+        return binascii.a2b_base64(body + b"==")
+    except binascii.Error:
+        return None
+
+
+def _fix_nested(entity: bytes, report: BodyReport, depth: int, at_end: bool = False) -> bytes:
     inner = split_message(entity)
-    fields, body = _fix_entity(inner.fields, bytes(inner.body), inner.newline, report, depth + 1)
+    fields, body = _fix_entity(inner.fields, bytes(inner.body), inner.newline, report, depth + 1, at_end)
     folded = tuple(HeaderField(f.name, _fold_part_field(f)) for f in fields)
     report.repaired += [
         f"{f.name} field of a part folded" for f, g in zip(fields, folded, strict=True) if f.raw != g.raw

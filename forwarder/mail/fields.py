@@ -11,6 +11,9 @@ from forwarder.mail import headers as h
 from forwarder.mail.message import HeaderField, has_long_line
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
+# A continuation line of only white space (RFC 5322 4.2 obsolete syntax: readers such as the Ruby mail gem end
+# the header block at `CRLF *WSP CRLF`).
+_BLANK_FOLD = re.compile(rb"\n[ \t]+\r?(?:\n|\Z)")
 WSP = b" \t"
 # What the stdlib's header parsers raise on hostile input (seen with fuzzed mail).
 PARSER_ERRORS = (MessageError, LookupError, UnicodeError, ValueError, IndexError, TypeError, AttributeError)
@@ -78,12 +81,17 @@ _MIN_ENCODED_LINE = 2 + 16
 def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, list[str]]:
     """A received field made safe to resend, and the repairs made (`sanitized`, `folded`, `encoded`,
     `dropped`): no bare CR or NUL, no white space before the colon (obsolete syntax that many parsers
-    take for the end of the header block), no line over 998 octets. None when the field is dropped."""
+    take for the end of the header block), every line ending `newline` (SMTP refuses a bare LF), no
+    continuation line of only white space, no line over 998 octets. None when the field is dropped."""
     repairs: list[str] = []
     if b"\0" in raw or _BARE_CR.search(raw) or raw[len(name) : len(name) + 1] != b":":
         raw = _BARE_CR.sub(b" ", raw.replace(b"\0", b" "))
         raw = name.encode("ascii") + b":" + raw[len(name) :].lstrip(b" \t")[1:]
         repairs.append("sanitized")
+    if _odd_lines(raw, newline):
+        raw = _even_lines(raw, newline)
+        if not repairs:
+            repairs.append("sanitized")
     if not raw.endswith(b"\n"):
         raw += newline
     if not has_long_line(raw):
@@ -96,6 +104,25 @@ def repair_field(name: str, raw: bytes, newline: bytes) -> tuple[bytes | None, l
     if name.lower().startswith("x-") or len(name) + _MIN_ENCODED_LINE > h.MAX_LINE:
         return None, [*repairs, "dropped"]
     return _encoded_field(name, raw, newline), [*repairs, "encoded"]
+
+
+def _odd_lines(raw: bytes, newline: bytes) -> bool:
+    """True when a line of `raw` ends other than with `newline`, or a continuation line is only white space.
+    Counts first: a regular expression per field would cost every mail (most fields are one line)."""
+    breaks = raw.count(b"\n")
+    if (raw.count(b"\r\n") != breaks) if newline == b"\r\n" else (b"\r\n" in raw):
+        return True
+    folded = breaks > 1 or (breaks == 1 and not raw.endswith(b"\n"))
+    return folded and _BLANK_FOLD.search(raw) is not None
+
+
+def _even_lines(raw: bytes, newline: bytes) -> bytes:
+    """`raw` with every line ending `newline` and its continuation lines of only white space left out (they
+    add nothing to the value but white space); a bare CR is gone already (replaced first)."""
+    ended = raw.endswith(b"\n")
+    lines = [line.removesuffix(b"\r") for line in (raw[:-1] if ended else raw).split(b"\n")]
+    kept = [lines[0], *(line for line in lines[1:] if line.strip(WSP))]
+    return newline.join(kept) + (newline if ended else b"")
 
 
 def _content_lines(raw: bytes) -> list[bytes]:

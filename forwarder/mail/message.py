@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_ANY_BREAK = re.compile(rb"\r\n|\r|\n")
 _MBOX_FROM = b"From "
 _CR = 13
 _LF = 10
@@ -87,6 +88,11 @@ def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
     Thunderbird read the fields after it as fields, and so do we, or threading and the charset would
     be lost. The line itself is dropped with its continuations (counted in `dropped_lines`): it is no
     field that anyone can read, and SES would refuse to send it.
+
+    A message whose first line break is a bare CR (CR-only line endings: old Mac mailers, or hostile) has
+    its header block read as the stdlib reads it, a line ending at each CR, LF or CRLF; its fields are
+    written with CRLF (the newline and separator are CRLF) and its body is left as it is. Read otherwise,
+    the whole mail would be one field.
     """
     fields: list[HeaderField] = []
     current: list[bytes | bytearray] = []
@@ -95,21 +101,28 @@ def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
     dropped = 0
     position = start
     length = len(raw)
+    cr_only = _cr_only(raw, start)
 
     def close_field() -> None:
         if current:
-            fields.append(HeaderField(current_name, b"".join(current)))
+            field = b"".join(current)
+            fields.append(HeaderField(current_name, _ANY_BREAK.sub(b"\r\n", field) if cr_only else field))
             current.clear()
 
     while position < length:
-        end = raw.find(b"\n", position)
-        end = length if end < 0 else end + 1
+        if cr_only:
+            found = _ANY_BREAK.search(raw, position)
+            end = length if found is None else found.end()
+        else:
+            end = raw.find(b"\n", position)
+            end = length if end < 0 else end + 1
         line = raw[position:end]
         if position == start:
-            newline = b"\r\n" if line.endswith(b"\r\n") else b"\n"
-        if line in (b"\r\n", b"\n"):
+            newline = b"\r\n" if cr_only or line.endswith(b"\r\n") else b"\n"
+        if line in (b"\r\n", b"\n") or (cr_only and line == b"\r"):
             close_field()
-            return SplitMessage(tuple(fields), raw, end, newline, bytes(line), dropped, start)
+            separator = b"\r\n" if cr_only else bytes(line)
+            return SplitMessage(tuple(fields), raw, end, newline, separator, dropped, start)
         if line[:1] in (b" ", b"\t"):
             if current:
                 current.append(line)
@@ -130,6 +143,13 @@ def split_message(raw: bytes | bytearray, start: int = 0) -> SplitMessage:
         position = end
     close_field()
     return SplitMessage(tuple(fields), raw, length, newline, b"", dropped, start)
+
+
+def _cr_only(raw: bytes | bytearray, start: int) -> bool:
+    """True when the first line break of `raw[start:]` is a CR without LF."""
+    line_feed = raw.find(b"\n", start)
+    carriage_return = raw.find(b"\r", start, len(raw) if line_feed < 0 else line_feed)
+    return carriage_return >= 0 and carriage_return != line_feed - 1
 
 
 def has_long_line(data: bytes | bytearray, start: int = 0) -> bool:

@@ -103,3 +103,12 @@ def test_simple_mailbox_agrees_with_the_full_parser_on_the_corpus() -> None:
                 assert [simple] == _full_parse(flat), field.value
                 checked += 1
     assert checked > 0
+
+
+def test_parse_addresses_leaves_out_an_address_with_undecodable_bytes() -> None:
+    # GIVEN a From whose encoded word holds invalid UTF-8 and runs into a bare address: the stdlib's parser
+    # reads the word into the local part, as a lone surrogate (`"\udce9 a"@x.com`)
+    value = "=?utf-8?q?=E9?= a@x.com, b@x.com"
+    # WHEN its addresses are read THEN nothing raises (it escaped the handler: Lambda retried the mail in vain)
+    # and only the address that can be written is kept
+    assert parse_addresses(value) == [("", "b@x.com")]

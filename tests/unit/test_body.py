@@ -238,3 +238,63 @@ def test_shorten_long_lines_new_boundary_when_only_the_content_type_line_is_too_
     assert report.repaired == ["multipart/mixed: new boundary (the Content-Type field of a 990-character boundary "
                                "were over 998 octets)"]  # fmt: skip
     assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+@pytest.mark.parametrize("tail", [b"QQ", b"QUE", b"QQ=", b"Q!Q"])
+def test_shorten_long_lines_reads_base64_without_its_padding_as_mail_readers_do(tail: bytes) -> None:
+    # GIVEN a base64 attachment on one 1,200-octet line whose last quantum lacks its `=` padding
+    raw = (
+        b"From: a@example.com\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + b"QUFB" * 300
+        + tail
+        + b"\r\n"
+    )
+    # WHEN the long lines are shortened THEN nothing raises (binascii's Incorrect padding escaped the handler, and
+    # Lambda retried the mail in vain), and the re-encoded part decodes to what the stdlib reads in the original
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert report.unfixable == []
+    assert not has_long_line(fixed.raw)
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
+def test_shorten_long_lines_reports_base64_that_cannot_be_decoded() -> None:
+    # GIVEN a long base64 line one character past a whole quantum: no reader can decode it
+    raw = b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b"QUFB" * 300 + b"Q\r\n"
+    # WHEN the long lines are shortened THEN the part is left as it is and reported as unfixable (the member gets
+    # the notice with the download link), instead of raising
+    fixed, report = shorten_long_lines(split_message(raw))
+    assert report.unfixable == ["image/png: base64 that does not decode"]
+    assert bytes(fixed.raw) == raw
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_shorten_long_lines_keeps_the_last_line_break_of_an_unclosed_multipart_out_of_the_part(newline: bytes) -> None:
+    # GIVEN a multipart without its closing delimiter whose last part, binary content sent as 7bit, has a long line
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=XX" + newline + newline
+        + b"--XX" + newline + b"Content-Type: application/octet-stream" + newline + newline
+        + b"\x01" * 1200 + newline
+    )  # fmt: skip
+    # WHEN the long lines are shortened (the part is re-encoded as base64)
+    fixed, report = shorten_long_lines(split_message(raw))
+    # THEN the part decodes to the bytes readers find in the original: the line break that ends the message is not
+    # part of the content (the stdlib drops it), so it is not encoded into the attachment
+    assert report.reencoded == ["application/octet-stream: 7bit -> base64"]
+    assert not has_long_line(fixed.raw)
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw) == [b"\x01" * 1200]
+
+
+def test_shorten_long_lines_drops_the_messages_last_line_break_from_one_part_only() -> None:
+    # GIVEN unclosed multiparts nested in each other (and in an attached message), the innermost part a long line
+    leaf = b"Content-Type: application/octet-stream\r\n\r\n" + b"\x01" * 1200
+
+    def unclosed(boundary: bytes, part: bytes) -> bytes:
+        head = b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n\r\n"
+        return head + b"--" + boundary + b"\r\n" + part + b"\r\n"
+
+    attached = b"Content-Type: message/rfc822\r\n\r\nFrom: a@example.com\r\n"
+    for raw in (unclosed(b"A", unclosed(b"B", leaf)), unclosed(b"A", attached + unclosed(b"B", leaf))):
+        # WHEN the long lines are shortened THEN the part decodes as the stdlib reads the original: the message's
+        # last line break is not content, the one before it (ending the inner multipart's part) is
+        fixed, _ = shorten_long_lines(split_message(raw))
+        assert _payloads(bytes(fixed.raw))[-1] == _payloads(raw)[-1] == b"\x01" * 1200 + b"\r\n"

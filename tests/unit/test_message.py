@@ -85,3 +85,19 @@ def test_split_message_empty_field_name_does_not_end_the_header_block() -> None:
     parsed = email.message_from_bytes(raw)
     assert parsed["In-Reply-To"] == "<x@example.com>"
     assert parsed.get_content_charset() == "big5"
+
+
+def test_split_message_reads_a_cr_only_header_block_line_by_line() -> None:
+    # GIVEN a message with CR-only line endings (old Mac mailers; SMTP adds only the last CRLF)
+    raw = b"From: Alice <alice@example.com>\rSubject: hello\r there\rContent-Type: text/plain\r\rbody line\rmore\r\n"
+    # WHEN it is split
+    message = split_message(raw)
+    # THEN each CR ends a line, as the stdlib reads it: three fields (written with CRLF, the ending we send) and
+    # the body, untouched, after the empty line; not one From field holding the whole mail (dropped by the rewrite)
+    assert [f.raw for f in message.fields] == [
+        b"From: Alice <alice@example.com>\r\n",
+        b"Subject: hello\r\n there\r\n",
+        b"Content-Type: text/plain\r\n",
+    ]
+    assert bytes(message.body) == b"body line\rmore\r\n"
+    assert (message.newline, message.separator) == (b"\r\n", b"\r\n")

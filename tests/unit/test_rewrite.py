@@ -394,3 +394,72 @@ def test_notice_team_mode_reply_to_is_the_reply_address() -> None:
     direct = parsed(build_notice(**common, link_days=7))
     assert [a.addr_spec for a in team["Reply-To"].addresses] == [REPLY_ADDRESS]
     assert [a.addr_spec for a in direct["Reply-To"].addresses] == ["carol@customer.example"]
+
+
+def _header_lines(out: bytes) -> list[bytes]:
+    """The header block's lines, each with its line ending, up to the first empty line."""
+    head = out[: out.index(b"\n\r\n") + 1] if b"\n\r\n" in out else out[: out.index(b"\n\n") + 1]
+    return head.splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "newline"),
+    [
+        # a CRLF mail with a field ended by a bare LF, and a bare LF before a continuation line
+        (b"From: a@example.com\r\nSubject: hi\nTo: t@example.org\r\nComments: one\n two\r\n\r\nbody\r\n", b"\r\n"),
+        # an LF mail (its first line says so) with CRLF fields
+        (b"From: a@example.com\nSubject: hi\r\nComments: one\r\n two\r\n\nbody\n", b"\n"),
+    ],
+)
+def test_rewrite_ends_every_header_line_with_the_messages_line_ending(raw: bytes, newline: bytes) -> None:
+    # GIVEN a header block whose fields mix bare LF and CRLF line endings
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # WHEN it is forwarded THEN every header line ends with the message's line ending (SMTP requires CRLF, and
+    # MTAs refuse a bare LF since SMTP smuggling), the values are kept and the repair is reported
+    lines = _header_lines(out)
+    assert all(line.endswith(newline) and b"\r" not in line[: -len(newline)] for line in lines), lines
+    message = parsed(out)
+    assert (str(message["Subject"]), str(message["Comments"])) == ("hi", "one two")
+    assert set(rewritten.report.sanitized) >= {"Subject", "Comments"}
+    assert out.endswith(b"body" + newline)
+
+
+def test_rewrite_drops_continuation_lines_of_only_white_space() -> None:
+    # GIVEN a Subject folded onto lines of only white space (obsolete syntax, RFC 5322 4.2), then the charset
+    raw = (
+        b"From: a@example.com\r\nSubject: hi\r\n \r\n\t\r\n there\r\nContent-Type: text/plain; charset=big5\r\n"
+        b"\r\n\xa7\x41\r\n"
+    )
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # WHEN it is forwarded THEN no header line is only white space: readers that end the header block at such a
+    # line (the Ruby mail gem splits at CRLF *WSP CRLF) would read the fields after it as body
+    assert not any(not line.strip() for line in _header_lines(out)[:-1])
+    assert str(parsed(out)["Subject"]) == "hi there"
+    assert parsed(out).get_content_charset() == "big5"
+    assert rewritten.report.sanitized == ["Subject"]
+    assert out.endswith(b"\r\n\r\n\xa7\x41\r\n")
+
+
+def test_rewrite_survives_a_from_whose_encoded_word_is_not_utf8() -> None:
+    # GIVEN a From of an encoded word with invalid UTF-8 before a bare address (spam does this)
+    raw = b"From: =?utf-8?q?=E9?= a@x.com\r\nSubject: hi\r\n\r\nbody\r\n"
+    # WHEN it is forwarded THEN the rewrite does not raise, and replies go to the envelope sender instead
+    out = forward(raw, envelope="bounce@x.com")
+    assert [a.addr_spec for a in parsed(out)["Reply-To"].addresses] == ["bounce@x.com"]
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_keeps_the_subject_and_body_of_a_cr_only_mail() -> None:
+    # GIVEN a mail whose lines end with a bare CR
+    raw = b"From: Alice <alice@example.com>\rSubject: hello\rTo: team@dev.aws-educate.tw\r\rbody line\rmore\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN the member gets its Subject and body (before, the whole mail was one From field, replaced by ours), the
+    # header block in CRLF and the body as received
+    message = parsed(out)
+    assert str(message["Subject"]) == "hello"
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["alice@example.com"]
+    assert out.endswith(b"\r\n\r\nbody line\rmore\r\n")
+    assert b"\r" not in out[: out.index(b"\r\n\r\n")].replace(b"\r\n", b"")
