@@ -221,7 +221,7 @@ class ForwardingService:
             replies.append(reply)
             rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply)
             if not payloads:
-                header_changes = {name: value for name, value in asdict(rewritten.report).items() if value}
+                header_changes = {name: _loggable(value) for name, value in asdict(rewritten.report).items() if value}
             size = len(rewritten.head) + body_length
             if size > self.settings.max_message_bytes or unsendable:
                 notice = self._oversize_notice(inbound, message, delivery, size, reply, unsendable)
@@ -440,3 +440,13 @@ class ForwardingService:
 
 def _log_failure(message: str, error: Exception) -> None:
     logger.warning(message, extra={"error": type(error).__name__, "detail": str(error)[:300]})
+
+
+# The log line's header changes: a hostile mail's field names (any length, any number) are cut to these.
+_LOGGED_NAME, _LOGGED_NAMES = 64, 20
+
+
+def _loggable(names: list[str]) -> list[str]:
+    """Field names for the log: each shortened to `_LOGGED_NAME` characters, at most `_LOGGED_NAMES` of them."""
+    shown = [name if len(name) <= _LOGGED_NAME else name[: _LOGGED_NAME - 3] + "..." for name in names[:_LOGGED_NAMES]]
+    return shown + ([f"... {len(names) - _LOGGED_NAMES} more"] if len(names) > _LOGGED_NAMES else [])

@@ -222,3 +222,18 @@ def test_forward_logs_one_line_with_the_header_fields_changed(info_logs: io.Stri
     assert forwarded["message"] == "forwarded"
     assert forwarded["header_changes"] == {"removed": ["DKIM-Signature"]}
     assert "secretvalue" not in info_logs.getvalue()
+
+
+def test_forward_logs_hostile_field_names_cut_to_size(info_logs: io.StringIO) -> None:
+    # GIVEN a mail with a field whose name is 1,200 characters, and 30 fields with a NUL in their values
+    hostile = b"X-" + b"N" * 1200 + b": v\r\n" + b"".join(b"X-Nul-%d: a\0b\r\n" % i for i in range(30)) + MAIL
+    service, _, _ = make_service({"team": "a@x.org"}, {"m1": hostile})
+    # WHEN it is forwarded
+    service.forward(inbound())
+    # THEN the log line names the fields changed, each name shortened and at most 20 of them
+    [forwarded] = [json.loads(line) for line in info_logs.getvalue().splitlines()]
+    changes = forwarded["header_changes"]
+    assert changes["dropped"] == ["X-" + "N" * 59 + "..."]
+    assert changes["sanitized"][:2] == ["X-Nul-0", "X-Nul-1"]
+    assert changes["sanitized"][20:] == ["... 10 more"] and len(changes["sanitized"]) == 21
+    assert len(info_logs.getvalue()) < 2_000
