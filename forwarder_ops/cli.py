@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from forwarder_ops.console import print_json
+from forwarder_ops.console import print_json, printable
 from forwarder_ops.errors import CommandError
 
 __all__ = ["OK", "PROBLEM", "USAGE", "CommandError", "build_parser", "main"]
@@ -301,7 +301,7 @@ class _Parser(argparse.ArgumentParser):
     prints the whole usage first); the subcommands' parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(USAGE, f"{self.prog}: {printable(message)} (see {self.prog} --help)\n")
 
 
 def _port(text: str) -> int:
@@ -555,13 +555,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except CommandError as error:
-        print(f"forwarder: {error}", file=sys.stderr)
+    except CommandError as error:  # may echo the bad input: its control characters must not break the line
+        print(f"forwarder: {printable(str(error))}", file=sys.stderr)
         return USAGE
     except OSError as error:  # a file named on the command line that cannot be read or written
         if error.filename is None:
             raise
-        print(f"forwarder: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        print(f"forwarder: {printable(f'{error.filename}: {error.strerror or error}')}", file=sys.stderr)
         return USAGE
     except Exception as error:
         from forwarder_ops.errors import describe_aws_error
@@ -569,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = describe_aws_error(error)
         if message is None:
             raise
-        print(f"forwarder: {message}", file=sys.stderr)
+        print(f"forwarder: {printable(message)}", file=sys.stderr)
         return USAGE
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from forwarder_ops.errors import CommandError
+
+# C0 and C1 control characters and DEL (a newline fakes an extra line, ESC starts a terminal control sequence),
+# the Unicode line separators and the bidirectional overrides (which reorder what is shown).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on one terminal line: each control character shown as its escape (`\\n`, `\\x1b`).
+
+    Echoed input and what mail and AWS say (subjects, member lists, error messages) may hold them.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class Declined(Exception):

@@ -1,0 +1,54 @@
+"""Bad input to any command: one line on stderr naming what is wrong, exit code 2, never a traceback, nothing
+half written, and no echoed text that can fake output lines or drive the terminal."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import ALIAS_PATH, Cli, client
+
+
+@pytest.fixture
+def seeded(aws: None) -> None:
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com,bob@gmail.com", Type="StringList")
+
+
+def one_line(err: str) -> bool:
+    return err.startswith("forwarder: ") and err.count("\n") == 1 and "\x1b" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # a member to remove that holds a newline and a terminal escape
+        ("aliases", "remove", "team", "nobody\n\x1b[2Jforwarder: applied", "--config-env", "dev", "--yes"),
+        # an alias on the domain, then a fake second line
+        ("aliases", "show", "team@dev.aws-educate.tw\nfake line", "--config-env", "dev"),
+        # a --profile name with a newline (botocore's message echoes it)
+        ("aliases", "list", "--config-env", "dev", "--profile", "no\nsuch"),
+        # a --to address with a newline
+        ("run", "mail.eml", "--to", "nobody\nfake line"),
+    ],
+)
+def test_bad_input_error_is_one_line_without_control_characters(cli: Cli, seeded: None, argv: tuple[str, ...]) -> None:
+    # GIVEN an argument holding a newline or an escape sequence
+    # WHEN the command refuses it
+    result = cli(*argv)
+
+    # THEN the error is one line, the control characters shown as escapes, exit code 2
+    assert result.code == 2
+    assert one_line(result.err), result.err
+
+
+def test_bad_input_parser_error_is_one_line_without_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    from forwarder_ops.cli import main
+
+    # GIVEN a port holding a newline, which the argument parser itself refuses
+    # WHEN the command runs
+    with pytest.raises(SystemExit) as exited:
+        main(["smtp", "--port", "1\nforwarder smtp: listening"])
+
+    # THEN one line, exit code 2
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("forwarder smtp: ") and err.count("\n") == 1, err
