@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from forwarder.mail.routing import ALIAS_NAME, NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, read_text
 
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
 # advanced tier, and never fails on a parameter that is already advanced.
@@ -149,7 +149,7 @@ def read_file(path: Path) -> Aliases:
     """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file."""
     fmt = file_format(path)
     try:
-        text = path.read_text()
+        text = read_text(path)
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     try:

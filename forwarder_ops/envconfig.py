@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from forwarder.clients import client_config
 from forwarder.config import ALIAS_PATH, DOMAIN_NAME
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, read_text
 
 DEFAULT_CONFIG_FILE = Path("samconfig.toml")
 ENV_PREFIX = "FORWARDER_OPS_"
@@ -97,7 +97,7 @@ def load_samconfig(path: Path, name: str) -> SamConfig:
             "(or give --region/--stack-name/--alias-path instead of --config-env)"
         )
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as error:
         raise CommandError(f"{path} is not valid TOML: {error}") from None
     environment = data.get(name)

@@ -3,6 +3,8 @@ half written, and no echoed text that can fake output lines or drive the termina
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.cli.conftest import ALIAS_PATH, Cli, client
@@ -52,3 +54,32 @@ def test_bad_input_parser_error_is_one_line_without_control_characters(capsys: p
     err = capsys.readouterr().err
     assert exited.value.code == 2
     assert err.startswith("forwarder smtp: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("binary", "argv"),
+    [
+        ("aliases.yaml", ("aliases", "import", "aliases.yaml", "--config-env", "dev", "--yes")),
+        ("other.toml", ("aliases", "list", "--config-env", "dev", "--config-file", "other.toml")),
+        ("aliases.toml", ("run", "mail.eml", "--to", "team@dev.aws-educate.tw", "--aliases", "aliases.toml")),
+        ("aliases.toml", ("smtp", "--domain", "dev.aws-educate.tw", "--aliases", "aliases.toml")),
+        ("samconfig.toml", ("init", "--config-env", "new", "--domain", "new.example.org", "--region", "us-east-1")),
+    ],
+)
+def test_bad_input_a_file_that_is_not_text_is_one_line(
+    cli: Cli, seeded: None, workdir: Path, binary: str, argv: tuple[str, ...]
+) -> None:
+    # GIVEN an alias or samconfig file that holds binary data (a wrong file named, a UTF-16 export)
+    (workdir / binary).write_bytes(b"\xff\xfe[\x00d\x00e\x00v\x00]\x00")
+    (workdir / "mail.eml").write_bytes(b"Subject: hi\r\n\r\nbody\r\n")
+
+    # WHEN a command reads it
+    result = cli(*argv)
+
+    # THEN it says which file is not text, in one line, exit code 2, and nothing is written
+    assert result.code == 2
+    assert f"{binary} is not UTF-8 text" in result.err
+    assert one_line(result.err), result.err
+    assert (
+        client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"] == "alice@gmail.com,bob@gmail.com"
+    )
