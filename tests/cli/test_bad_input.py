@@ -83,3 +83,30 @@ def test_bad_input_a_file_that_is_not_text_is_one_line(
     assert (
         client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"] == "alice@gmail.com,bob@gmail.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[dev]\ndeploy = "x"\n', "[dev.deploy.parameters] must be a table"),
+        ('[dev.global]\nparameters = ["region=us-east-1"]\n', "[dev.global.parameters] must be a table"),
+        (
+            '[dev.deploy.parameters]\nregion = "us-east-1"\nparameter_overrides = "SubjectPrefix=\\"[dev"\n',
+            "No closing quotation",
+        ),
+    ],
+)
+def test_bad_input_a_samconfig_of_the_wrong_shape_is_one_line(
+    cli: Cli, seeded: None, workdir: Path, text: str, message: str
+) -> None:
+    # GIVEN a samconfig.toml that is TOML but not what SAM reads: a section that is a string, parameters
+    # that are a list, an override with an unclosed quote
+    (workdir / "samconfig.toml").write_text(text)
+
+    # WHEN a command reads the environment
+    result = cli("aliases", "list", "--config-env", "dev")
+
+    # THEN one line saying what is wrong, exit code 2
+    assert result.code == 2
+    assert message in result.err
+    assert one_line(result.err), result.err
