@@ -42,16 +42,20 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     match = _SINCE.match(text)
     if match:
-        amount = int(match[1])
-        span = timedelta(**{_UNITS[match[2]]: amount})
+        try:
+            span = timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except OverflowError:  # more days than a timedelta holds
+            span = timedelta.max
         if span > timedelta(days=MAX_DAYS):
             raise CommandError(f"--since {text}: at most {MAX_DAYS} days")
         return timestamp(now - span)
     try:
         moment = datetime.fromisoformat(text.strip())
+        return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     except ValueError:
         raise CommandError(f"--since {text!r}: give a duration (30m, 12h, 2d, 1w) or a date (2026-11-28)") from None
-    return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except OverflowError:  # a date at the end of the calendar, in UTC beyond it
+        raise CommandError(f"--since {text!r}: give a date between the years 1 and 9999") from None
 
 
 def plain(value: Any) -> Any:

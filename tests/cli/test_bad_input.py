@@ -110,3 +110,23 @@ def test_bad_input_a_samconfig_of_the_wrong_shape_is_one_line(
     assert result.code == 2
     assert message in result.err
     assert one_line(result.err), result.err
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("99999999999999999999d", "at most 3650 days"),
+        ("999999999w", "at most 3650 days"),
+        ("9999-12-31T23:59:59-12:00", "between the years 1 and 9999"),
+        ("0001-01-01T00:00+14:00", "between the years 1 and 9999"),
+    ],
+)
+def test_bad_input_trace_since_beyond_the_calendar_is_one_line(cli: Cli, aws: None, since: str, message: str) -> None:
+    # GIVEN a --since too far back for a timedelta, or a date whose UTC time falls off the calendar
+    # WHEN tracing
+    result = cli("trace", "--since", since, "--config-env", "dev", "--table", "trace")
+
+    # THEN one line naming the option, exit code 2
+    assert result.code == 2
+    assert message in result.err
+    assert one_line(result.err), result.err
