@@ -130,3 +130,29 @@ def test_bad_input_trace_since_beyond_the_calendar_is_one_line(cli: Cli, aws: No
     assert result.code == 2
     assert message in result.err
     assert one_line(result.err), result.err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[[", "is not valid TOML"),
+        ('domain = "dev.aws-educate.tw"\n', "'event' is missing"),
+        ('domain = 5\nregion = "us-east-1"\naccount = "1"\nfunction = "f"\ntimestamp = 7\nevent = []\n', "manifest"),
+        ('event = "x"\n', "manifest"),
+    ],
+)
+@pytest.mark.parametrize("command", [("run", "--events", "ev"), ("events", "build", "--source", "ev", "--out", "o")])
+def test_bad_input_a_broken_sample_manifest_is_one_line(
+    cli: Cli, workdir: Path, text: str, message: str, command: tuple[str, ...]
+) -> None:
+    # GIVEN an events directory whose manifest.toml is not TOML, lacks a key or holds the wrong types
+    (workdir / "ev").mkdir()
+    (workdir / "ev" / "manifest.toml").write_text(text)
+
+    # WHEN running the samples or building their events
+    result = cli(*command)
+
+    # THEN one line naming the manifest, exit code 2
+    assert result.code == 2
+    assert message in result.err and "manifest.toml" in result.err
+    assert one_line(result.err), result.err
