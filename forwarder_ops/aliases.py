@@ -311,7 +311,7 @@ class AliasCommands:
         return text
 
     def _edit(self, edit: Any, assume_yes: bool, *, prune: bool = False, source: str = "") -> int:
-        from forwarder_ops.console import Declined, confirm
+        from forwarder_ops.console import Declined, confirm, printable_lines
 
         domain = self.target.domain
         if domain is None:
@@ -325,7 +325,7 @@ class AliasCommands:
         from forwarder_ops.sendas import follow_alias_changes
 
         grants = follow_alias_changes(self.target, changes, self.out, self.err)  # members who leave lose send-as
-        self.out.write(f"changes to {self.where}:\n" + "\n".join(render(changes) + grants.render()) + "\n")
+        self.out.write(f"changes to {self.where}:\n" + printable_lines(render(changes) + grants.render()) + "\n")
         try:
             confirm(f"apply {len(changes)} change(s)?", assume_yes=assume_yes, stdin=self.stdin, out=self.out)
         except Declined:

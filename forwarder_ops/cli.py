@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from forwarder_ops.console import print_json, printable
+from forwarder_ops.console import print_json, printable, printable_lines
 from forwarder_ops.errors import CommandError
 
 __all__ = ["OK", "PROBLEM", "USAGE", "CommandError", "build_parser", "main"]
@@ -144,7 +144,7 @@ def cmd_aliases_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"alias": args.alias.partition("@")[0].lower(), "members": members})
     else:
-        print("\n".join(members))
+        print(printable_lines(members))
     return OK
 
 

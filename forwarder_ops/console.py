@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from forwarder_ops.errors import CommandError
@@ -44,10 +44,18 @@ def confirm(question: str, *, assume_yes: bool, stdin: TextIO | None = None, out
         raise Declined
 
 
+def printable_lines(lines: Iterable[str]) -> str:
+    """Lines for the terminal, each made `printable`: a field cannot fake a line or send a control sequence."""
+    return "\n".join(printable(line) for line in lines)
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, indent: str = "") -> list[str]:
-    """Left-aligned columns separated by two spaces; the last column is not padded."""
-    grid = [list(header)] if header else []
-    grid += [list(row) for row in rows]
+    """Left-aligned columns separated by two spaces; the last column is not padded.
+
+    The cells are made `printable`: they hold what mail, AWS and other people wrote (members, subjects, reasons).
+    """
+    grid = [[printable(cell) for cell in header]] if header else []
+    grid += [[printable(cell) for cell in row] for row in rows]
     if not grid:
         return []
     widths = [max(len(row[i]) for row in grid if i < len(row)) for i in range(max(len(r) for r in grid))]

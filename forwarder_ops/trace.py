@@ -385,7 +385,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias: str | None, env_flag: str) -> int:
     from forwarder_ops.cli import OK, PROBLEM
-    from forwarder_ops.console import print_json
+    from forwarder_ops.console import print_json, printable_lines
 
     if args.message_id:
         trace = table.mail(args.message_id.strip())
@@ -397,11 +397,11 @@ def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias:
                 "or received before the trace was switched on"
             )
         else:
-            print("\n".join(render(trace, env_flag)))
+            print(printable_lines(render(trace, env_flag)))  # the subject and sender are the mail's
         return PROBLEM if not trace.found or trace.problems else OK
     mails = table.find(args.sender, alias, since, args.limit)
     if args.json:
         print_json({"mails": mails})
     else:
-        print("\n".join(render_list(mails, env_flag)))
+        print(printable_lines(render_list(mails, env_flag)))
     return OK if mails else PROBLEM

@@ -3,11 +3,12 @@ half written, and no echoed text that can fake output lines or drive the termina
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import ALIAS_PATH, Cli, client
+from tests.cli.conftest import ALIAS_PATH, DOMAIN, Cli, client
 
 
 @pytest.fixture
@@ -156,3 +157,67 @@ def test_bad_input_a_broken_sample_manifest_is_one_line(
     assert result.code == 2
     assert message in result.err and "manifest.toml" in result.err
     assert one_line(result.err), result.err
+
+
+def hostile_mail() -> bytes:
+    """A mail whose sender writes terminal control sequences and a line break into what the commands show."""
+
+    def word(text: bytes) -> bytes:
+        return b"=?utf-8?b?" + base64.b64encode(text) + b"?="
+
+    return (
+        b"From: " + word(b"Eve\x1b[8m") + b" <eve@example.org>\r\n"
+        b"To: team@dev.aws-educate.tw\r\n"
+        b"Subject: hi\x1b[2J\x1b]0;owned\x07 " + word(b"\x1b[2J\nforwarder: fake line") + b"\r\n"
+        b"Authentication-Results: mx.example.org; spf=pass\x1b[2J\r\n"
+        b"Message-ID: <a\x1b[2J@example.org>\r\n\r\nbody\r\n"
+    )
+
+
+def test_bad_input_inspect_shows_a_mails_control_characters_as_escapes(cli: Cli, workdir: Path) -> None:
+    # GIVEN a received mail whose subject, sender and headers hold escape sequences
+    (workdir / "evil.eml").write_bytes(hostile_mail())
+
+    # WHEN the operator inspects it
+    result = cli("inspect", "evil.eml", "--region", "us-east-1")
+
+    # THEN nothing reaches the terminal as a control character; the escapes are shown
+    assert result.code == 0
+    assert "\x1b" not in result.out and "\x07" not in result.out
+    assert "\\x1b[2J" in result.out
+
+
+def test_bad_input_trace_shows_a_mails_control_characters_as_escapes(cli: Cli) -> None:
+    from forwarder_ops.local import TRACE_TABLE, embedded_aws
+
+    # GIVEN a forwarded mail with a hostile subject, traced with subjects on
+    subjects = {"FORWARDER_TRACE_SUBJECTS": "true"}
+    with embedded_aws(DOMAIN, {"team": ["alice@gmail.com"]}, trace=True, settings=subjects) as env:
+        result, _ = env.deliver(hostile_mail(), [f"team@{DOMAIN}"], source="eve@example.org")
+        message_id = result["outcomes"][0]["message_id"]
+
+        # WHEN the operator traces it
+        shown = cli("trace", message_id, "--config-env", "dev", "--table", TRACE_TABLE)
+
+    # THEN the subject is on its line, its control characters shown as escapes
+    assert "hi\\x1b[2J" in shown.out
+    assert "\x1b" not in shown.out and "\x07" not in shown.out
+    assert not any(line.startswith("forwarder: fake line") for line in shown.out.splitlines())
+
+
+def test_bad_input_alias_members_stored_with_control_characters_are_shown_as_escapes(cli: Cli, aws: None) -> None:
+    # GIVEN an alias edited in the SSM console, its member holding an escape sequence and a line break
+    client("ssm").put_parameter(
+        Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com,\x1b[2Jmallory@evil.example\nfake", Type="StringList"
+    )
+
+    # WHEN listing, showing and then replacing its members
+    listing = cli("aliases", "list", "--config-env", "dev")
+    shown = cli("aliases", "show", "team", "--config-env", "dev")
+    edited = cli("aliases", "set", "team", "bob@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN each shows the escapes, not the control characters, and no fake line
+    for result in (listing, shown, edited):
+        assert result.code == 0, result.err
+        assert "\x1b" not in result.out, result.out
+        assert "\\x1b[2Jmallory@evil.example\\nfake" in result.out
