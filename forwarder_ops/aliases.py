@@ -77,6 +77,15 @@ def unique(members: Iterable[str]) -> list[str]:
     return result
 
 
+def no_blanks(addresses: Sequence[str]) -> None:
+    """A `CommandError` for an empty address argument: most likely an unset shell variable, and `set team ""`
+    would otherwise leave the alias without members, that is delete it."""
+    if any(not address.strip() for address in addresses):
+        raise CommandError(
+            "an ADDRESS argument is empty: give member addresses (to delete an alias: forwarder aliases remove ALIAS)"
+        )
+
+
 def member_problems(alias: str, members: Iterable[str], domain: str | None) -> list[str]:
     """The members the forwarder would skip: invalid addresses and addresses on our own domain (a loop)."""
     found = []
@@ -277,14 +286,17 @@ class AliasCommands:
 
     def set(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
         name = alias_name(alias, self.target.domain)
+        no_blanks(members)
         return self._edit(lambda current: {**current, name: list(members)}, assume_yes)
 
     def add(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
         name = alias_name(alias, self.target.domain)
+        no_blanks(members)
         return self._edit(lambda current: {**current, name: [*current.get(name, []), *members]}, assume_yes)
 
     def remove(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
         name = alias_name(alias, self.target.domain)
+        no_blanks(members)
 
         def without(current: Aliases) -> Aliases:
             if name not in current:

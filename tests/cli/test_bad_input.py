@@ -221,3 +221,26 @@ def test_bad_input_alias_members_stored_with_control_characters_are_shown_as_esc
         assert result.code == 0, result.err
         assert "\x1b" not in result.out, result.out
         assert "\\x1b[2Jmallory@evil.example\\nfake" in result.out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("aliases", "set", "team", ""),
+        ("aliases", "set", "team", " ", "carol@gmail.com"),
+        ("aliases", "add", "team", ""),
+        ("aliases", "remove", "team", ""),
+    ],
+)
+def test_bad_input_an_empty_address_argument_changes_nothing(cli: Cli, seeded: None, argv: tuple[str, ...]) -> None:
+    # GIVEN an alias with members, and an address argument that is empty (`set team "$MEMBERS"`, unset)
+    # WHEN editing it with --yes
+    result = cli(*argv, "--config-env", "dev", "--yes")
+
+    # THEN refused in one line, exit code 2, and the alias keeps its members (set used to delete it)
+    assert result.code == 2
+    assert "ADDRESS argument is empty" in result.err
+    assert one_line(result.err), result.err
+    assert (
+        client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"] == "alice@gmail.com,bob@gmail.com"
+    )
