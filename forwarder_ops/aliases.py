@@ -221,6 +221,7 @@ class AliasStore:
         self._ssm = ssm
         self.path = path.rstrip("/")
         self._names: dict[str, str] = {}
+        self._values: dict[str, str] = {}  # as read, to put back what a failed apply changed
 
     def read_raw(self) -> dict[str, str]:
         """Alias name (lower case) -> the parameter's value as stored."""
@@ -233,6 +234,7 @@ class AliasStore:
                     continue
                 self._names[name.lower()] = parameter["Name"]
                 values[name.lower()] = str(parameter.get("Value", ""))
+        self._values = dict(values)
         return values
 
     def read(self) -> Aliases:
@@ -240,21 +242,52 @@ class AliasStore:
         return {name: split_members(value) for name, value in sorted(self.read_raw().items())}
 
     def apply(self, changes: Sequence[Change], domain: str | None = None) -> None:
-        """Write every change: `StringList` parameters, deleted when an alias has no members left."""
-        for change in changes:
-            name = self._names.get(change.alias, f"{self.path}/{change.alias}")
-            if change.kind == "delete":
-                self._ssm.delete_parameter(Name=name)
-                continue
-            where = f"{change.alias}@{domain}" if domain else change.alias
-            self._ssm.put_parameter(
-                Name=name,
-                Value=",".join(change.after),
-                Type="StringList",
-                Overwrite=True,
-                Tier=_TIER,
-                Description=f"Members of {where}; managed with `forwarder aliases`"[:1024],
-            )
+        """Write every change: `StringList` parameters, deleted when an alias has no members left.
+
+        All or nothing: when AWS refuses one write (throttling, access denied, expired credentials), the
+        changes already written are put back as they were and a `CommandError` says so.
+        """
+        done: list[Change] = []
+        try:
+            for change in changes:
+                self._write(change.alias, change.after, domain)
+                done.append(change)
+        except Exception as error:
+            from forwarder_ops.errors import describe_aws_error
+
+            why = describe_aws_error(error)
+            if why is None:
+                raise
+            raise CommandError(f"{why}; {self._undo(done, domain)}") from None
+
+    def _write(self, alias: str, members: Sequence[str], domain: str | None, value: str | None = None) -> None:
+        name = self._names.get(alias, f"{self.path}/{alias}")
+        if not members:
+            self._ssm.delete_parameter(Name=name)
+            return
+        where = f"{alias}@{domain}" if domain else alias
+        self._ssm.put_parameter(
+            Name=name,
+            Value=value if value is not None else ",".join(members),
+            Type="StringList",
+            Overwrite=True,
+            Tier=_TIER,
+            Description=f"Members of {where}; managed with `forwarder aliases`"[:1024],
+        )
+
+    def _undo(self, done: Sequence[Change], domain: str | None) -> str:
+        """Put back the changes of a failed apply, newest first; what the error message says about them."""
+        if not done:
+            return "nothing was changed"
+        left = []
+        for change in reversed(done):
+            try:
+                self._write(change.alias, change.before, domain, self._values.get(change.alias))
+            except Exception:  # the same refusal, most likely: say what stays changed
+                left.append(f"{change.kind} {change.alias}")
+        if left:
+            return f"already applied and not undone: {', '.join(reversed(left))}: run the command again"
+        return f"the {len(done)} change(s) applied before it were undone: nothing was changed"
 
 
 # the commands ------------------------------------------------------------------------------------

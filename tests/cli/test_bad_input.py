@@ -4,7 +4,9 @@ half written, and no echoed text that can fake output lines or drive the termina
 from __future__ import annotations
 
 import base64
+from collections.abc import Container
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,3 +246,72 @@ def test_bad_input_an_empty_address_argument_changes_nothing(cli: Cli, seeded: N
     assert (
         client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"] == "alice@gmail.com,bob@gmail.com"
     )
+
+
+class RefusingSsm:
+    """moto's SSM, but AWS refuses the writes numbered in `refused` (throttling, a policy, a token that expires
+    in the middle of an import)."""
+
+    def __init__(self, code: str, refused: Container[int]) -> None:
+        self._client = client("ssm")
+        self.code = code
+        self.refused = refused
+        self.writes = 0
+
+    def _write(self, operation: str, call: Any, **params: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.writes += 1
+        if self.writes in self.refused:
+            raise ClientError({"Error": {"Code": self.code, "Message": "Rate exceeded"}}, operation)
+        return call(**params)
+
+    def put_parameter(self, **params: Any) -> Any:
+        return self._write("PutParameter", self._client.put_parameter, **params)
+
+    def delete_parameter(self, **params: Any) -> Any:
+        return self._write("DeleteParameter", self._client.delete_parameter, **params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def stored() -> dict[str, str]:
+    found = client("ssm").get_parameters_by_path(Path=ALIAS_PATH)["Parameters"]
+    return {p["Name"].rsplit("/", 1)[-1]: p["Value"] for p in found}
+
+
+def test_bad_input_an_import_refused_half_way_is_undone(
+    cli: Cli, seeded: None, workdir: Path, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN an import of three changes (create a, update team, create z), and AWS throttling the second write
+    (workdir / "aliases.toml").write_text(
+        '[aliases]\na = ["a@gmail.com"]\nteam = ["carol@gmail.com"]\nz = ["z@gmail.com"]\n'
+    )
+    before = stored()
+    client_overrides["ssm"] = RefusingSsm("ThrottlingException", refused={2})
+
+    # WHEN importing
+    result = cli("aliases", "import", "aliases.toml", "--config-env", "dev", "--yes")
+
+    # THEN the first change is put back: nothing half applied, and one line says so
+    assert result.code == 2
+    assert "ThrottlingException" in result.err and "nothing was changed" in result.err
+    assert one_line(result.err), result.err
+    assert stored() == before
+
+
+def test_bad_input_an_import_that_cannot_be_undone_says_what_stays(
+    cli: Cli, seeded: None, workdir: Path, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN an import whose second write, and then every write, AWS refuses (the credentials expired)
+    (workdir / "aliases.toml").write_text('[aliases]\na = ["a@gmail.com"]\nteam = ["carol@gmail.com"]\n')
+    client_overrides["ssm"] = RefusingSsm("ExpiredToken", refused=range(2, 100))
+
+    # WHEN importing
+    result = cli("aliases", "import", "aliases.toml", "--config-env", "dev", "--yes")
+
+    # THEN the one line names the change that stays applied
+    assert result.code == 2
+    assert "expired" in result.err and "not undone: create a" in result.err
+    assert one_line(result.err), result.err
