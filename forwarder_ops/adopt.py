@@ -26,7 +26,7 @@ from forwarder_ops.preflight import (
     settings_for,
     stack_writes,
 )
-from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides
+from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides, write
 from forwarder_ops.survey import RESERVING_FUNCTIONS, Facts, Settings, affordable_reservations, fqdn, survey
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
@@ -179,7 +179,7 @@ def _write(path: Path, before: str, after: str, question: str, assume_yes: bool)
     except Declined:
         print("nothing written")
         return False
-    path.write_text(after)
+    write(path, after)
     return True
 
 
