@@ -165,13 +165,11 @@ def read_file(path: Path) -> Aliases:
         if fmt == "toml":
             data: Any = tomllib.loads(text)
         elif fmt == "yaml":
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
         else:
             import json
 
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
     except Exception as error:  # each parser has its own error type; all mean "not valid"
         raise CommandError(f"{path} is not valid {fmt.upper()}: {error}".splitlines()[0]) from None
     table = data.get("aliases", data) if isinstance(data, dict) else None
@@ -179,7 +177,9 @@ def read_file(path: Path) -> Aliases:
         raise CommandError(f"{path}: expected an 'aliases' table of alias = [addresses]")
     aliases: Aliases = {}
     for raw_name, members in table.items():
-        name = alias_name(str(raw_name))
+        if not isinstance(raw_name, str):  # YAML reads yes/no/on/off, null, 010 and dates as other types
+            raise CommandError(f"{path}: an alias name reads as {raw_name!r} (YAML): put the name in quotes")
+        name = alias_name(raw_name)
         if name in aliases:
             raise CommandError(f"{path}: alias {name} is listed twice")
         if isinstance(members, str):
@@ -188,6 +188,28 @@ def read_file(path: Path) -> Aliases:
             raise CommandError(f"{path}: alias {name} must be a list of addresses")
         aliases[name] = unique(members)
     return aliases
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A mapping of a JSON/YAML document, refused when a key repeats: the parsers keep only the last one, so an
+    alias listed twice would lose its first list without a word."""
+    keys = [key for key, _ in pairs]
+    if repeated := sorted({str(key) for key in keys if keys.count(key) > 1}):
+        raise ValueError(f"{', '.join(repeated)} listed twice")
+    return dict(pairs)
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            self.flatten_mapping(node)
+            pairs = [(self.construct_object(k, deep=deep), v) for k, v in node.value]
+            _unique_keys(pairs)
+            return dict(super().construct_mapping(node, deep=deep))
+
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
 
 
 def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = "", env: str = "ENV") -> str:

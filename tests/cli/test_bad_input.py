@@ -315,3 +315,29 @@ def test_bad_input_an_import_that_cannot_be_undone_says_what_stays(
     assert result.code == 2
     assert "expired" in result.err and "not undone: create a" in result.err
     assert one_line(result.err), result.err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("yes.yaml", "aliases:\n  yes: [a@gmail.com]\n", "reads as True"),
+        ("null.yaml", "aliases:\n  null: [a@gmail.com]\n", "reads as None"),
+        ("twice.yaml", "aliases:\n  team: [a@gmail.com]\n  team: [b@gmail.com]\n", "team listed twice"),
+        ("twice.json", '{"aliases": {"team": ["a@gmail.com"], "team": ["b@gmail.com"]}}', "team listed twice"),
+    ],
+)
+def test_bad_input_an_alias_file_that_reads_otherwise_than_written_is_refused(
+    cli: Cli, seeded: None, workdir: Path, name: str, text: str, message: str
+) -> None:
+    # GIVEN an alias file whose parser would change it silently: a YAML name read as true or null, an alias
+    # listed twice (the parsers keep the last list)
+    (workdir / name).write_text(text)
+
+    # WHEN importing it
+    result = cli("aliases", "import", name, "--config-env", "dev", "--yes")
+
+    # THEN one line, exit code 2, nothing written
+    assert result.code == 2
+    assert message in result.err
+    assert one_line(result.err), result.err
+    assert stored() == {"team": "alice@gmail.com,bob@gmail.com"}
