@@ -314,6 +314,17 @@ def _port(text: str) -> int:
     return port
 
 
+def _count(text: str) -> int:
+    """A count of at least 1: `--max 0` or `--max -1` would replay nothing and report an empty queue."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of at least 1")
+    return count
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -498,7 +509,7 @@ def _add_redrive(commands: Any) -> None:
         "each parked SES event, delete what succeeded and keep (and report) what did not. The function's "
         "idempotency makes a replay of an already forwarded mail send nothing twice.",
     )
-    redrive.add_argument("--max", type=int, metavar="N", help="replay at most N events")
+    redrive.add_argument("--max", type=_count, metavar="N", help="replay at most N events")
     redrive.add_argument("--dry-run", action="store_true", help="show what is parked; replay and delete nothing")
     redrive.add_argument("--queue-url", help="the failure queue (default: the stack's FailureQueueUrl)")
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
