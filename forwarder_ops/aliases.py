@@ -374,7 +374,9 @@ class AliasCommands:
         env = self.target.name or "ENV"
         text = render_file(self.store.read(), file_format(path) if path else fmt, self.where, env)
         if path:
-            path.write_text(text)
+            from forwarder_ops.samconfig_edit import write
+
+            write(path, text)  # all or nothing: a half-written file imported with --prune would delete aliases
         return text
 
     def _edit(self, edit: Any, assume_yes: bool, *, prune: bool = False, source: str = "") -> int:

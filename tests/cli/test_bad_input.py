@@ -341,3 +341,29 @@ def test_bad_input_an_alias_file_that_reads_otherwise_than_written_is_refused(
     assert message in result.err
     assert one_line(result.err), result.err
     assert stored() == {"team": "alice@gmail.com,bob@gmail.com"}
+
+
+def test_bad_input_an_export_that_cannot_finish_leaves_the_file_as_it_was(
+    cli: Cli, seeded: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    # GIVEN the aliases file in git, and a disk that fills up half way through any file write
+    (workdir / "aliases.toml").write_text('[aliases]\nteam = ["alice@gmail.com", "bob@gmail.com"]\n')
+    before = (workdir / "aliases.toml").read_bytes()
+    write_text = Path.write_text
+
+    def half(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", half)
+
+    # WHEN exporting over it
+    result = cli("aliases", "export", "aliases.toml", "--config-env", "dev")
+
+    # THEN one line, exit code 2, and the file is whole (a truncated one, imported with --prune, deletes aliases)
+    assert result.code == 2
+    assert result.err.startswith("forwarder: cannot write aliases.toml") and one_line(result.err)
+    assert (workdir / "aliases.toml").read_bytes() == before
+    assert sorted(p.name for p in workdir.iterdir()) == ["aliases.toml", "samconfig.toml"]
