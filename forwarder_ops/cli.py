@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_json([r.as_dict() for r in results])
     else:
         for result in results:
-            print(describe(result))
+            print(printable_lines(describe(result).splitlines()))  # the rewritten headers are the mail's
             print()
         print(f"{sum(len(r.files) for r in results)} forwarded message(s) written to {args.outbox}/")
     return PROBLEM if any(r.outcome.get("failed") for r in results) else OK
@@ -239,7 +239,7 @@ def cmd_smtp(args: argparse.Namespace) -> int:
             args.outbox,
             host=args.host,
             port=args.port,
-            on_received=lambda received: print(received.line(), flush=True),
+            on_received=lambda received: print(printable(received.line()), flush=True),
             verbose=args.verbose,
         ) as ingress:
             held = f"{len(aliases)} alias(es) from {source}" if aliases else "no aliases"
