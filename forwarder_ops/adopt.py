@@ -15,7 +15,7 @@ from typing import Any
 
 from forwarder_ops.doctor import RECEIVING_REGIONS
 from forwarder_ops.envconfig import DEFAULT_CONFIG_FILE, Target, resolve_target
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, read_text
 from forwarder_ops.preflight import (
     SYMBOLS,
     Finding,
@@ -26,7 +26,7 @@ from forwarder_ops.preflight import (
     settings_for,
     stack_writes,
 )
-from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides
+from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides, write
 from forwarder_ops.survey import RESERVING_FUNCTIONS, Facts, Settings, affordable_reservations, fqdn, survey
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
@@ -179,7 +179,7 @@ def _write(path: Path, before: str, after: str, question: str, assume_yes: bool)
     except Declined:
         print("nothing written")
         return False
-    path.write_text(after)
+    write(path, after)
     return True
 
 
@@ -245,7 +245,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.alarm_email and not EMAIL.match(args.alarm_email):
         raise CommandError(f"--alarm-email {args.alarm_email!r} is not an e-mail address")
     path = args.config_file or DEFAULT_CONFIG_FILE
-    before = path.read_text() if path.is_file() else ""
+    before = read_text(path) if path.is_file() else ""
     if before.strip():
         _refuse_existing(before, path, environment)
     stack_name = args.stack_name or f"email-forwarder-{environment}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from forwarder.mail.routing import ALIAS_NAME, NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, read_text
 
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
 # advanced tier, and never fails on a parameter that is already advanced.
@@ -75,6 +75,15 @@ def unique(members: Iterable[str]) -> list[str]:
             seen.add(member.lower())
             result.append(member)
     return result
+
+
+def no_blanks(addresses: Sequence[str]) -> None:
+    """A `CommandError` for an empty address argument: most likely an unset shell variable, and `set team ""`
+    would otherwise leave the alias without members, that is delete it."""
+    if any(not address.strip() for address in addresses):
+        raise CommandError(
+            "an ADDRESS argument is empty: give member addresses (to delete an alias: forwarder aliases remove ALIAS)"
+        )
 
 
 def member_problems(alias: str, members: Iterable[str], domain: str | None) -> list[str]:
@@ -149,20 +158,18 @@ def read_file(path: Path) -> Aliases:
     """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file."""
     fmt = file_format(path)
     try:
-        text = path.read_text()
+        text = read_text(path)
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     try:
         if fmt == "toml":
             data: Any = tomllib.loads(text)
         elif fmt == "yaml":
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
         else:
             import json
 
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
     except Exception as error:  # each parser has its own error type; all mean "not valid"
         raise CommandError(f"{path} is not valid {fmt.upper()}: {error}".splitlines()[0]) from None
     table = data.get("aliases", data) if isinstance(data, dict) else None
@@ -170,7 +177,9 @@ def read_file(path: Path) -> Aliases:
         raise CommandError(f"{path}: expected an 'aliases' table of alias = [addresses]")
     aliases: Aliases = {}
     for raw_name, members in table.items():
-        name = alias_name(str(raw_name))
+        if not isinstance(raw_name, str):  # YAML reads yes/no/on/off, null, 010 and dates as other types
+            raise CommandError(f"{path}: an alias name reads as {raw_name!r} (YAML): put the name in quotes")
+        name = alias_name(raw_name)
         if name in aliases:
             raise CommandError(f"{path}: alias {name} is listed twice")
         if isinstance(members, str):
@@ -179,6 +188,28 @@ def read_file(path: Path) -> Aliases:
             raise CommandError(f"{path}: alias {name} must be a list of addresses")
         aliases[name] = unique(members)
     return aliases
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A mapping of a JSON/YAML document, refused when a key repeats: the parsers keep only the last one, so an
+    alias listed twice would lose its first list without a word."""
+    keys = [key for key, _ in pairs]
+    if repeated := sorted({str(key) for key in keys if keys.count(key) > 1}):
+        raise ValueError(f"{', '.join(repeated)} listed twice")
+    return dict(pairs)
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            self.flatten_mapping(node)
+            pairs = [(self.construct_object(k, deep=deep), v) for k, v in node.value]
+            _unique_keys(pairs)
+            return dict(super().construct_mapping(node, deep=deep))
+
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
 
 
 def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = "", env: str = "ENV") -> str:
@@ -212,6 +243,7 @@ class AliasStore:
         self._ssm = ssm
         self.path = path.rstrip("/")
         self._names: dict[str, str] = {}
+        self._values: dict[str, str] = {}  # as read, to put back what a failed apply changed
 
     def read_raw(self) -> dict[str, str]:
         """Alias name (lower case) -> the parameter's value as stored."""
@@ -224,6 +256,7 @@ class AliasStore:
                     continue
                 self._names[name.lower()] = parameter["Name"]
                 values[name.lower()] = str(parameter.get("Value", ""))
+        self._values = dict(values)
         return values
 
     def read(self) -> Aliases:
@@ -231,21 +264,52 @@ class AliasStore:
         return {name: split_members(value) for name, value in sorted(self.read_raw().items())}
 
     def apply(self, changes: Sequence[Change], domain: str | None = None) -> None:
-        """Write every change: `StringList` parameters, deleted when an alias has no members left."""
-        for change in changes:
-            name = self._names.get(change.alias, f"{self.path}/{change.alias}")
-            if change.kind == "delete":
-                self._ssm.delete_parameter(Name=name)
-                continue
-            where = f"{change.alias}@{domain}" if domain else change.alias
-            self._ssm.put_parameter(
-                Name=name,
-                Value=",".join(change.after),
-                Type="StringList",
-                Overwrite=True,
-                Tier=_TIER,
-                Description=f"Members of {where}; managed with `forwarder aliases`"[:1024],
-            )
+        """Write every change: `StringList` parameters, deleted when an alias has no members left.
+
+        All or nothing: when AWS refuses one write (throttling, access denied, expired credentials), the
+        changes already written are put back as they were and a `CommandError` says so.
+        """
+        done: list[Change] = []
+        try:
+            for change in changes:
+                self._write(change.alias, change.after, domain)
+                done.append(change)
+        except Exception as error:
+            from forwarder_ops.errors import describe_aws_error
+
+            why = describe_aws_error(error)
+            if why is None:
+                raise
+            raise CommandError(f"{why}; {self._undo(done, domain)}") from None
+
+    def _write(self, alias: str, members: Sequence[str], domain: str | None, value: str | None = None) -> None:
+        name = self._names.get(alias, f"{self.path}/{alias}")
+        if not members:
+            self._ssm.delete_parameter(Name=name)
+            return
+        where = f"{alias}@{domain}" if domain else alias
+        self._ssm.put_parameter(
+            Name=name,
+            Value=value if value is not None else ",".join(members),
+            Type="StringList",
+            Overwrite=True,
+            Tier=_TIER,
+            Description=f"Members of {where}; managed with `forwarder aliases`"[:1024],
+        )
+
+    def _undo(self, done: Sequence[Change], domain: str | None) -> str:
+        """Put back the changes of a failed apply, newest first; what the error message says about them."""
+        if not done:
+            return "nothing was changed"
+        left = []
+        for change in reversed(done):
+            try:
+                self._write(change.alias, change.before, domain, self._values.get(change.alias))
+            except Exception:  # the same refusal, most likely: say what stays changed
+                left.append(f"{change.kind} {change.alias}")
+        if left:
+            return f"already applied and not undone: {', '.join(reversed(left))}: run the command again"
+        return f"the {len(done)} change(s) applied before it were undone: nothing was changed"
 
 
 # the commands ------------------------------------------------------------------------------------
@@ -277,14 +341,17 @@ class AliasCommands:
 
     def set(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
         name = alias_name(alias, self.target.domain)
+        no_blanks(members)
         return self._edit(lambda current: {**current, name: list(members)}, assume_yes)
 
     def add(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
         name = alias_name(alias, self.target.domain)
+        no_blanks(members)
         return self._edit(lambda current: {**current, name: [*current.get(name, []), *members]}, assume_yes)
 
     def remove(self, alias: str, members: Sequence[str], assume_yes: bool) -> int:
         name = alias_name(alias, self.target.domain)
+        no_blanks(members)
 
         def without(current: Aliases) -> Aliases:
             if name not in current:
@@ -307,11 +374,13 @@ class AliasCommands:
         env = self.target.name or "ENV"
         text = render_file(self.store.read(), file_format(path) if path else fmt, self.where, env)
         if path:
-            path.write_text(text)
+            from forwarder_ops.samconfig_edit import write
+
+            write(path, text)  # all or nothing: a half-written file imported with --prune would delete aliases
         return text
 
     def _edit(self, edit: Any, assume_yes: bool, *, prune: bool = False, source: str = "") -> int:
-        from forwarder_ops.console import Declined, confirm
+        from forwarder_ops.console import Declined, confirm, printable_lines
 
         domain = self.target.domain
         if domain is None:
@@ -325,7 +394,7 @@ class AliasCommands:
         from forwarder_ops.sendas import follow_alias_changes
 
         grants = follow_alias_changes(self.target, changes, self.out, self.err)  # members who leave lose send-as
-        self.out.write(f"changes to {self.where}:\n" + "\n".join(render(changes) + grants.render()) + "\n")
+        self.out.write(f"changes to {self.where}:\n" + printable_lines(render(changes) + grants.render()) + "\n")
         try:
             confirm(f"apply {len(changes)} change(s)?", assume_yes=assume_yes, stdin=self.stdin, out=self.out)
         except Declined:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from forwarder_ops.console import print_json
+from forwarder_ops.console import print_json, printable, printable_lines
 from forwarder_ops.errors import CommandError
 
 __all__ = ["OK", "PROBLEM", "USAGE", "CommandError", "build_parser", "main"]
@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_json([r.as_dict() for r in results])
     else:
         for result in results:
-            print(describe(result))
+            print(printable_lines(describe(result).splitlines()))  # the rewritten headers are the mail's
             print()
         print(f"{sum(len(r.files) for r in results)} forwarded message(s) written to {args.outbox}/")
     return PROBLEM if any(r.outcome.get("failed") for r in results) else OK
@@ -144,7 +144,7 @@ def cmd_aliases_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"alias": args.alias.partition("@")[0].lower(), "members": members})
     else:
-        print("\n".join(members))
+        print(printable_lines(members))
     return OK
 
 
@@ -239,7 +239,7 @@ def cmd_smtp(args: argparse.Namespace) -> int:
             args.outbox,
             host=args.host,
             port=args.port,
-            on_received=lambda received: print(received.line(), flush=True),
+            on_received=lambda received: print(printable(received.line()), flush=True),
             verbose=args.verbose,
         ) as ingress:
             held = f"{len(aliases)} alias(es) from {source}" if aliases else "no aliases"
@@ -301,7 +301,7 @@ class _Parser(argparse.ArgumentParser):
     prints the whole usage first); the subcommands' parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(USAGE, f"{self.prog}: {printable(message)} (see {self.prog} --help)\n")
 
 
 def _port(text: str) -> int:
@@ -312,6 +312,17 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
     return port
+
+
+def _count(text: str) -> int:
+    """A count of at least 1: `--max 0` or `--max -1` would replay nothing and report an empty queue."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of at least 1")
+    return count
 
 
 def _version() -> str:
@@ -498,7 +509,7 @@ def _add_redrive(commands: Any) -> None:
         "each parked SES event, delete what succeeded and keep (and report) what did not. The function's "
         "idempotency makes a replay of an already forwarded mail send nothing twice.",
     )
-    redrive.add_argument("--max", type=int, metavar="N", help="replay at most N events")
+    redrive.add_argument("--max", type=_count, metavar="N", help="replay at most N events")
     redrive.add_argument("--dry-run", action="store_true", help="show what is parked; replay and delete nothing")
     redrive.add_argument("--queue-url", help="the failure queue (default: the stack's FailureQueueUrl)")
     redrive.add_argument("--function", help="function name or ARN (default: the stack's FunctionArn)")
@@ -555,13 +566,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except CommandError as error:
-        print(f"forwarder: {error}", file=sys.stderr)
+    except CommandError as error:  # may echo the bad input: its control characters must not break the line
+        print(f"forwarder: {printable(str(error))}", file=sys.stderr)
         return USAGE
     except OSError as error:  # a file named on the command line that cannot be read or written
         if error.filename is None:
             raise
-        print(f"forwarder: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        print(f"forwarder: {printable(f'{error.filename}: {error.strerror or error}')}", file=sys.stderr)
         return USAGE
     except Exception as error:
         from forwarder_ops.errors import describe_aws_error
@@ -569,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = describe_aws_error(error)
         if message is None:
             raise
-        print(f"forwarder: {message}", file=sys.stderr)
+        print(f"forwarder: {printable(message)}", file=sys.stderr)
         return USAGE
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from forwarder_ops.errors import CommandError
+
+# C0 and C1 control characters and DEL (a newline fakes an extra line, ESC starts a terminal control sequence),
+# the Unicode line separators and the bidirectional overrides (which reorder what is shown).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on one terminal line: each control character shown as its escape (`\\n`, `\\x1b`).
+
+    Echoed input and what mail and AWS say (subjects, member lists, error messages) may hold them.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class Declined(Exception):
@@ -31,10 +44,18 @@ def confirm(question: str, *, assume_yes: bool, stdin: TextIO | None = None, out
         raise Declined
 
 
+def printable_lines(lines: Iterable[str]) -> str:
+    """Lines for the terminal, each made `printable`: a field cannot fake a line or send a control sequence."""
+    return "\n".join(printable(line) for line in lines)
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, indent: str = "") -> list[str]:
-    """Left-aligned columns separated by two spaces; the last column is not padded."""
-    grid = [list(header)] if header else []
-    grid += [list(row) for row in rows]
+    """Left-aligned columns separated by two spaces; the last column is not padded.
+
+    The cells are made `printable`: they hold what mail, AWS and other people wrote (members, subjects, reasons).
+    """
+    grid = [[printable(cell) for cell in header]] if header else []
+    grid += [[printable(cell) for cell in row] for row in rows]
     if not grid:
         return []
     widths = [max(len(row[i]) for row in grid if i < len(row)) for i in range(max(len(r) for r in grid))]

@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from forwarder.clients import client_config
 from forwarder.config import ALIAS_PATH, DOMAIN_NAME
-from forwarder_ops.errors import CommandError
+from forwarder_ops.errors import CommandError, read_text
 
 DEFAULT_CONFIG_FILE = Path("samconfig.toml")
 ENV_PREFIX = "FORWARDER_OPS_"
@@ -75,7 +75,10 @@ def parse_overrides(value: str | list[str] | None) -> dict[str, str]:
         return {}
     if not isinstance(value, str | list):
         raise CommandError("parameter_overrides is neither a string nor a list of Key=Value items")
-    items = shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+    try:
+        items = shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+    except ValueError as error:  # an unclosed quote
+        raise CommandError(f"parameter_overrides {value!r} is not Key=Value items: {error}") from None
     parameters: dict[str, str] = {}
     for item in items:
         if item.startswith("ParameterKey="):
@@ -97,7 +100,7 @@ def load_samconfig(path: Path, name: str) -> SamConfig:
             "(or give --region/--stack-name/--alias-path instead of --config-env)"
         )
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as error:
         raise CommandError(f"{path} is not valid TOML: {error}") from None
     environment = data.get(name)
@@ -106,7 +109,13 @@ def load_samconfig(path: Path, name: str) -> SamConfig:
         raise CommandError(f"no environment {name!r} in {path} (known: {', '.join(known) or 'none'})")
     merged: dict[str, Any] = {}
     for section in _SECTIONS:
-        merged.update(environment.get(section, {}).get("parameters", {}))
+        table = environment.get(section, {})
+        parameters = table.get("parameters", {}) if isinstance(table, dict) else None
+        if not isinstance(parameters, dict):
+            raise CommandError(
+                f"{path}: [{name}.{section}.parameters] must be a table of settings such as region = ..."
+            )
+        merged.update(parameters)
     return SamConfig(
         name=name,
         path=path,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 _NO_CREDENTIALS = (
     "no AWS credentials: run `aws configure` or `aws sso login --profile NAME` and pass --profile NAME "
     "(or set AWS_PROFILE)"
@@ -20,6 +22,19 @@ _CLIENT_CODES = {
 
 class CommandError(Exception):
     """An expected failure: printed as one line, exit code 2 (no traceback)."""
+
+
+def read_text(path: Path) -> str:
+    """The text of a file the operator named (UTF-8); a `CommandError` when it is binary or in another encoding.
+
+    An `OSError` (missing, a directory, unreadable) is left to the caller, which knows what to say.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"{path} is not UTF-8 text (byte {error.start} cannot be read): is it the right file?"
+        ) from None
 
 
 def aws_code(error: BaseException) -> str | None:

@@ -383,7 +383,7 @@ def _read(args: argparse.Namespace) -> tuple[bytes, str]:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from forwarder_ops.cli import OK
-    from forwarder_ops.console import print_json
+    from forwarder_ops.console import print_json, printable_lines
 
     raw, source = _read(args)
     if not raw.strip():
@@ -392,5 +392,5 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary.as_dict())
     else:
-        print("\n".join(render(summary)))
+        print(printable_lines(render(summary)))  # what the mail says: a sender may write escape sequences
     return OK

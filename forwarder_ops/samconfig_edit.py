@@ -176,3 +176,22 @@ def diff(before: str, after: str, path: Path) -> str:
         before.splitlines(keepends=True), after.splitlines(keepends=True), f"{path} (now)", f"{path} (new)"
     )
     return "".join(lines)
+
+
+def write(path: Path, text: str) -> None:
+    """Replace the file with `text` all at once: a failed write (a full disk, an interrupt) leaves it as it was.
+
+    The text goes to a temporary file beside it, which then takes its place (a rename within the folder).
+    """
+    import os
+    import shutil
+
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        if path.exists():
+            shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {path} ({error.strerror or error}): it is unchanged") from None

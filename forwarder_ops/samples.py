@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.mail.message import split_message
+from forwarder_ops.errors import CommandError, read_text
 from forwarder_ops.local import build_event, message_id_for
 
 _VERDICTS = ("spam", "virus", "spf", "dkim", "dmarc", "dmarc_policy")
@@ -60,8 +61,20 @@ class Manifest:
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Read events/manifest.toml; mail paths are relative to it."""
-    data = tomllib.loads(path.read_text())
+    """Read events/manifest.toml; mail paths are relative to it. A `CommandError` when it is not a manifest."""
+    try:
+        data = tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as error:
+        raise CommandError(f"{path} is not valid TOML: {error}") from None
+    try:
+        return _manifest(path, data)
+    except KeyError as error:
+        raise CommandError(f"{path}: {error.args[0]!r} is missing (see events/manifest.toml)") from None
+    except (TypeError, ValueError, AttributeError) as error:  # a value of the wrong type
+        raise CommandError(f"{path} is not a manifest like events/manifest.toml: {error}") from None
+
+
+def _manifest(path: Path, data: dict[str, Any]) -> Manifest:
     samples = tuple(
         Sample(
             name=item["name"],

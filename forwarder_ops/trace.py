@@ -42,16 +42,20 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     match = _SINCE.match(text)
     if match:
-        amount = int(match[1])
-        span = timedelta(**{_UNITS[match[2]]: amount})
+        try:
+            span = timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except OverflowError:  # more days than a timedelta holds
+            span = timedelta.max
         if span > timedelta(days=MAX_DAYS):
             raise CommandError(f"--since {text}: at most {MAX_DAYS} days")
         return timestamp(now - span)
     try:
         moment = datetime.fromisoformat(text.strip())
+        return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     except ValueError:
         raise CommandError(f"--since {text!r}: give a duration (30m, 12h, 2d, 1w) or a date (2026-11-28)") from None
-    return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except OverflowError:  # a date at the end of the calendar, in UTC beyond it
+        raise CommandError(f"--since {text!r}: give a date between the years 1 and 9999") from None
 
 
 def plain(value: Any) -> Any:
@@ -381,7 +385,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias: str | None, env_flag: str) -> int:
     from forwarder_ops.cli import OK, PROBLEM
-    from forwarder_ops.console import print_json
+    from forwarder_ops.console import print_json, printable_lines
 
     if args.message_id:
         trace = table.mail(args.message_id.strip())
@@ -393,11 +397,11 @@ def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias:
                 "or received before the trace was switched on"
             )
         else:
-            print("\n".join(render(trace, env_flag)))
+            print(printable_lines(render(trace, env_flag)))  # the subject and sender are the mail's
         return PROBLEM if not trace.found or trace.problems else OK
     mails = table.find(args.sender, alias, since, args.limit)
     if args.json:
         print_json({"mails": mails})
     else:
-        print("\n".join(render_list(mails, env_flag)))
+        print(printable_lines(render_list(mails, env_flag)))
     return OK if mails else PROBLEM

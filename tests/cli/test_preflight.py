@@ -1050,3 +1050,30 @@ def test_preflight_a_zone_the_stack_creates_with_no_parent_here_needs_the_regist
     assert delegation.severity == Severity.WARNING
     assert "registrar" in delegation.fix and "forwarder doctor" in delegation.fix
     assert any(r.check == "hosted zone" and "the stack creates it" in r.problem for r in rows)
+
+
+def test_init_that_cannot_finish_writing_leaves_samconfig_as_it_was(
+    cli: Cli, account: Account, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    # GIVEN a disk that fills up half way through any file write
+    before = (workdir / "samconfig.toml").read_bytes()
+    write_text = Path.write_text
+
+    def half(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", half)
+
+    # WHEN init writes the new environment
+    result = cli(
+        "init", "--config-env", "staging", "--domain", "staging.aws-educate.tw", "--region", "us-east-1", "--yes"
+    )
+
+    # THEN one line, exit code 2, and samconfig.toml is the whole old file, no temporary file left beside it
+    assert result.code == 2
+    assert result.err.startswith("forwarder: cannot write samconfig.toml") and result.err.count("\n") == 1
+    assert (workdir / "samconfig.toml").read_bytes() == before
+    assert sorted(p.name for p in workdir.iterdir()) == ["samconfig.toml"]

@@ -191,3 +191,21 @@ def test_redrive_without_the_stack_is_one_line_and_exit_2(cli: Cli, aws: None) -
         "forwarder: stack email-forwarder-dev not found in us-east-1: deploy it with "
         "`sam deploy --config-env dev` or check --region/--stack-name\n"
     )
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "two"])
+def test_redrive_max_below_one_is_a_usage_error(
+    cli: Cli, deployed: Deployment, capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    # GIVEN a parked event
+    deployed.park({"not": "an invocation record"})
+
+    # WHEN asking to replay at most 0, -1 or "two" of them
+    with pytest.raises(SystemExit) as exited:
+        cli("redrive", "--config-env", "dev", "--max", count, "--dry-run")
+
+    # THEN a one-line usage error, exit code 2, instead of "the failure queue is empty", and the event stays
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert f"{count} is not a count of at least 1" in err and err.count("\n") == 1
+    assert deployed.waiting() == 1

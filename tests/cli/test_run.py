@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import Cli
 from tests.cli.test_entrypoint import console
 from tests.conftest import EVENTS
 
@@ -142,3 +143,19 @@ def test_other_commands_bad_input_is_one_line_and_exit_2(workdir: Path, argument
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(start), done.stderr
+
+
+def test_run_shows_a_mails_control_characters_as_escapes(cli: Cli, tmp_path: Path) -> None:
+    # GIVEN a mail whose subject holds a terminal escape sequence (clear the screen, set the window title)
+    mail = tmp_path / "evil.eml"
+    mail.write_bytes(
+        b"From: eve@example.org\r\nTo: team@dev.aws-educate.tw\r\nSubject: hi\x1b[2J\x1b]0;owned\x07\r\n\r\nbody\r\n"
+    )
+
+    # WHEN it is run through the forwarder
+    result = cli("run", str(mail), "--to", "team@dev.aws-educate.tw", "--outbox", str(tmp_path / "outbox"))
+
+    # THEN the rewritten Subject is shown with the escapes spelled out, nothing reaches the terminal raw
+    assert result.code == 0, result.err
+    assert "\x1b" not in result.out and "\x07" not in result.out
+    assert "hi\\x1b[2J" in result.out
