@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 from forwarder.ports import StoredMailError
 
 REDIRECT_SECONDS = 300
+# A link is read, never posted to: a form post or a probe with another method gets 405, not the redirect.
+READ_METHODS = ("GET", "HEAD")
 
 
 @cache
@@ -37,6 +39,15 @@ def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> di
     }
 
 
+def _method(event: object) -> str | None:
+    """The HTTP method of a Function URL event (payload format 2.0); None when the event names none (a direct
+    invocation, which has no method to refuse)."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    http = context.get("http") if isinstance(context, dict) else None
+    method = http.get("method") if isinstance(http, dict) else None
+    return method if isinstance(method, str) else None
+
+
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check the link's signature and expiry, then redirect to a presigned URL valid for minutes."""
@@ -45,11 +56,15 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, Any]:
-    """The response to one request: 302 to the stored message, else 400, 403, 404 or 410.
+    """The response to one request: 302 to the stored message, else 400, 403, 404, 405 or 410.
 
     The URL is public: whatever an anonymous caller sends gets one of these answers, never an exception
     (an exception is a 502 and fires the download errors alarm).
     """
+    method = _method(event)
+    if method is not None and method not in READ_METHODS:
+        logger.warning("download refused", extra={"status": 405, "reason": "method not allowed"})
+        return _answer(405, "only GET and HEAD are answered", {"Allow": ", ".join(READ_METHODS)})
     query = event.get("queryStringParameters") if isinstance(event, dict) else None
     try:
         token = verify_link(query or {}, keys.get().accepted)

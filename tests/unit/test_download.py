@@ -152,3 +152,31 @@ def test_download_any_change_to_a_valid_link_is_refused_or_kept(name: str, value
     # WHEN it is requested THEN only the unchanged link redirects; every change is a client error
     status = call(changed, LocalContext())["statusCode"]
     assert status == 302 if changed == query else status in {400, 403}
+
+
+def url_event(method: str, query: dict[str, str]) -> dict[str, Any]:
+    """A Function URL event (payload format 2.0) as far as the handler reads it."""
+    return {
+        "version": "2.0",
+        "rawQueryString": urlencode(query),
+        "queryStringParameters": query,
+        "requestContext": {"http": {"method": method, "path": "/"}},
+        "body": "m=x",
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_download_methods_other_than_get_and_head_are_405(method: str, lambda_context: Any) -> None:
+    # GIVEN a valid link requested with a method that does not read (a form post, a scanner's probe)
+    # WHEN it is answered THEN it is refused with 405 naming the methods that work, and no redirect
+    answer = download.lambda_handler(url_event(method, valid_query()), lambda_context)
+    assert answer["statusCode"] == 405
+    assert answer["headers"]["Allow"] == "GET, HEAD"
+    assert "Location" not in answer["headers"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_download_get_and_head_redirect(method: str, lambda_context: Any) -> None:
+    # GIVEN a valid link fetched by a browser (GET) or a link checker (HEAD) WHEN answered THEN it redirects
+    assert download.lambda_handler(url_event(method, valid_query()), lambda_context)["statusCode"] == 302
