@@ -31,10 +31,20 @@ def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
     return store, signing_keys(settings.link_secret)
 
 
+# On every answer: no cache keeps it (a 302's Location is a presigned URL to private mail), no browser guesses
+# another type than the plain text, and the redirect to S3 carries no Referer (the page the link was opened from).
+SAFE_HEADERS = {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", **(headers or {})},
+        "headers": {**SAFE_HEADERS, **(headers or {})},
         "body": text + "\n",
     }
 

@@ -180,3 +180,25 @@ def test_download_methods_other_than_get_and_head_are_405(method: str, lambda_co
 def test_download_get_and_head_redirect(method: str, lambda_context: Any) -> None:
     # GIVEN a valid link fetched by a browser (GET) or a link checker (HEAD) WHEN answered THEN it redirects
     assert download.lambda_handler(url_event(method, valid_query()), lambda_context)["statusCode"] == 302
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        (url_event("GET", valid_query()), 302),
+        (url_event("GET", {"m": "x"}), 400),
+        (url_event("GET", {**valid_query(), "s": "0" * 64}), 403),
+        (url_event("GET", valid_query(message_id="gone-1")), 404),
+        (url_event("POST", valid_query()), 405),
+    ],
+)
+def test_download_every_answer_forbids_sniffing_and_caching(
+    event: dict[str, Any], status: int, lambda_context: Any
+) -> None:
+    # GIVEN any request WHEN it is answered THEN no browser or cache may guess the type or keep the answer
+    # (a 302's Location is a presigned URL to private mail)
+    answer = download.lambda_handler(event, lambda_context)
+    assert answer["statusCode"] == status
+    assert answer["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert answer["headers"]["Cache-Control"] == "no-store"
+    assert answer["headers"]["Referrer-Policy"] == "no-referrer"
