@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from forwarder.aws.store import S3MailStore
 from forwarder.config import DownloadSettings, load_settings
-from forwarder.links import LinkError, verify_link
+from forwarder.links import LinkError, Token, verify_link
 from forwarder.observability import logger
 
 if TYPE_CHECKING:
@@ -65,6 +67,25 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return answer(event, store, keys)
 
 
+def _verified(query: object, keys: CachedKeyRing) -> Token:
+    """The link's token; a signature no cached key matches is checked again with the ring read anew: the
+    forwarder signs with a rotated key at once, while this function's cached ring lags up to its refresh time."""
+    try:
+        return verify_link(query, keys.get().accepted)
+    except LinkError as error:
+        if error.status != 403:
+            raise
+        try:
+            ring = keys.renewed()
+        except (BotoCoreError, ClientError) as failure:
+            # The link is still refused as not ours: a forged one must not become a 502 and an alarm.
+            logger.warning("key ring not read again", extra={"error": type(failure).__name__})
+            raise error from failure
+        if ring is None:
+            raise
+        return verify_link(query, ring.accepted)
+
+
 def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, Any]:
     """The response to one request: 302 to the stored message, else 400, 403, 404, 405 or 410.
 
@@ -77,7 +98,7 @@ def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, 
         return _answer(405, "only GET and HEAD are answered", {"Allow": ", ".join(READ_METHODS)})
     query = event.get("queryStringParameters") if isinstance(event, dict) else None
     try:
-        token = verify_link(query or {}, keys.get().accepted)
+        token = _verified(query or {}, keys)
     except LinkError as error:
         logger.warning("download refused", extra={"status": error.status, "reason": str(error)})
         return _answer(error.status, str(error))

@@ -37,6 +37,9 @@ class FakeKeys:
     def get(self) -> KeyRing:
         return KeyRing(KEY, (OLD_KEY,))
 
+    def renewed(self) -> KeyRing | None:
+        return None  # read again too recently: nothing new
+
 
 @pytest.fixture(autouse=True)
 def _fake_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,3 +205,16 @@ def test_download_every_answer_forbids_sniffing_and_caching(
     assert answer["headers"]["X-Content-Type-Options"] == "nosniff"
     assert answer["headers"]["Cache-Control"] == "no-store"
     assert answer["headers"]["Referrer-Policy"] == "no-referrer"
+
+
+def test_download_forged_link_is_403_even_when_the_key_ring_cannot_be_read_again(lambda_context: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    class Throttled(FakeKeys):
+        def renewed(self) -> KeyRing | None:
+            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetSecretValue")
+
+    # GIVEN Secrets Manager refusing the re-read that a signature no cached key matches asks for
+    answer = download.answer({"queryStringParameters": {**valid_query(), "s": "0" * 64}}, FakeStore(), Throttled())  # type: ignore[arg-type]
+    # WHEN a forged link is answered THEN it is still a 403, not an exception (a 502 and the errors alarm)
+    assert answer["statusCode"] == 403
