@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from forwarder.aws.store import S3MailStore
 from forwarder.config import DownloadSettings, load_settings
-from forwarder.links import LinkError, Token, verify_link
+from forwarder.links import LinkError, Token, message_id_of, verify_link
 from forwarder.observability import logger
 
 if TYPE_CHECKING:
@@ -100,7 +100,10 @@ def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, 
     try:
         token = _verified(query or {}, keys)
     except LinkError as error:
-        logger.warning("download refused", extra={"status": error.status, "reason": str(error)})
+        logger.warning(
+            "download refused",
+            extra={"status": error.status, "reason": str(error), "message_id": message_id_of(query)},
+        )
         return _answer(error.status, str(error))
     try:
         store.size(token.message_id)

@@ -218,3 +218,19 @@ def test_download_forged_link_is_403_even_when_the_key_ring_cannot_be_read_again
     answer = download.answer({"queryStringParameters": {**valid_query(), "s": "0" * 64}}, FakeStore(), Throttled())  # type: ignore[arg-type]
     # WHEN a forged link is answered THEN it is still a 403, not an exception (a 502 and the errors alarm)
     assert answer["statusCode"] == 403
+
+
+def test_download_refusals_log_the_message_id_and_reason_never_hostile_input(
+    lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an expired link to a stored message, and a query whose `m` is no message id (a megabyte of junk)
+    expired = dict(parse_qsl(urlsplit(sign_link("https://dl.example/", KEY, STORED, -10)).query))
+    junk = {"m": "<script>" + "a" * 1_000_000, "e": "1", "s": "0" * 64}
+    # WHEN both are answered
+    call(expired, lambda_context)
+    call(junk, lambda_context)
+    # THEN the refusal of the link says which message and why (what an operator needs when a member says
+    # the link failed), and the junk is not written to the log
+    refusals = [r for r in caplog.records if r.getMessage() == "download refused"]
+    assert [(r.status, r.message_id) for r in refusals] == [(410, STORED), (400, None)]  # type: ignore[attr-defined]
+    assert all("<script>" not in str(r.__dict__) for r in caplog.records)
