@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from forwarder.aws.store import S3MailStore
 from forwarder.config import DownloadSettings, load_settings
-from forwarder.links import LinkError, verify_link
+from forwarder.links import LinkError, Token, message_id_of, verify_link
 from forwarder.observability import logger
 
 if TYPE_CHECKING:
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 from forwarder.ports import StoredMailError
 
 REDIRECT_SECONDS = 300
+# A link is read, never posted to: a form post or a probe with another method gets 405, not the redirect.
+READ_METHODS = ("GET", "HEAD")
 
 
 @cache
@@ -29,12 +33,31 @@ def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
     return store, signing_keys(settings.link_secret)
 
 
+# On every answer: no cache keeps it (a 302's Location is a presigned URL to private mail), no browser guesses
+# another type than the plain text, and the redirect to S3 carries no Referer (the page the link was opened from).
+SAFE_HEADERS = {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", **(headers or {})},
+        "headers": {**SAFE_HEADERS, **(headers or {})},
         "body": text + "\n",
     }
+
+
+def _method(event: object) -> str | None:
+    """The HTTP method of a Function URL event (payload format 2.0); None when the event names none (a direct
+    invocation, which has no method to refuse)."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    http = context.get("http") if isinstance(context, dict) else None
+    method = http.get("method") if isinstance(http, dict) else None
+    return method if isinstance(method, str) else None
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -44,17 +67,43 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return answer(event, store, keys)
 
 
+def _verified(query: object, keys: CachedKeyRing) -> Token:
+    """The link's token; a signature no cached key matches is checked again with the ring read anew: the
+    forwarder signs with a rotated key at once, while this function's cached ring lags up to its refresh time."""
+    try:
+        return verify_link(query, keys.get().accepted)
+    except LinkError as error:
+        if error.status != 403:
+            raise
+        try:
+            ring = keys.renewed()
+        except (BotoCoreError, ClientError) as failure:
+            # The link is still refused as not ours: a forged one must not become a 502 and an alarm.
+            logger.warning("key ring not read again", extra={"error": type(failure).__name__})
+            raise error from failure
+        if ring is None:
+            raise
+        return verify_link(query, ring.accepted)
+
+
 def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, Any]:
-    """The response to one request: 302 to the stored message, else 400, 403, 404 or 410.
+    """The response to one request: 302 to the stored message, else 400, 403, 404, 405 or 410.
 
     The URL is public: whatever an anonymous caller sends gets one of these answers, never an exception
     (an exception is a 502 and fires the download errors alarm).
     """
+    method = _method(event)
+    if method is not None and method not in READ_METHODS:
+        logger.warning("download refused", extra={"status": 405, "reason": "method not allowed"})
+        return _answer(405, "only GET and HEAD are answered", {"Allow": ", ".join(READ_METHODS)})
     query = event.get("queryStringParameters") if isinstance(event, dict) else None
     try:
-        token = verify_link(query or {}, keys.get().accepted)
+        token = _verified(query or {}, keys)
     except LinkError as error:
-        logger.warning("download refused", extra={"status": error.status, "reason": str(error)})
+        logger.warning(
+            "download refused",
+            extra={"status": error.status, "reason": str(error), "message_id": message_id_of(query)},
+        )
         return _answer(error.status, str(error))
     try:
         store.size(token.message_id)

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 REFRESH_SECONDS = 300
+# The least age of a cached ring that `renewed` reads again: a signature no cached key matches may come from a
+# rotation within the last `REFRESH_SECONDS`, or be forged; forged ones must not flood Secrets Manager.
+RENEW_SECONDS = 60
 # Download links live up to 30 days (FORWARDER_LINK_EXPIRY_DAYS), reply addresses as long as a thread:
 # the previous key stays valid this long after the current one was created.
 GRACE_SECONDS = 30 * 86_400
@@ -84,8 +87,19 @@ class CachedKeyRing:
     def get(self) -> KeyRing:
         """The key ring, read again when the cached copy is older than `refresh_seconds`."""
         if self._ring is None or self._clock() - self._read_at >= self.refresh_seconds:
-            if self._client is None:
-                self._client = self._client_factory()
-            self._ring = read_keyring(self._client, self.secret_id, grace_seconds=self.grace_seconds)
-            self._read_at = self._clock()
+            return self._read()
+        return self._ring
+
+    def renewed(self, min_age_seconds: float = RENEW_SECONDS) -> KeyRing | None:
+        """The ring read again now, for a signature no cached key matched (a rotation since the last read);
+        None when the cached copy is younger than `min_age_seconds` (read again at most that often)."""
+        if self._ring is not None and self._clock() - self._read_at < min_age_seconds:
+            return None
+        return self._read()
+
+    def _read(self) -> KeyRing:
+        if self._client is None:
+            self._client = self._client_factory()
+        self._ring = read_keyring(self._client, self.secret_id, grace_seconds=self.grace_seconds)
+        self._read_at = self._clock()
         return self._ring

@@ -50,6 +50,12 @@ def sign_link(base_url: str, key: bytes, message_id: str, lifetime_seconds: int,
     return f"{base_url.rstrip('/')}/?{query}"
 
 
+def message_id_of(query: object) -> str | None:
+    """The `m` parameter of a request when it has the form of a message id (safe to log), else None."""
+    message_id = query.get("m") if isinstance(query, Mapping) else None
+    return message_id if isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id) else None
+
+
 def verify_link(query: object, keys: bytes | Sequence[bytes], now: float | None = None) -> Token:
     """The token of a link's query parameters, or `LinkError` (400 malformed, 403 forged, 410 expired).
 

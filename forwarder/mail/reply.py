@@ -4,6 +4,7 @@ out with. Pure functions; the relay (forwarder/relay.py) decides and sends.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,9 @@ from forwarder.mail.policy import FAIL, Verdicts
 
 PASS = "PASS"  # noqa: S105 (a verdict, not a password)
 FALLBACK_MEMBER_NAME = "A member"
+# Every `@` in a From value with what surrounds it up to a delimiter: the addresses written there,
+# in angle brackets, quotes, comments or beside them.
+_WRITTEN_ADDRESS = re.compile(r'[^\s<>()",;:\[\]]*@[^\s<>()",;:\[\]]*')
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +44,26 @@ def reply_target(message: SplitMessage, envelope_sender: str | None) -> str | No
 
 
 def author_of(message: SplitMessage, envelope_sender: str | None) -> Author:
-    """The From address and name and the envelope sender of a reply."""
-    for item in message.all(h.FROM):
-        pairs = parse_addresses(item.value)
-        if pairs:
-            name, address = pairs[0]
-            return Author(address.lower(), name, (envelope_sender or "").lower() or None)
-    return Author(None, "", (envelope_sender or "").lower() or None)
+    """The From address and name and the envelope sender of a reply.
+
+    The From address is only taken when the reply has one From field, naming one mailbox, and every
+    address written in it is that mailbox: SES's DMARC verdict speaks for the From domain that SES's
+    own parser chose, and where parsers may choose differently (`bob@member (x) <m@evil>`, two From
+    fields, two mailboxes) a PASS for the stranger's domain must not vouch for the member our parser
+    picked. Without a From address only the envelope sender can make the author a member.
+    """
+    envelope = (envelope_sender or "").lower() or None
+    fields = message.all(h.FROM)
+    if len(fields) != 1:
+        return Author(None, "", envelope)
+    value = fields[0].value
+    pairs = parse_addresses(value)
+    if len(pairs) != 1:
+        return Author(None, "", envelope)
+    name, address = pairs[0]
+    if any(written.lower() != address.lower() for written in _WRITTEN_ADDRESS.findall(value)):
+        return Author(None, "", envelope)
+    return Author(address.lower(), name, envelope)
 
 
 def is_automatic(message: SplitMessage) -> bool:

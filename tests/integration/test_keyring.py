@@ -55,3 +55,56 @@ def test_cached_keyring_rereads_after_its_refresh_time(secrets: Any) -> None:
     now[0] += 1
     assert cached.get().current == b"second-key"
     assert b"first-key" in cached.get().accepted
+
+
+class _OneMessage:
+    """The S3 store as the download function uses it, holding every message."""
+
+    def size(self, message_id: str) -> int:
+        return 1
+
+    def download_link(self, message_id: str, seconds: int) -> str:
+        return f"https://bucket.s3.amazonaws.com/inbound/{message_id}"
+
+
+def _link_query(key: bytes) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from forwarder.links import sign_link
+
+    return dict(parse_qsl(urlsplit(sign_link("https://dl.example/", key, "msg-1", 86_400)).query))
+
+
+def test_download_link_signed_just_after_a_rotation_is_honoured_by_a_warm_function(secrets: Any) -> None:
+    from forwarder.download import answer
+
+    # GIVEN a warm download function that read the key ring a minute ago
+    now = [1000.0]
+    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
+    cached.get()
+    now[0] += 60
+    # AND a rotation since, after which the forwarder signs a notice's link with the new key
+    secrets.put_secret_value(SecretId=SECRET, SecretString="second-key")
+    event = {"queryStringParameters": _link_query(b"second-key")}
+    # WHEN the member opens the link THEN it redirects (before: 403 until the cached ring expired)
+    assert answer(event, _OneMessage(), cached)["statusCode"] == 302  # type: ignore[arg-type]
+
+
+def test_download_forged_links_reread_the_key_ring_at_most_once_a_minute(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forwarder.download import answer
+
+    # GIVEN a warm download function and a flood of forged links
+    now = [1000.0]
+    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
+    cached.get()
+    reads: list[object] = []
+    real = secrets.get_secret_value
+    monkeypatch.setattr(secrets, "get_secret_value", lambda **kwargs: reads.append(kwargs) or real(**kwargs))
+    forged = {"queryStringParameters": _link_query(b"not our key")}
+    # WHEN they arrive within a minute THEN each is refused, and Secrets Manager is asked once at most
+    for _ in range(50):
+        now[0] += 1
+        assert answer(forged, _OneMessage(), cached)["statusCode"] == 403  # type: ignore[arg-type]
+    assert len(reads) <= 2  # AWSCURRENT and AWSPREVIOUS of one re-read

@@ -37,6 +37,9 @@ class FakeKeys:
     def get(self) -> KeyRing:
         return KeyRing(KEY, (OLD_KEY,))
 
+    def renewed(self) -> KeyRing | None:
+        return None  # read again too recently: nothing new
+
 
 @pytest.fixture(autouse=True)
 def _fake_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,3 +155,82 @@ def test_download_any_change_to_a_valid_link_is_refused_or_kept(name: str, value
     # WHEN it is requested THEN only the unchanged link redirects; every change is a client error
     status = call(changed, LocalContext())["statusCode"]
     assert status == 302 if changed == query else status in {400, 403}
+
+
+def url_event(method: str, query: dict[str, str]) -> dict[str, Any]:
+    """A Function URL event (payload format 2.0) as far as the handler reads it."""
+    return {
+        "version": "2.0",
+        "rawQueryString": urlencode(query),
+        "queryStringParameters": query,
+        "requestContext": {"http": {"method": method, "path": "/"}},
+        "body": "m=x",
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_download_methods_other_than_get_and_head_are_405(method: str, lambda_context: Any) -> None:
+    # GIVEN a valid link requested with a method that does not read (a form post, a scanner's probe)
+    # WHEN it is answered THEN it is refused with 405 naming the methods that work, and no redirect
+    answer = download.lambda_handler(url_event(method, valid_query()), lambda_context)
+    assert answer["statusCode"] == 405
+    assert answer["headers"]["Allow"] == "GET, HEAD"
+    assert "Location" not in answer["headers"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_download_get_and_head_redirect(method: str, lambda_context: Any) -> None:
+    # GIVEN a valid link fetched by a browser (GET) or a link checker (HEAD) WHEN answered THEN it redirects
+    assert download.lambda_handler(url_event(method, valid_query()), lambda_context)["statusCode"] == 302
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        (url_event("GET", valid_query()), 302),
+        (url_event("GET", {"m": "x"}), 400),
+        (url_event("GET", {**valid_query(), "s": "0" * 64}), 403),
+        (url_event("GET", valid_query(message_id="gone-1")), 404),
+        (url_event("POST", valid_query()), 405),
+    ],
+)
+def test_download_every_answer_forbids_sniffing_and_caching(
+    event: dict[str, Any], status: int, lambda_context: Any
+) -> None:
+    # GIVEN any request WHEN it is answered THEN no browser or cache may guess the type or keep the answer
+    # (a 302's Location is a presigned URL to private mail)
+    answer = download.lambda_handler(event, lambda_context)
+    assert answer["statusCode"] == status
+    assert answer["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert answer["headers"]["Cache-Control"] == "no-store"
+    assert answer["headers"]["Referrer-Policy"] == "no-referrer"
+
+
+def test_download_forged_link_is_403_even_when_the_key_ring_cannot_be_read_again(lambda_context: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    class Throttled(FakeKeys):
+        def renewed(self) -> KeyRing | None:
+            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetSecretValue")
+
+    # GIVEN Secrets Manager refusing the re-read that a signature no cached key matches asks for
+    answer = download.answer({"queryStringParameters": {**valid_query(), "s": "0" * 64}}, FakeStore(), Throttled())  # type: ignore[arg-type]
+    # WHEN a forged link is answered THEN it is still a 403, not an exception (a 502 and the errors alarm)
+    assert answer["statusCode"] == 403
+
+
+def test_download_refusals_log_the_message_id_and_reason_never_hostile_input(
+    lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an expired link to a stored message, and a query whose `m` is no message id (a megabyte of junk)
+    expired = dict(parse_qsl(urlsplit(sign_link("https://dl.example/", KEY, STORED, -10)).query))
+    junk = {"m": "<script>" + "a" * 1_000_000, "e": "1", "s": "0" * 64}
+    # WHEN both are answered
+    call(expired, lambda_context)
+    call(junk, lambda_context)
+    # THEN the refusal of the link says which message and why (what an operator needs when a member says
+    # the link failed), and the junk is not written to the log
+    refusals = [r for r in caplog.records if r.getMessage() == "download refused"]
+    assert [(r.status, r.message_id) for r in refusals] == [(410, STORED), (400, None)]  # type: ignore[attr-defined]
+    assert all("<script>" not in str(r.__dict__) for r in caplog.records)

@@ -195,3 +195,20 @@ def test_relay_reply_whose_boundary_is_too_long_for_its_content_type_line_gets_a
     for each in sent:
         [part] = [p for p in email.message_from_bytes(each.raw).walk() if not p.is_multipart()]
         assert part.get_payload().strip() == "Yes"
+
+
+def test_relay_from_with_a_member_beside_another_address_is_not_relayed() -> None:
+    # GIVEN a stranger's mail to a reply address whose From names a member beside the stranger's own address,
+    # authenticated (SPF, DKIM, DMARC PASS) for the stranger's domain
+    world = World()
+    address = world.forward_outside_mail()
+    world.store.mails["r3"] = (
+        f"From: bob@example.net (Bob) <m@evil.example>\r\nTo: {address}\r\nSubject: Re: Booth?\r\n\r\nPay here\r\n"
+    ).encode()
+    before = len(world.sender.sent)
+    # WHEN it arrives
+    outcome = world.service.forward(Inbound("r3", (address,), "m@evil.example", PASSING))
+    # THEN nothing is sent as the team to the outside sender: the members get it marked as not relayed
+    sent = world.sender.sent[before:]
+    assert all(OUTSIDE not in s.recipients for s in sent)
+    assert outcome.reply == "reply-not-member"

@@ -100,6 +100,50 @@ def test_author_of_lower_cases_addresses() -> None:
 
 
 @pytest.mark.parametrize(
+    "from_block",
+    [
+        b"From: Bob <bob@example.net>\r\nFrom: M <m@evil.example>\r\n",
+        b"From: Bob <bob@example.net>, M <m@evil.example>\r\n",
+        b"From: <bob@example.net> <m@evil.example>\r\n",
+        b"From: bob@example.net (x) <m@evil.example>\r\n",
+        b"From: bob@example.net\t<m@evil.example>\r\n",
+        b"From: Bob <bob@example.net> m@evil.example\r\n",
+        b"From: <bob@example.net>@evil.example\r\n",
+        b"From: <bob@example.net> bob@example.net.evil.example\r\n",
+        b"From: <@evil.example:bob@example.net>\r\n",
+        b"From: grp: bob@example.net, m@evil.example;\r\n",
+    ],
+)
+def test_author_of_ambiguous_from_names_no_author(from_block: bytes) -> None:
+    # GIVEN a From that parsers may read differently: two From fields, two mailboxes, or a second address
+    # beside the one our parser picks (SES's DMARC verdict speaks for the From domain that SES's parser chose,
+    # which may be the attacker's own, DMARC-passing domain)
+    message = split_message(from_block + b"Subject: Re\r\n\r\nYes\r\n")
+    # WHEN the author of the reply is read
+    author = author_of(message, "m@evil.example")
+    # THEN no From address is taken as the author (only the envelope sender is left to check)
+    assert author == Author(None, "", "m@evil.example")
+
+
+@pytest.mark.parametrize(
+    "from_value",
+    [
+        b"bob@example.net",
+        b"Bob Lin <bob@example.net>",
+        b'"Lin, Bob" <Bob@Example.NET>',
+        b'"bob@example.net" <bob@example.net>',
+        b"=?utf-8?q?Bob_Lin?= <bob@example.net>",
+        b"bob@example.net (Bob Lin)",
+        b"Bob Lin\r\n <bob@example.net>",
+    ],
+)
+def test_author_of_plain_from_names_its_address(from_value: bytes) -> None:
+    # GIVEN the From forms members' mail programs write WHEN the author is read THEN the From address is it
+    message = split_message(b"From: " + from_value + b"\r\nSubject: Re\r\n\r\nYes\r\n")
+    assert author_of(message, None).from_address == "bob@example.net"
+
+
+@pytest.mark.parametrize(
     ("name", "expected"),
     [
         ("Bob Lin", "Bob Lin via team"),
