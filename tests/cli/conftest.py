@@ -4,11 +4,12 @@ Invoke) and for DNS."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,22 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(HERE / "samconfig.toml", tmp_path / "samconfig.toml")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it to fill the disk: from then on, every `Path.write_text` writes half its text and fails (ENOSPC)."""
+
+    def fill() -> None:
+        write_text = Path.write_text
+
+        def half(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
+            write_text(self, text[: len(text) // 2], *args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+        monkeypatch.setattr(Path, "write_text", half)
+
+    return fill
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ def parameter(name: str, path: str = ALIAS_PATH) -> dict[str, str] | None:
     return found[0] if found else None
 
 
+def stored() -> dict[str, str]:
+    """Every alias parameter's name below ALIAS_PATH and its value."""
+    found = client("ssm").get_parameters_by_path(Path=ALIAS_PATH, Recursive=True)["Parameters"]
+    return {p["Name"]: p["Value"] for p in found}
+
+
 def members(name: str, path: str = ALIAS_PATH) -> list[str] | None:
     found = parameter(name, path)
     return found["Value"].split(",") if found else None
@@ -228,6 +234,12 @@ def test_aliases_import_without_prune_keeps_other_aliases(cli: Cli, seeded: None
         ("shape.yaml", "aliases:\n  team: {a: 1}\n", "alias team must be a list of addresses"),
         ("name.toml", '[aliases]\n"Team Lead" = ["a@gmail.com"]\n', "is not an alias name"),
         ("aliases.txt", "team = a@gmail.com", "use a .toml, .yaml/.yml or .json file"),
+        # files the parsers would change silently: a YAML name read as true or null, an alias listed twice (the
+        # parsers keep the last list)
+        ("yes.yaml", "aliases:\n  yes: [a@gmail.com]\n", "reads as True"),
+        ("null.yaml", "aliases:\n  null: [a@gmail.com]\n", "reads as None"),
+        ("twice.yaml", "aliases:\n  team: [a@gmail.com]\n  team: [b@gmail.com]\n", "team listed twice"),
+        ("twice.json", '{"aliases": {"team": ["a@gmail.com"], "team": ["b@gmail.com"]}}', "team listed twice"),
     ],
 )
 def test_aliases_import_refuses_a_bad_file(
@@ -235,13 +247,15 @@ def test_aliases_import_refuses_a_bad_file(
 ) -> None:
     path = workdir / name
     path.write_text(text)
+    before = stored()
 
     result = cli("aliases", "import", str(path), "--config-env", "dev", "--yes")
 
     assert result.code == 2
     assert message in result.err
-    assert result.err.count("\n") == 1
+    assert result.err.startswith("forwarder: ") and result.err.count("\n") == 1
     assert members("team") == ["alice@gmail.com", " bob@gmail.com"]
+    assert stored() == before
 
 
 def test_aliases_import_of_a_missing_file(cli: Cli, seeded: None) -> None:

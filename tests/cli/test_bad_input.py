@@ -4,13 +4,14 @@ half written, and no echoed text that can fake output lines or drive the termina
 from __future__ import annotations
 
 import base64
-from collections.abc import Container
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli.conftest import ALIAS_PATH, DOMAIN, Cli, client
+from tests.cli.conftest import ALIAS_PATH, DOMAIN, Cli, Result, client
+from tests.cli.test_aliases import stored
 
 
 @pytest.fixture
@@ -20,6 +21,13 @@ def seeded(aws: None) -> None:
 
 def one_line(err: str) -> bool:
     return err.startswith("forwarder: ") and err.count("\n") == 1 and "\x1b" not in err
+
+
+def assert_refused(result: Result, *words: str) -> None:
+    """The command refused its input: exit code 2, and one line on stderr that holds each of `words`."""
+    assert result.code == 2, result.err
+    assert all(word in result.err for word in words), result.err
+    assert one_line(result.err), result.err
 
 
 @pytest.mark.parametrize(
@@ -41,8 +49,7 @@ def test_bad_input_error_is_one_line_without_control_characters(cli: Cli, seeded
     result = cli(*argv)
 
     # THEN the error is one line, the control characters shown as escapes, exit code 2
-    assert result.code == 2
-    assert one_line(result.err), result.err
+    assert_refused(result)
 
 
 def test_bad_input_parser_error_is_one_line_without_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,9 +87,7 @@ def test_bad_input_a_file_that_is_not_text_is_one_line(
     result = cli(*argv)
 
     # THEN it says which file is not text, in one line, exit code 2, and nothing is written
-    assert result.code == 2
-    assert f"{binary} is not UTF-8 text" in result.err
-    assert one_line(result.err), result.err
+    assert_refused(result, f"{binary} is not UTF-8 text")
     assert (
         client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"] == "alice@gmail.com,bob@gmail.com"
     )
@@ -110,9 +115,7 @@ def test_bad_input_a_samconfig_of_the_wrong_shape_is_one_line(
     result = cli("aliases", "list", "--config-env", "dev")
 
     # THEN one line saying what is wrong, exit code 2
-    assert result.code == 2
-    assert message in result.err
-    assert one_line(result.err), result.err
+    assert_refused(result, message)
 
 
 @pytest.mark.parametrize(
@@ -130,9 +133,7 @@ def test_bad_input_trace_since_beyond_the_calendar_is_one_line(cli: Cli, aws: No
     result = cli("trace", "--since", since, "--config-env", "dev", "--table", "trace")
 
     # THEN one line naming the option, exit code 2
-    assert result.code == 2
-    assert message in result.err
-    assert one_line(result.err), result.err
+    assert_refused(result, message)
 
 
 @pytest.mark.parametrize(
@@ -156,9 +157,7 @@ def test_bad_input_a_broken_sample_manifest_is_one_line(
     result = cli(*command)
 
     # THEN one line naming the manifest, exit code 2
-    assert result.code == 2
-    assert message in result.err and "manifest.toml" in result.err
-    assert one_line(result.err), result.err
+    assert_refused(result, message, "manifest.toml")
 
 
 def hostile_mail() -> bytes:
@@ -240,9 +239,7 @@ def test_bad_input_an_empty_address_argument_changes_nothing(cli: Cli, seeded: N
     result = cli(*argv, "--config-env", "dev", "--yes")
 
     # THEN refused in one line, exit code 2, and the alias keeps its members (set used to delete it)
-    assert result.code == 2
-    assert "ADDRESS argument is empty" in result.err
-    assert one_line(result.err), result.err
+    assert_refused(result, "ADDRESS argument is empty")
     assert (
         client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"] == "alice@gmail.com,bob@gmail.com"
     )
@@ -276,11 +273,6 @@ class RefusingSsm:
         return getattr(self._client, name)
 
 
-def stored() -> dict[str, str]:
-    found = client("ssm").get_parameters_by_path(Path=ALIAS_PATH)["Parameters"]
-    return {p["Name"].rsplit("/", 1)[-1]: p["Value"] for p in found}
-
-
 def test_bad_input_an_import_refused_half_way_is_undone(
     cli: Cli, seeded: None, workdir: Path, client_overrides: dict[str, Any]
 ) -> None:
@@ -295,9 +287,7 @@ def test_bad_input_an_import_refused_half_way_is_undone(
     result = cli("aliases", "import", "aliases.toml", "--config-env", "dev", "--yes")
 
     # THEN the first change is put back: nothing half applied, and one line says so
-    assert result.code == 2
-    assert "ThrottlingException" in result.err and "nothing was changed" in result.err
-    assert one_line(result.err), result.err
+    assert_refused(result, "ThrottlingException", "nothing was changed")
     assert stored() == before
 
 
@@ -312,58 +302,22 @@ def test_bad_input_an_import_that_cannot_be_undone_says_what_stays(
     result = cli("aliases", "import", "aliases.toml", "--config-env", "dev", "--yes")
 
     # THEN the one line names the change that stays applied
-    assert result.code == 2
-    assert "expired" in result.err and "not undone: create a" in result.err
-    assert one_line(result.err), result.err
-
-
-@pytest.mark.parametrize(
-    ("name", "text", "message"),
-    [
-        ("yes.yaml", "aliases:\n  yes: [a@gmail.com]\n", "reads as True"),
-        ("null.yaml", "aliases:\n  null: [a@gmail.com]\n", "reads as None"),
-        ("twice.yaml", "aliases:\n  team: [a@gmail.com]\n  team: [b@gmail.com]\n", "team listed twice"),
-        ("twice.json", '{"aliases": {"team": ["a@gmail.com"], "team": ["b@gmail.com"]}}', "team listed twice"),
-    ],
-)
-def test_bad_input_an_alias_file_that_reads_otherwise_than_written_is_refused(
-    cli: Cli, seeded: None, workdir: Path, name: str, text: str, message: str
-) -> None:
-    # GIVEN an alias file whose parser would change it silently: a YAML name read as true or null, an alias
-    # listed twice (the parsers keep the last list)
-    (workdir / name).write_text(text)
-
-    # WHEN importing it
-    result = cli("aliases", "import", name, "--config-env", "dev", "--yes")
-
-    # THEN one line, exit code 2, nothing written
-    assert result.code == 2
-    assert message in result.err
-    assert one_line(result.err), result.err
-    assert stored() == {"team": "alice@gmail.com,bob@gmail.com"}
+    assert_refused(result, "expired", "not undone: create a")
 
 
 def test_bad_input_an_export_that_cannot_finish_leaves_the_file_as_it_was(
-    cli: Cli, seeded: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, seeded: None, workdir: Path, fill_disk: Callable[[], None]
 ) -> None:
-    import errno
-
     # GIVEN the aliases file in git, and a disk that fills up half way through any file write
     (workdir / "aliases.toml").write_text('[aliases]\nteam = ["alice@gmail.com", "bob@gmail.com"]\n')
     before = (workdir / "aliases.toml").read_bytes()
-    write_text = Path.write_text
-
-    def half(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
-        write_text(self, text[: len(text) // 2], *args, **kwargs)
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
-
-    monkeypatch.setattr(Path, "write_text", half)
+    fill_disk()
 
     # WHEN exporting over it
     result = cli("aliases", "export", "aliases.toml", "--config-env", "dev")
 
     # THEN one line, exit code 2, and the file is whole (a truncated one, imported with --prune, deletes aliases)
-    assert result.code == 2
-    assert result.err.startswith("forwarder: cannot write aliases.toml") and one_line(result.err)
+    assert_refused(result)
+    assert result.err.startswith("forwarder: cannot write aliases.toml")
     assert (workdir / "aliases.toml").read_bytes() == before
     assert sorted(p.name for p in workdir.iterdir()) == ["aliases.toml", "samconfig.toml"]

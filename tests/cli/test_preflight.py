@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,11 +327,24 @@ def settings(**parameters: str) -> Settings:
     )
 
 
+def in_zones(records: dict[Zone, dict[tuple[str, str], list[str]]], **facts: Any) -> Facts:
+    """The facts of an account whose hosted zones hold these records (zone -> its records), and the `facts` given."""
+    named: dict[str, list[Zone]] = {}
+    for zone in records:
+        named.setdefault(zone.name, []).append(zone)
+    zones = {zone.id: zone for zone in records}
+    return Facts(account="1", zones=zones, zones_named=named, records={z.id: r for z, r in records.items()}, **facts)
+
+
 def test_preflight_the_stacks_own_resources_are_not_collisions() -> None:
     # GIVEN a deployed stack that created the identity and the zone, and manages the records in it
-    zone = Zone("ZOWN", DEV)
-    facts = Facts(
-        account="1",
+    facts = in_zones(
+        {
+            Zone("ZOWN", DEV): {
+                (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
+                (f"_dmarc.{DEV}", "TXT"): ["x"],
+            }
+        },
         stack_status="UPDATE_COMPLETE",
         owned={
             "AWS::SES::EmailIdentity": {DEV},
@@ -340,9 +353,6 @@ def test_preflight_the_stacks_own_resources_are_not_collisions() -> None:
             "AWS::SES::ReceiptRule": {"email-forwarder-dev"},
         },
         logical={"EmailIdentity", "DkimRecords", "HostedZone", "InboundMxRecord", "DmarcRecord", "ReceiptRule"},
-        zones={"ZOWN": zone},
-        zones_named={DEV: [zone]},
-        records={"ZOWN": {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"], (f"_dmarc.{DEV}", "TXT"): ["x"]}},
         identity={"IdentityType": "DOMAIN"},
         active_rule_set="email-forwarder",
         rule_sets={"email-forwarder": [{"Name": "email-forwarder-dev", "Enabled": True, "Recipients": [DEV]}]},
@@ -370,13 +380,9 @@ def test_preflight_counts_the_functions_own_reservation_as_affordable() -> None:
 
 def test_preflight_flags_a_mail_from_mx_of_another_region() -> None:
     # GIVEN an adopted MAIL FROM domain whose MX points at us-west-2's feedback endpoint, for a us-east-1 stack
-    zone = Zone("ZDEV", DEV)
-    facts = Facts(
-        account="1",
-        zones={"ZDEV": zone},
-        zones_named={DEV: [zone]},
-        records={
-            "ZDEV": {
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
                 (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-west-2.amazonses.com"],
                 (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
             }
@@ -396,9 +402,8 @@ def test_preflight_flags_a_mail_from_mx_of_another_region() -> None:
 
 def test_preflight_asks_for_the_dkim_records_of_an_existing_identity() -> None:
     # GIVEN an adopted identity whose DKIM is pending and whose CNAMEs are not in the zone
-    zone = Zone("ZDEV", DEV)
     identity = {"DkimAttributes": {"Status": "PENDING", "Tokens": ["t1", "t2", "t3"]}}
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {}}, identity=identity)
+    facts = in_zones({Zone("ZDEV", DEV): {}}, identity=identity)
 
     # WHEN preflight judges it
     rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
@@ -467,15 +472,11 @@ def test_preflight_stops_on_a_stack_that_cannot_take_an_update(status: str, fix:
 
 def test_preflight_warns_when_the_parent_does_not_delegate_to_the_adopted_zone() -> None:
     # GIVEN an adopted dev zone, and an apex zone that delegates dev to other name servers
-    dev, apex = Zone("ZDEV", DEV), Zone("ZAPEX", APEX)
-    facts = Facts(
-        account="1",
-        zones={"ZDEV": dev, "ZAPEX": apex},
-        zones_named={DEV: [dev], APEX: [apex]},
-        records={
-            "ZDEV": {(DEV, "NS"): ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]},
-            "ZAPEX": {(DEV, "NS"): ["ns1.old-provider.example."]},
-        },
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]},
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns1.old-provider.example."]},
+        }
     )
 
     # WHEN preflight judges HostedZoneId=ZDEV
@@ -695,12 +696,8 @@ def test_preflight_takes_a_dmarc_cname_for_the_record_it_is(cli: Cli, account: A
 
 def test_preflight_names_a_cname_where_the_mail_from_records_go() -> None:
     # GIVEN a CNAME at bounces.<domain> in the adopted zone, and MailFromRecordsMode=create
-    zone = Zone("ZDEV", DEV)
-    facts = Facts(
-        account="1",
-        zones={"ZDEV": zone},
-        zones_named={DEV: [zone]},
-        records={"ZDEV": {(f"bounces.{DEV}", "CNAME"): ["bounce.mailer.example.net."]}},
+    facts = in_zones(
+        {Zone("ZDEV", DEV): {(f"bounces.{DEV}", "CNAME"): ["bounce.mailer.example.net."]}},
     )
 
     # WHEN preflight judges it
@@ -766,16 +763,12 @@ def _upsert_ns(zone: str, name: str, servers: list[str]) -> None:
 
 def test_preflight_moves_an_adopted_zone_to_its_delegated_twin() -> None:
     # GIVEN two zones named dev (ZA, ZB), the apex delegating dev to ZB, and HostedZoneId=ZA
-    twins, apex = [Zone("ZA", DEV), Zone("ZB", DEV)], Zone("ZAPEX", APEX)
-    facts = Facts(
-        account="1",
-        zones={"ZA": twins[0], "ZB": twins[1], "ZAPEX": apex},
-        zones_named={DEV: twins, APEX: [apex]},
-        records={
-            "ZA": {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
-            "ZB": {(DEV, "NS"): ["ns-2.awsdns-02.org."]},
-            "ZAPEX": {(DEV, "NS"): ["ns-2.awsdns-02.org"]},
-        },
+    facts = in_zones(
+        {
+            Zone("ZA", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            Zone("ZB", DEV): {(DEV, "NS"): ["ns-2.awsdns-02.org."]},
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns-2.awsdns-02.org"]},
+        }
     )
 
     # WHEN preflight judges HostedZoneId=ZA and adopt plans it
@@ -791,12 +784,11 @@ def test_preflight_moves_an_adopted_zone_to_its_delegated_twin() -> None:
 
 def test_preflight_warns_of_two_apex_zones_it_cannot_tell_apart() -> None:
     # GIVEN two public zones of the apex (no parent zone in the account to say which one is delegated)
-    twins = [Zone("ZA", APEX), Zone("ZB", APEX)]
-    facts = Facts(
-        account="1",
-        zones={"ZA": twins[0], "ZB": twins[1]},
-        zones_named={APEX: twins},
-        records={"ZA": {(APEX, "NS"): ["ns-1.awsdns-01.org."]}, "ZB": {(APEX, "NS"): ["ns-2.awsdns-02.org."]}},
+    facts = in_zones(
+        {
+            Zone("ZA", APEX): {(APEX, "NS"): ["ns-1.awsdns-01.org."]},
+            Zone("ZB", APEX): {(APEX, "NS"): ["ns-2.awsdns-02.org."]},
+        }
     )
 
     # WHEN preflight judges prod with HostedZoneId=ZA
@@ -894,15 +886,11 @@ def test_preflight_names_the_rules_of_an_inactive_set_the_stack_would_activate()
 
 def test_preflight_takes_a_rolled_back_import_for_the_stack_it_was() -> None:
     # GIVEN a stack whose resource import (adopted to managed) failed and rolled back, with the MX record it made
-    zone = Zone("ZOWN", DEV)
-    facts = Facts(
-        account="1",
+    facts = in_zones(
+        {Zone("ZOWN", DEV): {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"]}},
         stack_status="IMPORT_ROLLBACK_COMPLETE",
         owned={"AWS::Route53::HostedZone": {"ZOWN"}},
         logical={"HostedZone", "InboundMxRecord"},
-        zones={"ZOWN": zone},
-        zones_named={DEV: [zone]},
-        records={"ZOWN": {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"]}},
     )
 
     # WHEN preflight judges it
@@ -915,9 +903,8 @@ def test_preflight_takes_a_rolled_back_import_for_the_stack_it_was() -> None:
 
 def test_preflight_finds_the_domains_records_in_the_parent_zone_behind_a_placeholder_parent_id() -> None:
     # GIVEN dev's records in the apex zone (no dev zone), and the old placeholder as ParentHostedZoneId
-    apex = Zone("ZAPEX", APEX)
     records = {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"], (f"t1._domainkey.{DEV}", "CNAME"): ["x"]}
-    facts = Facts(account="1", zones={"ZAPEX": apex}, zones_named={APEX: [apex]}, records={"ZAPEX": records})
+    facts = in_zones({Zone("ZAPEX", APEX): records})
 
     # WHEN preflight judges it
     rows = evaluate(settings(ParentHostedZoneId="Z0PLACEHOLDERAPEXZONE"), facts)
@@ -938,9 +925,8 @@ def test_preflight_finds_the_domains_records_in_the_parent_zone_behind_a_placeho
 
 def test_preflight_refuses_a_parent_zone_that_delegates_the_domain_elsewhere() -> None:
     # GIVEN the apex zone, which delegates dev to name servers of dev's own zone (kept elsewhere)
-    apex = Zone("ZAPEX", APEX)
     records = {(DEV, "NS"): ["ns-1.awsdns-01.org."]}
-    facts = Facts(account="1", zones={"ZAPEX": apex}, zones_named={APEX: [apex]}, records={"ZAPEX": records})
+    facts = in_zones({Zone("ZAPEX", APEX): records})
 
     # WHEN preflight judges HostedZoneId set to the apex zone
     rows = evaluate(settings(HostedZoneId="ZAPEX"), facts)
@@ -984,8 +970,7 @@ def test_preflight_stops_existing_modes_behind_a_zone_the_stack_creates_and_dele
 )
 def test_preflight_warns_before_an_mx_fix_that_takes_the_mail_from_a_mail_provider(mx: str, caution: str) -> None:
     # GIVEN an MX left to what exists that points at a mail provider, or at SES in another region
-    zone = Zone("ZDEV", DEV)
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {(DEV, "MX"): [mx]}})
+    facts = in_zones({Zone("ZDEV", DEV): {(DEV, "MX"): [mx]}})
 
     # WHEN preflight judges it
     rows = evaluate(settings(HostedZoneId="ZDEV", MxRecordMode="existing"), facts)
@@ -1053,19 +1038,11 @@ def test_preflight_a_zone_the_stack_creates_with_no_parent_here_needs_the_regist
 
 
 def test_init_that_cannot_finish_writing_leaves_samconfig_as_it_was(
-    cli: Cli, account: Account, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, account: Account, workdir: Path, fill_disk: Callable[[], None]
 ) -> None:
-    import errno
-
     # GIVEN a disk that fills up half way through any file write
     before = (workdir / "samconfig.toml").read_bytes()
-    write_text = Path.write_text
-
-    def half(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
-        write_text(self, text[: len(text) // 2], *args, **kwargs)
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
-
-    monkeypatch.setattr(Path, "write_text", half)
+    fill_disk()
 
     # WHEN init writes the new environment
     result = cli(

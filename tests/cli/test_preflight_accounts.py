@@ -13,7 +13,7 @@ from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
 from tests.cli.conftest import Cli
 from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG
-from tests.cli.test_preflight import account, below_moto  # noqa: F401  (the team's account in moto)
+from tests.cli.test_preflight import account, below_moto, in_zones  # noqa: F401  (the team's account in moto)
 
 STACK = "email-forwarder-dev"
 
@@ -46,22 +46,18 @@ def test_preflight_never_advises_deleting_a_stack_that_holds_the_environment(sta
 def test_adopt_keeps_create_for_the_records_a_stack_holds_while_it_is_not_settled(status: str) -> None:
     # GIVEN a deployed stack that created the MX, MAIL FROM and DMARC records in the team's zone, caught in a state
     # that takes no update now (the operator runs adopt before settling it)
-    zone = Zone("ZDEV", DEV)
-    facts = Facts(
-        account="1",
-        stack_status=status,
-        owned={"AWS::Route53::RecordSet": {DEV, f"_dmarc.{DEV}"}, "AWS::Route53::RecordSetGroup": {"mailfrom"}},
-        logical={"InboundMxRecord", "MailFromRecords", "DmarcRecord"},
-        zones={"ZDEV": zone},
-        zones_named={DEV: [zone]},
-        records={
-            "ZDEV": {
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
                 (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
                 (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
                 (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
                 (f"_dmarc.{DEV}", "TXT"): ['"v=DMARC1; p=none"'],
             }
         },
+        stack_status=status,
+        owned={"AWS::Route53::RecordSet": {DEV, f"_dmarc.{DEV}"}, "AWS::Route53::RecordSetGroup": {"mailfrom"}},
+        logical={"InboundMxRecord", "MailFromRecords", "DmarcRecord"},
     )
 
     # WHEN adopt plans the parameters
@@ -127,15 +123,11 @@ def test_preflight_stops_a_mode_switch_on_a_stack_whose_update_stopped() -> None
 def test_preflight_adds_amazonses_to_the_mail_from_spf_it_finds_keeping_every_other_value() -> None:
     # GIVEN an adopted MAIL FROM domain whose TXT record set holds the team's SPF (another provider's include) and
     # a verification string, and an MX at this region's feedback endpoint
-    zone = Zone("ZDEV", DEV)
     spf = '"v=spf1 include:_spf.google.com ~all"'
     verification = '"google-site-verification=abc123"'
-    facts = Facts(
-        account="1",
-        zones={"ZDEV": zone},
-        zones_named={DEV: [zone]},
-        records={
-            "ZDEV": {
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
                 (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
                 (f"bounces.{DEV}", "TXT"): [spf, verification],
             }
@@ -157,13 +149,9 @@ def test_preflight_adds_amazonses_to_the_mail_from_spf_it_finds_keeping_every_ot
 @pytest.mark.parametrize("mode", ["create", "existing"])
 def test_preflight_refuses_a_domain_that_is_a_cname_in_the_zone_holding_its_records(mode: str) -> None:
     # GIVEN no zone of dev, and in the apex zone a CNAME at dev (a web host) beside dev's hand-made DKIM records
-    apex = Zone("ZAPEX", APEX)
-    facts = Facts(
-        account="1",
-        zones={"ZAPEX": apex},
-        zones_named={APEX: [apex]},
-        records={
-            "ZAPEX": {
+    facts = in_zones(
+        {
+            Zone("ZAPEX", APEX): {
                 (DEV, "CNAME"): ["dev-site.example.net"],
                 (f"t1._domainkey.{DEV}", "CNAME"): ["t1.dkim.amazonses.com"],
             }
@@ -189,10 +177,9 @@ BYODKIM = {"SigningEnabled": True, "SigningAttributesOrigin": "EXTERNAL", "Token
 def test_preflight_finds_the_public_key_of_an_identity_with_its_own_dkim_key(status: str) -> None:
     # GIVEN an adopted identity with Bring Your Own DKIM (SES answers the selector as its one token), whose public
     # key is published as a TXT record at the selector
-    zone = Zone("ZDEV", DEV)
     identity = {"DkimAttributes": {**BYODKIM, "Status": status}}
     records = {(f"team2026._domainkey.{DEV}", "TXT"): ['"v=DKIM1; k=rsa; p=MIIBIjAN"']}
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": records})
+    facts = in_zones({Zone("ZDEV", DEV): records})
     facts.identity = identity
 
     # WHEN preflight judges it
@@ -206,8 +193,7 @@ def test_preflight_finds_the_public_key_of_an_identity_with_its_own_dkim_key(sta
 
 def test_preflight_asks_for_the_public_key_of_an_identity_with_its_own_dkim_key() -> None:
     # GIVEN an adopted identity with Bring Your Own DKIM, pending, and no TXT at its selector
-    zone = Zone("ZDEV", DEV)
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {}})
+    facts = in_zones({Zone("ZDEV", DEV): {}})
     facts.identity = {"DkimAttributes": {**BYODKIM, "Status": "PENDING"}}
 
     # WHEN preflight judges it
@@ -230,8 +216,7 @@ def test_preflight_asks_for_the_public_key_of_an_identity_with_its_own_dkim_key(
 def test_preflight_warns_of_an_adopted_mx_that_prefers_another_host(mx: list[str]) -> None:
     # GIVEN an adopted MX that lists SES's endpoint beside a mail provider's host, which senders prefer (or pick
     # half of the time)
-    zone = Zone("ZDEV", DEV)
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": {(DEV, "MX"): mx}})
+    facts = in_zones({Zone("ZDEV", DEV): {(DEV, "MX"): mx}})
 
     # WHEN preflight judges MxRecordMode=existing
     rows = evaluate(settings(HostedZoneId="ZDEV", MxRecordMode="existing"), facts)
@@ -245,9 +230,8 @@ def test_preflight_warns_of_an_adopted_mx_that_prefers_another_host(mx: list[str
 
 def test_preflight_warns_when_the_adopted_identity_does_not_sign_with_dkim() -> None:
     # GIVEN an adopted identity, verified, its DKIM CNAMEs published, but DKIM signing turned off by hand
-    zone = Zone("ZDEV", DEV)
     cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": cnames})
+    facts = in_zones({Zone("ZDEV", DEV): cnames})
     facts.identity = {
         "VerifiedForSendingStatus": True,
         "DkimAttributes": {"SigningEnabled": False, "Status": "SUCCESS", "Tokens": ["t1", "t2", "t3"]},
@@ -265,19 +249,15 @@ def test_preflight_warns_when_the_adopted_identity_does_not_sign_with_dkim() -> 
 
 def undelegated_twin() -> Facts:
     """A zone of dev made and never delegated, while the apex zone holds dev's records (the live ones)."""
-    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
-    return Facts(
-        account="1",
-        zones={"ZAPEX": apex, "ZDEV": dev},
-        zones_named={APEX: [apex], DEV: [dev]},
-        records={
-            "ZAPEX": {
+    return in_zones(
+        {
+            Zone("ZAPEX", APEX): {
                 (APEX, "NS"): ["ns-apex.awsdns-00.com."],
                 (DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"],
                 (f"t1._domainkey.{DEV}", "CNAME"): ["t1.dkim.amazonses.com"],
             },
-            "ZDEV": {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
-        },
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+        }
     )
 
 
@@ -331,15 +311,11 @@ def test_preflight_warns_when_the_subdomains_dmarc_record_would_loosen_the_organ
 ) -> None:
     # GIVEN the apex's DMARC record, whose policy for subdomains (sp=, else p=) is stricter than none, and dev's own
     # zone, delegated, without a DMARC record: receivers apply the apex's policy to dev today
-    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
-    facts = Facts(
-        account="1",
-        zones={"ZAPEX": apex, "ZDEV": dev},
-        zones_named={APEX: [apex], DEV: [dev]},
-        records={
-            "ZAPEX": {(f"_dmarc.{APEX}", "TXT"): [organisation], (DEV, "NS"): ["ns-dev.awsdns-01.org."]},
-            "ZDEV": {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
-        },
+    facts = in_zones(
+        {
+            Zone("ZAPEX", APEX): {(f"_dmarc.{APEX}", "TXT"): [organisation], (DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+        }
     )
 
     # WHEN preflight judges the stack's DMARC record with the template's default policy (none)
@@ -357,12 +333,8 @@ def test_preflight_warns_when_the_subdomains_dmarc_record_would_loosen_the_organ
 
 def test_preflight_takes_the_organisations_dmarc_policy_for_a_subdomain_left_without_its_own() -> None:
     # GIVEN DmarcRecordMode=existing for dev, which has no DMARC record, under an apex whose policy covers subdomains
-    apex, dev = Zone("ZAPEX", APEX), Zone("ZDEV", DEV)
-    facts = Facts(
-        account="1",
-        zones={"ZAPEX": apex, "ZDEV": dev},
-        zones_named={APEX: [apex], DEV: [dev]},
-        records={"ZAPEX": {(f"_dmarc.{APEX}", "TXT"): ['"v=DMARC1; p=reject"']}, "ZDEV": {}},
+    facts = in_zones(
+        {Zone("ZAPEX", APEX): {(f"_dmarc.{APEX}", "TXT"): ['"v=DMARC1; p=reject"']}, Zone("ZDEV", DEV): {}}
     )
 
     # WHEN preflight judges it
@@ -395,9 +367,8 @@ def test_preflight_names_a_leftover_configuration_set(cli: Cli) -> None:
 @pytest.mark.parametrize("status", ["PENDING", "FAILED"])
 def test_preflight_does_not_pass_an_adopted_identity_that_is_not_verified(status: str) -> None:
     # GIVEN an adopted identity whose DKIM CNAMEs are in the zone, but which SES has not verified (yet, or gave up)
-    zone = Zone("ZDEV", DEV)
     cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
-    facts = Facts(account="1", zones={"ZDEV": zone}, zones_named={DEV: [zone]}, records={"ZDEV": cnames})
+    facts = in_zones({Zone("ZDEV", DEV): cnames})
     facts.identity = {
         "VerifiedForSendingStatus": False,
         "DkimAttributes": {"SigningEnabled": True, "Status": status, "Tokens": ["t1", "t2", "t3"]},

@@ -9,20 +9,21 @@ from forwarder.mail.message import split_message
 from tests.cli.conftest import Cli
 from tests.conftest import DOMAIN, EVENTS
 
+# `forwarder run` of the sample mail to team@, then a member's answer to the forward she got
+REPLY_AS = (
+    "run",
+    str(EVENTS / "mail" / "workshop.eml"),
+    "--to",
+    f"team@{DOMAIN}",
+    "--aliases",
+    str(EVENTS / "aliases.toml"),
+    "--reply-as",
+)
+
 
 def test_run_reply_as_a_member_relays_the_answer_to_the_outside_sender(cli: Cli, workdir: Path) -> None:
     # WHEN the sample mail to team@ is run and the member Yating answers the forward she got
-    result = cli(
-        "run",
-        str(EVENTS / "mail" / "workshop.eml"),
-        "--to",
-        f"team@{DOMAIN}",
-        "--aliases",
-        str(EVENTS / "aliases.toml"),
-        "--reply-as",
-        "yating.chen@example.com",
-        "--json",
-    )
+    result = cli(*REPLY_AS, "yating.chen@example.com", "--json")
 
     # THEN the forward carries a reply address, and the answer goes out to the outside sender from team@
     assert result.code == 0, result.err
@@ -40,16 +41,7 @@ def test_run_reply_as_a_member_relays_the_answer_to_the_outside_sender(cli: Cli,
 
 
 def test_run_reply_as_text_report_names_the_relay(cli: Cli) -> None:
-    result = cli(
-        "run",
-        str(EVENTS / "mail" / "workshop.eml"),
-        "--to",
-        f"team@{DOMAIN}",
-        "--aliases",
-        str(EVENTS / "aliases.toml"),
-        "--reply-as",
-        "weijie.lin@example.net",
-    )
+    result = cli(*REPLY_AS, "weijie.lin@example.net")
     assert result.code == 0, result.err
     assert "== weijie.lin@example.net's reply to workshop.eml  ->  team+r-" in result.out
     assert "relayed to the outside sender as team, copies to 1 member(s)" in result.out
