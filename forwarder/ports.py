@@ -29,6 +29,11 @@ NOTICE_TAG = "notice"
 Result = dict[str, Any]
 
 
+def send_result(ses_id: str, notice: bool) -> Result:
+    """A send's claim result: SES's message id, and `notice` when what SES took was the notice in place of the mail."""
+    return {"ses_id": ses_id, "notice": True} if notice else {"ses_id": ses_id}
+
+
 # errors ------------------------------------------------------------------------------------------------
 
 

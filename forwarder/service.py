@@ -32,6 +32,7 @@ from forwarder.ports import (
     SenderNotReadyError,
     SendError,
     TraceLog,
+    send_result,
     split_stored,
 )
 
@@ -295,13 +296,7 @@ class ForwardingService:
         marked = {NOTICE_TAG: "true"} if notice else {}
         try:
             tags = {"inbound": message_id, "alias": delivery.alias, **self.once.tags(key), **marked}
-            result = self.once(
-                key,
-                lambda: {
-                    "ses_id": self.sender.send(raw, from_address, members, tags),
-                    **({"notice": True} if notice else {}),
-                },
-            )
+            result = self.once(key, lambda: send_result(self.sender.send(raw, from_address, members, tags), notice))
         except SenderNotReadyError:
             raise
         except RecipientNotVerifiedError as error:
@@ -442,7 +437,8 @@ def _log_failure(message: str, error: Exception) -> None:
     logger.warning(message, extra={"error": type(error).__name__, "detail": str(error)[:300]})
 
 
-# The log line's header changes: a hostile mail's field names (any length, any number) are cut to these.
+# The log line's header changes: a hostile mail's field names (any length, any number) are cut to these. Only the
+# log is cut: the rewrite's report, which `forwarder run` shows and tests read, keeps every name whole.
 _LOGGED_NAME, _LOGGED_NAMES = 64, 20
 
 

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from forwarder.config import IdempotencyCompletion
 from forwarder.observability import logger
-from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result
+from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result, send_result
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -301,7 +301,7 @@ def complete_from_send_event(client: DynamoDBClient, table: str, claim: str, ses
     False when the claim is not in progress (completed already, or released and gone)."""
     if not _CLAIM_VALUE.fullmatch(claim):
         return False
-    request = completion(table, KEY_PREFIX + claim, {"ses_id": ses_id, **({"notice": True} if notice else {})})
+    request = completion(table, KEY_PREFIX + claim, send_result(ses_id, notice))
     request["ConditionExpression"] = "#status = :inprogress"
     request["ExpressionAttributeValues"][":inprogress"] = {"S": INPROGRESS}
     try:
