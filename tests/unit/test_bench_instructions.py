@@ -53,3 +53,35 @@ class _NoServer:
 
     def __exit__(self, *_: object) -> None:
         return None
+
+
+def test_the_null_child_runs_the_loop_without_the_forwarder(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import EVENTS, ROOT
+
+    # GIVEN the child's spec for the `null` side, which `bench instructions` subtracts from both sides
+    result = tmp_path / "result.json"
+    spec = {
+        "side": "null",
+        "mode": "warm",
+        "event": str(EVENTS / "forward.json"),
+        "warmup": str(EVENTS / "forward.json"),
+        "count": 3,
+        "result": str(result),
+    }
+    # WHEN it runs as the harness runs it, as a script
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "child.py"), json.dumps(spec)],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
+    # THEN it loops over the three mails and reports them, having sent nothing (the forwarder, with no AWS to
+    # reach, would have failed)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(result.read_text())
+    assert len(report["times_ms"]) == 3
+    assert report["check"] == {"forwarded": False, "oversize": False, "sent": 0}
