@@ -962,26 +962,27 @@ class Evaluation:
         else:
             self.add(ok("DMARC record", name, "exists; left unmanaged"))
 
-    def _organisation_tags(self) -> dict[str, str]:
-        """The DMARC tags of the organisational domain (the shortest parent), when its zone is in this account."""
-        organisation = next(reversed(parents(self.domain)), None)
-        holder = self.f.zone_named(organisation) if organisation else None
-        if organisation is None or holder is None:
-            return {}
-        return _dmarc_tags(self.f.record(holder.id, f"_dmarc.{organisation}", "TXT") or [])
+    def _organisation_tags(self) -> tuple[str, dict[str, str]]:
+        """The organisational domain and its DMARC tags, when its zone is in this account: the farthest parent with a
+        zone here (the shortest parent is a public suffix under a two-label one, e.g. com.tw)."""
+        for organisation in reversed(parents(self.domain)):
+            holder = self.f.zone_named(organisation)
+            if holder is not None:
+                return organisation, _dmarc_tags(self.f.record(holder.id, f"_dmarc.{organisation}", "TXT") or [])
+        return "", {}
 
     def _organisation_policy(self) -> str:
         """What receivers apply to the domain without a DMARC record of its own, e.g. "aws-educate.tw's sp=reject"."""
-        tags = self._organisation_tags()
+        organisation, tags = self._organisation_tags()
         tag = "sp" if tags.get("sp") else "p"
         if not tags.get(tag):
             return ""
-        return f"{parents(self.domain)[-1]}'s {tag}={tags[tag]}"
+        return f"{organisation}'s {tag}={tags[tag]}"
 
     def _loosened_dmarc(self) -> Finding | None:
         """A subdomain without a DMARC record of its own gets the organisational domain's policy for subdomains
         (sp=, else p=); the record the stack creates replaces it, and must not be the weaker one."""
-        tags = self._organisation_tags()
+        _, tags = self._organisation_tags()
         inherited = tags.get("sp") or tags.get("p") or ""
         ours = self.s["DmarcPolicy"] or "none"
         if _DMARC_STRICTNESS.get(inherited, 0) <= _DMARC_STRICTNESS.get(ours, 0):

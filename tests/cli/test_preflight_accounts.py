@@ -306,28 +306,30 @@ def test_preflight_names_the_holding_parent_zone_when_an_undelegated_zone_of_the
         ('"v=DMARC1; p=quarantine"', "quarantine"),
     ],
 )
+@pytest.mark.parametrize("apex", [APEX, "aws-educate.com.tw"])  # under a one-label and a two-label public suffix
 def test_preflight_warns_when_the_subdomains_dmarc_record_would_loosen_the_organisations_policy(
-    organisation: str, strictest: str
+    organisation: str, strictest: str, apex: str
 ) -> None:
     # GIVEN the apex's DMARC record, whose policy for subdomains (sp=, else p=) is stricter than none, and dev's own
     # zone, delegated, without a DMARC record: receivers apply the apex's policy to dev today
+    dev = f"dev.{apex}"
     facts = in_zones(
         {
-            Zone("ZAPEX", APEX): {(f"_dmarc.{APEX}", "TXT"): [organisation], (DEV, "NS"): ["ns-dev.awsdns-01.org."]},
-            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-dev.awsdns-01.org."]},
+            Zone("ZAPEX", apex): {(f"_dmarc.{apex}", "TXT"): [organisation], (dev, "NS"): ["ns-dev.awsdns-01.org."]},
+            Zone("ZDEV", dev): {(dev, "NS"): ["ns-dev.awsdns-01.org."]},
         }
     )
 
     # WHEN preflight judges the stack's DMARC record with the template's default policy (none)
-    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+    rows = evaluate(settings(HostedZoneId="ZDEV", DomainName=dev), facts)
 
     # THEN a warning says _dmarc.dev would replace the stricter policy, with the parameter that keeps it
     row = next(r for r in rows if r.check == "DMARC record")
     assert row.severity == Severity.WARNING
-    assert f"p={strictest}" in row.problem or f"sp={strictest}" in row.problem
+    assert f"{apex}'s p={strictest}" in row.problem or f"{apex}'s sp={strictest}" in row.problem
     assert row.fix.startswith(f"DmarcPolicy={strictest}")
     # and a policy as strict as the organisation's is fine
-    same = evaluate(settings(HostedZoneId="ZDEV", DmarcPolicy=strictest), facts)
+    same = evaluate(settings(HostedZoneId="ZDEV", DomainName=dev, DmarcPolicy=strictest), facts)
     assert next(r for r in same if r.check == "DMARC record").severity == Severity.OK
 
 
