@@ -566,22 +566,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except CommandError as error:  # may echo the bad input: its control characters must not break the line
-        print(f"forwarder: {printable(str(error))}", file=sys.stderr)
-        return USAGE
+    except CommandError as error:
+        return _refused(str(error))
     except OSError as error:  # a file named on the command line that cannot be read or written
         if error.filename is None:
             raise
-        print(f"forwarder: {printable(f'{error.filename}: {error.strerror or error}')}", file=sys.stderr)
-        return USAGE
+        return _refused(f"{error.filename}: {error.strerror or error}")
     except Exception as error:
         from forwarder_ops.errors import describe_aws_error
 
         message = describe_aws_error(error)
         if message is None:
             raise
-        print(f"forwarder: {printable(message)}", file=sys.stderr)
-        return USAGE
+        return _refused(message)
+
+
+def _refused(message: str) -> int:
+    """The command could not run: one line on stderr, exit code 2. The message may echo the bad input or what AWS
+    said of it: its control characters are shown as escapes, so that it stays one line and cannot drive the
+    terminal."""
+    print(f"forwarder: {printable(message)}", file=sys.stderr)
+    return USAGE
 
 
 if __name__ == "__main__":
