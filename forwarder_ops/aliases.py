@@ -236,6 +236,14 @@ def render_file(aliases: Mapping[str, Sequence[str]], fmt: str, source: str = ""
 # SSM ---------------------------------------------------------------------------------------------
 
 
+class AliasWriteError(CommandError):
+    """AWS refused an alias write (`why`); `undone` says what became of the writes made before it."""
+
+    def __init__(self, why: str, undone: str) -> None:
+        super().__init__(f"{why}; {undone}")
+        self.why, self.undone = why, undone
+
+
 class AliasStore:
     """The alias parameters directly under one SSM path."""
 
@@ -280,7 +288,7 @@ class AliasStore:
             why = describe_aws_error(error)
             if why is None:
                 raise
-            raise CommandError(f"{why}; {self._undo(done, domain)}") from None
+            raise AliasWriteError(why, self._undo(done, domain)) from None
 
     def _write(self, alias: str, members: Sequence[str], domain: str | None, value: str | None = None) -> None:
         name = self._names.get(alias, f"{self.path}/{alias}")
@@ -401,7 +409,16 @@ class AliasCommands:
             self.out.write("nothing changed\n")
             return 1
         grants.apply()  # first: a member who leaves must not keep sending as the alias if the SSM write fails
-        self.store.apply(changes, domain)
+        try:
+            self.store.apply(changes, domain)
+        except AliasWriteError as error:
+            if not grants.changes:
+                raise
+            # The alias writes were put back (or the message names what stays); the revocations are not.
+            raise CommandError(
+                f"{error.why}; alias lists: {error.undone}; the {len(grants.changes)} send-as grant change(s) stay "
+                "applied: run the command again to finish"
+            ) from None
         counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update", "delete")}
         self.out.write(
             f"applied: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted "

@@ -484,6 +484,29 @@ def test_send_as_alias_removal_of_the_last_alias_deletes_the_user_and_keys(cli: 
         keys_of(name)
 
 
+def test_send_as_alias_removal_whose_alias_write_fails_says_the_revocation_stays(
+    cli: Cli, team: None, client_overrides: dict[str, Any]
+) -> None:
+    from tests.cli.test_bad_input import RefusingSsm
+
+    # GIVEN alice may send as team and tech, and SSM refusing the alias write
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    client_overrides["ssm"] = RefusingSsm("ThrottlingException", refused={1})
+
+    # WHEN she leaves team
+    result = cli("aliases", "remove", "team", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN one line says the alias is unchanged but her grant change stays (revoked first, on purpose: a member who
+    # leaves must not keep sending as the alias), not that nothing was changed
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "ThrottlingException" in result.err
+    assert "; alias lists: nothing was changed; the 1 send-as grant change(s) stay applied" in result.err
+    assert policy_of(only_user())["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"tech@{DOMAIN}"]}
+    }
+
+
 def test_send_as_alias_change_declined_keeps_the_grant(cli: Cli, team: None) -> None:
     grant(cli, "bob@gmail.com", "team")
 
