@@ -62,7 +62,10 @@ def alias_name(text: str, domain: str | None = None) -> str:
         raise CommandError(f"{text} is not on {domain}: give the alias name, e.g. {name}")
     name = name.lower()
     if not ALIAS_NAME.match(name):
-        raise CommandError(f"{text!r} is not an alias name: use a-z, 0-9, '.', '_' or '-' (at most 64)")
+        raise CommandError(
+            f"{text!r} is not an alias name: use a-z, 0-9, '.', '_' or '-' (at most 64, no '.' first, last or "
+            "twice in a row)"
+        )
     return name
 
 

@@ -12,8 +12,9 @@ _ADDRESS = re.compile(rf"^(?P<local>{_LOCAL})@(?P<domain>{_DOMAIN})$")
 _MAX_ADDRESS = 254
 _MAX_LOCAL = 64
 # An alias name: the local part of an alias address, as the alias lists in SSM name it (`team`, the
-# catch-all `_catchall`); lower case, at most a local part's 64 octets.
-ALIAS_NAME = re.compile(r"^[a-z0-9_.\-]{1,64}$")
+# catch-all `_catchall`); lower case, at most a local part's 64 octets, a dot-atom (RFC 5322: no dot first, last
+# or twice in a row), since the forwards are sent from it.
+ALIAS_NAME = re.compile(r"^(?=.{1,64}$)[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,21 @@ def test_aliases_set_refuses_an_invalid_address(cli: Cli, seeded: None) -> None:
     assert members("team") == ["alice@gmail.com", " bob@gmail.com"]
 
 
+@pytest.mark.parametrize("name", [".team", "team.", "dev..team", ".."])
+def test_aliases_set_refuses_a_name_that_is_no_mailbox(cli: Cli, seeded: None, name: str) -> None:
+    # GIVEN a name with a dot first, last or doubled: no address can have it as its local part (RFC 5322 dot-atom),
+    # so SES would refuse every forward sent from it
+    before = stored()
+
+    # WHEN setting it
+    result = cli("aliases", "set", name, "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN one line refuses it, and nothing is written
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "is not an alias name" in result.err
+    assert stored() == before
+
+
 def test_aliases_add_refuses_a_member_on_the_forwarding_domain(cli: Cli, seeded: None) -> None:
     # GIVEN the dev domain from samconfig.toml; WHEN adding an address on it (it would loop)
     result = cli("aliases", "add", "team", "tech@dev.aws-educate.tw", "--config-env", "dev", "--yes")
