@@ -1,13 +1,14 @@
 """`python -m bench instructions`: instructions per small mail, forwarder and floor, counted by valgrind.
 
 Time on a shared machine drifts by tens of percent between runs; the number of instructions a warm process
-executes per mail does not (with one hash seed for every run, it repeats to 0.1 %). Each side runs the small-
-mail loop twice under `valgrind --tool=cachegrind --cache-sim=no`, with `FEW` and `MANY` mails after the same
-warm-up; the difference of the two totals over `MANY - FEW` is one mail's instructions, without the
-interpreter start, the imports or the warm-up. The same loop around a handler that does nothing is subtracted
-from both: the child copies each event and reads the clock, outside what the benchmark times. Slow (a minute
-or two per side): valgrind runs the interpreter some 50 times slower. It counts work, not waits or cache
-misses: the time ratio of `make bench` is somewhat higher.
+executes per mail hardly does (with one hash seed for every run, it repeats to 0.1-1 % on a quiet machine; under
+heavy load, clock-driven work such as a cache refresh can move a full garbage collection from one loop to the
+other: run it twice). Each side runs the small-mail loop twice under `valgrind --tool=cachegrind --cache-sim=no`,
+with `FEW` and `MANY` mails after the same warm-up; the difference of the two totals over `MANY - FEW` is one
+mail's instructions, without the interpreter start, the imports or the warm-up. The same loop around a handler
+that does nothing is subtracted from both: the child copies each event and reads the clock, outside what the
+benchmark times. Slow (a minute or two per side): valgrind runs the interpreter some 50 times slower. It counts
+work, not waits or cache misses: the time ratio of `make bench` is somewhat higher.
 """
 
 from __future__ import annotations
