@@ -6,7 +6,7 @@ the fix, or ! (works, but look). Nothing is changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -16,6 +16,7 @@ from forwarder_ops.envconfig import StackNotFoundError, Target
 from forwarder_ops.errors import CommandError, aws_code
 from forwarder_ops.sendas import check_send_as
 from forwarder_ops.suppression import check_suppressed_members
+from forwarder_ops.survey import covers
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
 # "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
@@ -369,7 +370,7 @@ class Doctor:
         rules = active.get("Rules", [])
         rule = next((r for r in rules if r.get("Name") == rule_name), None) if rule_name else None
         if rule is None:
-            rule = next((r for r in rules if self._covers(r.get("Recipients", []))), None)
+            rule = next((r for r in rules if covers(r.get("Recipients", []), str(self.domain))), None)
         if rule is None:
             missing = rule_name or f"a rule for {self.domain}"
             return Check("receipt rule", Status.FAIL, f"{active_name} has no {missing}", "redeploy the stack")
@@ -378,14 +379,9 @@ class Doctor:
             return Check(
                 "receipt rule", Status.FAIL, f"{label} is disabled", "enable it in the SES console, or redeploy"
             )
-        if not self._covers(rule.get("Recipients", [])):
+        if not covers(rule.get("Recipients", []), str(self.domain)):
             return Check("receipt rule", Status.WARN, f"{label} does not list {self.domain} as a recipient")
         return Check("receipt rule", Status.OK, f"{label} active and enabled")
-
-    def _covers(self, recipients: Iterable[str]) -> bool:
-        listed = [r.lower().rstrip(".") for r in recipients]
-        domain = str(self.domain)
-        return not listed or any(r == domain or r.endswith("@" + domain) or domain.endswith("." + r) for r in listed)
 
     def check_account(self) -> Check:
         account = self.target.client("sesv2").get_account()

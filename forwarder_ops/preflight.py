@@ -28,6 +28,7 @@ from forwarder_ops.survey import (
     Facts,
     Settings,
     affordable_reservations,
+    covers,
     fqdn,
     parents,
     survey,
@@ -136,21 +137,6 @@ def dkim_records(domain: str, dkim: dict[str, Any]) -> list[tuple[str, str, str]
             (f"{t}._domainkey.{domain}", "TXT", '"v=DKIM1; k=rsa; p=<the public key of your key pair>"') for t in tokens
         ]
     return [(f"{t}._domainkey.{domain}", "CNAME", f"{t}.dkim.amazonses.com") for t in tokens]
-
-
-def covers(recipients: list[str], domain: str) -> bool:
-    """Whether a receipt rule with these recipients takes mail for `domain` (SES's matching rules).
-
-    No recipients = every verified domain; `example.org` = that domain; `.example.org` = its subdomains;
-    an address = that address only (it still takes part of the domain's mail).
-    """
-    if not recipients:
-        return True
-    for recipient in (r.strip().lower() for r in recipients):
-        address_domain = recipient.rpartition("@")[2]
-        if address_domain == domain or (recipient.startswith(".") and domain.endswith(recipient)):
-            return True
-    return False
 
 
 class Evaluation:

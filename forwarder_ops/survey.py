@@ -8,7 +8,7 @@ hand-made facts as well as against moto.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,22 @@ RESERVING_FUNCTIONS = {"ForwarderFunction": "ReservedConcurrency", "DownloadFunc
 def fqdn(name: str) -> str:
     """A DNS name as this module compares them: lower case, no trailing dot."""
     return name.strip().rstrip(".").lower()
+
+
+def covers(recipients: Sequence[str], domain: str) -> bool:
+    """Whether a receipt rule with these recipients takes mail for `domain` (SES's matching rules).
+
+    No recipients = every verified domain; `example.org` = that domain (not its subdomains); `.example.org` = its
+    subdomains; an address = that address only (it still takes part of the domain's mail).
+    """
+    if not recipients:
+        return True
+    domain = fqdn(domain)
+    for recipient in (fqdn(r) for r in recipients):
+        address_domain = recipient.rpartition("@")[2]
+        if address_domain == domain or (recipient.startswith(".") and domain.endswith(recipient)):
+            return True
+    return False
 
 
 def zone_id(value: str) -> str:

@@ -199,6 +199,31 @@ def test_doctor_sees_another_active_rule_set(
     assert line.startswith("✗") and "the active rule set is legacy, ours is email-forwarder-dev-rules" in line
 
 
+@pytest.mark.parametrize(
+    ("recipients", "covered"),
+    [
+        (["aws-educate.tw"], False),  # the parent domain: its own addresses, not its subdomains'
+        ([".aws-educate.tw"], True),  # a leading dot: every subdomain
+        ([f"team@{DOMAIN}"], True),  # an address of the domain
+        ([], True),  # no recipients: every verified domain
+    ],
+)
+def test_doctor_reads_the_rules_recipients_as_ses_matches_them(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver, recipients: list[str], covered: bool
+) -> None:
+    # GIVEN our rule's recipients changed by hand
+    healthy_dns(resolver, deployed)
+    rule = {"Name": "email-forwarder-dev-forward", "Enabled": True, "Recipients": recipients, "Actions": []}
+    client("ses").update_receipt_rule(RuleSetName="email-forwarder-dev-rules", Rule=rule)
+
+    # WHEN the doctor checks it
+    line = rows(cli("doctor", "--config-env", "dev").out)["receipt rule"]
+
+    # THEN a rule for the parent domain alone is said not to take the subdomain's mail, as SES matches it
+    assert line.startswith("✓" if covered else "!"), line
+    assert (f"does not list {DOMAIN} as a recipient" in line) != covered
+
+
 def test_doctor_without_aliases_warns(cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver) -> None:
     deployment = deploy({})
     healthy_dns(resolver, deployment)
