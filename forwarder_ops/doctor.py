@@ -379,9 +379,42 @@ class Doctor:
             return Check(
                 "receipt rule", Status.FAIL, f"{label} is disabled", "enable it in the SES console, or redeploy"
             )
+        return self._reach(active_name, rules, rule)
+
+    def _reach(self, active_name: str, rules: Sequence[dict[str, Any]], rule: dict[str, Any]) -> Check:
+        """Whether the mail of our domain reaches our enabled rule: listed in it, and not stopped before it."""
+        label = f"{active_name}/{rule['Name']}"
         if not covers(rule.get("Recipients", []), str(self.domain)):
             return Check("receipt rule", Status.WARN, f"{label} does not list {self.domain} as a recipient")
-        return Check("receipt rule", Status.OK, f"{label} active and enabled")
+        stopped = self._stopped_before(rules[: rules.index(rule)])
+        if stopped is None:
+            return Check("receipt rule", Status.OK, f"{label} active and enabled")
+        earlier, taken = stopped
+        return Check(
+            "receipt rule",
+            Status.FAIL if taken == [str(self.domain)] else Status.WARN,
+            f"{active_name}/{earlier} stops the rule set for {', '.join(taken)} before {rule['Name']}: that mail "
+            "never reaches the forwarder",
+            f"move {rule['Name']} above {earlier} in {active_name} (SES console > Email receiving), or take the "
+            "Stop action out of it",
+        )
+
+    def _stopped_before(self, earlier: Sequence[dict[str, Any]]) -> tuple[str, list[str]] | None:
+        """The first enabled rule of `earlier` that stops the rule set for mail of our domain (SES runs the rules
+        in order), with what it takes: [the domain], or the addresses of it that it lists."""
+        domain = str(self.domain)
+        for other in earlier:
+            actions = other.get("Actions") or []
+            recipients = other.get("Recipients") or []
+            if not other.get("Enabled") or not any("StopAction" in action for action in actions):
+                continue
+            if not covers(recipients, domain):
+                continue
+            taken = [r for r in recipients if covers([r], domain)]
+            if not recipients or any("@" not in r for r in taken):
+                return str(other.get("Name")), [domain]
+            return str(other.get("Name")), taken
+        return None
 
     def check_account(self) -> Check:
         account = self.target.client("sesv2").get_account()

@@ -224,6 +224,42 @@ def test_doctor_reads_the_rules_recipients_as_ses_matches_them(
     assert (f"does not list {DOMAIN} as a recipient" in line) != covered
 
 
+@pytest.mark.parametrize(
+    ("recipients", "symbol", "says"),
+    [
+        ([], "✗", f"stops the rule set for {DOMAIN} before"),  # every domain: nothing reaches ours
+        ([DOMAIN], "✗", f"stops the rule set for {DOMAIN} before"),
+        ([f"noreply@{DOMAIN}"], "!", f"stops the rule set for noreply@{DOMAIN} before"),  # one address only
+        (["other.example.org"], "✓", "active and enabled"),  # another domain's rule
+    ],
+)
+def test_doctor_sees_a_rule_that_stops_the_set_before_ours(
+    cli: Cli,
+    deployed: Deployment,
+    ses: FakeSesV2,
+    resolver: FakeResolver,
+    recipients: list[str],
+    symbol: str,
+    says: str,
+) -> None:
+    # GIVEN a rule made by hand at the top of the active set, which stops the set for its recipients
+    healthy_dns(resolver, deployed)
+    stop = {
+        "Name": "hand-made",
+        "Enabled": True,
+        "Recipients": recipients,
+        "Actions": [{"StopAction": {"Scope": "RuleSet"}}],
+    }
+    client("ses").create_receipt_rule(RuleSetName="email-forwarder-dev-rules", Rule=stop)  # no After: first
+
+    # WHEN the doctor checks it
+    line = rows(cli("doctor", "--config-env", "dev").out)["receipt rule"]
+
+    # THEN the mail it stops never reaches our rule: a failure for the whole domain, a warning for addresses
+    assert line.startswith(symbol), line
+    assert says in line
+
+
 def test_doctor_without_aliases_warns(cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver) -> None:
     deployment = deploy({})
     healthy_dns(resolver, deployment)
