@@ -324,12 +324,28 @@ class Doctor:
         name = _host(str(zone.get("HostedZone", {}).get("Name") or self.domain))
         actual = sorted({_host(ns) for ns in self.resolver.delegation(name)})
         parent = name.partition(".")[2]
-        fix = f"in the parent zone {parent}, set the NS records of {name} to:\n" + "\n".join(expected)
+        fix = f"{self._where_delegated(name, parent)}, set the NS records of {name} to:\n" + "\n".join(expected)
         if actual == expected:
             return Check("NS delegation", Status.OK, f"{parent} delegates {name} to the hosted zone {zone_id}")
         if not actual:
             return Check("NS delegation", Status.FAIL, f"{parent} has no NS records for {name}", fix)
         return Check("NS delegation", Status.FAIL, f"{parent} delegates to {', '.join(actual)}, not the zone", fix)
+
+    def _where_delegated(self, name: str, parent: str) -> str:
+        """Where the NS records of `name` are set: the parent's zone when this account holds it, the registrar
+        under a top-level domain, else wherever the parent is managed (or the registrar, under a suffix like com.tw)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            zones = self.target.client("route53").list_hosted_zones_by_name(DNSName=parent, MaxItems="10")
+        except (BotoCoreError, ClientError):  # not allowed to look: say it without the zone's id
+            zones = {}
+        for zone in zones.get("HostedZones", []):
+            if _host(zone.get("Name")) == parent and not zone.get("Config", {}).get("PrivateZone"):
+                return f"in the parent zone {parent} ({str(zone['Id']).rsplit('/', 1)[-1]})"
+        if "." not in parent:
+            return f"at the registrar of {name}"
+        return f"where {parent} is managed (at the registrar of {name} if {parent} is a public suffix like com.tw)"
 
     def check_mx(self) -> Check:
         expected = f"inbound-smtp.{self.region}.amazonaws.com"

@@ -322,6 +322,41 @@ def test_doctor_without_mail_from_names_the_template_s_domain(
     assert "mail.dev.aws-educate.tw" not in result.out
 
 
+@pytest.mark.parametrize("parent_zone_here", [True, False])
+def test_doctor_says_where_the_missing_delegation_goes(
+    cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver, parent_zone_here: bool
+) -> None:
+    # GIVEN dev's zone, not delegated, and the parent's zone in this account (or at another DNS provider)
+    parent = DOMAIN.partition(".")[2]
+    held = client("route53").create_hosted_zone(Name=parent, CallerReference="parent") if parent_zone_here else None
+    deploy({"team": "alice@gmail.com"})
+
+    # WHEN the doctor checks it
+    out = cli("doctor", "--config-env", "dev").out
+
+    # THEN the fix names the parent's zone here, or says to set it where the parent is managed
+    assert f"set the NS records of {DOMAIN} to:" in out
+    if held:
+        assert f"in the parent zone {parent} ({held['HostedZone']['Id'].rsplit('/', 1)[-1]})" in out
+    else:
+        assert f"where {parent} is managed" in out
+
+
+@pytest.mark.parametrize("apex", ["aws-educate.tw", "aws-educate.com.tw"])
+def test_doctor_sends_an_apex_to_its_registrar(
+    cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver, apex: str
+) -> None:
+    # GIVEN an environment on the apex whose zone's name servers the registry does not list
+    deploy({"team": "alice@gmail.com"}, zone_name=apex)
+
+    # WHEN the doctor checks it
+    out = cli("doctor", "--config-env", "dev").out
+
+    # THEN the fix is at the registrar, not "in the parent zone tw" (a registry nobody edits)
+    assert f"at the registrar of {apex}" in out or f"where {apex.partition('.')[2]} is managed" in out
+    assert f"in the parent zone {apex.partition('.')[2]}" not in out
+
+
 def test_doctor_checks_the_delegation_of_the_parent_zone_that_holds_the_records(
     cli: Cli, aws: None, ses: FakeSesV2, resolver: FakeResolver
 ) -> None:
