@@ -81,6 +81,11 @@ def _error_text(payload: Any) -> str:
     return str(payload or "")
 
 
+def _count(value: Any) -> int:
+    """Lambda's attempt count, 0 (not shown) when it is not a whole number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def parse_record(sqs_id: str, receipt_handle: str, body: str) -> Parked:
     """A failure-queue message: a Lambda invocation record, or (from a dead-letter queue) the bare event."""
     try:
@@ -90,7 +95,8 @@ def parse_record(sqs_id: str, receipt_handle: str, body: str) -> Parked:
     if not isinstance(record, dict):
         return Parked(sqs_id, receipt_handle, None, error="not a JSON invocation record")
     event = record.get("requestPayload", record if "Records" in record else None)
-    context = record.get("requestContext", {})
+    context = record.get("requestContext")
+    context = context if isinstance(context, dict) else {}  # only read for the report: odd fields show as unknown
     if not isinstance(event, dict):
         return Parked(sqs_id, receipt_handle, None, error="no requestPayload in the record")
     try:
@@ -105,7 +111,7 @@ def parse_record(sqs_id: str, receipt_handle: str, body: str) -> Parked:
         message_id=message_id,
         recipients=recipients,
         condition=str(context.get("condition", "")),
-        attempts=int(context.get("approximateInvokeCount", 0) or 0),
+        attempts=_count(context.get("approximateInvokeCount")),
         error=_error_text(record.get("responsePayload")),
         timestamp=str(record.get("timestamp", "")),
     )
@@ -140,7 +146,7 @@ class LambdaInvoker:
         self.function = function
 
     def __call__(self, event: dict[str, Any]) -> tuple[bool, str]:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             response = self._client.invoke(
@@ -149,6 +155,10 @@ class LambdaInvoker:
         except ClientError as error:
             problem = error.response.get("Error", {})
             return False, f"{problem.get('Code', 'error')}: {problem.get('Message', '')}".rstrip(": ")
+        except BotoCoreError as error:
+            # No answer (connection lost, timeout): the function may have run. The record stays for the next run,
+            # whose replay its idempotency makes safe; the other records are still replayed.
+            return False, f"no answer from Lambda: {error}"
         raw = response["Payload"].read() if response.get("Payload") is not None else b""
         try:
             payload = json.loads(raw) if raw else None

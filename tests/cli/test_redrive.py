@@ -100,6 +100,24 @@ def test_redrive_of_a_mail_already_forwarded_sends_nothing_twice(cli: Cli, env: 
     assert env.deployment.waiting() == 0
 
 
+def test_redrive_replays_an_event_whose_record_has_odd_context_fields(cli: Cli, env: Environment) -> None:
+    # GIVEN two parked records whose SES events are whole, but whose context fields are not of Lambda's types
+    # (a queue that other code writes to as well)
+    odd_count = invocation_record(env.parked_mail("m-odd-count"))
+    odd_count["requestContext"]["approximateInvokeCount"] = "three"
+    odd_context = {**invocation_record(env.parked_mail("m-odd-context")), "requestContext": ["RetriesExhausted"]}
+    env.deployment.park(odd_count)
+    env.deployment.park(odd_context)
+
+    # WHEN redriving
+    result = cli("redrive", "--config-env", "dev")
+
+    # THEN both mails are replayed and deleted (the run did not stop at the first odd record with a traceback)
+    assert result.code == 0, result.err
+    assert "2 parked event(s): 2 replayed and deleted, 0 kept in the queue" in result.out
+    assert len(env.aws.ses.outbox) == 2
+
+
 def test_redrive_replays_a_bare_event_from_a_dead_letter_queue(cli: Cli, env: Environment) -> None:
     # GIVEN the queue used as a dead-letter queue: the message is the SES event itself
     env.deployment.park(env.parked_mail("m-dlq"))
@@ -131,6 +149,32 @@ def test_redrive_max_replays_only_that_many(cli: Cli, env: Environment) -> None:
     assert result.code == 0
     assert "1 parked event(s): 1 replayed and deleted" in result.out
     assert env.deployment.waiting() == 2
+
+
+def test_redrive_goes_on_after_an_invoke_that_gets_no_answer(cli: Cli, env: Environment) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    # GIVEN two parked mails, and the network failing the first Invoke (no answer from Lambda)
+    env.deployment.park(invocation_record(env.parked_mail("m-first")))
+    env.deployment.park(invocation_record(env.parked_mail("m-second")))
+    invoke, calls = env.function.invoke, []
+
+    def flaky(**request: Any) -> Any:
+        calls.append(request)
+        if len(calls) == 1:
+            raise EndpointConnectionError(endpoint_url="https://lambda.us-east-1.amazonaws.com")
+        return invoke(**request)
+
+    env.function.invoke = flaky  # type: ignore[method-assign]
+
+    # WHEN redriving
+    result = cli("redrive", "--config-env", "dev")
+
+    # THEN the first is reported and kept (visible again for the next run), the second replayed: no traceback
+    assert result.code == 1, result.err
+    assert "2 parked event(s): 1 replayed and deleted, 1 kept in the queue" in result.out
+    assert "Could not connect to the endpoint URL" in result.out
+    assert env.deployment.waiting() == 1
 
 
 def test_redrive_json(cli: Cli, env: Environment) -> None:
