@@ -470,7 +470,7 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "FORWARDER_SUBJECT_PREFIX": env.parameters.get("SubjectPrefix", ""),
         "FORWARDER_SPAM_ACTION": env.parameters.get("SpamAction", "tag"),
         "FORWARDER_MAX_MESSAGE_BYTES": env.parameters.get("MaxMessageBytes", "40000000"),
-        "FORWARDER_LINK_EXPIRY_DAYS": "7",
+        "FORWARDER_LINK_EXPIRY_DAYS": str(min(7, int(env.parameters["RetentionDays"]))),
         "FORWARDER_LINK_URL": "<DownloadFunctionUrl.FunctionUrl>",
         "FORWARDER_LINK_SECRET": "<Ref:LinkSecret>",
         "FORWARDER_FAILURE_QUEUE_URL": "<Ref:FailureQueue>",
@@ -484,6 +484,16 @@ def test_template_forwarder_environment(stack: Stack, env: Environment) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "SesForwarder",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+
+
+@pytest.mark.parametrize(("retention", "link_days"), [("1", "1"), ("6", "6"), ("7", "7"), ("30", "7"), ("3650", "7")])
+def test_template_download_links_never_outlive_the_stored_mail(variant: Any, retention: str, link_days: str) -> None:
+    # GIVEN a retention of the stored mail (the bucket's lifecycle deletes it after that many days)
+    stack = variant("dev", RetentionDays=retention)
+
+    # THEN the links in oversize notices last 7 days, or as long as the mail when that is shorter
+    variables = stack.properties("ForwarderFunction")["Environment"]["Variables"]
+    assert variables["FORWARDER_LINK_EXPIRY_DAYS"] == link_days
 
 
 def test_template_tracing_parameter_turns_x_ray_on(variant: Any) -> None:
