@@ -229,12 +229,23 @@ def cmd_adopt(args: argparse.Namespace) -> int:
 # init ---------------------------------------------------------------------------------------------------
 
 
+def _ascii(domain: str) -> str:
+    """For an internationalised domain name, the hint to give its ASCII form (DNS, SES and the template take that)."""
+    try:
+        ascii_form = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+    return f": give its ASCII form, {ascii_form}" if ascii_form != domain and DOMAIN_NAME.match(ascii_form) else ""
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     environment, domain, region = args.config_env, fqdn(args.domain or ""), args.region
     if not environment or not ENVIRONMENT_NAME.match(environment):
         raise CommandError("give the new environment's name: --config-env NAME (2-20 of a-z, 0-9, '-')")
     if not DOMAIN_NAME.match(domain):
-        raise CommandError(f"--domain {args.domain!r} is not a lower-case domain name such as dev.example.org")
+        raise CommandError(
+            f"--domain {args.domain!r} is not a lower-case domain name such as dev.example.org{_ascii(domain)}"
+        )
     if not region:
         raise CommandError("give the environment's region: --region REGION (one that receives mail)")
     if region not in RECEIVING_REGIONS:

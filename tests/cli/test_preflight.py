@@ -283,6 +283,11 @@ def test_init_for_a_team_with_a_hand_made_apex_adopts_its_records(cli: Cli, acco
         (["adopt", "--config-env", "dev", "--alarm-email", "nobody"], "is not an e-mail address"),
         (["init", "--config-env", "Bad_Name", "--domain", DEV, "--region", "us-east-1"], "new environment's name"),
         (["init", "--config-env", "dev2", "--domain", "Not A Domain", "--region", "us-east-1"], "not a lower-case"),
+        # an internationalised name: DNS, SES and the template take its ASCII form
+        (
+            ["init", "--config-env", "dev2", "--domain", "\u4e2d\u6587.tw", "--region", "us-east-1"],
+            "form, xn--fiq228c.tw",
+        ),
         (["init", "--config-env", "dev2", "--domain", DEV, "--region", "eu-south-2"], "does not receive mail"),
         (["init", "--config-env", "dev", "--domain", DEV, "--region", "us-east-1", "--yes"], "already exists"),
     ],
