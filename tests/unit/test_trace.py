@@ -179,6 +179,22 @@ def test_delivery_alarm_not_published_is_claimed_again_on_retry() -> None:
     assert trace.claims == set()
 
 
+def test_delivery_alarm_not_published_is_sent_when_lambda_retries_the_event() -> None:
+    # GIVEN a permanent bounce whose alarm the topic refused: the step is recorded, the invocation failed
+    trace, alarms = MemoryTrace(), Alarms(fail=True)
+    event = ses.sns_event(ses.bounce(mail(), "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General"))
+    with pytest.raises(RuntimeError):
+        record_events(event, trace, alarms)
+    # WHEN Lambda retries the same event and the topic works again, and SNS later delivers it once more
+    alarms.fail = False
+    retried = record_events(event, trace, alarms)
+    again = record_events(event, trace, alarms)
+    # THEN the retry sends the alarm (the step itself is a duplicate), and the redelivery sends no second one
+    assert retried == {"added": 0, "duplicates": 1, "skipped": 0, "alarms": 1}
+    assert again["alarms"] == 0
+    assert [subject for subject, _ in alarms.sent] == ["Forwarder: bob@gmail.com of alias team: bounce"]
+
+
 def test_delivery_unreadable_records_are_skipped_not_retried() -> None:
     event = ses.sns_event(ses.send(mail()))
     event["Records"][0]["Sns"]["Message"] = "{broken"
