@@ -151,7 +151,7 @@ def compose(message_id: str, items: Iterable[dict[str, Any]]) -> MailTrace:
 
 def _row(alias: str, member: str, own: TraceEntry | None, history: list[TraceEntry]) -> MemberRow:
     """The forwarder's step comes first whatever its clock says (SES reports only what it was handed), then
-    SES's events in event order; the latest of those says where the member is now."""
+    SES's events in stage order (`order`); the furthest of those says where the member is now."""
     ordered = sorted(history, key=order)
     steps = ([own] if own else []) + ordered
     now = latest(ordered) or own or TraceEntry("", "unknown", "", "")

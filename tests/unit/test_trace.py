@@ -129,6 +129,30 @@ def test_trace_same_instant_later_stage_wins() -> None:
     assert latest(history) == first
 
 
+@pytest.mark.parametrize("bounce_first", [False, True])
+def test_trace_bounce_stamped_before_the_delivery_it_follows_still_wins(bounce_first: bool) -> None:
+    # GIVEN bob's server accepted the copy (SES's Delivery at .400), then bounced it within the second: the
+    # Bounce carries the DSN's time, to the second, which reads earlier than the Delivery
+    from forwarder_ops.trace import compose
+
+    m = mail()
+    events = [
+        ses.send(m),
+        ses.delivery(m, "bob@gmail.com", "2026-11-30T09:14:33.400Z"),
+        ses.bounce(m, "bob@gmail.com", "2026-11-30T09:14:33Z", "Permanent", "General", "smtp; 550 5.7.1 rejected"),
+    ]
+    trace = MemoryTrace()
+    # WHEN the events are recorded, in either order of arrival
+    record_events(ses.sns_event(*(reversed(events) if bounce_first else events)), trace, None)
+    # THEN bob's copy is bounced, not delivered, in the function's state and in `forwarder trace`
+    history = trace.histories[("inbound-1", "bob@gmail.com")]
+    assert trace.state("bob@gmail.com") == "bounced"
+    assert path(history) == ["sent", "delivered", "bounced"]
+    member_item = {"sk": "member#bob@gmail.com", "alias": "team", "history": [e.as_item() for e in history]}
+    (row,) = compose("inbound-1", [member_item]).members
+    assert (row.state, row.problem) == ("bounced", True)
+
+
 def test_delivery_redelivered_notification_adds_no_history() -> None:
     # GIVEN a Send and a Delivery notification, the Delivery delivered twice by SNS
     trace = MemoryTrace()
