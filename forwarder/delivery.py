@@ -63,6 +63,8 @@ def record_events(
         return Recorded(skipped=1).as_dict()
     for sns_id, text in messages:
         try:
+            if text is None:
+                raise FeedbackError("SNS record without a Message")
             steps = parse_record(text)
             claim = send_claim(text) if complete is not None else None
         except FeedbackError as error:

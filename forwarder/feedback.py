@@ -95,17 +95,16 @@ def _addresses(items: Any) -> list[str]:
     return [i.strip() for i in items if isinstance(i, str)] if isinstance(items, list) else []
 
 
-def sns_messages(event: Any) -> list[tuple[str, str]]:
-    """(SNS message id, message text) of each record of a Lambda event from an SNS subscription."""
+def sns_messages(event: Any) -> list[tuple[str, str | None]]:
+    """(SNS message id, message text) of each record of a Lambda event from an SNS subscription; the text is
+    None for a record without one (that record is unreadable, the others are not)."""
     if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
         raise FeedbackError("event: expected an SNS event with Records")
-    messages = []
-    for number, record in enumerate(event["Records"]):
+    messages: list[tuple[str, str | None]] = []
+    for record in event["Records"]:
         sns = _object(record, "Sns") if isinstance(record, Mapping) else {}
         message = sns.get("Message")
-        if not isinstance(message, str):
-            raise FeedbackError(f"Records[{number}].Sns.Message: missing")
-        messages.append((_text(sns, "MessageId"), message))
+        messages.append((_text(sns, "MessageId"), message if isinstance(message, str) else None))
     return messages
 
 

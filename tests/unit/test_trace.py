@@ -226,6 +226,19 @@ def test_delivery_unreadable_records_are_skipped_not_retried() -> None:
     assert record_events({"not": "sns"}, MemoryTrace(), None)["skipped"] == 1
 
 
+def test_delivery_a_record_without_a_message_skips_only_itself() -> None:
+    # GIVEN an SNS event whose first record lost its Message, beside a good Send and Delivery
+    m = mail()
+    event = ses.sns_event(ses.send(m), ses.send(m), ses.delivery(m, "bob@gmail.com", "2026-11-30T09:14:33.000Z"))
+    del event["Records"][0]["Sns"]["Message"]
+    trace = MemoryTrace()
+    # WHEN the delivery function records it
+    result = record_events(event, trace, None)
+    # THEN the bad record is skipped and the good ones are recorded
+    assert result == {"added": 2, "duplicates": 0, "skipped": 1, "alarms": 0}
+    assert trace.state("bob@gmail.com") == "delivered"
+
+
 def test_trace_compose_ses_events_win_over_the_forwarders_late_record() -> None:
     # GIVEN the forwarder wrote its record after SES had already delivered to the first member
     from forwarder_ops.trace import compose
