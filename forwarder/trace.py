@@ -92,7 +92,7 @@ def normalise_time(text: str | None) -> str:
         return timestamp()
     try:
         return timestamp(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a time at the calendar's end, beyond it in UTC
         return timestamp()
 
 

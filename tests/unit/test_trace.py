@@ -366,6 +366,19 @@ def test_delivery_completes_the_claim_of_a_send_that_ses_rejected_for_a_virus() 
     assert completed.claims == [(CLAIM, "ses-9")]
 
 
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_delivery_a_time_beyond_the_calendar_in_utc_is_read_as_unknown(stamp: str) -> None:
+    # GIVEN the Send event of a claimed send whose mail timestamp falls outside the calendar once in UTC
+    item = ses.send(claimed_mail("ses-7"))
+    item["mail"]["timestamp"] = stamp
+    completed = Completions()
+    # WHEN the delivery function records it
+    result = record_events(ses.sns_event(item), MemoryTrace(), None, completed)
+    # THEN it neither raises (Lambda would retry it in vain) nor loses the step or the claim's completion
+    assert result["added"] == 1
+    assert completed.claims == [(CLAIM, "ses-7")]
+
+
 def test_decision_text_of_an_interrupted_forward_names_the_error_and_the_retry() -> None:
     text = decision_text(False, "interrupted: TooManyRequestsException", False)
     assert text.startswith("interrupted by TooManyRequestsException: Lambda retries the event")
