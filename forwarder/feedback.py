@@ -12,6 +12,7 @@ cannot be traced and are skipped like any record without our tags.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ ALIAS_TAG = "alias"
 # the message, but doesn't send it" (developer guide, "Using the account-level suppression list") and
 # reports a Permanent bounce instead; a complaint can carry complaintSubType OnAccountSuppressionList too.
 SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
+# Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
+_MAX_ADDRESS = 320
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class FeedbackError(ValueError):
@@ -82,17 +86,27 @@ def _tag(tags: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _address(value: Any) -> str:
+    """`value` as a member's address, or "" when it cannot be one: empty, longer than an address may be
+    (RFC 5321: 254 octets; the member's key allows 1024 bytes), or holding a control character. A bounce's
+    address is the receiving server's Final-Recipient: such a value must not fail the record for the others."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text.encode("utf-8", "surrogatepass")) > _MAX_ADDRESS or _CONTROL.search(text):
+        return ""
+    return text
+
+
 def _recipients(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """(address, its object) of `bouncedRecipients`, `complainedRecipients`, `delayedRecipients`."""
     found = []
     for item in items if isinstance(items, list) else []:
-        if isinstance(item, Mapping) and isinstance(item.get("emailAddress"), str):
-            found.append((item["emailAddress"].strip(), item))
+        if isinstance(item, Mapping) and (address := _address(item.get("emailAddress"))):
+            found.append((address, item))
     return found
 
 
 def _addresses(items: Any) -> list[str]:
-    return [i.strip() for i in items if isinstance(i, str)] if isinstance(items, list) else []
+    return [a for a in map(_address, items) if a] if isinstance(items, list) else []
 
 
 def sns_messages(event: Any) -> list[tuple[str, str | None]]:
