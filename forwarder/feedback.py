@@ -39,6 +39,9 @@ ALIAS_TAG = "alias"
 # the message, but doesn't send it" (developer guide, "Using the account-level suppression list") and
 # reports a Permanent bounce instead; a complaint can carry complaintSubType OnAccountSuppressionList too.
 SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
+# A step's detail is the receiving server's words (a DSN's diagnostic code, an SMTP response): kept to what a reader
+# needs, so that a member's item (every step's detail, twice the latest) stays far below DynamoDB's 400 KB.
+MAX_DETAIL = 1000
 # Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
 _MAX_ADDRESS = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -160,7 +163,7 @@ def parse_record(text: str) -> list[MemberEvent]:
 
     def event(member: str, state: str, at: str, detail: str, feedback: str = "") -> MemberEvent:
         key = f"{kind}|{ses_id}|{at}|{feedback}"
-        return MemberEvent(inbound, alias, member.lower(), TraceEntry(at, state, kind, key, detail))
+        return MemberEvent(inbound, alias, member.lower(), TraceEntry(at, state, kind, key, detail[:MAX_DETAIL]))
 
     return [event(*step) for step in steps]
 

@@ -98,3 +98,18 @@ def test_trace_table_a_bounced_address_that_cannot_be_a_member_does_not_fail_the
     assert item["Item"]["state"]["S"] == "bounced"
     assert result["added"] == 1
     assert alarms.sent == ["Forwarder: bob@gmail.com of alias team: bounce"]
+
+
+def test_trace_table_a_huge_diagnostic_is_recorded_shortened(dynamodb: Any) -> None:
+    # GIVEN a bounce whose receiving server wrote a 250 KB diagnostic (the record fits in SNS's 256 KB; the
+    # member's item would hold it twice, beyond DynamoDB's 400 KB)
+    mail = sesevents.mail_object("ses-1", ["bob@gmail.com"], {"inbound": "m1", "alias": "team"}, "2026-11-30T09:14:31Z")
+    event = sesevents.bounce(mail, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "5" * 250_000)
+    # WHEN the delivery function records it
+    result = record_events(sesevents.sns_event(event), DynamoDBTrace(dynamodb, TABLE, 30), None)
+    # THEN bob's bounce is recorded (not failed for good), with the start of the diagnostic
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
+    assert result["added"] == 1
+    assert item["Item"]["state"]["S"] == "bounced"
+    assert item["Item"]["detail"]["S"].startswith("Permanent/General: 5555")
+    assert len(item["Item"]["detail"]["S"]) <= 1000
