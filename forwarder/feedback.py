@@ -178,7 +178,9 @@ def _send(record: Mapping[str, Any], destination: list[str], sent_at: str) -> li
 def _delivery(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
     delivery = _object(record, "delivery")
     at = normalise_time(_text(delivery, "timestamp"))
-    members = _addresses(delivery.get("recipients")) or destination
+    # Only the recipients it names: SES may publish a send's Deliveries one per recipient (SNS contents, "you
+    # might receive a single notification per recipient"), so one naming nobody tells nothing of the others.
+    members = _addresses(delivery.get("recipients"))
     return [(m, DELIVERED, at, _text(delivery, "smtpResponse"), "") for m in members]
 
 

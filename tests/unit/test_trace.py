@@ -105,6 +105,15 @@ def test_feedback_ignores_unread_fields_untagged_sends_and_other_types() -> None
         parse_record("not json")
 
 
+@pytest.mark.parametrize("recipients", [None, [], [None, ""]])
+def test_feedback_delivery_naming_no_recipient_delivers_nobody(recipients: Any) -> None:
+    # GIVEN a Delivery of a send to bob and carol that names no recipient it was delivered to
+    item = ses.delivery(mail("bob@gmail.com", "carol@gmail.com"), "bob@gmail.com", "2026-11-30T09:14:33.000Z")
+    item["delivery"]["recipients"] = recipients
+    # WHEN it is parsed THEN no member is taken for delivered (SES may report each member in a Delivery of its own)
+    assert parse_record(json.dumps(item)) == []
+
+
 def test_trace_latest_state_follows_event_time_not_arrival() -> None:
     # GIVEN a member's Delivery arriving before its Send, and a delay stamped before the delivery arriving last
     m = mail()
