@@ -132,6 +132,14 @@ def _load(text: str) -> Mapping[str, Any]:
         raise FeedbackError(f"not JSON: {error.msg}") from None
     if not isinstance(record, Mapping):
         raise FeedbackError("not a JSON object")
+    # A lone surrogate (JSON allows "\ud800") is no text: DynamoDB's request and the log cannot encode it, and the
+    # record would fail on every retry. Each one becomes "?".
+    written = json.dumps(record, ensure_ascii=False)
+    try:
+        written.encode("utf-8")
+    except UnicodeEncodeError:
+        repaired: Mapping[str, Any] = json.loads(written.encode("utf-8", "replace"))
+        return repaired
     return record
 
 

@@ -113,3 +113,16 @@ def test_trace_table_a_huge_diagnostic_is_recorded_shortened(dynamodb: Any) -> N
     assert item["Item"]["state"]["S"] == "bounced"
     assert item["Item"]["detail"]["S"].startswith("Permanent/General: 5555")
     assert len(item["Item"]["detail"]["S"]) <= 1000
+
+
+def test_trace_table_a_lone_surrogate_in_an_event_does_not_fail_it(dynamodb: Any) -> None:
+    # GIVEN a bounce whose JSON holds lone surrogates (valid JSON escapes, no text) in an address and the diagnostic
+    mail = sesevents.mail_object("ses-1", ["bob@gmail.com"], {"inbound": "m1", "alias": "team"}, "2026-11-30T09:14:31Z")
+    event = sesevents.bounce(mail, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 \udfff")
+    event["bounce"]["bouncedRecipients"].append({"emailAddress": "\ud800carol@gmail.com", "status": "5.1.1"})
+    # WHEN the delivery function records it
+    result = record_events(sesevents.sns_event(event), DynamoDBTrace(dynamodb, TABLE, 30), None)
+    # THEN both steps are recorded, each surrogate read as "?" (not a UnicodeEncodeError on every retry)
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
+    assert result["added"] == 2
+    assert item["Item"]["detail"]["S"] == "Permanent/General: smtp; 550 ?"
