@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from forwarder.ports import Inbound, Outcome
 
 # The states of a member's copy, in the order they can follow each other: SES reports a send's stages in
-# this order only (sent, delays, then delivered or not; a bounce or complaint may follow a delivery, nothing
-# follows a bounce but a complaint). The stage decides which state is the latest, the time only orders
-# events of one stage: a Bounce or Complaint carries the receiving side's time (its DSN or feedback report,
-# often to the second), which may read earlier than SES's Delivery that it follows.
+# this order only (sent, delays, then delivered or not; a bounce or a complaint may still follow a delivery,
+# nothing follows a bounce). The stage decides which state is the latest, the time only orders events of
+# one stage: a Bounce or Complaint carries the receiving side's time (its DSN or feedback report, often to
+# the second), which may read earlier than SES's Delivery that it follows.
 RECEIVED = "received"
 SENT = "sent"
 DELAYED = "delayed"
