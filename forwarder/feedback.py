@@ -42,6 +42,8 @@ SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
 # A step's detail is the receiving server's words (a DSN's diagnostic code, an SMTP response): kept to what a reader
 # needs, so that a member's item (every step's detail, twice the latest) stays far below DynamoDB's 400 KB.
 MAX_DETAIL = 1000
+# A complaint's detail says this when SES names several recipients who may have sent it (see `_complaint`).
+UNSURE_COMPLAINANT = "the provider did not say which"
 # Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
 _MAX_ADDRESS = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -210,7 +212,12 @@ def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) 
     subtype = _text(complaint, "complaintSubType")
     state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
     detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
-    return [(m, state, at, detail, feedback) for m, _ in _recipients(complaint.get("complainedRecipients"))]
+    named = [m for m, _ in _recipients(complaint.get("complainedRecipients"))]
+    if state == COMPLAINED and len(named) > 1:
+        # Most providers strip the complainant's address from their report: SES then names every recipient of the
+        # send at that provider ("recipients who might have sent the complaint"). Each row must not read as certain.
+        detail += f" (one of {len(named)} recipients SES names: {UNSURE_COMPLAINANT})"
+    return [(m, state, at, detail, feedback) for m in named]
 
 
 def _delay(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from forwarder.feedback import UNSURE_COMPLAINANT
 from forwarder.trace import (
     ALIAS_PREFIX,
     MAIL_SK,
@@ -265,6 +266,8 @@ def _fix(row: MemberRow, env_flag: str) -> str:
     if row.state == "bounced" and row.detail.startswith("Permanent"):
         remove = f"forwarder aliases remove {row.alias} {row.member}{env_flag}"
         return f"{row.member} does not accept mail: correct or remove it (`{remove}`)"
+    if row.state == "complained" and UNSURE_COMPLAINANT in row.detail:
+        return f"{row.member} or another member at the same provider marked the mail as spam: ask them"
     if row.state == "complained":
         return f"{row.member} marked the mail as spam: ask them, or remove them from {row.alias}"
     return ""

@@ -92,6 +92,34 @@ def test_feedback_reads_each_documented_event_type() -> None:
     assert "452 4.2.2 Mailbox full" in parse_record(json.dumps(records["delayed"]))[0].entry.detail
 
 
+def test_feedback_complaint_naming_several_recipients_says_it_may_be_any_of_them() -> None:
+    # GIVEN a complaint from a provider that stripped the complainant: SES names every recipient it may be
+    m = mail("bob@outlook.com", "carol@outlook.com", "dave@gmail.com")
+    item = ses.complaint(m, "bob@outlook.com", "2026-11-30T10:00:00Z")
+    item["complaint"]["complainedRecipients"].append({"emailAddress": "carol@outlook.com"})
+    alone = ses.complaint(m, "dave@gmail.com", "2026-11-30T10:00:00Z")
+    # WHEN they are parsed
+    steps = parse_record(json.dumps(item))
+    (single,) = parse_record(json.dumps(alone))
+    # THEN both are complained, each detail saying it may have been the other; a complaint naming one says so plainly
+    assert [(s.member, s.entry.state) for s in steps] == [
+        ("bob@outlook.com", "complained"),
+        ("carol@outlook.com", "complained"),
+    ]
+    assert {s.entry.detail for s in steps} == {"abuse (one of 2 recipients SES names: the provider did not say which)"}
+    assert single.entry.detail == "abuse"
+    # AND `forwarder trace` asks rather than tells the operator to remove a member who may not have complained
+    from forwarder_ops.trace import compose, render
+
+    items = [{"sk": f"member#{s.member}", "alias": "team", "history": [s.entry.as_item()]} for s in [*steps, single]]
+    fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
+    assert fixes == [
+        "  fix: bob@outlook.com or another member at the same provider marked the mail as spam: ask them",
+        "  fix: carol@outlook.com or another member at the same provider marked the mail as spam: ask them",
+        "  fix: dave@gmail.com marked the mail as spam: ask them, or remove them from team",
+    ]
+
+
 def test_feedback_ignores_unread_fields_untagged_sends_and_other_types() -> None:
     # GIVEN a record with fields SES may add, one without our tags, and an Open event
     extra = {**ses.send(mail()), "somethingNew": {"x": 1}}
