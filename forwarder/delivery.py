@@ -63,6 +63,8 @@ def record_events(
         return Recorded(skipped=1).as_dict()
     for sns_id, text in messages:
         try:
+            if text is None:
+                raise FeedbackError("SNS record without a Message")
             steps = parse_record(text)
             claim = send_claim(text) if complete is not None else None
         except FeedbackError as error:
@@ -84,9 +86,11 @@ def record_events(
                     "member state recorded",
                     extra={"message_id": step.inbound, "alias": step.alias, "state": step.entry.state},
                 )
-                alarms += notify_once(step, trace, alarm)
             else:
                 duplicates += 1
+            # A redelivered step alarms too: the delivery that recorded it may have failed to publish the alarm
+            # (the retry finds the step recorded). The alarm's claim keeps it to one.
+            alarms += notify_once(step, trace, alarm)
     return Recorded(added, duplicates, skipped, alarms).as_dict()
 
 

@@ -12,6 +12,7 @@ cannot be traced and are skipped like any record without our tags.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,14 @@ ALIAS_TAG = "alias"
 # the message, but doesn't send it" (developer guide, "Using the account-level suppression list") and
 # reports a Permanent bounce instead; a complaint can carry complaintSubType OnAccountSuppressionList too.
 SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
+# A step's detail is the receiving server's words (a DSN's diagnostic code, an SMTP response): kept to what a reader
+# needs, so that a member's item (every step's detail, twice the latest) stays far below DynamoDB's 400 KB.
+MAX_DETAIL = 1000
+# A complaint's detail says this when SES names several recipients who may have sent it (see `_complaint`).
+UNSURE_COMPLAINANT = "the provider did not say which"
+# Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
+_MAX_ADDRESS = 320
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class FeedbackError(ValueError):
@@ -82,30 +91,39 @@ def _tag(tags: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _address(value: Any) -> str:
+    """`value` as a member's address, or "" when it cannot be one: empty, longer than an address may be
+    (RFC 5321: 254 octets; the member's key allows 1024 bytes), or holding a control character. A bounce's
+    address is the receiving server's Final-Recipient: such a value must not fail the record for the others."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text.encode("utf-8", "surrogatepass")) > _MAX_ADDRESS or _CONTROL.search(text):
+        return ""
+    return text
+
+
 def _recipients(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """(address, its object) of `bouncedRecipients`, `complainedRecipients`, `delayedRecipients`."""
     found = []
     for item in items if isinstance(items, list) else []:
-        if isinstance(item, Mapping) and isinstance(item.get("emailAddress"), str):
-            found.append((item["emailAddress"].strip(), item))
+        if isinstance(item, Mapping) and (address := _address(item.get("emailAddress"))):
+            found.append((address, item))
     return found
 
 
 def _addresses(items: Any) -> list[str]:
-    return [i.strip() for i in items if isinstance(i, str)] if isinstance(items, list) else []
+    return [a for a in map(_address, items) if a] if isinstance(items, list) else []
 
 
-def sns_messages(event: Any) -> list[tuple[str, str]]:
-    """(SNS message id, message text) of each record of a Lambda event from an SNS subscription."""
+def sns_messages(event: Any) -> list[tuple[str, str | None]]:
+    """(SNS message id, message text) of each record of a Lambda event from an SNS subscription; the text is
+    None for a record without one (that record is unreadable, the others are not)."""
     if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
         raise FeedbackError("event: expected an SNS event with Records")
-    messages = []
-    for number, record in enumerate(event["Records"]):
+    messages: list[tuple[str, str | None]] = []
+    for record in event["Records"]:
         sns = _object(record, "Sns") if isinstance(record, Mapping) else {}
         message = sns.get("Message")
-        if not isinstance(message, str):
-            raise FeedbackError(f"Records[{number}].Sns.Message: missing")
-        messages.append((_text(sns, "MessageId"), message))
+        messages.append((_text(sns, "MessageId"), message if isinstance(message, str) else None))
     return messages
 
 
@@ -116,6 +134,14 @@ def _load(text: str) -> Mapping[str, Any]:
         raise FeedbackError(f"not JSON: {error.msg}") from None
     if not isinstance(record, Mapping):
         raise FeedbackError("not a JSON object")
+    # A lone surrogate (JSON allows "\ud800") is no text: DynamoDB's request and the log cannot encode it, and the
+    # record would fail on every retry. Each one becomes "?".
+    written = json.dumps(record, ensure_ascii=False)
+    try:
+        written.encode("utf-8")
+    except UnicodeEncodeError:
+        repaired: Mapping[str, Any] = json.loads(written.encode("utf-8", "replace"))
+        return repaired
     return record
 
 
@@ -147,7 +173,7 @@ def parse_record(text: str) -> list[MemberEvent]:
 
     def event(member: str, state: str, at: str, detail: str, feedback: str = "") -> MemberEvent:
         key = f"{kind}|{ses_id}|{at}|{feedback}"
-        return MemberEvent(inbound, alias, member.lower(), TraceEntry(at, state, kind, key, detail))
+        return MemberEvent(inbound, alias, member.lower(), TraceEntry(at, state, kind, key, detail[:MAX_DETAIL]))
 
     return [event(*step) for step in steps]
 
@@ -162,7 +188,9 @@ def _send(record: Mapping[str, Any], destination: list[str], sent_at: str) -> li
 def _delivery(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
     delivery = _object(record, "delivery")
     at = normalise_time(_text(delivery, "timestamp"))
-    members = _addresses(delivery.get("recipients")) or destination
+    # Only the recipients it names: SES may publish a send's Deliveries one per recipient (SNS contents, "you
+    # might receive a single notification per recipient"), so one naming nobody tells nothing of the others.
+    members = _addresses(delivery.get("recipients"))
     return [(m, DELIVERED, at, _text(delivery, "smtpResponse"), "") for m in members]
 
 
@@ -184,7 +212,12 @@ def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) 
     subtype = _text(complaint, "complaintSubType")
     state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
     detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
-    return [(m, state, at, detail, feedback) for m, _ in _recipients(complaint.get("complainedRecipients"))]
+    named = [m for m, _ in _recipients(complaint.get("complainedRecipients"))]
+    if state == COMPLAINED and len(named) > 1:
+        # Most providers strip the complainant's address from their report: SES then names every recipient of the
+        # send at that provider ("recipients who might have sent the complaint"). Each row must not read as certain.
+        detail += f" (one of {len(named)} recipients SES names: {UNSURE_COMPLAINANT})"
+    return [(m, state, at, detail, feedback) for m in named]
 
 
 def _delay(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:

@@ -4,7 +4,8 @@ Two writers fill one DynamoDB table (`FORWARDER_TRACE_TABLE`): the forwarder rec
 per mail (received, verdicts, decision, the members it sent to or skipped and why), and the delivery
 function records what SES reported afterwards for each member (Send, Delivery, Bounce, Complaint, ...).
 This module holds the item layout, the states and their order, and the merge rules that make the
-latest state independent of the order in which SES's events arrive. No boto3 here.
+latest state independent of the order in which SES's events arrive and of the clocks that stamped them.
+No boto3 here.
 
 Item layout (partition `pk`, sort `sk`):
 - `mail#<inbound id>` / `mail`: the forwarder's record; `day` + `received` feed the `by-day` index,
@@ -29,8 +30,11 @@ if TYPE_CHECKING:
     from forwarder.mail.routing import Routing
     from forwarder.ports import Inbound, Outcome
 
-# The states of a member, in the order they can follow each other at the same instant: when two
-# events carry the same timestamp, the later stage wins (a Delivery stamped like its Send is newer).
+# The states of a member's copy, in the order they can follow each other: SES reports a send's stages in
+# this order only (sent, delays, then delivered or not; a bounce or a complaint may still follow a delivery,
+# nothing follows a bounce). The stage decides which state is the latest, the time only orders events of
+# one stage: a Bounce or Complaint carries the receiving side's time (its DSN or feedback report, often to
+# the second), which may read earlier than SES's Delivery that it follows.
 RECEIVED = "received"
 SENT = "sent"
 DELAYED = "delayed"
@@ -88,7 +92,7 @@ def normalise_time(text: str | None) -> str:
         return timestamp()
     try:
         return timestamp(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a time at the calendar's end, beyond it in UTC
         return timestamp()
 
 
@@ -120,25 +124,25 @@ class TraceEntry:
         )
 
 
-def order(entry: TraceEntry) -> tuple[str, int]:
-    """Event time first, the stage's rank for a tie."""
-    return entry.at, _RANK.get(entry.state, 0)
+def order(entry: TraceEntry) -> tuple[int, str]:
+    """The stage's rank first, the event time within a stage."""
+    return _RANK.get(entry.state, 0), entry.at
 
 
 def merge_entry(history: Sequence[TraceEntry], entry: TraceEntry) -> tuple[list[TraceEntry], bool]:
-    """`history` with `entry` in time order, and whether it was new (False: a duplicate delivery)."""
+    """`history` with `entry` in stage order, and whether it was new (False: a duplicate delivery)."""
     if any(known.key == entry.key for known in history):
         return list(history), False
     return sorted([*history, entry], key=order), True
 
 
 def latest(history: Iterable[TraceEntry]) -> TraceEntry | None:
-    """The entry that says where the member is now: by event time and stage, never by arrival."""
+    """The entry that says where the member is now: by stage, then event time, never by arrival."""
     return max(history, key=order, default=None)
 
 
 def path(history: Iterable[TraceEntry]) -> list[str]:
-    """The states in time order without repeats, e.g. ['sent', 'delayed', 'delivered']."""
+    """The states in stage order without repeats, e.g. ['sent', 'delayed', 'delivered']."""
     states: list[str] = []
     for entry in sorted(history, key=order):
         if not states or states[-1] != entry.state:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from forwarder.feedback import UNSURE_COMPLAINANT
 from forwarder.trace import (
     ALIAS_PREFIX,
     MAIL_SK,
@@ -151,7 +152,7 @@ def compose(message_id: str, items: Iterable[dict[str, Any]]) -> MailTrace:
 
 def _row(alias: str, member: str, own: TraceEntry | None, history: list[TraceEntry]) -> MemberRow:
     """The forwarder's step comes first whatever its clock says (SES reports only what it was handed), then
-    SES's events in event order; the latest of those says where the member is now."""
+    SES's events in stage order (`order`); the furthest of those says where the member is now."""
     ordered = sorted(history, key=order)
     steps = ([own] if own else []) + ordered
     now = latest(ordered) or own or TraceEntry("", "unknown", "", "")
@@ -265,6 +266,8 @@ def _fix(row: MemberRow, env_flag: str) -> str:
     if row.state == "bounced" and row.detail.startswith("Permanent"):
         remove = f"forwarder aliases remove {row.alias} {row.member}{env_flag}"
         return f"{row.member} does not accept mail: correct or remove it (`{remove}`)"
+    if row.state == "complained" and UNSURE_COMPLAINANT in row.detail:
+        return f"{row.member} or another member at the same provider marked the mail as spam: ask them"
     if row.state == "complained":
         return f"{row.member} marked the mail as spam: ask them, or remove them from {row.alias}"
     return ""

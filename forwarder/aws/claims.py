@@ -271,10 +271,21 @@ class DynamoDBClaims:
 
     def _release(self, claim: str) -> None:
         """The work raised: delete the claim, so that a retry runs it again (best effort: a claim left
-        behind expires at this invocation's deadline)."""
+        behind expires at this invocation's deadline). Only while in progress: a send whose answer was lost
+        (a read timeout) may have reached SES, whose Send event completed the claim meanwhile; deleting that
+        would let the retry send the mail again."""
         try:
-            self._client.delete_item(TableName=self.table, Key={"id": {"S": claim}})
+            self._client.delete_item(
+                TableName=self.table,
+                Key={"id": {"S": claim}},
+                ConditionExpression="#status = :inprogress",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}},
+            )
         except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                logger.info("claim kept: completed meanwhile (or gone)")
+                return
             logger.warning("claim not released", extra={"code": _code(error)})
 
     def _remember(self, claim: str, result: Result) -> None:

@@ -298,6 +298,34 @@ def test_work_that_raises_releases_the_claim_for_the_retry() -> None:
         assert DynamoDBClaims(client, TABLE, 7)(key, lambda: {"ses_id": "sent"}) == {"ses_id": "sent"}
 
 
+def test_a_send_whose_answer_was_lost_keeps_the_claim_its_send_event_completed() -> None:
+    from forwarder.aws.claims import complete_from_send_event
+
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        key = {"message_id": "m-lost", "alias": "team", "recipients": TEAM}
+
+        def answer_lost() -> dict[str, Any]:
+            # GIVEN SES took the mail and the delivery function completed the claim from its Send event, while
+            # SES's answer never came back to the forwarder (a read timeout after botocore's attempts)
+            assert complete_from_send_event(client, TABLE, claim_hash(key), "ses-took-it")
+            raise ConnectionError("Read timeout on endpoint URL")
+
+        # WHEN the send raises, and Lambda retries the mail on another instance
+        with pytest.raises(ConnectionError):
+            DynamoDBClaims(client, TABLE, 7, completion="send-event")(key, answer_lost)
+        sent_again: list[str] = []
+
+        def send_again() -> dict[str, Any]:
+            sent_again.append("second")
+            return {"ses_id": "second"}
+
+        retried = DynamoDBClaims(client, TABLE, 7, completion="send-event")(key, send_again)
+        # THEN the completed claim was kept: the retry answers with SES's message id and sends nothing
+        assert retried == {"ses_id": "ses-took-it"}
+        assert sent_again == []
+
+
 def test_pending_writes_beyond_one_transaction_are_written_in_several() -> None:
     with embedded_aws(DOMAIN, {}, trace=True):
         client = boto3.client("dynamodb")

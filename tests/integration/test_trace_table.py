@@ -1,4 +1,5 @@
-"""The trace table adapter on moto: concurrent events for one member merge, alarms are claimed once."""
+"""The trace table adapter on moto: concurrent events for one member merge, alarms are claimed once, an address
+that cannot be a member fails no other."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 from moto import mock_aws
 
 from forwarder.aws.trace import DynamoDBTrace
+from forwarder.delivery import record_events
 from forwarder.trace import TraceEntry, mail_pk, member_sk
 from forwarder_ops.local import create_trace_table
+from tests import sesevents
 
 TABLE = "trace"
 
@@ -68,3 +71,58 @@ def test_trace_table_alarm_claimed_once_until_released(dynamodb: Any) -> None:
     assert trace.claim_alarm("team", "bob@gmail.com", "complaint")
     trace.release_alarm("team", "bob@gmail.com", "bounce")
     assert trace.claim_alarm("team", "bob@gmail.com", "bounce")
+
+
+class Subjects:
+    """The alarm topic: the subjects published."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def notify(self, subject: str, message: str) -> None:
+        self.sent.append(subject)
+
+
+def test_trace_table_a_bounced_address_that_cannot_be_a_member_does_not_fail_the_others(dynamodb: Any) -> None:
+    # GIVEN a bounce whose DSN names, beside bob, a Final-Recipient longer than a key holds, one with a line
+    # break, and an empty one (what the receiving server wrote)
+    mail = sesevents.mail_object("ses-1", ["bob@gmail.com"], {"inbound": "m1", "alias": "team"}, "2026-11-30T09:14:31Z")
+    event = sesevents.bounce(mail, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550")
+    hostile = ["x" * 1100 + "@gmail.com", "eve@gmail.com\r\nSubject: forged", ""]
+    event["bounce"]["bouncedRecipients"][:0] = [{"emailAddress": a, "status": "5.1.1"} for a in hostile]
+    alarms = Subjects()
+    # WHEN the delivery function records it
+    result = record_events(sesevents.sns_event(event), DynamoDBTrace(dynamodb, TABLE, 30), alarms)
+    # THEN bob's bounce is recorded and alarmed; the others are left out instead of failing the record for good
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
+    assert item["Item"]["state"]["S"] == "bounced"
+    assert result["added"] == 1
+    assert alarms.sent == ["Forwarder: bob@gmail.com of alias team: bounce"]
+
+
+def test_trace_table_a_huge_diagnostic_is_recorded_shortened(dynamodb: Any) -> None:
+    # GIVEN a bounce whose receiving server wrote a 250 KB diagnostic (the record fits in SNS's 256 KB; the
+    # member's item would hold it twice, beyond DynamoDB's 400 KB)
+    mail = sesevents.mail_object("ses-1", ["bob@gmail.com"], {"inbound": "m1", "alias": "team"}, "2026-11-30T09:14:31Z")
+    event = sesevents.bounce(mail, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "5" * 250_000)
+    # WHEN the delivery function records it
+    result = record_events(sesevents.sns_event(event), DynamoDBTrace(dynamodb, TABLE, 30), None)
+    # THEN bob's bounce is recorded (not failed for good), with the start of the diagnostic
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
+    assert result["added"] == 1
+    assert item["Item"]["state"]["S"] == "bounced"
+    assert item["Item"]["detail"]["S"].startswith("Permanent/General: 5555")
+    assert len(item["Item"]["detail"]["S"]) <= 1000
+
+
+def test_trace_table_a_lone_surrogate_in_an_event_does_not_fail_it(dynamodb: Any) -> None:
+    # GIVEN a bounce whose JSON holds lone surrogates (valid JSON escapes, no text) in an address and the diagnostic
+    mail = sesevents.mail_object("ses-1", ["bob@gmail.com"], {"inbound": "m1", "alias": "team"}, "2026-11-30T09:14:31Z")
+    event = sesevents.bounce(mail, "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 \udfff")
+    event["bounce"]["bouncedRecipients"].append({"emailAddress": "\ud800carol@gmail.com", "status": "5.1.1"})
+    # WHEN the delivery function records it
+    result = record_events(sesevents.sns_event(event), DynamoDBTrace(dynamodb, TABLE, 30), None)
+    # THEN both steps are recorded, each surrogate read as "?" (not a UnicodeEncodeError on every retry)
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
+    assert result["added"] == 2
+    assert item["Item"]["detail"]["S"] == "Permanent/General: smtp; 550 ?"

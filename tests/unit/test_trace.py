@@ -92,6 +92,34 @@ def test_feedback_reads_each_documented_event_type() -> None:
     assert "452 4.2.2 Mailbox full" in parse_record(json.dumps(records["delayed"]))[0].entry.detail
 
 
+def test_feedback_complaint_naming_several_recipients_says_it_may_be_any_of_them() -> None:
+    # GIVEN a complaint from a provider that stripped the complainant: SES names every recipient it may be
+    m = mail("bob@outlook.com", "carol@outlook.com", "dave@gmail.com")
+    item = ses.complaint(m, "bob@outlook.com", "2026-11-30T10:00:00Z")
+    item["complaint"]["complainedRecipients"].append({"emailAddress": "carol@outlook.com"})
+    alone = ses.complaint(m, "dave@gmail.com", "2026-11-30T10:00:00Z")
+    # WHEN they are parsed
+    steps = parse_record(json.dumps(item))
+    (single,) = parse_record(json.dumps(alone))
+    # THEN both are complained, each detail saying it may have been the other; a complaint naming one says so plainly
+    assert [(s.member, s.entry.state) for s in steps] == [
+        ("bob@outlook.com", "complained"),
+        ("carol@outlook.com", "complained"),
+    ]
+    assert {s.entry.detail for s in steps} == {"abuse (one of 2 recipients SES names: the provider did not say which)"}
+    assert single.entry.detail == "abuse"
+    # AND `forwarder trace` asks rather than tells the operator to remove a member who may not have complained
+    from forwarder_ops.trace import compose, render
+
+    items = [{"sk": f"member#{s.member}", "alias": "team", "history": [s.entry.as_item()]} for s in [*steps, single]]
+    fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
+    assert fixes == [
+        "  fix: bob@outlook.com or another member at the same provider marked the mail as spam: ask them",
+        "  fix: carol@outlook.com or another member at the same provider marked the mail as spam: ask them",
+        "  fix: dave@gmail.com marked the mail as spam: ask them, or remove them from team",
+    ]
+
+
 def test_feedback_ignores_unread_fields_untagged_sends_and_other_types() -> None:
     # GIVEN a record with fields SES may add, one without our tags, and an Open event
     extra = {**ses.send(mail()), "somethingNew": {"x": 1}}
@@ -103,6 +131,15 @@ def test_feedback_ignores_unread_fields_untagged_sends_and_other_types() -> None
     assert parse_record(json.dumps(opened)) == []
     with pytest.raises(FeedbackError):
         parse_record("not json")
+
+
+@pytest.mark.parametrize("recipients", [None, [], [None, ""]])
+def test_feedback_delivery_naming_no_recipient_delivers_nobody(recipients: Any) -> None:
+    # GIVEN a Delivery of a send to bob and carol that names no recipient it was delivered to
+    item = ses.delivery(mail("bob@gmail.com", "carol@gmail.com"), "bob@gmail.com", "2026-11-30T09:14:33.000Z")
+    item["delivery"]["recipients"] = recipients
+    # WHEN it is parsed THEN no member is taken for delivered (SES may report each member in a Delivery of its own)
+    assert parse_record(json.dumps(item)) == []
 
 
 def test_trace_latest_state_follows_event_time_not_arrival() -> None:
@@ -127,6 +164,30 @@ def test_trace_same_instant_later_stage_wins() -> None:
     second = TraceEntry("2026-11-30T09:14:31.100Z", "sent", "Send", "s")
     history, _ = merge_entry([first], second)
     assert latest(history) == first
+
+
+@pytest.mark.parametrize("bounce_first", [False, True])
+def test_trace_bounce_stamped_before_the_delivery_it_follows_still_wins(bounce_first: bool) -> None:
+    # GIVEN bob's server accepted the copy (SES's Delivery at .400), then bounced it within the second: the
+    # Bounce carries the DSN's time, to the second, which reads earlier than the Delivery
+    from forwarder_ops.trace import compose
+
+    m = mail()
+    events = [
+        ses.send(m),
+        ses.delivery(m, "bob@gmail.com", "2026-11-30T09:14:33.400Z"),
+        ses.bounce(m, "bob@gmail.com", "2026-11-30T09:14:33Z", "Permanent", "General", "smtp; 550 5.7.1 rejected"),
+    ]
+    trace = MemoryTrace()
+    # WHEN the events are recorded, in either order of arrival
+    record_events(ses.sns_event(*(reversed(events) if bounce_first else events)), trace, None)
+    # THEN bob's copy is bounced, not delivered, in the function's state and in `forwarder trace`
+    history = trace.histories[("inbound-1", "bob@gmail.com")]
+    assert trace.state("bob@gmail.com") == "bounced"
+    assert path(history) == ["sent", "delivered", "bounced"]
+    member_item = {"sk": "member#bob@gmail.com", "alias": "team", "history": [e.as_item() for e in history]}
+    (row,) = compose("inbound-1", [member_item]).members
+    assert (row.state, row.problem) == ("bounced", True)
 
 
 def test_delivery_redelivered_notification_adds_no_history() -> None:
@@ -179,11 +240,40 @@ def test_delivery_alarm_not_published_is_claimed_again_on_retry() -> None:
     assert trace.claims == set()
 
 
+def test_delivery_alarm_not_published_is_sent_when_lambda_retries_the_event() -> None:
+    # GIVEN a permanent bounce whose alarm the topic refused: the step is recorded, the invocation failed
+    trace, alarms = MemoryTrace(), Alarms(fail=True)
+    event = ses.sns_event(ses.bounce(mail(), "bob@gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General"))
+    with pytest.raises(RuntimeError):
+        record_events(event, trace, alarms)
+    # WHEN Lambda retries the same event and the topic works again, and SNS later delivers it once more
+    alarms.fail = False
+    retried = record_events(event, trace, alarms)
+    again = record_events(event, trace, alarms)
+    # THEN the retry sends the alarm (the step itself is a duplicate), and the redelivery sends no second one
+    assert retried == {"added": 0, "duplicates": 1, "skipped": 0, "alarms": 1}
+    assert again["alarms"] == 0
+    assert [subject for subject, _ in alarms.sent] == ["Forwarder: bob@gmail.com of alias team: bounce"]
+
+
 def test_delivery_unreadable_records_are_skipped_not_retried() -> None:
     event = ses.sns_event(ses.send(mail()))
     event["Records"][0]["Sns"]["Message"] = "{broken"
     assert record_events(event, MemoryTrace(), None)["skipped"] == 1
     assert record_events({"not": "sns"}, MemoryTrace(), None)["skipped"] == 1
+
+
+def test_delivery_a_record_without_a_message_skips_only_itself() -> None:
+    # GIVEN an SNS event whose first record lost its Message, beside a good Send and Delivery
+    m = mail()
+    event = ses.sns_event(ses.send(m), ses.send(m), ses.delivery(m, "bob@gmail.com", "2026-11-30T09:14:33.000Z"))
+    del event["Records"][0]["Sns"]["Message"]
+    trace = MemoryTrace()
+    # WHEN the delivery function records it
+    result = record_events(event, trace, None)
+    # THEN the bad record is skipped and the good ones are recorded
+    assert result == {"added": 2, "duplicates": 0, "skipped": 1, "alarms": 0}
+    assert trace.state("bob@gmail.com") == "delivered"
 
 
 def test_trace_compose_ses_events_win_over_the_forwarders_late_record() -> None:
@@ -311,6 +401,19 @@ def test_delivery_completes_the_claim_of_a_send_that_ses_rejected_for_a_virus() 
     record_events(ses.sns_event(rejected), MemoryTrace(), None, completed)
     # THEN the claim is completed: a retried event does not send it again
     assert completed.claims == [(CLAIM, "ses-9")]
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_delivery_a_time_beyond_the_calendar_in_utc_is_read_as_unknown(stamp: str) -> None:
+    # GIVEN the Send event of a claimed send whose mail timestamp falls outside the calendar once in UTC
+    item = ses.send(claimed_mail("ses-7"))
+    item["mail"]["timestamp"] = stamp
+    completed = Completions()
+    # WHEN the delivery function records it
+    result = record_events(ses.sns_event(item), MemoryTrace(), None, completed)
+    # THEN it neither raises (Lambda would retry it in vain) nor loses the step or the claim's completion
+    assert result["added"] == 1
+    assert completed.claims == [(CLAIM, "ses-7")]
 
 
 def test_decision_text_of_an_interrupted_forward_names_the_error_and_the_retry() -> None:
