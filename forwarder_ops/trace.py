@@ -18,6 +18,7 @@ from typing import Any
 from forwarder.feedback import UNSURE_COMPLAINANT
 from forwarder.trace import (
     ALIAS_PREFIX,
+    COMPLAINED,
     MAIL_SK,
     MEMBER_PREFIX,
     PROBLEMS,
@@ -301,12 +302,16 @@ def render(trace: MailTrace, env_flag: str = "") -> list[str]:
             for row in trace.members
         ]
         lines += table(rows, ("alias", "member", "now", "since (UTC)", "path", "detail"), "  ")
-    delivered = sum(row.state == "delivered" for row in trace.members)
+    # A complaint comes from the member's mailbox: the mail was delivered, and the member marked it as spam.
+    complained = sum(row.state == COMPLAINED for row in trace.members)
+    delivered = sum(row.state == "delivered" for row in trace.members) + complained
     sent = sum(row.state != SKIPPED for row in trace.members)
     pending = sum(row.state in {SENT, "delayed"} for row in trace.members)
     summary = [f"{delivered} of {sent} member(s) delivered"]
-    if trace.problems:
-        summary.append(f"{len(trace.problems)} did not get it")
+    if len(trace.problems) > complained:
+        summary.append(f"{len(trace.problems) - complained} did not get it")
+    if complained:
+        summary.append(f"{complained} marked it as spam")
     if pending:
         summary.append(f"{pending} still on the way (SES has not reported a delivery yet)")
     lines += ["", ", ".join(summary)]
@@ -346,7 +351,7 @@ def add_parser(commands: Any, environment: argparse.ArgumentParser) -> None:
         description="Show a mail's path from the trace table: received, verdicts, decision, and one row per "
         "member (sent > delivered / bounced / complained / delayed / suppressed). Without a MESSAGE_ID, "
         "list the mails matching --from, --alias and --since. Exit code 1 when the mail is unknown or a member "
-        "did not get it (or nothing matches).",
+        "did not get it or marked it as spam (or nothing matches).",
     )
     trace.add_argument("message_id", nargs="?", metavar="MESSAGE_ID", help="the inbound (SES receipt) message id")
     trace.add_argument("--from", dest="sender", metavar="ADDRESS", help="mails from this envelope sender")
