@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
 from forwarder.ports import (
     MAX_RECIPIENTS,
@@ -16,6 +16,7 @@ from forwarder.ports import (
     RecipientNotVerifiedError,
     SenderNotReadyError,
     SendError,
+    SendUnconfirmedError,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +46,16 @@ def tag_text(text: str) -> str:
     return _TAG_UNSAFE.sub("_", text)[:256] or "-"
 
 
+def _no_blind_resend(caught_exception: Exception | None = None, **_: Any) -> None:
+    """botocore's `needs-retry` handler for `SendEmail`, called before its retry handler: an error after the
+    request went out (`HTTPClientError`: a read timeout, a connection closed before the answer) ends the call
+    instead of a retry. `SendEmail` has no idempotency token, so each attempt SES took is one more copy in the
+    members' inboxes. Errors before the request went out (`ConnectionError`: refused, connect timeout) and
+    SES's own answers (throttling, 5xx: nothing sent) are retried as before."""
+    if isinstance(caught_exception, HTTPClientError):
+        raise caught_exception
+
+
 class SesSender:
     """Sends raw messages with SES v2 `SendEmail` from `<alias>@domain` to explicit envelope recipients."""
 
@@ -52,6 +63,10 @@ class SesSender:
         self._client = client
         self.domain = domain
         self.configuration_set = configuration_set
+        # More specific than botocore's `needs-retry.sesv2`, so called first; an exception ends the emit.
+        client.meta.events.register(
+            "needs-retry.sesv2.SendEmail", _no_blind_resend, unique_id="forwarder-no-blind-resend"
+        )
 
     @property
     def region(self) -> str:
@@ -66,7 +81,8 @@ class SesSender:
     ) -> str:
         """Send `raw` to `recipients` (at most 50) with SES message `tags`; returns SES's message id.
 
-        Raises a `SendError` subclass when SES refuses for a lasting reason; any other error (throttling
+        Raises a `SendError` subclass when SES refuses for a lasting reason, `SendUnconfirmedError` when the
+        request went out and no answer came back (SES may have taken the mail); any other error (throttling
         after botocore's retries, 5xx, network) propagates so that the invocation is retried.
         """
         if not 0 < len(recipients) <= MAX_RECIPIENTS:
@@ -84,6 +100,10 @@ class SesSender:
             return str(self._client.send_email(**request)["MessageId"])
         except ClientError as error:
             raise self.classify(error, recipients) from error
+        except HTTPClientError as error:
+            raise SendUnconfirmedError(
+                f"no answer from SES to the send ({type(error).__name__}): SES may have taken the mail"
+            ) from error
 
     def classify(self, error: ClientError, recipients: Sequence[str]) -> Exception:
         """The lasting `SendError` this refusal stands for, or the error itself when it may pass."""

@@ -192,3 +192,49 @@ def test_access_denied_out_of_the_sandbox_is_the_role_not_ready() -> None:
         error = SesSender(client, DOMAIN).classify(denied(), ["b@y.org"])
     assert isinstance(error, SenderNotReadyError)
     assert "may not send as dev.aws-educate.tw in us-west-2" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["read-timeout", "connection-closed"])
+def test_send_unanswered_after_the_request_is_not_resent(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN SES taking each request but the answer never arriving (a read timeout, a connection closed mid-answer)
+    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
+    from forwarder.ports import SendUnconfirmedError
+
+    client = sesv2()
+    taken = []
+
+    def lost_answer(request: Any, **_: Any) -> None:
+        taken.append(request)
+        if kind == "read-timeout":
+            raise ReadTimeoutError(endpoint_url=request.url)
+        raise ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register("before-send.sesv2.SendEmail", lost_answer)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
+    # WHEN a send is attempted
+    with pytest.raises(SendUnconfirmedError, match="SES may have taken the mail"):
+        SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["a@x.org"])
+    # THEN botocore did not send it again (SendEmail has no idempotency token: each attempt may be one more copy)
+    assert len(taken) == 1
+
+
+def test_send_that_never_reached_ses_is_still_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN SES unreachable for the first two attempts (the connection is refused: nothing was sent)
+    from botocore.exceptions import EndpointConnectionError
+
+    client = sesv2()
+    attempts = []
+
+    def unreachable(request: Any, **_: Any) -> AWSResponse | None:
+        attempts.append(request)
+        if len(attempts) <= 2:
+            raise EndpointConnectionError(endpoint_url=request.url)
+        headers = HTTPHeaders({"Content-Type": "application/json"})
+        return AWSResponse(request.url, 200, headers, _Raw(b'{"MessageId": "ses-1"}'))
+
+    client.meta.events.register("before-send.sesv2.SendEmail", unreachable)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
+    # WHEN a send is attempted THEN botocore's retries get it through
+    assert SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["a@x.org"]) == "ses-1"
+    assert len(attempts) == 3
