@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from forwarder.config import IdempotencyCompletion
 from forwarder.observability import logger
-from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result, send_result
+from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result, SendUnconfirmedError, send_result
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -160,6 +160,10 @@ class DynamoDBClaims:
             return earlier
         try:
             result = work()
+        except SendUnconfirmedError:
+            # SES may have taken the mail: released, the claim would let Lambda's retry send it again. Kept, it is
+            # completed by the send's Send event if SES took it; else the retry after its deadline sends.
+            raise
         except BaseException:
             self._release(claim)
             raise

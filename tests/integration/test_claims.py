@@ -409,3 +409,68 @@ def test_settle_writes_every_completion_it_can(caplog: pytest.LogCaptureFixture)
         # THEN the second completion is written all the same, and the first failure is logged
         assert sorted(item["status"]["S"] for item in claims_table()) == [COMPLETED, INPROGRESS]
         assert "claim completion not written" in [r.getMessage() for r in caplog.records]
+
+
+def _unanswered(aws: EmbeddedAws, taken: bool) -> None:
+    """SES's first send request goes unanswered (a read timeout); `taken`: SES took that mail all the same."""
+    from botocore.exceptions import ReadTimeoutError
+
+    accept = aws.ses.accept
+    calls: list[int] = []
+
+    def lost_answer(params: Any) -> SentMail:
+        calls.append(1)
+        if len(calls) == 1:
+            if taken:
+                accept(params)
+            raise ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com/v2/email/outbound-emails")
+        return accept(params)
+
+    aws.ses.accept = lost_answer  # type: ignore[method-assign]
+
+
+def test_claims_keep_the_claim_of_a_send_ses_took_without_answering(deployed: EmbeddedAws) -> None:
+    # GIVEN SES taking a forward but its answer lost (a read timeout)
+    from forwarder.ports import SendUnconfirmedError
+
+    _unanswered(deployed, taken=True)
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-unanswered", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-unanswered")
+    # WHEN the invocation fails for it
+    with pytest.raises(SendUnconfirmedError):
+        deployed.invoke(event)
+    # THEN the send's claim is kept (not released), in progress
+    assert [item["status"]["S"] for item in claims_table()] == [INPROGRESS]
+    # WHEN SES's Send event completes it and Lambda's retry runs on another instance
+    assert deliver_events(send_events(deployed.ses.outbox))["added"] == len(TEAM)
+    wiring.reset()
+    result = deployed.invoke(event)
+    # THEN each member got the mail once, and the retry reports it forwarded
+    assert [sorted(s.recipients) for s in deployed.ses.outbox] == [sorted(TEAM)]
+    assert result["outcomes"][0]["forwarded"] and result["outcomes"][0]["recipients"] == len(TEAM)
+
+
+def test_claims_a_send_ses_did_not_take_is_sent_after_the_claims_deadline(deployed: EmbeddedAws) -> None:
+    # GIVEN a send left unanswered that SES did not take (no Send event will come)
+    _unanswered(deployed, taken=False)
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-untaken", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-untaken")
+    with pytest.raises(Exception, match="SES may have taken the mail"):
+        deployed.invoke(event)
+    # WHEN Lambda's first retry comes within the claim's deadline THEN it waits (is retried later)
+    wiring.reset()
+    with pytest.raises(ClaimInProgressError):
+        deployed.invoke(event)
+    # WHEN a retry comes after the deadline
+    [claim] = claims_table()
+    past = str(int(time.time() * 1000) - 1000)
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"id": claim["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": past}},
+    )
+    wiring.reset()
+    deployed.invoke(event)
+    # THEN the members get the mail, once
+    assert [sorted(s.recipients) for s in deployed.ses.outbox] == [sorted(TEAM)]
