@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from forwarder.config import IdempotencyCompletion
 from forwarder.observability import logger
@@ -55,6 +55,11 @@ def claim_hash(key: Result) -> str:
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(error: Exception) -> str:
+    """For the log: a refusal's error code, or the kind of failure of a request that got no answer."""
+    return _code(error) if isinstance(error, ClientError) else type(error).__name__
 
 
 class PendingWrites:
@@ -171,10 +176,11 @@ class DynamoDBClaims:
         if self.completion == "write":
             try:
                 self._complete(claim, result)
-            except ClientError as error:
+            except (ClientError, BotoCoreError) as error:
                 # SES took the mail: failing the invocation would make Lambda's retry, once the claim's deadline
-                # passed, send it again. Left to `settle`, as a completion left to the Send event is.
-                logger.warning("claim completion not written", extra={"code": _code(error)})
+                # passed, send it again. Left to `settle`, as a completion left to the Send event is. A request
+                # without an answer (a timeout, BotoCoreError) counts as much as a refused one.
+                logger.warning("claim completion not written", extra={"code": _describe(error)})
                 self._unsettled[claim] = result
         else:
             self._unsettled[claim] = result
@@ -187,8 +193,7 @@ class DynamoDBClaims:
             try:
                 self._complete(claim, result)
             except Exception as error:  # the next completion may still go through: try each
-                code = _code(error) if isinstance(error, ClientError) else type(error).__name__
-                logger.warning("claim completion not written", extra={"code": code})
+                logger.warning("claim completion not written", extra={"code": _describe(error)})
 
     # the claim -----------------------------------------------------------------------------------------
 
@@ -278,8 +283,8 @@ class DynamoDBClaims:
         behind expires at this invocation's deadline)."""
         try:
             self._client.delete_item(TableName=self.table, Key={"id": {"S": claim}})
-        except ClientError as error:
-            logger.warning("claim not released", extra={"code": _code(error)})
+        except (ClientError, BotoCoreError) as error:  # never in place of the work's own error
+            logger.warning("claim not released", extra={"code": _describe(error)})
 
     def _remember(self, claim: str, result: Result) -> None:
         self._done[claim] = result

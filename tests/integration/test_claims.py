@@ -474,3 +474,45 @@ def test_claims_a_send_ses_did_not_take_is_sent_after_the_claims_deadline(deploy
     deployed.invoke(event)
     # THEN the members get the mail, once
     assert [sorted(s.recipients) for s in deployed.ses.outbox] == [sorted(TEAM)]
+
+
+def test_claims_write_mode_a_completion_lost_in_transit_does_not_fail_the_sent_mail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN write mode, and the completion's UpdateItem never answered (a read timeout, after botocore's retries)
+    from botocore.exceptions import ReadTimeoutError
+
+    def lost(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    with embedded_aws(DOMAIN, {"team": TEAM}) as aws:
+        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.UpdateItem", lost)  # type: ignore[union-attr]
+        # WHEN a mail is forwarded
+        result, sent = aws.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-completion-lost", **AUTHENTIC)
+        # THEN the invocation succeeds with the mail sent once, as for a refused completion: failing it would make
+        # Lambda's retry after the claim's deadline send the mail again
+        assert result["outcomes"][0]["forwarded"] and len(sent) == 1
+    assert "claim completion not written" in [r.getMessage() for r in caplog.records]
+
+
+def test_claims_a_release_lost_in_transit_leaves_the_sends_own_error() -> None:
+    # GIVEN SES refusing the message itself, and the claim's release (DeleteItem) unreachable
+    from botocore.exceptions import EndpointConnectionError
+
+    from forwarder.ports import MessageRejectedError
+
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+
+        def unreachable(**_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+        client.delete_item = unreachable  # type: ignore[method-assign]
+
+        def refused() -> dict[str, Any]:
+            raise MessageRejectedError("Illegal filename 'setup.exe'.", code="MessageRejected")
+
+        # WHEN the send is claimed and refused THEN the refusal reaches the service (which sends the notice in its
+        # place), not the release's error; the claim left behind expires at the deadline
+        with pytest.raises(MessageRejectedError):
+            DynamoDBClaims(client, TABLE, 7)({"message_id": "m-release-lost"}, refused)
