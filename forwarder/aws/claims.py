@@ -118,9 +118,9 @@ class PendingWrites:
                     self._client.put_item(**action["Put"])
                 else:
                     self._client.update_item(**action["Update"])
-            except ClientError as error:
+            except (ClientError, BotoCoreError) as error:  # a timeout too: the claim before it is held already
                 level = logger.error if what == "reply address" else logger.warning
-                level("write not saved", extra={"write": what, "code": _code(error)})
+                level("write not saved", extra={"write": what, "code": _describe(error)})
 
 
 class DynamoDBClaims:

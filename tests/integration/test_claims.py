@@ -516,3 +516,37 @@ def test_claims_a_release_lost_in_transit_leaves_the_sends_own_error() -> None:
         # place), not the release's error; the claim left behind expires at the deadline
         with pytest.raises(MessageRejectedError):
             DynamoDBClaims(client, TABLE, 7)({"message_id": "m-release-lost"}, refused)
+
+
+def test_claims_a_rider_written_alone_without_an_answer_does_not_stop_the_claimed_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a claim whose transaction DynamoDB refused, and the rider then written alone getting no answer
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    with embedded_aws(DOMAIN, {}, trace=True):
+        client = boto3.client("dynamodb")
+        pending = PendingWrites(client)
+        item = {"pk": {"S": "mail#m-rider"}, "sk": {"S": "mail"}}
+        pending.add((TRACE_TABLE, "mail#m-rider"), {"Put": {"TableName": TRACE_TABLE, "Item": item}}, "trace")
+        refused = {"Error": {"Code": "ValidationException", "Message": "Item size has exceeded the maximum"}}
+
+        def refuse(**_: Any) -> None:
+            raise ClientError(refused, "TransactWriteItems")  # type: ignore[arg-type]
+
+        put = client.put_item
+
+        def rider_lost(**kwargs: Any) -> Any:
+            if kwargs["TableName"] == TRACE_TABLE:
+                raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+            return put(**kwargs)
+
+        client.transact_write_items = refuse  # type: ignore[method-assign]
+        client.put_item = rider_lost  # type: ignore[method-assign]
+        sent: list[bool] = []
+        # WHEN the send is claimed
+        result = DynamoDBClaims(client, TABLE, 7, pending)({"message_id": "m-rider"}, lambda: sent.append(True) or {})
+        # THEN it runs under its claim (a rider is worth less than the mail), and the lost rider is logged
+        assert sent == [True] and result == {}
+        assert [i["status"]["S"] for i in claims_table()] == [COMPLETED]
+    assert "write not saved" in [r.getMessage() for r in caplog.records]
