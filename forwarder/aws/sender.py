@@ -63,6 +63,7 @@ class SesSender:
         self._client = client
         self.domain = domain
         self.configuration_set = configuration_set
+        self._sandbox: bool | None = None
         # More specific than botocore's `needs-retry.sesv2`, so called first; an exception ends the emit.
         client.meta.events.register(
             "needs-retry.sesv2.SendEmail", _no_blind_resend, unique_id="forwarder-no-blind-resend"
@@ -130,8 +131,11 @@ class SesSender:
                 recipients=recipients,
             )
         # SES's words for an unverified identity: "Email address is not verified. The following identities
-        # failed the check in region ...". In the sandbox any other words are about the message itself.
-        if self.in_sandbox and (not said.strip() or "not verified" in said.lower()):
+        # failed the check in region ...". In the sandbox any other words are about the message itself. When
+        # GetAccount cannot tell, those words alone do: out of the sandbox SES says them of our identity only.
+        sandbox = self.in_sandbox
+        unverified = "not verified" in said.lower()
+        if (sandbox and not said.strip()) or (sandbox is not False and unverified):
             return RecipientNotVerifiedError(
                 f"{self.region} is in the SES sandbox, where only verified addresses receive mail: verify "
                 f"{', '.join(recipients)} in SES or request production access for {self.region} "
@@ -168,13 +172,17 @@ class SesSender:
             recipients=recipients,
         )
 
-    @cached_property
-    def in_sandbox(self) -> bool:
-        """Whether this region's account lacks production access (None-safe: assume not)."""
-        try:
-            return not self._client.get_account().get("ProductionAccessEnabled", True)
-        except (ClientError, BotoCoreError):
-            return False
+    @property
+    def in_sandbox(self) -> bool | None:
+        """Whether this region's account lacks production access; None when SES cannot be asked. Only an answer
+        is remembered: a throttled or failed GetAccount, kept for the warm function's lifetime, would turn every
+        later unverified recipient into a refusal of the whole batch."""
+        if self._sandbox is None:
+            try:
+                self._sandbox = not self._client.get_account().get("ProductionAccessEnabled", True)
+            except (ClientError, BotoCoreError):
+                return None
+        return self._sandbox
 
     @cached_property
     def identity_verified(self) -> bool | None:

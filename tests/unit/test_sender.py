@@ -238,3 +238,24 @@ def test_send_that_never_reached_ses_is_still_retried(monkeypatch: pytest.Monkey
     # WHEN a send is attempted THEN botocore's retries get it through
     assert SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["a@x.org"]) == "ses-1"
     assert len(attempts) == 3
+
+
+def test_sender_sandbox_unknown_for_one_refusal_is_asked_again_at_the_next() -> None:
+    # GIVEN a sandboxed region, and SES's GetAccount throttled when the first refusal asks about the sandbox
+    client = sesv2()
+    said = "Email address is not verified. The following identities failed the check in region US-WEST-2: a@x.org"
+    error = ClientError({"Error": {"Code": "MessageRejected", "Message": said}}, "SendEmail")
+    sender = SesSender(client, DOMAIN)
+    with Stubber(client) as stub:
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        stub.add_client_error("get_account", "TooManyRequestsException", http_status_code=429)
+        first = sender.classify(error, ["a@x.org", "b@x.org"])
+        # WHEN a later refusal on the same warm function asks again, and SES answers
+        stub.add_response("get_account", {"ProductionAccessEnabled": False})
+        later = sender.classify(error, ["a@x.org", "b@x.org"])
+    # THEN it is known for what it is, an unverified recipient (the batch is sent one by one, the verified members
+    # get the mail), not a refusal of the message remembered from a throttled question for the function's lifetime
+    assert isinstance(later, RecipientNotVerifiedError)
+    # AND the first, the sandbox unknown, was taken at SES's word (out of the sandbox SES says "not verified" only
+    # of our own identity, found verified)
+    assert isinstance(first, RecipientNotVerifiedError)
