@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -184,9 +183,11 @@ class SesSender:
                 return None
         return self._sandbox
 
-    @cached_property
+    @property
     def identity_verified(self) -> bool | None:
-        """Whether the domain identity may send; None when SES cannot be asked."""
+        """Whether the domain identity may send; None when SES cannot be asked. Asked at each refusal (refusals are
+        rare), never remembered: an identity verified an hour ago may have lost its verification since, and a
+        refusal for that is an environment to fix (the event parked), not a message to give up on."""
         try:
             identity = self._client.get_email_identity(EmailIdentity=self.domain)
         except ClientError as error:

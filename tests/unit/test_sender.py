@@ -259,3 +259,25 @@ def test_sender_sandbox_unknown_for_one_refusal_is_asked_again_at_the_next() -> 
     # AND the first, the sandbox unknown, was taken at SES's word (out of the sandbox SES says "not verified" only
     # of our own identity, found verified)
     assert isinstance(first, RecipientNotVerifiedError)
+
+
+@pytest.mark.parametrize("first_answer", ["verified", "unanswered"])
+def test_sender_identity_is_asked_at_each_refusal(first_answer: str) -> None:
+    # GIVEN a warm function that asked about the domain identity at an earlier refusal (a message SES would not
+    # send), and got an answer, or none (throttled)
+    client = sesv2()
+    sender = SesSender(client, DOMAIN)
+    content = ClientError({"Error": {"Code": "MessageRejected", "Message": "Illegal filename 'a.exe'."}}, "SendEmail")
+    with Stubber(client) as stub:
+        if first_answer == "verified":
+            stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        else:
+            stub.add_client_error("get_email_identity", "TooManyRequestsException", http_status_code=429)
+        stub.add_response("get_account", {"ProductionAccessEnabled": True})
+        assert isinstance(sender.classify(content, ["a@x.org"]), MessageRejectedError)
+        # WHEN the identity has since lost its verification (its DKIM records removed) and SES refuses a send for it
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": False})
+        later = sender.classify(rejected(), ["a@x.org"])
+    # THEN the environment is not ready: the event is parked for a redrive after the fix, not every member reported
+    # failed (with a notice SES refuses too) on an answer remembered from before
+    assert isinstance(later, SenderNotReadyError)
