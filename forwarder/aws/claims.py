@@ -12,6 +12,9 @@ trace record). After the send, the claim is completed in one of two ways (`FORWA
   SES took the mail). When an invocation raises after some of its sends, `settle` writes their
   completions at once, so that the retry does not depend on the events' timing.
 
+A send that fails releases its claim (deletes it) for the retry, except a send SES may have taken without
+answering (`SendUnconfirmedError`): its claim stays in progress, as a dead run's does.
+
 Claim items keep Powertools Idempotency's layout (`id` = `send#<md5 of the key as sorted JSON>`, `status`
 INPROGRESS/COMPLETED, `expiration` in seconds, `in_progress_expiration` in milliseconds, `data` the result
 as JSON), so that a table written by earlier versions is read the same. The md5 is a key, not a secret.
