@@ -62,7 +62,9 @@ class Settings:
     alias_cache_seconds: int = 60
     catch_all_alias: str = "_catchall"
     idempotency_table: str | None = None
-    idempotency_expiry_days: int = 7
+    # Longer than an event can wait to be replayed (Lambda's retries for up to 6 hours, then the failure queue's
+    # 14 days): a redrive of an event parked after some of its sends must still find their claims.
+    idempotency_expiry_days: int = 15
     # How a send's claim is completed: `write` (an UpdateItem after the send) or `send-event` (the delivery
     # function completes it from SES's Send event; needs the configuration set's events, as the template wires).
     idempotency_completion: IdempotencyCompletion = "write"

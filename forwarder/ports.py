@@ -45,6 +45,13 @@ class ClaimInProgressError(RuntimeError):
     """Another invocation holds this send's claim and has not completed it: Lambda retries later."""
 
 
+class SendUnconfirmedError(RuntimeError):
+    """A send request reached SES, or may have, but no answer came back (a read timeout, a connection closed
+    before the answer): SES may have taken the mail. Sending it again could deliver it twice, so the send's claim
+    is kept, not released: SES's Send event completes it if SES took the mail (send-event mode), and Lambda's
+    retry sends again only once the claim's deadline passed without one."""
+
+
 class ReplyStoreError(RuntimeError):
     """The reply table cannot be written; the message names the table and the error code."""
 

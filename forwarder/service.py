@@ -10,7 +10,7 @@ from forwarder.config import Settings
 from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.policy import INTERRUPTED, Decision, DropReason, decide
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
-from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_routes
+from forwarder.mail.routing import Delivery, Routing, batch, combine, resolve_routes, without
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
@@ -126,14 +126,24 @@ class ForwardingService:
                 routings.append(routing)
 
         def forward(part: Inbound, mark: str | None) -> Outcome:
-            return self._forward(part, decision, mark, collect)
+            # Whom the relayed copies and the parts forwarded before reached: a member of several aliases, once.
+            reached = {member.lower() for r in routings for d in r.deliveries for member in d.members}
+            return self._forward(part, decision, mark, collect, reached)
 
         outcome = relay.handle(inbound, decision, forward, routings.append)
         self._record(inbound, outcome, combine(routings) if routings else None, decision)
         return outcome
 
-    def _forward(self, inbound: Inbound, decision: Decision, mark: str | None, record: Record) -> Outcome:
+    def _forward(
+        self, inbound: Inbound, decision: Decision, mark: str | None, record: Record, reached: set[str] | None = None
+    ) -> Outcome:
         routing = self._route(inbound)
+        if reached and routing.deliveries:
+            routing = without(routing, reached)
+            if not routing.deliveries:  # every member of these aliases got this mail from another part of it
+                outcome = Outcome(message_id=inbound.message_id, forwarded=False)
+                record(inbound, outcome, routing, decision)
+                return outcome
         if not routing.deliveries:
             reason = DropReason.NO_MEMBERS if routing.skipped else DropReason.UNKNOWN_RECIPIENT
             return self._dropped(inbound, reason, routing, record)

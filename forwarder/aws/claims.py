@@ -12,6 +12,9 @@ trace record). After the send, the claim is completed in one of two ways (`FORWA
   SES took the mail). When an invocation raises after some of its sends, `settle` writes their
   completions at once, so that the retry does not depend on the events' timing.
 
+A send that fails releases its claim (deletes it) for the retry, except a send SES may have taken without
+answering (`SendUnconfirmedError`): its claim stays in progress, as a dead run's does.
+
 Claim items keep Powertools Idempotency's layout (`id` = `send#<md5 of the key as sorted JSON>`, `status`
 INPROGRESS/COMPLETED, `expiration` in seconds, `in_progress_expiration` in milliseconds, `data` the result
 as JSON), so that a table written by earlier versions is read the same. The md5 is a key, not a secret.
@@ -27,11 +30,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from forwarder.config import IdempotencyCompletion
 from forwarder.observability import logger
-from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result, send_result
+from forwarder.ports import CLAIM_TAG, ClaimInProgressError, Result, SendUnconfirmedError, send_result
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,6 +58,11 @@ def claim_hash(key: Result) -> str:
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(error: Exception) -> str:
+    """For the log: a refusal's error code, or the kind of failure of a request that got no answer."""
+    return _code(error) if isinstance(error, ClientError) else type(error).__name__
 
 
 class PendingWrites:
@@ -113,9 +121,9 @@ class PendingWrites:
                     self._client.put_item(**action["Put"])
                 else:
                     self._client.update_item(**action["Update"])
-            except ClientError as error:
+            except (ClientError, BotoCoreError) as error:  # a timeout too: the claim before it is held already
                 level = logger.error if what == "reply address" else logger.warning
-                level("write not saved", extra={"write": what, "code": _code(error)})
+                level("write not saved", extra={"write": what, "code": _describe(error)})
 
 
 class DynamoDBClaims:
@@ -160,6 +168,10 @@ class DynamoDBClaims:
             return earlier
         try:
             result = work()
+        except SendUnconfirmedError:
+            # SES may have taken the mail: released, the claim would let Lambda's retry send it again. Kept, it is
+            # completed by the send's Send event if SES took it; else the retry after its deadline sends.
+            raise
         except BaseException:
             self._release(claim)
             raise
@@ -167,10 +179,11 @@ class DynamoDBClaims:
         if self.completion == "write":
             try:
                 self._complete(claim, result)
-            except ClientError as error:
+            except (ClientError, BotoCoreError) as error:
                 # SES took the mail: failing the invocation would make Lambda's retry, once the claim's deadline
-                # passed, send it again. Left to `settle`, as a completion left to the Send event is.
-                logger.warning("claim completion not written", extra={"code": _code(error)})
+                # passed, send it again. Left to `settle`, as a completion left to the Send event is. A request
+                # without an answer (a timeout, BotoCoreError) counts as much as a refused one.
+                logger.warning("claim completion not written", extra={"code": _describe(error)})
                 self._unsettled[claim] = result
         else:
             self._unsettled[claim] = result
@@ -183,8 +196,7 @@ class DynamoDBClaims:
             try:
                 self._complete(claim, result)
             except Exception as error:  # the next completion may still go through: try each
-                code = _code(error) if isinstance(error, ClientError) else type(error).__name__
-                logger.warning("claim completion not written", extra={"code": code})
+                logger.warning("claim completion not written", extra={"code": _describe(error)})
 
     # the claim -----------------------------------------------------------------------------------------
 
@@ -286,7 +298,9 @@ class DynamoDBClaims:
             if _code(error) == "ConditionalCheckFailedException":
                 logger.info("claim kept: completed meanwhile (or gone)")
                 return
-            logger.warning("claim not released", extra={"code": _code(error)})
+            logger.warning("claim not released", extra={"code": _describe(error)})
+        except BotoCoreError as error:  # never in place of the work's own error
+            logger.warning("claim not released", extra={"code": _describe(error)})
 
     def _remember(self, claim: str, result: Result) -> None:
         self._done[claim] = result

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
 from forwarder.ports import (
     MAX_RECIPIENTS,
@@ -16,6 +15,7 @@ from forwarder.ports import (
     RecipientNotVerifiedError,
     SenderNotReadyError,
     SendError,
+    SendUnconfirmedError,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +45,16 @@ def tag_text(text: str) -> str:
     return _TAG_UNSAFE.sub("_", text)[:256] or "-"
 
 
+def _no_blind_resend(caught_exception: Exception | None = None, **_: Any) -> None:
+    """botocore's `needs-retry` handler for `SendEmail`, called before its retry handler: an error after the
+    request went out (`HTTPClientError`: a read timeout, a connection closed before the answer) ends the call
+    instead of a retry. `SendEmail` has no idempotency token, so each attempt SES took is one more copy in the
+    members' inboxes. Errors before the request went out (`ConnectionError`: refused, connect timeout) and
+    SES's own answers (throttling, 5xx: nothing sent) are retried as before."""
+    if isinstance(caught_exception, HTTPClientError):
+        raise caught_exception
+
+
 class SesSender:
     """Sends raw messages with SES v2 `SendEmail` from `<alias>@domain` to explicit envelope recipients."""
 
@@ -52,6 +62,11 @@ class SesSender:
         self._client = client
         self.domain = domain
         self.configuration_set = configuration_set
+        self._sandbox: bool | None = None
+        # More specific than botocore's `needs-retry.sesv2`, so called first; an exception ends the emit.
+        client.meta.events.register(
+            "needs-retry.sesv2.SendEmail", _no_blind_resend, unique_id="forwarder-no-blind-resend"
+        )
 
     @property
     def region(self) -> str:
@@ -66,7 +81,8 @@ class SesSender:
     ) -> str:
         """Send `raw` to `recipients` (at most 50) with SES message `tags`; returns SES's message id.
 
-        Raises a `SendError` subclass when SES refuses for a lasting reason; any other error (throttling
+        Raises a `SendError` subclass when SES refuses for a lasting reason, `SendUnconfirmedError` when the
+        request went out and no answer came back (SES may have taken the mail); any other error (throttling
         after botocore's retries, 5xx, network) propagates so that the invocation is retried.
         """
         if not 0 < len(recipients) <= MAX_RECIPIENTS:
@@ -84,6 +100,10 @@ class SesSender:
             return str(self._client.send_email(**request)["MessageId"])
         except ClientError as error:
             raise self.classify(error, recipients) from error
+        except HTTPClientError as error:
+            raise SendUnconfirmedError(
+                f"no answer from SES to the send ({type(error).__name__}): SES may have taken the mail"
+            ) from error
 
     def classify(self, error: ClientError, recipients: Sequence[str]) -> Exception:
         """The lasting `SendError` this refusal stands for, or the error itself when it may pass."""
@@ -110,8 +130,11 @@ class SesSender:
                 recipients=recipients,
             )
         # SES's words for an unverified identity: "Email address is not verified. The following identities
-        # failed the check in region ...". In the sandbox any other words are about the message itself.
-        if self.in_sandbox and (not said.strip() or "not verified" in said.lower()):
+        # failed the check in region ...". In the sandbox any other words are about the message itself. When
+        # GetAccount cannot tell, those words alone do: out of the sandbox SES says them of our identity only.
+        sandbox = self.in_sandbox
+        unverified = "not verified" in said.lower()
+        if (sandbox and not said.strip()) or (sandbox is not False and unverified):
             return RecipientNotVerifiedError(
                 f"{self.region} is in the SES sandbox, where only verified addresses receive mail: verify "
                 f"{', '.join(recipients)} in SES or request production access for {self.region} "
@@ -148,17 +171,23 @@ class SesSender:
             recipients=recipients,
         )
 
-    @cached_property
-    def in_sandbox(self) -> bool:
-        """Whether this region's account lacks production access (None-safe: assume not)."""
-        try:
-            return not self._client.get_account().get("ProductionAccessEnabled", True)
-        except (ClientError, BotoCoreError):
-            return False
+    @property
+    def in_sandbox(self) -> bool | None:
+        """Whether this region's account lacks production access; None when SES cannot be asked. Only an answer
+        is remembered: a throttled or failed GetAccount, kept for the warm function's lifetime, would turn every
+        later unverified recipient into a refusal of the whole batch."""
+        if self._sandbox is None:
+            try:
+                self._sandbox = not self._client.get_account().get("ProductionAccessEnabled", True)
+            except (ClientError, BotoCoreError):
+                return None
+        return self._sandbox
 
-    @cached_property
+    @property
     def identity_verified(self) -> bool | None:
-        """Whether the domain identity may send; None when SES cannot be asked."""
+        """Whether the domain identity may send; None when SES cannot be asked. Asked at each refusal (refusals are
+        rare), never remembered: an identity verified an hour ago may have lost its verification since, and a
+        refusal for that is an environment to fix (the event parked), not a message to give up on."""
         try:
             identity = self._client.get_email_identity(EmailIdentity=self.domain)
         except ClientError as error:

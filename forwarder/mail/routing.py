@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
@@ -136,6 +136,17 @@ def resolve_routes(
         if members:
             deliveries.append(Delivery(alias, tuple(members)))
     return Routing(tuple(deliveries), tuple(unknown), tuple(foreign), tuple(skipped))
+
+
+def without(routing: Routing, reached: Collection[str]) -> Routing:
+    """`routing` less the members in `reached` (lower case), and the deliveries left with none: a message
+    handled in parts (a relayed reply, then the aliases addressed beside it) reaches each member once."""
+    deliveries = []
+    for delivery in routing.deliveries:
+        members = tuple(member for member in delivery.members if member.lower() not in reached)
+        if members:
+            deliveries.append(Delivery(delivery.alias, members))
+    return replace(routing, deliveries=tuple(deliveries))
 
 
 def batch(members: tuple[str, ...], size: int) -> list[tuple[str, ...]]:

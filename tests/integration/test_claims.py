@@ -437,3 +437,144 @@ def test_settle_writes_every_completion_it_can(caplog: pytest.LogCaptureFixture)
         # THEN the second completion is written all the same, and the first failure is logged
         assert sorted(item["status"]["S"] for item in claims_table()) == [COMPLETED, INPROGRESS]
         assert "claim completion not written" in [r.getMessage() for r in caplog.records]
+
+
+def _unanswered(aws: EmbeddedAws, taken: bool) -> None:
+    """SES's first send request goes unanswered (a read timeout); `taken`: SES took that mail all the same."""
+    from botocore.exceptions import ReadTimeoutError
+
+    accept = aws.ses.accept
+    calls: list[int] = []
+
+    def lost_answer(params: Any) -> SentMail:
+        calls.append(1)
+        if len(calls) == 1:
+            if taken:
+                accept(params)
+            raise ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com/v2/email/outbound-emails")
+        return accept(params)
+
+    aws.ses.accept = lost_answer  # type: ignore[method-assign]
+
+
+def test_claims_keep_the_claim_of_a_send_ses_took_without_answering(deployed: EmbeddedAws) -> None:
+    # GIVEN SES taking a forward but its answer lost (a read timeout)
+    from forwarder.ports import SendUnconfirmedError
+
+    _unanswered(deployed, taken=True)
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-unanswered", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-unanswered")
+    # WHEN the invocation fails for it
+    with pytest.raises(SendUnconfirmedError):
+        deployed.invoke(event)
+    # THEN the send's claim is kept (not released), in progress
+    assert [item["status"]["S"] for item in claims_table()] == [INPROGRESS]
+    # WHEN SES's Send event completes it and Lambda's retry runs on another instance
+    assert deliver_events(send_events(deployed.ses.outbox))["added"] == len(TEAM)
+    wiring.reset()
+    result = deployed.invoke(event)
+    # THEN each member got the mail once, and the retry reports it forwarded
+    assert [sorted(s.recipients) for s in deployed.ses.outbox] == [sorted(TEAM)]
+    assert result["outcomes"][0]["forwarded"] and result["outcomes"][0]["recipients"] == len(TEAM)
+
+
+def test_claims_a_send_ses_did_not_take_is_sent_after_the_claims_deadline(deployed: EmbeddedAws) -> None:
+    # GIVEN a send left unanswered that SES did not take (no Send event will come)
+    _unanswered(deployed, taken=False)
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id="m-untaken", **AUTHENTIC)
+    deployed.store_mail(MAIL, "m-untaken")
+    with pytest.raises(Exception, match="SES may have taken the mail"):
+        deployed.invoke(event)
+    # WHEN Lambda's first retry comes within the claim's deadline THEN it waits (is retried later)
+    wiring.reset()
+    with pytest.raises(ClaimInProgressError):
+        deployed.invoke(event)
+    # WHEN a retry comes after the deadline
+    [claim] = claims_table()
+    past = str(int(time.time() * 1000) - 1000)
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"id": claim["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": past}},
+    )
+    wiring.reset()
+    deployed.invoke(event)
+    # THEN the members get the mail, once
+    assert [sorted(s.recipients) for s in deployed.ses.outbox] == [sorted(TEAM)]
+
+
+def test_claims_write_mode_a_completion_lost_in_transit_does_not_fail_the_sent_mail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN write mode, and the completion's UpdateItem never answered (a read timeout, after botocore's retries)
+    from botocore.exceptions import ReadTimeoutError
+
+    def lost(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    with embedded_aws(DOMAIN, {"team": TEAM}) as aws:
+        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.UpdateItem", lost)  # type: ignore[union-attr]
+        # WHEN a mail is forwarded
+        result, sent = aws.deliver(MAIL, [f"team@{DOMAIN}"], message_id="m-completion-lost", **AUTHENTIC)
+        # THEN the invocation succeeds with the mail sent once, as for a refused completion: failing it would make
+        # Lambda's retry after the claim's deadline send the mail again
+        assert result["outcomes"][0]["forwarded"] and len(sent) == 1
+    assert "claim completion not written" in [r.getMessage() for r in caplog.records]
+
+
+def test_claims_a_release_lost_in_transit_leaves_the_sends_own_error() -> None:
+    # GIVEN SES refusing the message itself, and the claim's release (DeleteItem) unreachable
+    from botocore.exceptions import EndpointConnectionError
+
+    from forwarder.ports import MessageRejectedError
+
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+
+        def unreachable(**_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+        client.delete_item = unreachable  # type: ignore[method-assign]
+
+        def refused() -> dict[str, Any]:
+            raise MessageRejectedError("Illegal filename 'setup.exe'.", code="MessageRejected")
+
+        # WHEN the send is claimed and refused THEN the refusal reaches the service (which sends the notice in its
+        # place), not the release's error; the claim left behind expires at the deadline
+        with pytest.raises(MessageRejectedError):
+            DynamoDBClaims(client, TABLE, 7)({"message_id": "m-release-lost"}, refused)
+
+
+def test_claims_a_rider_written_alone_without_an_answer_does_not_stop_the_claimed_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a claim whose transaction DynamoDB refused, and the rider then written alone getting no answer
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    with embedded_aws(DOMAIN, {}, trace=True):
+        client = boto3.client("dynamodb")
+        pending = PendingWrites(client)
+        item = {"pk": {"S": "mail#m-rider"}, "sk": {"S": "mail"}}
+        pending.add((TRACE_TABLE, "mail#m-rider"), {"Put": {"TableName": TRACE_TABLE, "Item": item}}, "trace")
+        refused = {"Error": {"Code": "ValidationException", "Message": "Item size has exceeded the maximum"}}
+
+        def refuse(**_: Any) -> None:
+            raise ClientError(refused, "TransactWriteItems")  # type: ignore[arg-type]
+
+        put = client.put_item
+
+        def rider_lost(**kwargs: Any) -> Any:
+            if kwargs["TableName"] == TRACE_TABLE:
+                raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+            return put(**kwargs)
+
+        client.transact_write_items = refuse  # type: ignore[method-assign]
+        client.put_item = rider_lost  # type: ignore[method-assign]
+        sent: list[bool] = []
+        # WHEN the send is claimed
+        result = DynamoDBClaims(client, TABLE, 7, pending)({"message_id": "m-rider"}, lambda: sent.append(True) or {})
+        # THEN it runs under its claim (a rider is worth less than the mail), and the lost rider is logged
+        assert sent == [True] and result == {}
+        assert [i["status"]["S"] for i in claims_table()] == [COMPLETED]
+    assert "write not saved" in [r.getMessage() for r in caplog.records]

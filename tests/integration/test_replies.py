@@ -399,3 +399,19 @@ def test_dropped_reply_is_in_the_delivery_trace_with_its_reason() -> None:
         assert (trace.mail["reason"], trace.mail["reply"]) == ("reply-forged", "reply-forged")
         assert trace.mail["decision"] == "not forwarded: reply-forged"
         assert trace.members == ()
+
+
+@pytest.mark.parametrize("author", [BOB, "bob.private@mail.example"])
+def test_reply_and_another_alias_reach_a_member_of_both_once(team_aws: EmbeddedAws, author: str) -> None:
+    # GIVEN Alice in both team and tech, and a mail to a reply address of team and to tech@: Bob's answer (relayed,
+    # Alice gets the team's copy) or a stranger's (not relayed: team's members get it marked)
+    team_aws.set_aliases({"tech": [ALICE, "erin@example.com"]})
+    address = forward_outside_mail(team_aws)
+    raw = member_reply(address, author=author)
+    # WHEN it is handled
+    result, sent = team_aws.deliver(raw, [address, f"tech@{DOMAIN}"], source=author, message_id="both", **AUTHENTIC)
+    # THEN each member gets it once, as the contract says of a member of several addressed aliases
+    members = [m for mail in sent if OUTSIDE not in mail.recipients for m in mail.recipients]
+    assert sorted(members) == sorted(set(members))
+    assert ALICE in members and "erin@example.com" in members
+    assert result["outcomes"][0]["forwarded"] is True

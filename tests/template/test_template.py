@@ -564,6 +564,23 @@ def test_template_async_retries_then_encrypted_failure_queue(stack: Stack) -> No
     assert queue["MessageRetentionPeriod"] == 1209600
 
 
+def test_template_claims_outlive_the_events_parked_after_a_partial_send(stack: Stack) -> None:
+    # GIVEN an event parked after some of its sends went out, at the latest: Lambda keeps retrying it for up to
+    # MaximumEventAgeInSeconds, then the failure queue keeps it for MessageRetentionPeriod
+    import dataclasses
+
+    from forwarder.config import Settings
+
+    config = stack.properties(next(iter(stack.resources("AWS::Lambda::EventInvokeConfig"))))
+    parked_for = config["MaximumEventAgeInSeconds"] + stack.properties("FailureQueue")["MessageRetentionPeriod"]
+    # WHEN `forwarder redrive` replays it on the queue's last day
+    variables = stack.properties("ForwarderFunction")["Environment"]["Variables"]
+    default = next(f.default for f in dataclasses.fields(Settings) if f.name == "idempotency_expiry_days")
+    days = int(variables.get("FORWARDER_IDEMPOTENCY_EXPIRY_DAYS", default))
+    # THEN the claims of the sends that went out are still remembered: the members who got the mail do not again
+    assert days * 86_400 > parked_for
+
+
 def test_template_idempotency_table(stack: Stack) -> None:
     table = stack.properties("IdempotencyTable")
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]

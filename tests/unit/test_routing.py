@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forwarder.mail.routing import alias_of, batch, is_valid_address, resolve_routes, split_members
+from forwarder.mail.routing import alias_of, batch, is_valid_address, resolve_routes, split_members, without
 
 DOMAIN = "dev.aws-educate.tw"
 
@@ -102,3 +102,16 @@ def test_batch_splits_into_fifties() -> None:
     batches = batch(members, 50)
     assert [len(b) for b in batches] == [50, 50, 20]
     assert sum(batches, ()) == members
+
+
+def test_without_leaves_out_members_already_reached_and_aliases_left_empty() -> None:
+    # GIVEN a routing of two aliases, and the members another part of the mail reached (lower case)
+    routing = resolve_routes(
+        ["tech@dev.aws-educate.tw", "ops@dev.aws-educate.tw"],
+        {"tech": "Alice@x.org, erin@x.org", "ops": "bob@x.org"},
+        DOMAIN,
+    )
+    # WHEN those are left out
+    rest = without(routing, {"alice@x.org", "bob@x.org"})
+    # THEN only the others remain, under their alias; an alias with nobody left has no delivery
+    assert [(d.alias, d.members) for d in rest.deliveries] == [("tech", ("erin@x.org",))]

@@ -192,3 +192,92 @@ def test_access_denied_out_of_the_sandbox_is_the_role_not_ready() -> None:
         error = SesSender(client, DOMAIN).classify(denied(), ["b@y.org"])
     assert isinstance(error, SenderNotReadyError)
     assert "may not send as dev.aws-educate.tw in us-west-2" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["read-timeout", "connection-closed"])
+def test_send_unanswered_after_the_request_is_not_resent(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN SES taking each request but the answer never arriving (a read timeout, a connection closed mid-answer)
+    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
+    from forwarder.ports import SendUnconfirmedError
+
+    client = sesv2()
+    taken = []
+
+    def lost_answer(request: Any, **_: Any) -> None:
+        taken.append(request)
+        if kind == "read-timeout":
+            raise ReadTimeoutError(endpoint_url=request.url)
+        raise ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register("before-send.sesv2.SendEmail", lost_answer)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
+    # WHEN a send is attempted
+    with pytest.raises(SendUnconfirmedError, match="SES may have taken the mail"):
+        SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["a@x.org"])
+    # THEN botocore did not send it again (SendEmail has no idempotency token: each attempt may be one more copy)
+    assert len(taken) == 1
+
+
+def test_send_that_never_reached_ses_is_still_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN SES unreachable for the first two attempts (the connection is refused: nothing was sent)
+    from botocore.exceptions import EndpointConnectionError
+
+    client = sesv2()
+    attempts = []
+
+    def unreachable(request: Any, **_: Any) -> AWSResponse | None:
+        attempts.append(request)
+        if len(attempts) <= 2:
+            raise EndpointConnectionError(endpoint_url=request.url)
+        headers = HTTPHeaders({"Content-Type": "application/json"})
+        return AWSResponse(request.url, 200, headers, _Raw(b'{"MessageId": "ses-1"}'))
+
+    client.meta.events.register("before-send.sesv2.SendEmail", unreachable)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
+    # WHEN a send is attempted THEN botocore's retries get it through
+    assert SesSender(client, DOMAIN).send(b"x", "team@dev.aws-educate.tw", ["a@x.org"]) == "ses-1"
+    assert len(attempts) == 3
+
+
+def test_sender_sandbox_unknown_for_one_refusal_is_asked_again_at_the_next() -> None:
+    # GIVEN a sandboxed region, and SES's GetAccount throttled when the first refusal asks about the sandbox
+    client = sesv2()
+    said = "Email address is not verified. The following identities failed the check in region US-WEST-2: a@x.org"
+    error = ClientError({"Error": {"Code": "MessageRejected", "Message": said}}, "SendEmail")
+    sender = SesSender(client, DOMAIN)
+    with Stubber(client) as stub:
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        stub.add_client_error("get_account", "TooManyRequestsException", http_status_code=429)
+        first = sender.classify(error, ["a@x.org", "b@x.org"])
+        # WHEN a later refusal on the same warm function asks again, and SES answers
+        stub.add_response("get_account", {"ProductionAccessEnabled": False})
+        later = sender.classify(error, ["a@x.org", "b@x.org"])
+    # THEN it is known for what it is, an unverified recipient (the batch is sent one by one, the verified members
+    # get the mail), not a refusal of the message remembered from a throttled question for the function's lifetime
+    assert isinstance(later, RecipientNotVerifiedError)
+    # AND the first, the sandbox unknown, was taken at SES's word (out of the sandbox SES says "not verified" only
+    # of our own identity, found verified)
+    assert isinstance(first, RecipientNotVerifiedError)
+
+
+@pytest.mark.parametrize("first_answer", ["verified", "unanswered"])
+def test_sender_identity_is_asked_at_each_refusal(first_answer: str) -> None:
+    # GIVEN a warm function that asked about the domain identity at an earlier refusal (a message SES would not
+    # send), and got an answer, or none (throttled)
+    client = sesv2()
+    sender = SesSender(client, DOMAIN)
+    content = ClientError({"Error": {"Code": "MessageRejected", "Message": "Illegal filename 'a.exe'."}}, "SendEmail")
+    with Stubber(client) as stub:
+        if first_answer == "verified":
+            stub.add_response("get_email_identity", {"VerifiedForSendingStatus": True})
+        else:
+            stub.add_client_error("get_email_identity", "TooManyRequestsException", http_status_code=429)
+        stub.add_response("get_account", {"ProductionAccessEnabled": True})
+        assert isinstance(sender.classify(content, ["a@x.org"]), MessageRejectedError)
+        # WHEN the identity has since lost its verification (its DKIM records removed) and SES refuses a send for it
+        stub.add_response("get_email_identity", {"VerifiedForSendingStatus": False})
+        later = sender.classify(rejected(), ["a@x.org"])
+    # THEN the environment is not ready: the event is parked for a redrive after the fix, not every member reported
+    # failed (with a notice SES refuses too) on an answer remembered from before
+    assert isinstance(later, SenderNotReadyError)
