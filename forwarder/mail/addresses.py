@@ -6,6 +6,7 @@ then quoted or RFC 2047-encoded by the stdlib: nothing from the message can add 
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from email import _encoded_words  # type: ignore[attr-defined]  # the parser's own decoder; no stubs
@@ -39,6 +40,12 @@ _SIMPLE_MAILBOX = re.compile(
     rf")? ?<(?P<angle>{_ADDR})>"
 )
 _WSP_RUN = re.compile(r"[ \t]+")
+# A run of RFC 2047 encoded words separated by white space only, as mailers write a long or non-ASCII display name
+# over several words and lines. Only the characters RFC 2047 5(3) allows in a phrase's encoded word: no quote,
+# bracket, comma or `@` of the value's structure is taken into a word.
+_WORD = r"=\?[A-Za-z0-9_.:\-]+(?:\*[A-Za-z0-9\-]*)?\?[BbQq]\?[A-Za-z0-9!*+/=_.\-]*\?="
+_WORD_RUN = re.compile(rf"{_WORD}(?:[ \t]+{_WORD})+|{_WORD}")
+_WORD_PARTS = re.compile(r"=\?([^?*]+)(?:\*[^?]*)?\?([BbQq])\?([^?]*)\?=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +77,45 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
     Entries without a `local@domain` address are left out; names are `readable_name`s. Never raises.
     """
     flat = clean_text(value, len(value) + 1)
-    simple = _simple_mailbox(flat)
-    pairs = [simple] if simple is not None else _full_parse(flat)
+    pairs = _parse(flat)
+    if "=?" in flat:
+        # The joined words change names only: were an address read otherwise, the value is read as it came.
+        joined = _parse(_WORD_RUN.sub(_joined_words, flat))
+        if [address for _, address in joined] == [address for _, address in pairs]:
+            pairs = joined
     return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
+
+
+def _parse(flat: str) -> list[tuple[str, str]]:
+    simple = _simple_mailbox(flat)
+    return [simple] if simple is not None else _full_parse(flat)
+
+
+def _joined_words(run: re.Match[str]) -> str:
+    """A run of adjacent encoded words as one UTF-8 encoded word of the same text; the run as it is when a word
+    does not decode.
+
+    RFC 2047 6.2: the white space between adjacent encoded words is not part of the text. The stdlib's address
+    parser keeps it (`=?big5?B?...?=\\r\\n =?big5?B?...?=` reads as "陳 大文"), and decodes each word alone, so a
+    character whose bytes a mailer split over two words of one charset reads as garbage; mail programs join the
+    bytes of such words first. Joined here the same way, the parser reads the name as mail programs show it."""
+    text = run.group()
+    pieces: list[tuple[str, bytes]] = []  # (charset, bytes) of consecutive words of one charset
+    for charset, encoding, payload in _WORD_PARTS.findall(text):
+        try:
+            data = payload.encode("ascii")
+            octets = _encoded_words.decode_b(data)[0] if encoding in "Bb" else _encoded_words.decode_q(data)[0]
+        except (ValueError, UnicodeError):
+            return text
+        if pieces and pieces[-1][0] == charset.lower():
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + octets)
+        else:
+            pieces.append((charset.lower(), octets))
+    try:
+        joined = "".join(octets.decode(charset) for charset, octets in pieces)
+    except (LookupError, UnicodeError):
+        return text
+    return "=?utf-8?b?" + base64.b64encode(joined.encode("utf-8")).decode("ascii") + "?="
 
 
 def _full_parse(flat: str) -> list[tuple[str, str]]:

@@ -171,6 +171,30 @@ def test_rewrite_non_ascii_display_name_is_rfc2047_encoded() -> None:
     assert parsed(out)["From"].addresses[0].display_name == "陳愛琳 (alice at example.com) via team"
 
 
+@pytest.mark.parametrize(
+    "from_value",
+    [
+        # Big5 words on two lines, as Outlook writes a name too long for one word
+        b"=?big5?B?s68=?=\r\n =?big5?B?pGqk5Q==?= <dawen@example.tw>",
+        # UTF-8 words cut inside a character (the first word ends with the first of 大's three bytes)
+        b"=?UTF-8?B?6Zmz5Q==?= =?UTF-8?B?pKfmloc=?= <dawen@example.tw>",
+        # quoted-printable words of one name
+        b"=?utf-8?q?=E9=99=B3?= =?utf-8?q?=E5=A4=A7=E6=96=87?= <dawen@example.tw>",
+    ],
+)
+def test_rewrite_display_name_of_adjacent_encoded_words_reads_as_one_name(from_value: bytes) -> None:
+    # GIVEN a From whose name 陳大文 is written as adjacent encoded words (RFC 2047 6.2: the white space between
+    # them is no part of the name; mail programs join the bytes of words of one charset before decoding)
+    raw = b"From: " + from_value + b"\r\nTo: team@dev.aws-educate.tw\r\nSubject: hi\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To name 陳大文, as the sender's own mail program shows it: no space, no broken character
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == "陳大文 (dawen at example.tw) via team"
+    assert message["Reply-To"].addresses[0].display_name == "陳大文"
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_adds_marker_and_detects_own_output() -> None:
     raw = b"From: a@example.com\r\n\r\nbody"
     out = forward(raw)
