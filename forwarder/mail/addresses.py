@@ -6,14 +6,13 @@ then quoted or RFC 2047-encoded by the stdlib: nothing from the message can add 
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 from email import _encoded_words  # type: ignore[attr-defined]  # the parser's own decoder; no stubs
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import PARSER_ERRORS, decode_words, utf8_words
+from forwarder.mail.fields import PARSER_ERRORS, decode_words, join_words, utf8_words
 from forwarder.mail.message import SplitMessage
 
 _NAME_LIMIT = 64
@@ -40,12 +39,6 @@ _SIMPLE_MAILBOX = re.compile(
     rf")? ?<(?P<angle>{_ADDR})>"
 )
 _WSP_RUN = re.compile(r"[ \t]+")
-# A run of RFC 2047 encoded words separated by white space only, as mailers write a long or non-ASCII display name
-# over several words and lines. Only the characters RFC 2047 5(3) allows in a phrase's encoded word: no quote,
-# bracket, comma or `@` of the value's structure is taken into a word.
-_WORD = r"=\?[A-Za-z0-9_.:\-]+(?:\*[A-Za-z0-9\-]*)?\?[BbQq]\?[A-Za-z0-9!*+/=_.\-]*\?="
-_WORD_RUN = re.compile(rf"{_WORD}(?:[ \t]+{_WORD})+|{_WORD}")
-_WORD_PARTS = re.compile(r"=\?([^?*]+)(?:\*[^?]*)?\?([BbQq])\?([^?]*)\?=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +73,7 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
     pairs = _parse(flat)
     if "=?" in flat:
         # The joined words change names only: were an address read otherwise, the value is read as it came.
-        joined = _parse(_WORD_RUN.sub(_joined_words, flat))
+        joined = _parse(join_words(flat))
         if [address for _, address in joined] == [address for _, address in pairs]:
             pairs = joined
     return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
@@ -89,33 +82,6 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
 def _parse(flat: str) -> list[tuple[str, str]]:
     simple = _simple_mailbox(flat)
     return [simple] if simple is not None else _full_parse(flat)
-
-
-def _joined_words(run: re.Match[str]) -> str:
-    """A run of adjacent encoded words as one UTF-8 encoded word of the same text; the run as it is when a word
-    does not decode.
-
-    RFC 2047 6.2: the white space between adjacent encoded words is not part of the text. The stdlib's address
-    parser keeps it (`=?big5?B?...?=\\r\\n =?big5?B?...?=` reads as "陳 大文"), and decodes each word alone, so a
-    character whose bytes a mailer split over two words of one charset reads as garbage; mail programs join the
-    bytes of such words first. Joined here the same way, the parser reads the name as mail programs show it."""
-    text = run.group()
-    pieces: list[tuple[str, bytes]] = []  # (charset, bytes) of consecutive words of one charset
-    for charset, encoding, payload in _WORD_PARTS.findall(text):
-        try:
-            data = payload.encode("ascii")
-            octets = _encoded_words.decode_b(data)[0] if encoding in "Bb" else _encoded_words.decode_q(data)[0]
-        except (ValueError, UnicodeError):
-            return text
-        if pieces and pieces[-1][0] == charset.lower():
-            pieces[-1] = (pieces[-1][0], pieces[-1][1] + octets)
-        else:
-            pieces.append((charset.lower(), octets))
-    try:
-        joined = "".join(octets.decode(charset) for charset, octets in pieces)
-    except (LookupError, UnicodeError):
-        return text
-    return "=?utf-8?b?" + base64.b64encode(joined.encode("utf-8")).decode("ascii") + "?="
 
 
 def _full_parse(flat: str) -> list[tuple[str, str]]:

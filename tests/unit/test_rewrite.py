@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 
 import pytest
@@ -192,6 +193,33 @@ def test_rewrite_display_name_of_adjacent_encoded_words_reads_as_one_name(from_v
     message = parsed(out)
     assert message["From"].addresses[0].display_name == "陳大文 (dawen at example.tw) via team"
     assert message["Reply-To"].addresses[0].display_name == "陳大文"
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize(
+    ("label", "codec", "name"),
+    [
+        ("big5", "cp950", "陳恒"),  # Outlook in Taiwan: code page 950 labelled big5
+        ("big5", "big5hkscs", "林喆"),  # HKSCS labelled big5
+        ("shift_jis", "cp932", "髙橋①"),
+        ("gb2312", "gb18030", "王镕"),
+        ("ks_c_5601-1987", "cp949", "김똠"),
+        ("iso-8859-1", "cp1252", "Seán O’Brien"),
+    ],
+)
+def test_rewrite_display_name_in_a_charset_labelled_by_its_standard_name_reads_as_mail_programs_read_it(
+    label: str, codec: str, name: str
+) -> None:
+    # GIVEN a From whose name is written in a Windows code page but labelled with the standard charset it extends,
+    # which mail programs (the WHATWG Encoding Standard) read as that code page
+    word = f"=?{label}?B?{base64.b64encode(name.encode(codec)).decode()}?="
+    raw = f"From: {word} <someone@example.tw>\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To show the whole name, as the sender's mail program did
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == f"{name} (someone at example.tw) via team"
+    assert message["Reply-To"].addresses[0].display_name == name
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
