@@ -166,6 +166,13 @@ def prefixed_subject(subject: HeaderField, prefixes: list[str], newline: bytes) 
     missing = [prefix for prefix in prefixes if prefix not in current]
     if not missing:
         return subject.raw
-    lead = encode_words(" ".join(missing), newline).encode("ascii")
+    text = " ".join(missing)
     rest = subject.raw_value.lstrip(WSP)
-    return subject.name.encode("ascii") + b": " + lead + (b" " + rest if rest else b"") + newline
+    if not text.isascii() and rest.lstrip(b" \t\r\n").startswith(b"=?"):
+        # RFC 2047 6.2: the white space between our encoded word and the subject's first one is not shown, so the
+        # space that parts them goes inside ours (`[測試]` before `會議` would read `[測試]會議`).
+        text += " "
+    lead = encode_words(text, newline).encode("ascii")
+    # A subject whose first line is empty goes on after its line break, which reads as the one space.
+    gap = b" " if rest and rest[:1] not in (b"\r", b"\n") else b""
+    return subject.name.encode("ascii") + b": " + lead + gap + rest + newline

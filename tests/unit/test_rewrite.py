@@ -239,6 +239,29 @@ def test_rewrite_subject_prefix_and_spam_tag() -> None:
     assert parsed(out)["Subject"] == "[SPAM] [dev] café"
 
 
+@pytest.mark.parametrize(
+    ("prefix", "subject", "expected"),
+    [
+        ("[測試]", b"=?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[測試] 會議記錄"),
+        ("[測試]", b"\r\n =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[測試] 會議記錄"),
+        ("[dev]", b"\r\n =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[dev] 會議記錄"),
+        ("[測試]", b"Re: =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[測試] Re: 會議記錄"),
+    ],
+)
+def test_rewrite_subject_prefix_is_one_space_from_an_encoded_subject(
+    prefix: str, subject: bytes, expected: str
+) -> None:
+    # GIVEN a Subject that starts with an encoded word (on its first line or, folded, on the next), as Chinese
+    # subjects do, and a subject prefix (non-ASCII: itself an encoded word, and white space between two encoded
+    # words is not shown)
+    raw = b"From: a@example.com\r\nSubject: " + subject + b"\r\n\r\nbody"
+    # WHEN it is forwarded
+    out = forward(raw, options=RewriteOptions(domain=DOMAIN, subject_prefix=prefix))
+    # THEN the reader sees the prefix, one space and the subject
+    assert parsed(out)["Subject"] == expected
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_subject_prefix_not_repeated_on_replies() -> None:
     options = RewriteOptions(domain=DOMAIN, subject_prefix="[dev]")
     out = forward(b"From: a@example.com\r\nSubject: Re: [dev] plan\r\n\r\nb", options=options)
