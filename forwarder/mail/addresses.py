@@ -49,9 +49,18 @@ class Sender:
     address: str | None
 
 
+# The zero-width non-joiner and joiner are format characters that spell words (Persian `محمد‌رضا`, Indic conjuncts)
+# and emoji (`👩‍💻`): made spaces, a name would read otherwise. Neither ends a line nor reorders text.
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def clean_text(text: str, limit: int) -> str:
-    """Printable text on one line: control and format characters become spaces, runs collapse."""
-    printable = text if text.isprintable() else "".join(char if char.isprintable() else " " for char in text)
+    """Printable text on one line: control and format characters (but the joiners) become spaces, runs collapse."""
+    printable = (
+        text
+        if text.isprintable()
+        else "".join(char if char.isprintable() or char in _JOINERS else " " for char in text)
+    )
     single = " ".join(printable.split())
     return single if len(single) <= limit else single[: limit - 1].rstrip() + "…"
 

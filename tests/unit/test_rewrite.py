@@ -8,6 +8,7 @@ import email
 import pytest
 
 from forwarder.mail.addresses import display_name, find_sender
+from forwarder.mail.fields import decode_words
 from forwarder.mail.message import split_message
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from tests.mailcheck import assert_forwarded, from_addresses, parsed
@@ -220,6 +221,22 @@ def test_rewrite_display_name_in_a_charset_labelled_by_its_standard_name_reads_a
     message = parsed(out)
     assert message["From"].addresses[0].display_name == f"{name} (someone at example.tw) via team"
     assert message["Reply-To"].addresses[0].display_name == name
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize("name", ["Alice 👩\u200d💻", "محمد\u200cرضا", "Sam 🏳️\u200d🌈"])
+def test_rewrite_display_name_keeps_the_joiners_that_spell_it(name: str) -> None:
+    # GIVEN a From whose name holds a zero-width joiner or non-joiner: an emoji sequence, a Persian name
+    word = f"=?utf-8?b?{base64.b64encode(name.encode()).decode()}?="
+    raw = f"From: {word} <someone@example.com>\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To spell the name as written, not with a space in place of the joiner (From is read with
+    # email.header, which joins adjacent encoded words as RFC 2047 says: the address parser adds a space between)
+    from_field = split_message(out).first("from")
+    assert from_field is not None
+    assert decode_words(from_field.value) == f"{name} (someone at example.com) via team <team@{DOMAIN}>"
+    assert parsed(out)["Reply-To"].addresses[0].display_name == name
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
