@@ -12,8 +12,8 @@ from email import _encoded_words  # type: ignore[attr-defined]  # the parser's o
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import PARSER_ERRORS, decode_words, join_words, utf8_words
-from forwarder.mail.message import SplitMessage
+from forwarder.mail.fields import PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
+from forwarder.mail.message import HeaderField, SplitMessage
 
 _NAME_LIMIT = 64
 _ADDRESS_LIMIT = 100
@@ -148,10 +148,58 @@ def _looks_like_address(address: str) -> bool:
     return len(address.encode()) <= _MAILBOX_OCTETS
 
 
+def field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str, str]]:
+    """`parse_addresses` of an address field of `message`, its raw 8-bit bytes read as the sender's mail program
+    wrote them: UTF-8 (RFC 6532) when they are, else the charset the message declares for its text. Old mailers
+    (web forms, scripts) write a Big5 name unencoded, which mail programs read in the body's charset: read as UTF-8,
+    it came out as replacement characters."""
+    pairs = parse_addresses(field.value)
+    raw = field.unfolded
+    if raw.isascii() or _is_utf8(raw):
+        return pairs
+    charset = _declared_charset(message)
+    if charset is None:
+        return pairs
+    try:
+        read = parse_addresses(read_charset(raw, charset))
+    except (LookupError, UnicodeError):
+        return pairs
+    # Never an address the bytes do not hold as written (a trail byte such as `\\` of 許 may change how they parse).
+    return read if read and all(address.encode() in raw for _, address in read) else pairs
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# How many leaf parts are looked at for a declared charset (the text parts come first in mail programs' output).
+_CHARSET_PARTS = 8
+
+
+def _declared_charset(message: SplitMessage) -> str | None:
+    """The charset of the message's first text part that declares one other than UTF-8 and US-ASCII."""
+    # Imported here: only mail with raw 8-bit header bytes that are not UTF-8 needs the MIME walk.
+    from itertools import islice
+
+    from forwarder.mail.mime import content_type, walk_leaves
+
+    leaves = walk_leaves(message.fields, message.raw, message.body_start, len(message.raw))
+    for leaf in islice(leaves, _CHARSET_PARTS):
+        kind = content_type(leaf.fields)
+        charset = kind.get_content_charset()
+        if kind.get_content_maintype() == "text" and charset and charset not in ("utf-8", "us-ascii"):
+            return charset
+    return None
+
+
 def original_authors(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:
     """(name, address) of who wrote: the first From field with an address, else the envelope sender."""
     for from_field in message.all(h.FROM):
-        pairs = parse_addresses(from_field.value)
+        pairs = field_addresses(from_field, message)
         if pairs:
             return pairs[:_REPLY_TO_LIMIT]
     if envelope_sender and _looks_like_address(envelope_sender):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from forwarder.mail import headers as h
-from forwarder.mail.addresses import clean_text, format_address, parse_addresses, readable_name
+from forwarder.mail.addresses import clean_text, field_addresses, format_address, parse_addresses, readable_name
 from forwarder.mail.fields import decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
 from forwarder.mail.policy import FAIL, Verdicts
@@ -37,7 +37,7 @@ def reply_target(message: SplitMessage, envelope_sender: str | None) -> str | No
     else the envelope sender (what `direct` mode's Reply-To names first)."""
     for key in (h.REPLY_TO, h.FROM):
         for item in message.all(key):
-            pairs = parse_addresses(item.value)
+            pairs = field_addresses(item, message)
             if pairs:
                 return pairs[0][1]
     return envelope_sender or None

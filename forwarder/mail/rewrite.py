@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from forwarder.mail import headers as h
-from forwarder.mail.addresses import display_name, format_address, original_authors, parse_addresses, sender_of
+from forwarder.mail.addresses import (
+    display_name,
+    field_addresses,
+    format_address,
+    original_authors,
+    sender_of,
+)
 from forwarder.mail.fields import WSP, decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
 
@@ -123,10 +129,10 @@ def _reply_to_field(
     original = message.first(h.REPLY_TO)
     if reply_address is not None:
         # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer.
-        target = (parse_addresses(original.value) if original is not None else []) or authors
+        target = (field_addresses(original, message) if original is not None else []) or authors
         name = display_name(sender_of(target[:1]), alias_of_reply(reply_address))
         return render_field("Reply-To", format_address(name, reply_address, newline), newline)
-    if original is not None and parse_addresses(original.value):
+    if original is not None and field_addresses(original, message):
         return None
     pairs = authors
     if not pairs:

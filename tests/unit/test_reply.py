@@ -254,3 +254,11 @@ def test_reply_head_strips_our_tags_from_an_encoded_subject(subject: bytes, expe
     )
     # THEN the tags the outside sender never saw are gone from the Subject they read
     assert str(parsed(head + bytes(message.body))["Subject"]) == expected
+
+
+def test_reply_target_of_a_reply_to_written_unencoded_in_big5_is_its_address() -> None:
+    # GIVEN an outside mail whose raw Big5 Reply-To name 許功蓋 has backslash trail bytes, its text declared Big5
+    raw = "From: 系統管理員 <admin@ntu.example>\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5")
+    message = split_message(raw + b"Content-Type: text/plain; charset=big5\r\n\r\n" + "內容".encode("big5"))
+    # WHEN the reply address is made for it THEN it stands for the Reply-To address, as the forward's Reply-To says
+    assert reply_target(message, "bounce@ntu.example") == "xu@ntu.example"

@@ -240,6 +240,42 @@ def test_rewrite_display_name_keeps_the_joiners_that_spell_it(name: str) -> None
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+BIG5_BODIES = [
+    b"Content-Type: text/plain; charset=big5\r\n\r\n" + "內容".encode("big5"),
+    b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset="Big5"\r\n\r\n'
+    + "內容".encode("big5")
+    + b"\r\n--b--\r\n",
+]
+
+
+@pytest.mark.parametrize("body", BIG5_BODIES)
+def test_rewrite_display_name_written_unencoded_in_the_messages_charset_reads_in_that_charset(body: bytes) -> None:
+    # GIVEN a mail from an old mailer (a web form, a script) that wrote its From name as raw Big5 bytes, the charset
+    # its text declares, which is how mail programs read it
+    raw = "From: 系統管理員 <admin@ntu.example>\r\nSubject: test\r\n".encode("big5") + body
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To name 系統管理員, not replacement characters
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == "系統管理員 (admin at ntu.example) via team"
+    assert message["Reply-To"].addresses[0].display_name == "系統管理員"
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_keeps_a_reply_to_written_unencoded_in_big5_whose_trail_bytes_are_backslashes() -> None:
+    # GIVEN a raw Big5 Reply-To whose name 許功蓋 has the trail byte 0x5C (`\`) in each character: read as UTF-8 it
+    # holds no address the parser can find
+    raw = (
+        "From: 系統管理員 <admin@ntu.example>\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5") + BIG5_BODIES[0]
+    )
+    # WHEN it is forwarded (direct mode)
+    out = forward(raw)
+    # THEN that Reply-To is kept as it came, and replies go to xu@, not to the From address
+    assert "\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5") in out
+    assert out.count(b"Reply-To:") == 1
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_adds_marker_and_detects_own_output() -> None:
     raw = b"From: a@example.com\r\n\r\nbody"
     out = forward(raw)
