@@ -85,7 +85,22 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
         joined = _parse(join_words(flat))
         if [address for _, address in joined] == [address for _, address in pairs]:
             pairs = joined
+    if "(" in flat and any(not name for name, _ in pairs):
+        pairs = _comment_names(flat, pairs)
     return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
+
+
+def _comment_names(flat: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`pairs` with the RFC 822 form `local@domain (Name)` (cron, scripts, old mailers) named by its comment, as
+    mail programs and the stdlib's `getaddresses` read it; the full parser leaves the comment out. Only when both
+    readings find the same addresses."""
+    try:
+        compat = getaddresses([flat])
+    except PARSER_ERRORS:
+        return pairs
+    if [address for _, address in compat] != [address for _, address in pairs]:
+        return pairs
+    return [(name or comment, address) for (name, address), (comment, _) in zip(pairs, compat, strict=True)]
 
 
 def _parse(flat: str) -> list[tuple[str, str]]:

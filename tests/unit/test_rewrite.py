@@ -276,6 +276,29 @@ def test_rewrite_keeps_a_reply_to_written_unencoded_in_big5_whose_trail_bytes_ar
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+@pytest.mark.parametrize(
+    ("from_value", "name", "address"),
+    [
+        (b"root@host.example (Cron Daemon)", "Cron Daemon", "root@host.example"),
+        (b"alice@example.com (=?utf-8?b?6Zmz5aSn5paH?=)", "陳大文", "alice@example.com"),
+    ],
+)
+def test_rewrite_display_name_of_the_rfc822_comment_form_is_the_comment(
+    from_value: bytes, name: str, address: str
+) -> None:
+    # GIVEN a From in RFC 822's `local@domain (Name)` form (cron, scripts, old mailers), which mail programs show
+    # by the comment's name
+    raw = b"From: " + from_value + b"\r\nSubject: backup done\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To name the sender by that name
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == f"{name} ({address.replace('@', ' at ')}) via team"
+    assert message["Reply-To"].addresses[0].display_name == name
+    assert message["Reply-To"].addresses[0].addr_spec == address
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_adds_marker_and_detects_own_output() -> None:
     raw = b"From: a@example.com\r\n\r\nbody"
     out = forward(raw)
