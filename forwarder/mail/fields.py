@@ -61,7 +61,52 @@ def read_charset(octets: bytes, charset: str) -> str:
             return octets.decode(codec)
         except UnicodeError:
             continue
+    if label in ("iso-2022-jp", "csiso2022jp"):
+        try:
+            return octets.decode("iso2022_jp")
+        except UnicodeError:
+            text = _jis_as_cp932(octets)
+            if text is not None:
+                return text
     return octets.decode(charset)
+
+
+_ESC = 0x1B
+_JIS_MODES = {b"(B": "ascii", b"(J": "ascii", b"$@": "jis", b"$B": "jis", b"(I": "kana"}
+
+
+def _jis_as_cp932(octets: bytes) -> str | None:
+    """ISO-2022-JP as Windows and the WHATWG decoder read it (code page 50220): its JIS X 0208 pairs taken as code
+    page 932, which also holds the NEC and IBM characters Outlook writes in them (①, ㈱, 髙) that Python's
+    iso2022_jp refuses. None when it is not ISO-2022-JP."""
+    out = bytearray()
+    mode = "ascii"
+    index, length = 0, len(octets)
+    while index < length:
+        byte = octets[index]
+        if byte == _ESC:
+            mode = _JIS_MODES.get(octets[index + 1 : index + 3], "")
+            if not mode:
+                return None
+            index += 3
+        elif byte >= 0x80 or byte in (0x0E, 0x0F):
+            return None
+        elif mode == "jis":
+            second = octets[index + 1] if index + 1 < length else 0
+            if not (0x21 <= byte <= 0x7E and 0x21 <= second <= 0x7E):
+                return None
+            # JIS X 0208 row and cell to Shift_JIS (the standard conversion).
+            lead = (byte + 1) // 2 + (0x70 if byte <= 0x5E else 0xB0)
+            trail = second + (0x7E if byte % 2 == 0 else 0x1F if second <= 0x5F else 0x20)
+            out += bytes((lead, trail))
+            index += 2
+        else:
+            out.append(byte + 0x80 if mode == "kana" and 0x21 <= byte <= 0x5F else byte)
+            index += 1
+    try:
+        return out.decode("cp932")
+    except UnicodeError:
+        return None
 
 
 def join_words(value: str) -> str:

@@ -299,6 +299,23 @@ def test_rewrite_display_name_of_the_rfc822_comment_form_is_the_comment(
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+def test_rewrite_display_name_in_iso_2022_jp_with_outlooks_nec_characters_reads_whole() -> None:
+    # GIVEN a From name written by Outlook in ISO-2022-JP (code page 50220): 株式会社 abbreviated ㈱ and the circled
+    # ① are NEC characters in JIS row 13, which Python's iso2022_jp codec refuses
+    name = "㈱山田商事 ①"
+    jis = b"\x1b$B-j;3ED>&;v\x1b(B \x1b$B-!\x1b(B"
+    raw = b"From: =?ISO-2022-JP?B?" + base64.b64encode(jis) + b"?= <sales@yamada.example>\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To show the whole name, as Outlook and Gmail do (From read with email.header, which joins
+    # adjacent encoded words as RFC 2047 says)
+    from_field = split_message(out).first("from")
+    assert from_field is not None
+    assert decode_words(from_field.value) == f"{name} (sales at yamada.example) via team <team@{DOMAIN}>"
+    assert parsed(out)["Reply-To"].addresses[0].display_name == name
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_adds_marker_and_detects_own_output() -> None:
     raw = b"From: a@example.com\r\n\r\nbody"
     out = forward(raw)
