@@ -179,7 +179,7 @@ def field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str
         read = parse_addresses(read_charset(raw, charset))
     except (LookupError, UnicodeError):
         return pairs
-    # Never an address the bytes do not hold as written (a trail byte such as `\\` of 許 may change how they parse).
+    # Never an address the bytes do not hold as written (a trail byte such as the `\` of 許 may change how they parse).
     return read if read and all(address.encode() in raw for _, address in read) else pairs
 
 
