@@ -12,8 +12,8 @@ from email import _encoded_words  # type: ignore[attr-defined]  # the parser's o
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import PARSER_ERRORS, decode_words, utf8_words
-from forwarder.mail.message import SplitMessage
+from forwarder.mail.fields import PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
+from forwarder.mail.message import HeaderField, SplitMessage
 
 _NAME_LIMIT = 64
 _ADDRESS_LIMIT = 100
@@ -49,9 +49,18 @@ class Sender:
     address: str | None
 
 
+# The zero-width non-joiner and joiner are format characters that spell words (Persian `محمد‌رضا`, Indic conjuncts)
+# and emoji (`👩‍💻`): made spaces, a name would read otherwise. Neither ends a line nor reorders text.
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def clean_text(text: str, limit: int) -> str:
-    """Printable text on one line: control and format characters become spaces, runs collapse."""
-    printable = text if text.isprintable() else "".join(char if char.isprintable() else " " for char in text)
+    """Printable text on one line: control and format characters (but the joiners) become spaces, runs collapse."""
+    printable = (
+        text
+        if text.isprintable()
+        else "".join(char if char.isprintable() or char in _JOINERS else " " for char in text)
+    )
     single = " ".join(printable.split())
     return single if len(single) <= limit else single[: limit - 1].rstrip() + "…"
 
@@ -70,9 +79,33 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
     Entries without a `local@domain` address are left out; names are `readable_name`s. Never raises.
     """
     flat = clean_text(value, len(value) + 1)
-    simple = _simple_mailbox(flat)
-    pairs = [simple] if simple is not None else _full_parse(flat)
+    pairs = _parse(flat)
+    if "=?" in flat:
+        # The joined words change names only: were an address read otherwise, the value is read as it came.
+        joined = _parse(join_words(flat))
+        if [address for _, address in joined] == [address for _, address in pairs]:
+            pairs = joined
+    if "(" in flat and any(not name for name, _ in pairs):
+        pairs = _comment_names(flat, pairs)
     return [(readable_name(name, 256), address) for name, address in pairs if _looks_like_address(address)]
+
+
+def _comment_names(flat: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`pairs` with the RFC 822 form `local@domain (Name)` (cron, scripts, old mailers) named by its comment, as
+    mail programs and the stdlib's `getaddresses` read it; the full parser leaves the comment out. Only when both
+    readings find the same addresses."""
+    try:
+        compat = getaddresses([flat])
+    except PARSER_ERRORS:
+        return pairs
+    if [address for _, address in compat] != [address for _, address in pairs]:
+        return pairs
+    return [(name or comment, address) for (name, address), (comment, _) in zip(pairs, compat, strict=True)]
+
+
+def _parse(flat: str) -> list[tuple[str, str]]:
+    simple = _simple_mailbox(flat)
+    return [simple] if simple is not None else _full_parse(flat)
 
 
 def _full_parse(flat: str) -> list[tuple[str, str]]:
@@ -130,10 +163,58 @@ def _looks_like_address(address: str) -> bool:
     return len(address.encode()) <= _MAILBOX_OCTETS
 
 
+def field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str, str]]:
+    """`parse_addresses` of an address field of `message`, its raw 8-bit bytes read as the sender's mail program
+    wrote them: UTF-8 (RFC 6532) when they are, else the charset the message declares for its text. Old mailers
+    (web forms, scripts) write a Big5 name unencoded, which mail programs read in the body's charset: read as UTF-8,
+    it came out as replacement characters."""
+    pairs = parse_addresses(field.value)
+    raw = field.unfolded
+    if raw.isascii() or _is_utf8(raw):
+        return pairs
+    charset = _declared_charset(message)
+    if charset is None:
+        return pairs
+    try:
+        read = parse_addresses(read_charset(raw, charset))
+    except (LookupError, UnicodeError):
+        return pairs
+    # Never an address the bytes do not hold as written (a trail byte such as the `\` of 許 may change how they parse).
+    return read if read and all(address.encode() in raw for _, address in read) else pairs
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# How many leaf parts are looked at for a declared charset (the text parts come first in mail programs' output).
+_CHARSET_PARTS = 8
+
+
+def _declared_charset(message: SplitMessage) -> str | None:
+    """The charset of the message's first text part that declares one other than UTF-8 and US-ASCII."""
+    # Imported here: only mail with raw 8-bit header bytes that are not UTF-8 needs the MIME walk.
+    from itertools import islice
+
+    from forwarder.mail.mime import content_type, walk_leaves
+
+    leaves = walk_leaves(message.fields, message.raw, message.body_start, len(message.raw))
+    for leaf in islice(leaves, _CHARSET_PARTS):
+        kind = content_type(leaf.fields)
+        charset = kind.get_content_charset()
+        if kind.get_content_maintype() == "text" and charset and charset not in ("utf-8", "us-ascii"):
+            return charset
+    return None
+
+
 def original_authors(message: SplitMessage, envelope_sender: str | None) -> list[tuple[str, str]]:
     """(name, address) of who wrote: the first From field with an address, else the envelope sender."""
     for from_field in message.all(h.FROM):
-        pairs = parse_addresses(from_field.value)
+        pairs = field_addresses(from_field, message)
         if pairs:
             return pairs[:_REPLY_TO_LIMIT]
     if envelope_sender and _looks_like_address(envelope_sender):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import re
-from email import base64mime, quoprimime
+from email import (  # type: ignore[attr-defined]  # _encoded_words: the parser's own decoder; no stubs
+    _encoded_words,
+    base64mime,
+    quoprimime,
+)
 from email.errors import MessageError
 from email.header import Header, decode_header, make_header
 
@@ -22,9 +27,119 @@ PARSER_ERRORS = (MessageError, LookupError, UnicodeError, ValueError, IndexError
 def decode_words(value: str) -> str:
     """A header value with its RFC 2047 encoded words decoded; the value itself when it cannot be."""
     try:
-        return str(make_header(decode_header(value)))
+        return str(make_header(decode_header(join_words(value) if "=?" in value else value)))
     except PARSER_ERRORS:
         return value
+
+
+# A run of RFC 2047 encoded words separated by white space only, as mailers write a long or non-ASCII text over
+# several words and lines. Only the characters RFC 2047 5(3) allows in a phrase's encoded word: no quote, bracket,
+# comma or `@` of an address field's structure is taken into a word.
+_WORD = r"=\?[A-Za-z0-9_.:\-]+(?:\*[A-Za-z0-9\-]*)?\?[BbQq]\?[A-Za-z0-9!*+/=_.\-]*\?="
+_WORD_RUN = re.compile(rf"{_WORD}(?:[ \t]+{_WORD})+|{_WORD}")
+_WORD_PARTS = re.compile(r"=\?([^?*]+)(?:\*[^?]*)?\?([BbQq])\?([^?]*)\?=")
+
+# Charset labels that mail programs read as a larger charset (the WHATWG Encoding Standard's mapping, which
+# browsers, Gmail and Thunderbird follow): Outlook labels Windows code page 950, 932, 936 and 949 text, and
+# Windows-1252 text, with the names of the standard charsets they extend. Read strictly as labelled, a name with
+# 恒 or 碁 (code page 950), 堃 or 喆 (HKSCS), 髙 or ① (932) or O’Brien (1252) would lose those characters.
+_READ_AS = {
+    **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "x-x-big5", "csbig5"), ("cp950", "big5hkscs")),
+    **dict.fromkeys(("gb2312", "gbk", "gb-2312-80", "x-gbk", "chinese", "csgb2312", "cp936"), ("gb18030",)),
+    **dict.fromkeys(("shift-jis", "sjis", "x-sjis", "ms-kanji", "csshiftjis", "windows-31j"), ("cp932",)),
+    **dict.fromkeys(("euc-kr", "ks-c-5601-1987", "ks-c-5601-1989", "ksc5601", "korean", "windows-949"), ("cp949",)),
+    **dict.fromkeys(("iso-8859-1", "latin1", "l1", "iso8859-1", "us-ascii", "ascii", "cp819"), ("cp1252",)),
+}
+
+
+def read_charset(octets: bytes, charset: str) -> str:
+    """`octets` as mail programs read text labelled `charset`: as the larger charset they take the label for,
+    else as labelled. Raises LookupError or UnicodeError when neither reads it."""
+    label = charset.lower().replace("_", "-")
+    for codec in _READ_AS.get(label, ()):
+        try:
+            return octets.decode(codec)
+        except UnicodeError:
+            continue
+    if label in ("iso-2022-jp", "csiso2022jp"):
+        try:
+            return octets.decode("iso2022_jp")
+        except UnicodeError:
+            text = _jis_as_cp932(octets)
+            if text is not None:
+                return text
+    return octets.decode(charset)
+
+
+_ESC = 0x1B
+_JIS_MODES = {b"(B": "ascii", b"(J": "ascii", b"$@": "jis", b"$B": "jis", b"(I": "kana"}
+
+
+def _jis_as_cp932(octets: bytes) -> str | None:
+    """ISO-2022-JP as Windows and the WHATWG decoder read it (code page 50220): its JIS X 0208 pairs taken as code
+    page 932, which also holds the NEC and IBM characters Outlook writes in them (①, ㈱, 髙) that Python's
+    iso2022_jp refuses. None when it is not ISO-2022-JP."""
+    out = bytearray()
+    mode = "ascii"
+    index, length = 0, len(octets)
+    while index < length:
+        byte = octets[index]
+        if byte == _ESC:
+            mode = _JIS_MODES.get(octets[index + 1 : index + 3], "")
+            if not mode:
+                return None
+            index += 3
+        elif byte >= 0x80 or byte in (0x0E, 0x0F):
+            return None
+        elif mode == "jis":
+            second = octets[index + 1] if index + 1 < length else 0
+            if not (0x21 <= byte <= 0x7E and 0x21 <= second <= 0x7E):
+                return None
+            # JIS X 0208 row and cell to Shift_JIS (the standard conversion).
+            lead = (byte + 1) // 2 + (0x70 if byte <= 0x5E else 0xB0)
+            trail = second + (0x7E if byte % 2 == 0 else 0x1F if second <= 0x5F else 0x20)
+            out += bytes((lead, trail))
+            index += 2
+        else:
+            out.append(byte + 0x80 if mode == "kana" and 0x21 <= byte <= 0x5F else byte)
+            index += 1
+    try:
+        return out.decode("cp932")
+    except UnicodeError:
+        return None
+
+
+def join_words(value: str) -> str:
+    """`value` with each run of adjacent encoded words written as one UTF-8 encoded word of the same text."""
+    return _WORD_RUN.sub(_joined_words, value)
+
+
+def _joined_words(run: re.Match[str]) -> str:
+    """A run of adjacent encoded words as one UTF-8 encoded word of the same text, each charset read as mail
+    programs read it (`read_charset`); the run as it is when a word does not decode.
+
+    RFC 2047 6.2: the white space between adjacent encoded words is not part of the text. The stdlib's address
+    parser keeps it (`=?big5?B?...?=\\r\\n =?big5?B?...?=` reads as "陳 大文"), and decodes each word alone, so a
+    character whose bytes a mailer split over two words of one charset reads as garbage; mail programs join the
+    bytes of such words first. Joined here the same way, the parser reads the name as mail programs show it."""
+    text = run.group()
+    pieces: list[tuple[str, bytes]] = []  # (charset, bytes) of consecutive words of one charset
+    for charset, encoding, payload in _WORD_PARTS.findall(text):
+        try:
+            data = payload.encode("ascii")
+            octets = _encoded_words.decode_b(data)[0] if encoding in "Bb" else _encoded_words.decode_q(data)[0]
+        except (ValueError, UnicodeError):
+            return text
+        if pieces and pieces[-1][0] == charset.lower():
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + octets)
+        else:
+            pieces.append((charset.lower(), octets))
+    try:
+        # A text codec named as a charset (`unicode_escape`) may read lone surrogates, which UTF-8 cannot write.
+        joined = "".join(read_charset(octets, charset) for charset, octets in pieces).encode("utf-8")
+    except (LookupError, UnicodeError):
+        return text
+    return "=?utf-8?b?" + base64.b64encode(joined).decode("ascii") + "?="
 
 
 def encode_words(text: str, newline: bytes) -> str:

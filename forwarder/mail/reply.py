@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from forwarder.mail import headers as h
-from forwarder.mail.addresses import clean_text, format_address, parse_addresses, readable_name
-from forwarder.mail.fields import render_field, repair_field
+from forwarder.mail.addresses import clean_text, field_addresses, format_address, parse_addresses, readable_name
+from forwarder.mail.fields import decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
 from forwarder.mail.policy import FAIL, Verdicts
 
@@ -37,7 +37,7 @@ def reply_target(message: SplitMessage, envelope_sender: str | None) -> str | No
     else the envelope sender (what `direct` mode's Reply-To names first)."""
     for key in (h.REPLY_TO, h.FROM):
         for item in message.all(key):
-            pairs = parse_addresses(item.value)
+            pairs = field_addresses(item, message)
             if pairs:
                 return pairs[0][1]
     return envelope_sender or None
@@ -112,10 +112,14 @@ def member_display_name(author: Author, member_address: str, alias: str, templat
 
 def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
     """The Subject without the tags this forwarder added to the forward it answers (`[dev]`, `[SPAM]`):
-    the outside sender never saw them. Removes the first occurrence of each, other bytes kept."""
+    the outside sender never saw them. Removes the first occurrence of each, other bytes kept.
+
+    Outlook and Apple Mail write a non-ASCII Subject as encoded words whole (`Re: [dev] 會議` as one base64 word):
+    a tag found only in the decoded text is removed there, and the Subject is written anew from that text."""
     raw = subject.raw
     colon = raw.index(b":") + 1
     value = raw[colon:]
+    encoded: list[str] = []
     for prefix in prefixes:
         tag = prefix.encode()
         at = value.find(tag) if tag else -1
@@ -124,7 +128,22 @@ def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
             if value[end : end + 1] == b" ":
                 end += 1
             value = value[:at] + value[end:]
-    return raw[:colon] + value
+        elif prefix:
+            encoded.append(prefix)
+    stripped = raw[:colon] + value
+    if not encoded or b"=?" not in value:
+        return stripped
+    text = decode_words(HeaderField(subject.name, stripped).value)
+    if not any(prefix in text for prefix in encoded):
+        return stripped
+    for prefix in encoded:
+        at = text.find(prefix)
+        if at >= 0:
+            end = at + len(prefix)
+            text = text[:at] + text[end + 1 if text[end : end + 1] == " " else end :]
+    newline = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
+    # Decoded text may hold line breaks (an encoded `=0D=0A`): one line, so the value cannot start a new field.
+    return render_field(subject.name, encode_words(clean_text(text, len(text) + 1), newline), newline)
 
 
 def build_reply_head(

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from forwarder.mail import headers as h
-from forwarder.mail.addresses import display_name, format_address, original_authors, parse_addresses, sender_of
+from forwarder.mail.addresses import (
+    display_name,
+    field_addresses,
+    format_address,
+    original_authors,
+    sender_of,
+)
 from forwarder.mail.fields import WSP, decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
 
@@ -123,10 +129,10 @@ def _reply_to_field(
     original = message.first(h.REPLY_TO)
     if reply_address is not None:
         # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer.
-        target = (parse_addresses(original.value) if original is not None else []) or authors
+        target = (field_addresses(original, message) if original is not None else []) or authors
         name = display_name(sender_of(target[:1]), alias_of_reply(reply_address))
         return render_field("Reply-To", format_address(name, reply_address, newline), newline)
-    if original is not None and parse_addresses(original.value):
+    if original is not None and field_addresses(original, message):
         return None
     pairs = authors
     if not pairs:
@@ -166,6 +172,13 @@ def prefixed_subject(subject: HeaderField, prefixes: list[str], newline: bytes) 
     missing = [prefix for prefix in prefixes if prefix not in current]
     if not missing:
         return subject.raw
-    lead = encode_words(" ".join(missing), newline).encode("ascii")
+    text = " ".join(missing)
     rest = subject.raw_value.lstrip(WSP)
-    return subject.name.encode("ascii") + b": " + lead + (b" " + rest if rest else b"") + newline
+    if not text.isascii() and rest.lstrip(b" \t\r\n").startswith(b"=?"):
+        # RFC 2047 6.2: the white space between our encoded word and the subject's first one is not shown, so the
+        # space that parts them goes inside ours (`[測試]` before `會議` would read `[測試]會議`).
+        text += " "
+    lead = encode_words(text, newline).encode("ascii")
+    # A subject whose first line is empty goes on after its line break, which reads as the one space.
+    gap = b" " if rest and rest[:1] not in (b"\r", b"\n") else b""
+    return subject.name.encode("ascii") + b": " + lead + gap + rest + newline

@@ -112,3 +112,15 @@ def test_parse_addresses_leaves_out_an_address_with_undecodable_bytes() -> None:
     # WHEN its addresses are read THEN nothing raises (it escaped the handler: Lambda retried the mail in vain)
     # and only the address that can be written is kept
     assert parse_addresses(value) == [("", "b@x.com")]
+
+
+def test_parse_addresses_joins_encoded_words_in_names_never_in_addresses() -> None:
+    # GIVEN a name of two encoded words beside an address whose local part is two encoded words (the stdlib reads
+    # it as `"a b"@x.com`, no address anyone can write; joined, it would read as the other address `ab@x.com`)
+    value = "=?utf-8?q?A?= =?utf-8?q?li?= <alice@x.com>, <=?utf-8?q?a?= =?utf-8?q?b?=@x.com>"
+    # WHEN its addresses are read
+    pairs = parse_addresses(value)
+    # THEN no address appears that the value does not hold, and so the whole value is read as it came
+    assert pairs == [("A li", "alice@x.com")]
+    # AND alone, the name's words are joined (RFC 2047 6.2)
+    assert parse_addresses("=?utf-8?q?A?= =?utf-8?q?li?= <alice@x.com>") == [("Ali", "alice@x.com")]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from email.header import Header
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from forwarder.mail.fields import utf8_words
+from forwarder.mail.fields import decode_words, utf8_words
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300) | st.text(
     st.sampled_from(["a", " ", "é", "日", "😀", "=", "?", "_", "\t", '"']), max_size=300
@@ -49,3 +50,12 @@ def test_fold_list_adds_white_space_only_between_the_items_of_a_list() -> None:
     assert ("Doe,Jo7", "j7@x.org") in cc(folded)
     # AND a field that is no list is left to the other repairs
     assert fold_list("Subject", b"Subject: " + b"x," * 600 + b"\r\n") is None
+
+
+def test_decode_words_reads_a_big5_label_as_code_page_950_and_joins_split_characters() -> None:
+    # GIVEN a Subject in code page 950 labelled big5 (恒 is not in Big5 proper), over two words that split 大
+    octets = "陳恒大文".encode("cp950")
+    words = [f"=?big5?B?{base64.b64encode(part).decode()}?=" for part in (octets[:5], octets[5:])]
+    # WHEN it is decoded (for a notice's text and the subject prefix's check)
+    # THEN it reads as the sender wrote it
+    assert decode_words("Re: " + " ".join(words)) == "Re: 陳恒大文"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -219,3 +220,45 @@ def test_reply_head_keeps_lf_line_endings_and_one_of_each_field() -> None:
     head = build_reply_head(split_message(raw), domain=DOMAIN, alias="t", display_name="B via t", to_address="c@y.org")
     assert b"\r" not in head
     assert head.count(b"Subject:") == 1 and b"Subject: one\n" in head
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # Outlook in Taiwan: the whole Subject as one Big5 word, our tags inside it
+        (b"=?big5?B?" + base64.b64encode("回覆: [dev] 會議記錄".encode("big5")) + b"?=", "回覆: 會議記錄"),
+        # Apple Mail: the whole Subject as UTF-8 words, folded, the spam tag too
+        (
+            b"=?utf-8?B?"
+            + base64.b64encode(b"Re: [SPAM] [dev] ")
+            + b"?=\r\n =?utf-8?B?"
+            + base64.b64encode("會議記錄".encode())
+            + b"?=",
+            "Re: 會議記錄",
+        ),
+        # Gmail: only the non-ASCII words encoded (the tags are found in the bytes, which stay as they came)
+        (b"Re: [dev] =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "Re: 會議記錄"),
+    ],
+)
+def test_reply_head_strips_our_tags_from_an_encoded_subject(subject: bytes, expected: str) -> None:
+    # GIVEN a member's reply whose mail program wrote its non-ASCII Subject as encoded words
+    message = split_message(REPLY.replace(b"Subject: Re: [dev] Booth", b"Subject: " + subject))
+    # WHEN it is given the header block for the outside sender
+    head = build_reply_head(
+        message,
+        domain=DOMAIN,
+        alias="team",
+        display_name="Bob Lin via team",
+        to_address="carol@customer.example",
+        strip=["[dev]", "[SPAM]"],
+    )
+    # THEN the tags the outside sender never saw are gone from the Subject they read
+    assert str(parsed(head + bytes(message.body))["Subject"]) == expected
+
+
+def test_reply_target_of_a_reply_to_written_unencoded_in_big5_is_its_address() -> None:
+    # GIVEN an outside mail whose raw Big5 Reply-To name 許功蓋 has backslash trail bytes, its text declared Big5
+    raw = "From: 系統管理員 <admin@ntu.example>\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5")
+    message = split_message(raw + b"Content-Type: text/plain; charset=big5\r\n\r\n" + "內容".encode("big5"))
+    # WHEN the reply address is made for it THEN it stands for the Reply-To address, as the forward's Reply-To says
+    assert reply_target(message, "bounce@ntu.example") == "xu@ntu.example"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import email
 
 import pytest
 
 from forwarder.mail.addresses import display_name, find_sender
+from forwarder.mail.fields import decode_words
 from forwarder.mail.message import split_message
 from forwarder.mail.rewrite import RewriteOptions, is_own_output, rewrite_headers
 from tests.mailcheck import assert_forwarded, from_addresses, parsed
@@ -171,6 +173,149 @@ def test_rewrite_non_ascii_display_name_is_rfc2047_encoded() -> None:
     assert parsed(out)["From"].addresses[0].display_name == "陳愛琳 (alice at example.com) via team"
 
 
+@pytest.mark.parametrize(
+    "from_value",
+    [
+        # Big5 words on two lines, as Outlook writes a name too long for one word
+        b"=?big5?B?s68=?=\r\n =?big5?B?pGqk5Q==?= <dawen@example.tw>",
+        # UTF-8 words cut inside a character (the first word ends with the first of 大's three bytes)
+        b"=?UTF-8?B?6Zmz5Q==?= =?UTF-8?B?pKfmloc=?= <dawen@example.tw>",
+        # quoted-printable words of one name
+        b"=?utf-8?q?=E9=99=B3?= =?utf-8?q?=E5=A4=A7=E6=96=87?= <dawen@example.tw>",
+    ],
+)
+def test_rewrite_display_name_of_adjacent_encoded_words_reads_as_one_name(from_value: bytes) -> None:
+    # GIVEN a From whose name 陳大文 is written as adjacent encoded words (RFC 2047 6.2: the white space between
+    # them is no part of the name; mail programs join the bytes of words of one charset before decoding)
+    raw = b"From: " + from_value + b"\r\nTo: team@dev.aws-educate.tw\r\nSubject: hi\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To name 陳大文, as the sender's own mail program shows it: no space, no broken character
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == "陳大文 (dawen at example.tw) via team"
+    assert message["Reply-To"].addresses[0].display_name == "陳大文"
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize(
+    ("label", "codec", "name"),
+    [
+        ("big5", "cp950", "陳恒"),  # Outlook in Taiwan: code page 950 labelled big5
+        ("big5", "big5hkscs", "林喆"),  # HKSCS labelled big5
+        ("shift_jis", "cp932", "髙橋①"),
+        ("gb2312", "gb18030", "王镕"),
+        ("ks_c_5601-1987", "cp949", "김똠"),
+        ("iso-8859-1", "cp1252", "Seán O’Brien"),
+    ],
+)
+def test_rewrite_display_name_in_a_charset_labelled_by_its_standard_name_reads_as_mail_programs_read_it(
+    label: str, codec: str, name: str
+) -> None:
+    # GIVEN a From whose name is written in a Windows code page but labelled with the standard charset it extends,
+    # which mail programs (the WHATWG Encoding Standard) read as that code page
+    word = f"=?{label}?B?{base64.b64encode(name.encode(codec)).decode()}?="
+    raw = f"From: {word} <someone@example.tw>\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To show the whole name, as the sender's mail program did
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == f"{name} (someone at example.tw) via team"
+    assert message["Reply-To"].addresses[0].display_name == name
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize("name", ["Alice 👩\u200d💻", "محمد\u200cرضا", "Sam 🏳️\u200d🌈"])
+def test_rewrite_display_name_keeps_the_joiners_that_spell_it(name: str) -> None:
+    # GIVEN a From whose name holds a zero-width joiner or non-joiner: an emoji sequence, a Persian name
+    word = f"=?utf-8?b?{base64.b64encode(name.encode()).decode()}?="
+    raw = f"From: {word} <someone@example.com>\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To spell the name as written, not with a space in place of the joiner (From is read with
+    # email.header, which joins adjacent encoded words as RFC 2047 says: the address parser adds a space between)
+    from_field = split_message(out).first("from")
+    assert from_field is not None
+    assert decode_words(from_field.value) == f"{name} (someone at example.com) via team <team@{DOMAIN}>"
+    assert parsed(out)["Reply-To"].addresses[0].display_name == name
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+BIG5_BODIES = [
+    b"Content-Type: text/plain; charset=big5\r\n\r\n" + "內容".encode("big5"),
+    b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset="Big5"\r\n\r\n'
+    + "內容".encode("big5")
+    + b"\r\n--b--\r\n",
+]
+
+
+@pytest.mark.parametrize("body", BIG5_BODIES)
+def test_rewrite_display_name_written_unencoded_in_the_messages_charset_reads_in_that_charset(body: bytes) -> None:
+    # GIVEN a mail from an old mailer (a web form, a script) that wrote its From name as raw Big5 bytes, the charset
+    # its text declares, which is how mail programs read it
+    raw = "From: 系統管理員 <admin@ntu.example>\r\nSubject: test\r\n".encode("big5") + body
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To name 系統管理員, not replacement characters
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == "系統管理員 (admin at ntu.example) via team"
+    assert message["Reply-To"].addresses[0].display_name == "系統管理員"
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_keeps_a_reply_to_written_unencoded_in_big5_whose_trail_bytes_are_backslashes() -> None:
+    # GIVEN a raw Big5 Reply-To whose name 許功蓋 has the trail byte 0x5C (`\`) in each character: read as UTF-8 it
+    # holds no address the parser can find
+    raw = (
+        "From: 系統管理員 <admin@ntu.example>\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5") + BIG5_BODIES[0]
+    )
+    # WHEN it is forwarded (direct mode)
+    out = forward(raw)
+    # THEN that Reply-To is kept as it came, and replies go to xu@, not to the From address
+    assert "\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5") in out
+    assert out.count(b"Reply-To:") == 1
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+@pytest.mark.parametrize(
+    ("from_value", "name", "address"),
+    [
+        (b"root@host.example (Cron Daemon)", "Cron Daemon", "root@host.example"),
+        (b"alice@example.com (=?utf-8?b?6Zmz5aSn5paH?=)", "陳大文", "alice@example.com"),
+    ],
+)
+def test_rewrite_display_name_of_the_rfc822_comment_form_is_the_comment(
+    from_value: bytes, name: str, address: str
+) -> None:
+    # GIVEN a From in RFC 822's `local@domain (Name)` form (cron, scripts, old mailers), which mail programs show
+    # by the comment's name
+    raw = b"From: " + from_value + b"\r\nSubject: backup done\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To name the sender by that name
+    message = parsed(out)
+    assert message["From"].addresses[0].display_name == f"{name} ({address.replace('@', ' at ')}) via team"
+    assert message["Reply-To"].addresses[0].display_name == name
+    assert message["Reply-To"].addresses[0].addr_spec == address
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_display_name_in_iso_2022_jp_with_outlooks_nec_characters_reads_whole() -> None:
+    # GIVEN a From name written by Outlook in ISO-2022-JP (code page 50220): 株式会社 abbreviated ㈱ and the circled
+    # ① are NEC characters in JIS row 13, which Python's iso2022_jp codec refuses
+    name = "㈱山田商事 ①"
+    jis = b"\x1b$B-j;3ED>&;v\x1b(B \x1b$B-!\x1b(B"
+    raw = b"From: =?ISO-2022-JP?B?" + base64.b64encode(jis) + b"?= <sales@yamada.example>\r\n\r\nbody\r\n"
+    # WHEN it is forwarded
+    out = forward(raw)
+    # THEN From and Reply-To show the whole name, as Outlook and Gmail do (From read with email.header, which joins
+    # adjacent encoded words as RFC 2047 says)
+    from_field = split_message(out).first("from")
+    assert from_field is not None
+    assert decode_words(from_field.value) == f"{name} (sales at yamada.example) via team <team@{DOMAIN}>"
+    assert parsed(out)["Reply-To"].addresses[0].display_name == name
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_adds_marker_and_detects_own_output() -> None:
     raw = b"From: a@example.com\r\n\r\nbody"
     out = forward(raw)
@@ -185,6 +330,29 @@ def test_rewrite_subject_prefix_and_spam_tag() -> None:
     out = forward(b"From: a@example.com\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nb", options=options)
     assert b"Subject: [SPAM] [dev] =?utf-8?q?caf=C3=A9?=\r\n" in out
     assert parsed(out)["Subject"] == "[SPAM] [dev] café"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "subject", "expected"),
+    [
+        ("[測試]", b"=?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[測試] 會議記錄"),
+        ("[測試]", b"\r\n =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[測試] 會議記錄"),
+        ("[dev]", b"\r\n =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[dev] 會議記錄"),
+        ("[測試]", b"Re: =?UTF-8?B?5pyD6K2w6KiY6YyE?=", "[測試] Re: 會議記錄"),
+    ],
+)
+def test_rewrite_subject_prefix_is_one_space_from_an_encoded_subject(
+    prefix: str, subject: bytes, expected: str
+) -> None:
+    # GIVEN a Subject that starts with an encoded word (on its first line or, folded, on the next), as Chinese
+    # subjects do, and a subject prefix (non-ASCII: itself an encoded word, and white space between two encoded
+    # words is not shown)
+    raw = b"From: a@example.com\r\nSubject: " + subject + b"\r\n\r\nbody"
+    # WHEN it is forwarded
+    out = forward(raw, options=RewriteOptions(domain=DOMAIN, subject_prefix=prefix))
+    # THEN the reader sees the prefix, one space and the subject
+    assert parsed(out)["Subject"] == expected
+    assert_forwarded(raw, out, "team", DOMAIN)
 
 
 def test_rewrite_subject_prefix_not_repeated_on_replies() -> None:
