@@ -108,8 +108,17 @@ def _parse(flat: str) -> list[tuple[str, str]]:
     return [simple] if simple is not None else _full_parse(flat)
 
 
+# The stdlib's full parser copies the rest of the value at each token: its time grows with the square of the
+# value's length (a 340 KB From of encoded words takes half a minute, past Lambda's timeout, on every retry). No
+# real address field comes near this; longer ones are read by `getaddresses`, whose time grows with the length.
+_FULL_PARSE_LIMIT = 16_384
+
+
 def _full_parse(flat: str) -> list[tuple[str, str]]:
-    """The stdlib's address parser (email.policy.default), with `getaddresses` for what it refuses."""
+    """The stdlib's address parser (email.policy.default), with `getaddresses` for what it refuses and for values
+    longer than `_FULL_PARSE_LIMIT`."""
+    if len(flat) > _FULL_PARSE_LIMIT:
+        return getaddresses([flat])
     try:
         from email.policy import default
 
