@@ -12,9 +12,14 @@ CONTENT_TRANSFER_ENCODING = "content-transfer-encoding"
 # coming back to one of them is recognised as a loop.
 MARKER = "X-SES-Forwarder"
 
-# Removed from every forwarded message: signatures that our rewrite breaks, and envelope-ish
-# fields that would claim a sender other than our verified domain.
-REMOVED = frozenset({"dkim-signature", "domainkey-signature", "return-path", "sender"})
+# Removed from every forwarded message: signatures that our rewrite breaks, envelope-ish fields that would claim a
+# sender other than our verified domain, and SES's own control headers: in a raw send SES reads them (a
+# configuration set, message tags, another account's identity to send as) and removes them before sending, so
+# whoever wrote the received mail could steer or break our sends, and no member would ever see them.
+SES_CONTROL = frozenset(
+    {"x-ses-configuration-set", "x-ses-message-tags", "x-ses-source-arn", "x-ses-from-arn", "x-ses-return-path-arn"}
+)
+REMOVED = frozenset({"dkim-signature", "domainkey-signature", "return-path", "sender"}) | SES_CONTROL
 
 # Fields SES accepts only once per message (SES developer guide, "Amazon SES header fields").
 SINGLE_INSTANCE = frozenset(

@@ -60,6 +60,28 @@ def test_rewrite_removes_signatures_and_envelope_headers() -> None:
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+def test_rewrite_removes_the_ses_control_headers_a_sender_wrote() -> None:
+    # GIVEN a received mail carrying the headers SES obeys in a raw send: another configuration set, tags, and
+    # another account's identity to send as (SES removes them before sending: no member would see them)
+    raw = (
+        b"From: a@example.com\r\nX-SES-CONFIGURATION-SET: attacker-set\r\nX-SES-MESSAGE-TAGS: claim=x\r\n"
+        b"x-ses-source-arn: arn:aws:ses:us-east-1:999999999999:identity/example.com\r\n"
+        b"X-SES-FROM-ARN: arn:aws:ses:us-east-1:999999999999:identity/example.com\r\n"
+        b"X-SES-RETURN-PATH-ARN: arn:aws:ses:us-east-1:999999999999:identity/example.com\r\n"
+        b"X-SES-Spam-Verdict: PASS\r\n\r\nbody"
+    )
+
+    # WHEN it is forwarded
+    out = forward(raw)
+
+    # THEN none of them steers our send; SES's receiving verdict headers (informational) stay, and our marker is added
+    head = out.split(b"\r\n\r\n", 1)[0].lower()
+    for name in (b"configuration-set", b"message-tags", b"source-arn", b"from-arn", b"return-path-arn"):
+        assert b"x-ses-" + name not in head
+    assert b"x-ses-spam-verdict: pass" in head
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_keeps_the_first_of_duplicated_single_instance_headers() -> None:
     raw = b"From: a@example.com\r\nDelivered-To: x@y.org\r\nDelivered-To: z@y.org\r\nDate: one\r\nDate: two\r\n\r\nb"
     rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
