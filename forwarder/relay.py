@@ -17,7 +17,7 @@ the record (never to anyone the member named), and a copy goes to every other me
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -172,17 +172,20 @@ class ReplyRelay:
         relayed: set[str] = set()
         author = author_of(message, inbound.envelope_sender)
         sendable: tuple[SplitMessage, str | None] | None = None
+        copied: set[str] = set()  # the members a team copy reached: once each, however many threads are answered
         for recipient, token in tokens.values():
             check = self._check(token, message, inbound, decision, author)
             if check.relay and check.record is not None and check.member is not None:
                 sendable = sendable or _shortened(message)
-                result = self._relay_checked(inbound, sendable, token, check, (check.record, check.member), author)
+                target = (check.record, check.member)
+                result = self._relay_checked(inbound, sendable, token, check, target, author, copied)
                 if isinstance(result, str):  # not relayed: forwarded to the members, marked
                     marked.setdefault(result, []).append(recipient)
                     continue
                 outcome, delivery = result
                 outcomes.append(outcome)
                 relayed.add(token.alias)
+                copied.update(member.lower() for member in delivery.members[1:])
                 if routed is not None:
                     routed(Routing((delivery,), (), (), ()))
             elif check.reason in (NOT_MEMBER, SPAM):
@@ -239,9 +242,10 @@ class ReplyRelay:
         check: Check,
         target: tuple[ReplyRecord, str],
         author: Author,
+        copied: Collection[str] = (),
     ) -> tuple[Outcome, Delivery] | str:
         """Relay a reply that passed every check; the reason to forward it marked instead when SES would refuse
-        it (`UNSENDABLE`) or did (`REFUSED`)."""
+        it (`UNSENDABLE`) or did (`REFUSED`). The members in `copied` got a team copy of it already."""
         shortened, unsendable = sendable
         if unsendable:
             logger.warning(
@@ -251,14 +255,20 @@ class ReplyRelay:
             )
             return UNSENDABLE
         record, member = target
-        result = self._relay(inbound, shortened, record, member, author)
+        result = self._relay(inbound, shortened, record, member, author, copied)
         return REFUSED if result is None else result
 
     def _relay(
-        self, inbound: Inbound, message: SplitMessage, record: ReplyRecord, member: str, author: Author
+        self,
+        inbound: Inbound,
+        message: SplitMessage,
+        record: ReplyRecord,
+        member: str,
+        author: Author,
+        copied: Collection[str] = (),
     ) -> tuple[Outcome, Delivery] | None:
-        """Send the reply to the outside address, then the team's copies; None when SES refused the reply
-        itself (nothing was sent: the caller forwards it to the members, marked)."""
+        """Send the reply to the outside address, then the team's copies (not to the members in `copied`); None
+        when SES refused the reply itself (nothing was sent: the caller forwards it to the members, marked)."""
         settings = self.settings
         alias, domain = record.alias, settings.domain
         body = bytes(message.body)
@@ -292,7 +302,7 @@ class ReplyRelay:
             return None
         sent += ids
         authors = {author.from_address, author.envelope_sender, member}
-        team = [m for m in self._routed_members(alias) if m.lower() not in authors]
+        team = [m for m in self._routed_members(alias) if m.lower() not in authors and m.lower() not in copied]
         for members in batch(tuple(team), MAX_RECIPIENTS):
             key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}
             ids, rejected = self._send(key, copy + body, alias, members, inbound.message_id)

@@ -355,6 +355,26 @@ def test_reply_all_to_the_reply_address_and_team_reaches_each_member_once(team_a
     assert sorted(members) == sorted([ALICE, DAVE])
 
 
+def test_one_answer_to_two_reply_addresses_reaches_each_member_once(team_aws: EmbeddedAws) -> None:
+    # GIVEN two outside senders' mails to team@, and so two reply addresses of team
+    first = forward_outside_mail(team_aws)
+    other = outside_mail().replace(f"Carol Wu <{OUTSIDE}>".encode(), b"Dan Ho <dan.ho@partner.example>")
+    _, sent = team_aws.deliver(other, [f"team@{DOMAIN}"], source="dan.ho@partner.example", **AUTHENTIC)
+    second = reply_address_of(sent[0])
+    assert second != first
+
+    # WHEN Bob answers both in one mail (To: both reply addresses)
+    raw = member_reply(first).replace(f"To: {first}".encode(), f"To: {first}, {second}".encode())
+    result, sent = team_aws.deliver(raw, [first, second], source=BOB, message_id="to-both", **AUTHENTIC)
+
+    # THEN each outside sender gets the answer as the team, and every other member sees it once, not once per thread
+    assert result["outcomes"][0]["reply"] == "relayed"
+    outside = sorted(m for mail in sent for m in mail.recipients if m in {OUTSIDE, "dan.ho@partner.example"})
+    assert outside == ["carol.wu@customer.example", "dan.ho@partner.example"]
+    members = [m for mail in sent for m in mail.recipients if m not in outside]
+    assert sorted(members) == sorted([ALICE, DAVE])
+
+
 def test_relayed_reply_is_in_the_delivery_trace_with_everyone_it_went_to() -> None:
     from forwarder_ops.trace import TraceTable, render
 
