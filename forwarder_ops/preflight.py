@@ -42,6 +42,8 @@ _READY = {
     "IMPORT_ROLLBACK_COMPLETE",
 }
 SPF = "v=spf1 include:amazonses.com ~all"
+# SES's quota of receipt rules in one rule set (not adjustable): CreateReceiptRule refuses one more with LimitExceeded.
+RULES_PER_SET = 200
 
 
 class Severity(StrEnum):
@@ -1051,6 +1053,21 @@ class Evaluation:
 
     def _check_rules(self, name: str, rules: list[dict[str, Any]]) -> None:
         rule_name = self.s.stack_name
+        if len(rules) >= RULES_PER_SET and not any(r.get("Name") == rule_name for r in rules):
+            unused = [str(r.get("Name")) for r in rules if not r.get("Enabled", True)]
+            more = f" and {len(unused) - 5} more" if len(unused) > 5 else ""
+            self.add(
+                Finding(
+                    "receipt rule",
+                    f"{rule_name} in {name}",
+                    f"the set holds {len(rules)} rules, as many as SES allows in one set ({RULES_PER_SET}): "
+                    "CloudFormation fails to add the stack's rule (LimitExceeded) and rolls the whole deploy back",
+                    "make room: delete a rule nobody uses "
+                    + (f"(disabled: {', '.join(unused[:5])}{more}) " if unused else "")
+                    + f"with `aws ses delete-receipt-rule --rule-set-name {name} --rule-name <rule> --region "
+                    f"{self.region}`",
+                )
+            )
         if any(r.get("Name") == rule_name for r in rules) and not self.f.owns("AWS::SES::ReceiptRule"):
             self.add(
                 Finding(

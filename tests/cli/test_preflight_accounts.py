@@ -12,7 +12,7 @@ from forwarder_ops.adopt import plan_overrides
 from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
 from tests.cli.conftest import Cli
-from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG
+from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG, TEAM_RULE_SET
 from tests.cli.test_preflight import account, below_moto, in_zones  # noqa: F401  (the team's account in moto)
 
 STACK = "email-forwarder-dev"
@@ -382,3 +382,51 @@ def test_preflight_does_not_pass_an_adopted_identity_that_is_not_verified(status
     row = next(r for r in rows if r.check == "DKIM records")
     assert row.severity == Severity.WARNING
     assert f"DKIM {status}" in row.problem
+
+
+@pytest.mark.usefixtures("account")
+def test_preflight_stops_a_deploy_into_a_rule_set_that_holds_as_many_rules_as_ses_allows(cli: Cli) -> None:
+    # GIVEN the team's active set in us-east-1 filled up to SES's 200 rules per set (one per customer domain, a few
+    # of them disabled), and dev joining it as adopt writes
+    import boto3
+
+    ses = boto3.client("ses", region_name="us-east-1")
+    for number in range(199):  # forward-dev is the 200th
+        rule = {"Name": f"customer-{number}", "Enabled": number % 50 != 0, "Recipients": [f"c{number}.example.org"]}
+        ses.create_receipt_rule(RuleSetName=TEAM_RULE_SET, Rule=rule)
+    prod, dev = PLAIN_SAMCONFIG.split("# --- dev")
+    dev = dev.replace("=email-forwarder", f"={TEAM_RULE_SET}").replace("=create-and-activate", "=join-existing")
+    (Path.cwd() / "samconfig.toml").write_text(f"{prod}# --- dev{dev}")
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it stops the deploy: SES refuses the stack's rule (LimitExceeded) ten minutes in, and the deploy rolls
+    # back; the fix names the disabled rules, which can go first
+    row = next(f for f in json.loads(result.out)["findings"] if f["check"] == "receipt rule")
+    assert result.code == 1
+    assert row["severity"] == "error"
+    assert row["resource"] == f"{STACK} in {TEAM_RULE_SET}"
+    assert "200 rules" in row["problem"]
+    assert all(f"customer-{n}" in row["fix"] for n in (0, 50, 100, 150))
+    assert "customer-1," not in row["fix"]
+
+
+def test_preflight_takes_a_rule_set_with_room_for_the_stacks_rule() -> None:
+    # GIVEN the active set one rule short of SES's limit, or full with the stack's own rule already in it
+    rules = [{"Name": f"customer-{n}", "Enabled": True, "Recipients": [f"c{n}.example.org"]} for n in range(199)]
+    room = Facts(account="1", active_rule_set="team-rules", rule_sets={"team-rules": rules})
+    ours = {"Name": STACK, "Enabled": True, "Recipients": [DEV]}
+    full = Facts(
+        account="1",
+        active_rule_set="team-rules",
+        rule_sets={"team-rules": [*rules, ours]},
+        owned={"AWS::SES::ReceiptRule": {STACK}},
+    )
+
+    # WHEN preflight judges dev joining it
+    joined = settings(ReceiptRuleSetMode="join-existing", ReceiptRuleSetName="team-rules")
+
+    # THEN no receipt rule finding: the rule fits, or is there already
+    assert [r for r in evaluate(joined, room) if r.check == "receipt rule"] == []
+    assert [r for r in evaluate(joined, full) if r.check == "receipt rule"] == []
