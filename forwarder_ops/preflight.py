@@ -1002,8 +1002,9 @@ class Evaluation:
     def check_rule_set(self) -> None:
         mode, name, active = self.s["ReceiptRuleSetMode"], self.s["ReceiptRuleSetName"], self.f.active_rule_set
         rules = self.f.rule_sets.get(name)
+        renamed = renames_own_rule_set(self.s, self.f)
         if mode == "create-and-activate":
-            if active and active != name:
+            if active and active != name and not renamed:
                 self.add(
                     Finding(
                         "rule set",
@@ -1031,6 +1032,8 @@ class Evaluation:
                     self.add(ok("rule set", name, "exists, not active: the stack activates it"))
             else:
                 state = "exists and is active" if active == name else "is created and activated by the stack"
+                if renamed:
+                    state += f", in place of its set {active} (which holds no other rule)"
                 self.add(ok("rule set", name, state))
         elif rules is None:
             fix = (
@@ -1080,8 +1083,10 @@ class Evaluation:
                 )
             )
         active = self.f.active_rule_set
-        if active is None and self.s["ReceiptRuleSetMode"] == "create-and-activate":
-            active = name  # none is active: the stack activates its set, with the rules already in it
+        if self.s["ReceiptRuleSetMode"] == "create-and-activate" and (
+            active is None or renames_own_rule_set(self.s, self.f)
+        ):
+            active = name  # the stack activates its set, with the rules already in it
         for rule in self.f.rule_sets.get(active or "", None) or []:
             if rule.get("Name") == rule_name or not rule.get("Enabled", True):
                 continue
@@ -1218,6 +1223,21 @@ def stack_writes(facts: Facts, mode_key: str) -> bool:
     holds them, and `existing` would take them out of it, so that its next update deletes them. What a rollback
     deleted is not listed (`survey`)."""
     return any(logical_id in facts.logical for logical_id in _MANAGED_BY[mode_key][1])
+
+
+def renames_own_rule_set(settings: Settings, facts: Facts) -> bool:
+    """create-and-activate with a new ReceiptRuleSetName while the active set is the one the stack's custom resource
+    created and activated, holding no rule but the stack's: the custom resource then creates the new set and moves
+    the activation to it (custom_resources/rule_set_activation.py, `claim` with the previous set)."""
+    active, held = facts.active_rule_set, facts.physical.get("SharedReceiptRuleSet")
+    return (
+        settings["ReceiptRuleSetMode"] == "create-and-activate"
+        and facts.stack_parameters.get("ReceiptRuleSetMode", "create-and-activate") == "create-and-activate"
+        and active is not None
+        and active == held
+        and active != settings["ReceiptRuleSetName"]
+        and {str(r.get("Name")) for r in facts.rule_sets.get(active) or []} <= {settings.stack_name}
+    )
 
 
 def record_zone(settings: Settings, facts: Facts) -> str | None:

@@ -430,3 +430,48 @@ def test_preflight_takes_a_rule_set_with_room_for_the_stacks_rule() -> None:
     # THEN no receipt rule finding: the rule fits, or is there already
     assert [r for r in evaluate(joined, room) if r.check == "receipt rule"] == []
     assert [r for r in evaluate(joined, full) if r.check == "receipt rule"] == []
+
+
+def renamed_stack_facts(*others: str) -> Facts:
+    """A deployed dev stack whose custom resource created and activated `email-forwarder`, which holds its rule
+    (and the `others`)."""
+    rules = [{"Name": name, "Enabled": True, "Recipients": [f"{name}.example.org"]} for name in (STACK, *others)]
+    return Facts(
+        account="1",
+        stack_status="UPDATE_COMPLETE",
+        stack_parameters={"ReceiptRuleSetName": "email-forwarder", "ReceiptRuleSetMode": "create-and-activate"},
+        owned={"Custom::SharedReceiptRuleSet": {"email-forwarder"}, "AWS::SES::ReceiptRule": {STACK}},
+        logical={"SharedReceiptRuleSet", "ReceiptRule"},
+        physical={"SharedReceiptRuleSet": "email-forwarder", "ReceiptRule": STACK},
+        active_rule_set="email-forwarder",
+        rule_sets={"email-forwarder": rules, "forwarder-v2": None},
+    )
+
+
+def test_preflight_lets_a_stack_rename_the_rule_set_it_activated_and_holds_alone() -> None:
+    # GIVEN the deployed stack's own active set, holding only its rule, and ReceiptRuleSetName renamed
+    renamed = settings(ReceiptRuleSetName="forwarder-v2")
+
+    # WHEN preflight judges it, and adopt plans the parameters
+    rows = evaluate(renamed, renamed_stack_facts())
+    changes = plan_overrides(renamed, renamed_stack_facts())
+
+    # THEN the rename is no error: the custom resource creates the new set and moves the activation to it (its
+    # previous set holds no other rule), as the template's custom resource does; adopt keeps the new name
+    row = next(r for r in rows if r.check == "rule set")
+    assert row.severity == Severity.OK
+    assert "email-forwarder" in row.problem
+    assert "ReceiptRuleSetName" not in changes
+    assert "ReceiptRuleSetMode" not in changes
+
+
+def test_preflight_refuses_a_rename_that_would_switch_off_other_rules() -> None:
+    # GIVEN the deployed stack's own active set, which another environment's rule has joined since
+    renamed = settings(ReceiptRuleSetName="forwarder-v2")
+
+    # WHEN preflight judges the rename
+    rows = evaluate(renamed, renamed_stack_facts("email-forwarder-preview"))
+
+    # THEN it is still the error the custom resource would answer: moving the activation stops the other rule
+    row = next(r for r in rows if r.check == "rule set")
+    assert row.severity == Severity.ERROR
