@@ -307,10 +307,19 @@ class Survey:
     @staticmethod
     def _records(route53: Any, zone: str) -> dict[tuple[str, str], list[str]]:
         records: dict[tuple[str, str], list[str]] = {}
+        aliases: list[tuple[tuple[str, str], str]] = []
         for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone):
             for record in page.get("ResourceRecordSets", []):
+                key = (fqdn(record["Name"]), record["Type"])
                 values = [r["Value"] for r in record.get("ResourceRecords", [])]
-                records.setdefault((fqdn(record["Name"]), record["Type"]), []).extend(values)
+                records.setdefault(key, []).extend(values)
+                if target := (record.get("AliasTarget") or {}).get("DNSName"):
+                    aliases.append((key, fqdn(target)))
+        # An alias record has no values of its own: it answers with its target's, the record set of its type at the
+        # target name in this zone (an MX, TXT or CNAME alias), else a name outside (CloudFront, a load balancer).
+        # Without them it would look like no record at all, and the stack's record of that name and type collide.
+        for key, target in aliases:
+            records[key].extend(records.get((target, key[1])) or [f"alias {target}"])
         return records
 
     def read_identity(self) -> None:

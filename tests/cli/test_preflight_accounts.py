@@ -475,3 +475,40 @@ def test_preflight_refuses_a_rename_that_would_switch_off_other_rules() -> None:
     # THEN it is still the error the custom resource would answer: moving the activation stops the other rule
     row = next(r for r in rows if r.check == "rule set")
     assert row.severity == Severity.ERROR
+
+
+@pytest.mark.usefixtures("account")
+def test_adopt_and_preflight_see_an_alias_record_where_the_stack_would_create_one(cli: Cli) -> None:
+    # GIVEN dev's DMARC policy kept in one TXT record and published at _dmarc through a Route 53 alias record (an
+    # alias has no values of its own, only its target)
+    import boto3
+
+    route53 = boto3.client("route53", region_name="us-east-1")
+    zone = route53.list_hosted_zones_by_name(DNSName=DEV)["HostedZones"][0]["Id"].rsplit("/", 1)[-1]
+    reject = [{"Value": '"v=DMARC1; p=reject"'}]
+    policy = {"Name": f"policy.{DEV}", "Type": "TXT", "TTL": 300, "ResourceRecords": reject}
+    alias = {
+        "Name": f"_dmarc.{DEV}",
+        "Type": "TXT",
+        "AliasTarget": {"HostedZoneId": zone, "DNSName": f"policy.{DEV}", "EvaluateTargetHealth": False},
+    }
+    old = route53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=f"_dmarc.{DEV}", StartRecordType="TXT")
+    changes = [
+        {"Action": "DELETE", "ResourceRecordSet": old["ResourceRecordSets"][0]},
+        {"Action": "CREATE", "ResourceRecordSet": policy},
+        {"Action": "CREATE", "ResourceRecordSet": alias},
+    ]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+    path = Path.cwd() / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG)
+
+    # WHEN adopt writes dev's parameters, and preflight judges the create mode
+    preflight = cli("preflight", "--config-env", "dev", "--json")
+    cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN the alias is a record that exists: with DmarcRecordMode=create, CloudFormation's TXT at _dmarc fails with
+    # 'already exists'; adopt leaves it to what exists
+    row = next(f for f in json.loads(preflight.out)["findings"] if f["check"] == "DMARC record")
+    assert row["severity"] == "error"
+    assert "v=DMARC1; p=reject" in row["problem"]
+    assert '"DmarcRecordMode=existing"' in path.read_text()
