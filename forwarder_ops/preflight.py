@@ -44,6 +44,8 @@ _READY = {
 SPF = "v=spf1 include:amazonses.com ~all"
 # SES's quota of receipt rules in one rule set (not adjustable): CreateReceiptRule refuses one more with LimitExceeded.
 RULES_PER_SET = 200
+# The longest string in a TXT value (RFC 1035's character-string); a longer record is split into several strings.
+TXT_STRING_MAX = 255
 
 
 class Severity(StrEnum):
@@ -120,11 +122,17 @@ def with_amazonses(txt: list[str]) -> list[str]:
     so every other value stays, and an SPF record that exists gets the include (a second `v=spf1` record would
     make SPF fail with a permerror)."""
     values, found = [], False
+    include = " include:amazonses.com"
     for value in txt:
         if not found and value.lstrip('"').lower().startswith("v=spf1"):
             found = True
             start = value.lower().index("v=spf1") + len("v=spf1")
-            value = f"{value[:start]} include:amazonses.com{value[start:]}"
+            # Route 53 refuses a string of more than 255 characters in a TXT value: when the include would make the
+            # first one longer, it goes into a string of its own (DNS joins a value's strings without a separator).
+            first = value.split('"')[1] if value.startswith('"') else ""
+            if len(first) + len(include) > TXT_STRING_MAX:
+                include = f'" "{include}" "'
+            value = f"{value[:start]}{include}{value[start:]}"
         values.append(value)
     return values if found else [*values, f'"{SPF}"']
 

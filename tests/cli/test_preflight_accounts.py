@@ -512,3 +512,31 @@ def test_adopt_and_preflight_see_an_alias_record_where_the_stack_would_create_on
     assert row["severity"] == "error"
     assert "v=DMARC1; p=reject" in row["problem"]
     assert '"DmarcRecordMode=existing"' in path.read_text()
+
+
+def test_preflight_adds_amazonses_to_a_long_spf_record_in_a_string_of_its_own() -> None:
+    # GIVEN an adopted MAIL FROM domain whose SPF record is long, split by the team into two strings of the TXT value
+    # (DNS allows 255 characters per string), the first of them 250 characters long
+    first = "v=spf1 " + " ".join(f"ip4:192.0.2.{n}" for n in range(1, 18))
+    first += " " * (250 - len(first))
+    spf = f'"{first}" "include:_spf.google.com ~all"'
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): [spf],
+            }
+        },
+    )
+
+    # WHEN preflight judges MailFromRecordsMode=existing
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+
+    # THEN the fix adds the include without making any string longer than 255 characters (Route 53 refuses such a
+    # value, so the printed command would fail), and the record reads the same once DNS joins the strings
+    row = next(r for r in rows if r.check == "MAIL FROM records" and "TXT" in r.resource)
+    change = json.loads(row.fix.split("--change-batch ", 1)[1].strip("'"))
+    [value] = [v["Value"] for v in change["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
+    strings = value.split('"')[1::2]
+    assert max(len(s) for s in strings) <= 255
+    assert "".join(strings) == f"v=spf1 include:amazonses.com{first[len('v=spf1') :]}include:_spf.google.com ~all"
