@@ -670,6 +670,23 @@ class Evaluation:
                     f"{self.domain} --mail-from-domain {self.s.mail_from} --behavior-on-mx-failure USE_DEFAULT_VALUE",
                 )
             )
+        attributes = identity.get("MailFromAttributes") or {}
+        status = str(attributes.get("MailFromDomainStatus") or "SUCCESS")
+        if mail_from and status != "SUCCESS" and attributes.get("BehaviorOnMxFailure") == "REJECT_MESSAGE":
+            # SES takes the BehaviorOnMxFailure action in every state but SUCCESS: this one refuses the send.
+            self.add(
+                Finding(
+                    "MAIL FROM",
+                    self.domain,
+                    f"the identity's MAIL FROM domain {mail_from} is {status} and the identity is set to reject a "
+                    "send then (BehaviorOnMxFailure=REJECT_MESSAGE): SES refuses every send from the domain with "
+                    "MailFromDomainNotVerified, so no forward goes out",
+                    "let SES send with amazonses.com as MAIL FROM until the MAIL FROM domain verifies (DKIM still "
+                    "passes DMARC; the identity the stack creates does the same), and fix its MX:\n"
+                    f"aws sesv2 put-email-identity-mail-from-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --mail-from-domain {mail_from} --behavior-on-mx-failure USE_DEFAULT_VALUE",
+                )
+            )
         if identity.get("FeedbackForwardingStatus"):
             self.add(
                 warn(

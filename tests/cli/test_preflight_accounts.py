@@ -540,3 +540,46 @@ def test_preflight_adds_amazonses_to_a_long_spf_record_in_a_string_of_its_own() 
     strings = value.split('"')[1::2]
     assert max(len(s) for s in strings) <= 255
     assert "".join(strings) == f"v=spf1 include:amazonses.com{first[len('v=spf1') :]}include:_spf.google.com ~all"
+
+
+@pytest.mark.parametrize("status", ["FAILED", "PENDING", "TEMPORARY_FAILURE"])
+def test_preflight_stops_on_an_adopted_identity_that_refuses_to_send_while_its_mail_from_fails(status: str) -> None:
+    # GIVEN an adopted, verified identity whose custom MAIL FROM domain SES has not verified (its MX points at
+    # another region), set by hand to reject a send then (BehaviorOnMxFailure=REJECT_MESSAGE)
+    cnames = {(f"t{i}._domainkey.{DEV}", "CNAME"): [f"t{i}.dkim.amazonses.com"] for i in (1, 2, 3)}
+    facts = in_zones({Zone("ZDEV", DEV): cnames})
+    facts.identity = {
+        "VerifiedForSendingStatus": True,
+        "DkimAttributes": {"SigningEnabled": True, "Status": "SUCCESS", "Tokens": ["t1", "t2", "t3"]},
+        "MailFromAttributes": {
+            "MailFromDomain": f"bounces.{DEV}",
+            "MailFromDomainStatus": status,
+            "BehaviorOnMxFailure": "REJECT_MESSAGE",
+        },
+    }
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN an error: SES refuses every send (MailFromDomainNotVerified), so no forward goes out; the fix lets SES send
+    # with its own MAIL FROM meanwhile, as the identity the stack creates does
+    row = next(r for r in rows if r.check == "MAIL FROM" and r.severity != Severity.OK)
+    assert row.severity == Severity.ERROR
+    assert status in row.problem
+    assert "MailFromDomainNotVerified" in row.problem
+    assert "--behavior-on-mx-failure USE_DEFAULT_VALUE" in row.fix
+
+
+def test_preflight_passes_an_adopted_identity_whose_failing_mail_from_falls_back_to_amazonses() -> None:
+    # GIVEN the same identity with SES's fallback (USE_DEFAULT_VALUE), or with a verified MAIL FROM and REJECT_MESSAGE
+    facts = in_zones({Zone("ZDEV", DEV): {}})
+    rows = []
+    for status, behaviour in (("FAILED", "USE_DEFAULT_VALUE"), ("SUCCESS", "REJECT_MESSAGE")):
+        mail_from = {"MailFromDomain": f"bounces.{DEV}", "MailFromDomainStatus": status}
+        facts.identity = {"MailFromAttributes": {**mail_from, "BehaviorOnMxFailure": behaviour}}
+
+        # WHEN preflight judges it
+        rows += evaluate(settings(HostedZoneId="ZDEV", EmailIdentityMode="existing"), facts)
+
+    # THEN sending is not refused: no MAIL FROM row says so
+    assert not [r for r in rows if r.check == "MAIL FROM" and "MailFromDomainNotVerified" in r.problem]
