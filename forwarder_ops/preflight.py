@@ -1116,11 +1116,6 @@ class Evaluation:
             if rule.get("Name") == rule_name or not rule.get("Enabled", True):
                 continue
             if covers(list(rule.get("Recipients") or []), self.domain):
-                disabled = {**rule, "Enabled": False}
-                command = (
-                    f"aws ses update-receipt-rule --region {self.region} --rule-set-name {active} "
-                    f"--rule {shlex.quote(json.dumps(disabled, default=str))}"
-                )
                 self.add(
                     warn(
                         "earlier rule",
@@ -1129,10 +1124,31 @@ class Evaluation:
                         f"{', '.join(rule.get('Recipients') or ['all'])}): once the stack's rule is in, both act and "
                         "every member gets each mail twice",
                         "keep it until the new stack works (`forwarder doctor --config-env "
-                        f"{self.s.environment}`, a test mail arrives), then disable it (nothing is deleted):\n"
-                        + command,
+                        f"{self.s.environment}`, a test mail arrives), then " + self._earlier_rule_fix(rule, active),
                     )
                 )
+
+    def _earlier_rule_fix(self, rule: dict[str, Any], rule_set: str | None) -> str:
+        """How to stop a rule taking the domain's mail without stopping what else it takes."""
+        recipients = [str(r) for r in rule.get("Recipients") or []]
+        kept = [r for r in recipients if not covers([r], self.domain)]
+        # No recipients (every domain of the region) or `.parent` (every subdomain): it cannot drop just this domain.
+        if not recipients or any(r.strip().startswith(".") for r in recipients if r not in kept):
+            taken = "every domain in this region" if not recipients else "the other subdomains it names"
+            return (
+                f"give it recipients that leave {self.domain} out (it also takes the mail of {taken}: disabling it "
+                f"would stop theirs), with `aws ses update-receipt-rule --region {self.region} --rule-set-name "
+                f"{rule_set} --rule ...`"
+            )
+        changed, what = (
+            ({**rule, "Recipients": kept}, f"take {self.domain} out of its recipients (it keeps the others' mail)")
+            if kept
+            else ({**rule, "Enabled": False}, "disable it (nothing is deleted)")
+        )
+        return (
+            f"{what}:\naws ses update-receipt-rule --region {self.region} --rule-set-name {rule_set} "
+            f"--rule {shlex.quote(json.dumps(changed, default=str))}"
+        )
 
     def check_concurrency(self) -> None:
         texts = [self.s[key].strip() for key in RESERVING_FUNCTIONS.values()]

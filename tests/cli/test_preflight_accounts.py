@@ -4,6 +4,7 @@ have: stacks stopped half way, records shared with other uses of a name, identit
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -583,3 +584,37 @@ def test_preflight_passes_an_adopted_identity_whose_failing_mail_from_falls_back
 
     # THEN sending is not refused: no MAIL FROM row says so
     assert not [r for r in rows if r.check == "MAIL FROM" and "MailFromDomainNotVerified" in r.problem]
+
+
+def earlier_rule(recipients: list[str]) -> str:
+    """The fix of the earlier-rule warning for the team's forwarder rule with these recipients."""
+    rule = {"Name": "old-forwarder", "Enabled": True, "Recipients": recipients, "Actions": [{"LambdaAction": {}}]}
+    facts = Facts(account="1", active_rule_set="team-rules", rule_sets={"team-rules": [rule]})
+    rows = evaluate(settings(ReceiptRuleSetMode="join-existing", ReceiptRuleSetName="team-rules"), facts)
+    return next(r for r in rows if r.check == "earlier rule").fix
+
+
+def test_preflight_takes_the_domain_out_of_an_earlier_rule_that_serves_other_domains_too() -> None:
+    # GIVEN the team's earlier forwarder rule for dev and for another domain of the team
+    fix = earlier_rule([DEV, "other.example.org"])
+
+    # WHEN preflight gives the command for after the new stack works
+    command = fix.splitlines()[-1]
+    rule = json.loads(shlex.split(command)[shlex.split(command).index("--rule") + 1])
+
+    # THEN it takes dev out of the recipients and keeps the rule enabled: disabling it would stop the other
+    # domain's mail
+    assert rule["Enabled"] is True
+    assert rule["Recipients"] == ["other.example.org"]
+
+
+@pytest.mark.parametrize("recipients", [[], [".aws-educate.tw"]])
+def test_preflight_never_advises_disabling_an_earlier_rule_that_takes_every_domains_mail(recipients: list[str]) -> None:
+    # GIVEN the team's earlier catch-all forwarder rule (no recipients: every domain of the region), or one for every
+    # subdomain of the apex
+    fix = earlier_rule(recipients)
+
+    # WHEN preflight says what to do with it
+    # THEN no command disables it (that would stop the mail of every other domain it takes); the fix says why
+    assert '"Enabled": false' not in fix
+    assert "would stop" in fix
