@@ -1112,21 +1112,47 @@ class Evaluation:
             active is None or renames_own_rule_set(self.s, self.f)
         ):
             active = name  # the stack activates its set, with the rules already in it
-        for rule in self.f.rule_sets.get(active or "", None) or []:
+        in_set = self.f.rule_sets.get(active or "", None) or []
+        # SES applies a set's rules in order. CloudFormation adds the stack's rule first (CreateReceiptRule without
+        # After); once it is in, a person may have moved it.
+        ours = next((i for i, r in enumerate(in_set) if r.get("Name") == rule_name), -1)
+        for position, rule in enumerate(in_set):
             if rule.get("Name") == rule_name or not rule.get("Enabled", True):
                 continue
-            if covers(list(rule.get("Recipients") or []), self.domain):
+            if not covers(list(rule.get("Recipients") or []), self.domain):
+                continue
+            actions = {str(kind) for action in rule.get("Actions") or [] for kind in action}
+            recipients = ", ".join(rule.get("Recipients") or ["all"])
+            if position < ours and "StopAction" in actions:
                 self.add(
                     warn(
                         "earlier rule",
                         f"{rule.get('Name')} in {active}",
-                        f"this enabled rule also takes mail for {self.domain} (recipients: "
-                        f"{', '.join(rule.get('Recipients') or ['all'])}): once the stack's rule is in, both act and "
-                        "every member gets each mail twice",
-                        "keep it until the new stack works (`forwarder doctor --config-env "
-                        f"{self.s.environment}`, a test mail arrives), then " + self._earlier_rule_fix(rule, active),
+                        f"this enabled rule for {self.domain} (recipients: {recipients}) stops the rule chain before "
+                        "the stack's rule: the stack receives none of the mail it takes",
+                        "put the stack's rule first:\n"
+                        f"aws ses set-receipt-rule-position --region {self.region} --rule-set-name {active} "
+                        f"--rule-name {rule_name}",
                     )
                 )
+                continue
+            if actions and actions <= {"StopAction", "AddHeaderAction"}:
+                continue  # behind the stack's rule it changes nothing of what the stack receives
+            does = (
+                "the stack forwards each mail and this rule bounces it to its sender"
+                if "BounceAction" in actions
+                else "every member gets each mail twice"
+            )
+            self.add(
+                warn(
+                    "earlier rule",
+                    f"{rule.get('Name')} in {active}",
+                    f"this enabled rule also takes mail for {self.domain} (recipients: {recipients}): once the "
+                    f"stack's rule is in, both act and {does}",
+                    "keep it until the new stack works (`forwarder doctor --config-env "
+                    f"{self.s.environment}`, a test mail arrives), then " + self._earlier_rule_fix(rule, active),
+                )
+            )
 
     def _earlier_rule_fix(self, rule: dict[str, Any], rule_set: str | None) -> str:
         """How to stop a rule taking the domain's mail without stopping what else it takes."""

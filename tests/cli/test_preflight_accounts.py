@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from forwarder_ops.adopt import plan_overrides
-from forwarder_ops.preflight import Severity, evaluate
+from forwarder_ops.preflight import Finding, Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone
 from tests.cli.conftest import Cli
 from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG, TEAM_RULE_SET
@@ -618,3 +618,44 @@ def test_preflight_never_advises_disabling_an_earlier_rule_that_takes_every_doma
     # THEN no command disables it (that would stop the mail of every other domain it takes); the fix says why
     assert '"Enabled": false' not in fix
     assert "would stop" in fix
+
+
+def earlier_rules(*rules: dict[str, object], owned: bool = False) -> list[Finding]:
+    """The earlier-rule rows for the active set holding these rules (the stack's own among them when `owned`)."""
+    facts = Facts(
+        account="1",
+        active_rule_set="team-rules",
+        rule_sets={"team-rules": list(rules)},
+        owned={"AWS::SES::ReceiptRule": {STACK}} if owned else {},
+    )
+    rows = evaluate(settings(ReceiptRuleSetMode="join-existing", ReceiptRuleSetName="team-rules"), facts)
+    return [r for r in rows if r.check == "earlier rule"]
+
+
+def test_preflight_says_what_each_earlier_rule_does_to_the_mail_the_stack_receives_first() -> None:
+    # GIVEN the team's rules for dev in the active set: one that only stops the chain (or tags a header), one that
+    # bounces; the stack's rule goes in front of them (CloudFormation adds it without After)
+    stop = {"Name": "stop-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"StopAction": {"Scope": "RuleSet"}}]}
+    tag = {"Name": "tag-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"AddHeaderAction": {}}]}
+    bounce = {"Name": "bounce-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"BounceAction": {}}]}
+
+    # WHEN preflight judges dev joining the set
+    rows = earlier_rules(stop, tag, bounce)
+
+    # THEN the rules that change nothing of the mail the stack already took are not findings, and the bounce is
+    # named for what it does: the sender gets a bounce for each mail the stack forwards (not "each mail twice")
+    assert [r.resource for r in rows] == ["bounce-dev in team-rules"]
+    assert "bounces it to its sender" in rows[0].problem
+
+
+def test_preflight_names_a_rule_that_stops_the_chain_before_the_stacks_rule() -> None:
+    # GIVEN a deployed stack whose rule someone moved behind a rule for dev that stops the chain
+    stop = {"Name": "stop-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"StopAction": {"Scope": "RuleSet"}}]}
+    ours = {"Name": STACK, "Enabled": True, "Recipients": [DEV], "Actions": [{"LambdaAction": {}}]}
+
+    # WHEN preflight judges it
+    [row] = earlier_rules(stop, ours, owned=True)
+
+    # THEN it says the stack's rule receives none of dev's mail, and the command that puts it first
+    assert "before the stack's rule" in row.problem
+    assert f"set-receipt-rule-position --region us-east-1 --rule-set-name team-rules --rule-name {STACK}" in row.fix
