@@ -502,12 +502,20 @@ class Evaluation:
             if delegated
             else f"the parent zone {parent.name} has no NS record for {self.domain}"
         )
+        # The parent delegates the domain elsewhere: those name servers answer for it today, with whatever they hold.
+        caution = (
+            f"careful: {', '.join(sorted(delegated))} serve {self.domain} today; this command replaces that "
+            f"delegation, so every record they hold (a web site, another mail host) stops resolving unless zone {zone} "
+            "has it first. Compare the two before running it:\n"
+            if delegated
+            else ""
+        )
         self.add(
             warn(
                 "NS delegation",
                 f"{self.domain} NS in {parent.name} ({parent.id})",
                 problem + ": the records in the zone are not seen on the internet",
-                _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
+                caution + _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
             )
         )
 

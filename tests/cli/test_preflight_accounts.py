@@ -659,3 +659,24 @@ def test_preflight_names_a_rule_that_stops_the_chain_before_the_stacks_rule() ->
     # THEN it says the stack's rule receives none of dev's mail, and the command that puts it first
     assert "before the stack's rule" in row.problem
     assert f"set-receipt-rule-position --region us-east-1 --rule-set-name team-rules --rule-name {STACK}" in row.fix
+
+
+def test_preflight_warns_before_moving_a_live_delegation_to_the_adopted_zone() -> None:
+    # GIVEN an adopted zone of dev in this account, while the apex delegates dev to another DNS provider, which
+    # serves dev's records today (a web site, a mail provider)
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]},
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns1.old-provider.example.", "ns2.old-provider.example."]},
+        }
+    )
+
+    # WHEN preflight gives the NS UPSERT that delegates dev to the adopted zone
+    row = next(r for r in evaluate(settings(HostedZoneId="ZDEV"), facts) if r.check == "NS delegation")
+
+    # THEN before the command it says that the records the other provider serves stop resolving unless they are in
+    # the adopted zone first (the UPSERT replaces the live delegation)
+    caution, command = row.fix.rsplit("\n", 1)
+    assert "ns1.old-provider.example" in caution
+    assert "stops resolving" in caution
+    assert command.startswith("aws route53 change-resource-record-sets --hosted-zone-id ZAPEX")
