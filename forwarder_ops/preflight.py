@@ -1270,6 +1270,7 @@ class Evaluation:
                         f"keep {key}=create; the stack keeps managing it",
                     )
                 )
+        self._check_zone_switch()
         for rule_set in sorted(self.f.owned.get("AWS::SES::ReceiptRuleSet", set())):
             self.add(
                 _switch_warning(
@@ -1277,6 +1278,34 @@ class Evaluation:
                     f"rule set {rule_set}",
                     f"the receipt rule set {rule_set} (an older template; with it every rule in the set)",
                     self.s.stack_name,
+                )
+            )
+
+    def _check_zone_switch(self) -> None:
+        """The zone the stack created (HostedZoneId empty) and its NS delegation (ParentHostedZoneId set) exist only
+        under those conditions: a value that leaves them takes them out of the stack, which deletes them."""
+        zone = self.f.physical.get("HostedZone", "the zone it created")
+        if self.s["HostedZoneId"].strip() and "HostedZone" in self.f.logical:
+            self.add(
+                Finding(
+                    "mode switch",
+                    f"HostedZoneId={self.s['HostedZoneId'].strip()}",
+                    f"the deployed stack created the zone of {self.domain} ({zone}) and its NS delegation; with "
+                    "HostedZoneId set they leave the stack, and CloudFormation deletes them during this update (the "
+                    f"template does not retain them): {self.domain} is no longer delegated, mail and DKIM stop",
+                    "HostedZoneId= (empty): the stack keeps managing its zone",
+                )
+            )
+        elif not self.s["ParentHostedZoneId"].strip() and "ParentDelegation" in self.f.logical:
+            parent = self.f.stack_parameters.get("ParentHostedZoneId", "")
+            self.add(
+                Finding(
+                    "mode switch",
+                    "ParentHostedZoneId= (empty)",
+                    f"the deployed stack created the NS delegation of {self.domain} in the parent zone {parent}; "
+                    "with ParentHostedZoneId empty it leaves the stack, and CloudFormation deletes it during this "
+                    f"update: {self.domain} is no longer delegated, mail and DKIM stop",
+                    f"ParentHostedZoneId={parent or '<the parent zone it was deployed with>'}",
                 )
             )
 

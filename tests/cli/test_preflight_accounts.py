@@ -680,3 +680,47 @@ def test_preflight_warns_before_moving_a_live_delegation_to_the_adopted_zone() -
     assert "ns1.old-provider.example" in caution
     assert "stops resolving" in caution
     assert command.startswith("aws route53 change-resource-record-sets --hosted-zone-id ZAPEX")
+
+
+def zone_stack_facts() -> Facts:
+    """A deployed dev stack that created the zone of dev (ZOWN) and its NS delegation in the apex zone."""
+    return in_zones(
+        {
+            Zone("ZOWN", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org."], (DEV, "MX"): ["10 inbound-smtp.x"]},
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+        },
+        stack_status="UPDATE_COMPLETE",
+        owned={"AWS::Route53::HostedZone": {"ZOWN"}, "AWS::Route53::RecordSet": {DEV}},
+        logical={"HostedZone", "ParentDelegation", "InboundMxRecord"},
+        physical={"HostedZone": "ZOWN", "ParentDelegation": DEV, "InboundMxRecord": DEV},
+    )
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"HostedZoneId": "ZOWN"},  # its own zone's id, from the stack's outputs
+        {"HostedZoneId": "ZAPEX"},
+        {"ParentHostedZoneId": ""},  # the delegation alone
+    ],
+)
+def test_preflight_stops_a_zone_switch_that_would_delete_the_stacks_zone_or_its_delegation(
+    parameters: dict[str, str],
+) -> None:
+    # GIVEN a deployed stack that created dev's zone and delegated it from the apex zone (ParentHostedZoneId=ZAPEX)
+    # WHEN the environment now names a zone in HostedZoneId, or leaves ParentHostedZoneId empty
+    rows = evaluate(settings(**{"ParentHostedZoneId": "ZAPEX", **parameters}), zone_stack_facts())
+
+    # THEN it is an error: the zone (and its delegation) leave the template's conditions, and CloudFormation deletes
+    # them during the update (the template does not retain them): dev is no longer delegated, mail and DKIM stop
+    row = next(r for r in rows if r.check == "mode switch")
+    assert row.severity == Severity.ERROR
+    assert "ZOWN" in row.problem or "delegation" in row.problem
+
+
+def test_preflight_lets_a_stack_keep_its_zone_and_delegation() -> None:
+    # GIVEN the same stack, deployed again with the parameters it was made with
+    rows = evaluate(settings(ParentHostedZoneId="ZAPEX"), zone_stack_facts())
+
+    # THEN no mode switch
+    assert [r for r in rows if r.check == "mode switch"] == []
