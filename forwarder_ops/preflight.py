@@ -46,6 +46,8 @@ SPF = "v=spf1 include:amazonses.com ~all"
 RULES_PER_SET = 200
 # The longest string in a TXT value (RFC 1035's character-string); a longer record is split into several strings.
 TXT_STRING_MAX = 255
+# The longest name SES takes for a configuration set or a receipt rule (the stack names both after itself).
+SES_NAME_MAX = 64
 
 
 class Severity(StrEnum):
@@ -1229,6 +1231,18 @@ class Evaluation:
     def check_named_resources(self) -> None:
         """Resources with a fixed name that a failed earlier deploy can leave behind."""
         name = self.s.stack_name
+        if len(name) > SES_NAME_MAX:
+            self.add(
+                Finding(
+                    "stack name",
+                    name,
+                    f"{len(name)} characters: the stack names its SES configuration set and receipt rule after itself, "
+                    f"and SES refuses names over {SES_NAME_MAX}; CloudFormation fails creating them and rolls the "
+                    "whole deploy back",
+                    f"a stack name of at most {SES_NAME_MAX} characters (`stack_name` of the environment in "
+                    "samconfig.toml)",
+                )
+            )
         if self.f.configuration_set and not self.f.owns("AWS::SES::ConfigurationSet", name):
             self.add(
                 Finding(

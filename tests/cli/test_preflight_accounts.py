@@ -724,3 +724,23 @@ def test_preflight_lets_a_stack_keep_its_zone_and_delegation() -> None:
 
     # THEN no mode switch
     assert [r for r in rows if r.check == "mode switch"] == []
+
+
+def test_preflight_refuses_a_stack_name_longer_than_ses_names_allow() -> None:
+    # GIVEN an environment whose stack name is 65 characters long (CloudFormation takes up to 128)
+    long_name = "email-forwarder-" + "x" * 49
+    long = Settings.of({"EnvironmentName": "dev", "DomainName": DEV}, long_name, "us-east-1", "dev")
+
+    # WHEN preflight judges it, and the same environment under a name of 64
+    rows = evaluate(long, Facts(account="1"))
+    fits = evaluate(
+        Settings.of({"EnvironmentName": "dev", "DomainName": DEV}, long_name[:64], "us-east-1", "dev"),
+        Facts(account="1"),
+    )
+
+    # THEN the long one is an error: the SES configuration set and the receipt rule are named after the stack, and
+    # SES refuses names over 64 characters ten minutes into the deploy
+    row = next(r for r in rows if r.check == "stack name")
+    assert row.severity == Severity.ERROR
+    assert "64" in row.problem
+    assert [r for r in fits if r.check == "stack name"] == []
