@@ -599,6 +599,19 @@ class Evaluation:
                 )
             )
             return
+        nearer = self.f.parent_zone(self.domain)
+        if nearer is not None and nearer.name != zone.name and self.f.record(zone.id, nearer.name, "NS"):
+            # The zone delegates a level between it and the domain: resolvers ask that level's zone for the domain.
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"ParentHostedZoneId={parent_id}",
+                    f"zone {parent_id} ({zone.name}) delegates {nearer.name} to other name servers: an NS record for "
+                    f"{self.domain} written there is seen by nobody (resolvers ask the zone of {nearer.name})",
+                    f"ParentHostedZoneId={nearer.id} ({nearer.name}) (`forwarder adopt`)",
+                )
+            )
+            return
         existing = self.f.record(zone.id, self.domain, "NS")
         owned = self.f.owns("AWS::Route53::RecordSet", self.domain) or self.f.owns("AWS::Route53::HostedZone")
         if existing and not owned:

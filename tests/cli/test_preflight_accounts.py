@@ -744,3 +744,28 @@ def test_preflight_refuses_a_stack_name_longer_than_ses_names_allow() -> None:
     assert row.severity == Severity.ERROR
     assert "64" in row.problem
     assert [r for r in fits if r.check == "stack name"] == []
+
+
+def test_preflight_refuses_a_delegation_from_a_zone_that_delegates_the_level_between() -> None:
+    # GIVEN mail.dev.aws-educate.tw with no zone yet, dev's zone delegated from the apex zone, and the apex zone's id
+    # (copied from prod) as ParentHostedZoneId
+    domain = f"mail.{DEV}"
+    facts = in_zones(
+        {
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+        }
+    )
+    deep = Settings.of(
+        {"EnvironmentName": "dev", "DomainName": domain, "ParentHostedZoneId": "ZAPEX"}, STACK, "us-east-1", "dev"
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(deep, facts)
+
+    # THEN it is an error: resolvers ask dev's zone for mail.dev, so an NS record in the apex zone is seen by nobody;
+    # the fix is dev's zone, as adopt writes
+    row = next(r for r in rows if r.check == "NS delegation")
+    assert row.severity == Severity.ERROR
+    assert "ParentHostedZoneId=ZDEV" in row.fix
+    assert plan_overrides(deep, facts)["ParentHostedZoneId"] == "ZDEV"
