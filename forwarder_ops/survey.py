@@ -166,7 +166,9 @@ class Facts:
             return False
         if zone.name == fqdn(domain):
             return True
-        return zone.name in parents(domain) and not self.record(zone.id, domain, "NS")
+        # Nor does it delegate a level between (dev in the apex zone, for mail.dev): resolvers then ask that zone.
+        below = [name for name in [fqdn(domain), *parents(domain)] if name.endswith("." + zone.name)]
+        return zone.name in parents(domain) and not any(self.record(zone.id, name, "NS") for name in below)
 
     def holding_zone(self, domain: str) -> Zone | None:
         """The parent zone that holds `domain`'s records, not delegating it: the zone the internet asks for them.

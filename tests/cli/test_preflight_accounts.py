@@ -769,3 +769,25 @@ def test_preflight_refuses_a_delegation_from_a_zone_that_delegates_the_level_bet
     assert row.severity == Severity.ERROR
     assert "ParentHostedZoneId=ZDEV" in row.fix
     assert plan_overrides(deep, facts)["ParentHostedZoneId"] == "ZDEV"
+
+
+def test_preflight_refuses_a_grandparent_zone_that_delegates_the_level_between_as_hosted_zone() -> None:
+    # GIVEN the same account, and the apex zone's id as HostedZoneId of mail.dev (no zone of its own)
+    facts = in_zones(
+        {
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+        }
+    )
+    deep = Settings.of(
+        {"EnvironmentName": "dev", "DomainName": f"mail.{DEV}", "HostedZoneId": "ZAPEX"}, STACK, "us-east-1", "dev"
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(deep, facts)
+
+    # THEN it is an error, not "the zone of aws-educate.tw, which holds the records": records of mail.dev written in
+    # the apex zone sit below dev's delegation, where nobody looks
+    row = next(r for r in rows if r.check == "hosted zone")
+    assert row.severity == Severity.ERROR
+    assert "ParentHostedZoneId=ZDEV" in row.fix
