@@ -165,6 +165,13 @@ def covers(recipients: list[str], domain: str) -> bool:
     return False
 
 
+def _takes_all_of(recipients: list[str], domain: str) -> bool:
+    """Whether a receipt rule with these recipients takes every address of `domain` (not some addresses only)."""
+    return not recipients or any(
+        r == domain or (r.startswith(".") and domain.endswith(r)) for r in (r.strip().lower() for r in recipients)
+    )
+
+
 class Evaluation:
     """The checks of one environment against the facts; `findings` in the order a person fixes them."""
 
@@ -1159,7 +1166,11 @@ class Evaluation:
                     )
                 )
                 continue
+            # Past a rule that stops the chain for all of the domain's mail, no rule sees it.
+            stops_all = "StopAction" in actions and _takes_all_of(list(rule.get("Recipients") or []), self.domain)
             if actions and actions <= {"StopAction", "AddHeaderAction"}:
+                if stops_all:
+                    break
                 continue  # behind the stack's rule it changes nothing of what the stack receives
             does = (
                 "the stack forwards each mail and this rule bounces it to its sender"
@@ -1176,6 +1187,8 @@ class Evaluation:
                     f"{self.s.environment}`, a test mail arrives), then " + self._earlier_rule_fix(rule, active),
                 )
             )
+            if stops_all:
+                break
 
     def _earlier_rule_fix(self, rule: dict[str, Any], rule_set: str | None) -> str:
         """How to stop a rule taking the domain's mail without stopping what else it takes."""

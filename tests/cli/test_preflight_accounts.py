@@ -633,14 +633,14 @@ def earlier_rules(*rules: dict[str, object], owned: bool = False) -> list[Findin
 
 
 def test_preflight_says_what_each_earlier_rule_does_to_the_mail_the_stack_receives_first() -> None:
-    # GIVEN the team's rules for dev in the active set: one that only stops the chain (or tags a header), one that
-    # bounces; the stack's rule goes in front of them (CloudFormation adds it without After)
+    # GIVEN the team's rules for dev in the active set: one that tags a header, one that bounces, one that only stops
+    # the chain; the stack's rule goes in front of them (CloudFormation adds it without After)
     stop = {"Name": "stop-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"StopAction": {"Scope": "RuleSet"}}]}
     tag = {"Name": "tag-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"AddHeaderAction": {}}]}
     bounce = {"Name": "bounce-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"BounceAction": {}}]}
 
     # WHEN preflight judges dev joining the set
-    rows = earlier_rules(stop, tag, bounce)
+    rows = earlier_rules(tag, bounce, stop)
 
     # THEN the rules that change nothing of the mail the stack already took are not findings, and the bounce is
     # named for what it does: the sender gets a bounce for each mail the stack forwards (not "each mail twice")
@@ -791,3 +791,29 @@ def test_preflight_refuses_a_grandparent_zone_that_delegates_the_level_between_a
     row = next(r for r in rows if r.check == "hosted zone")
     assert row.severity == Severity.ERROR
     assert "ParentHostedZoneId=ZDEV" in row.fix
+
+
+def test_preflight_names_no_rule_behind_one_that_stops_the_domains_mail() -> None:
+    # GIVEN the team's rule that stops the chain for all of dev's mail, ahead of its old forwarder rule and a
+    # catch-all bounce (the stack's rule goes in front of all three)
+    stop = {"Name": "stop-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"StopAction": {"Scope": "RuleSet"}}]}
+    old = {"Name": "forward-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"LambdaAction": {}}]}
+    bounce = {"Name": "bounce-all", "Enabled": True, "Recipients": [], "Actions": [{"BounceAction": {}}]}
+
+    # WHEN preflight judges dev joining the set
+    rows = earlier_rules(stop, old, bounce)
+
+    # THEN none of them is a finding: SES never applies the rules behind the stop to dev's mail
+    assert rows == []
+
+
+def test_preflight_names_the_rules_behind_a_stop_for_one_address_only() -> None:
+    # GIVEN a rule that stops the chain for one address of dev, ahead of the old forwarder rule for all of dev
+    stop = {"Name": "stop-one", "Enabled": True, "Recipients": [f"noreply@{DEV}"], "Actions": [{"StopAction": {}}]}
+    old = {"Name": "forward-dev", "Enabled": True, "Recipients": [DEV], "Actions": [{"LambdaAction": {}}]}
+
+    # WHEN preflight judges dev joining the set
+    rows = earlier_rules(stop, old)
+
+    # THEN the old forwarder rule still takes the rest of dev's mail: it is named
+    assert [r.resource for r in rows] == ["forward-dev in team-rules"]
