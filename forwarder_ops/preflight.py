@@ -1029,6 +1029,11 @@ class Evaluation:
 
     def _organisation_policy(self) -> str:
         """What receivers apply to the domain without a DMARC record of its own, e.g. "aws-educate.tw's sp=reject"."""
+        organisation = next(reversed(parents(self.domain)), None)
+        holder = self.f.zone_named(organisation) if organisation else None
+        if holder is not None and (service := self.f.cname(holder.id, f"_dmarc.{organisation}")):
+            # A DMARC service publishes the organisation's policy: it applies, with tags not readable here.
+            return f"{organisation}'s policy (a CNAME to {', '.join(service)})"
         tags = self._organisation_tags()
         tag = "sp" if tags.get("sp") else "p"
         if not tags.get(tag):

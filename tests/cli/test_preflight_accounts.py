@@ -817,3 +817,23 @@ def test_preflight_names_the_rules_behind_a_stop_for_one_address_only() -> None:
 
     # THEN the old forwarder rule still takes the rest of dev's mail: it is named
     assert [r.resource for r in rows] == ["forward-dev in team-rules"]
+
+
+def test_preflight_takes_an_organisations_dmarc_policy_published_through_a_dmarc_service() -> None:
+    # GIVEN DmarcRecordMode=existing for dev, which has no DMARC record, under an apex whose DMARC policy is a CNAME
+    # to a DMARC service (its tags are not readable here)
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {},
+            Zone("ZAPEX", APEX): {(f"_dmarc.{APEX}", "CNAME"): [f"{APEX}._dmarc.dmarc-service.example"]},
+        }
+    )
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(HostedZoneId="ZDEV", DmarcRecordMode="existing"), facts)
+
+    # THEN it does not say "receivers apply no policy" with the fix to publish one (the stack's p=none would replace
+    # the organisation's policy, possibly a stricter one): the apex's policy applies, through the service
+    row = next(r for r in rows if r.check == "DMARC record")
+    assert row.severity == Severity.OK
+    assert "dmarc-service.example" in row.problem
