@@ -109,6 +109,11 @@ def _preferred(mx: list[str]) -> set[str]:
 _DMARC_STRICTNESS = {"none": 0, "quarantine": 1, "reject": 2}
 
 
+def _txt_text(value: str) -> str:
+    """A TXT value as DNS clients read it: its quoted strings joined without a separator (`"a" "b"` -> `ab`)."""
+    return "".join(value.split('"')[1::2]) if value.startswith('"') else value
+
+
 def _dmarc_tags(txt: list[str]) -> dict[str, str]:
     """The tags of the DMARC record among TXT values (each value's quoted strings joined), lower case."""
     for value in txt:
@@ -978,7 +983,7 @@ class Evaluation:
                     + _upsert(zone, name, "MX", [*(mx or []), f"10 {expected}"]),
                 )
             )
-        if not any("include:amazonses.com" in v for v in txt or []):
+        if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
             self.add(
                 warn(
                     "MAIL FROM records",

@@ -837,3 +837,23 @@ def test_preflight_takes_an_organisations_dmarc_policy_published_through_a_dmarc
     row = next(r for r in rows if r.check == "DMARC record")
     assert row.severity == Severity.OK
     assert "dmarc-service.example" in row.problem
+
+
+def test_preflight_reads_an_spf_include_split_across_the_strings_of_a_txt_value() -> None:
+    # GIVEN an adopted MAIL FROM domain whose SPF record, split in two strings, has the include across the split
+    spf = '"v=spf1 ip4:192.0.2.1 include:amazon" "ses.com ~all"'
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
+                (f"bounces.{DEV}", "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): [spf],
+            }
+        },
+    )
+
+    # WHEN preflight judges MailFromRecordsMode=existing
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+
+    # THEN the records pass (DNS joins the strings: the include is there), no fix adds it a second time
+    row = next(r for r in rows if r.check == "MAIL FROM records")
+    assert row.severity == Severity.OK
