@@ -831,8 +831,26 @@ class Evaluation:
 
     # records ------------------------------------------------------------------------------------------
 
-    def _stack_writes(self, mode_key: str) -> bool:
-        return stack_writes(self.f, mode_key)
+    def _stack_writes(self, mode_key: str, zone: str) -> bool:
+        """Whether the records in `zone` are the stack's own: it holds the group, written into this very zone."""
+        return stack_writes(self.f, mode_key) and self._moved_from(zone) is None
+
+    def _moved_from(self, zone: str) -> str | None:
+        """The zone the deployed stack wrote its records into, when this deploy writes them into `zone` instead:
+        CloudFormation replaces each of them by one in `zone`, which fails where `zone` holds one already."""
+        owned = sorted(self.f.owned.get("AWS::Route53::HostedZone", set()))
+        deployed = self.f.stack_parameters.get("HostedZoneId", "").strip() or next(iter(owned), "")
+        return deployed if deployed and deployed != zone else None
+
+    def _existing_fix(self, zone: str, fix: str) -> str:
+        """The fix of a collision: `fix`, or when the stack's records move here, the way that keeps them."""
+        moved = self._moved_from(zone)
+        if moved is None:
+            return fix
+        return (
+            f"the stack's records move from zone {moved} to zone {zone} with this HostedZoneId: delete this one in "
+            f"{zone} if the stack's replaces it, or keep HostedZoneId={moved}"
+        )
 
     def check_records(self) -> None:
         zone = self.record_zone()
@@ -893,12 +911,9 @@ class Evaluation:
                 )
             )
         elif mode == "create":
-            if values and not self._stack_writes("MxRecordMode"):
-                self.add(
-                    self._collision(
-                        "MX record", zone, self.domain, "MX", values, "MxRecordMode=existing (`forwarder adopt`)"
-                    )
-                )
+            if values and not self._stack_writes("MxRecordMode", zone):
+                fix = self._existing_fix(zone, "MxRecordMode=existing (`forwarder adopt`)")
+                self.add(self._collision("MX record", zone, self.domain, "MX", values, fix))
             else:
                 self.add(ok("MX record", f"{self.domain} MX", f"the stack creates 10 {expected}"))
         elif not values:
@@ -951,10 +966,10 @@ class Evaluation:
             )
             if collision := self._cname_collision("MAIL FROM records", zone, name, "MX", fix):
                 self.add(collision)
-            elif (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
+            elif (mx or txt) and not self._stack_writes("MailFromRecordsMode", zone):
                 for record_type, values in (("MX", mx), ("TXT", txt)):
                     if values:
-                        fix = "MailFromRecordsMode=existing (`forwarder adopt`)"
+                        fix = self._existing_fix(zone, "MailFromRecordsMode=existing (`forwarder adopt`)")
                         self.add(self._collision("MAIL FROM records", zone, name, record_type, values, fix))
             else:
                 self.add(ok("MAIL FROM records", name, f"the stack creates MX 10 {expected} and the SPF TXT"))
@@ -1002,8 +1017,8 @@ class Evaluation:
             fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
             if collision := self._cname_collision("DMARC record", zone, name, "TXT", fix):
                 self.add(collision)  # a DMARC service publishes the policy through it: adopt it like a TXT
-            elif values and not self._stack_writes("DmarcRecordMode"):
-                self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
+            elif values and not self._stack_writes("DmarcRecordMode", zone):
+                self.add(self._collision("DMARC record", zone, name, "TXT", values, self._existing_fix(zone, fix)))
             elif loosened := self._loosened_dmarc():
                 self.add(loosened)
             else:

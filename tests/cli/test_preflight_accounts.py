@@ -857,3 +857,45 @@ def test_preflight_reads_an_spf_include_split_across_the_strings_of_a_txt_value(
     # THEN the records pass (DNS joins the strings: the include is there), no fix adds it a second time
     row = next(r for r in rows if r.check == "MAIL FROM records")
     assert row.severity == Severity.OK
+
+
+def test_preflight_names_a_record_in_the_zone_the_stacks_records_move_to() -> None:
+    # GIVEN a deployed stack that wrote dev's MX into the apex zone (HostedZoneId=ZAPEX, dev had no zone), and since
+    # then a zone of dev made by hand with its own MX, which the environment now names
+    facts = in_zones(
+        {
+            Zone("ZAPEX", APEX): {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"]},
+            Zone("ZDEV", DEV): {(DEV, "MX"): ["10 mx.other-provider.example"]},
+        },
+        stack_status="UPDATE_COMPLETE",
+        stack_parameters={"HostedZoneId": "ZAPEX"},
+        owned={"AWS::Route53::RecordSet": {DEV}},
+        logical={"InboundMxRecord"},
+    )
+
+    # WHEN preflight judges HostedZoneId=ZDEV
+    rows = evaluate(settings(HostedZoneId="ZDEV"), facts)
+
+    # THEN the MX there is a collision: CloudFormation replaces the stack's MX by one in ZDEV, which exists (the
+    # deploy fails); the fix says so instead of passing the record as the stack's own
+    row = next(r for r in rows if r.check == "MX record")
+    assert row.severity == Severity.ERROR
+    assert "mx.other-provider.example" in row.problem
+    assert "ZAPEX" in row.fix
+
+
+def test_preflight_passes_the_stacks_own_records_in_the_zone_it_deployed_them_to() -> None:
+    # GIVEN the same stack deployed again into the apex zone
+    facts = in_zones(
+        {Zone("ZAPEX", APEX): {(DEV, "MX"): ["10 inbound-smtp.us-east-1.amazonaws.com"]}},
+        stack_status="UPDATE_COMPLETE",
+        stack_parameters={"HostedZoneId": "ZAPEX"},
+        owned={"AWS::Route53::RecordSet": {DEV}},
+        logical={"InboundMxRecord"},
+    )
+
+    # WHEN preflight judges HostedZoneId=ZAPEX
+    rows = evaluate(settings(HostedZoneId="ZAPEX"), facts)
+
+    # THEN the MX is the stack's own
+    assert next(r for r in rows if r.check == "MX record").severity == Severity.OK
