@@ -23,6 +23,7 @@ from forwarder_ops.preflight import (
     blocking,
     evaluate,
     record_zone,
+    renames_own_rule_set,
     settings_for,
     stack_writes,
 )
@@ -137,7 +138,7 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
 
 def _plan_rule_set(plan: _Plan, facts: Facts) -> None:
     mode, name, active = plan.current("ReceiptRuleSetMode"), plan.current("ReceiptRuleSetName"), facts.active_rule_set
-    if active and active != name:
+    if active and active != name and not renames_own_rule_set(plan.result, facts):
         # Another set receives in this region: add the rule to it rather than switch it off.
         plan.put("ReceiptRuleSetMode", "join-existing")
         plan.put("ReceiptRuleSetName", active)

@@ -16,7 +16,7 @@ from forwarder_ops.envconfig import StackNotFoundError, Target
 from forwarder_ops.errors import CommandError, aws_code
 from forwarder_ops.sendas import check_send_as
 from forwarder_ops.suppression import check_suppressed_members
-from forwarder_ops.survey import covers
+from forwarder_ops.survey import covers, takes_all_of
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
 # "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
@@ -426,10 +426,9 @@ class Doctor:
                 continue
             if not covers(recipients, domain):
                 continue
-            taken = [r for r in recipients if covers([r], domain)]
-            if not recipients or any("@" not in r for r in taken):
+            if takes_all_of(recipients, domain):
                 return str(other.get("Name")), [domain]
-            return str(other.get("Name")), taken
+            return str(other.get("Name")), [r for r in recipients if covers([r], domain)]
         return None
 
     def check_account(self) -> Check:

@@ -32,6 +32,7 @@ from forwarder_ops.survey import (
     fqdn,
     parents,
     survey,
+    takes_all_of,
 )
 
 # The stable states that take an update (a failed import rolls back to the stack as it was, resources and all).
@@ -43,6 +44,12 @@ _READY = {
     "IMPORT_ROLLBACK_COMPLETE",
 }
 SPF = "v=spf1 include:amazonses.com ~all"
+# SES's quota of receipt rules in one rule set (not adjustable): CreateReceiptRule refuses one more with LimitExceeded.
+RULES_PER_SET = 200
+# The longest string in a TXT value (RFC 1035's character-string); a longer record is split into several strings.
+TXT_STRING_MAX = 255
+# The longest name SES takes for a configuration set or a receipt rule (the stack names both after itself).
+SES_NAME_MAX = 64
 
 
 class Severity(StrEnum):
@@ -104,6 +111,11 @@ def _preferred(mx: list[str]) -> set[str]:
 _DMARC_STRICTNESS = {"none": 0, "quarantine": 1, "reject": 2}
 
 
+def _txt_text(value: str) -> str:
+    """A TXT value as DNS clients read it: its quoted strings joined without a separator (`"a" "b"` -> `ab`)."""
+    return "".join(value.split('"')[1::2]) if value.startswith('"') else value
+
+
 def _dmarc_tags(txt: list[str]) -> dict[str, str]:
     """The tags of the DMARC record among TXT values (each value's quoted strings joined), lower case."""
     for value in txt:
@@ -119,11 +131,17 @@ def with_amazonses(txt: list[str]) -> list[str]:
     so every other value stays, and an SPF record that exists gets the include (a second `v=spf1` record would
     make SPF fail with a permerror)."""
     values, found = [], False
+    include = " include:amazonses.com"
     for value in txt:
         if not found and value.lstrip('"').lower().startswith("v=spf1"):
             found = True
             start = value.lower().index("v=spf1") + len("v=spf1")
-            value = f"{value[:start]} include:amazonses.com{value[start:]}"
+            # Route 53 refuses a string of more than 255 characters in a TXT value: when the include would make the
+            # first one longer, it goes into a string of its own (DNS joins a value's strings without a separator).
+            first = value.split('"')[1] if value.startswith('"') else ""
+            if len(first) + len(include) > TXT_STRING_MAX:
+                include = f'" "{include}" "'
+            value = f"{value[:start]}{include}{value[start:]}"
         values.append(value)
     return values if found else [*values, f'"{SPF}"']
 
@@ -478,12 +496,20 @@ class Evaluation:
             if delegated
             else f"the parent zone {parent.name} has no NS record for {self.domain}"
         )
+        # The parent delegates the domain elsewhere: those name servers answer for it today, with whatever they hold.
+        caution = (
+            f"careful: {', '.join(sorted(delegated))} serve {self.domain} today; this command replaces that "
+            f"delegation, so every record they hold (a web site, another mail host) stops resolving unless zone {zone} "
+            "has it first. Compare the two before running it:\n"
+            if delegated
+            else ""
+        )
         self.add(
             warn(
                 "NS delegation",
                 f"{self.domain} NS in {parent.name} ({parent.id})",
                 problem + ": the records in the zone are not seen on the internet",
-                _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
+                caution + _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
             )
         )
 
@@ -562,6 +588,19 @@ class Evaluation:
                     f"ParentHostedZoneId={parent_id}",
                     f"{what}, not a parent zone of {self.domain} (a placeholder?): the NS delegation fails",
                     f"{fix} (`forwarder adopt`)",
+                )
+            )
+            return
+        nearer = self.f.parent_zone(self.domain)
+        if nearer is not None and nearer.name != zone.name and self.f.record(zone.id, nearer.name, "NS"):
+            # The zone delegates a level between it and the domain: resolvers ask that level's zone for the domain.
+            self.add(
+                Finding(
+                    "NS delegation",
+                    f"ParentHostedZoneId={parent_id}",
+                    f"zone {parent_id} ({zone.name}) delegates {nearer.name} to other name servers: an NS record for "
+                    f"{self.domain} written there is seen by nobody (resolvers ask the zone of {nearer.name})",
+                    f"ParentHostedZoneId={nearer.id} ({nearer.name}) (`forwarder adopt`)",
                 )
             )
             return
@@ -644,6 +683,23 @@ class Evaluation:
                     "not align for DMARC",
                     f"aws sesv2 put-email-identity-mail-from-attributes --region {self.region} --email-identity "
                     f"{self.domain} --mail-from-domain {self.s.mail_from} --behavior-on-mx-failure USE_DEFAULT_VALUE",
+                )
+            )
+        attributes = identity.get("MailFromAttributes") or {}
+        status = str(attributes.get("MailFromDomainStatus") or "SUCCESS")
+        if mail_from and status != "SUCCESS" and attributes.get("BehaviorOnMxFailure") == "REJECT_MESSAGE":
+            # SES takes the BehaviorOnMxFailure action in every state but SUCCESS: this one refuses the send.
+            self.add(
+                Finding(
+                    "MAIL FROM",
+                    self.domain,
+                    f"the identity's MAIL FROM domain {mail_from} is {status} and the identity is set to reject a "
+                    "send then (BehaviorOnMxFailure=REJECT_MESSAGE): SES refuses every send from the domain with "
+                    "MailFromDomainNotVerified, so no forward goes out",
+                    "let SES send with amazonses.com as MAIL FROM until the MAIL FROM domain verifies (DKIM still "
+                    "passes DMARC; the identity the stack creates does the same), and fix its MX:\n"
+                    f"aws sesv2 put-email-identity-mail-from-attributes --region {self.region} --email-identity "
+                    f"{self.domain} --mail-from-domain {mail_from} --behavior-on-mx-failure USE_DEFAULT_VALUE",
                 )
             )
         if identity.get("FeedbackForwardingStatus"):
@@ -755,8 +811,26 @@ class Evaluation:
 
     # records ------------------------------------------------------------------------------------------
 
-    def _stack_writes(self, mode_key: str) -> bool:
-        return stack_writes(self.f, mode_key)
+    def _stack_writes(self, mode_key: str, zone: str) -> bool:
+        """Whether the records in `zone` are the stack's own: it holds the group, written into this very zone."""
+        return stack_writes(self.f, mode_key) and self._moved_from(zone) is None
+
+    def _moved_from(self, zone: str) -> str | None:
+        """The zone the deployed stack wrote its records into, when this deploy writes them into `zone` instead:
+        CloudFormation replaces each of them by one in `zone`, which fails where `zone` holds one already."""
+        owned = sorted(self.f.owned.get("AWS::Route53::HostedZone", set()))
+        deployed = self.f.stack_parameters.get("HostedZoneId", "").strip() or next(iter(owned), "")
+        return deployed if deployed and deployed != zone else None
+
+    def _existing_fix(self, zone: str, fix: str) -> str:
+        """The fix of a collision: `fix`, or when the stack's records move here, the way that keeps them."""
+        moved = self._moved_from(zone)
+        if moved is None:
+            return fix
+        return (
+            f"the stack's records move from zone {moved} to zone {zone} with this HostedZoneId: delete this one in "
+            f"{zone} if the stack's replaces it, or keep HostedZoneId={moved}"
+        )
 
     def check_records(self) -> None:
         zone = self.record_zone()
@@ -817,12 +891,9 @@ class Evaluation:
                 )
             )
         elif mode == "create":
-            if values and not self._stack_writes("MxRecordMode"):
-                self.add(
-                    self._collision(
-                        "MX record", zone, self.domain, "MX", values, "MxRecordMode=existing (`forwarder adopt`)"
-                    )
-                )
+            if values and not self._stack_writes("MxRecordMode", zone):
+                fix = self._existing_fix(zone, "MxRecordMode=existing (`forwarder adopt`)")
+                self.add(self._collision("MX record", zone, self.domain, "MX", values, fix))
             else:
                 self.add(ok("MX record", f"{self.domain} MX", f"the stack creates 10 {expected}"))
         elif not values:
@@ -875,10 +946,10 @@ class Evaluation:
             )
             if collision := self._cname_collision("MAIL FROM records", zone, name, "MX", fix):
                 self.add(collision)
-            elif (mx or txt) and not self._stack_writes("MailFromRecordsMode"):
+            elif (mx or txt) and not self._stack_writes("MailFromRecordsMode", zone):
                 for record_type, values in (("MX", mx), ("TXT", txt)):
                     if values:
-                        fix = "MailFromRecordsMode=existing (`forwarder adopt`)"
+                        fix = self._existing_fix(zone, "MailFromRecordsMode=existing (`forwarder adopt`)")
                         self.add(self._collision("MAIL FROM records", zone, name, record_type, values, fix))
             else:
                 self.add(ok("MAIL FROM records", name, f"the stack creates MX 10 {expected} and the SPF TXT"))
@@ -907,7 +978,7 @@ class Evaluation:
                     + _upsert(zone, name, "MX", [*(mx or []), f"10 {expected}"]),
                 )
             )
-        if not any("include:amazonses.com" in v for v in txt or []):
+        if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
             self.add(
                 warn(
                     "MAIL FROM records",
@@ -926,8 +997,8 @@ class Evaluation:
             fix = "DmarcRecordMode=existing (`forwarder adopt`; the organisation keeps its own policy)"
             if collision := self._cname_collision("DMARC record", zone, name, "TXT", fix):
                 self.add(collision)  # a DMARC service publishes the policy through it: adopt it like a TXT
-            elif values and not self._stack_writes("DmarcRecordMode"):
-                self.add(self._collision("DMARC record", zone, name, "TXT", values, fix))
+            elif values and not self._stack_writes("DmarcRecordMode", zone):
+                self.add(self._collision("DMARC record", zone, name, "TXT", values, self._existing_fix(zone, fix)))
             elif loosened := self._loosened_dmarc():
                 self.add(loosened)
             else:
@@ -960,6 +1031,10 @@ class Evaluation:
     def _organisation_policy(self) -> str:
         """What receivers apply to the domain without a DMARC record of its own, e.g. "aws-educate.tw's sp=reject"."""
         organisation, tags = self._organisation_tags()
+        holder = self.f.zone_named(organisation) if organisation else None
+        if holder is not None and (service := self.f.cname(holder.id, f"_dmarc.{organisation}")):
+            # A DMARC service publishes the organisation's policy: it applies, with tags not readable here.
+            return f"{organisation}'s policy (a CNAME to {', '.join(service)})"
         tag = "sp" if tags.get("sp") else "p"
         if not tags.get(tag):
             return ""
@@ -987,8 +1062,9 @@ class Evaluation:
     def check_rule_set(self) -> None:
         mode, name, active = self.s["ReceiptRuleSetMode"], self.s["ReceiptRuleSetName"], self.f.active_rule_set
         rules = self.f.rule_sets.get(name)
+        renamed = renames_own_rule_set(self.s, self.f)
         if mode == "create-and-activate":
-            if active and active != name:
+            if active and active != name and not renamed:
                 self.add(
                     Finding(
                         "rule set",
@@ -1016,6 +1092,8 @@ class Evaluation:
                     self.add(ok("rule set", name, "exists, not active: the stack activates it"))
             else:
                 state = "exists and is active" if active == name else "is created and activated by the stack"
+                if renamed:
+                    state += f", in place of its set {active} (which holds no other rule)"
                 self.add(ok("rule set", name, state))
         elif rules is None:
             fix = (
@@ -1038,6 +1116,21 @@ class Evaluation:
 
     def _check_rules(self, name: str, rules: list[dict[str, Any]]) -> None:
         rule_name = self.s.stack_name
+        if len(rules) >= RULES_PER_SET and not any(r.get("Name") == rule_name for r in rules):
+            unused = [str(r.get("Name")) for r in rules if not r.get("Enabled", True)]
+            more = f" and {len(unused) - 5} more" if len(unused) > 5 else ""
+            self.add(
+                Finding(
+                    "receipt rule",
+                    f"{rule_name} in {name}",
+                    f"the set holds {len(rules)} rules, as many as SES allows in one set ({RULES_PER_SET}): "
+                    "CloudFormation fails to add the stack's rule (LimitExceeded) and rolls the whole deploy back",
+                    "make room: delete a rule nobody uses "
+                    + (f"(disabled: {', '.join(unused[:5])}{more}) " if unused else "")
+                    + f"with `aws ses delete-receipt-rule --rule-set-name {name} --rule-name <rule> --region "
+                    f"{self.region}`",
+                )
+            )
         if any(r.get("Name") == rule_name for r in rules) and not self.f.owns("AWS::SES::ReceiptRule"):
             self.add(
                 Finding(
@@ -1050,29 +1143,79 @@ class Evaluation:
                 )
             )
         active = self.f.active_rule_set
-        if active is None and self.s["ReceiptRuleSetMode"] == "create-and-activate":
-            active = name  # none is active: the stack activates its set, with the rules already in it
-        for rule in self.f.rule_sets.get(active or "", None) or []:
+        if self.s["ReceiptRuleSetMode"] == "create-and-activate" and (
+            active is None or renames_own_rule_set(self.s, self.f)
+        ):
+            active = name  # the stack activates its set, with the rules already in it
+        in_set = self.f.rule_sets.get(active or "", None) or []
+        # SES applies a set's rules in order. CloudFormation adds the stack's rule first (CreateReceiptRule without
+        # After); once it is in, a person may have moved it.
+        ours = next((i for i, r in enumerate(in_set) if r.get("Name") == rule_name), -1)
+        for position, rule in enumerate(in_set):
             if rule.get("Name") == rule_name or not rule.get("Enabled", True):
                 continue
-            if covers(list(rule.get("Recipients") or []), self.domain):
-                disabled = {**rule, "Enabled": False}
-                command = (
-                    f"aws ses update-receipt-rule --region {self.region} --rule-set-name {active} "
-                    f"--rule {shlex.quote(json.dumps(disabled, default=str))}"
-                )
+            if not covers(list(rule.get("Recipients") or []), self.domain):
+                continue
+            actions = {str(kind) for action in rule.get("Actions") or [] for kind in action}
+            recipients = ", ".join(rule.get("Recipients") or ["all"])
+            if position < ours and "StopAction" in actions:
                 self.add(
                     warn(
                         "earlier rule",
                         f"{rule.get('Name')} in {active}",
-                        f"this enabled rule also takes mail for {self.domain} (recipients: "
-                        f"{', '.join(rule.get('Recipients') or ['all'])}): once the stack's rule is in, both act and "
-                        "every member gets each mail twice",
-                        "keep it until the new stack works (`forwarder doctor --config-env "
-                        f"{self.s.environment}`, a test mail arrives), then disable it (nothing is deleted):\n"
-                        + command,
+                        f"this enabled rule for {self.domain} (recipients: {recipients}) stops the rule chain before "
+                        "the stack's rule: the stack receives none of the mail it takes",
+                        "put the stack's rule first:\n"
+                        f"aws ses set-receipt-rule-position --region {self.region} --rule-set-name {active} "
+                        f"--rule-name {rule_name}",
                     )
                 )
+                continue
+            # Past a rule that stops the chain for all of the domain's mail, no rule sees it.
+            stops_all = "StopAction" in actions and takes_all_of(list(rule.get("Recipients") or []), self.domain)
+            if actions and actions <= {"StopAction", "AddHeaderAction"}:
+                if stops_all:
+                    break
+                continue  # behind the stack's rule it changes nothing of what the stack receives
+            does = (
+                "the stack forwards each mail and this rule bounces it to its sender"
+                if "BounceAction" in actions
+                else "every member gets each mail twice"
+            )
+            self.add(
+                warn(
+                    "earlier rule",
+                    f"{rule.get('Name')} in {active}",
+                    f"this enabled rule also takes mail for {self.domain} (recipients: {recipients}): once the "
+                    f"stack's rule is in, both act and {does}",
+                    "keep it until the new stack works (`forwarder doctor --config-env "
+                    f"{self.s.environment}`, a test mail arrives), then " + self._earlier_rule_fix(rule, active),
+                )
+            )
+            if stops_all:
+                break
+
+    def _earlier_rule_fix(self, rule: dict[str, Any], rule_set: str | None) -> str:
+        """How to stop a rule taking the domain's mail without stopping what else it takes."""
+        recipients = [str(r) for r in rule.get("Recipients") or []]
+        kept = [r for r in recipients if not covers([r], self.domain)]
+        # No recipients (every domain of the region) or `.parent` (every subdomain): it cannot drop just this domain.
+        if not recipients or any(r.strip().startswith(".") for r in recipients if r not in kept):
+            taken = "every domain in this region" if not recipients else "the other subdomains it names"
+            return (
+                f"give it recipients that leave {self.domain} out (it also takes the mail of {taken}: disabling it "
+                f"would stop theirs), with `aws ses update-receipt-rule --region {self.region} --rule-set-name "
+                f"{rule_set} --rule ...`"
+            )
+        changed, what = (
+            ({**rule, "Recipients": kept}, f"take {self.domain} out of its recipients (it keeps the others' mail)")
+            if kept
+            else ({**rule, "Enabled": False}, "disable it (nothing is deleted)")
+        )
+        return (
+            f"{what}:\naws ses update-receipt-rule --region {self.region} --rule-set-name {rule_set} "
+            f"--rule {shlex.quote(json.dumps(changed, default=str))}"
+        )
 
     def check_concurrency(self) -> None:
         texts = [self.s[key].strip() for key in RESERVING_FUNCTIONS.values()]
@@ -1119,6 +1262,18 @@ class Evaluation:
     def check_named_resources(self) -> None:
         """Resources with a fixed name that a failed earlier deploy can leave behind."""
         name = self.s.stack_name
+        if len(name) > SES_NAME_MAX:
+            self.add(
+                Finding(
+                    "stack name",
+                    name,
+                    f"{len(name)} characters: the stack names its SES configuration set and receipt rule after itself, "
+                    f"and SES refuses names over {SES_NAME_MAX}; CloudFormation fails creating them and rolls the "
+                    "whole deploy back",
+                    f"a stack name of at most {SES_NAME_MAX} characters (`stack_name` of the environment in "
+                    "samconfig.toml)",
+                )
+            )
         if self.f.configuration_set and not self.f.owns("AWS::SES::ConfigurationSet", name):
             self.add(
                 Finding(
@@ -1160,6 +1315,7 @@ class Evaluation:
                         f"keep {key}=create; the stack keeps managing it",
                     )
                 )
+        self._check_zone_switch()
         for rule_set in sorted(self.f.owned.get("AWS::SES::ReceiptRuleSet", set())):
             self.add(
                 _switch_warning(
@@ -1167,6 +1323,34 @@ class Evaluation:
                     f"rule set {rule_set}",
                     f"the receipt rule set {rule_set} (an older template; with it every rule in the set)",
                     self.s.stack_name,
+                )
+            )
+
+    def _check_zone_switch(self) -> None:
+        """The zone the stack created (HostedZoneId empty) and its NS delegation (ParentHostedZoneId set) exist only
+        under those conditions: a value that leaves them takes them out of the stack, which deletes them."""
+        zone = self.f.physical.get("HostedZone", "the zone it created")
+        if self.s["HostedZoneId"].strip() and "HostedZone" in self.f.logical:
+            self.add(
+                Finding(
+                    "mode switch",
+                    f"HostedZoneId={self.s['HostedZoneId'].strip()}",
+                    f"the deployed stack created the zone of {self.domain} ({zone}) and its NS delegation; with "
+                    "HostedZoneId set they leave the stack, and CloudFormation deletes them during this update (the "
+                    f"template does not retain them): {self.domain} is no longer delegated, mail and DKIM stop",
+                    "HostedZoneId= (empty): the stack keeps managing its zone",
+                )
+            )
+        elif not self.s["ParentHostedZoneId"].strip() and "ParentDelegation" in self.f.logical:
+            parent = self.f.stack_parameters.get("ParentHostedZoneId", "")
+            self.add(
+                Finding(
+                    "mode switch",
+                    "ParentHostedZoneId= (empty)",
+                    f"the deployed stack created the NS delegation of {self.domain} in the parent zone {parent}; "
+                    "with ParentHostedZoneId empty it leaves the stack, and CloudFormation deletes it during this "
+                    f"update: {self.domain} is no longer delegated, mail and DKIM stop",
+                    f"ParentHostedZoneId={parent or '<the parent zone it was deployed with>'}",
                 )
             )
 
@@ -1188,6 +1372,21 @@ def stack_writes(facts: Facts, mode_key: str) -> bool:
     holds them, and `existing` would take them out of it, so that its next update deletes them. What a rollback
     deleted is not listed (`survey`)."""
     return any(logical_id in facts.logical for logical_id in _MANAGED_BY[mode_key][1])
+
+
+def renames_own_rule_set(settings: Settings, facts: Facts) -> bool:
+    """create-and-activate with a new ReceiptRuleSetName while the active set is the one the stack's custom resource
+    created and activated, holding no rule but the stack's: the custom resource then creates the new set and moves
+    the activation to it (custom_resources/rule_set_activation.py, `claim` with the previous set)."""
+    active, held = facts.active_rule_set, facts.physical.get("SharedReceiptRuleSet")
+    return (
+        settings["ReceiptRuleSetMode"] == "create-and-activate"
+        and facts.stack_parameters.get("ReceiptRuleSetMode", "create-and-activate") == "create-and-activate"
+        and active is not None
+        and active == held
+        and active != settings["ReceiptRuleSetName"]
+        and {str(r.get("Name")) for r in facts.rule_sets.get(active) or []} <= {settings.stack_name}
+    )
 
 
 def record_zone(settings: Settings, facts: Facts) -> str | None:

@@ -64,6 +64,14 @@ def covers(recipients: Sequence[str], domain: str) -> bool:
     return False
 
 
+def takes_all_of(recipients: Sequence[str], domain: str) -> bool:
+    """Whether a receipt rule with these recipients takes every address of `domain` (not some addresses only)."""
+    domain = fqdn(domain)
+    return not recipients or any(
+        r == domain or (r.startswith(".") and domain.endswith(r)) for r in map(fqdn, recipients)
+    )
+
+
 def zone_id(value: str) -> str:
     """`/hostedzone/Z123` -> `Z123`."""
     return value.rsplit("/", 1)[-1]
@@ -182,7 +190,9 @@ class Facts:
             return False
         if zone.name == fqdn(domain):
             return True
-        return zone.name in parents(domain) and not self.record(zone.id, domain, "NS")
+        # Nor does it delegate a level between (dev in the apex zone, for mail.dev): resolvers then ask that zone.
+        below = [name for name in [fqdn(domain), *parents(domain)] if name.endswith("." + zone.name)]
+        return zone.name in parents(domain) and not any(self.record(zone.id, name, "NS") for name in below)
 
     def holding_zone(self, domain: str) -> Zone | None:
         """The parent zone that holds `domain`'s records, not delegating it: the zone the internet asks for them.
@@ -323,10 +333,19 @@ class Survey:
     @staticmethod
     def _records(route53: Any, zone: str) -> dict[tuple[str, str], list[str]]:
         records: dict[tuple[str, str], list[str]] = {}
+        aliases: list[tuple[tuple[str, str], str]] = []
         for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone):
             for record in page.get("ResourceRecordSets", []):
+                key = (fqdn(record["Name"]), record["Type"])
                 values = [r["Value"] for r in record.get("ResourceRecords", [])]
-                records.setdefault((fqdn(record["Name"]), record["Type"]), []).extend(values)
+                records.setdefault(key, []).extend(values)
+                if target := (record.get("AliasTarget") or {}).get("DNSName"):
+                    aliases.append((key, fqdn(target)))
+        # An alias record has no values of its own: it answers with its target's, the record set of its type at the
+        # target name in this zone (an MX, TXT or CNAME alias), else a name outside (CloudFront, a load balancer).
+        # Without them it would look like no record at all, and the stack's record of that name and type collide.
+        for key, target in aliases:
+            records[key].extend(records.get((target, key[1])) or [f"alias {target}"])
         return records
 
     def read_identity(self) -> None:
