@@ -86,6 +86,18 @@ def deliver_events(event: dict[str, Any]) -> dict[str, int]:
     return record_events(event, trace, alarm, complete)
 
 
+def pass_the_deadline(claim: dict[str, Any]) -> int:
+    """Move an in-progress claim's deadline into the past (the run that holds it died, or timed out); returns it."""
+    past = int(time.time() * 1000) - 1000
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"id": claim["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": str(past)}},
+    )
+    return past
+
+
 def test_as_deployed_a_mail_costs_one_dynamodb_request_before_its_send_and_none_after(
     deployed: EmbeddedAws,
 ) -> None:
@@ -171,21 +183,14 @@ def test_a_claim_whose_run_died_before_sending_is_taken_over_after_its_deadline(
     deployed.invoke(event)
     [claim] = claims_table()
     deployed.ses.outbox.clear()
-    client = boto3.client("dynamodb")
-    past = str(int(time.time() * 1000) - 1000)
-    client.update_item(
-        TableName=TABLE,
-        Key={"id": claim["id"]},
-        UpdateExpression="SET in_progress_expiration = :past",
-        ExpressionAttributeValues={":past": {"N": past}},
-    )
+    past = pass_the_deadline(claim)
     # WHEN Lambda's retry runs on another instance
     wiring.reset()
     deployed.invoke(event)
     # THEN it sends, under a renewed claim
     assert len(deployed.ses.outbox) == 1
     [renewed] = claims_table()
-    assert int(renewed["in_progress_expiration"]["N"]) > int(past)
+    assert int(renewed["in_progress_expiration"]["N"]) > past
 
 
 def test_a_failing_invocation_settles_its_sends_so_the_retry_sends_only_the_rest(deployed: EmbeddedAws) -> None:
@@ -491,13 +496,7 @@ def test_claims_a_send_ses_did_not_take_is_sent_after_the_claims_deadline(deploy
         deployed.invoke(event)
     # WHEN a retry comes after the deadline
     [claim] = claims_table()
-    past = str(int(time.time() * 1000) - 1000)
-    boto3.client("dynamodb").update_item(
-        TableName=TABLE,
-        Key={"id": claim["id"]},
-        UpdateExpression="SET in_progress_expiration = :past",
-        ExpressionAttributeValues={":past": {"N": past}},
-    )
+    pass_the_deadline(claim)
     wiring.reset()
     deployed.invoke(event)
     # THEN the members get the mail, once

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from forwarder.mail.message import split_message
+from forwarder.mail.message import SplitMessage, split_message
 from forwarder.mail.policy import Verdicts
 from forwarder.mail.reply import (
     Author,
@@ -164,18 +165,22 @@ def test_member_display_name_follows_the_template() -> None:
     assert member_display_name(author, "bob@example.net", "team", "{alias} team ({member})") == "team team (Bob)"
 
 
-def test_reply_head_keeps_only_the_conversation_and_mime_fields() -> None:
-    # WHEN Bob's reply is given the header block for the outside sender
-    message = split_message(REPLY)
-    head = build_reply_head(
+def head_for_carol(message: SplitMessage, **options: Any) -> bytes:
+    """The header block of Bob's reply (through team) for the outside sender Carol."""
+    return build_reply_head(
         message,
         domain=DOMAIN,
         alias="team",
         display_name="Bob Lin via team",
         to_address="carol@customer.example",
-        strip=["[dev]"],
-        now=datetime(2026, 11, 30, 2, 0, tzinfo=UTC),
+        **options,
     )
+
+
+def test_reply_head_keeps_only_the_conversation_and_mime_fields() -> None:
+    # WHEN Bob's reply is given the header block for the outside sender
+    message = split_message(REPLY)
+    head = head_for_carol(message, strip=["[dev]"], now=datetime(2026, 11, 30, 2, 0, tzinfo=UTC))
     out = parsed(head + bytes(message.body))
     # THEN ours: marker, From the alias, To the outside address, our Date; theirs: only the allow-list
     assert [name.lower() for name in out] == [
@@ -244,14 +249,7 @@ def test_reply_head_strips_our_tags_from_an_encoded_subject(subject: bytes, expe
     # GIVEN a member's reply whose mail program wrote its non-ASCII Subject as encoded words
     message = split_message(REPLY.replace(b"Subject: Re: [dev] Booth", b"Subject: " + subject))
     # WHEN it is given the header block for the outside sender
-    head = build_reply_head(
-        message,
-        domain=DOMAIN,
-        alias="team",
-        display_name="Bob Lin via team",
-        to_address="carol@customer.example",
-        strip=["[dev]", "[SPAM]"],
-    )
+    head = head_for_carol(message, strip=["[dev]", "[SPAM]"])
     # THEN the tags the outside sender never saw are gone from the Subject they read
     assert str(parsed(head + bytes(message.body))["Subject"]) == expected
 

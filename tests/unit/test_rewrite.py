@@ -246,6 +246,15 @@ def test_rewrite_display_name_in_a_charset_labelled_by_its_standard_name_reads_a
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+def assert_named(out: bytes, name: str, shown_address: str) -> None:
+    """From and Reply-To of the forward `out` spell the author's `name` whole (From read with email.header, which
+    joins adjacent encoded words as RFC 2047 says: the address parser would add a space between them)."""
+    from_field = split_message(out).first("from")
+    assert from_field is not None
+    assert decode_words(from_field.value) == f"{name} ({shown_address}) via team <team@{DOMAIN}>"
+    assert parsed(out)["Reply-To"].addresses[0].display_name == name
+
+
 @pytest.mark.parametrize("name", ["Alice 👩\u200d💻", "محمد\u200cرضا", "Sam 🏳️\u200d🌈"])
 def test_rewrite_display_name_keeps_the_joiners_that_spell_it(name: str) -> None:
     # GIVEN a From whose name holds a zero-width joiner or non-joiner: an emoji sequence, a Persian name
@@ -255,10 +264,7 @@ def test_rewrite_display_name_keeps_the_joiners_that_spell_it(name: str) -> None
     out = forward(raw)
     # THEN From and Reply-To spell the name as written, not with a space in place of the joiner (From is read with
     # email.header, which joins adjacent encoded words as RFC 2047 says: the address parser adds a space between)
-    from_field = split_message(out).first("from")
-    assert from_field is not None
-    assert decode_words(from_field.value) == f"{name} (someone at example.com) via team <team@{DOMAIN}>"
-    assert parsed(out)["Reply-To"].addresses[0].display_name == name
+    assert_named(out, name, "someone at example.com")
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
@@ -331,10 +337,7 @@ def test_rewrite_display_name_in_iso_2022_jp_with_outlooks_nec_characters_reads_
     out = forward(raw)
     # THEN From and Reply-To show the whole name, as Outlook and Gmail do (From read with email.header, which joins
     # adjacent encoded words as RFC 2047 says)
-    from_field = split_message(out).first("from")
-    assert from_field is not None
-    assert decode_words(from_field.value) == f"{name} (sales at yamada.example) via team <team@{DOMAIN}>"
-    assert parsed(out)["Reply-To"].addresses[0].display_name == name
+    assert_named(out, name, "sales at yamada.example")
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
