@@ -13,6 +13,8 @@ from forwarder_ops.errors import CommandError
 # C0 and C1 control characters and DEL (a newline fakes an extra line, ESC starts a terminal control sequence),
 # the Unicode line separators and the bidirectional overrides (which reorder what is shown).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Those of them that `json.dumps` writes unescaped (it escapes C0 itself; the newlines left are its own indentation).
+_KEPT_BY_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
@@ -67,8 +69,11 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, in
 
 
 def dump_json(data: Any) -> str:
-    """The commands' `--json` output: indented, non-ASCII kept, anything else as its text."""
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    """The commands' `--json` output: indented, non-ASCII kept, anything else as its text. The control characters
+    `json` leaves as they are (C1, DEL, line separators, bidirectional overrides: a C1 CSI drives some terminals
+    as ESC [ does) are written as `\\uXXXX` escapes, which JSON reads back as the same text."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    return _KEPT_BY_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def print_json(data: Any) -> None:

@@ -4,6 +4,7 @@ half written, and no echoed text that can fake output lines or drive the termina
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,19 @@ def test_bad_input_an_export_that_cannot_finish_leaves_the_file_as_it_was(
     assert result.err.startswith("forwarder: cannot write aliases.toml")
     assert (workdir / "aliases.toml").read_bytes() == before
     assert sorted(p.name for p in workdir.iterdir()) == ["aliases.toml", "samconfig.toml"]
+
+
+def test_bad_input_json_output_escapes_the_control_characters_json_keeps() -> None:
+    from forwarder_ops.console import dump_json
+
+    # GIVEN data holding what `json` writes as it is: a C1 CSI (some terminals take it for ESC [), DEL, a line
+    # separator, a bidirectional override; and a C0 escape, which `json` escapes itself
+    data = {"member": "a\x9b2J\x7fb\u2028c\u202ed\x1b[0m@example.org", "name": "陳大文"}
+
+    # WHEN it is written as a command's --json output
+    text = dump_json(data)
+
+    # THEN none of them is written raw, non-ASCII text stays readable, and JSON reads back the same data
+    assert not any(char in text for char in "\x9b\x7f\u2028\u202e\x1b")
+    assert "陳大文" in text
+    assert json.loads(text) == data
