@@ -99,9 +99,12 @@ SAM_DEPLOY = [
 
 
 def policy(env: str = "dev") -> list[dict[str, Any]]:
-    """The documented policy as one environment's role has it: <account>, <env> and <domain> (its DomainName)."""
-    domain = load_environments()[env].parameters["DomainName"]
+    """The documented policy as one environment's role has it: <account>, <env>, <domain> (its DomainName) and
+    <region> (its region)."""
+    environment = load_environments()[env]
+    domain, region = environment.parameters["DomainName"], environment.region
     text = POLICY.read_text().replace("<account>", ACCOUNT).replace("<env>", env).replace("<domain>", domain)
+    text = text.replace("<region>", region)
     document = json.loads(text)
     assert document["Version"] == "2012-10-17"
     statements: list[dict[str, Any]] = document["Statement"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, Stack
+from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, Stack, load_environments
 from tests.template.test_deploy_role import policy
 
 CHANGE_RECORDS = "route53:ChangeResourceRecordSets"
@@ -30,7 +30,7 @@ def permits(statement: dict[str, Any], action: str, resource: str, context: dict
             values, patterns = context[key], _listed(allowed)
             if operator == "ForAllValues:StringLike":
                 ok = all(any(fnmatchcase(value, pattern) for pattern in patterns) for value in values)
-            elif operator == "ForAllValues:StringEquals":
+            elif operator in ("ForAllValues:StringEquals", "StringEquals"):
                 ok = all(value in patterns for value in values)
             else:
                 raise AssertionError(f"no evaluation for {operator} here: add it")
@@ -95,8 +95,10 @@ def test_deploy_role_may_not_touch_other_records_of_the_account() -> None:
     assert not may_change("prod", apex_zone, [("www.aws-educate.tw", "A")])
 
 
-def allowed_for(env: str, action: str, resource: str) -> bool:
-    return any(permits(s, action, resource, {}) for s in policy(env))
+def allowed_for(env: str, action: str, resource: str, region: str | None = None) -> bool:
+    """Whether `env`'s role may call `action` on `resource` in `region` (by default its environment's)."""
+    context = {"aws:RequestedRegion": [region or load_environments()[env].region]}
+    return any(permits(s, action, resource, context) for s in policy(env))
 
 
 def test_deploy_role_ses_identity_and_configuration_set_of_its_environment_only() -> None:
