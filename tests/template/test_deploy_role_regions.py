@@ -1,12 +1,12 @@
-"""The deploy role's calls that IAM gives no resource type are held to its environment's region by
-`aws:RequestedRegion` (deploy/deploy-role-policy.json, with the conditions evaluated): each environment has a region
-of its own, so one environment's role cannot reach another's."""
+"""The deploy role's calls that IAM gives no resource type, or on resources whose names do not say which stack's
+they are, are held to its environment's region (deploy/deploy-role-policy.json, with the conditions evaluated): each
+environment has a region of its own, so one environment's role cannot reach another's."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.template.cloudformation import ENVIRONMENTS, load_environments
+from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, load_environments
 from tests.template.test_deploy_role_scopes import allowed_for
 
 
@@ -28,3 +28,19 @@ def test_deploy_role_receipt_rules_of_its_own_region_only(env: str, action: str)
     # mail would bounce
     for region in other_regions(env):
         assert not allowed_for(env, action, "*", region), (action, region)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("action", ["secretsmanager:DeleteSecret", "secretsmanager:UpdateSecret"])
+def test_deploy_role_link_secret_of_its_own_region_only(env: str, action: str) -> None:
+    # GIVEN the link secret's name, which CloudFormation makes from the logical id (LinkSecret-<random>) and so
+    # does not name the stack
+    def secret(region: str) -> str:
+        return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:LinkSecret-AbCdEfGhIjKl-1a2B3c"
+
+    # THEN an environment's role manages the one in its region
+    assert allowed_for(env, action, secret(load_environments()[env].region))
+    # AND not another environment's: deleting prod's key would break every download link and reply address
+    # its mail carries
+    for region in other_regions(env):
+        assert not allowed_for(env, action, secret(region)), (action, region)
