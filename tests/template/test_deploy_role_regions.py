@@ -44,3 +44,16 @@ def test_deploy_role_link_secret_of_its_own_region_only(env: str, action: str) -
     # its mail carries
     for region in other_regions(env):
         assert not allowed_for(env, action, secret(region)), (action, region)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("action", ["lambda:PublishLayerVersion", "lambda:DeleteLayerVersion"])
+def test_deploy_role_dependencies_layer_of_its_own_region_only(env: str, action: str) -> None:
+    # GIVEN the layer's name, the logical id DependenciesLayer in every environment's stack
+    def layer(region: str) -> str:
+        return f"arn:aws:lambda:{region}:{ACCOUNT}:layer:DependenciesLayer:7"
+
+    # THEN an environment's role publishes and deletes versions of the one in its region, and not another's
+    assert allowed_for(env, action, layer(load_environments()[env].region))
+    for region in other_regions(env):
+        assert not allowed_for(env, action, layer(region)), (action, region)
