@@ -92,8 +92,8 @@ SAM_DEPLOY = [
     ],
     *[
         (f"s3:{action}", f"arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c{suffix}")
-        for action, suffix in (("CreateBucket", ""), ("PutBucketPolicy", ""), ("PutObject", "/dev/abc"),
-                               ("GetObject", "/dev/abc"), ("ListBucket", ""))
+        for action, suffix in (("CreateBucket", ""), ("PutBucketPolicy", ""), ("PutObject", "/email-forwarder-dev/abc"),
+                               ("GetObject", "/email-forwarder-dev/abc"), ("ListBucket", ""))
     ],
 ]  # fmt: skip
 

@@ -143,3 +143,24 @@ def test_deploy_role_log_groups_of_its_stack_only(stack: Stack) -> None:
         assert not allowed_for("dev", "logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{name}:*")
     # AND DescribeLogGroups, which IAM gives no resource type, on "*"
     assert allowed_for("dev", "logs:DescribeLogGroups", "*")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_artifacts_under_its_own_prefix_only(env: str) -> None:
+    # GIVEN the artifact bucket every environment's `sam deploy` shares in a region (resolve_s3), and an upload that
+    # `sam deploy` skips when its key (s3_prefix/<hash of the artifact>) exists already
+    environments = load_environments()
+    bucket = "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c"
+    prefix = environments[env].deploy["s3_prefix"]
+    # THEN the role writes and reads the environment's artifacts, under its s3_prefix
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert allowed_for(env, action, f"{bucket}/{prefix}/0123abcd.template"), action
+    # AND not another environment's: code planted under prod's prefix would be what prod's next deploy runs
+    for other in environments.values():
+        if other.name != env:
+            assert not allowed_for(env, "s3:PutObject", f"{bucket}/{other.deploy['s3_prefix']}/0123abcd"), other.name
+    assert not allowed_for(env, "s3:PutObject", f"{bucket}/0123abcd")
+    # AND the managed stack only in its own region
+    for other in environments.values():
+        stack = f"arn:aws:cloudformation:{other.region}:{ACCOUNT}:stack/aws-sam-cli-managed-default/x"
+        assert allowed_for(env, "cloudformation:ExecuteChangeSet", stack) == (other.region == environments[env].region)
