@@ -95,6 +95,19 @@ def test_deploy_role_may_not_touch_other_records_of_the_account() -> None:
     assert not may_change("prod", apex_zone, [("www.aws-educate.tw", "A")])
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_writes_only_the_names_its_stack_writes(env: str) -> None:
+    # GIVEN an environment's role over its domain's zone (for prod, the apex: every name of the organisation)
+    domain = load_environments()[env].parameters["DomainName"]
+    zone = "Z04317142LA2XBR9RUU3Z"
+    # THEN it may write the stack's names (test_deploy_role_may_write_every_record_of_its_stack checks each)
+    assert may_change(env, zone, [(f"token1._domainkey.{domain}", "CNAME"), (f"_dmarc.{domain}", "TXT")])
+    # AND no other name under the domain: a CNAME or an NS delegation of any of them would hand it (the
+    # organisation's web site, for prod) to whoever the record points at
+    for name, kind in ((f"www.{domain}", "CNAME"), (f"shop.{domain}", "NS"), (f"mail.{domain}", "MX")):
+        assert not may_change(env, zone, [(name, kind)]), (name, kind)
+
+
 def allowed_for(env: str, action: str, resource: str, region: str | None = None) -> bool:
     """Whether `env`'s role may call `action` on `resource` in `region` (by default its environment's)."""
     context = {"aws:RequestedRegion": [region or load_environments()[env].region]}
