@@ -118,8 +118,10 @@ deploy-lock: ## Regenerate the hash-locked deploy/requirements.txt, deploy/ops-r
 	uv pip compile --python-version 3.13 --python-platform aarch64-manylinux2014 --generate-hashes \
 		--custom-compile-command "make deploy-lock" layers/deps/requirements.txt -o layers/deps/requirements.lock
 
-preflight: venv-local ## forwarder preflight --config-env $(ENV): what would make the deploy fail or do harm (read-only)
-	$(BIN)/forwarder preflight --config-env $(ENV)
+# With the operator's AWS credentials at hand: the hash-locked .tools/ops, as in the deploy job, not the .venv
+# (`pip install -e ".[local]"` fetches whatever versions the index serves at that moment).
+preflight: preflight-tools ## forwarder preflight --config-env $(ENV): what would make the deploy fail or do harm (read-only)
+	$(TOOLS)/ops/bin/forwarder preflight --config-env $(ENV)
 
 # Preflight first: it reads the account in seconds and stops on a finding (exit 1) before the build and before
 # CloudFormation creates half the stack and rolls it back.

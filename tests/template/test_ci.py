@@ -116,3 +116,34 @@ def test_ci_ops_lock_pins_what_pyproject_asks_for_preflight() -> None:
         # pinned version satisfies it
         assert requirement.specifier == declared[requirement.name].specifier, requirement
         assert requirement.specifier.contains(pinned[requirement.name]), requirement
+
+
+def prerequisites() -> dict[str, list[str]]:
+    """The Makefile's prerequisites by target (normal and order-only, variables unexpanded)."""
+    found: dict[str, list[str]] = {}
+    for line in MAKEFILE.read_text().splitlines():
+        if match := re.match(r"^([^\s:=#][^:=]*):(?!=)(.*)$", line):
+            names = [name for name in match.group(2).split("##")[0].split() if name != "|"]
+            for target in match.group(1).split():
+                found.setdefault(target, []).extend(names)
+    return found
+
+
+def test_ci_make_deploy_installs_nothing_unpinned() -> None:
+    # GIVEN `make deploy` and `make preflight`, run from a laptop that holds the operator's AWS credentials
+    needs = prerequisites()
+    for goal in ("deploy", "preflight"):
+        # WHEN their prerequisites are followed to the end
+        seen: set[str] = set()
+        todo = [goal]
+        while todo:
+            target = todo.pop()
+            if target not in seen:
+                seen.add(target)
+                todo.extend(needs.get(target, []))
+        # THEN none installs from the index without hashes (the .venv's `pip install -e ".[local]"`)
+        unpinned = seen & {"venv", "venv-local", "$(BIN)/.installed", "$(BIN)/.installed-local", "$(BIN)/python"}
+        assert not unpinned, (goal, sorted(unpinned))
+        assert "preflight-tools" in seen, goal
+    # AND the preflight they run is the hash-locked one in .tools/ops, as in the deploy job
+    assert recipes()["preflight"] == ["$(TOOLS)/ops/bin/forwarder preflight --config-env $(ENV)"]

@@ -92,16 +92,19 @@ SAM_DEPLOY = [
     ],
     *[
         (f"s3:{action}", f"arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c{suffix}")
-        for action, suffix in (("CreateBucket", ""), ("PutBucketPolicy", ""), ("PutObject", "/dev/abc"),
-                               ("GetObject", "/dev/abc"), ("ListBucket", ""))
+        for action, suffix in (("CreateBucket", ""), ("PutBucketPolicy", ""), ("PutObject", "/email-forwarder-dev/abc"),
+                               ("GetObject", "/email-forwarder-dev/abc"), ("ListBucket", ""))
     ],
 ]  # fmt: skip
 
 
 def policy(env: str = "dev") -> list[dict[str, Any]]:
-    """The documented policy as one environment's role has it: <account>, <env> and <domain> (its DomainName)."""
-    domain = load_environments()[env].parameters["DomainName"]
+    """The documented policy as one environment's role has it: <account>, <env>, <domain> (its DomainName) and
+    <region> (its region)."""
+    environment = load_environments()[env]
+    domain, region = environment.parameters["DomainName"], environment.region
     text = POLICY.read_text().replace("<account>", ACCOUNT).replace("<env>", env).replace("<domain>", domain)
+    text = text.replace("<region>", region)
     document = json.loads(text)
     assert document["Version"] == "2012-10-17"
     statements: list[dict[str, Any]] = document["Statement"]

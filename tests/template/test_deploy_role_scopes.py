@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, Stack
+from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, Stack, load_environments
 from tests.template.test_deploy_role import policy
 
 CHANGE_RECORDS = "route53:ChangeResourceRecordSets"
@@ -30,7 +30,7 @@ def permits(statement: dict[str, Any], action: str, resource: str, context: dict
             values, patterns = context[key], _listed(allowed)
             if operator == "ForAllValues:StringLike":
                 ok = all(any(fnmatchcase(value, pattern) for pattern in patterns) for value in values)
-            elif operator == "ForAllValues:StringEquals":
+            elif operator in ("ForAllValues:StringEquals", "StringEquals"):
                 ok = all(value in patterns for value in values)
             else:
                 raise AssertionError(f"no evaluation for {operator} here: add it")
@@ -95,8 +95,23 @@ def test_deploy_role_may_not_touch_other_records_of_the_account() -> None:
     assert not may_change("prod", apex_zone, [("www.aws-educate.tw", "A")])
 
 
-def allowed_for(env: str, action: str, resource: str) -> bool:
-    return any(permits(s, action, resource, {}) for s in policy(env))
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_writes_only_the_names_its_stack_writes(env: str) -> None:
+    # GIVEN an environment's role over its domain's zone (for prod, the apex: every name of the organisation)
+    domain = load_environments()[env].parameters["DomainName"]
+    zone = "Z04317142LA2XBR9RUU3Z"
+    # THEN it may write the stack's names (test_deploy_role_may_write_every_record_of_its_stack checks each)
+    assert may_change(env, zone, [(f"token1._domainkey.{domain}", "CNAME"), (f"_dmarc.{domain}", "TXT")])
+    # AND no other name under the domain: a CNAME or an NS delegation of any of them would hand it (the
+    # organisation's web site, for prod) to whoever the record points at
+    for name, kind in ((f"www.{domain}", "CNAME"), (f"shop.{domain}", "NS"), (f"mail.{domain}", "MX")):
+        assert not may_change(env, zone, [(name, kind)]), (name, kind)
+
+
+def allowed_for(env: str, action: str, resource: str, region: str | None = None) -> bool:
+    """Whether `env`'s role may call `action` on `resource` in `region` (by default its environment's)."""
+    context = {"aws:RequestedRegion": [region or load_environments()[env].region]}
+    return any(permits(s, action, resource, context) for s in policy(env))
 
 
 def test_deploy_role_ses_identity_and_configuration_set_of_its_environment_only() -> None:
@@ -141,3 +156,24 @@ def test_deploy_role_log_groups_of_its_stack_only(stack: Stack) -> None:
         assert not allowed_for("dev", "logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{name}:*")
     # AND DescribeLogGroups, which IAM gives no resource type, on "*"
     assert allowed_for("dev", "logs:DescribeLogGroups", "*")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_artifacts_under_its_own_prefix_only(env: str) -> None:
+    # GIVEN the artifact bucket every environment's `sam deploy` shares in a region (resolve_s3), and an upload that
+    # `sam deploy` skips when its key (s3_prefix/<hash of the artifact>) exists already
+    environments = load_environments()
+    bucket = "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c"
+    prefix = environments[env].deploy["s3_prefix"]
+    # THEN the role writes and reads the environment's artifacts, under its s3_prefix
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert allowed_for(env, action, f"{bucket}/{prefix}/0123abcd.template"), action
+    # AND not another environment's: code planted under prod's prefix would be what prod's next deploy runs
+    for other in environments.values():
+        if other.name != env:
+            assert not allowed_for(env, "s3:PutObject", f"{bucket}/{other.deploy['s3_prefix']}/0123abcd"), other.name
+    assert not allowed_for(env, "s3:PutObject", f"{bucket}/0123abcd")
+    # AND the managed stack only in its own region
+    for other in environments.values():
+        stack = f"arn:aws:cloudformation:{other.region}:{ACCOUNT}:stack/aws-sam-cli-managed-default/x"
+        assert allowed_for(env, "cloudformation:ExecuteChangeSet", stack) == (other.region == environments[env].region)

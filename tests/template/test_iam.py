@@ -93,6 +93,14 @@ def test_iam_activation_role_only_manages_receipt_rule_sets(stack: Stack) -> Non
     }
 
 
+def test_iam_activation_role_only_in_its_stacks_region(stack: Stack, env: Environment) -> None:
+    # GIVEN the activation role's "*" (no resource type for the receipt-rule-set actions) and environments in
+    # other regions of the account, whose active rule set is their receiving
+    for statement in statements(stack.resource("RuleSetActivationFunctionRole"), stack):
+        # THEN each of its statements holds to the stack's region
+        assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": env.region}}, statement
+
+
 def test_iam_roles_trust_lambda_and_use_known_managed_policies(stack: Stack) -> None:
     roles = stack.resources("AWS::IAM::Role")
     assert set(roles) == {
