@@ -112,6 +112,30 @@ def test_outside_mail_reaches_members_with_a_reply_address(team_aws: EmbeddedAws
     assert reply_address_of(again[0]) == address
 
 
+def test_forward_keeps_no_field_that_answers_the_outside_sender_around_the_reply_address(
+    team_aws: EmbeddedAws,
+) -> None:
+    # GIVEN an outside mail asking for read receipts and naming where group replies should go
+    raw = outside_mail().replace(
+        b"Subject:",
+        f"Disposition-Notification-To: {OUTSIDE}\nReturn-Receipt-To: {OUTSIDE}\nMail-Followup-To: {OUTSIDE}\n"
+        f"Mail-Reply-To: {OUTSIDE}\nErrors-To: {OUTSIDE}\nSubject:".encode(),
+    )
+
+    # WHEN it is forwarded to the team
+    _, sent = team_aws.deliver(raw, [f"team@{DOMAIN}"], **AUTHENTIC)
+
+    # THEN no field sends a member's receipt or group reply straight from their mailbox to the outside sender
+    # (mutt and Gnus answer Mail-Followup-To/Mail-Reply-To before Reply-To): only Reply-To names an address
+    [forward] = sent
+    head = split_message(forward.raw)
+    names = {field.key for field in head.fields}
+    for field in ("disposition-notification-to", "return-receipt-to", "mail-followup-to", "mail-reply-to"):
+        assert field not in names, field
+    assert "errors-to" not in names
+    assert OUTSIDE not in reply_address_of(forward)
+
+
 def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedAws) -> None:
     # GIVEN the reply address of a forwarded mail
     address = forward_outside_mail(team_aws)
