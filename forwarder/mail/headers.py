@@ -86,3 +86,5 @@ AUTO_SUBMITTED = "auto-submitted"
 PRECEDENCE = "precedence"
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 AUTOREPLY_FIELDS = frozenset({"x-autoreply", "x-autorespond"})
+# Reports mail programs and servers write by themselves (RFC 6522, 3464, 8098).
+REPORT_TYPES = frozenset({"multipart/report", "message/disposition-notification", "message/delivery-status"})

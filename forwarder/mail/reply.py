@@ -14,6 +14,7 @@ from forwarder.mail import headers as h
 from forwarder.mail.addresses import clean_text, field_addresses, format_address, parse_addresses, readable_name
 from forwarder.mail.fields import decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
+from forwarder.mail.mime import content_type
 from forwarder.mail.policy import FAIL, Verdicts
 
 PASS = "PASS"  # noqa: S105 (a verdict, not a password)
@@ -67,8 +68,12 @@ def author_of(message: SplitMessage, envelope_sender: str | None) -> Author:
 
 
 def is_automatic(message: SplitMessage) -> bool:
-    """True for a vacation notice, an auto-reply or list traffic (RFC 3834 `Auto-Submitted` other than `no`,
-    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`)."""
+    """True for a vacation notice, an auto-reply, list traffic (RFC 3834 `Auto-Submitted` other than `no`,
+    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`) or a report: a read receipt or
+    delivery report (RFC 6522 `multipart/report`) is a mail program's, not the member's answer, and its body
+    names the member's address (`Final-Recipient`), whether or not it says `Auto-Submitted`."""
+    if content_type(message.fields).get_content_type() in h.REPORT_TYPES:
+        return True
     for item in message.fields:
         key = item.key
         if key == h.AUTO_SUBMITTED and item.value.split(";")[0].strip().lower() not in ("", "no"):

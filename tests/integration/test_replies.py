@@ -325,6 +325,27 @@ def test_automatic_reply_is_not_relayed(team_aws: EmbeddedAws) -> None:
     assert outcome["reason"] == "reply-automatic"
 
 
+def test_read_receipt_of_a_member_to_a_reply_address_is_not_relayed(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob's mail program sends a read receipt (RFC 8098, no Auto-Submitted) to a reply address, naming him
+    address = forward_outside_mail(team_aws)
+    receipt = (
+        f"From: Bob Lin <{BOB}>\r\nTo: {address}\r\nSubject: Read: Booth for the summit?\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="rcpt"\r\n\r\n'
+        "--rcpt\r\nContent-Type: text/plain\r\n\r\nYour message was read.\r\n"
+        "--rcpt\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        f"Final-Recipient: rfc822; {BOB}\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n"
+        "--rcpt--\r\n"
+    ).encode()
+
+    # WHEN it arrives, authentic
+    outcome, sent = reply(team_aws, receipt, address)
+
+    # THEN it is a mail program's report, not Bob's answer: nothing goes out (his address is in its body)
+    assert sent == []
+    assert outcome["reason"] == "reply-automatic"
+
+
 def test_reply_counts_replied_and_refusals_by_reason(team_aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
     address = forward_outside_mail(team_aws)
     reply(team_aws, member_reply(address), address)

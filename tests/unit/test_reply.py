@@ -83,6 +83,9 @@ def test_verdicts_default_to_not_authentic() -> None:
         (b"Precedence: list", True),
         (b"X-Autoreply: yes", True),
         (b"Importance: high", False),
+        (b'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"', True),
+        (b"Content-Type: Multipart/Report; report-type=delivery-status; boundary=b", True),
+        (b'Content-Type: multipart/mixed; boundary="b"', False),
     ],
 )
 def test_is_automatic(field: bytes, automatic: bool) -> None:
