@@ -30,6 +30,7 @@ from forwarder.mail.reply import (
     Author,
     author_of,
     build_reply_head,
+    hidden_domains,
     is_authentic,
     is_automatic,
     member_display_name,
@@ -275,8 +276,15 @@ class ReplyRelay:
         name = member_display_name(author, member, alias, settings.reply_name)
         strip = [tag for tag in (settings.subject_prefix, settings.spam_tag, settings.reply_tag) if tag]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
+        hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
         outside = build_reply_head(
-            message, domain=domain, alias=alias, display_name=name, to_address=record.address, strip=strip
+            message,
+            domain=domain,
+            alias=alias,
+            display_name=name,
+            to_address=record.address,
+            strip=strip,
+            hidden=hidden,
         )
         # The team's copy is addressed to the reply address, named after the outside sender: Reply and
         # Reply all on it both stay on the reply address, so no member writes to the outside sender directly.

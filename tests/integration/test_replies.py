@@ -170,6 +170,30 @@ def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedA
     assert all(b"bob.lin@" not in bytes(c.raw[: split_message(c.raw).body_start]) for c in copies)
 
 
+def test_member_answering_their_own_reply_again_does_not_name_their_provider(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob's first answer relayed, and Bob adding to it by answering his own sent mail: his mail program
+    # names that mail's Message-ID, made by his provider, in In-Reply-To and References
+    address = forward_outside_mail(team_aws)
+    reply(team_aws, member_reply(address), address)
+    own = "<r-1@mail.example.net>"
+    again = member_reply(address).replace(b"<fwd-1@email.amazonses.com>\n", f"{own}\n".encode(), 1)
+    again = again.replace(b"<fwd-1@email.amazonses.com>\n", f"<fwd-1@email.amazonses.com> {own}\n".encode(), 1)
+    assert f"In-Reply-To: {own}".encode() in again
+
+    # WHEN it is relayed
+    outcome, sent = reply(team_aws, again, address)
+
+    # THEN the outside sender's copy names no id of Bob's provider (his domain), the thread's other ids kept
+    assert outcome["reply"] == "relayed"
+    [out] = sent_outside(sent)
+    head = split_message(out.raw)
+    assert b"example.net" not in bytes(out.raw[: head.body_start]).lower()
+    assert head.first("in-reply-to") is None
+    references = head.first("references")
+    assert references is not None
+    assert references.value.split() == ["<q-1@mail.customer.example>", "<fwd-1@email.amazonses.com>"]
+
+
 def test_reply_ses_refuses_to_send_out_reaches_its_author_and_the_team_marked(team_aws: EmbeddedAws) -> None:
     # GIVEN SES refusing the reply to the outside address (e.g. an attachment type it does not send)
     address = forward_outside_mail(team_aws)
