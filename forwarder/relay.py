@@ -309,7 +309,8 @@ class ReplyRelay:
             )
             return None
         sent += ids
-        authors = {author.from_address, author.envelope_sender, member}
+        # Nor to the outside sender, if they joined the alias since: they got the reply itself.
+        authors = {author.from_address, author.envelope_sender, member, record.address.lower()}
         team = [m for m in self._routed_members(alias) if m.lower() not in authors and m.lower() not in copied]
         for members in batch(tuple(team), MAX_RECIPIENTS):
             key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}

@@ -194,6 +194,20 @@ def test_member_answering_their_own_reply_again_does_not_name_their_provider(tea
     assert references.value.split() == ["<q-1@mail.customer.example>", "<fwd-1@email.amazonses.com>"]
 
 
+def test_reply_to_an_outside_sender_who_joined_the_team_since_reaches_them_once(team_aws: EmbeddedAws) -> None:
+    # GIVEN Carol's reply address, and Carol added to team afterwards (a new colleague who wrote before)
+    address = forward_outside_mail(team_aws)
+    team_aws.set_aliases({"team": [*TEAM, OUTSIDE]})
+
+    # WHEN Bob answers her old thread
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN Carol gets the answer once (as its addressee), not a team copy of it besides; the others their copy
+    assert outcome["reply"] == "relayed"
+    recipients = [m for mail in sent for m in mail.recipients]
+    assert sorted(recipients) == sorted([OUTSIDE, ALICE, DAVE])
+
+
 def test_reply_ses_refuses_to_send_out_reaches_its_author_and_the_team_marked(team_aws: EmbeddedAws) -> None:
     # GIVEN SES refusing the reply to the outside address (e.g. an attachment type it does not send)
     address = forward_outside_mail(team_aws)
