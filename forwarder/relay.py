@@ -27,6 +27,7 @@ from forwarder.mail.addresses import display_name
 from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
+    PASS,
     Author,
     author_of,
     build_reply_head,
@@ -216,9 +217,14 @@ class ReplyRelay:
         envelope_is_member = author.envelope_sender in members
         if not (from_is_member or envelope_is_member):
             return Check(NOT_MEMBER, record)
-        member = author.from_address if from_is_member else author.envelope_sender
         if not is_authentic(inbound.verdicts, from_is_member=from_is_member, envelope_is_member=envelope_is_member):
-            return Check(DropReason.REPLY_FORGED, record, member)
+            return Check(
+                DropReason.REPLY_FORGED, record, author.from_address if from_is_member else author.envelope_sender
+            )
+        # The member the verdicts vouch for: the From address only when DMARC passed for it, else the envelope
+        # sender (SPF): a member's server writing another member's From speaks as itself, not in their name.
+        vouched = from_is_member and inbound.verdicts.dmarc == PASS
+        member = author.from_address if vouched else author.envelope_sender
         return Check(SPAM if decision.tag_spam else None, record, member)
 
     def _record(self, token: ReplyToken) -> tuple[ReplyRecord | None, DropReason | None]:
@@ -310,7 +316,7 @@ class ReplyRelay:
             return None
         sent += ids
         # Nor to the outside sender, if they joined the alias since: they got the reply itself.
-        authors = {author.from_address, author.envelope_sender, member, record.address.lower()}
+        authors = {member, record.address.lower()}
         team = [m for m in self._routed_members(alias) if m.lower() not in authors and m.lower() not in copied]
         for members in batch(tuple(team), MAX_RECIPIENTS):
             key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}

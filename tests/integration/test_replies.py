@@ -208,6 +208,27 @@ def test_reply_to_an_outside_sender_who_joined_the_team_since_reaches_them_once(
     assert sorted(recipients) == sorted([OUTSIDE, ALICE, DAVE])
 
 
+def test_reply_from_one_member_vouched_only_for_anothers_envelope_goes_out_as_that_member(
+    team_aws: EmbeddedAws,
+) -> None:
+    # GIVEN a reply whose From is Alice but whose verdicts vouch only for Bob, its envelope sender (SPF PASS for
+    # Bob's domain, no DMARC PASS for Alice's): Bob's server, writing in Alice's name
+    address = forward_outside_mail(team_aws)
+    raw = member_reply(address, author=ALICE, name="Alice Chen")
+
+    # WHEN it arrives
+    outcome, sent = reply(team_aws, raw, address, source=BOB, spf="PASS", dkim="FAIL", dmarc="GRAY")
+
+    # THEN it goes out as the member the verdicts vouch for (Bob, unnamed: he did not write that From), not as
+    # Alice; and Alice, who did not write it, gets the team's copy, Bob none
+    assert outcome["reply"] == "relayed"
+    [out] = sent_outside(sent)
+    out_from = split_message(out.raw).first("from")
+    assert out_from is not None and "Alice" not in out_from.value
+    copies = sorted(m for mail in sent if mail is not out for m in mail.recipients)
+    assert copies == sorted([ALICE, DAVE])
+
+
 def test_reply_ses_refuses_to_send_out_reaches_its_author_and_the_team_marked(team_aws: EmbeddedAws) -> None:
     # GIVEN SES refusing the reply to the outside address (e.g. an attachment type it does not send)
     address = forward_outside_mail(team_aws)
