@@ -109,9 +109,13 @@ class ReplyRelay:
         sender: Sender,
         once: Once,
         clock: Callable[[], float] = time.time,
+        renewed_keys: Callable[[], KeyRing | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self._keys = keys
+        # The ring read anew for a token no cached key signed (None when read too recently): another container
+        # signs with a rotated key at once, while this one's cached ring lags up to its refresh time.
+        self._renewed_keys = renewed_keys
         self._replies = replies
         self._directory = directory
         self._store = store
@@ -230,7 +234,9 @@ class ReplyRelay:
     def _record(self, token: ReplyToken) -> tuple[ReplyRecord | None, DropReason | None]:
         """The token's record when the token is ours and unexpired, else why not."""
         if not verify_token(token, self._keys().accepted):
-            return None, DropReason.REPLY_BAD_TOKEN
+            ring = self._renewed_keys()
+            if ring is None or not verify_token(token, ring.accepted):
+                return None, DropReason.REPLY_BAD_TOKEN
         record = self._replies.load(token.reply_id)
         if record is None:
             # The signature is ours, so the address was issued: its record expired and the TTL deleted it.

@@ -447,6 +447,33 @@ def test_reply_address_signed_before_a_key_rotation_still_works(team_aws: Embedd
     assert renewed.split("-")[1] == address.split("-")[1]  # the record id is kept
 
 
+def test_reply_address_signed_with_a_key_rotated_since_the_cached_read_is_relayed(team_aws: EmbeddedAws) -> None:
+    # GIVEN a warm function whose key ring was read before a rotation (two minutes ago, within its five-minute
+    # refresh), and a reply address a new container signed with the rotated key, its record saved
+    import time
+
+    from forwarder import wiring
+    from forwarder.aws.replies import DynamoDBReplies
+    from forwarder.mail.replyaddr import format_reply_address, reply_id
+    from forwarder.ports import ReplyRecord
+    from forwarder_ops.local import LINK_SECRET
+
+    forward_outside_mail(team_aws)
+    rotated = b"n" * 64
+    boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString=rotated.decode())
+    wiring.signing_keys(LINK_SECRET)._read_at -= 120  # the cached read is two minutes old
+    rid, now = reply_id(rotated, "team", OUTSIDE), int(time.time())
+    DynamoDBReplies(boto3.client("dynamodb"), REPLY_TABLE).save(ReplyRecord(rid, "team", OUTSIDE, now, now + 86_400))
+    address = format_reply_address(rotated, "team", rid, DOMAIN)
+
+    # WHEN Bob's answer to it reaches the warm function
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN the ring is read again and the reply relayed, not dropped as a bad token
+    assert outcome["reply"] == "relayed"
+    assert [mail.recipients for mail in sent_outside(sent)] == [(OUTSIDE,)]
+
+
 def test_reply_all_to_the_reply_address_and_team_reaches_each_member_once(team_aws: EmbeddedAws) -> None:
     # GIVEN Bob's Reply all on a forward: to the reply address and to team@ (the forward's To)
     address = forward_outside_mail(team_aws)
