@@ -268,8 +268,7 @@ class ReplyRelay:
             )
             return UNSENDABLE
         record, member = target
-        result = self._relay(inbound, shortened, record, member, author, copied)
-        return REFUSED if result is None else result
+        return self._relay(inbound, shortened, record, member, author, copied)
 
     def _relay(
         self,
@@ -279,9 +278,10 @@ class ReplyRelay:
         member: str,
         author: Author,
         copied: Collection[str] = (),
-    ) -> tuple[Outcome, Delivery] | None:
-        """Send the reply to the outside address, then the team's copies (not to the members in `copied`); None
-        when SES refused the reply itself (nothing was sent: the caller forwards it to the members, marked)."""
+    ) -> tuple[Outcome, Delivery] | str:
+        """Send the reply to the outside address, then the team's copies (not to the members in `copied`); the
+        reason when nothing was sent (the caller forwards it to the members, marked): `UNSENDABLE` when it is
+        larger than the sends' limit, `REFUSED` when SES refused the reply itself."""
         settings = self.settings
         alias, domain = record.alias, settings.domain
         body = bytes(message.body)
@@ -310,6 +310,20 @@ class ReplyRelay:
             reply_address=reply_address,
             strip=strip,
         )
+        size = len(body) + max(len(outside), len(copy))
+        if size > settings.max_message_bytes:
+            # As on the forward path: SES refuses a larger send, or the operator's limit is the members' mailboxes'.
+            logger.warning(
+                "reply address: not relayed, larger than the sends' limit; forwarded to the members",
+                extra={
+                    "alias": alias,
+                    "reply_id": record.reply_id,
+                    "reason": UNSENDABLE,
+                    "size": size,
+                    "limit": settings.max_message_bytes,
+                },
+            )
+            return UNSENDABLE
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
@@ -319,7 +333,7 @@ class ReplyRelay:
                 "reply not relayed: SES refused it; forwarded to the members, subject tagged",
                 extra={"alias": alias, "reply_id": record.reply_id, "reason": REFUSED},
             )
-            return None
+            return REFUSED
         sent += ids
         # Nor to the outside sender, if they joined the alias since: they got the reply itself.
         authors = {member, record.address.lower()}

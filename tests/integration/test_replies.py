@@ -229,6 +229,25 @@ def test_reply_from_one_member_vouched_only_for_anothers_envelope_goes_out_as_th
     assert copies == sorted([ALICE, DAVE])
 
 
+def test_reply_over_the_message_size_limit_is_not_sent_out_and_reaches_the_team_as_a_notice() -> None:
+    # GIVEN a forwarder whose sends are limited to 20 kB (FORWARDER_MAX_MESSAGE_BYTES, e.g. 25 MB for Gmail)
+    with embedded_aws(
+        DOMAIN, {"team": TEAM}, reply_mode="team", settings={"FORWARDER_MAX_MESSAGE_BYTES": "20000"}
+    ) as aws:
+        address = forward_outside_mail(aws)
+        raw = member_reply(address).replace(b"Yes, booth 12 is yours.", b"Yes, booth 12 is yours." + b" x" * 15_000)
+
+        # WHEN Bob answers with a reply larger than that
+        outcome, sent = reply(aws, raw, address)
+
+    # THEN nothing over the limit goes out: not the reply to the outside sender, not the copies; the members,
+    # Bob among them, get the notice with the download link, so Bob sees it was not relayed
+    assert sent_outside(sent) == []
+    assert outcome["reply"] == "reply-unsendable"
+    assert all(len(mail.raw) <= 20_000 for mail in sent)
+    assert sorted(m for mail in sent for m in mail.recipients) == sorted(TEAM)
+
+
 def test_reply_ses_refuses_to_send_out_reaches_its_author_and_the_team_marked(team_aws: EmbeddedAws) -> None:
     # GIVEN SES refusing the reply to the outside address (e.g. an attachment type it does not send)
     address = forward_outside_mail(team_aws)
