@@ -180,7 +180,7 @@ def _unrevealing_ids(item: HeaderField, hidden: frozenset[str], newline: bytes) 
         return item.raw
     if not kept:
         return None
-    return render_field(item.name, "\n ".join(mid.decode("ascii", "replace") for mid in kept), newline)
+    return item.name.encode("ascii") + b": " + (newline + b" ").join(kept) + newline
 
 
 def build_reply_head(
