@@ -27,9 +27,11 @@ from forwarder.mail.addresses import display_name
 from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
+    PASS,
     Author,
     author_of,
     build_reply_head,
+    hidden_domains,
     is_authentic,
     is_automatic,
     member_display_name,
@@ -107,9 +109,13 @@ class ReplyRelay:
         sender: Sender,
         once: Once,
         clock: Callable[[], float] = time.time,
+        renewed_keys: Callable[[], KeyRing | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self._keys = keys
+        # The ring read anew for a token no cached key signed (None when read too recently): another container
+        # signs with a rotated key at once, while this one's cached ring lags up to its refresh time.
+        self._renewed_keys = renewed_keys
         self._replies = replies
         self._directory = directory
         self._store = store
@@ -215,15 +221,22 @@ class ReplyRelay:
         envelope_is_member = author.envelope_sender in members
         if not (from_is_member or envelope_is_member):
             return Check(NOT_MEMBER, record)
-        member = author.from_address if from_is_member else author.envelope_sender
         if not is_authentic(inbound.verdicts, from_is_member=from_is_member, envelope_is_member=envelope_is_member):
-            return Check(DropReason.REPLY_FORGED, record, member)
+            return Check(
+                DropReason.REPLY_FORGED, record, author.from_address if from_is_member else author.envelope_sender
+            )
+        # The member the verdicts vouch for: the From address only when DMARC passed for it, else the envelope
+        # sender (SPF): a member's server writing another member's From speaks as itself, not in their name.
+        vouched = from_is_member and inbound.verdicts.dmarc == PASS
+        member = author.from_address if vouched else author.envelope_sender
         return Check(SPAM if decision.tag_spam else None, record, member)
 
     def _record(self, token: ReplyToken) -> tuple[ReplyRecord | None, DropReason | None]:
         """The token's record when the token is ours and unexpired, else why not."""
         if not verify_token(token, self._keys().accepted):
-            return None, DropReason.REPLY_BAD_TOKEN
+            ring = self._renewed_keys()
+            if ring is None or not verify_token(token, ring.accepted):
+                return None, DropReason.REPLY_BAD_TOKEN
         record = self._replies.load(token.reply_id)
         if record is None:
             # The signature is ours, so the address was issued: its record expired and the TTL deleted it.
@@ -255,8 +268,7 @@ class ReplyRelay:
             )
             return UNSENDABLE
         record, member = target
-        result = self._relay(inbound, shortened, record, member, author, copied)
-        return REFUSED if result is None else result
+        return self._relay(inbound, shortened, record, member, author, copied)
 
     def _relay(
         self,
@@ -266,17 +278,25 @@ class ReplyRelay:
         member: str,
         author: Author,
         copied: Collection[str] = (),
-    ) -> tuple[Outcome, Delivery] | None:
-        """Send the reply to the outside address, then the team's copies (not to the members in `copied`); None
-        when SES refused the reply itself (nothing was sent: the caller forwards it to the members, marked)."""
+    ) -> tuple[Outcome, Delivery] | str:
+        """Send the reply to the outside address, then the team's copies (not to the members in `copied`); the
+        reason when nothing was sent (the caller forwards it to the members, marked): `UNSENDABLE` when it is
+        larger than the sends' limit, `REFUSED` when SES refused the reply itself."""
         settings = self.settings
         alias, domain = record.alias, settings.domain
         body = bytes(message.body)
         name = member_display_name(author, member, alias, settings.reply_name)
         strip = [tag for tag in (settings.subject_prefix, settings.spam_tag, settings.reply_tag) if tag]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
+        hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
         outside = build_reply_head(
-            message, domain=domain, alias=alias, display_name=name, to_address=record.address, strip=strip
+            message,
+            domain=domain,
+            alias=alias,
+            display_name=name,
+            to_address=record.address,
+            strip=strip,
+            hidden=hidden,
         )
         # The team's copy is addressed to the reply address, named after the outside sender: Reply and
         # Reply all on it both stay on the reply address, so no member writes to the outside sender directly.
@@ -290,6 +310,20 @@ class ReplyRelay:
             reply_address=reply_address,
             strip=strip,
         )
+        size = len(body) + max(len(outside), len(copy))
+        if size > settings.max_message_bytes:
+            # As on the forward path: SES refuses a larger send, or the operator's limit is the members' mailboxes'.
+            logger.warning(
+                "reply address: not relayed, larger than the sends' limit; forwarded to the members",
+                extra={
+                    "alias": alias,
+                    "reply_id": record.reply_id,
+                    "reason": UNSENDABLE,
+                    "size": size,
+                    "limit": settings.max_message_bytes,
+                },
+            )
+            return UNSENDABLE
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
@@ -299,9 +333,10 @@ class ReplyRelay:
                 "reply not relayed: SES refused it; forwarded to the members, subject tagged",
                 extra={"alias": alias, "reply_id": record.reply_id, "reason": REFUSED},
             )
-            return None
+            return REFUSED
         sent += ids
-        authors = {author.from_address, author.envelope_sender, member}
+        # Nor to the outside sender, if they joined the alias since: they got the reply itself.
+        authors = {member, record.address.lower()}
         team = [m for m in self._routed_members(alias) if m.lower() not in authors and m.lower() not in copied]
         for members in batch(tuple(team), MAX_RECIPIENTS):
             key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}

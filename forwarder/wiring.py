@@ -111,6 +111,7 @@ def make_relay(
     return ReplyRelay(
         settings=settings,
         keys=lambda: signing_keys(secret).get(),
+        renewed_keys=lambda: signing_keys(secret).renewed(),
         replies=DynamoDBReplies(
             dynamodb or boto3.client("dynamodb", config=client_config("dynamodb")), settings.reply_table, pending
         ),

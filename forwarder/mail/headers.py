@@ -21,6 +21,22 @@ SES_CONTROL = frozenset(
 )
 REMOVED = frozenset({"dkim-signature", "domainkey-signature", "return-path", "sender"}) | SES_CONTROL
 
+# Removed from forwards in team mode as well: fields that make a member's mail program write to the outside
+# sender straight from the member's own mailbox, around the reply address (a group reply honouring
+# Mail-Followup-To or Mail-Reply-To, a read receipt to Disposition-Notification-To or Return-Receipt-To, an old
+# server's bounce to Errors-To), which would give the member's address away.
+TEAM_REMOVED = frozenset(
+    {
+        "mail-followup-to",
+        "mail-reply-to",
+        "disposition-notification-to",
+        "disposition-notification-options",
+        "return-receipt-to",
+        "x-confirm-reading-to",
+        "errors-to",
+    }
+)
+
 # Fields SES accepts only once per message (SES developer guide, "Amazon SES header fields").
 SINGLE_INSTANCE = frozenset(
     name.lower()
@@ -70,3 +86,5 @@ AUTO_SUBMITTED = "auto-submitted"
 PRECEDENCE = "precedence"
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 AUTOREPLY_FIELDS = frozenset({"x-autoreply", "x-autorespond"})
+# Reports mail programs and servers write by themselves (RFC 6522, 3464, 8098).
+REPORT_TYPES = frozenset({"multipart/report", "message/disposition-notification", "message/delivery-status"})

@@ -14,6 +14,7 @@ from forwarder.mail import headers as h
 from forwarder.mail.addresses import clean_text, field_addresses, format_address, parse_addresses, readable_name
 from forwarder.mail.fields import decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
+from forwarder.mail.mime import content_type
 from forwarder.mail.policy import FAIL, Verdicts
 
 PASS = "PASS"  # noqa: S105 (a verdict, not a password)
@@ -21,6 +22,8 @@ FALLBACK_MEMBER_NAME = "A member"
 # Every `@` in a From value with what surrounds it up to a delimiter: the addresses written there,
 # in angle brackets, quotes, comments or beside them.
 _WRITTEN_ADDRESS = re.compile(r'[^\s<>()",;:\[\]]*@[^\s<>()",;:\[\]]*')
+# A message id in In-Reply-To or References: `<left@right>`.
+_MESSAGE_ID = re.compile(rb"<[^<>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,12 @@ def author_of(message: SplitMessage, envelope_sender: str | None) -> Author:
 
 
 def is_automatic(message: SplitMessage) -> bool:
-    """True for a vacation notice, an auto-reply or list traffic (RFC 3834 `Auto-Submitted` other than `no`,
-    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`)."""
+    """True for a vacation notice, an auto-reply, list traffic (RFC 3834 `Auto-Submitted` other than `no`,
+    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`) or a report: a read receipt or
+    delivery report (RFC 6522 `multipart/report`) is a mail program's, not the member's answer, and its body
+    names the member's address (`Final-Recipient`), whether or not it says `Auto-Submitted`."""
+    if content_type(message.fields).get_content_type() in h.REPORT_TYPES:
+        return True
     for item in message.fields:
         key = item.key
         if key == h.AUTO_SUBMITTED and item.value.split(";")[0].strip().lower() not in ("", "no"):
@@ -146,6 +153,36 @@ def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
     return render_field(subject.name, encode_words(clean_text(text, len(text) + 1), newline), newline)
 
 
+def hidden_domains(member_addresses: Iterable[str | None], outside_address: str) -> frozenset[str]:
+    """The domains of the member's addresses that the outside sender must not learn (not the outside sender's
+    own domain: a colleague at the same domain gives nothing away, and that domain's ids thread the mail)."""
+    outside = outside_address.rpartition("@")[2].lower()
+    domains = {address.rpartition("@")[2].lower() for address in member_addresses if address and "@" in address}
+    return frozenset(domain for domain in domains if domain and domain != outside)
+
+
+def _unrevealing_ids(item: HeaderField, hidden: frozenset[str], newline: bytes) -> bytes | None:
+    """In-Reply-To or References without the message ids made by the member's provider (`<...@example.net>`,
+    `<...@mail.gmail.com>`): the member's own earlier mail, answered again, names it, and its domain tells the
+    outside sender where the member's mailbox is. The outside sender never saw those ids (SES gave each relayed
+    reply its own), so threading loses nothing. None when no id is left."""
+    ids = _MESSAGE_ID.findall(item.raw[len(item.name) + 1 :])
+    kept = [
+        mid
+        for mid in ids
+        if not any(
+            (right := mid[1:-1].rpartition(b"@")[2].lower().decode("ascii", "replace")) == domain
+            or right.endswith("." + domain)
+            for domain in hidden
+        )
+    ]
+    if len(kept) == len(ids):
+        return item.raw
+    if not kept:
+        return None
+    return item.name.encode("ascii") + b": " + (newline + b" ").join(kept) + newline
+
+
 def build_reply_head(
     message: SplitMessage,
     *,
@@ -156,13 +193,15 @@ def build_reply_head(
     to_name: str = "",
     reply_address: str | None = None,
     strip: Sequence[str] = (),
+    hidden: frozenset[str] = frozenset(),
     now: datetime | None = None,
 ) -> bytes:
     """The header block of a relayed reply (blank line included); the body bytes follow unchanged.
 
     Ours first: the marker (loop guard), From = the alias with `display_name`, To = `to_address`, Date, and
     Reply-To = `reply_address` when given (the team's copies: anyone can continue the thread). Then only
-    the allow-listed fields of the member's message (`headers.REPLY_ALLOWED`), each at most once.
+    the allow-listed fields of the member's message (`headers.REPLY_ALLOWED`), each at most once; In-Reply-To
+    and References without the message ids of the `hidden` domains (`hidden_domains`).
     """
     newline = message.newline
     out = [
@@ -179,7 +218,11 @@ def build_reply_head(
         if item.key not in h.REPLY_ALLOWED or item.key in seen:
             continue
         seen.add(item.key)
-        raw = strip_prefixes(item, strip) if item.key == h.SUBJECT and strip else item.raw
+        raw: bytes | None = strip_prefixes(item, strip) if item.key == h.SUBJECT and strip else item.raw
+        if item.key in (h.IN_REPLY_TO, h.REFERENCES) and hidden:
+            raw = _unrevealing_ids(item, hidden, newline)
+        if raw is None:
+            continue
         kept, _ = repair_field(item.name, raw, newline)
         if kept is not None:
             out.append(kept)

@@ -95,7 +95,11 @@ def rewrite_headers(
             if item is not first_from:
                 report.duplicates.append(item.name)
             continue
-        if key in h.REMOVED or (key == h.REPLY_TO and reply_field is not None):
+        if (
+            key in h.REMOVED
+            or (key == h.REPLY_TO and reply_field is not None)
+            or (reply_address is not None and key in h.TEAM_REMOVED)
+        ):
             report.removed.append(item.name)
             continue
         if key in h.SINGLE_INSTANCE and key in seen:

@@ -112,6 +112,30 @@ def test_outside_mail_reaches_members_with_a_reply_address(team_aws: EmbeddedAws
     assert reply_address_of(again[0]) == address
 
 
+def test_forward_keeps_no_field_that_answers_the_outside_sender_around_the_reply_address(
+    team_aws: EmbeddedAws,
+) -> None:
+    # GIVEN an outside mail asking for read receipts and naming where group replies should go
+    raw = outside_mail().replace(
+        b"Subject:",
+        f"Disposition-Notification-To: {OUTSIDE}\nReturn-Receipt-To: {OUTSIDE}\nMail-Followup-To: {OUTSIDE}\n"
+        f"Mail-Reply-To: {OUTSIDE}\nErrors-To: {OUTSIDE}\nSubject:".encode(),
+    )
+
+    # WHEN it is forwarded to the team
+    _, sent = team_aws.deliver(raw, [f"team@{DOMAIN}"], **AUTHENTIC)
+
+    # THEN no field sends a member's receipt or group reply straight from their mailbox to the outside sender
+    # (mutt and Gnus answer Mail-Followup-To/Mail-Reply-To before Reply-To): only Reply-To names an address
+    [forward] = sent
+    head = split_message(forward.raw)
+    names = {field.key for field in head.fields}
+    for field in ("disposition-notification-to", "return-receipt-to", "mail-followup-to", "mail-reply-to"):
+        assert field not in names, field
+    assert "errors-to" not in names
+    assert OUTSIDE not in reply_address_of(forward)
+
+
 def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedAws) -> None:
     # GIVEN the reply address of a forwarded mail
     address = forward_outside_mail(team_aws)
@@ -144,6 +168,84 @@ def test_member_reply_goes_to_the_outside_sender_as_the_team(team_aws: EmbeddedA
     assert copy_values["reply-to"] == f'"carol.wu at customer.example via team" <{address}>'
     assert address in copy_values["to"]
     assert all(b"bob.lin@" not in bytes(c.raw[: split_message(c.raw).body_start]) for c in copies)
+
+
+def test_member_answering_their_own_reply_again_does_not_name_their_provider(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob's first answer relayed, and Bob adding to it by answering his own sent mail: his mail program
+    # names that mail's Message-ID, made by his provider, in In-Reply-To and References
+    address = forward_outside_mail(team_aws)
+    reply(team_aws, member_reply(address), address)
+    own = "<r-1@mail.example.net>"
+    again = member_reply(address).replace(b"<fwd-1@email.amazonses.com>\n", f"{own}\n".encode(), 1)
+    again = again.replace(b"<fwd-1@email.amazonses.com>\n", f"<fwd-1@email.amazonses.com> {own}\n".encode(), 1)
+    assert f"In-Reply-To: {own}".encode() in again
+
+    # WHEN it is relayed
+    outcome, sent = reply(team_aws, again, address)
+
+    # THEN the outside sender's copy names no id of Bob's provider (his domain), the thread's other ids kept
+    assert outcome["reply"] == "relayed"
+    [out] = sent_outside(sent)
+    head = split_message(out.raw)
+    assert b"example.net" not in bytes(out.raw[: head.body_start]).lower()
+    assert head.first("in-reply-to") is None
+    references = head.first("references")
+    assert references is not None
+    assert references.value.split() == ["<q-1@mail.customer.example>", "<fwd-1@email.amazonses.com>"]
+
+
+def test_reply_to_an_outside_sender_who_joined_the_team_since_reaches_them_once(team_aws: EmbeddedAws) -> None:
+    # GIVEN Carol's reply address, and Carol added to team afterwards (a new colleague who wrote before)
+    address = forward_outside_mail(team_aws)
+    team_aws.set_aliases({"team": [*TEAM, OUTSIDE]})
+
+    # WHEN Bob answers her old thread
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN Carol gets the answer once (as its addressee), not a team copy of it besides; the others their copy
+    assert outcome["reply"] == "relayed"
+    recipients = [m for mail in sent for m in mail.recipients]
+    assert sorted(recipients) == sorted([OUTSIDE, ALICE, DAVE])
+
+
+def test_reply_from_one_member_vouched_only_for_anothers_envelope_goes_out_as_that_member(
+    team_aws: EmbeddedAws,
+) -> None:
+    # GIVEN a reply whose From is Alice but whose verdicts vouch only for Bob, its envelope sender (SPF PASS for
+    # Bob's domain, no DMARC PASS for Alice's): Bob's server, writing in Alice's name
+    address = forward_outside_mail(team_aws)
+    raw = member_reply(address, author=ALICE, name="Alice Chen")
+
+    # WHEN it arrives
+    outcome, sent = reply(team_aws, raw, address, source=BOB, spf="PASS", dkim="FAIL", dmarc="GRAY")
+
+    # THEN it goes out as the member the verdicts vouch for (Bob, unnamed: he did not write that From), not as
+    # Alice; and Alice, who did not write it, gets the team's copy, Bob none
+    assert outcome["reply"] == "relayed"
+    [out] = sent_outside(sent)
+    out_from = split_message(out.raw).first("from")
+    assert out_from is not None and "Alice" not in out_from.value
+    copies = sorted(m for mail in sent if mail is not out for m in mail.recipients)
+    assert copies == sorted([ALICE, DAVE])
+
+
+def test_reply_over_the_message_size_limit_is_not_sent_out_and_reaches_the_team_as_a_notice() -> None:
+    # GIVEN a forwarder whose sends are limited to 20 kB (FORWARDER_MAX_MESSAGE_BYTES, e.g. 25 MB for Gmail)
+    with embedded_aws(
+        DOMAIN, {"team": TEAM}, reply_mode="team", settings={"FORWARDER_MAX_MESSAGE_BYTES": "20000"}
+    ) as aws:
+        address = forward_outside_mail(aws)
+        raw = member_reply(address).replace(b"Yes, booth 12 is yours.", b"Yes, booth 12 is yours." + b" x" * 15_000)
+
+        # WHEN Bob answers with a reply larger than that
+        outcome, sent = reply(aws, raw, address)
+
+    # THEN nothing over the limit goes out: not the reply to the outside sender, not the copies; the members,
+    # Bob among them, get the notice with the download link, so Bob sees it was not relayed
+    assert sent_outside(sent) == []
+    assert outcome["reply"] == "reply-unsendable"
+    assert all(len(mail.raw) <= 20_000 for mail in sent)
+    assert sorted(m for mail in sent for m in mail.recipients) == sorted(TEAM)
 
 
 def test_reply_ses_refuses_to_send_out_reaches_its_author_and_the_team_marked(team_aws: EmbeddedAws) -> None:
@@ -301,6 +403,27 @@ def test_automatic_reply_is_not_relayed(team_aws: EmbeddedAws) -> None:
     assert outcome["reason"] == "reply-automatic"
 
 
+def test_read_receipt_of_a_member_to_a_reply_address_is_not_relayed(team_aws: EmbeddedAws) -> None:
+    # GIVEN Bob's mail program sends a read receipt (RFC 8098, no Auto-Submitted) to a reply address, naming him
+    address = forward_outside_mail(team_aws)
+    receipt = (
+        f"From: Bob Lin <{BOB}>\r\nTo: {address}\r\nSubject: Read: Booth for the summit?\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="rcpt"\r\n\r\n'
+        "--rcpt\r\nContent-Type: text/plain\r\n\r\nYour message was read.\r\n"
+        "--rcpt\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        f"Final-Recipient: rfc822; {BOB}\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n"
+        "--rcpt--\r\n"
+    ).encode()
+
+    # WHEN it arrives, authentic
+    outcome, sent = reply(team_aws, receipt, address)
+
+    # THEN it is a mail program's report, not Bob's answer: nothing goes out (his address is in its body)
+    assert sent == []
+    assert outcome["reason"] == "reply-automatic"
+
+
 def test_reply_counts_replied_and_refusals_by_reason(team_aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
     address = forward_outside_mail(team_aws)
     reply(team_aws, member_reply(address), address)
@@ -341,6 +464,33 @@ def test_reply_address_signed_before_a_key_rotation_still_works(team_aws: Embedd
     renewed = reply_address_of(copy)
     assert renewed != address
     assert renewed.split("-")[1] == address.split("-")[1]  # the record id is kept
+
+
+def test_reply_address_signed_with_a_key_rotated_since_the_cached_read_is_relayed(team_aws: EmbeddedAws) -> None:
+    # GIVEN a warm function whose key ring was read before a rotation (two minutes ago, within its five-minute
+    # refresh), and a reply address a new container signed with the rotated key, its record saved
+    import time
+
+    from forwarder import wiring
+    from forwarder.aws.replies import DynamoDBReplies
+    from forwarder.mail.replyaddr import format_reply_address, reply_id
+    from forwarder.ports import ReplyRecord
+    from forwarder_ops.local import LINK_SECRET
+
+    forward_outside_mail(team_aws)
+    rotated = b"n" * 64
+    boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString=rotated.decode())
+    wiring.signing_keys(LINK_SECRET)._read_at -= 120  # the cached read is two minutes old
+    rid, now = reply_id(rotated, "team", OUTSIDE), int(time.time())
+    DynamoDBReplies(boto3.client("dynamodb"), REPLY_TABLE).save(ReplyRecord(rid, "team", OUTSIDE, now, now + 86_400))
+    address = format_reply_address(rotated, "team", rid, DOMAIN)
+
+    # WHEN Bob's answer to it reaches the warm function
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN the ring is read again and the reply relayed, not dropped as a bad token
+    assert outcome["reply"] == "relayed"
+    assert [mail.recipients for mail in sent_outside(sent)] == [(OUTSIDE,)]
 
 
 def test_reply_all_to_the_reply_address_and_team_reaches_each_member_once(team_aws: EmbeddedAws) -> None:

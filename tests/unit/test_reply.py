@@ -14,6 +14,7 @@ from forwarder.mail.reply import (
     Author,
     author_of,
     build_reply_head,
+    hidden_domains,
     is_authentic,
     is_automatic,
     member_display_name,
@@ -83,6 +84,9 @@ def test_verdicts_default_to_not_authentic() -> None:
         (b"Precedence: list", True),
         (b"X-Autoreply: yes", True),
         (b"Importance: high", False),
+        (b'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"', True),
+        (b"Content-Type: Multipart/Report; report-type=delivery-status; boundary=b", True),
+        (b'Content-Type: multipart/mixed; boundary="b"', False),
     ],
 )
 def test_is_automatic(field: bytes, automatic: bool) -> None:
@@ -260,3 +264,28 @@ def test_reply_target_of_a_reply_to_written_unencoded_in_big5_is_its_address() -
     message = split_message(raw + b"Content-Type: text/plain; charset=big5\r\n\r\n" + "內容".encode("big5"))
     # WHEN the reply address is made for it THEN it stands for the Reply-To address, as the forward's Reply-To says
     assert reply_target(message, "bounce@ntu.example") == "xu@ntu.example"
+
+
+def test_build_reply_head_leaves_out_the_ids_of_the_members_provider_only() -> None:
+    # GIVEN a member at gmail.com answering their own mail in a thread with an outside sender at gmail.com too,
+    # and one at example.net answering theirs
+    thread = (
+        b"From: M <m@x.org>\r\nIn-Reply-To: <own@mail.gmail.com>\r\n"
+        b"References: <q@mail.gmail.com>\r\n <fwd@email.amazonses.com> <own@mail.gmail.com>\r\n\r\nbody"
+    )
+    message = split_message(thread.replace(b"mail.gmail.com", b"mail.example.net"))
+    same = split_message(thread)
+
+    # WHEN their reply heads are built
+    hidden = hidden_domains(("bob@example.net", None), "carol@customer.example")
+    head = build_reply_head(message, domain=DOMAIN, alias="team", display_name="M", to_address="c@y", hidden=hidden)
+    shared = hidden_domains(("bob@gmail.com",), "carol@Gmail.com")
+    kept = build_reply_head(same, domain=DOMAIN, alias="team", display_name="M", to_address="c@y", hidden=shared)
+
+    # THEN ids of the member's domain and its subdomains go (an In-Reply-To of no other id with them), others stay
+    assert hidden == {"example.net"}
+    assert b"example.net" not in head and b"in-reply-to" not in head.lower()
+    assert b"References: <fwd@email.amazonses.com>\r\n" in head
+    # AND a domain the outside sender shares gives nothing away: its ids stay for threading
+    assert shared == frozenset()
+    assert b"In-Reply-To: <own@mail.gmail.com>" in kept and b"<q@mail.gmail.com>" in kept
