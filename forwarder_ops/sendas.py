@@ -671,7 +671,15 @@ def follow_alias_changes(target: Target, changes: Sequence[Change], out: TextIO,
     from botocore.exceptions import ClientError
 
     environment = target.environment_name
-    if not environment or not any(change.removed for change in changes):
+    if not any(change.removed for change in changes):
+        return GrantFollowUp(out=out)
+    if not environment:
+        # The grants live under the environment's path: without its name they cannot be found, and a member who
+        # leaves would silently keep sending as the alias.
+        err.write(
+            "forwarder: warning: the environment is unknown (give --config-env ENV), so the send-as grants of "
+            "members who leave are not revoked; check them with `forwarder send-as list --config-env ENV`\n"
+        )
         return GrantFollowUp(out=out)
     store = GrantStore(target.client("iam"), environment)
     try:

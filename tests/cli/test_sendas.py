@@ -538,6 +538,23 @@ def test_send_as_alias_removal_warns_when_grants_cannot_be_read(cli: Cli, team: 
     assert "check them with `forwarder send-as list`" in result.err
 
 
+def test_send_as_alias_removal_without_an_environment_warns_that_grants_stay(cli: Cli, team: None) -> None:
+    # GIVEN bob may send as team
+    grant(cli, "bob@gmail.com", "team")
+
+    # WHEN he leaves team through options naming the alias path but no environment (so no send-as path)
+    result = cli(
+        "aliases", "remove", "team", "bob@gmail.com", "--alias-path", ALIAS_PATH, "--region", REGION, "--domain",
+        DOMAIN, "--yes",
+    )  # fmt: skip
+
+    # THEN the alias changes, and a warning says his grant was not revoked, instead of silence
+    assert result.code == 0, result.err
+    assert "send-as grants of members who leave are not revoked" in result.err
+    assert "forwarder send-as list --config-env ENV" in result.err
+    assert len(users()) == 1
+
+
 # revoke ------------------------------------------------------------------------------------------
 
 
