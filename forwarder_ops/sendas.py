@@ -473,12 +473,19 @@ class SendAs:
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
         addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
+        # An inactive key (deactivated by hand) authenticates nowhere: a member with no active key needs a new one.
+        active = [key.key_id for key in existing.keys if key.status == "Active"] if existing else []
+        if existing is not None and not active and len(existing.keys) >= 2:
+            raise CommandError(
+                f"{member}'s keys {', '.join(k.key_id for k in existing.keys)} are all inactive and IAM allows two: "
+                f"delete one (`forwarder send-as rotate {member} --finish{self.env_flag}`), then grant"
+            )
         name = self.store.create_user(member, self._tags(member)) if existing is None else existing.user
         credentials = None
         try:
             if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
                 self.store.put_policy(name, policy_document(resources, addresses))
-            if existing is None or not existing.keys:
+            if existing is None or not active:
                 credentials = self.credentials(*self.store.create_key(name))
         except (ClientError, CommandError) as error:
             if existing is None:
@@ -494,7 +501,7 @@ class SendAs:
             "from_address": from_address(alias, self.domain),
             "aliases": [alias_of_address(a) for a in addresses],
             "created": existing is None,
-            "existing_keys": [k.key_id for k in existing.keys] if existing else [],
+            "existing_keys": active,
             "smtp": credentials.as_dict() if credentials else None,
         }
 

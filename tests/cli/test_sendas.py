@@ -261,6 +261,42 @@ def test_send_as_grant_text_without_a_new_key_names_the_existing_username(cli: C
     assert "Password" not in result.out
 
 
+def test_send_as_grant_to_a_member_whose_key_is_inactive_gives_a_working_key(
+    cli: Cli, team: None, iam: RecordingIam
+) -> None:
+    # GIVEN alice may send as team, and her only key deactivated by hand (it authenticates nowhere)
+    first = grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    client("iam").update_access_key(UserName=name, AccessKeyId=first["smtp"]["username"], Status="Inactive")
+
+    # WHEN she is granted tech
+    second = grant(cli, "alice@gmail.com", "tech")
+
+    # THEN she gets a new key and its password, not "your existing credentials now also send as tech"
+    assert second["smtp"] is not None
+    assert second["existing_keys"] == []
+    assert second["smtp"]["password"] == documented_password(iam.secrets[second["smtp"]["username"]], REGION)
+    assert sorted(keys_of(name)) == sorted([first["smtp"]["username"], second["smtp"]["username"]])
+
+
+def test_send_as_grant_with_two_inactive_keys_says_to_delete_one(cli: Cli, team: None) -> None:
+    # GIVEN alice's two keys (a rotation) both deactivated by hand: IAM allows no third
+    grant(cli, "alice@gmail.com", "team")
+    assert cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", "--json").code == 0
+    name = only_user()
+    for key_id in keys_of(name):
+        client("iam").update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
+
+    # WHEN she is granted tech
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "tech", "--config-env", "dev")
+
+    # THEN one line says why no key can be made and what to run, and nothing changed
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "are all inactive" in result.err
+    assert "forwarder send-as rotate alice@gmail.com --finish --config-env dev" in result.err
+    assert policy_of(name)["Statement"][0]["Condition"] == {"StringEquals": {"ses:FromAddress": [f"team@{DOMAIN}"]}}
+
+
 def test_send_as_grant_per_member_users_do_not_share(cli: Cli, team: None) -> None:
     grant(cli, "alice@gmail.com", "team")
     grant(cli, "bob@gmail.com", "team")
