@@ -663,10 +663,20 @@ class GrantFollowUp:
         return [f"send-as grants that follow (IAM users under {self.store.path}):"] + [c.line() for c in self.changes]
 
     def apply(self) -> None:
+        """Revoke before the alias lists are written; a failure says that the alias lists are unchanged."""
+        from botocore.exceptions import ClientError
+
         if self.store is None:
             return
-        for change in self.changes:
-            self.store.apply(change)
+        for done, change in enumerate(self.changes):
+            try:
+                self.store.apply(change)
+            except (ClientError, CommandError) as error:
+                reason = describe_aws_error(error) or str(error)
+                raise CommandError(
+                    f"{reason}; alias lists: nothing was changed (the send-as revocations go first); "
+                    f"{done} of {len(self.changes)} send-as grant change(s) applied"
+                ) from None
         if self.changes:
             self.out.write(
                 f"send-as: {len(self.changes)} grant(s) changed, members who left an alias no longer send as it\n"

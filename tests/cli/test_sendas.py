@@ -543,6 +543,27 @@ def test_send_as_alias_removal_whose_alias_write_fails_says_the_revocation_stays
     }
 
 
+def test_send_as_alias_removal_whose_revocation_is_refused_says_the_aliases_are_unchanged(
+    cli: Cli, team: None, iam: RecordingIam
+) -> None:
+    # GIVEN alice may send as team and tech, and a profile that may not change IAM policies
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    iam.denied.add("put_user_policy")
+
+    # WHEN she leaves team
+    result = cli("aliases", "remove", "team", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN one line names the refusal and says that the alias lists are unchanged (she is still in team), so the
+    # operator does not take the member for removed
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "PutUserPolicy" in result.err
+    assert "alias lists: nothing was changed" in result.err
+    assert "0 of 1 send-as grant change(s) applied" in result.err
+    team_members = client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"]
+    assert "alice@gmail.com" in team_members
+
+
 def test_send_as_alias_change_declined_keeps_the_grant(cli: Cli, team: None) -> None:
     grant(cli, "bob@gmail.com", "team")
 
