@@ -746,12 +746,14 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
     old = [(g, k) for g in grants for k in g.keys if k.age_days(now) > limit]
     if old:
         shown = ", ".join(f"{g.member} ({k.age_days(now)} days)" for g, k in old)
-        return Check(
-            "send-as",
-            Status.WARN,
-            f"{len(old)} key(s) older than {limit} days: {shown}",
-            "\n".join(f"forwarder send-as rotate {g.member}{flag}" for g, _ in old),
-        )
+        fixes = []
+        for grant in dict.fromkeys(g for g, _ in old):
+            if len(grant.keys) > 1:  # a rotation left unfinished: IAM holds two keys, so `rotate` would be refused
+                fixes.append(f"forwarder send-as rotate {grant.member} --finish{flag}")
+                if grant.keys[-1].age_days(now) <= limit:  # the key --finish keeps is young: nothing more to do
+                    continue
+            fixes.append(f"forwarder send-as rotate {grant.member}{flag}")
+        return Check("send-as", Status.WARN, f"{len(old)} key(s) older than {limit} days: {shown}", "\n".join(fixes))
     return Check("send-as", Status.OK, f"{len(grants)} grant(s), all members, keys younger than {limit} days")
 
 

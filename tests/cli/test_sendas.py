@@ -872,3 +872,44 @@ def test_doctor_warns_about_keys_older_than_the_set_age(
     monkeypatch.setenv("FORWARDER_SEND_AS_MAX_KEY_AGE_DAYS", "365")
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--config-env", "dev", "--json").out)["checks"]}
     assert checks["send-as"]["status"] == "ok"
+
+
+def test_doctor_old_keys_of_an_unfinished_rotation_name_finish_not_rotate(
+    cli: Cli, team: None, resolver: FakeResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN alice's rotation left unfinished (two keys), both 100 days old by the time the doctor runs
+    grant(cli, "alice@gmail.com", "team")
+    assert cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", "--json").code == 0
+    monkeypatch.setattr("forwarder_ops.sendas._now", lambda: datetime.now(UTC) + timedelta(days=100))
+
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--config-env", "dev", "--json").out)["checks"]}
+
+    # THEN the fix finishes the rotation first (`rotate` alone is refused while IAM holds two keys), then rotates the
+    # key kept, once each, not `rotate` twice
+    assert checks["send-as"]["status"] == "warn"
+    assert checks["send-as"]["fix"] == (
+        "forwarder send-as rotate alice@gmail.com --finish --config-env dev\n"
+        "forwarder send-as rotate alice@gmail.com --config-env dev"
+    )
+
+
+def test_check_send_as_old_key_beside_a_young_one_names_only_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from forwarder_ops import sendas
+
+    # GIVEN a grant whose rotation is unfinished: the old key 100 days old, the new one a day old
+    now = datetime.now(UTC)
+    keys = (
+        sendas.AccessKey("AKIAOLD", "Active", now - timedelta(days=100)),
+        sendas.AccessKey("AKIANEW", "Active", now - timedelta(days=1)),
+    )
+    grants = [sendas.Grant("alice@gmail.com", "sendas-dev-alice", (f"team@{DOMAIN}",), keys=keys)]
+    monkeypatch.setattr(sendas.GrantStore, "list", lambda self, keys=True: grants)
+    target = SimpleNamespace(environment_name="dev", name="dev", client=lambda service: None)
+
+    # WHEN the doctor's row is computed
+    check = sendas.check_send_as(target, {"team": ["alice@gmail.com"]})  # type: ignore[arg-type]
+
+    # THEN finishing the rotation is the whole fix (the key it keeps is young)
+    assert check.fix == "forwarder send-as rotate alice@gmail.com --finish --config-env dev"
