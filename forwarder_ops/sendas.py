@@ -817,7 +817,10 @@ def render_list(grants: Sequence[Grant], path: str, now: datetime) -> list[str]:
                 (
                     grant.member if first else "",
                     ", ".join(grant.aliases) if first else "",
-                    key.key_id if key else "(no key)",
+                    # An inactive key (deactivated by hand) authenticates nowhere: not to be taken for a working one.
+                    (key.key_id + (f" ({key.status.lower()})" if key.status != "Active" else ""))
+                    if key
+                    else "(no key)",
                     f"{key.age_days(now)} days" if key else "",
                     (key.last_used.strftime("%Y-%m-%d") + (f" {key.last_region}" if key.last_region else ""))
                     if key and key.last_used

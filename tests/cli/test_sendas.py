@@ -472,6 +472,19 @@ def test_send_as_list_shows_members_aliases_and_keys(cli: Cli, team: None) -> No
     assert listed[0]["region"] == REGION
 
 
+def test_send_as_list_marks_an_inactive_key(cli: Cli, team: None) -> None:
+    # GIVEN alice's key deactivated by hand (it no longer authenticates)
+    key_id = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+    client("iam").update_access_key(UserName=only_user(), AccessKeyId=key_id, Status="Inactive")
+
+    # WHEN the grants are listed
+    result = cli("send-as", "list", "--config-env", "dev")
+
+    # THEN the key is shown as inactive, not like a working SMTP username
+    assert result.code == 0, result.err
+    assert f"{key_id} (inactive)" in result.out
+
+
 def test_send_as_list_is_per_environment(cli: Cli, team: None) -> None:
     grant(cli, "alice@gmail.com", "team")
 
