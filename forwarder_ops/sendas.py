@@ -482,8 +482,9 @@ class SendAs:
             )
         name = self.store.create_user(member, self._tags(member)) if existing is None else existing.user
         credentials = None
+        changed = existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources
         try:
-            if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
+            if changed:
                 self.store.put_policy(name, policy_document(resources, addresses))
             if existing is None or not active:
                 credentials = self.credentials(*self.store.create_key(name))
@@ -501,6 +502,7 @@ class SendAs:
             "from_address": from_address(alias, self.domain),
             "aliases": [alias_of_address(a) for a in addresses],
             "created": existing is None,
+            "changed": changed or credentials is not None,
             "existing_keys": active,
             "smtp": credentials.as_dict() if credentials else None,
         }
@@ -784,7 +786,9 @@ def gmail_steps(address: str, server: str, *, new_password: bool) -> list[str]:
 
 
 def describe_grant(result: Mapping[str, Any], env_flag: str = "") -> list[str]:
-    verb = "granted" if result["created"] else "updated"
+    # A grant repeated as it stands changes nothing: saying "updated" or "now also" would suggest it did.
+    repeated = not result.get("changed", True)
+    verb = "granted" if result["created"] else "unchanged, already granted" if repeated else "updated"
     lines = [
         f"send-as {verb}: {result['member']} may send as {', '.join(result['aliases'])} "
         f"({result['environment']}, {result['region']})",
@@ -798,7 +802,8 @@ def describe_grant(result: Mapping[str, Any], env_flag: str = "") -> list[str]:
     else:
         keys = ", ".join(result["existing_keys"])
         lines += [
-            f"No new key: the member's SMTP credentials (username {keys}) now also send as {result['from_address']}.",
+            f"No new key: the member's SMTP credentials (username {keys}) {'already' if repeated else 'now also'} "
+            f"send as {result['from_address']}.",
             f"Lost them? `forwarder send-as rotate {result['member']}{env_flag}` makes a new password.",
             "",
         ]

@@ -261,6 +261,23 @@ def test_send_as_grant_text_without_a_new_key_names_the_existing_username(cli: C
     assert "Password" not in result.out
 
 
+def test_send_as_grant_repeated_says_nothing_changed(cli: Cli, team: None) -> None:
+    # GIVEN alice may send as team
+    first = grant(cli, "alice@gmail.com", "team")
+
+    # WHEN the same grant is made again
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN it says she already may, not that her grant was "updated" and her credentials "now also" send as team
+    assert result.code == 0, result.err
+    assert "send-as unchanged, already granted: alice@gmail.com may send as team" in result.out
+    assert (
+        f"No new key: the member's SMTP credentials (username {first['smtp']['username']}) already send as "
+        f"team@{DOMAIN}."
+    ) in result.out
+    assert "updated" not in result.out and "now also" not in result.out
+
+
 def test_send_as_grant_to_a_member_whose_key_is_inactive_gives_a_working_key(
     cli: Cli, team: None, iam: RecordingIam
 ) -> None:
