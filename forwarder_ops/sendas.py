@@ -729,9 +729,16 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
     environment = target.environment_name
     if not environment:
         return Check("send-as", Status.SKIP, "no environment name: give --config-env ENV")
-    grants = GrantStore(target.client("iam"), environment).list()
-    if not grants:
+    found = GrantStore(target.client("iam"), environment).list()
+    if not found:
         return Check("send-as", Status.OK, "no send-as grants")
+    # IAM is global but the alias lists are per region: a grant made for another region (the doctor run with
+    # --region) is judged against that region's aliases, not these, or every member would look like a leaver.
+    grants = [g for g in found if not g.region or g.region == target.region]
+    elsewhere = sorted({g.region for g in found if g not in grants})
+    note = (
+        f"; {len(found) - len(grants)} grant(s) made for {', '.join(elsewhere)} not checked here" if elsewhere else ""
+    )
     flag = f" --config-env {target.name}" if target.name else ""
     stale = stale_grants(grants, aliases)
     if stale:
@@ -740,7 +747,7 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
         return Check(
             "send-as",
             Status.FAIL,
-            f"{len(stale)} grant(s) for addresses no longer in the alias: {shown}",
+            f"{len(stale)} grant(s) for addresses no longer in the alias: {shown}{note}",
             "revoke them:\n" + "\n".join(fixes),
         )
     limit = max_key_age_days()
@@ -755,8 +762,10 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
                 if grant.keys[-1].age_days(now) <= limit:  # the key --finish keeps is young: nothing more to do
                     continue
             fixes.append(f"forwarder send-as rotate {grant.member}{flag}")
-        return Check("send-as", Status.WARN, f"{len(old)} key(s) older than {limit} days: {shown}", "\n".join(fixes))
-    return Check("send-as", Status.OK, f"{len(grants)} grant(s), all members, keys younger than {limit} days")
+        return Check(
+            "send-as", Status.WARN, f"{len(old)} key(s) older than {limit} days: {shown}{note}", "\n".join(fixes)
+        )
+    return Check("send-as", Status.OK, f"{len(grants)} grant(s), all members, keys younger than {limit} days{note}")
 
 
 # output ------------------------------------------------------------------------------------------

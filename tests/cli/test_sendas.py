@@ -943,3 +943,20 @@ def test_check_send_as_old_key_beside_a_young_one_names_only_finish(monkeypatch:
 
     # THEN finishing the rotation is the whole fix (the key it keeps is young)
     assert check.fix == "forwarder send-as rotate alice@gmail.com --finish --config-env dev"
+
+
+def test_doctor_in_another_region_does_not_call_that_regions_grants_stale(
+    cli: Cli, team: None, resolver: FakeResolver
+) -> None:
+    # GIVEN alice's grant of team made in dev's region, and no aliases in us-west-2
+    grant(cli, "alice@gmail.com", "team")
+
+    # WHEN the doctor runs for dev with the region overridden (its alias lists there are empty)
+    result = cli("doctor", "--config-env", "dev", "--region", "us-west-2", "--json")
+
+    # THEN the send-as row does not tell the operator to revoke her grant (us-west-2's aliases say nothing about a
+    # grant whose policy and password are for us-east-1); it says that grant was not checked here
+    send_as = {c["name"]: c for c in json.loads(result.out)["checks"]}["send-as"]
+    assert send_as["status"] != "fail", send_as
+    assert "revoke" not in send_as["fix"]
+    assert f"1 grant(s) made for {REGION} not checked here" in send_as["detail"]
