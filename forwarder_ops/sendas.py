@@ -929,12 +929,14 @@ def _cmd_revoke(send_as: SendAs, args: argparse.Namespace) -> int:
     from forwarder_ops.console import Declined, confirm
 
     change = send_as.plan_revoke(args.member, args.alias)
-    if not args.json:
-        print(f"send-as grants under {send_as.store.path}:\n{change.line()}")
+    # With --json, stdout holds the JSON alone: the plan, the question and the answer go to stderr.
+    info = sys.stderr if args.json else sys.stdout
+    if not args.json or not args.yes:
+        info.write(f"send-as grants under {send_as.store.path}:\n{change.line()}\n")
     try:
-        confirm("revoke?", assume_yes=args.yes, out=sys.stdout)
+        confirm("revoke?", assume_yes=args.yes, out=info)
     except Declined:
-        print("nothing changed")
+        info.write("nothing changed\n")
         return 1
     send_as.store.apply(change)
     if args.json:

@@ -745,6 +745,20 @@ def test_send_as_revoke_asks_at_a_terminal(cli: Cli, team: None) -> None:
     assert len(users()) == 1
 
 
+def test_send_as_revoke_json_at_a_terminal_keeps_stdout_json(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant
+    grant(cli, "alice@gmail.com", "team")
+
+    # WHEN it is revoked with --json at a terminal, answering yes
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--json", stdin="y\n", tty=True)
+
+    # THEN the plan and the question went to stderr, and stdout parses as the JSON result
+    assert result.code == 0, result.err
+    assert "may no longer send as team" in result.err and "revoke? [y/N]" in result.err
+    assert json.loads(result.out)["user_deleted"] is True
+    assert users() == []
+
+
 # rotate ------------------------------------------------------------------------------------------
 
 
