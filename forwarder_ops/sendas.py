@@ -473,12 +473,20 @@ class SendAs:
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
         addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
+        # An inactive key (deactivated by hand) authenticates nowhere: a member with no active key needs a new one.
+        active = [key.key_id for key in existing.keys if key.status == "Active"] if existing else []
+        if existing is not None and not active and len(existing.keys) >= 2:
+            raise CommandError(
+                f"{member}'s keys {', '.join(k.key_id for k in existing.keys)} are all inactive and IAM allows two: "
+                f"delete one (`forwarder send-as rotate {member} --finish{self.env_flag}`), then grant"
+            )
         name = self.store.create_user(member, self._tags(member)) if existing is None else existing.user
         credentials = None
+        changed = existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources
         try:
-            if existing is None or tuple(addresses) != existing.addresses or tuple(resources) != existing.resources:
+            if changed:
                 self.store.put_policy(name, policy_document(resources, addresses))
-            if existing is None or not existing.keys:
+            if existing is None or not active:
                 credentials = self.credentials(*self.store.create_key(name))
         except (ClientError, CommandError) as error:
             if existing is None:
@@ -494,7 +502,8 @@ class SendAs:
             "from_address": from_address(alias, self.domain),
             "aliases": [alias_of_address(a) for a in addresses],
             "created": existing is None,
-            "existing_keys": [k.key_id for k in existing.keys] if existing else [],
+            "changed": changed or credentials is not None,
+            "existing_keys": active,
             "smtp": credentials.as_dict() if credentials else None,
         }
 
@@ -656,10 +665,20 @@ class GrantFollowUp:
         return [f"send-as grants that follow (IAM users under {self.store.path}):"] + [c.line() for c in self.changes]
 
     def apply(self) -> None:
+        """Revoke before the alias lists are written; a failure says that the alias lists are unchanged."""
+        from botocore.exceptions import ClientError
+
         if self.store is None:
             return
-        for change in self.changes:
-            self.store.apply(change)
+        for done, change in enumerate(self.changes):
+            try:
+                self.store.apply(change)
+            except (ClientError, CommandError) as error:
+                reason = describe_aws_error(error) or str(error)
+                raise CommandError(
+                    f"{reason}; alias lists: nothing was changed (the send-as revocations go first); "
+                    f"{done} of {len(self.changes)} send-as grant change(s) applied"
+                ) from None
         if self.changes:
             self.out.write(
                 f"send-as: {len(self.changes)} grant(s) changed, members who left an alias no longer send as it\n"
@@ -671,7 +690,15 @@ def follow_alias_changes(target: Target, changes: Sequence[Change], out: TextIO,
     from botocore.exceptions import ClientError
 
     environment = target.environment_name
-    if not environment or not any(change.removed for change in changes):
+    if not any(change.removed for change in changes):
+        return GrantFollowUp(out=out)
+    if not environment:
+        # The grants live under the environment's path: without its name they cannot be found, and a member who
+        # leaves would silently keep sending as the alias.
+        err.write(
+            "forwarder: warning: the environment is unknown (give --config-env ENV), so the send-as grants of "
+            "members who leave are not revoked; check them with `forwarder send-as list --config-env ENV`\n"
+        )
         return GrantFollowUp(out=out)
     store = GrantStore(target.client("iam"), environment)
     try:
@@ -702,9 +729,16 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
     environment = target.environment_name
     if not environment:
         return Check("send-as", Status.SKIP, "no environment name: give --config-env ENV")
-    grants = GrantStore(target.client("iam"), environment).list()
-    if not grants:
+    found = GrantStore(target.client("iam"), environment).list()
+    if not found:
         return Check("send-as", Status.OK, "no send-as grants")
+    # IAM is global but the alias lists are per region: a grant made for another region (the doctor run with
+    # --region) is judged against that region's aliases, not these, or every member would look like a leaver.
+    grants = [g for g in found if not g.region or g.region == target.region]
+    elsewhere = sorted({g.region for g in found if g not in grants})
+    note = (
+        f"; {len(found) - len(grants)} grant(s) made for {', '.join(elsewhere)} not checked here" if elsewhere else ""
+    )
     flag = f" --config-env {target.name}" if target.name else ""
     stale = stale_grants(grants, aliases)
     if stale:
@@ -713,7 +747,7 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
         return Check(
             "send-as",
             Status.FAIL,
-            f"{len(stale)} grant(s) for addresses no longer in the alias: {shown}",
+            f"{len(stale)} grant(s) for addresses no longer in the alias: {shown}{note}",
             "revoke them:\n" + "\n".join(fixes),
         )
     limit = max_key_age_days()
@@ -721,13 +755,17 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
     old = [(g, k) for g in grants for k in g.keys if k.age_days(now) > limit]
     if old:
         shown = ", ".join(f"{g.member} ({k.age_days(now)} days)" for g, k in old)
+        fixes = []
+        for grant in dict.fromkeys(g for g, _ in old):
+            if len(grant.keys) > 1:  # a rotation left unfinished: IAM holds two keys, so `rotate` would be refused
+                fixes.append(f"forwarder send-as rotate {grant.member} --finish{flag}")
+                if grant.keys[-1].age_days(now) <= limit:  # the key --finish keeps is young: nothing more to do
+                    continue
+            fixes.append(f"forwarder send-as rotate {grant.member}{flag}")
         return Check(
-            "send-as",
-            Status.WARN,
-            f"{len(old)} key(s) older than {limit} days: {shown}",
-            "\n".join(f"forwarder send-as rotate {g.member}{flag}" for g, _ in old),
+            "send-as", Status.WARN, f"{len(old)} key(s) older than {limit} days: {shown}{note}", "\n".join(fixes)
         )
-    return Check("send-as", Status.OK, f"{len(grants)} grant(s), all members, keys younger than {limit} days")
+    return Check("send-as", Status.OK, f"{len(grants)} grant(s), all members, keys younger than {limit} days{note}")
 
 
 # output ------------------------------------------------------------------------------------------
@@ -757,7 +795,9 @@ def gmail_steps(address: str, server: str, *, new_password: bool) -> list[str]:
 
 
 def describe_grant(result: Mapping[str, Any], env_flag: str = "") -> list[str]:
-    verb = "granted" if result["created"] else "updated"
+    # A grant repeated as it stands changes nothing: saying "updated" or "now also" would suggest it did.
+    repeated = not result.get("changed", True)
+    verb = "granted" if result["created"] else "unchanged, already granted" if repeated else "updated"
     lines = [
         f"send-as {verb}: {result['member']} may send as {', '.join(result['aliases'])} "
         f"({result['environment']}, {result['region']})",
@@ -771,7 +811,8 @@ def describe_grant(result: Mapping[str, Any], env_flag: str = "") -> list[str]:
     else:
         keys = ", ".join(result["existing_keys"])
         lines += [
-            f"No new key: the member's SMTP credentials (username {keys}) now also send as {result['from_address']}.",
+            f"No new key: the member's SMTP credentials (username {keys}) {'already' if repeated else 'now also'} "
+            f"send as {result['from_address']}.",
             f"Lost them? `forwarder send-as rotate {result['member']}{env_flag}` makes a new password.",
             "",
         ]
@@ -790,7 +831,10 @@ def render_list(grants: Sequence[Grant], path: str, now: datetime) -> list[str]:
                 (
                     grant.member if first else "",
                     ", ".join(grant.aliases) if first else "",
-                    key.key_id if key else "(no key)",
+                    # An inactive key (deactivated by hand) authenticates nowhere: not to be taken for a working one.
+                    (key.key_id + (f" ({key.status.lower()})" if key.status != "Active" else ""))
+                    if key
+                    else "(no key)",
                     f"{key.age_days(now)} days" if key else "",
                     (key.last_used.strftime("%Y-%m-%d") + (f" {key.last_region}" if key.last_region else ""))
                     if key and key.last_used
@@ -885,12 +929,14 @@ def _cmd_revoke(send_as: SendAs, args: argparse.Namespace) -> int:
     from forwarder_ops.console import Declined, confirm
 
     change = send_as.plan_revoke(args.member, args.alias)
-    if not args.json:
-        print(f"send-as grants under {send_as.store.path}:\n{change.line()}")
+    # With --json, stdout holds the JSON alone: the plan, the question and the answer go to stderr.
+    info = sys.stderr if args.json else sys.stdout
+    if not args.json or not args.yes:
+        info.write(f"send-as grants under {send_as.store.path}:\n{change.line()}\n")
     try:
-        confirm("revoke?", assume_yes=args.yes, out=sys.stdout)
+        confirm("revoke?", assume_yes=args.yes, out=info)
     except Declined:
-        print("nothing changed")
+        info.write("nothing changed\n")
         return 1
     send_as.store.apply(change)
     if args.json:

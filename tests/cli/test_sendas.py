@@ -261,6 +261,59 @@ def test_send_as_grant_text_without_a_new_key_names_the_existing_username(cli: C
     assert "Password" not in result.out
 
 
+def test_send_as_grant_repeated_says_nothing_changed(cli: Cli, team: None) -> None:
+    # GIVEN alice may send as team
+    first = grant(cli, "alice@gmail.com", "team")
+
+    # WHEN the same grant is made again
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev")
+
+    # THEN it says she already may, not that her grant was "updated" and her credentials "now also" send as team
+    assert result.code == 0, result.err
+    assert "send-as unchanged, already granted: alice@gmail.com may send as team" in result.out
+    assert (
+        f"No new key: the member's SMTP credentials (username {first['smtp']['username']}) already send as "
+        f"team@{DOMAIN}."
+    ) in result.out
+    assert "updated" not in result.out and "now also" not in result.out
+
+
+def test_send_as_grant_to_a_member_whose_key_is_inactive_gives_a_working_key(
+    cli: Cli, team: None, iam: RecordingIam
+) -> None:
+    # GIVEN alice may send as team, and her only key deactivated by hand (it authenticates nowhere)
+    first = grant(cli, "alice@gmail.com", "team")
+    name = only_user()
+    client("iam").update_access_key(UserName=name, AccessKeyId=first["smtp"]["username"], Status="Inactive")
+
+    # WHEN she is granted tech
+    second = grant(cli, "alice@gmail.com", "tech")
+
+    # THEN she gets a new key and its password, not "your existing credentials now also send as tech"
+    assert second["smtp"] is not None
+    assert second["existing_keys"] == []
+    assert second["smtp"]["password"] == documented_password(iam.secrets[second["smtp"]["username"]], REGION)
+    assert sorted(keys_of(name)) == sorted([first["smtp"]["username"], second["smtp"]["username"]])
+
+
+def test_send_as_grant_with_two_inactive_keys_says_to_delete_one(cli: Cli, team: None) -> None:
+    # GIVEN alice's two keys (a rotation) both deactivated by hand: IAM allows no third
+    grant(cli, "alice@gmail.com", "team")
+    assert cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", "--json").code == 0
+    name = only_user()
+    for key_id in keys_of(name):
+        client("iam").update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
+
+    # WHEN she is granted tech
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "tech", "--config-env", "dev")
+
+    # THEN one line says why no key can be made and what to run, and nothing changed
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "are all inactive" in result.err
+    assert "forwarder send-as rotate alice@gmail.com --finish --config-env dev" in result.err
+    assert policy_of(name)["Statement"][0]["Condition"] == {"StringEquals": {"ses:FromAddress": [f"team@{DOMAIN}"]}}
+
+
 def test_send_as_grant_per_member_users_do_not_share(cli: Cli, team: None) -> None:
     grant(cli, "alice@gmail.com", "team")
     grant(cli, "bob@gmail.com", "team")
@@ -436,6 +489,19 @@ def test_send_as_list_shows_members_aliases_and_keys(cli: Cli, team: None) -> No
     assert listed[0]["region"] == REGION
 
 
+def test_send_as_list_marks_an_inactive_key(cli: Cli, team: None) -> None:
+    # GIVEN alice's key deactivated by hand (it no longer authenticates)
+    key_id = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
+    client("iam").update_access_key(UserName=only_user(), AccessKeyId=key_id, Status="Inactive")
+
+    # WHEN the grants are listed
+    result = cli("send-as", "list", "--config-env", "dev")
+
+    # THEN the key is shown as inactive, not like a working SMTP username
+    assert result.code == 0, result.err
+    assert f"{key_id} (inactive)" in result.out
+
+
 def test_send_as_list_is_per_environment(cli: Cli, team: None) -> None:
     grant(cli, "alice@gmail.com", "team")
 
@@ -507,6 +573,27 @@ def test_send_as_alias_removal_whose_alias_write_fails_says_the_revocation_stays
     }
 
 
+def test_send_as_alias_removal_whose_revocation_is_refused_says_the_aliases_are_unchanged(
+    cli: Cli, team: None, iam: RecordingIam
+) -> None:
+    # GIVEN alice may send as team and tech, and a profile that may not change IAM policies
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    iam.denied.add("put_user_policy")
+
+    # WHEN she leaves team
+    result = cli("aliases", "remove", "team", "alice@gmail.com", "--config-env", "dev", "--yes")
+
+    # THEN one line names the refusal and says that the alias lists are unchanged (she is still in team), so the
+    # operator does not take the member for removed
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "PutUserPolicy" in result.err
+    assert "alias lists: nothing was changed" in result.err
+    assert "0 of 1 send-as grant change(s) applied" in result.err
+    team_members = client("ssm").get_parameter(Name=f"{ALIAS_PATH}/team")["Parameter"]["Value"]
+    assert "alice@gmail.com" in team_members
+
+
 def test_send_as_alias_change_declined_keeps_the_grant(cli: Cli, team: None) -> None:
     grant(cli, "bob@gmail.com", "team")
 
@@ -536,6 +623,23 @@ def test_send_as_alias_removal_warns_when_grants_cannot_be_read(cli: Cli, team: 
     assert result.code == 0
     assert "warning: cannot read the send-as grants" in result.err
     assert "check them with `forwarder send-as list`" in result.err
+
+
+def test_send_as_alias_removal_without_an_environment_warns_that_grants_stay(cli: Cli, team: None) -> None:
+    # GIVEN bob may send as team
+    grant(cli, "bob@gmail.com", "team")
+
+    # WHEN he leaves team through options naming the alias path but no environment (so no send-as path)
+    result = cli(
+        "aliases", "remove", "team", "bob@gmail.com", "--alias-path", ALIAS_PATH, "--region", REGION, "--domain",
+        DOMAIN, "--yes",
+    )  # fmt: skip
+
+    # THEN the alias changes, and a warning says his grant was not revoked, instead of silence
+    assert result.code == 0, result.err
+    assert "send-as grants of members who leave are not revoked" in result.err
+    assert "forwarder send-as list --config-env ENV" in result.err
+    assert len(users()) == 1
 
 
 # revoke ------------------------------------------------------------------------------------------
@@ -639,6 +743,20 @@ def test_send_as_revoke_asks_at_a_terminal(cli: Cli, team: None) -> None:
     assert result.code == 1
     assert "revoke? [y/N]" in result.out
     assert len(users()) == 1
+
+
+def test_send_as_revoke_json_at_a_terminal_keeps_stdout_json(cli: Cli, team: None) -> None:
+    # GIVEN alice's grant
+    grant(cli, "alice@gmail.com", "team")
+
+    # WHEN it is revoked with --json at a terminal, answering yes
+    result = cli("send-as", "revoke", "alice@gmail.com", "--config-env", "dev", "--json", stdin="y\n", tty=True)
+
+    # THEN the plan and the question went to stderr, and stdout parses as the JSON result
+    assert result.code == 0, result.err
+    assert "may no longer send as team" in result.err and "revoke? [y/N]" in result.err
+    assert json.loads(result.out)["user_deleted"] is True
+    assert users() == []
 
 
 # rotate ------------------------------------------------------------------------------------------
@@ -798,3 +916,61 @@ def test_doctor_warns_about_keys_older_than_the_set_age(
     monkeypatch.setenv("FORWARDER_SEND_AS_MAX_KEY_AGE_DAYS", "365")
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--config-env", "dev", "--json").out)["checks"]}
     assert checks["send-as"]["status"] == "ok"
+
+
+def test_doctor_old_keys_of_an_unfinished_rotation_name_finish_not_rotate(
+    cli: Cli, team: None, resolver: FakeResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN alice's rotation left unfinished (two keys), both 100 days old by the time the doctor runs
+    grant(cli, "alice@gmail.com", "team")
+    assert cli("send-as", "rotate", "alice@gmail.com", "--config-env", "dev", "--json").code == 0
+    monkeypatch.setattr("forwarder_ops.sendas._now", lambda: datetime.now(UTC) + timedelta(days=100))
+
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--config-env", "dev", "--json").out)["checks"]}
+
+    # THEN the fix finishes the rotation first (`rotate` alone is refused while IAM holds two keys), then rotates the
+    # key kept, once each, not `rotate` twice
+    assert checks["send-as"]["status"] == "warn"
+    assert checks["send-as"]["fix"] == (
+        "forwarder send-as rotate alice@gmail.com --finish --config-env dev\n"
+        "forwarder send-as rotate alice@gmail.com --config-env dev"
+    )
+
+
+def test_check_send_as_old_key_beside_a_young_one_names_only_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from forwarder_ops import sendas
+
+    # GIVEN a grant whose rotation is unfinished: the old key 100 days old, the new one a day old
+    now = datetime.now(UTC)
+    keys = (
+        sendas.AccessKey("AKIAOLD", "Active", now - timedelta(days=100)),
+        sendas.AccessKey("AKIANEW", "Active", now - timedelta(days=1)),
+    )
+    grants = [sendas.Grant("alice@gmail.com", "sendas-dev-alice", (f"team@{DOMAIN}",), keys=keys)]
+    monkeypatch.setattr(sendas.GrantStore, "list", lambda self, keys=True: grants)
+    target = SimpleNamespace(environment_name="dev", name="dev", client=lambda service: None)
+
+    # WHEN the doctor's row is computed
+    check = sendas.check_send_as(target, {"team": ["alice@gmail.com"]})  # type: ignore[arg-type]
+
+    # THEN finishing the rotation is the whole fix (the key it keeps is young)
+    assert check.fix == "forwarder send-as rotate alice@gmail.com --finish --config-env dev"
+
+
+def test_doctor_in_another_region_does_not_call_that_regions_grants_stale(
+    cli: Cli, team: None, resolver: FakeResolver
+) -> None:
+    # GIVEN alice's grant of team made in dev's region, and no aliases in us-west-2
+    grant(cli, "alice@gmail.com", "team")
+
+    # WHEN the doctor runs for dev with the region overridden (its alias lists there are empty)
+    result = cli("doctor", "--config-env", "dev", "--region", "us-west-2", "--json")
+
+    # THEN the send-as row does not tell the operator to revoke her grant (us-west-2's aliases say nothing about a
+    # grant whose policy and password are for us-east-1); it says that grant was not checked here
+    send_as = {c["name"]: c for c in json.loads(result.out)["checks"]}["send-as"]
+    assert send_as["status"] != "fail", send_as
+    assert "revoke" not in send_as["fix"]
+    assert f"1 grant(s) made for {REGION} not checked here" in send_as["detail"]
