@@ -71,6 +71,7 @@ NEEDS: dict[str, list[str]] = {
     "AWS::SNS::Topic": ["sns:CreateTopic", "sns:DeleteTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes"],
     "AWS::SNS::TopicPolicy": ["sns:SetTopicAttributes"],
     "AWS::SQS::Queue": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes"],
+    "AWS::SQS::QueuePolicy": ["sqs:SetQueueAttributes"],
     "AWS::SecretsManager::Secret": [
         "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:GetRandomPassword",
     ],

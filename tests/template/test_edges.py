@@ -66,6 +66,24 @@ def test_template_every_topic_refuses_publishing_without_tls(stack: Stack) -> No
         assert denials, f"{topic} accepts publishing without TLS"
 
 
+def test_template_the_failure_queue_refuses_requests_without_tls(stack: Stack) -> None:
+    # GIVEN the stack's queues (parked SES events name the mail and its recipients) THEN each has a queue policy
+    # that denies any request not made over TLS, as the bucket and the topics do
+    queues = {f"<Ref:{logical_id}>" for logical_id in stack.resources("AWS::SQS::Queue")}
+    assert queues == {"<Ref:FailureQueue>"}
+    denied: set[str] = set()
+    for policy in map(stack.properties, stack.resources("AWS::SQS::QueuePolicy")):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if (
+                statement["Effect"] == "Deny"
+                and statement["Principal"] == "*"
+                and statement["Action"] == "sqs:*"
+                and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            ):
+                denied.update(policy["Queues"])
+    assert denied == queues
+
+
 def test_template_cloudwatch_alarms_may_publish_to_the_alarm_topic(stack: Stack, env: Environment) -> None:
     # GIVEN the alarm topic's own policy replaces SNS's default one THEN this account's alarms may still publish
     allowed = [s for s in topic_statements(stack)["<Ref:AlarmTopic>"] if s["Effect"] == "Allow"]
