@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from forwarder.aws.store import S3MailStore
 from forwarder.config import DownloadSettings, load_settings
 from forwarder.links import LinkError, Token, message_id_of, verify_link
@@ -73,15 +71,7 @@ def _verified(query: object, keys: CachedKeyRing) -> Token:
     try:
         return verify_link(query, keys.get().accepted)
     except LinkError as error:
-        if error.status != 403:
-            raise
-        try:
-            ring = keys.renewed()
-        except (BotoCoreError, ClientError) as failure:
-            # The link is still refused as not ours: a forged one must not become a 502 and an alarm.
-            logger.warning("key ring not read again", extra={"error": type(failure).__name__})
-            raise error from failure
-        if ring is None:
+        if error.status != 403 or (ring := keys.renewed()) is None:
             raise
         return verify_link(query, ring.accepted)
 

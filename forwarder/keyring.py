@@ -92,10 +92,20 @@ class CachedKeyRing:
 
     def renewed(self, min_age_seconds: float = RENEW_SECONDS) -> KeyRing | None:
         """The ring read again now, for a signature no cached key matched (a rotation since the last read);
-        None when the cached copy is younger than `min_age_seconds` (read again at most that often)."""
+        None when the cached copy is younger than `min_age_seconds` (read again at most that often), or when
+        Secrets Manager does not answer: the signature then stays unmatched, as a forged one is, rather than
+        failing the request (a public URL's 502 and alarm, a reply's retries)."""
         if self._ring is not None and self._clock() - self._read_at < min_age_seconds:
             return None
-        return self._read()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self._read()
+        except (BotoCoreError, ClientError) as error:
+            from forwarder.observability import logger
+
+            logger.warning("key ring not read again", extra={"error": type(error).__name__})
+            return None
 
     def _read(self) -> KeyRing:
         if self._client is None:

@@ -3,6 +3,7 @@ exception; an exception is a 502 and fires the download errors alarm, and the UR
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -210,12 +211,26 @@ def test_download_every_answer_forbids_sniffing_and_caching(
 def test_download_forged_link_is_403_even_when_the_key_ring_cannot_be_read_again(lambda_context: Any) -> None:
     from botocore.exceptions import ClientError
 
-    class Throttled(FakeKeys):
-        def renewed(self) -> KeyRing | None:
-            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetSecretValue")
+    from forwarder.keyring import CachedKeyRing
 
-    # GIVEN Secrets Manager refusing the re-read that a signature no cached key matches asks for
-    answer = download.answer({"queryStringParameters": {**valid_query(), "s": "0" * 64}}, FakeStore(), Throttled())  # type: ignore[arg-type]
+    class ThrottledAfterFirstRead:
+        reads = 0
+
+        def get_secret_value(self, **_: Any) -> dict[str, Any]:
+            self.reads += 1
+            if self.reads > 1:
+                raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetSecretValue")
+            return {"SecretString": KEY.decode(), "CreatedDate": datetime(2020, 1, 1, tzinfo=UTC)}
+
+    # GIVEN a key ring read once, a minute ago, and Secrets Manager refusing the re-read that a signature no
+    # cached key matches asks for
+    now = [0.0]
+    client = ThrottledAfterFirstRead()
+    keys = CachedKeyRing(lambda: client, "link-secret", clock=lambda: now[0])
+    keys.get()
+    now[0] = 61.0
+    answer = download.answer({"queryStringParameters": {**valid_query(), "s": "0" * 64}}, FakeStore(), keys)  # type: ignore[arg-type]
+    assert client.reads == 2  # the re-read was asked for, and refused
     # WHEN a forged link is answered THEN it is still a 403, not an exception (a 502 and the errors alarm)
     assert answer["statusCode"] == 403
 
