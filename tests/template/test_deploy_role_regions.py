@@ -4,6 +4,8 @@ environment has a region of its own, so one environment's role cannot reach anot
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.template.cloudformation import ACCOUNT, ENVIRONMENTS, load_environments
@@ -13,6 +15,13 @@ from tests.template.test_deploy_role_scopes import allowed_for
 def other_regions(env: str) -> list[str]:
     environments = load_environments()
     return [e.region for name, e in environments.items() if name != env and e.region != environments[env].region]
+
+
+def assert_own_region_only(env: str, action: str, arn: Callable[[str], str]) -> None:
+    """`env`'s role may make `action` on the resource `arn(region)` names in its own region, in no other's."""
+    assert allowed_for(env, action, arn(load_environments()[env].region))
+    for region in other_regions(env):
+        assert not allowed_for(env, action, arn(region)), (action, region)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -38,12 +47,9 @@ def test_deploy_role_link_secret_of_its_own_region_only(env: str, action: str) -
     def secret(region: str) -> str:
         return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:LinkSecret-AbCdEfGhIjKl-1a2B3c"
 
-    # THEN an environment's role manages the one in its region
-    assert allowed_for(env, action, secret(load_environments()[env].region))
-    # AND not another environment's: deleting prod's key would break every download link and reply address
-    # its mail carries
-    for region in other_regions(env):
-        assert not allowed_for(env, action, secret(region)), (action, region)
+    # THEN an environment's role manages the one in its region, and not another environment's: deleting prod's key
+    # would break every download link and reply address its mail carries
+    assert_own_region_only(env, action, secret)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -54,6 +60,4 @@ def test_deploy_role_dependencies_layer_of_its_own_region_only(env: str, action:
         return f"arn:aws:lambda:{region}:{ACCOUNT}:layer:DependenciesLayer:7"
 
     # THEN an environment's role publishes and deletes versions of the one in its region, and not another's
-    assert allowed_for(env, action, layer(load_environments()[env].region))
-    for region in other_regions(env):
-        assert not allowed_for(env, action, layer(region)), (action, region)
+    assert_own_region_only(env, action, layer)
