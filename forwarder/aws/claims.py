@@ -294,13 +294,11 @@ class DynamoDBClaims:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}},
             )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+        except (ClientError, BotoCoreError) as error:  # never in place of the work's own error
+            if _describe(error) == "ConditionalCheckFailedException":
                 logger.info("claim kept: completed meanwhile (or gone)")
-                return
-            logger.warning("claim not released", extra={"code": _describe(error)})
-        except BotoCoreError as error:  # never in place of the work's own error
-            logger.warning("claim not released", extra={"code": _describe(error)})
+            else:
+                logger.warning("claim not released", extra={"code": _describe(error)})
 
     def _remember(self, claim: str, result: Result) -> None:
         self._done[claim] = result
