@@ -9,7 +9,10 @@ forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold
 4. its author (From address or envelope sender) is a current member of the alias, else it is forwarded to
    the members as ordinary inbound mail with the `[not relayed]` subject tag (`reply-not-member`);
 5. SES's verdicts vouch for that member address (`forwarder.mail.reply.is_authentic`), else `reply-forged`;
-   a reply SES judged spam is not relayed either, but tagged and forwarded to the members (`reply-spam`).
+   a reply SES judged spam is not relayed either, but tagged and forwarded to the members (`reply-spam`);
+6. it can go out without the member's signature (an S/MIME certificate names the member's address): a
+   `multipart/signed` reply goes out as its signed content alone; opaque S/MIME is forwarded to the members
+   tagged (`reply-signed`).
 Refused mail is never sent to the outside address. A relayed reply goes to exactly the outside address of
 the record (never to anyone the member named), and a copy goes to every other member of the alias.
 """
@@ -47,6 +50,7 @@ from forwarder.mail.replyaddr import (
 )
 from forwarder.mail.rewrite import is_own_output
 from forwarder.mail.routing import Delivery, Routing, alias_of, batch, is_valid_address, resolve_routes
+from forwarder.mail.signed import without_signature
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
@@ -78,6 +82,9 @@ UNSENDABLE = "reply-unsendable"
 # members, its author among them, get it marked, so that the author sees it did not go out; the forward path turns
 # a refusal of the same content into the notice with the download link.
 REFUSED = "reply-refused"
+# An opaque S/MIME reply (the content inside the signature's blob, with the member's certificate): never sent out;
+# the members get it marked. A `multipart/signed` reply goes out without its signature (forwarder/mail/signed.py).
+SIGNED = "reply-signed"
 
 Forward = Callable[[Inbound, str | None], Outcome]
 
@@ -267,8 +274,16 @@ class ReplyRelay:
                 extra={**self._log(token, check), "reason": UNSENDABLE, "cause": unsendable},
             )
             return UNSENDABLE
+        bare = without_signature(shortened)
+        if bare is None:
+            logger.warning(
+                "reply address: not relayed, opaque S/MIME (its signature names the member and cannot be taken "
+                "off); forwarded to the members",
+                extra={**self._log(token, check), "reason": SIGNED},
+            )
+            return SIGNED
         record, member = target
-        return self._relay(inbound, shortened, record, member, author, copied)
+        return self._relay(inbound, bare, record, member, author, copied)
 
     def _relay(
         self,

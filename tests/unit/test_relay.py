@@ -212,3 +212,50 @@ def test_relay_from_with_a_member_beside_another_address_is_not_relayed() -> Non
     sent = world.sender.sent[before:]
     assert all(OUTSIDE not in s.recipients for s in sent)
     assert outcome.reply == "reply-not-member"
+
+
+def signed_reply(world: World, to: str, content_type: str, body: str) -> tuple[Outcome, list[Sent]]:
+    world.store.mails["r1"] = (
+        f"From: Bob <bob@example.net>\r\nTo: {to}\r\nSubject: Re: Booth?\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: {content_type}\r\n\r\n{body}"
+    ).encode()
+    before = len(world.sender.sent)
+    outcome = world.service.forward(Inbound("r1", (to,), "bob@example.net", PASSING))
+    return outcome, world.sender.sent[before:]
+
+
+def test_relay_takes_the_signature_off_a_signed_reply() -> None:
+    # GIVEN Bob answers with S/MIME signing on: his certificate (base64 in the second part) names his address
+    world = World()
+    address = world.forward_outside_mail()
+    certificate = "MIIGYmJvYkBleGFtcGxlLm5ldA0123456789"
+    body = (
+        "--s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYes, Thursday.\r\n"
+        f"--s\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n\r\n{certificate}\r\n--s--\r\n"
+    )
+    outcome, sent = signed_reply(
+        world, address, 'multipart/signed; protocol="application/pkcs7-signature"; boundary="s"', body
+    )
+    # THEN the outside sender and the other members get the text alone, as a plain text message
+    assert outcome.reply == "relayed"
+    assert [s.recipients for s in sent] == [(OUTSIDE,), ("alice@example.com", "dave@example.org")]
+    for each in sent:
+        assert certificate.encode() not in each.raw and b"pkcs7" not in each.raw
+        message = email.message_from_bytes(each.raw)
+        assert message.get_content_type() == "text/plain"
+        assert message.get_payload(decode=True) == b"Yes, Thursday."  # the line break before a delimiter is its own
+    assert outcome.recipients == 3
+
+
+def test_relay_forwards_an_opaque_signed_reply_to_the_members_marked() -> None:
+    # GIVEN Bob's answer is opaque S/MIME: the text is inside the blob that carries his certificate
+    world = World()
+    address = world.forward_outside_mail()
+    outcome, sent = signed_reply(
+        world, address, "application/pkcs7-mime; smime-type=signed-data; name=smime.p7m", "MIAGCSqGSIb3DQEHAqCA\r\n"
+    )
+    # THEN it never goes to the outside sender; the members, Bob among them, get it tagged as not relayed
+    assert outcome.reply == "reply-signed" and outcome.forwarded
+    [forward] = sent
+    assert OUTSIDE not in forward.recipients and "bob@example.net" in forward.recipients
+    assert b"Subject: [not relayed] Re: Booth?" in forward.raw
