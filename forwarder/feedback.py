@@ -168,6 +168,8 @@ def parse_record(text: str) -> list[MemberEvent]:
     if not kind or not inbound:
         return []
     ses_id = _text(mail, "messageId")
+    # An event's own time when it has a readable one, else the send's: the same for every redelivery of the event,
+    # whose key (below) then recognises it (the time of processing made each one a new history entry).
     sent_at = normalise_time(_text(mail, "timestamp"))
     steps = _steps(kind, record, mail, sent_at)
 
@@ -187,7 +189,7 @@ def _send(record: Mapping[str, Any], destination: list[str], sent_at: str) -> li
 
 def _delivery(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
     delivery = _object(record, "delivery")
-    at = normalise_time(_text(delivery, "timestamp"))
+    at = normalise_time(_text(delivery, "timestamp"), sent_at)
     # Only the recipients it names: SES may publish a send's Deliveries one per recipient (SNS contents, "you
     # might receive a single notification per recipient"), so one naming nobody tells nothing of the others.
     members = _addresses(delivery.get("recipients"))
@@ -196,7 +198,7 @@ def _delivery(record: Mapping[str, Any], destination: list[str], sent_at: str) -
 
 def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
     bounce = _object(record, "bounce")
-    at, feedback = normalise_time(_text(bounce, "timestamp")), _text(bounce, "feedbackId")
+    at, feedback = normalise_time(_text(bounce, "timestamp"), sent_at), _text(bounce, "feedbackId")
     kind = "/".join(p for p in (_text(bounce, "bounceType"), _text(bounce, "bounceSubType")) if p)
     state = SUPPRESSED if _text(bounce, "bounceSubType") in SUPPRESSION_SUBTYPES else BOUNCED
     steps = []
@@ -208,7 +210,7 @@ def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> 
 
 def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
     complaint = _object(record, "complaint")
-    at, feedback = normalise_time(_text(complaint, "timestamp")), _text(complaint, "feedbackId")
+    at, feedback = normalise_time(_text(complaint, "timestamp"), sent_at), _text(complaint, "feedbackId")
     subtype = _text(complaint, "complaintSubType")
     state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
     detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
@@ -222,7 +224,7 @@ def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) 
 
 def _delay(record: Mapping[str, Any], destination: list[str], sent_at: str) -> list[Step]:
     delay = _object(record, "deliveryDelay")
-    at = normalise_time(_text(delay, "timestamp"))
+    at = normalise_time(_text(delay, "timestamp"), sent_at)
     until = _text(delay, "expirationTime")
     steps = []
     for member, item in _recipients(delay.get("delayedRecipients")):

@@ -86,14 +86,15 @@ def timestamp(moment: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def normalise_time(text: str | None) -> str:
-    """An SES timestamp (with or without fractions or an offset) in the one sortable form."""
+def normalise_time(text: str | None, fallback: str | None = None) -> str:
+    """An SES timestamp (with or without fractions or an offset) in the one sortable form; `fallback` (else the
+    time now) when it is missing or unreadable."""
     if not text:
-        return timestamp()
+        return fallback or timestamp()
     try:
         return timestamp(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except (ValueError, OverflowError):  # OverflowError: a time at the calendar's end, beyond it in UTC
-        return timestamp()
+        return fallback or timestamp()
 
 
 @dataclass(frozen=True, slots=True)

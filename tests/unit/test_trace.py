@@ -10,7 +10,7 @@ import pytest
 
 from forwarder.delivery import record_events
 from forwarder.feedback import FeedbackError, parse_record
-from forwarder.trace import TraceEntry, decision_text, latest, merge_entry, path
+from forwarder.trace import TraceEntry, decision_text, latest, merge_entry, normalise_time, path
 from tests import sesevents as ses
 
 TAGS = {"inbound": "inbound-1", "alias": "team"}
@@ -261,6 +261,21 @@ def test_delivery_unreadable_records_are_skipped_not_retried() -> None:
     event["Records"][0]["Sns"]["Message"] = "{broken"
     assert record_events(event, MemoryTrace(), None)["skipped"] == 1
     assert record_events({"not": "sns"}, MemoryTrace(), None)["skipped"] == 1
+
+
+@pytest.mark.parametrize("stamp", ["", "yesterday", "99999-01-01T00:00:00Z"])
+def test_delivery_redelivered_event_with_an_unreadable_time_is_recorded_once(stamp: str) -> None:
+    # GIVEN a Delivery whose own timestamp cannot be read (missing, not a time, beyond the calendar)
+    m = mail()
+    event = ses.sns_event(ses.delivery(m, "bob@gmail.com", stamp))
+    trace = MemoryTrace()
+    first = record_events(event, trace, None)
+    # WHEN SNS delivers it again, later
+    again = record_events(event, trace, None)
+    # THEN the second is recognised as the same event: one history entry, stamped with the send's time
+    assert (first["added"], again["duplicates"]) == (1, 1)
+    [entry] = trace.histories[("inbound-1", "bob@gmail.com")]
+    assert entry.at == normalise_time(m["timestamp"])
 
 
 def test_delivery_a_record_without_a_message_skips_only_itself() -> None:
