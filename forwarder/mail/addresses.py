@@ -96,7 +96,7 @@ def _comment_names(flat: str, pairs: list[tuple[str, str]]) -> list[tuple[str, s
     readings find the same addresses."""
     try:
         compat = getaddresses([flat])
-    except PARSER_ERRORS:
+    except (*PARSER_ERRORS, RecursionError):
         return pairs
     if [address for _, address in compat] != [address for _, address in pairs]:
         return pairs
@@ -118,14 +118,34 @@ def _full_parse(flat: str) -> list[tuple[str, str]]:
     """The stdlib's address parser (email.policy.default), with `getaddresses` for what it refuses and for values
     longer than `_FULL_PARSE_LIMIT`."""
     if len(flat) > _FULL_PARSE_LIMIT:
-        return getaddresses([flat])
+        return _compat_parse(flat)
     try:
         from email.policy import default
 
         header = default.header_factory("from", flat)
         return [(address.display_name, address.addr_spec) for address in header.addresses]
     except PARSER_ERRORS:
+        return _compat_parse(flat)
+    except RecursionError:
+        return _written_addresses(flat)
+
+
+def _compat_parse(flat: str) -> list[tuple[str, str]]:
+    try:
         return getaddresses([flat])
+    except RecursionError:
+        return _written_addresses(flat)
+
+
+# A `local@domain` as written, between the characters that delimit one in an address field.
+_ADDR_SPEC = re.compile(r'[^\s<>()\[\]",;:@\\]+@[^\s<>()\[\]",;:@\\]+')
+
+
+def _written_addresses(flat: str) -> list[tuple[str, str]]:
+    """The addresses written in a value that both stdlib parsers give up on: they recurse at each nested comment
+    (`((((`) or group (`:`, also each colon of a time in a hostile encoded word), so a few thousand of them exhaust
+    the stack. No name is read: the forward names the address."""
+    return [("", address) for address in _ADDR_SPEC.findall(flat)]
 
 
 def _simple_mailbox(flat: str) -> tuple[str, str] | None:

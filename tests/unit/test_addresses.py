@@ -111,6 +111,32 @@ def test_parse_addresses_reads_a_huge_field_without_the_stdlibs_full_parser(monk
     assert pairs[0][0].startswith("中中中")
 
 
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        # nested comments: both stdlib parsers recurse once per `(`
+        ("(" * 3_000 + "alice@example.com", ["alice@example.com"]),
+        ("Alice (" + "(" * 3_000 + ") <alice@example.com>", ["alice@example.com"]),
+        # the legacy parser (values over 16 KB) recurses at each `:` it takes for a group, such as the colons of
+        # times in encoded words: what a mutated corpus mail held
+        ("Alice <alice@example.com> " + "=?utf-8?Q?10:08:28?= " * 1_000, ["alice@example.com"]),
+        ("g:" * 9_000 + "alice@example.com;", ["alice@example.com"]),
+    ],
+)
+def test_parse_addresses_reads_hostile_nesting_without_exhausting_the_stack(value: str, found: list[str]) -> None:
+    # GIVEN an address field nested thousands deep (3 KB is enough), WHEN it is parsed THEN no RecursionError: the
+    # address written in it is read (the mail went to the failure queue on every retry, never forwarded)
+    assert [address for _, address in parse_addresses(value)] == found
+
+
+def test_forward_of_a_from_nested_thousands_deep_goes_out() -> None:
+    from forwarder.mail.rewrite import RewriteOptions, rewrite_headers
+
+    raw = b"From: " + b"(" * 3_000 + b"alice@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
+    out = rewrite_headers(split_message(raw), "team", RewriteOptions(domain="dev.aws-educate.tw")).to_bytes()
+    assert b"alice at example.com via team" in out and out.endswith(b"\r\n\r\nbody\r\n")
+
+
 def test_simple_mailbox_agrees_with_the_full_parser_on_the_corpus() -> None:
     # GIVEN every From, Reply-To, Sender, To and Cc value of the corpus
     checked = 0
