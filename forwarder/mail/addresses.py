@@ -96,7 +96,7 @@ def _comment_names(flat: str, pairs: list[tuple[str, str]]) -> list[tuple[str, s
     readings find the same addresses."""
     try:
         compat = getaddresses([flat])
-    except (*PARSER_ERRORS, RecursionError):
+    except PARSER_ERRORS:
         return pairs
     if [address for _, address in compat] != [address for _, address in pairs]:
         return pairs
@@ -126,8 +126,6 @@ def _full_parse(flat: str) -> list[tuple[str, str]]:
         return [(address.display_name, address.addr_spec) for address in header.addresses]
     except PARSER_ERRORS:
         return _compat_parse(flat)
-    except RecursionError:
-        return _written_addresses(flat)
 
 
 def _compat_parse(flat: str) -> list[tuple[str, str]]:

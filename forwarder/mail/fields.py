@@ -20,8 +20,18 @@ _BARE_CR = re.compile(rb"\r(?!\n)")
 # the header block at `CRLF *WSP CRLF`).
 _BLANK_FOLD = re.compile(rb"\n[ \t]+\r?(?:\n|\Z)")
 WSP = b" \t"
-# What the stdlib's header parsers raise on hostile input (seen with fuzzed mail).
-PARSER_ERRORS = (MessageError, LookupError, UnicodeError, ValueError, IndexError, TypeError, AttributeError)
+# What the stdlib's header parsers raise on hostile input (seen with fuzzed mail). RecursionError: they recurse
+# once per nested comment (`((((`) or group, so a field of a few KB exhausts the stack.
+PARSER_ERRORS = (
+    MessageError,
+    LookupError,
+    UnicodeError,
+    ValueError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    RecursionError,
+)
 
 
 def decode_words(value: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from email._encoded_words import decode_b  # type: ignore[attr-defined]  # no stubs
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from forwarder.config import Settings
@@ -92,3 +93,30 @@ def test_hostile_mime_body_forwards_as_the_same_parts_or_as_a_notice(raw: bytes)
     # AND the forward reads, with both independent parsers, as the same parts with the same decoded content
     assert stdlib_parts(sent) == stdlib_parts(raw)
     assert _decoded(mailparser_parts(sent)) == _decoded(mailparser_parts(raw))
+
+
+NESTED_FIELDS = (
+    "From",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Subject",
+    "Content-Type: multipart/mixed; boundary=",
+    "Content-Type: text/plain; name=",
+    "Content-Disposition: attachment; filename=",
+    "Message-ID",
+    "References",
+)
+NESTINGS = ("(" * 3_000, "g:" * 9_000, "<" * 3_000, '"(' * 2_000, "=?utf-8?Q?10:08?= (" * 1_500)
+
+
+@pytest.mark.parametrize("field", NESTED_FIELDS)
+@pytest.mark.parametrize("nesting", NESTINGS)
+def test_field_nested_thousands_deep_forwards(field: str, nesting: str) -> None:
+    # GIVEN a field whose value nests thousands deep: the stdlib's header parsers recurse once per comment or group
+    name, _, prefix = field.partition(": ")
+    raw = f"From: carol@customer.example\r\n{name}: {prefix}{nesting}x@y.org\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+    # WHEN it is forwarded THEN it goes out as SES takes it (a RecursionError failed the invocation on every retry)
+    outcome, sent = forward(raw)
+    assert outcome.forwarded
+    assert_sendable(sent)
