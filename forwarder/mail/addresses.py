@@ -124,6 +124,8 @@ def _full_parse(flat: str) -> list[tuple[str, str]]:
 
         header = default.header_factory("from", flat)
         return [(address.display_name, address.addr_spec) for address in header.addresses]
+    except RecursionError:  # before PARSER_ERRORS, which holds it: `getaddresses` reads a deep comment as nothing
+        return _written_addresses(flat)
     except PARSER_ERRORS:
         return _compat_parse(flat)
 
