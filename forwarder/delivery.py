@@ -2,10 +2,12 @@
 
 Each SES event (Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay, Rendering Failure) becomes one
 history entry per member in the trace table; a member's permanent bounce or complaint notifies the
-alarm topic once. With FORWARDER_IDEMPOTENCY_TABLE set, a Send event whose send carried the `claim` tag
+alarm topic once. With FORWARDER_IDEMPOTENCY_TABLE set, an event of a send that carried the `claim` tag
 completes the forwarder's claim of that send (the forwarder's send-event mode: it writes nothing after a
-send). A record this function cannot read is logged and skipped (SNS would redeliver it in vain); a table
-or topic failure raises, so that Lambda retries the event.
+send): its Send event, or any later one (Delivery, Bounce, Complaint, DeliveryDelay, Reject), should the Send
+event be lost or late; the first one completes it, the others find it completed. A record this function cannot
+read is logged and skipped (SNS would redeliver it in vain); a table or topic failure raises, so that Lambda
+retries the event.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def record_events(
     complete: Callable[[str, str, bool], bool] | None = None,
 ) -> dict[str, int]:
     """The handler's work with the adapters passed in: tests call it with moto or fakes. `complete(claim,
-    ses_id, notice)` completes a forwarder's send claim from its Send event (send-event mode)."""
+    ses_id, notice)` completes a forwarder's send claim from an event of the send (send-event mode): False
+    when the claim was not in progress (an earlier event of the send completed it)."""
     added = duplicates = skipped = alarms = 0
     try:
         messages = sns_messages(event)
@@ -74,7 +77,7 @@ def record_events(
         # The claim first: the forwarder's idempotency must not wait for (or, once Lambda drops the event after
         # its retries, lose to) a trace write that fails.
         if claim is not None and complete is not None and complete(*claim):
-            logger.info("send claim completed from its Send event", extra={"ses_message_id": claim[1]})
+            logger.info("send claim completed from an event of its send", extra={"ses_message_id": claim[1]})
         if not steps:
             logger.info("SES event without our tags or members skipped", extra={"sns_message_id": sns_id})
             skipped += 1

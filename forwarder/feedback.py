@@ -34,6 +34,10 @@ from forwarder.trace import (
 INBOUND_TAG = "inbound"
 ALIAS_TAG = "alias"
 
+# The event types that prove SES took a send: each completes the send's claim. A Reject too (SES accepted the
+# send, then found a virus): sending again would be rejected again. Open and Click, should the configuration set
+# ever publish them, follow a delivery. Not a Rendering Failure: SES sent nothing (and renders no raw send).
+CLAIM_EVENTS = frozenset({"Send", "Reject", "Delivery", "Bounce", "Complaint", "DeliveryDelay", "Open", "Click"})
 # The bounce subtypes with which SES reports a recipient it did not try at all: the account-level
 # suppression list (OnAccountSuppressionList) and SES's global suppression list (Suppressed). SES "accepts
 # the message, but doesn't send it" (developer guide, "Using the account-level suppression list") and
@@ -146,14 +150,15 @@ def _load(text: str) -> Mapping[str, Any]:
 
 
 def send_claim(text: str) -> tuple[str, str, bool] | None:
-    """(claim, SES message id, whether the send was a notice in place of the mail) of a Send or Reject event
-    whose send carried the `claim` tag (the forwarder's send-event mode), else None. A Reject (SES accepted the
-    send, then found a virus) completes it too: sending again would be rejected again."""
+    """(claim, SES message id, whether the send was a notice in place of the mail) of an event that proves SES
+    took a send which carried the `claim` tag (the forwarder's send-event mode), else None. Not only the Send
+    event: should it be lost, or come after another, any later event of the send (`CLAIM_EVENTS`) completes the
+    claim the same way."""
     record = _load(text)
     mail = _object(record, "mail")
     tags = _object(mail, "tags")
     claim, ses_id = _tag(tags, CLAIM_TAG), _text(mail, "messageId")
-    if _text(record, "eventType") not in ("Send", "Reject") or not claim or not ses_id:
+    if _text(record, "eventType") not in CLAIM_EVENTS or not claim or not ses_id:
         return None
     return claim, ses_id, _tag(tags, NOTICE_TAG) == "true"
 

@@ -6,24 +6,30 @@ trace record). After the send, the claim is completed in one of two ways (`FORWA
 
 - `write` (the code default): an UpdateItem right after the send, as Powertools Idempotency did;
 - `send-event` (what the template deploys): no write at all. The send carries the tag `claim`, and the
-  delivery function completes the claim when SES publishes the Send event (`complete_from_send_event`).
-  A retry that finds the claim still in progress within the first run's deadline waits for Lambda's next
-  retry; after the deadline, a claim that no Send event completed runs again (the first run died before
-  SES took the mail). When an invocation raises after some of its sends, `settle` writes their
-  completions at once, so that the retry does not depend on the events' timing.
+  delivery function completes the claim when SES publishes the Send event, or any later event of the send
+  should the Send event be lost or late (`complete_from_send_event`). A retry that finds the claim still in
+  progress within the first run's deadline waits for Lambda's next retry; after the deadline, a claim that no
+  event completed runs again (the first run died before SES took the mail). When an invocation raises after
+  some of its sends, `settle` writes their completions at once, so that the retry does not depend on the
+  events' timing.
 
 A send that fails releases its claim (deletes it) for the retry, except a send SES may have taken without
-answering (`SendUnconfirmedError`): its claim stays in progress, as a dead run's does.
+answering (`SendUnconfirmedError`): its claim stays in progress, as a dead run's does. A run releases only the
+claim it holds: once its deadline passed, another run may have taken the claim over and be sending; deleting
+that run's claim would let a third one (a Lambda retry, a redrive) send the mail again.
 
 Claim items keep Powertools Idempotency's layout (`id` = `send#<md5 of the key as sorted JSON>`, `status`
 INPROGRESS/COMPLETED, `expiration` in seconds, `in_progress_expiration` in milliseconds, `data` the result
-as JSON), so that a table written by earlier versions is read the same. The md5 is a key, not a secret.
+as JSON), so that a table written by earlier versions is read the same, plus `owner` while in progress: a random
+token of the run that holds the claim (not its deadline, which two runs can share to the millisecond, nor
+Lambda's request id, which an asynchronous event's retries share). The md5 is a key, not a secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections import OrderedDict
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 
 KEY_PREFIX = "send#"
 INPROGRESS, COMPLETED = "INPROGRESS", "COMPLETED"
+# The attribute naming the run that holds an in-progress claim (removed on completion, as the deadline is).
+OWNER = "owner"
 # TransactWriteItems takes at most 100 actions; one of them is the claim.
 _TRANSACTION_LIMIT = 100
 # Without a Lambda context (local runs, tests) a claim is in progress for at most Lambda's longest timeout.
@@ -162,7 +170,8 @@ class DynamoDBClaims:
         claim = KEY_PREFIX + claim_hash(key)
         if claim in self._done:
             return self._done[claim]
-        earlier = self._claim(claim)
+        owner = os.urandom(16).hex()
+        earlier = self._claim(claim, owner)
         if earlier is not None:
             self._remember(claim, earlier)
             return earlier
@@ -173,7 +182,7 @@ class DynamoDBClaims:
             # completed by the send's Send event if SES took it; else the retry after its deadline sends.
             raise
         except BaseException:
-            self._release(claim)
+            self._release(claim, owner)
             raise
         self._remember(claim, result)
         if self.completion == "write":
@@ -200,11 +209,12 @@ class DynamoDBClaims:
 
     # the claim -----------------------------------------------------------------------------------------
 
-    def _claim(self, claim: str) -> Result | None:
-        """Claim `claim`, writing the queued writes with it; None when this run should do the work, the
-        earlier result when a run completed it. Raises `ClaimInProgressError` while another run holds it."""
+    def _claim(self, claim: str, owner: str) -> Result | None:
+        """Claim `claim` for `owner` (this run's token), writing the queued writes with it; None when this run
+        should do the work, the earlier result when a run completed it. Raises `ClaimInProgressError` while
+        another run holds it."""
         now = self._clock()
-        put = self._claim_put(claim, now)
+        put = self._claim_put(claim, now, owner)
         riders = self.pending.take(_TRANSACTION_LIMIT - 1)
         if not riders:
             return self._put_alone(claim, put)
@@ -225,7 +235,7 @@ class DynamoDBClaims:
             return earlier
         return None
 
-    def _claim_put(self, claim: str, now: float) -> dict[str, Any]:
+    def _claim_put(self, claim: str, now: float, owner: str) -> dict[str, Any]:
         deadline_ms = int(now * 1000) + self._remaining_ms()
         return {
             "TableName": self.table,
@@ -234,6 +244,7 @@ class DynamoDBClaims:
                 "status": {"S": INPROGRESS},
                 "expiration": {"N": str(int(now) + self.expiry_seconds)},
                 "in_progress_expiration": {"N": str(deadline_ms)},
+                OWNER: {"S": owner},
             },
             # Free, expired, or held by a run whose deadline has passed.
             "ConditionExpression": "attribute_not_exists(#id) OR #expiry < :now OR "
@@ -279,24 +290,31 @@ class DynamoDBClaims:
         raise ClaimInProgressError(f"{claim} is being sent by another invocation; retry later")
 
     def _complete(self, claim: str, result: Result) -> None:
+        """Mark `claim` completed with this run's result. Unlike `_release`, whether this run still holds the
+        claim does not matter: its mail went out, which is what a completed claim says. Should a run that took
+        the claim over (after this run's deadline) fail later, its release finds the claim completed and keeps
+        it, and no retry sends the mail again."""
         self._client.update_item(**completion(self.table, claim, result))
 
-    def _release(self, claim: str) -> None:
+    def _release(self, claim: str, owner: str) -> None:
         """The work raised: delete the claim, so that a retry runs it again (best effort: a claim left
-        behind expires at this invocation's deadline). Only while in progress: a send whose answer was lost
-        (a read timeout) may have reached SES, whose Send event completed the claim meanwhile; deleting that
-        would let the retry send the mail again."""
+        behind expires at this invocation's deadline). Only while in progress and held by this run (`owner`):
+        a send whose answer was lost (a read timeout) may have reached SES, whose event completed the claim
+        meanwhile; a run that overran its deadline may find the claim taken over by another run, sending now.
+        Deleting either would let the retry send the mail again."""
         try:
             self._client.delete_item(
                 TableName=self.table,
                 Key={"id": {"S": claim}},
-                ConditionExpression="#status = :inprogress",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}},
+                ConditionExpression="#status = :inprogress AND #owner = :owner",
+                ExpressionAttributeNames={"#status": "status", "#owner": OWNER},
+                ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}, ":owner": {"S": owner}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except (ClientError, BotoCoreError) as error:  # never in place of the work's own error
-            if _describe(error) == "ConditionalCheckFailedException":
-                logger.info("claim kept: completed meanwhile (or gone)")
+            if isinstance(error, ClientError) and _code(error) == "ConditionalCheckFailedException":
+                found = _found(error.response.get("Item"))
+                logger.info("claim kept: not this run's any more", extra={"claim_now": found})
             else:
                 logger.warning("claim not released", extra={"code": _describe(error)})
 
@@ -307,21 +325,35 @@ class DynamoDBClaims:
             self._done.popitem(last=False)
 
 
+def _found(item: object) -> str:
+    """For the log, the claim a refused release found (DynamoDB returns it with the refusal): `completed`,
+    `taken over` by another run, or `gone` (deleted, or expired and removed)."""
+    if not isinstance(item, dict) or not item:
+        return "gone"
+    return "completed" if item.get("status", {}).get("S") == COMPLETED else "taken over"
+
+
 def completion(table: str, claim: str, result: Result) -> dict[str, Any]:
     """The UpdateItem that marks `claim` (its whole id) completed with `result`, in Powertools' layout."""
     return {
         "TableName": table,
         "Key": {"id": {"S": claim}},
-        "UpdateExpression": "SET #status = :completed, #data = :data REMOVE #until",
-        "ExpressionAttributeNames": {"#status": "status", "#data": "data", "#until": "in_progress_expiration"},
+        "UpdateExpression": "SET #status = :completed, #data = :data REMOVE #until, #owner",
+        "ExpressionAttributeNames": {
+            "#status": "status",
+            "#data": "data",
+            "#until": "in_progress_expiration",
+            "#owner": OWNER,
+        },
         "ExpressionAttributeValues": {":completed": {"S": COMPLETED}, ":data": {"S": json.dumps(result)}},
     }
 
 
 def complete_from_send_event(client: DynamoDBClient, table: str, claim: str, ses_id: str, notice: bool = False) -> bool:
-    """The delivery function's half of send-event mode: SES published the Send event of a claimed send
-    (`notice`: a notice sent in place of the mail; the result says so, as the forwarder's own does).
-    False when the claim is not in progress (completed already, or released and gone)."""
+    """The delivery function's half of send-event mode: SES published an event of a claimed send, its Send
+    event or a later one (`notice`: a notice sent in place of the mail; the result says so, as the forwarder's
+    own does). False when the claim is not in progress (completed already, by an earlier event of the send or
+    by the run's `settle`, or released and gone): a completed claim is never written over."""
     if not _CLAIM_VALUE.fullmatch(claim):
         return False
     request = completion(table, KEY_PREFIX + claim, send_result(ses_id, notice))

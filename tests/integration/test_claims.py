@@ -577,3 +577,129 @@ def test_claims_a_rider_written_alone_without_an_answer_does_not_stop_the_claime
         assert sent == [True] and result == {}
         assert [i["status"]["S"] for i in claims_table()] == [COMPLETED]
     assert "write not saved" in [r.getMessage() for r in caplog.records]
+
+
+def test_claims_a_run_past_its_deadline_keeps_the_claim_another_run_took_over(caplog: pytest.LogCaptureFixture) -> None:
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        key = {"message_id": "m-overrun", "alias": "team", "recipients": TEAM}
+        sends: list[str] = []
+
+        def overrun() -> dict[str, Any]:
+            # GIVEN run A holding the claim past its deadline, and run B taking the claim over and sending (its
+            # completion left to the Send event, which has not come yet)
+            [claim] = claims_table()
+            pass_the_deadline(claim)
+            DynamoDBClaims(client, TABLE, 7, completion="send-event")(key, lambda: sends.append("B") or {"ses_id": "b"})
+            # WHEN A's own send then fails
+            raise ConnectionError("SES unreachable")
+
+        with pytest.raises(ConnectionError):
+            DynamoDBClaims(client, TABLE, 7, completion="send-event")(key, overrun)
+        # THEN A's release leaves B's claim in progress: a third run (Lambda's retry of A's event) waits, sends nothing
+        assert [item["status"]["S"] for item in claims_table()] == [INPROGRESS]
+        with pytest.raises(ClaimInProgressError):
+            DynamoDBClaims(client, TABLE, 7, completion="send-event")(key, lambda: sends.append("C") or {})
+        assert sends == ["B"]
+    # AND the log says why A released nothing
+    [kept] = [r for r in caplog.records if r.getMessage() == "claim kept: not this run's any more"]
+    assert kept.claim_now == "taken over"
+
+
+def test_claims_write_mode_completes_a_sent_mail_whose_claim_another_run_took_over() -> None:
+    # GIVEN write mode, run A sending past its deadline, and run B, which took the claim over, failing only after A
+    # completed (threads: B's work runs while A's does)
+    import threading
+
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        key = {"message_id": "m-overrun-write", "alias": "team", "recipients": TEAM}
+        b_claimed, a_completed = threading.Event(), threading.Event()
+        sends: list[str] = []
+        b_failed: list[Exception] = []
+
+        def b_fails_after_a_completed() -> dict[str, Any]:
+            b_claimed.set()
+            a_completed.wait(10)
+            raise ConnectionError("SES unreachable")
+
+        def run_b() -> None:
+            try:
+                DynamoDBClaims(client, TABLE, 7)(key, b_fails_after_a_completed)
+            except ConnectionError as error:
+                b_failed.append(error)
+
+        b = threading.Thread(target=run_b)
+
+        def a_sends_past_its_deadline() -> dict[str, Any]:
+            [claim] = claims_table()
+            pass_the_deadline(claim)
+            b.start()
+            assert b_claimed.wait(10)
+            sends.append("A")
+            return {"ses_id": "a"}
+
+        # WHEN A's send succeeds and A completes the claim B holds, then B fails and releases
+        DynamoDBClaims(client, TABLE, 7)(key, a_sends_past_its_deadline)
+        a_completed.set()
+        b.join(10)
+        assert len(b_failed) == 1
+        # THEN the claim stays completed with A's result: A's mail went out, and a retry sends nothing
+        [claim] = claims_table()
+        assert claim["status"]["S"] == COMPLETED and json.loads(claim["data"]["S"]) == {"ses_id": "a"}
+        assert DynamoDBClaims(client, TABLE, 7)(key, lambda: sends.append("C") or {}) == {"ses_id": "a"}
+        assert sends == ["A"]
+
+
+LATER_EVENTS = {
+    "Delivery": lambda mail, member: sesevents.delivery(mail, member, "2026-11-30T09:15:02.000Z"),
+    "Bounce": lambda mail, member: sesevents.bounce(mail, member, "2026-11-30T09:15:02.000Z", "Transient", "General"),
+    "Complaint": lambda mail, member: sesevents.complaint(mail, member, "2026-11-30T09:15:02.000Z"),
+    "DeliveryDelay": lambda mail, member: sesevents.delay(mail, member, "2026-11-30T09:15:02.000Z"),
+    "Reject": lambda mail, member: sesevents.record("Reject", mail, reason="Bad content"),
+}
+
+
+def later_events(kind: str, sent: list[SentMail]) -> dict[str, Any]:
+    """An event of type `kind` of each of `sent` (for its first recipient), as SNS hands them to the delivery
+    function."""
+    mails = [sesevents.mail_object(s.message_id, s.recipients, dict(s.tags), "2026-11-30T09:15:00.000Z") for s in sent]
+    return sesevents.sns_event(*(LATER_EVENTS[kind](mail, mail["destination"][0]) for mail in mails))
+
+
+@pytest.mark.parametrize("kind", sorted(LATER_EVENTS))
+def test_claims_any_later_event_of_a_send_completes_its_claim_when_the_send_event_is_lost(
+    deployed: EmbeddedAws, kind: str
+) -> None:
+    # GIVEN a forwarded mail whose claim is left to its events, and its Send event lost
+    event = build_event(MAIL, [f"team@{DOMAIN}"], message_id=f"m-{kind}", **AUTHENTIC)
+    deployed.store_mail(MAIL, f"m-{kind}")
+    first = deployed.invoke(event)
+    sent = list(deployed.ses.outbox)
+    # WHEN a later event of the send reaches the delivery function
+    deliver_events(later_events(kind, sent))
+    # THEN it completes the claim with SES's message id, as the Send event would
+    [claim] = claims_table()
+    assert claim["status"]["S"] == COMPLETED
+    assert json.loads(claim["data"]["S"]) == {"ses_id": sent[0].message_id}
+    assert "in_progress_expiration" not in claim and "owner" not in claim
+    # AND a retry after the first run's deadline, on another instance, answers with its outcome and sends nothing
+    pass_the_deadline(claim)
+    wiring.reset()
+    assert deployed.invoke(event)["outcomes"] == first["outcomes"]
+    assert len(deployed.ses.outbox) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(LATER_EVENTS))
+def test_claims_a_later_event_leaves_a_claim_its_send_event_completed_as_it_was(
+    deployed: EmbeddedAws, kind: str
+) -> None:
+    # GIVEN a forwarded mail whose claim its Send event completed
+    _, sent = deployed.deliver(MAIL, [f"team@{DOMAIN}"], message_id=f"m-then-{kind}", **AUTHENTIC)
+    deliver_events(send_events(sent))
+    [completed] = claims_table()
+    # WHEN a later event of the send arrives, twice (SNS delivers at least once)
+    deliver_events(later_events(kind, sent))
+    deliver_events(later_events(kind, sent))
+    # THEN the claim is as the Send event left it
+    assert claims_table() == [completed]

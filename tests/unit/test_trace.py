@@ -355,7 +355,7 @@ class Completions:
         return True
 
 
-def test_delivery_completes_the_claim_of_a_send_event_only() -> None:
+def test_delivery_completes_the_claim_of_a_tagged_send_only() -> None:
     # GIVEN a send that carried a claim tag (send-event mode), its Send and Delivery events, and an untagged send
     claimed = claimed_mail("ses-7")
     plain = ses.mail_object("ses-8", ("bob@gmail.com",), TAGS, SENT_AT)
@@ -364,9 +364,51 @@ def test_delivery_completes_the_claim_of_a_send_event_only() -> None:
     # WHEN the delivery function records them
     done = ses.delivery(claimed, "bob@gmail.com", "2026-11-30T09:14:33.000Z")
     record_events(ses.sns_event(ses.send(claimed), done, ses.send(plain)), MemoryTrace(), None, completed)
-    # THEN the claim is completed once, from the Send event, with SES's message id as the result
-    assert completed.claims == [(CLAIM, "ses-7")]
+    # THEN each event of the claimed send asks to complete its claim, with SES's message id as the result (the
+    # completion is conditional on the claim being in progress: the Delivery's finds it completed); the untagged
+    # send's event asks nothing
+    assert completed.claims == [(CLAIM, "ses-7"), (CLAIM, "ses-7")]
     assert completed.notices == []
+
+
+AT = "2026-11-30T09:14:33.000Z"
+# An event of each type that follows a send SES took, as SES publishes it.
+LATER_EVENTS = {
+    "Delivery": lambda mail: ses.delivery(mail, "bob@gmail.com", AT),
+    "Bounce": lambda mail: ses.bounce(mail, "bob@gmail.com", AT, "Permanent", "General"),
+    "Complaint": lambda mail: ses.complaint(mail, "bob@gmail.com", AT),
+    "DeliveryDelay": lambda mail: ses.delay(mail, "bob@gmail.com", AT),
+    "Reject": lambda mail: ses.record("Reject", mail, reason="Bad content"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LATER_EVENTS))
+def test_delivery_completes_the_claim_from_any_event_of_the_send_when_the_send_event_is_lost(kind: str) -> None:
+    # GIVEN a claimed send whose Send event was lost (or comes later), and one later event of it
+    completed = Completions()
+    # WHEN the delivery function records that event
+    record_events(ses.sns_event(LATER_EVENTS[kind](claimed_mail("ses-7"))), MemoryTrace(), None, completed)
+    # THEN it completes the send's claim, as the Send event would: SES took the mail
+    assert completed.claims == [(CLAIM, "ses-7")]
+
+
+def test_delivery_a_later_event_of_a_notice_completes_its_claim_saying_it_was_a_notice() -> None:
+    # GIVEN a notice sent in place of a refused mail (tagged notice=true), of which only the Delivery event came
+    notice = ses.mail_object("ses-9", ("bob@gmail.com",), {**TAGS, "claim": CLAIM, "notice": "true"}, SENT_AT)
+    completed = Completions()
+    # WHEN the delivery function records it THEN the claim's completion says it was a notice
+    record_events(ses.sns_event(ses.delivery(notice, "bob@gmail.com", AT)), MemoryTrace(), None, completed)
+    assert completed.claims == [(CLAIM, "ses-9")] and completed.notices == ["ses-9"]
+
+
+def test_delivery_a_rendering_failure_does_not_complete_the_claim() -> None:
+    # GIVEN a claimed send that SES failed to render: it sent nothing, the retry must send
+    completed = Completions()
+    failed = ses.record("Rendering Failure", claimed_mail("ses-7"), errorMessage="Attribute 'name' is not present")
+    # WHEN the delivery function records it THEN the claim is left in progress
+    result = record_events(ses.sns_event(failed), MemoryTrace(), None, completed)
+    assert result["added"] == 1
+    assert completed.claims == []
 
 
 def test_delivery_completes_a_notices_claim_saying_it_was_a_notice() -> None:
