@@ -4,6 +4,8 @@ from __future__ import annotations
 
 FROM = "from"
 REPLY_TO = "reply-to"
+TO = "to"
+CC = "cc"
 SUBJECT = "subject"
 CONTENT_TYPE = "content-type"
 CONTENT_TRANSFER_ENCODING = "content-transfer-encoding"

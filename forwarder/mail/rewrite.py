@@ -7,6 +7,7 @@ taken from the received message can start a new header line or add an address.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from forwarder.mail import headers as h
@@ -19,6 +20,7 @@ from forwarder.mail.addresses import (
 )
 from forwarder.mail.fields import WSP, decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
+from forwarder.mail.participants import RECIPIENT_FIELDS, masked_field
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +70,16 @@ def rewrite_headers(
     options: RewriteOptions,
     envelope_sender: str | None = None,
     reply_address: str | None = None,
+    masked: Collection[str] = (),
 ) -> Rewritten:
     """Build the header block a member receives; the body is passed through untouched.
 
     `reply_address` (team mode): Reply-To is that one address, which stands for the sender via this alias,
     and the original Message-ID is added to References, so that a member's reply, whose References the
     member's mail program builds from ours, still names the message the outside sender knows (SES gives
-    every forward its own Message-ID). Without it (direct mode), Reply-To names the sender.
+    every forward its own Message-ID); the outside addresses in `masked` (lower case: the reply address stands
+    for them, forwarder/mail/participants.py) are written as the reply address in To and Cc, so that a Reply all
+    goes through the relay too. Without it (direct mode), Reply-To names the sender.
     """
     newline = message.newline
     report = RewriteReport()
@@ -111,6 +116,8 @@ def rewrite_headers(
             raw = prefixed_subject(item, prefixes, newline)
         if key == h.REFERENCES and thread_id is not None:
             raw = _referenced(item, thread_id, newline)
+        if masked and reply_address is not None and key in RECIPIENT_FIELDS:
+            raw = masked_field(item, message, masked, reply_address, alias, newline) or raw
         kept, repairs = repair_field(item.name, raw, newline)
         for repair in repairs:
             getattr(report, repair).append(item.name)
