@@ -88,6 +88,9 @@ class Settings:
     reply_expiry_days: int = 90
     reply_name: str = "{member} via {alias}"
     reply_tag: str = "[not relayed]"
+    # The subject tag of a member's answer to a reply address whose record expired (or is gone): forwarded to the
+    # members instead of dropped, so that its author learns it did not reach the outside sender.
+    reply_expired_tag: str = "[not relayed: reply address expired]"
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")

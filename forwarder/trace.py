@@ -167,7 +167,7 @@ def decision_text(forwarded: bool, reason: str | None, tag_spam: bool, reply: st
     """The policy's decision in a few words; `reply` is `Outcome.reply` (mail to a reply address)."""
     if reply == "relayed":
         return "reply relayed to the outside sender as the alias, a copy to each other member"
-    if forwarded and reply in ("reply-not-member", "reply-spam", "reply-unsendable", "reply-refused"):
+    if forwarded and reply in ("reply-not-member", "reply-spam", "reply-unsendable", "reply-refused", "reply-expired"):
         return f"reply not relayed ({reply}): forwarded to the members, subject tagged"
     if reason == "parked":
         return "parked in the failure queue (SES cannot send until an operator acts)"

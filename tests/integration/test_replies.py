@@ -358,7 +358,9 @@ def test_unknown_token_is_dropped(team_aws: EmbeddedAws) -> None:
     assert outcome["reason"] == "reply-bad-token"
 
 
-def test_expired_reply_address_is_dropped_even_before_the_ttl_deletes_it(team_aws: EmbeddedAws) -> None:
+def test_answer_to_an_expired_reply_address_reaches_the_team_tagged_even_before_the_ttl_deletes_it(
+    team_aws: EmbeddedAws,
+) -> None:
     # GIVEN the record's expiry has passed (DynamoDB's TTL deletes lazily, the item is still there)
     address = forward_outside_mail(team_aws)
     dynamodb = boto3.client("dynamodb")
@@ -370,19 +372,28 @@ def test_expired_reply_address_is_dropped_even_before_the_ttl_deletes_it(team_aw
         ExpressionAttributeValues={":past": {"N": "1000"}},
     )
     outcome, sent = reply(team_aws, member_reply(address), address)
-    assert sent == []
-    assert outcome["reason"] == "reply-expired"
+    assert_expired_answer_reaches_the_team(outcome, sent)
 
 
-def test_reply_address_whose_record_is_gone_is_dropped(team_aws: EmbeddedAws) -> None:
+def assert_expired_answer_reaches_the_team(outcome: dict[str, Any], sent: list[SentMail]) -> None:
+    """Bob's answer to an expired reply address: not dropped (it was, and he believed it sent), but forwarded
+    to the members, Bob among them, tagged as expired; never to the outside sender."""
+    assert sent_outside(sent) == []
+    [forward] = sent
+    assert set(forward.recipients) == set(TEAM)
+    subject = split_message(forward.raw).first("subject")
+    assert subject is not None and subject.value.startswith("[not relayed: reply address expired] Re: Booth")
+    assert (outcome["reply"], outcome["forwarded"]) == ("reply-expired", True)
+
+
+def test_answer_to_a_reply_address_whose_record_is_gone_reaches_the_team_tagged(team_aws: EmbeddedAws) -> None:
     # GIVEN the TTL deleted the record of a reply address we signed
     address = forward_outside_mail(team_aws)
     dynamodb = boto3.client("dynamodb")
     [item] = dynamodb.scan(TableName=REPLY_TABLE)["Items"]
     dynamodb.delete_item(TableName=REPLY_TABLE, Key={"id": item["id"]})
     outcome, sent = reply(team_aws, member_reply(address), address)
-    assert sent == []
-    assert outcome["reason"] == "reply-expired"
+    assert_expired_answer_reaches_the_team(outcome, sent)
 
 
 def test_token_of_another_alias_is_dropped(team_aws: EmbeddedAws) -> None:

@@ -74,7 +74,54 @@ def test_relay_record_expires_with_the_clock() -> None:
     address = world.forward_outside_mail()
     world.now += 86_400 + 1
     outcome, sent = world.reply(address)
-    assert sent == [] and outcome.reason == "reply-expired"
+    # Not dropped any more (it was `sent == []`): the answer goes to the members, Bob who wrote it among them,
+    # tagged as not relayed because the address expired, and never to the outside sender.
+    assert outcome.reply == "reply-expired" and outcome.forwarded
+    [forward] = sent
+    assert sorted(forward.recipients) == ["alice@example.com", "bob@example.net", "dave@example.org"]
+    assert b"Subject: [not relayed: reply address expired] Re: Booth?" in forward.raw
+
+
+def test_relay_answer_to_a_reply_address_whose_record_is_gone_goes_to_the_members_tagged() -> None:
+    # GIVEN a reply address we signed whose record the TTL has deleted
+    world = World()
+    address = world.forward_outside_mail()
+    world.replies.records.clear()
+    # WHEN Bob answers on it
+    outcome, sent = world.reply(address)
+    # THEN the team gets his answer tagged as expired, so Bob sees it did not go out; nothing goes outside
+    assert outcome.reply == "reply-expired" and outcome.forwarded and outcome.reason is None
+    [forward] = sent
+    assert OUTSIDE not in forward.recipients and "bob@example.net" in forward.recipients
+    assert b"Subject: [not relayed: reply address expired] Re: Booth?" in forward.raw
+
+
+def test_relay_automatic_answer_to_an_expired_reply_address_is_dropped() -> None:
+    # GIVEN Bob's vacation notice answering a team copy whose reply address has expired
+    world = World(reply_expiry_days=1)
+    address = world.forward_outside_mail()
+    world.now += 86_400 + 1
+    world.store.mails["auto"] = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\nAuto-Submitted: auto-replied\r\n"
+        "Subject: Out of office\r\n\r\nAway\r\n"
+    ).encode()
+    before = len(world.sender.sent)
+    # WHEN it arrives
+    outcome = world.service.forward(Inbound("auto", (address,), "bob@example.net", PASSING))
+    # THEN nobody gets it: a mail program's notice is no answer the team must see
+    assert world.sender.sent[before:] == []
+    assert not outcome.forwarded and outcome.reason == "reply-expired"
+
+
+def test_relay_forged_token_is_still_dropped() -> None:
+    # GIVEN a member's answer to a reply address whose signature is not ours (one character of the mac changed)
+    world = World()
+    address = world.forward_outside_mail()
+    local, _, domain = address.partition("@")
+    forged = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
+    outcome, sent = world.reply(forged)
+    # THEN it is dropped, not forwarded marked as expired (this forwarder never issued that address)
+    assert sent == [] and outcome.reason == "reply-bad-token"
 
 
 def test_relay_renews_the_record_with_each_forward() -> None:
@@ -212,3 +259,22 @@ def test_relay_from_with_a_member_beside_another_address_is_not_relayed() -> Non
     sent = world.sender.sent[before:]
     assert all(OUTSIDE not in s.recipients for s in sent)
     assert outcome.reply == "reply-not-member"
+
+
+def test_relay_takes_the_expired_tag_out_of_the_subject() -> None:
+    # GIVEN a member answering, on a live reply address, a subject that carries our expired tag (the outside
+    # sender never saw it)
+    world = World()
+    address = world.forward_outside_mail()
+    world.store.mails["r9"] = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\n"
+        "Subject: Re: [not relayed: reply address expired] Re: Booth?\r\n\r\nYes\r\n"
+    ).encode()
+    before = len(world.sender.sent)
+    # WHEN it is relayed
+    outcome = world.service.forward(Inbound("r9", (address,), "bob@example.net", PASSING))
+    # THEN the outside sender's copy has the subject without our tag
+    assert outcome.reply == "relayed"
+    outside = world.sender.sent[before]
+    assert outside.recipients == (OUTSIDE,)
+    assert b"Subject: Re: Re: Booth?" in outside.raw

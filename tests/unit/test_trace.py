@@ -307,7 +307,7 @@ def test_delivery_counts_member_states_as_metrics() -> None:
     assert "MemberComplained" in counted and "MemberBounced" not in counted
 
 
-@pytest.mark.parametrize("reply", ["reply-not-member", "reply-spam", "reply-unsendable"])
+@pytest.mark.parametrize("reply", ["reply-not-member", "reply-spam", "reply-unsendable", "reply-expired"])
 def test_decision_text_names_a_reply_forwarded_instead_of_relayed(reply: str) -> None:
     # GIVEN mail to a reply address that was forwarded to the members instead of relayed, for each reason
     # WHEN the trace words the decision THEN it says the reply was not relayed, and why
