@@ -2,7 +2,8 @@
 
 The service hands over every message addressed to a reply address (`<alias>+r-<id>-<mac>@domain`, see
 forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold:
-1. the token is ours for this alias (HMAC with the current or previous key), else `reply-bad-token`;
+1. the token is ours for this alias (HMAC with the current or previous key; the forwarder keeps the previous
+   key as long as a record signed with it may live, `keyring.reply_grace_seconds`), else `reply-bad-token`;
 2. its record exists and has not expired (the TTL deletes items lazily, so `expires` is checked here),
    else `reply-expired`: forwarded to the members as ordinary inbound mail with the `[not relayed: reply
    address expired]` subject tag (an automatic one is dropped), so that the member who answered learns it

@@ -477,6 +477,41 @@ def test_reply_address_signed_before_a_key_rotation_still_works(team_aws: Embedd
     assert renewed.split("-")[1] == address.split("-")[1]  # the record id is kept
 
 
+def test_reply_address_signed_before_a_key_rotation_works_as_long_as_its_record(
+    team_aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a reply address signed with the key that a rotation has since made AWSPREVIOUS, its record (90 days)
+    # still alive, and the rotation 60 days old: past the download links' 30-day grace
+    import time
+    from types import SimpleNamespace
+
+    from forwarder import keyring, wiring
+    from forwarder_ops.local import LINK_SECRET
+
+    address = forward_outside_mail(team_aws)
+    boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString="n" * 64)
+    later = time.time() + 60 * 86_400
+    monkeypatch.setattr(keyring, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    wiring.reset()  # a new container reads the rotated secret, 60 days on
+
+    # WHEN Bob answers on the old address
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN it is relayed to the outside sender (before: dropped as reply-bad-token once the 30 days were over)
+    assert outcome["reply"] == "relayed"
+    assert [mail.recipients for mail in sent_outside(sent)] == [(OUTSIDE,)]
+    # AND the download function no longer accepts the old key by then: links keep their 30 days
+    from forwarder.download import _runtime
+
+    monkeypatch.setenv("FORWARDER_LINK_SECRET", LINK_SECRET)
+    _runtime.cache_clear()
+    try:
+        _, ring = _runtime()
+        assert ring.get().accepted == (b"n" * 64,)
+    finally:
+        _runtime.cache_clear()
+
+
 def test_reply_address_signed_with_a_key_rotated_since_the_cached_read_is_relayed(team_aws: EmbeddedAws) -> None:
     # GIVEN a warm function whose key ring was read before a rotation (two minutes ago, within its five-minute
     # refresh), and a reply address a new container signed with the rotated key, its record saved
@@ -491,7 +526,7 @@ def test_reply_address_signed_with_a_key_rotated_since_the_cached_read_is_relaye
     forward_outside_mail(team_aws)
     rotated = b"n" * 64
     boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString=rotated.decode())
-    wiring.signing_keys(LINK_SECRET)._read_at -= 120  # the cached read is two minutes old
+    wiring.forwarder_keys(wiring.get_settings())()._read_at -= 120  # the cached read is two minutes old
     rid, now = reply_id(rotated, "team", OUTSIDE), int(time.time())
     DynamoDBReplies(boto3.client("dynamodb"), REPLY_TABLE).save(ReplyRecord(rid, "team", OUTSIDE, now, now + 86_400))
     address = format_reply_address(rotated, "team", rid, DOMAIN)
