@@ -53,6 +53,7 @@ from forwarder.mail.routing import Delivery, Routing, alias_of, batch, is_valid_
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
+    OUTSIDE_TAG,
     AliasDirectory,
     Inbound,
     MailStore,
@@ -339,7 +340,7 @@ class ReplyRelay:
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
-        ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id)
+        ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id, outside=True)
         if rejected:
             logger.warning(
                 "reply not relayed: SES refused it; forwarded to the members, subject tagged",
@@ -371,9 +372,13 @@ class ReplyRelay:
         return outcome, Delivery(alias, (record.address, *team))
 
     def _send(
-        self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str
+        self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str, outside: bool = False
     ) -> tuple[list[str], list[str]]:
+        """Send with the tags the delivery function reads: the inbound mail and alias, and `outside` for the send
+        to the outside sender (its bounce or complaint is no member's)."""
         tags = {"inbound": message_id, "alias": alias, **self._once.tags(key)}
+        if outside:
+            tags[OUTSIDE_TAG] = "true"
         from_address = f"{alias}@{self.settings.domain}"
         try:
             result = self._once(key, lambda: {"ses_id": self._sender.send(raw, from_address, recipients, tags)})

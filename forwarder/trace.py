@@ -109,9 +109,14 @@ class TraceEntry:
     event: str
     key: str
     detail: str = ""
+    # The recipient is the outside sender a member's reply was relayed to (the send's `outside` tag), not a member.
+    outside: bool = False
 
-    def as_item(self) -> dict[str, str]:
-        return asdict(self)
+    def as_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = asdict(self)
+        if not self.outside:
+            del item["outside"]  # a member's step, as items were written before the field
+        return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TraceEntry:
@@ -121,6 +126,7 @@ class TraceEntry:
             event=str(item.get("event", "")),
             key=str(item.get("key", "")),
             detail=str(item.get("detail", "")),
+            outside=item.get("outside") is True,
         )
 
 

@@ -273,11 +273,12 @@ def test_reply_sends_carry_the_email_tags(team_aws: EmbeddedAws, monkeypatch: py
     # WHEN Bob's reply is relayed
     result, _ = team_aws.deliver(member_reply(address), [address], source=BOB, message_id="reply-tags", **AUTHENTIC)
 
-    # THEN the reply and its copy are tagged with the inbound message id and the alias, like forwards
+    # THEN the reply and its copy are tagged with the inbound message id and the alias, like forwards; the reply
+    # to the outside sender also with `outside` (this assertion was the same two tags on both requests)
     assert result["outcomes"][0]["reply"] == "relayed"
     assert len(requests) == 2
-    for request in requests:
-        assert request["EmailTags"] == [{"Name": "inbound", "Value": "reply-tags"}, {"Name": "alias", "Value": "team"}]
+    tags = [{"Name": "inbound", "Value": "reply-tags"}, {"Name": "alias", "Value": "team"}]
+    assert [request["EmailTags"] for request in requests] == [[*tags, {"Name": "outside", "Value": "true"}], tags]
 
 
 def test_retried_reply_sends_nothing_twice(team_aws: EmbeddedAws) -> None:
@@ -433,6 +434,18 @@ def test_read_receipt_of_a_member_to_a_reply_address_is_not_relayed(team_aws: Em
     # THEN it is a mail program's report, not Bob's answer: nothing goes out (his address is in its body)
     assert sent == []
     assert outcome["reason"] == "reply-automatic"
+
+
+def test_relayed_reply_to_the_outside_sender_is_tagged_outside_for_the_delivery_function(
+    team_aws: EmbeddedAws,
+) -> None:
+    # GIVEN Bob's authentic answer WHEN it is relayed through SES
+    address = forward_outside_mail(team_aws)
+    _, sent = reply(team_aws, member_reply(address), address)
+    # THEN the send to the outside sender carries the `outside` tag (its bounce is no member's), the copies do not
+    [out] = sent_outside(sent)
+    assert out.tags.get("outside") == "true"
+    assert all("outside" not in mail.tags for mail in sent if mail is not out)
 
 
 def test_reply_counts_replied_and_refusals_by_reason(team_aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
