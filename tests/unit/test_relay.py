@@ -51,9 +51,14 @@ class World:
     def reply(
         self, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING, message_id: str = "r1"
     ) -> tuple[Outcome, list[Sent]]:
-        self.store.mails[message_id] = (
-            f"From: Bob <{author}>\r\nTo: {to}\r\nSubject: Re: Booth?\r\n\r\nYes\r\n".encode()
-        )
+        raw = f"From: Bob <{author}>\r\nTo: {to}\r\nSubject: Re: Booth?\r\n\r\nYes\r\n".encode()
+        return self.deliver(message_id, raw, to, author, verdicts)
+
+    def deliver(
+        self, message_id: str, raw: bytes, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING
+    ) -> tuple[Outcome, list[Sent]]:
+        """`raw` received for `to` from `author`: the outcome, and what was sent."""
+        self.store.mails[message_id] = raw
         before = len(self.sender.sent)
         outcome = self.service.forward(Inbound(message_id, (to,), author, verdicts))
         return outcome, self.sender.sent[before:]
@@ -106,15 +111,14 @@ def test_relay_automatic_answer_to_an_expired_reply_address_is_dropped() -> None
     world = World(reply_expiry_days=1)
     address = world.forward_outside_mail()
     world.now += 86_400 + 1
-    world.store.mails["auto"] = (
+    notice = (
         f"From: Bob <bob@example.net>\r\nTo: {address}\r\nAuto-Submitted: auto-replied\r\n"
         "Subject: Out of office\r\n\r\nAway\r\n"
     ).encode()
-    before = len(world.sender.sent)
     # WHEN it arrives
-    outcome = world.service.forward(Inbound("auto", (address,), "bob@example.net", PASSING))
+    outcome, sent = world.deliver("auto", notice, address)
     # THEN nobody gets it: a mail program's notice is no answer the team must see
-    assert world.sender.sent[before:] == []
+    assert sent == []
     assert not outcome.forwarded and outcome.reason == "reply-expired"
 
 
@@ -271,15 +275,14 @@ def test_relay_takes_the_expired_tag_out_of_the_subject() -> None:
     # sender never saw it)
     world = World()
     address = world.forward_outside_mail()
-    world.store.mails["r9"] = (
+    answer = (
         f"From: Bob <bob@example.net>\r\nTo: {address}\r\n"
         "Subject: Re: [not relayed: reply address expired] Re: Booth?\r\n\r\nYes\r\n"
     ).encode()
-    before = len(world.sender.sent)
     # WHEN it is relayed
-    outcome = world.service.forward(Inbound("r9", (address,), "bob@example.net", PASSING))
+    outcome, sent = world.deliver("r9", answer, address)
     # THEN the outside sender's copy has the subject without our tag
     assert outcome.reply == "relayed"
-    outside = world.sender.sent[before]
+    outside = sent[0]
     assert outside.recipients == (OUTSIDE,)
     assert b"Subject: Re: Re: Booth?" in outside.raw
