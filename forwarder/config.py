@@ -28,6 +28,10 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 MEGABYTE = 1_000_000
 SES_V2_RAW_LIMIT = 40 * MEGABYTE
 
+# How long a reply address works after the sender's last mail to the alias (`reply_expiry_days`); also how long
+# after a key rotation the rotation command warns that another one ends the oldest reply addresses.
+REPLY_EXPIRY_DAYS = 90
+
 SpamAction = Literal["tag", "drop"]
 ReplyMode = Literal["team", "direct"]
 IdempotencyCompletion = Literal["write", "send-event"]
@@ -85,9 +89,12 @@ class Settings:
     # `team`) or the local emulator provides; `team` without them falls back to `direct` with a warning.
     reply_mode: ReplyMode = "direct"
     reply_table: str | None = None
-    reply_expiry_days: int = 90
+    reply_expiry_days: int = REPLY_EXPIRY_DAYS
     reply_name: str = "{member} via {alias}"
     reply_tag: str = "[not relayed]"
+    # The subject tag of a member's answer to a reply address whose record expired (or is gone): forwarded to the
+    # members instead of dropped, so that its author learns it did not reach the outside sender.
+    reply_expired_tag: str = "[not relayed: reply address expired]"
 
     def __post_init__(self) -> None:
         domain = self.domain.strip().lower().rstrip(".")

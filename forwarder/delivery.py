@@ -2,7 +2,9 @@
 
 Each SES event (Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay, Rendering Failure) becomes one
 history entry per member in the trace table; a member's permanent bounce or complaint notifies the
-alarm topic once. With FORWARDER_IDEMPOTENCY_TABLE set, an event of a send that carried the `claim` tag
+alarm topic once. So does the outside sender's, for a reply a member sent as the team (the send's
+`outside` tag), with advice of its own: that address is no member, nothing in the aliases is wrong.
+With FORWARDER_IDEMPOTENCY_TABLE set, an event of a send that carried the `claim` tag
 completes the forwarder's claim of that send (the forwarder's send-event mode: it writes nothing after a
 send): its Send event, or any later one (Delivery, Bounce, Complaint, DeliveryDelay, Reject), should the Send
 event be lost or late; the first one completes it, the others find it completed. A record this function cannot
@@ -84,7 +86,7 @@ def record_events(
         for step in steps:
             if trace.add_event(step.inbound, step.alias, step.member, step.entry):
                 added += 1
-                count_state(step.entry.state)
+                count_state(step.entry.state, outside=step.entry.outside)
                 logger.info(
                     "member state recorded",
                     extra={"message_id": step.inbound, "alias": step.alias, "state": step.entry.state},
@@ -97,14 +99,16 @@ def record_events(
     return Recorded(added, duplicates, skipped, alarms).as_dict()
 
 
-def count_state(state: str) -> None:
+def count_state(state: str, outside: bool = False) -> None:
     """EMF metrics: MemberEvents for every recorded step, Member<State> for those that mean a member lost mail
-    (MemberBounced, MemberSuppressed, MemberComplained, ...), to alarm on or graph per environment."""
+    (MemberBounced, MemberSuppressed, MemberComplained, ...), to alarm on or graph per environment; the outside
+    sender of a relayed reply is no member: its problems count as Outside<State> (OutsideBounced, ...)."""
     from aws_lambda_powertools.metrics import MetricUnit
 
     metrics.add_metric(name="MemberEvents", unit=MetricUnit.Count, value=1)
     if state in PROBLEMS:
-        metrics.add_metric(name=f"Member{state.capitalize()}", unit=MetricUnit.Count, value=1)
+        who = "Outside" if outside else "Member"
+        metrics.add_metric(name=f"{who}{state.capitalize()}", unit=MetricUnit.Count, value=1)
 
 
 def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None) -> int:
@@ -116,6 +120,17 @@ def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None)
     alias = trace.member_alias(step.inbound, step.member) or step.alias
     if not trace.claim_alarm(alias, step.member, kind):
         return 0
+    subject, message = (_outside_alarm if step.entry.outside else _member_alarm)(step, alias, kind)
+    try:
+        alarm.notify(subject, message)
+    except Exception:
+        trace.release_alarm(alias, step.member, kind)
+        raise
+    logger.warning("alarm sent", extra={"message_id": step.inbound, "alias": alias, "kind": kind})
+    return 1
+
+
+def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
     what = "complained about (marked as spam)" if kind == "complaint" else "could not be delivered to"
     subject = f"Forwarder: {step.member} of alias {alias}: {kind}"[:100]
     message = (
@@ -126,13 +141,36 @@ def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None)
         "(forwarder aliases remove ...); a suppressed address receives nothing until "
         "`forwarder suppression remove ADDRESS` (this alarm is sent once per member within the retention)."
     )
-    try:
-        alarm.notify(subject, message)
-    except Exception:
-        trace.release_alarm(alias, step.member, kind)
-        raise
-    logger.warning("alarm sent", extra={"message_id": step.inbound, "alias": alias, "kind": kind})
-    return 1
+    return subject, message
+
+
+def _outside_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
+    """The alarm of the outside sender a member's reply was relayed to: that address is not on the alias, so
+    the member alarm's fix (remove it from the alias) would be wrong; the member who wrote believes it arrived."""
+    outsider = step.member
+    if kind == "complaint":
+        what = f"{outsider} marked a reply sent as alias {alias} as spam"
+        advice = (
+            "Complaints hurt the account's reputation: the team should not write to this address again unless "
+            "it asks them to."
+        )
+    else:
+        what = f"A reply sent as alias {alias} could not be delivered to {outsider}, the outside sender it answered"
+        advice = (
+            "The member who wrote the reply believes it arrived: tell them (the trace shows the reply), so that "
+            f"they reach the sender another way. If SES suppressed the address, it receives nothing until "
+            f"`forwarder suppression remove {outsider}` once it works again."
+        )
+    subject = f"Forwarder: reply of alias {alias} to {outsider}: {kind}"[:100]
+    message = (
+        f"{what}.\n\n"
+        f"Inbound message (the member's reply): {step.inbound}\n"
+        f"SES says: {step.entry.state}: {step.entry.detail}\n\n"
+        f"See the whole path: forwarder trace {step.inbound} --config-env ENV\n"
+        f"{outsider} is not a member of {alias}: nothing to change in the aliases. {advice} "
+        "(This alarm is sent once per address within the retention.)"
+    )
+    return subject, message
 
 
 class SnsNotifier:

@@ -24,11 +24,13 @@ def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
     import boto3
 
     from forwarder.clients import client_config
+    from forwarder.keyring import GRACE_SECONDS
     from forwarder.wiring import signing_keys
 
     settings = load_settings(DownloadSettings)
     store = S3MailStore(boto3.client("s3", config=client_config("s3")), settings.bucket, settings.prefix)
-    return store, signing_keys(settings.link_secret)
+    # Links live at most 30 days: the previous key is accepted no longer than that after a rotation.
+    return store, signing_keys(settings.link_secret, GRACE_SECONDS)
 
 
 # On every answer: no cache keeps it (a 302's Location is a presigned URL to private mail), no browser guesses

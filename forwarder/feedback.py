@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from forwarder.ports import CLAIM_TAG, NOTICE_TAG
+from forwarder.ports import CLAIM_TAG, NOTICE_TAG, OUTSIDE_TAG
 from forwarder.trace import (
     BOUNCED,
     COMPLAINED,
@@ -59,7 +59,8 @@ class FeedbackError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class MemberEvent:
-    """One member's step, addressed by the tags of the send it belongs to."""
+    """One member's step, addressed by the tags of the send it belongs to (or, when `entry.outside`, the step of
+    the outside sender a member's reply was relayed to)."""
 
     inbound: str
     alias: str
@@ -177,10 +178,12 @@ def parse_record(text: str) -> list[MemberEvent]:
     # whose key (below) then recognises it (the time of processing made each one a new history entry).
     sent_at = normalise_time(_text(mail, "timestamp"))
     steps = _steps(kind, record, mail, sent_at)
+    outside = _tag(tags, OUTSIDE_TAG) == "true"
 
     def event(member: str, state: str, at: str, detail: str, feedback: str = "") -> MemberEvent:
         key = f"{kind}|{ses_id}|{at}|{feedback}"
-        return MemberEvent(inbound, alias, member.lower(), TraceEntry(at, state, kind, key, detail[:MAX_DETAIL]))
+        entry = TraceEntry(at, state, kind, key, detail[:MAX_DETAIL], outside)
+        return MemberEvent(inbound, alias, member.lower(), entry)
 
     return [event(*step) for step in steps]
 

@@ -6,6 +6,12 @@ already sent keep working while they are meant to: rotating is `PutSecretValue` 
 value (`forwarder links rotate-key`), which moves `AWSCURRENT` to the new version and `AWSPREVIOUS`
 to the old one. Keys are re-read after `refresh_seconds`, so a warm function sees a rotation within
 minutes, not when its container is recycled.
+
+The grace depends on what is verified: a download link lives at most 30 days, so the download function
+accepts the previous key `GRACE_SECONDS`; a reply address works as long as its record in the reply table,
+up to `FORWARDER_REPLY_EXPIRY_DAYS` after it was last saved, so the forwarder (which verifies only reply
+addresses) accepts it `reply_grace_seconds` (the key itself is never stored with the record: a token
+without our MAC stays refused however the table reads).
 """
 
 from __future__ import annotations
@@ -20,9 +26,18 @@ REFRESH_SECONDS = 300
 # The least age of a cached ring that `renewed` reads again: a signature no cached key matches may come from a
 # rotation within the last `REFRESH_SECONDS`, or be forged; forged ones must not flood Secrets Manager.
 RENEW_SECONDS = 60
-# Download links live up to 30 days (FORWARDER_LINK_EXPIRY_DAYS), reply addresses as long as a thread:
-# the previous key stays valid this long after the current one was created.
+# Download links live up to 30 days (FORWARDER_LINK_EXPIRY_DAYS): the download function accepts the previous key
+# this long after the current one was created.
 GRACE_SECONDS = 30 * 86_400
+
+
+def reply_grace_seconds(reply_expiry_days: int) -> int:
+    """How long after a rotation the forwarder accepts the previous key: as long as a reply record signed with
+    it may live. The last such record was saved at most `REFRESH_SECONDS` after the rotation (a warm function
+    signs with its cached ring until it re-reads it) and lives `reply_expiry_days` from then; a relay never
+    renews it, and a forward after the rotation saves a record under the new key's id instead. Never shorter
+    than `GRACE_SECONDS`."""
+    return max(GRACE_SECONDS, reply_expiry_days * 86_400 + REFRESH_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,9 @@ CLAIM_TAG = "claim"
 # The SES tag of a send that is a notice in place of the mail (its claim's result says so: a retry that finds the
 # claim completed reports the notice, as the first run did).
 NOTICE_TAG = "notice"
+# The SES tag of a relayed reply's send to the outside sender (value `true`): that recipient is not a member, so the
+# delivery function must not advise removing it from the alias when it bounces or complains.
+OUTSIDE_TAG = "outside"
 
 Result = dict[str, Any]
 

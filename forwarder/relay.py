@@ -2,9 +2,12 @@
 
 The service hands over every message addressed to a reply address (`<alias>+r-<id>-<mac>@domain`, see
 forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold:
-1. the token is ours for this alias (HMAC with the current or previous key), else `reply-bad-token`;
+1. the token is ours for this alias (HMAC with the current or previous key; the forwarder keeps the previous
+   key as long as a record signed with it may live, `keyring.reply_grace_seconds`), else `reply-bad-token`;
 2. its record exists and has not expired (the TTL deletes items lazily, so `expires` is checked here),
-   else `reply-expired`;
+   else `reply-expired`: forwarded to the members as ordinary inbound mail with the `[not relayed: reply
+   address expired]` subject tag (an automatic one is dropped), so that the member who answered learns it
+   did not go out instead of believing it sent;
 3. it is not automatic (vacation notice, auto-reply, list mail), else `reply-automatic`;
 4. its author (From address or envelope sender) is a current member of the alias, else it is forwarded to
    the members as ordinary inbound mail with the `[not relayed]` subject tag (`reply-not-member`);
@@ -54,6 +57,7 @@ from forwarder.mail.signed import without_signature
 from forwarder.observability import logger
 from forwarder.ports import (
     MAX_RECIPIENTS,
+    OUTSIDE_TAG,
     AliasDirectory,
     Inbound,
     MailStore,
@@ -92,7 +96,8 @@ Forward = Callable[[Inbound, str | None], Outcome]
 @dataclass(frozen=True, slots=True)
 class Check:
     """What to do with one reply address recipient: relay (with the record and the member), forward to the
-    members marked (`reason` NOT_MEMBER or SPAM), or drop (`reason` a DropReason)."""
+    members marked (`reason` NOT_MEMBER, SPAM, or REPLY_EXPIRED unless automatic), or drop (`reason` a
+    DropReason)."""
 
     reason: str | None
     record: ReplyRecord | None = None
@@ -201,19 +206,23 @@ class ReplyRelay:
                 copied.update(member.lower() for member in delivery.members[1:])
                 if routed is not None:
                     routed(Routing((delivery,), (), (), ()))
-            elif check.reason in (NOT_MEMBER, SPAM):
+            elif (reason := _forwarded_reason(check, message)) is not None:
                 logger.warning("reply address: not relayed, forwarded to the members", extra=self._log(token, check))
-                marked.setdefault(check.reason, []).append(recipient)
+                marked.setdefault(reason, []).append(recipient)
             else:
                 logger.warning("reply address: dropped", extra=self._log(token, check))
                 outcomes.append(self._dropped(inbound, check.reason, reply=check.reason))
         for reason, recipients in marked.items():
-            outcome = forward(replace(inbound, recipients=tuple(recipients)), self.settings.reply_tag)
+            outcome = forward(replace(inbound, recipients=tuple(recipients)), self._mark(reason))
             outcomes.append(replace(outcome, reply=reason))
         rest = tuple(r for r in others if alias_of(r, domain) not in {None, *relayed})
         if rest:
             outcomes.append(forward(replace(inbound, recipients=rest), None))
         return merge_outcomes(inbound.message_id, outcomes)
+
+    def _mark(self, reason: str) -> str:
+        """The subject tag of mail to a reply address that was not relayed, forwarded to the members."""
+        return self.settings.reply_expired_tag if reason == DropReason.REPLY_EXPIRED else self.settings.reply_tag
 
     def _check(
         self, token: ReplyToken, message: SplitMessage, inbound: Inbound, decision: Decision, author: Author
@@ -301,7 +310,11 @@ class ReplyRelay:
         alias, domain = record.alias, settings.domain
         body = bytes(message.body)
         name = member_display_name(author, member, alias, settings.reply_name)
-        strip = [tag for tag in (settings.subject_prefix, settings.spam_tag, settings.reply_tag) if tag]
+        strip = [
+            tag
+            for tag in (settings.subject_prefix, settings.spam_tag, settings.reply_tag, settings.reply_expired_tag)
+            if tag
+        ]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
         hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
         outside = build_reply_head(
@@ -342,7 +355,7 @@ class ReplyRelay:
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
-        ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id)
+        ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id, outside=True)
         if rejected:
             logger.warning(
                 "reply not relayed: SES refused it; forwarded to the members, subject tagged",
@@ -374,9 +387,13 @@ class ReplyRelay:
         return outcome, Delivery(alias, (record.address, *team))
 
     def _send(
-        self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str
+        self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str, outside: bool = False
     ) -> tuple[list[str], list[str]]:
+        """Send with the tags the delivery function reads: the inbound mail and alias, and `outside` for the send
+        to the outside sender (its bounce or complaint is no member's)."""
         tags = {"inbound": message_id, "alias": alias, **self._once.tags(key)}
+        if outside:
+            tags[OUTSIDE_TAG] = "true"
         from_address = f"{alias}@{self.settings.domain}"
         try:
             result = self._once(key, lambda: {"ses_id": self._sender.send(raw, from_address, recipients, tags)})
@@ -407,6 +424,20 @@ class ReplyRelay:
     @staticmethod
     def _log(token: ReplyToken, check: Check) -> dict[str, object]:
         return {"alias": token.alias, "reply_id": token.reply_id, "reason": str(check.reason)}
+
+
+def _forwarded_reason(check: Check, message: SplitMessage) -> str | None:
+    """The reason when a refused reply goes to the members marked instead of being dropped, else None.
+
+    Mail to a reply address we issued whose record expired (or is gone) is forwarded: a member answering an
+    old thread would otherwise believe it sent, and the team would never see it. Only the relay to the
+    outside sender has ended; plain mail to the alias reaches the members anyway. A vacation notice or
+    auto-reply to it is dropped, as it is on a live address."""
+    if check.reason in (NOT_MEMBER, SPAM):
+        return check.reason
+    if check.reason == DropReason.REPLY_EXPIRED and not is_automatic(message):
+        return check.reason
+    return None
 
 
 def _shortened(message: SplitMessage) -> tuple[SplitMessage, str | None]:

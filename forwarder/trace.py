@@ -110,9 +110,14 @@ class TraceEntry:
     event: str
     key: str
     detail: str = ""
+    # The recipient is the outside sender a member's reply was relayed to (the send's `outside` tag), not a member.
+    outside: bool = False
 
-    def as_item(self) -> dict[str, str]:
-        return asdict(self)
+    def as_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = asdict(self)
+        if not self.outside:
+            del item["outside"]  # a member's step, as items were written before the field
+        return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TraceEntry:
@@ -122,6 +127,7 @@ class TraceEntry:
             event=str(item.get("event", "")),
             key=str(item.get("key", "")),
             detail=str(item.get("detail", "")),
+            outside=item.get("outside") is True,
         )
 
 
@@ -164,11 +170,17 @@ class MemberRecord:
     detail: str = ""
 
 
+# Refusals of a reply that are forwarded to the members, tagged, instead of relayed (forwarder/relay.py).
+_MARKED = frozenset(
+    {"reply-not-member", "reply-spam", "reply-unsendable", "reply-refused", "reply-signed", "reply-expired"}
+)
+
+
 def decision_text(forwarded: bool, reason: str | None, tag_spam: bool, reply: str | None = None) -> str:
     """The policy's decision in a few words; `reply` is `Outcome.reply` (mail to a reply address)."""
     if reply == "relayed":
         return "reply relayed to the outside sender as the alias, a copy to each other member"
-    if forwarded and reply in ("reply-not-member", "reply-spam", "reply-unsendable", "reply-refused", "reply-signed"):
+    if forwarded and reply in _MARKED:
         return f"reply not relayed ({reply}): forwarded to the members, subject tagged"
     if reason == "parked":
         return "parked in the failure queue (SES cannot send until an operator acts)"

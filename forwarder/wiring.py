@@ -107,11 +107,11 @@ def make_relay(
     from forwarder.ports import Always
     from forwarder.relay import ReplyRelay
 
-    secret = settings.link_secret
+    keys = forwarder_keys(settings)
     return ReplyRelay(
         settings=settings,
-        keys=lambda: signing_keys(secret).get(),
-        renewed_keys=lambda: signing_keys(secret).renewed(),
+        keys=lambda: keys().get(),
+        renewed_keys=lambda: keys().renewed(),
         replies=DynamoDBReplies(
             dynamodb or boto3.client("dynamodb", config=client_config("dynamodb")), settings.reply_table, pending
         ),
@@ -131,26 +131,40 @@ def _build_notice(**kwargs: Any) -> bytes:
 
 
 @cache
-def signing_keys(secret: str) -> CachedKeyRing:
-    """The HMAC keys of download links and reply addresses (current + previous within the grace period),
-    from the Secrets Manager secret `secret`, re-read every five minutes."""
+def signing_keys(secret: str, grace_seconds: int) -> CachedKeyRing:
+    """The HMAC keys of download links and reply addresses (current + previous within `grace_seconds` of the
+    rotation), from the Secrets Manager secret `secret`, re-read every five minutes."""
     import boto3
 
     from forwarder.keyring import CachedKeyRing
 
-    return CachedKeyRing(lambda: boto3.client("secretsmanager", config=client_config("secretsmanager")), secret)
+    return CachedKeyRing(
+        lambda: boto3.client("secretsmanager", config=client_config("secretsmanager")),
+        secret,
+        grace_seconds=grace_seconds,
+    )
+
+
+def forwarder_keys(settings: Settings) -> Callable[[], CachedKeyRing]:
+    """The forwarder's key ring (its `link_secret` must be set): it verifies only reply addresses, so it accepts
+    the previous key as long as a reply record signed with it may live (`keyring.reply_grace_seconds`), not
+    only the download links' 30 days."""
+    from forwarder.keyring import reply_grace_seconds
+
+    secret, grace = str(settings.link_secret), reply_grace_seconds(settings.reply_expiry_days)
+    return lambda: signing_keys(secret, grace)
 
 
 def make_links(settings: Settings, store: S3MailStore) -> Callable[[str], str]:
     """Download links for oversize notices: signed for the download function, else S3-presigned."""
     lifetime = settings.link_expiry_days * 86_400
     if settings.link_url and settings.link_secret:
-        base_url, secret = settings.link_url, settings.link_secret
+        base_url, keys = settings.link_url, forwarder_keys(settings)
 
         def signed(message_id: str) -> str:
             from forwarder.links import sign_link
 
-            return sign_link(base_url, signing_keys(secret).get().current, message_id, lifetime)
+            return sign_link(base_url, keys().get().current, message_id, lifetime)
 
         return signed
     logger.warning("FORWARDER_LINK_URL is not set: download links are S3-presigned and end with the role session")

@@ -259,6 +259,8 @@ def _when(stamp: str) -> str:
 
 
 def _fix(row: MemberRow, env_flag: str) -> str:
+    if any(entry.outside for entry in row.history):
+        return _outside_fix(row, env_flag)
     if row.state == SUPPRESSED:
         return (
             f"{row.member} is on the account's suppression list: SES accepts mail for it and delivers nothing. "
@@ -271,6 +273,19 @@ def _fix(row: MemberRow, env_flag: str) -> str:
         return f"{row.member} or another member at the same provider marked the mail as spam: ask them"
     if row.state == "complained":
         return f"{row.member} marked the mail as spam: ask them, or remove them from {row.alias}"
+    return ""
+
+
+def _outside_fix(row: MemberRow, env_flag: str) -> str:
+    """The fix for the outside sender a member's reply was relayed to: no member, so not "remove it"."""
+    who = f"{row.member} (the outside sender the reply went to, not a member of {row.alias}: nothing to change)"
+    if row.state == SUPPRESSED:
+        remove = f"forwarder suppression remove {row.member}{env_flag}"
+        return f"{who} is on the account's suppression list; if it works again: `{remove}`"
+    if row.state == "bounced" and row.detail.startswith("Permanent"):
+        return f"{who} does not accept mail: tell the member who wrote the reply that it did not arrive"
+    if row.state == "complained":
+        return f"{who} marked the reply as spam: the team should not write to it again unasked"
     return ""
 
 

@@ -81,3 +81,19 @@ def test_links_rotate_key_has_help(cli: Cli) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli("links", "rotate-key", "--help")
     assert exit_.value.code == 0
+
+
+def test_links_rotate_key_warns_while_reply_addresses_of_the_key_before_may_still_live(cli: Cli, secret: str) -> None:
+    import time
+
+    from forwarder_ops.linkkeys import previous_key_age
+
+    # GIVEN a key rotated once
+    assert cli("links", "rotate-key", "--config-env", "dev", "--yes").code == 0
+    sm = client("secretsmanager")
+    # WHEN another rotation is considered 60 days on THEN it would still end something: the reply addresses
+    # signed with the first key live 90 days (their records), though its links (30 days) are over
+    sixty = previous_key_age(sm, secret, now=time.time() + 60 * 86_400)
+    assert sixty is not None and round(sixty / 86_400) == 60
+    # WHEN 91 days on THEN nothing signed with the first key is still accepted: no warning
+    assert previous_key_age(sm, secret, now=time.time() + 91 * 86_400) is None

@@ -42,6 +42,29 @@ def test_read_keyring_accepts_the_previous_key_within_the_grace_period(secrets: 
     assert later.accepted == (b"second-key",)
 
 
+def test_reply_grace_covers_the_life_of_a_reply_record_signed_before_the_rotation() -> None:
+    from forwarder.keyring import GRACE_SECONDS, REFRESH_SECONDS, reply_grace_seconds
+
+    # GIVEN reply records that live 90 days: the last one signed with the old key was saved up to a refresh
+    # after the rotation THEN the previous key is accepted that long, not only the links' 30 days
+    assert reply_grace_seconds(90) == 90 * 86_400 + REFRESH_SECONDS
+    # AND never less than the links' grace
+    assert reply_grace_seconds(1) == GRACE_SECONDS
+
+
+def test_read_keyring_with_the_reply_grace_accepts_the_previous_key_after_the_links_grace(secrets: Any) -> None:
+    from forwarder.keyring import reply_grace_seconds
+
+    # GIVEN a rotation 60 days ago
+    secrets.put_secret_value(SecretId=SECRET, SecretString="second-key")
+    later = time.time() + 60 * 86_400
+    # WHEN the download function's ring is read THEN the old key is refused (links live 30 days at most)
+    assert read_keyring(secrets, SECRET, now=later).accepted == (b"second-key",)
+    # WHEN the forwarder's ring is read (90-day reply records) THEN the old key is still accepted
+    ring = read_keyring(secrets, SECRET, grace_seconds=reply_grace_seconds(90), now=later)
+    assert ring.accepted == (b"second-key", b"first-key")
+
+
 def test_cached_keyring_rereads_after_its_refresh_time(secrets: Any) -> None:
     # GIVEN a cached ring with a fake clock
     now = [1000.0]

@@ -273,11 +273,12 @@ def test_reply_sends_carry_the_email_tags(team_aws: EmbeddedAws, monkeypatch: py
     # WHEN Bob's reply is relayed
     result, _ = team_aws.deliver(member_reply(address), [address], source=BOB, message_id="reply-tags", **AUTHENTIC)
 
-    # THEN the reply and its copy are tagged with the inbound message id and the alias, like forwards
+    # THEN the reply and its copy are tagged with the inbound message id and the alias, like forwards; the reply
+    # to the outside sender also with `outside` (this assertion was the same two tags on both requests)
     assert result["outcomes"][0]["reply"] == "relayed"
     assert len(requests) == 2
-    for request in requests:
-        assert request["EmailTags"] == [{"Name": "inbound", "Value": "reply-tags"}, {"Name": "alias", "Value": "team"}]
+    tags = [{"Name": "inbound", "Value": "reply-tags"}, {"Name": "alias", "Value": "team"}]
+    assert [request["EmailTags"] for request in requests] == [[*tags, {"Name": "outside", "Value": "true"}], tags]
 
 
 def test_retried_reply_sends_nothing_twice(team_aws: EmbeddedAws) -> None:
@@ -358,7 +359,9 @@ def test_unknown_token_is_dropped(team_aws: EmbeddedAws) -> None:
     assert outcome["reason"] == "reply-bad-token"
 
 
-def test_expired_reply_address_is_dropped_even_before_the_ttl_deletes_it(team_aws: EmbeddedAws) -> None:
+def test_answer_to_an_expired_reply_address_reaches_the_team_tagged_even_before_the_ttl_deletes_it(
+    team_aws: EmbeddedAws,
+) -> None:
     # GIVEN the record's expiry has passed (DynamoDB's TTL deletes lazily, the item is still there)
     address = forward_outside_mail(team_aws)
     dynamodb = boto3.client("dynamodb")
@@ -370,19 +373,28 @@ def test_expired_reply_address_is_dropped_even_before_the_ttl_deletes_it(team_aw
         ExpressionAttributeValues={":past": {"N": "1000"}},
     )
     outcome, sent = reply(team_aws, member_reply(address), address)
-    assert sent == []
-    assert outcome["reason"] == "reply-expired"
+    assert_expired_answer_reaches_the_team(outcome, sent)
 
 
-def test_reply_address_whose_record_is_gone_is_dropped(team_aws: EmbeddedAws) -> None:
+def assert_expired_answer_reaches_the_team(outcome: dict[str, Any], sent: list[SentMail]) -> None:
+    """Bob's answer to an expired reply address: not dropped (it was, and he believed it sent), but forwarded
+    to the members, Bob among them, tagged as expired; never to the outside sender."""
+    assert sent_outside(sent) == []
+    [forward] = sent
+    assert set(forward.recipients) == set(TEAM)
+    subject = split_message(forward.raw).first("subject")
+    assert subject is not None and subject.value.startswith("[not relayed: reply address expired] Re: Booth")
+    assert (outcome["reply"], outcome["forwarded"]) == ("reply-expired", True)
+
+
+def test_answer_to_a_reply_address_whose_record_is_gone_reaches_the_team_tagged(team_aws: EmbeddedAws) -> None:
     # GIVEN the TTL deleted the record of a reply address we signed
     address = forward_outside_mail(team_aws)
     dynamodb = boto3.client("dynamodb")
     [item] = dynamodb.scan(TableName=REPLY_TABLE)["Items"]
     dynamodb.delete_item(TableName=REPLY_TABLE, Key={"id": item["id"]})
     outcome, sent = reply(team_aws, member_reply(address), address)
-    assert sent == []
-    assert outcome["reason"] == "reply-expired"
+    assert_expired_answer_reaches_the_team(outcome, sent)
 
 
 def test_token_of_another_alias_is_dropped(team_aws: EmbeddedAws) -> None:
@@ -422,6 +434,18 @@ def test_read_receipt_of_a_member_to_a_reply_address_is_not_relayed(team_aws: Em
     # THEN it is a mail program's report, not Bob's answer: nothing goes out (his address is in its body)
     assert sent == []
     assert outcome["reason"] == "reply-automatic"
+
+
+def test_relayed_reply_to_the_outside_sender_is_tagged_outside_for_the_delivery_function(
+    team_aws: EmbeddedAws,
+) -> None:
+    # GIVEN Bob's authentic answer WHEN it is relayed through SES
+    address = forward_outside_mail(team_aws)
+    _, sent = reply(team_aws, member_reply(address), address)
+    # THEN the send to the outside sender carries the `outside` tag (its bounce is no member's), the copies do not
+    [out] = sent_outside(sent)
+    assert out.tags.get("outside") == "true"
+    assert all("outside" not in mail.tags for mail in sent if mail is not out)
 
 
 def test_reply_counts_replied_and_refusals_by_reason(team_aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
@@ -466,6 +490,41 @@ def test_reply_address_signed_before_a_key_rotation_still_works(team_aws: Embedd
     assert renewed.split("-")[1] == address.split("-")[1]  # the record id is kept
 
 
+def test_reply_address_signed_before_a_key_rotation_works_as_long_as_its_record(
+    team_aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a reply address signed with the key that a rotation has since made AWSPREVIOUS, its record (90 days)
+    # still alive, and the rotation 60 days old: past the download links' 30-day grace
+    import time
+    from types import SimpleNamespace
+
+    from forwarder import keyring, wiring
+    from forwarder_ops.local import LINK_SECRET
+
+    address = forward_outside_mail(team_aws)
+    boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString="n" * 64)
+    later = time.time() + 60 * 86_400
+    monkeypatch.setattr(keyring, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    wiring.reset()  # a new container reads the rotated secret, 60 days on
+
+    # WHEN Bob answers on the old address
+    outcome, sent = reply(team_aws, member_reply(address), address)
+
+    # THEN it is relayed to the outside sender (before: dropped as reply-bad-token once the 30 days were over)
+    assert outcome["reply"] == "relayed"
+    assert [mail.recipients for mail in sent_outside(sent)] == [(OUTSIDE,)]
+    # AND the download function no longer accepts the old key by then: links keep their 30 days
+    from forwarder.download import _runtime
+
+    monkeypatch.setenv("FORWARDER_LINK_SECRET", LINK_SECRET)
+    _runtime.cache_clear()
+    try:
+        _, ring = _runtime()
+        assert ring.get().accepted == (b"n" * 64,)
+    finally:
+        _runtime.cache_clear()
+
+
 def test_reply_address_signed_with_a_key_rotated_since_the_cached_read_is_relayed(team_aws: EmbeddedAws) -> None:
     # GIVEN a warm function whose key ring was read before a rotation (two minutes ago, within its five-minute
     # refresh), and a reply address a new container signed with the rotated key, its record saved
@@ -480,7 +539,7 @@ def test_reply_address_signed_with_a_key_rotated_since_the_cached_read_is_relaye
     forward_outside_mail(team_aws)
     rotated = b"n" * 64
     boto3.client("secretsmanager").put_secret_value(SecretId=LINK_SECRET, SecretString=rotated.decode())
-    wiring.signing_keys(LINK_SECRET)._read_at -= 120  # the cached read is two minutes old
+    wiring.forwarder_keys(wiring.get_settings())()._read_at -= 120  # the cached read is two minutes old
     rid, now = reply_id(rotated, "team", OUTSIDE), int(time.time())
     DynamoDBReplies(boto3.client("dynamodb"), REPLY_TABLE).save(ReplyRecord(rid, "team", OUTSIDE, now, now + 86_400))
     address = format_reply_address(rotated, "team", rid, DOMAIN)

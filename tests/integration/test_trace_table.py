@@ -126,3 +126,16 @@ def test_trace_table_a_lone_surrogate_in_an_event_does_not_fail_it(dynamodb: Any
     item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("bob@gmail.com")}})
     assert result["added"] == 2
     assert item["Item"]["detail"]["S"] == "Permanent/General: smtp; 550 ?"
+
+
+def test_trace_table_keeps_the_outside_mark_of_a_relayed_reply_step(dynamodb: Any) -> None:
+    # GIVEN the outside sender's bounce of a relayed reply, recorded by the adapter
+    trace = DynamoDBTrace(dynamodb, TABLE, 30)
+    entry = TraceEntry("2026-11-30T09:14:34.000Z", "bounced", "Bounce", "b", "Permanent/General", outside=True)
+    assert trace.add_event("m1", "team", "carol@customer.example", entry)
+    # WHEN a later event for that address is merged (the item is read back) THEN the mark is still there
+    later = TraceEntry("2026-11-30T09:20:00.000Z", "bounced", "Bounce", "c", "Permanent/General", outside=True)
+    assert trace.add_event("m1", "team", "carol@customer.example", later)
+    key = {"pk": {"S": mail_pk("m1")}, "sk": {"S": member_sk("carol@customer.example")}}
+    item = dynamodb.get_item(TableName=TABLE, Key=key)["Item"]
+    assert [e["M"]["outside"]["BOOL"] for e in item["history"]["L"]] == [True, True]

@@ -51,9 +51,14 @@ class World:
     def reply(
         self, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING, message_id: str = "r1"
     ) -> tuple[Outcome, list[Sent]]:
-        self.store.mails[message_id] = (
-            f"From: Bob <{author}>\r\nTo: {to}\r\nSubject: Re: Booth?\r\n\r\nYes\r\n".encode()
-        )
+        raw = f"From: Bob <{author}>\r\nTo: {to}\r\nSubject: Re: Booth?\r\n\r\nYes\r\n".encode()
+        return self.deliver(message_id, raw, to, author, verdicts)
+
+    def deliver(
+        self, message_id: str, raw: bytes, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING
+    ) -> tuple[Outcome, list[Sent]]:
+        """`raw` received for `to` from `author`: the outcome, and what was sent."""
+        self.store.mails[message_id] = raw
         before = len(self.sender.sent)
         outcome = self.service.forward(Inbound(message_id, (to,), author, verdicts))
         return outcome, self.sender.sent[before:]
@@ -66,7 +71,12 @@ def test_relay_sends_to_the_outside_sender_and_copies_the_others() -> None:
     assert outcome.reply == "relayed" and outcome.recipients == 3
     assert [s.recipients for s in sent] == [(OUTSIDE,), ("alice@example.com", "dave@example.org")]
     assert all(s.from_address == f"team@{DOMAIN}" for s in sent)
-    assert all(s.tags == {"inbound": "r1", "alias": "team"} for s in sent)
+    # The send to the outside sender also carries the `outside` tag (its bounce is no member's); the copies keep
+    # exactly the tags they had (this assertion was `all(s.tags == {"inbound": "r1", "alias": "team"})`).
+    assert [s.tags for s in sent] == [
+        {"inbound": "r1", "alias": "team", "outside": "true"},
+        {"inbound": "r1", "alias": "team"},
+    ]
 
 
 def test_relay_record_expires_with_the_clock() -> None:
@@ -74,7 +84,53 @@ def test_relay_record_expires_with_the_clock() -> None:
     address = world.forward_outside_mail()
     world.now += 86_400 + 1
     outcome, sent = world.reply(address)
-    assert sent == [] and outcome.reason == "reply-expired"
+    # Not dropped any more (it was `sent == []`): the answer goes to the members, Bob who wrote it among them,
+    # tagged as not relayed because the address expired, and never to the outside sender.
+    assert outcome.reply == "reply-expired" and outcome.forwarded
+    [forward] = sent
+    assert sorted(forward.recipients) == ["alice@example.com", "bob@example.net", "dave@example.org"]
+    assert b"Subject: [not relayed: reply address expired] Re: Booth?" in forward.raw
+
+
+def test_relay_answer_to_a_reply_address_whose_record_is_gone_goes_to_the_members_tagged() -> None:
+    # GIVEN a reply address we signed whose record the TTL has deleted
+    world = World()
+    address = world.forward_outside_mail()
+    world.replies.records.clear()
+    # WHEN Bob answers on it
+    outcome, sent = world.reply(address)
+    # THEN the team gets his answer tagged as expired, so Bob sees it did not go out; nothing goes outside
+    assert outcome.reply == "reply-expired" and outcome.forwarded and outcome.reason is None
+    [forward] = sent
+    assert OUTSIDE not in forward.recipients and "bob@example.net" in forward.recipients
+    assert b"Subject: [not relayed: reply address expired] Re: Booth?" in forward.raw
+
+
+def test_relay_automatic_answer_to_an_expired_reply_address_is_dropped() -> None:
+    # GIVEN Bob's vacation notice answering a team copy whose reply address has expired
+    world = World(reply_expiry_days=1)
+    address = world.forward_outside_mail()
+    world.now += 86_400 + 1
+    notice = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\nAuto-Submitted: auto-replied\r\n"
+        "Subject: Out of office\r\n\r\nAway\r\n"
+    ).encode()
+    # WHEN it arrives
+    outcome, sent = world.deliver("auto", notice, address)
+    # THEN nobody gets it: a mail program's notice is no answer the team must see
+    assert sent == []
+    assert not outcome.forwarded and outcome.reason == "reply-expired"
+
+
+def test_relay_forged_token_is_still_dropped() -> None:
+    # GIVEN a member's answer to a reply address whose signature is not ours (one character of the mac changed)
+    world = World()
+    address = world.forward_outside_mail()
+    local, _, domain = address.partition("@")
+    forged = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
+    outcome, sent = world.reply(forged)
+    # THEN it is dropped, not forwarded marked as expired (this forwarder never issued that address)
+    assert sent == [] and outcome.reason == "reply-bad-token"
 
 
 def test_relay_renews_the_record_with_each_forward() -> None:
@@ -215,13 +271,11 @@ def test_relay_from_with_a_member_beside_another_address_is_not_relayed() -> Non
 
 
 def signed_reply(world: World, to: str, content_type: str, body: str) -> tuple[Outcome, list[Sent]]:
-    world.store.mails["r1"] = (
+    raw = (
         f"From: Bob <bob@example.net>\r\nTo: {to}\r\nSubject: Re: Booth?\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: {content_type}\r\n\r\n{body}"
     ).encode()
-    before = len(world.sender.sent)
-    outcome = world.service.forward(Inbound("r1", (to,), "bob@example.net", PASSING))
-    return outcome, world.sender.sent[before:]
+    return world.deliver("r1", raw, to)
 
 
 def test_relay_takes_the_signature_off_a_signed_reply() -> None:
@@ -259,3 +313,21 @@ def test_relay_forwards_an_opaque_signed_reply_to_the_members_marked() -> None:
     [forward] = sent
     assert OUTSIDE not in forward.recipients and "bob@example.net" in forward.recipients
     assert b"Subject: [not relayed] Re: Booth?" in forward.raw
+
+
+def test_relay_takes_the_expired_tag_out_of_the_subject() -> None:
+    # GIVEN a member answering, on a live reply address, a subject that carries our expired tag (the outside
+    # sender never saw it)
+    world = World()
+    address = world.forward_outside_mail()
+    answer = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\n"
+        "Subject: Re: [not relayed: reply address expired] Re: Booth?\r\n\r\nYes\r\n"
+    ).encode()
+    # WHEN it is relayed
+    outcome, sent = world.deliver("r9", answer, address)
+    # THEN the outside sender's copy has the subject without our tag
+    assert outcome.reply == "relayed"
+    outside = sent[0]
+    assert outside.recipients == (OUTSIDE,)
+    assert b"Subject: Re: Re: Booth?" in outside.raw

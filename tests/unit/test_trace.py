@@ -322,7 +322,64 @@ def test_delivery_counts_member_states_as_metrics() -> None:
     assert "MemberComplained" in counted and "MemberBounced" not in counted
 
 
-@pytest.mark.parametrize("reply", ["reply-not-member", "reply-spam", "reply-unsendable"])
+OUTSIDER = "carol@customer.example"
+
+
+def outside_reply() -> dict[str, Any]:
+    """The mail object of a relayed reply's send to the outside sender (the relay tags it `outside`)."""
+    return ses.mail_object("ses-2", [OUTSIDER], {**TAGS, "outside": "true"}, SENT_AT)
+
+
+def test_delivery_outside_sender_bouncing_a_relayed_reply_gets_its_own_alarm_without_the_member_fix() -> None:
+    from forwarder.observability import metrics
+
+    # GIVEN a member's reply relayed as team to the outside sender, whose server refuses it for good
+    trace, alarms = MemoryTrace(aliases={("inbound-1", OUTSIDER): "team"}), Alarms()
+    bounced = ses.bounce(outside_reply(), OUTSIDER, "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 5.1.1")
+    # WHEN the delivery function records the bounce
+    result = record_events(ses.sns_event(bounced), trace, alarms)
+    # THEN the operators hear of it once, as the outside address of a reply: nothing in the aliases is wrong, and
+    # the advice is not the member alarm's "forwarder aliases remove" (before: "of alias team: bounce", remove it)
+    assert result["alarms"] == 1
+    [(subject, message)] = alarms.sent
+    assert subject == f"Forwarder: reply of alias team to {OUTSIDER}: bounce"
+    assert f"{OUTSIDER} is not a member of team: nothing to change in the aliases" in message
+    assert "aliases remove" not in message
+    # AND it counts as the outside sender's problem, not a member's
+    assert "OutsideBounced" in metrics.metric_set and "MemberBounced" not in metrics.metric_set
+    # AND `forwarder trace` says the same of that row, not "correct or remove it (forwarder aliases remove ...)"
+    from forwarder_ops.trace import compose, render
+
+    [entry] = trace.histories[("inbound-1", OUTSIDER)]
+    items = [{"sk": f"member#{OUTSIDER}", "alias": "team", "history": [entry.as_item()]}]
+    fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
+    assert fixes == [
+        f"  fix: {OUTSIDER} (the outside sender the reply went to, not a member of team: nothing to change) "
+        "does not accept mail: tell the member who wrote the reply that it did not arrive"
+    ]
+
+
+def test_delivery_outside_sender_complaining_of_a_relayed_reply_is_not_told_to_leave_the_alias() -> None:
+    # GIVEN the outside sender marks the team's reply as spam
+    alarms = Alarms()
+    complained = ses.complaint(outside_reply(), OUTSIDER, "2026-11-30T10:00:00Z")
+    # WHEN it is recorded THEN the alarm names the reply, and no alias change
+    record_events(ses.sns_event(complained), MemoryTrace(), alarms)
+    [(subject, message)] = alarms.sent
+    assert subject == f"Forwarder: reply of alias team to {OUTSIDER}: complaint"
+    assert f"{OUTSIDER} marked a reply sent as alias team as spam" in message
+    assert "aliases remove" not in message
+
+
+def test_trace_entry_of_a_member_is_stored_as_before_and_the_outside_mark_survives_a_round_trip() -> None:
+    member = TraceEntry("2026-11-30T09:00:05.000Z", "delivered", "Delivery", "k")
+    outside = TraceEntry("2026-11-30T09:00:05.000Z", "bounced", "Bounce", "k", "Permanent", outside=True)
+    assert "outside" not in member.as_item()
+    assert TraceEntry.from_item(outside.as_item()) == outside
+    assert TraceEntry.from_item(member.as_item()) == member
+
+
+@pytest.mark.parametrize("reply", ["reply-not-member", "reply-spam", "reply-unsendable", "reply-expired"])
 def test_decision_text_names_a_reply_forwarded_instead_of_relayed(reply: str) -> None:
     # GIVEN mail to a reply address that was forwarded to the members instead of relayed, for each reason
     # WHEN the trace words the decision THEN it says the reply was not relayed, and why
