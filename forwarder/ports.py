@@ -257,6 +257,18 @@ class ReplyRecord:
     address: str
     created: int
     expires: int
+    # The other outside addresses of the conversation (forwarder/mail/participants.py): a relayed reply goes to
+    # `address` and, in Cc, to these.
+    others: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyAddress:
+    """A forward's reply address, and the outside addresses (lower case) it stands for, which the members' copy
+    writes as the reply address in To and Cc."""
+
+    address: str
+    masked: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

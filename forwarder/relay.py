@@ -31,6 +31,7 @@ from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
 from forwarder.mail.addresses import display_name
 from forwarder.mail.message import SplitMessage, shorten_if_long
+from forwarder.mail.participants import others
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
     PASS,
@@ -63,6 +64,7 @@ from forwarder.ports import (
     MailStore,
     Once,
     Outcome,
+    ReplyAddress,
     ReplyRecord,
     ReplyStore,
     ReplyStoreError,
@@ -137,28 +139,32 @@ class ReplyRelay:
 
     # forwards: the reply address members see ------------------------------------------------------------
 
-    def reply_address(self, alias: str, message: SplitMessage, envelope_sender: str | None) -> str | None:
-        """The reply address of (alias, the sender of `message`), its record saved or renewed; None when replies
-        should go straight to the sender: no usable address, an address on our own domain (a loop), a member
-        of the alias writing to it, or an alias too long for the address."""
+    def reply_address(self, alias: str, message: SplitMessage, envelope_sender: str | None) -> ReplyAddress | None:
+        """The reply address of (alias, the sender of `message` and the other outside people it wrote to), its
+        record saved or renewed; None when replies should go straight to the sender: no usable address, an
+        address on our own domain (a loop), a member of the alias writing to it, or an alias too long for the
+        address. One conversation, one address: the same sender with other people in To or Cc gets another."""
         target = reply_target(message, envelope_sender)
         if not target or not is_valid_address(target) or not fits(alias):
             return None
-        if target.rpartition("@")[2].lower() == self.settings.domain or target.lower() in self._members(alias):
+        domain, members = self.settings.domain, self._members(alias)
+        if target.rpartition("@")[2].lower() == domain or target.lower() in members:
             return None
+        also = others(message, target, domain, members)
         key = self._keys().current
-        rid = reply_id(key, alias, target)
+        # The sender alone keeps the id it always had; with others, the id names them all.
+        rid = reply_id(key, alias, ",".join((target, *sorted(also))))
         now = int(self._clock())
         expires = now + self.settings.reply_expiry_days * 86_400
         try:
-            self._replies.save(ReplyRecord(rid, alias, target, now, expires))
+            self._replies.save(ReplyRecord(rid, alias, target, now, expires, also))
         except ReplyStoreError as error:
             # The forward matters more than the reply address: this mail's Reply-To names the sender.
             logger.error(
                 "reply address not saved: Reply-To names the sender", extra={"alias": alias, "error": str(error)}
             )
             return None
-        return format_reply_address(key, alias, rid, self.settings.domain)
+        return ReplyAddress(format_reply_address(key, alias, rid, domain), frozenset((target.lower(), *also)))
 
     # replies: mail that comes back to a reply address --------------------------------------------------------
 
@@ -323,6 +329,7 @@ class ReplyRelay:
             alias=alias,
             display_name=name,
             to_address=record.address,
+            cc=record.others,
             strip=strip,
             hidden=hidden,
         )
@@ -355,7 +362,8 @@ class ReplyRelay:
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
-        ids, rejected = self._send(key, outside + body, alias, (record.address,), inbound.message_id, outside=True)
+        outsiders = (record.address, *record.others)
+        ids, rejected = self._send(key, outside + body, alias, outsiders, inbound.message_id, outside=True)
         if rejected:
             logger.warning(
                 "reply not relayed: SES refused it; forwarded to the members, subject tagged",
@@ -363,8 +371,8 @@ class ReplyRelay:
             )
             return REFUSED
         sent += ids
-        # Nor to the outside sender, if they joined the alias since: they got the reply itself.
-        authors = {member, record.address.lower()}
+        # Nor to the outside people, if they joined the alias since: they got the reply itself.
+        authors = {member, *(address.lower() for address in outsiders)}
         team = [m for m in self._routed_members(alias) if m.lower() not in authors and m.lower() not in copied]
         for members in batch(tuple(team), MAX_RECIPIENTS):
             key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}
@@ -374,7 +382,7 @@ class ReplyRelay:
         outcome = Outcome(
             message_id=inbound.message_id,
             forwarded=True,
-            recipients=1 + len(team) - len(failed),
+            recipients=len(outsiders) + len(team) - len(failed),
             aliases=(alias,),
             sent=tuple(sent),
             failed=tuple(failed),
@@ -384,7 +392,7 @@ class ReplyRelay:
             "reply relayed to the outside sender as the team",
             extra={"alias": alias, "reply_id": record.reply_id, "copies": len(team), "outcome": outcome.as_dict()},
         )
-        return outcome, Delivery(alias, (record.address, *team))
+        return outcome, Delivery(alias, (*outsiders, *team))
 
     def _send(
         self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str, outside: bool = False

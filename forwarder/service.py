@@ -228,9 +228,11 @@ class ForwardingService:
         replies: list[str | None] = []
         header_changes: dict[str, Any] = {}
         for delivery in routing.deliveries:
-            reply = self._relay.reply_address(delivery.alias, message, inbound.envelope_sender) if self._relay else None
+            team = self._relay.reply_address(delivery.alias, message, inbound.envelope_sender) if self._relay else None
+            reply = team.address if team else None
             replies.append(reply)
-            rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply)
+            masked = team.masked if team else ()
+            rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply, masked)
             if not payloads:
                 header_changes = {name: _loggable(value) for name, value in asdict(rewritten.report).items() if value}
             size = len(rewritten.head) + body_length

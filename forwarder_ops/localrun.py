@@ -27,6 +27,13 @@ class RunResult:
     sent: tuple[SentMail, ...]
     files: tuple[Path, ...]
 
+    @property
+    def copies(self) -> int:
+        """A relayed reply's copies to the team: the recipients after the first send's, which went to the outside
+        sender and the other outside people of the conversation."""
+        outside = len(self.sent[0].recipients) if self.sent else 0
+        return int(self.outcome.get("recipients", 0)) - outside
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -189,7 +196,7 @@ def describe(result: RunResult) -> str:
     outcome = result.outcome
     lines = [f"== {result.name}  ->  {', '.join(result.recipients)}"]
     if outcome.get("reply") == "relayed":
-        copies = outcome["recipients"] - 1
+        copies = result.copies
         lines.append(
             f"   relayed to the outside sender as {', '.join(outcome['aliases'])}, copies to {copies} member(s)"
         )

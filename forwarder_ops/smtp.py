@@ -49,7 +49,7 @@ class Received:
         outcome = self.result.outcome
         files = ", ".join(str(path) for path in self.result.files)
         if outcome.get("reply") == "relayed":
-            copies = outcome["recipients"] - 1
+            copies = self.result.copies
             alias = outcome["aliases"][0]
             return f"{head} reply relayed to the outside sender as {alias}, copies to {copies} member(s) -> {files}"
         if outcome.get("reply"):

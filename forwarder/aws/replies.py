@@ -17,7 +17,8 @@ KEY_PREFIX = "reply#"
 
 
 class DynamoDBReplies:
-    """Items `{id, alias, address, created, expires}`; `expires` (epoch seconds) is the table's TTL attribute."""
+    """Items `{id, alias, address, created, expires}` and `others` (the conversation's other outside addresses)
+    when there are; `expires` (epoch seconds) is the table's TTL attribute."""
 
     def __init__(self, client: DynamoDBClient, table: str, pending: PendingWrites | None = None) -> None:
         self._client = client
@@ -44,6 +45,14 @@ class DynamoDBReplies:
             raise ReplyStoreError(f"reply table {self.table}: {type(error).__name__}") from error
 
     def _update_request(self, record: ReplyRecord) -> dict[str, Any]:
+        request = self._update(record)
+        if record.others:  # absent for the sender alone: their items are as before
+            request["UpdateExpression"] += ", #others = :others"
+            request["ExpressionAttributeNames"]["#others"] = "others"
+            request["ExpressionAttributeValues"][":others"] = {"L": [{"S": address} for address in record.others]}
+        return request
+
+    def _update(self, record: ReplyRecord) -> dict[str, Any]:
         return {
             "TableName": self.table,
             "Key": {"id": {"S": KEY_PREFIX + record.reply_id}},
@@ -76,4 +85,5 @@ class DynamoDBReplies:
             address=item["address"]["S"],
             created=int(item.get("created", {"N": "0"})["N"]),
             expires=int(item["expires"]["N"]),
+            others=tuple(value["S"] for value in item.get("others", {}).get("L", []) if "S" in value),
         )

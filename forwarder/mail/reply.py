@@ -191,6 +191,7 @@ def build_reply_head(
     display_name: str,
     to_address: str,
     to_name: str = "",
+    cc: Sequence[str] = (),
     reply_address: str | None = None,
     strip: Sequence[str] = (),
     hidden: frozenset[str] = frozenset(),
@@ -198,7 +199,8 @@ def build_reply_head(
 ) -> bytes:
     """The header block of a relayed reply (blank line included); the body bytes follow unchanged.
 
-    Ours first: the marker (loop guard), From = the alias with `display_name`, To = `to_address`, Date, and
+    Ours first: the marker (loop guard), From = the alias with `display_name`, To = `to_address`, Cc = `cc` (the
+    other outside people of the conversation), Date, and
     Reply-To = `reply_address` when given (the team's copies: anyone can continue the thread). Then only
     the allow-listed fields of the member's message (`headers.REPLY_ALLOWED`), each at most once; In-Reply-To
     and References without the message ids of the `hidden` domains (`hidden_domains`).
@@ -208,6 +210,7 @@ def build_reply_head(
         render_field(h.MARKER, domain, newline),
         render_field("From", format_address(display_name, f"{alias}@{domain}", newline), newline),
         render_field("To", format_address(to_name, to_address, newline), newline),
+        *([render_field("Cc", ",\n ".join(cc), newline)] if cc else []),
         render_field("Date", format_datetime(now or datetime.now(UTC)), newline),
     ]
     if reply_address:

@@ -1,4 +1,5 @@
-"""Reply addresses: `<alias>+r-<id>-<mac>@<domain>`, one per (alias, outside sender).
+"""Reply addresses: `<alias>+r-<id>-<mac>@<domain>`, one per (alias, outside sender and the other outside people
+of the conversation, forwarder/mail/participants.py).
 
 A member who answers forwarded mail writes to this address; the relay (forwarder/relay.py) sends the answer
 on to the outside sender the address stands for, from the alias. Its parts:

@@ -33,7 +33,9 @@ def test_run_reply_as_a_member_relays_the_answer_to_the_outside_sender(cli: Cli,
     assert answer["recipients"] == [reply_to.value.rpartition("<")[2].rstrip(">")]
     assert answer["outcome"]["reply"] == "relayed"
     outside, copy = answer["sent"]
-    assert (outside["from"], outside["to"]) == (f"team@{DOMAIN}", ["alice.chen@example.com"])
+    # (Alice's mail has Bob Lin in Cc: the answer reaches him too, through the relay, as a Reply all would have; it
+    # went to Alice alone, and a Reply all reached Bob from Yating's own mailbox)
+    assert (outside["from"], outside["to"]) == (f"team@{DOMAIN}", ["alice.chen@example.com", "bob.lin@example.net"])
     assert copy["to"] == ["weijie.lin@example.net"]
     head = Path(outside["file"]).read_bytes().split(b"\r\n\r\n")[0]
     assert b"From: Yating Chen via team <team@dev.aws-educate.tw>" in head

@@ -644,3 +644,33 @@ def test_reply_and_another_alias_reach_a_member_of_both_once(team_aws: EmbeddedA
     assert sorted(members) == sorted(set(members))
     assert ALICE in members and "erin@example.com" in members
     assert result["outcomes"][0]["forwarded"] is True
+
+
+def test_reply_all_reaches_the_people_in_cc_through_the_relay(team_aws: EmbeddedAws) -> None:
+    # GIVEN Carol writes to team@ with her colleague Frank in Cc
+    frank = "frank.ho@customer.example"
+    message = EmailMessage()
+    message["From"] = f"Carol Wu <{OUTSIDE}>"
+    message["To"] = f"team@{DOMAIN}"
+    message["Cc"] = f"Frank Ho <{frank}>"
+    message["Subject"] = "Booth for the summit?"
+    message.set_content("Frank and I would like a booth.\n")
+    _, [forward] = team_aws.deliver(bytes(message), [f"team@{DOMAIN}"], **AUTHENTIC)
+    # THEN the members see Frank in Cc, as the reply address: a Reply all never writes to him from a member's mailbox
+    address = reply_address_of(forward)
+    cc = split_message(forward.raw).first("cc")
+    assert cc is not None and cc.value == f'"Frank Ho (frank.ho at customer.example) via team" <{address}>'
+    assert frank.encode() not in forward.raw
+    # AND the reply table knows whom the address stands for
+    [item] = boto3.client("dynamodb").scan(TableName=REPLY_TABLE)["Items"]
+    assert (item["address"]["S"], item["others"]["L"]) == (OUTSIDE, [{"S": frank}])
+    # WHEN Bob answers with Reply all: the reply address, and the alias
+    result, sent = team_aws.deliver(member_reply(address), [address, f"team@{DOMAIN}"], source=BOB, **AUTHENTIC)
+    # THEN Carol gets it with Frank in Cc, from team@; each other member gets one copy
+    [out] = sent_outside(sent)
+    assert out.recipients == (OUTSIDE, frank)
+    values = {f.key: f.value for f in split_message(out.raw).fields}
+    assert (values["to"], values["cc"]) == (OUTSIDE, frank)
+    copies = [mail for mail in sent if mail is not out]
+    assert sorted(m for c in copies for m in c.recipients) == sorted([ALICE, DAVE])
+    assert result["outcomes"][0]["recipients"] == 4

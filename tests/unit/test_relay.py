@@ -331,3 +331,43 @@ def test_relay_takes_the_expired_tag_out_of_the_subject() -> None:
     outside = sent[0]
     assert outside.recipients == (OUTSIDE,)
     assert b"Subject: Re: Re: Booth?" in outside.raw
+
+
+def test_relay_answers_everyone_outside_the_sender_wrote_to() -> None:
+    # GIVEN Carol writes to the alias with Dan in To and Erin in Cc (and the alias's member Alice)
+    world = World()
+    world.store.mails["q1"] = (
+        b"From: Carol <carol@customer.example>\r\nTo: team@dev.aws-educate.tw, Dan <dan@customer.example>\r\n"
+        b"Cc: erin@partner.example, alice@example.com\r\nSubject: Booth?\r\n\r\nHi\r\n"
+    )
+    address = world.forward_outside_mail()
+    # THEN the members' copy names Dan and Erin by the reply address, so that Reply all goes through the relay
+    forward = world.sender.sent[-1].raw
+    assert b"dan@customer.example" not in forward and b"erin@partner.example" not in forward
+    assert b"Dan (dan at customer.example) via team" in forward and b"alice@example.com" in forward
+    # WHEN Bob answers the reply address
+    answer = f"From: Bob <bob@example.net>\r\nTo: {address}\r\n\r\nYes\r\n".encode()
+    outcome, sent = world.deliver("r1", answer, address)
+    # THEN the answer goes to Carol, and in Cc to Dan and Erin, from the alias; the copies go to the other members
+    assert outcome.reply == "relayed" and outcome.recipients == 5
+    outside, copy = sent
+    assert outside.recipients == (OUTSIDE, "dan@customer.example", "erin@partner.example")
+    assert b"\r\nTo: carol@customer.example\r\nCc: dan@customer.example,\r\n erin@partner.example\r\n" in outside.raw
+    assert copy.recipients == ("alice@example.com", "dave@example.org")
+
+
+def test_reply_address_of_the_sender_alone_is_the_one_it_always_was() -> None:
+    # GIVEN the same sender, once alone and once with someone else in Cc
+    world = World()
+    alone = world.forward_outside_mail()
+    world.store.mails["q2"] = b"From: Carol <carol@customer.example>\r\nCc: dan@customer.example\r\n\r\nHi\r\n"
+    world.service.forward(Inbound("q2", (f"team@{DOMAIN}",), OUTSIDE, PASSING))
+    field = split_message(world.sender.sent[-1].raw).first("reply-to")
+    assert field is not None
+    with_dan = field.value.rpartition("<")[2].rstrip(">")
+    # THEN two conversations, two addresses, and the first keeps the id of (alias, sender) as before
+    from forwarder.mail.replyaddr import reply_id
+
+    assert alone != with_dan
+    assert f"team+r-{reply_id(b'k' * 64, 'team', OUTSIDE)}-" in alone
+    assert {record.others for record in world.replies.records.values()} == {(), ("dan@customer.example",)}
