@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -83,21 +84,9 @@ def warn(check: str, resource: str, problem: str, fix: str) -> Finding:
     return Finding(check, resource, problem, fix, Severity.WARNING)
 
 
-def _upsert(zone: str, name: str, record_type: str, values: list[str], ttl: int = 300) -> str:
-    """The AWS CLI command that writes one record set (the exact values to type)."""
-    change = {
-        "Changes": [
-            {
-                "Action": "UPSERT",
-                "ResourceRecordSet": {
-                    "Name": name,
-                    "Type": record_type,
-                    "TTL": ttl,
-                    "ResourceRecords": [{"Value": v} for v in values],
-                },
-            }
-        ]
-    }
+def _upsert(zone: str, record_sets: list[dict[str, Any]]) -> str:
+    """The AWS CLI command that writes these record sets of one zone (the exact values to type)."""
+    change = {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record_set} for record_set in record_sets]}
     return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
 
 
@@ -197,6 +186,25 @@ class Evaluation:
 
     def add(self, finding: Finding) -> None:
         self.rows.append(finding)
+
+    def _upsert(
+        self, zone: str, name: str, record_type: str, values: Callable[[list[str]], list[str]], ttl: int = 300
+    ) -> str:
+        """The command that writes `values(what the record set holds)` as the record set `name` `record_type`.
+
+        Record sets that answer by a routing policy (weighted, latency, geolocation, failover, multivalue, ...) are
+        written each with its SetIdentifier, routing fields and TTL, from its own values: Route 53 refuses a
+        simple record set beside them, and a change naming another identifier would touch another set.
+        """
+
+        def record_set(routing: Mapping[str, Any], current: list[str]) -> dict[str, Any]:
+            entries = [{"Value": value} for value in values(current)]
+            return {"Name": name, "Type": record_type, "TTL": ttl, **routing, "ResourceRecords": entries}
+
+        routed = self.f.routed(zone, name, record_type)
+        sets = [record_set(r.routing, list(r.values)) for r in routed]
+        sets = sets or [record_set({}, self.f.record(zone, name, record_type) or [])]
+        return _upsert(zone, sets)
 
     # region, stack, parameters ----------------------------------------------------------------------
 
@@ -509,7 +517,7 @@ class Evaluation:
                 "NS delegation",
                 f"{self.domain} NS in {parent.name} ({parent.id})",
                 problem + ": the records in the zone are not seen on the internet",
-                caution + _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
+                caution + self._upsert(parent.id, self.domain, "NS", lambda _: sorted(servers), ttl=3600),
             )
         )
 
@@ -929,7 +937,7 @@ class Evaluation:
                     f"{self.domain} MX in {zone}",
                     f"{problem} (the stack leaves this record alone)",
                     f"{caution}once the stack is deployed, point it here:\n"
-                    + _upsert(zone, self.domain, "MX", [f"10 {expected}"]),
+                    + self._upsert(zone, self.domain, "MX", lambda _: [f"10 {expected}"]),
                 )
             )
         else:
@@ -975,7 +983,7 @@ class Evaluation:
                     f"points at {where if hosts else 'nothing'}, not {expected}: SES in {self.region} marks the MAIL "
                     "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)",
                     "add this region's endpoint (other regions keep theirs):\n"
-                    + _upsert(zone, name, "MX", [*(mx or []), f"10 {expected}"]),
+                    + self._upsert(zone, name, "MX", lambda mx: [*mx, f"10 {expected}"]),
                 )
             )
         if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
@@ -984,7 +992,7 @@ class Evaluation:
                     "MAIL FROM records",
                     f"{name} TXT in {zone}",
                     "no SPF record including amazonses.com: SPF fails for forwarded mail",
-                    _upsert(zone, name, "TXT", with_amazonses(txt or [])),
+                    self._upsert(zone, name, "TXT", with_amazonses),
                 )
             )
         elif expected in hosts:
