@@ -382,6 +382,17 @@ class Evaluation:
             )
         )
 
+    def _adopt_command(self, zone: str) -> str:
+        """How `forwarder adopt` takes `zone`: by name, or named by the operator when the parent zone delegates the
+        domain outside the account (adopt refuses to choose it then)."""
+        outside = self.f.delegated_outside(self.domain)
+        if not outside or self.f.holding_zone(self.domain):
+            return "`forwarder adopt`"
+        return (
+            f"`forwarder adopt --hosted-zone-id {zone}` once you mean to move the delegation to it from "
+            f"{', '.join(outside)}, outside this account"
+        )
+
     def check_zone(self) -> None:
         self._check_twins()
         wanted, parent_id = self.s["HostedZoneId"].strip(), self.s["ParentHostedZoneId"].strip()
@@ -409,7 +420,7 @@ class Evaluation:
                     "second zone of the same name that nobody delegates to (and its NS record in the parent zone "
                     "collides with the existing delegation)",
                     f"HostedZoneId={(self.f.holding_zone(self.domain) or existing).id} ParentHostedZoneId= (adopt the "
-                    "existing zone: `forwarder adopt`)",
+                    f"existing zone: {self._adopt_command(existing.id)})",
                 )
             )
         else:

@@ -199,6 +199,17 @@ class Facts:
                 return zone
         return None
 
+    def delegated_outside(self, name: str) -> list[str]:
+        """The name servers outside this account that the parent zone (here) delegates `name` to: those answer for
+        it, and none of this account's zones of that name is seen. [] when no parent zone here delegates it, or
+        when one of those zones is among them."""
+        parent = self.parent_zone(name)
+        delegated = {fqdn(v) for v in self.record(parent.id, name, "NS") or []} if parent else set()
+        ours = {
+            fqdn(v) for zone in self.zones_named.get(fqdn(name), []) for v in self.record(zone.id, name, "NS") or []
+        }
+        return [] if delegated & ours else sorted(delegated)
+
     def parent_zone(self, domain: str) -> Zone | None:
         """The nearest ancestor of `domain` with a public zone in this account."""
         for name in parents(domain):

@@ -1137,3 +1137,56 @@ def test_preflight_upserts_routed_record_sets_each_with_its_set_identifier(
         '"site-verification=spare"',
         '"v=spf1 include:amazonses.com ~all"',
     ]
+
+
+def test_adopt_refuses_a_zone_the_parent_delegates_outside_the_account(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN the hand-made dev zone, while the apex zone delegates dev to another DNS provider: that provider answers
+    # for dev, and the records of the zone in this account are seen by nobody
+    outside = ["ns1.old-provider.example.", "ns2.old-provider.example."]
+    _upsert_ns(account.apex_zone, DEV, outside)
+    before = samconfig.read_text()
+
+    # WHEN adopt looks up dev's zone by name
+    refused = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN it does not choose that zone: one line that says why and how to choose it anyway, nothing written
+    assert refused.code == 2, refused.out + refused.err
+    assert refused.err.strip().count("\n") == 0
+    assert "ns1.old-provider.example, ns2.old-provider.example, outside this account" in refused.err
+    assert f"--hosted-zone-id {account.dev_zone}" in refused.err
+    assert samconfig.read_text() == before
+    # AND preflight's fix for the zone names that choice too
+    zone = next(
+        f for f in findings(cli("preflight", "--config-env", "dev", "--json").out) if f["check"] == "hosted zone"
+    )
+    assert f"`forwarder adopt --hosted-zone-id {account.dev_zone}` once you mean to move the delegation" in zone["fix"]
+
+    # WHEN the operator names a zone that is not dev's
+    wrong = cli("adopt", "--config-env", "dev", "--yes", "--hosted-zone-id", "ZNOSUCHZONE")
+
+    # THEN nothing is written either
+    assert wrong.code == 2
+    assert "--hosted-zone-id ZNOSUCHZONE is no hosted zone of this account" in wrong.err
+    assert samconfig.read_text() == before
+
+    # WHEN the operator names dev's zone
+    chosen = cli("adopt", "--config-env", "dev", "--yes", "--hosted-zone-id", f"/hostedzone/{account.dev_zone}")
+
+    # THEN it is adopted, and what is left is the delegation to move, with its command
+    assert chosen.code == 0, chosen.out + chosen.err
+    assert overrides(samconfig, "dev")["HostedZoneId"] == account.dev_zone
+    assert overrides(samconfig, "dev").get("ParentHostedZoneId", "") == ""
+    assert "ns1.old-provider.example" in chosen.out
+    assert f"--hosted-zone-id {account.apex_zone}" in chosen.out
+
+
+def test_adopt_takes_a_zone_the_parent_delegates_to() -> None:
+    # GIVEN the apex zone delegating dev to the name servers of dev's zone in this account (the case adopt takes)
+    servers = ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]
+    facts = in_zones({Zone("ZDEV", DEV): {(DEV, "NS"): servers}, Zone("ZAPEX", APEX): {(DEV, "NS"): servers}})
+
+    # WHEN adopt plans dev's parameters THEN it takes dev's zone by name
+    assert facts.delegated_outside(DEV) == []
+    assert plan_overrides(settings(), facts)["HostedZoneId"] == "ZDEV"
