@@ -1102,7 +1102,8 @@ class Evaluation:
                             "rule set",
                             name,
                             f"{name} exists, not active, with rules ({', '.join(others)}): the stack activates it, "
-                            f"and from then on they act on the mail of {self.region} too",
+                            f"and from then on they act on the mail of {self.region} too (a rolled-back first deploy, "
+                            "or deleting the stack, makes it inactive again while it holds only these rules)",
                             f"look at them first (`aws ses describe-receipt-rule-set --rule-set-name {name} --region "
                             f"{self.region}`); disable or delete those nobody wants",
                         )
@@ -1397,7 +1398,9 @@ def renames_own_rule_set(settings: Settings, facts: Facts) -> bool:
     """create-and-activate with a new ReceiptRuleSetName while the active set is the one the stack's custom resource
     created and activated, holding no rule but the stack's: the custom resource then creates the new set and moves
     the activation to it (custom_resources/rule_set_activation.py, `claim` with the previous set)."""
-    active, held = facts.active_rule_set, facts.physical.get("SharedReceiptRuleSet")
+    active = facts.active_rule_set
+    # The custom resource's physical id is the set's name, then what its Create found (`held_id` there).
+    held = facts.physical.get("SharedReceiptRuleSet", "").split(":")[0]
     return (
         settings["ReceiptRuleSetMode"] == "create-and-activate"
         and facts.stack_parameters.get("ReceiptRuleSetMode", "create-and-activate") == "create-and-activate"
