@@ -355,7 +355,10 @@ class Evaluation:
             )
         found = self.f.zone_named(self.domain)
         if found:
-            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
+            return (
+                f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= "
+                f"({self._adopt_command(found.id)})"
+            )
         parent = self.f.parent_zone(self.domain)
         delegate = f" and ParentHostedZoneId={parent.id}" if parent else ""
         return f"leave HostedZoneId empty (the stack creates the zone of {self.domain}){delegate} (`forwarder adopt`)"

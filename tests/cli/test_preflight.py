@@ -1190,3 +1190,20 @@ def test_adopt_takes_a_zone_the_parent_delegates_to() -> None:
     # WHEN adopt plans dev's parameters THEN it takes dev's zone by name
     assert facts.delegated_outside(DEV) == []
     assert plan_overrides(settings(), facts)["HostedZoneId"] == "ZDEV"
+
+
+def test_preflight_fix_for_a_placeholder_zone_names_the_choice_when_the_parent_delegates_outside() -> None:
+    # GIVEN a placeholder HostedZoneId, dev's zone in this account, and the apex delegating dev to another provider
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns1.old-provider.example."]},
+        }
+    )
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(settings(HostedZoneId="Z0PLACEHOLDER"), facts) if r.check == "hosted zone")
+
+    # THEN the fix is adopt naming dev's zone deliberately (adopt alone refuses to choose it)
+    assert "`forwarder adopt --hosted-zone-id ZDEV` once you mean to move the delegation" in row.fix
+    assert "ns1.old-provider.example, outside this account" in row.fix
