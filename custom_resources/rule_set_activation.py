@@ -7,17 +7,22 @@ per `Mode` (the template's ReceiptRuleSetMode):
 
 - create-and-activate: Create/Update creates `RuleSetName` if it is missing and makes it active when no set
   is active (or it already is; or, on an update that renames the set, when the active one is this resource's
-  previous set and holds no other stack's rule). When a different set is active it refuses, before creating
-  anything, naming that set and the ways forward. Delete removes the set (deactivating it first if it is
-  active) only when no rule is left in it; otherwise the set, its activation and the other rules stay. A
-  Create that fails answers a physical id naming no set unless it created the set itself, so that the
-  rollback's Delete never removes an empty set of that name made by someone else.
+  previous set and holds no rule but this stack's and those it held when this resource took it). When a
+  different set is active it refuses, before creating anything, naming that set and the ways forward. What
+  Delete does depends on what the claim found, which the physical id records (`held_id`): a set it created
+  (the id is the set's name, as in earlier versions) is removed, deactivated first if active, only when no
+  rule is left in it; otherwise the set, its activation and the other rules stay. A set that existed but was
+  inactive (made by hand) and that it activated goes back to inactive, as it was, while it holds the rules it
+  held then (say, the rollback of a first deploy); it is never deleted. A set that was active already is left
+  as it is. A Create that fails answers a physical id naming no set unless it created or found the set, so
+  that the rollback's Delete never removes an empty set of that name made by someone else.
 - join-existing: Create/Update only check that the set exists; Delete does nothing. Such a stack never
   activates or deletes a set.
 
-Switching a stack's mode is an Update with the same physical id (the set's name): nothing is deleted. The
-stack's AWS::SES::ReceiptRule refers to this resource, so CloudFormation creates the rule after it and deletes
-the rule before it: by the time Delete runs, only other stacks' rules can be left in the set.
+Switching a stack's mode, or an Update that keeps the set's name, keeps the physical id: nothing is deleted,
+and what the Create found stays recorded. The set's name is the response's `RuleSetName` attribute, which the
+stack's AWS::SES::ReceiptRule refers to, so CloudFormation creates the rule after this resource and deletes
+the rule before it: by the time Delete runs, only other stacks' rules (or hand-made ones) can be left in it.
 
 The handler always answers CloudFormation, within the function's timeout: SES calls have short timeouts and
 few attempts and run against a deadline that keeps time for the response, and the response PUT is retried.
@@ -26,6 +31,7 @@ Runs on the Lambda Python runtime with its bundled boto3; no dependencies.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -61,6 +67,11 @@ RESPONSE_BUDGET = RESPONSE_ATTEMPTS * RESPONSE_TIMEOUT + sum(RESPONSE_BACKOFF) +
 RESPONSE_URL_PREFIXES: tuple[str, ...] = ("https://",)
 # The prefix of a physical id that holds no rule set (see `not_held`).
 NOT_HELD = "not-created:"
+# What a physical id records after the set's name (`:` is in no set's name): the set was active already when
+# this resource claimed it (KEPT), or it existed inactive and this resource activated it (ACTIVATED, with the
+# digest of the rules it held then). A bare name: this resource created the set.
+KEPT = "kept"
+ACTIVATED = "activated"
 # Without a Lambda context (called directly), assume the template's function timeout.
 DEFAULT_REMAINING_SECONDS = 60.0
 
@@ -99,43 +110,72 @@ def claim(
     rule_set: str,
     previous: str | None = None,
     rule_name: str | None = None,
-    created: list[str] | None = None,
+    answer: list[str] | None = None,
 ) -> str:
     """create-and-activate: create `rule_set` if missing and make it active, unless another set is active.
 
-    `previous` is the set this resource held before a rename: its activation may move to the new set when no
-    rule other than this stack's `rule_name` is in it (moving it would otherwise switch those rules off).
-    A set this call creates is appended to `created`.
+    `previous` is the physical id this resource held before a rename: its set's activation may move to the new
+    set when it holds no rule but this stack's `rule_name` beyond those it held when this resource activated it.
+    Returns the physical id (`held_id`); once the set is created or found, that id is appended to `answer`,
+    so that a request failing after that point still answers what it holds.
     """
     active = active_rule_set(ses)
     region = ses.meta.region_name
-    if active not in (None, rule_set) and not (active == previous and _only_ours(ses, active, rule_name)):
+    handed_back = previous is not None and active == rule_set_of(previous) and _movable(ses, previous, rule_name)
+    if active not in (None, rule_set) and not handed_back:
         raise ActivationRefusedError(
             f"SES receipt rule set {active!r} is active in {region}; activating {rule_set!r} would switch it off "
             f"and stop every rule in it. Either deploy with ReceiptRuleSetMode=join-existing and "
             f"ReceiptRuleSetName={active} to add this stack's rule to it, or move its rules and deactivate it "
             f"deliberately (aws ses set-active-receipt-rule-set --region {region}) and deploy again."
         )
-    if rules_in(ses, rule_set) is None:
+    found = rules_in(ses, rule_set)
+    if found is None:
+        held = rule_set
         try:
             ses.create_receipt_rule_set(RuleSetName=rule_set)
             logger.info("created receipt rule set %s", rule_set)
-            if created is not None:
-                created.append(rule_set)
+            if answer is not None:
+                answer.append(held)
         except ClientError as error:
             # Another stack of the region created it since it was looked up: it exists, which is all this needs.
             if error.response.get("Error", {}).get("Code") != "AlreadyExists":
                 raise
             logger.info("receipt rule set %s was created meanwhile by another stack", rule_set)
+    else:
+        held = (
+            held_id(rule_set, KEPT) if active == rule_set else held_id(rule_set, ACTIVATED, _digest(found, rule_name))
+        )
+        if answer is not None:
+            answer.append(held)
     if active != rule_set:
         ses.set_active_receipt_rule_set(RuleSetName=rule_set)
         logger.info("activated receipt rule set %s (was %s)", rule_set, active or "none")
-    return rule_set
+    return held
 
 
-def _only_ours(ses: Any, rule_set: str, rule_name: str | None) -> bool:
-    rules = rules_in(ses, rule_set)
-    return rules is not None and set(rules) <= {rule_name}
+def held_id(rule_set: str, state: str | None = None, digest: str = "") -> str:
+    """The physical id of a claimed set: its name, then what the claim found (KEPT, ACTIVATED and the digest)."""
+    return ":".join(part for part in (rule_set, state, digest) if part)
+
+
+def rule_set_of(physical: str) -> str:
+    """The name of the set a physical id names."""
+    return physical.removeprefix(NOT_HELD).split(":")[0]
+
+
+def _digest(rules: list[str], rule_name: str | None) -> str:
+    """What identifies the rules of a set, this stack's rule left out (it comes and goes with the stack)."""
+    names = "\n".join(sorted(set(rules) - {rule_name}))
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
+def _movable(ses: Any, held: str, rule_name: str | None) -> bool:
+    """Whether the set of the physical id `held` holds no rule but this stack's beyond those it held when this
+    resource took it: none for a set it created, those of the digest for a set it activated."""
+    rules = rules_in(ses, rule_set_of(held))
+    _, _, recorded = held.removeprefix(rule_set_of(held)).partition(f":{ACTIVATED}:")
+    return rules is not None and _digest(rules, rule_name) == (recorded or _digest([], rule_name))
 
 
 def require(ses: Any, rule_set: str) -> str:
@@ -172,25 +212,54 @@ def release(ses: Any, rule_set: str) -> None:
     logger.info("deleted the empty receipt rule set %s", rule_set)
 
 
-def apply(event: dict[str, Any], ses: Any, created: list[str] | None = None) -> str:
-    """Carry out one CloudFormation request; returns the physical resource id (the set's name). A set a Create
-    or Update creates is appended to `created`."""
+def restore(ses: Any, held: str, rule_name: str | None) -> None:
+    """create-and-activate Delete of a set this resource found: put back the activation it found.
+
+    A set that was active already stays so. A set it activated (none was active then: it refuses otherwise)
+    goes back to inactive while it is still the active one and holds the rules it held then: a first deploy
+    rolled back leaves the region as it was. Rules added since (another stack joined it) keep it active. The
+    set is never deleted: it was not this resource's.
+    """
+    rule_set = rule_set_of(held)
+    if f":{ACTIVATED}:" not in held:
+        logger.info("left receipt rule set %s as it was: it was active before this stack", rule_set)
+    elif active_rule_set(ses) != rule_set:
+        logger.info("left receipt rule set %s alone: it is no longer the active set", rule_set)
+    elif not _movable(ses, held, rule_name):
+        logger.info("left receipt rule set %s active: rules were added to it since this stack activated it", rule_set)
+    else:
+        ses.set_active_receipt_rule_set()
+        logger.info("deactivated receipt rule set %s again: it was inactive before this stack", rule_set)
+
+
+def apply(event: dict[str, Any], ses: Any, answer: list[str] | None = None) -> str:
+    """Carry out one CloudFormation request; returns the physical resource id (`held_id`). A Create or
+    Update that creates or finds its set appends the id it holds to `answer` (see `claim`)."""
     properties = event["ResourceProperties"]
     rule_set = str(properties["RuleSetName"])
     mode = str(properties.get("Mode", CREATE_AND_ACTIVATE))
     request = event["RequestType"]
+    held = str(event.get("PhysicalResourceId") or "")
     if request == "Delete":
-        # The physical id names the set this resource held (after a rename, the old one); a Create that failed
-        # without creating a set answered an id that names none (`not_held`), so its rollback deletes nothing.
-        held = event.get("PhysicalResourceId") or rule_set
-        if mode == CREATE_AND_ACTIVATE and not held.startswith(NOT_HELD):
+        # The physical id names the set this resource held (after a rename, the old one) and what it found; a
+        # Create that failed before creating or finding a set answered an id that names none (`not_held`), so
+        # its rollback changes nothing.
+        held = held or rule_set
+        if mode != CREATE_AND_ACTIVATE or held.startswith(NOT_HELD):
+            return held
+        if held == rule_set_of(held):
             release(ses, held)
+        else:
+            restore(ses, held, properties.get("RuleName"))
         return held
     if mode == JOIN_EXISTING:
-        return require(ses, rule_set)
-    old = event.get("OldResourceProperties", {}) if request == "Update" else {}
-    previous = old.get("RuleSetName") if old.get("Mode", CREATE_AND_ACTIVATE) == CREATE_AND_ACTIVATE else None
-    return claim(ses, rule_set, previous, properties.get("RuleName"), created)
+        claimed = require(ses, rule_set)
+    else:
+        old = event.get("OldResourceProperties", {}) if request == "Update" else {}
+        previous = (held or None) if old.get("Mode", CREATE_AND_ACTIVATE) == CREATE_AND_ACTIVATE else None
+        claimed = claim(ses, rule_set, previous, properties.get("RuleName"), answer)
+    # An Update that keeps the set keeps the id: what the Create found stays recorded for the Delete.
+    return held if request == "Update" and rule_set_of(held) == rule_set else claimed
 
 
 def not_held(rule_set: str) -> str:
@@ -213,7 +282,7 @@ def send_response(event: dict[str, Any], status: str, reason: str, physical_id: 
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],
             "NoEcho": False,
-            "Data": {"RuleSetName": physical_id},
+            "Data": {"RuleSetName": rule_set_of(physical_id)},
         }
     ).encode()
     failure: Exception | None = None
@@ -251,7 +320,7 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
     )
     rule_set = str(event.get("ResourceProperties", {}).get("RuleSetName", ""))
     outcome: dict[str, Any] = {}
-    created: list[str] = []
+    answer: list[str] = []  # the physical id of the set the request created or found, once it has
     decided = threading.Lock()  # the worker starts, or the handler abandons it: not both
 
     def work() -> None:
@@ -263,7 +332,7 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
                     return
                 outcome["started"] = True
             try:
-                outcome["physical_id"] = apply(event, ses, created)
+                outcome["physical_id"] = apply(event, ses, answer)
             except Exception as error:  # every failure must reach CloudFormation, not just the log
                 logger.exception("receipt rule set request failed")
                 outcome["error"] = error
@@ -274,9 +343,9 @@ def handle(event: dict[str, Any], context: Any, ses: Any) -> None:
     worker = threading.Thread(target=work, name="ses", daemon=True)
     worker.start()
     worker.join(seconds)
-    # A failed Create holds only a set it created itself (its rollback may delete that one); an Update or Delete
-    # keeps the id it had.
-    fallback_id = event.get("PhysicalResourceId") or (rule_set if rule_set in created else not_held(rule_set))
+    # A failed Create holds only a set it created or found (its rollback deletes the one it created, and puts back
+    # the activation it found); an Update or Delete keeps the id it had.
+    fallback_id = event.get("PhysicalResourceId") or (answer[-1] if answer else not_held(rule_set))
     with decided:
         if worker.is_alive() and "started" not in outcome:
             outcome["abandoned"] = True

@@ -28,7 +28,15 @@ from forwarder_ops.preflight import (
     stack_writes,
 )
 from forwarder_ops.samconfig_edit import add_environment, diff, set_overrides, write
-from forwarder_ops.survey import RESERVING_FUNCTIONS, Facts, Settings, affordable_reservations, fqdn, survey
+from forwarder_ops.survey import (
+    RESERVING_FUNCTIONS,
+    Facts,
+    Settings,
+    affordable_reservations,
+    fqdn,
+    survey,
+    zone_id,
+)
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
 DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -127,6 +135,15 @@ def _plan_zones(plan: _Plan, facts: Facts, domain: str) -> None:
     # The parent zone holding the records wins over a zone of the domain it does not delegate to (seen by nobody).
     usable = usable and facts.holding_zone(domain) is None
     existing = current if usable else facts.holding_zone(domain) or facts.zone_named(domain)
+    if existing is not None and existing is not current and (outside := facts.delegated_outside(domain)):
+        # Found by name, but the parent delegates the domain to other name servers: records written into this zone
+        # are seen by nobody (DKIM never verifies, the MX receives nothing) until someone moves the delegation.
+        raise CommandError(
+            f"zone {existing.id} ({domain}) is not the one the internet sees: the parent zone delegates {domain} to "
+            f"{', '.join(outside)}, outside this account. To use it anyway, name it (--hosted-zone-id {existing.id}) "
+            "and move the delegation once it holds what those name servers serve (`forwarder preflight` gives the "
+            "command); nothing written"
+        )
     if existing is not None:
         plan.put("HostedZoneId", existing.id)
         plan.put("ParentHostedZoneId", "")
@@ -209,11 +226,18 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         args.config_env, path, region=args.region, stack_name=args.stack_name, domain=args.domain, profile=args.profile
     )
     settings = settings_for(target)
+    if args.hosted_zone_id:  # the operator's choice of zone, even one that is not delegated to (yet)
+        settings = settings.with_changes({"HostedZoneId": zone_id(args.hosted_zone_id.strip())})
     facts = survey(target, settings)
+    if args.hosted_zone_id:
+        _check_chosen_zone(settings, facts)
     changes = plan_overrides(settings, facts, args.alarm_email)
-    if settings.domain != fqdn(target.parameters.get("DomainName", "")):
-        # --domain: the parameters above are that domain's, and sam deploy reads the domain from the file too
-        changes = {"DomainName": settings.domain, **changes}
+    # --domain, --hosted-zone-id: the parameters above follow them, and sam deploy reads them from the file too
+    given = {
+        "DomainName": fqdn(target.parameters.get("DomainName", "")),
+        "HostedZoneId": target.parameters.get("HostedZoneId", "").strip(),
+    }
+    changes = {**{key: settings[key] for key, value in given.items() if settings[key] != value}, **changes}
     after_settings = settings.with_changes(changes)
     rows = evaluate(after_settings, facts)
     if not changes:
@@ -225,6 +249,18 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {len(changes)} parameter change(s) to [{args.config_env}] of {path}")
     return _finish(path, args.config_env, rows)
+
+
+def _check_chosen_zone(settings: Settings, facts: Facts) -> None:
+    """--hosted-zone-id must name a public zone of this account that can hold the domain's records."""
+    wanted = settings["HostedZoneId"]
+    zone = facts.zones.get(wanted)
+    if "hosted zone" not in facts.errors and (zone is None or not facts.serves(zone, settings.domain)):
+        what = "no hosted zone of this account" if zone is None else f"the {'private ' * zone.private}zone {zone.name}"
+        raise CommandError(
+            f"--hosted-zone-id {wanted} is {what}, not a public zone of {settings.domain} (or of a parent that holds "
+            "its records); nothing written"
+        )
 
 
 # init ---------------------------------------------------------------------------------------------------
@@ -264,9 +300,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     parameters: dict[str, str] = {"EnvironmentName": environment, "DomainName": domain}
     if environment != "prod":
         parameters["SubjectPrefix"] = f"[{environment}]"
+    if args.hosted_zone_id:
+        parameters["HostedZoneId"] = zone_id(args.hosted_zone_id.strip())
     target = Target(name=environment, region=region, stack_name=stack_name, profile=args.profile)
     settings = Settings.of(parameters, stack_name, region, environment)
     facts = survey(target, settings)
+    if args.hosted_zone_id:
+        _check_chosen_zone(settings, facts)
     changes = plan_overrides(settings, facts, args.alarm_email)
     after_settings = settings.with_changes(changes)
     overrides = [f"{k}={v}" for k, v in {**parameters, **changes}.items() if v is not None]
@@ -315,6 +355,7 @@ def add_parsers(commands: Any, environment: argparse.ArgumentParser) -> None:
         "Shows the diff and asks first; changes nothing in AWS.",
     )
     adopt.add_argument("--alarm-email", metavar="ADDRESS", help="also set AlarmEmail (required for prod)")
+    _add_zone_choice(adopt)
     adopt.add_argument("-y", "--yes", action="store_true", help="write without asking")
     adopt.set_defaults(func=cmd_adopt)
 
@@ -329,8 +370,18 @@ def add_parsers(commands: Any, environment: argparse.ArgumentParser) -> None:
     init.add_argument("--domain", required=True, help="the environment's mail domain, e.g. dev.example.org")
     init.add_argument("--region", required=True, help="AWS region that receives mail, e.g. us-east-1")
     init.add_argument("--alarm-email", metavar="ADDRESS", help="where the alarms go (required for prod)")
+    _add_zone_choice(init)
     init.add_argument("--stack-name", metavar="NAME", help="default: email-forwarder-<ENV>")
     init.add_argument("--config-file", type=Path, metavar="PATH", help="samconfig file (default: samconfig.toml)")
     init.add_argument("--profile", help="AWS CLI profile (default: AWS_PROFILE)")
     init.add_argument("-y", "--yes", action="store_true", help="write without asking")
     init.set_defaults(func=cmd_init)
+
+
+def _add_zone_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hosted-zone-id",
+        metavar="ZONE",
+        help="the zone to write the records into (HostedZoneId), chosen by you: needed when the parent zone "
+        "delegates the domain outside this account",
+    )

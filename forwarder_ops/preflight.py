@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -83,21 +84,9 @@ def warn(check: str, resource: str, problem: str, fix: str) -> Finding:
     return Finding(check, resource, problem, fix, Severity.WARNING)
 
 
-def _upsert(zone: str, name: str, record_type: str, values: list[str], ttl: int = 300) -> str:
-    """The AWS CLI command that writes one record set (the exact values to type)."""
-    change = {
-        "Changes": [
-            {
-                "Action": "UPSERT",
-                "ResourceRecordSet": {
-                    "Name": name,
-                    "Type": record_type,
-                    "TTL": ttl,
-                    "ResourceRecords": [{"Value": v} for v in values],
-                },
-            }
-        ]
-    }
+def _upsert(zone: str, record_sets: list[dict[str, Any]]) -> str:
+    """The AWS CLI command that writes these record sets of one zone (the exact values to type)."""
+    change = {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record_set} for record_set in record_sets]}
     return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
 
 
@@ -197,6 +186,25 @@ class Evaluation:
 
     def add(self, finding: Finding) -> None:
         self.rows.append(finding)
+
+    def _upsert(
+        self, zone: str, name: str, record_type: str, values: Callable[[list[str]], list[str]], ttl: int = 300
+    ) -> str:
+        """The command that writes `values(what the record set holds)` as the record set `name` `record_type`.
+
+        Record sets that answer by a routing policy (weighted, latency, geolocation, failover, multivalue, ...) are
+        written each with its SetIdentifier, routing fields and TTL, from its own values: Route 53 refuses a
+        simple record set beside them, and a change naming another identifier would touch another set.
+        """
+
+        def record_set(routing: Mapping[str, Any], current: list[str]) -> dict[str, Any]:
+            entries = [{"Value": value} for value in values(current)]
+            return {"Name": name, "Type": record_type, "TTL": ttl, **routing, "ResourceRecords": entries}
+
+        routed = self.f.routed(zone, name, record_type)
+        sets = [record_set(r.routing, list(r.values)) for r in routed]
+        sets = sets or [record_set({}, self.f.record(zone, name, record_type) or [])]
+        return _upsert(zone, sets)
 
     # region, stack, parameters ----------------------------------------------------------------------
 
@@ -347,7 +355,10 @@ class Evaluation:
             )
         found = self.f.zone_named(self.domain)
         if found:
-            return f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= (`forwarder adopt`)"
+            return (
+                f"HostedZoneId={found.id} (the zone of {self.domain}), ParentHostedZoneId= "
+                f"({self._adopt_command(found.id)})"
+            )
         parent = self.f.parent_zone(self.domain)
         delegate = f" and ParentHostedZoneId={parent.id}" if parent else ""
         return f"leave HostedZoneId empty (the stack creates the zone of {self.domain}){delegate} (`forwarder adopt`)"
@@ -372,6 +383,17 @@ class Evaluation:
                 f"compare the domain's NS records at the registrar with each zone's name servers ({servers}), set "
                 "HostedZoneId to that zone, and delete the other once it holds nothing needed",
             )
+        )
+
+    def _adopt_command(self, zone: str) -> str:
+        """How `forwarder adopt` takes `zone`: by name, or named by the operator when the parent zone delegates the
+        domain outside the account (adopt refuses to choose it then)."""
+        outside = self.f.delegated_outside(self.domain)
+        if not outside or self.f.holding_zone(self.domain):
+            return "`forwarder adopt`"
+        return (
+            f"`forwarder adopt --hosted-zone-id {zone}` once you mean to move the delegation to it from "
+            f"{', '.join(outside)}, outside this account"
         )
 
     def check_zone(self) -> None:
@@ -401,7 +423,7 @@ class Evaluation:
                     "second zone of the same name that nobody delegates to (and its NS record in the parent zone "
                     "collides with the existing delegation)",
                     f"HostedZoneId={(self.f.holding_zone(self.domain) or existing).id} ParentHostedZoneId= (adopt the "
-                    "existing zone: `forwarder adopt`)",
+                    f"existing zone: {self._adopt_command(existing.id)})",
                 )
             )
         else:
@@ -509,7 +531,7 @@ class Evaluation:
                 "NS delegation",
                 f"{self.domain} NS in {parent.name} ({parent.id})",
                 problem + ": the records in the zone are not seen on the internet",
-                caution + _upsert(parent.id, self.domain, "NS", sorted(servers), ttl=3600),
+                caution + self._upsert(parent.id, self.domain, "NS", lambda _: sorted(servers), ttl=3600),
             )
         )
 
@@ -929,7 +951,7 @@ class Evaluation:
                     f"{self.domain} MX in {zone}",
                     f"{problem} (the stack leaves this record alone)",
                     f"{caution}once the stack is deployed, point it here:\n"
-                    + _upsert(zone, self.domain, "MX", [f"10 {expected}"]),
+                    + self._upsert(zone, self.domain, "MX", lambda _: [f"10 {expected}"]),
                 )
             )
         else:
@@ -975,7 +997,7 @@ class Evaluation:
                     f"points at {where if hosts else 'nothing'}, not {expected}: SES in {self.region} marks the MAIL "
                     "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)",
                     "add this region's endpoint (other regions keep theirs):\n"
-                    + _upsert(zone, name, "MX", [*(mx or []), f"10 {expected}"]),
+                    + self._upsert(zone, name, "MX", lambda mx: [*mx, f"10 {expected}"]),
                 )
             )
         if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
@@ -984,7 +1006,7 @@ class Evaluation:
                     "MAIL FROM records",
                     f"{name} TXT in {zone}",
                     "no SPF record including amazonses.com: SPF fails for forwarded mail",
-                    _upsert(zone, name, "TXT", with_amazonses(txt or [])),
+                    self._upsert(zone, name, "TXT", with_amazonses),
                 )
             )
         elif expected in hosts:
@@ -1083,7 +1105,8 @@ class Evaluation:
                             "rule set",
                             name,
                             f"{name} exists, not active, with rules ({', '.join(others)}): the stack activates it, "
-                            f"and from then on they act on the mail of {self.region} too",
+                            f"and from then on they act on the mail of {self.region} too (a rolled-back first deploy, "
+                            "or deleting the stack, makes it inactive again while it holds only these rules)",
                             f"look at them first (`aws ses describe-receipt-rule-set --rule-set-name {name} --region "
                             f"{self.region}`); disable or delete those nobody wants",
                         )
@@ -1378,7 +1401,9 @@ def renames_own_rule_set(settings: Settings, facts: Facts) -> bool:
     """create-and-activate with a new ReceiptRuleSetName while the active set is the one the stack's custom resource
     created and activated, holding no rule but the stack's: the custom resource then creates the new set and moves
     the activation to it (custom_resources/rule_set_activation.py, `claim` with the previous set)."""
-    active, held = facts.active_rule_set, facts.physical.get("SharedReceiptRuleSet")
+    active = facts.active_rule_set
+    # The custom resource's physical id is the set's name, then what its Create found (`held_id` there).
+    held = facts.physical.get("SharedReceiptRuleSet", "").split(":")[0]
     return (
         settings["ReceiptRuleSetMode"] == "create-and-activate"
         and facts.stack_parameters.get("ReceiptRuleSetMode", "create-and-activate") == "create-and-activate"

@@ -41,6 +41,19 @@ LAMBDA_UNRESERVED_MINIMUM = 100
 # The stack's functions that reserve concurrency (logical id -> the parameter that sets it): both reservations
 # come out of the same unreserved pool, so the deploy fails when together they take it below the minimum.
 RESERVING_FUNCTIONS = {"ForwarderFunction": "ReservedConcurrency", "DownloadFunction": "DownloadConcurrency"}
+# What tells apart the record sets of one name and type that answer by a routing policy (weighted, latency,
+# geolocation, geoproximity, IP-based, failover, multivalue): a change to one of them must name them all.
+ROUTING_FIELDS = (
+    "SetIdentifier",
+    "Weight",
+    "Region",
+    "GeoLocation",
+    "GeoProximityLocation",
+    "CidrRoutingConfig",
+    "Failover",
+    "MultiValueAnswer",
+    "HealthCheckId",
+)
 
 
 def fqdn(name: str) -> str:
@@ -93,6 +106,15 @@ class Zone:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutedSet:
+    """One of the record sets of a name and type that answer by a routing policy: its SetIdentifier, routing
+    fields and TTL as Route 53 listed them (`routing`), and its own values."""
+
+    routing: Mapping[str, Any]
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The environment's parameters with the template's defaults filled in."""
 
@@ -140,6 +162,8 @@ class Facts:
     zones: dict[str, Zone | None] = field(default_factory=dict)  # by id; None = no such zone
     zones_named: dict[str, list[Zone]] = field(default_factory=dict)  # public zones by name
     records: dict[str, dict[tuple[str, str], list[str]]] = field(default_factory=dict)  # zone id -> (name, type)
+    # zone id -> (name, type) -> its routed record sets, when they are (`records` holds their values together)
+    routed_sets: dict[str, dict[tuple[str, str], list[RoutedSet]]] = field(default_factory=dict)
     identity: dict[str, Any] | None = None
     active_rule_set: str | None = None
     rule_sets: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # name -> rules; None = none
@@ -175,6 +199,17 @@ class Facts:
                 return zone
         return None
 
+    def delegated_outside(self, name: str) -> list[str]:
+        """The name servers outside this account that the parent zone (here) delegates `name` to: those answer for
+        it, and none of this account's zones of that name is seen. [] when no parent zone here delegates it, or
+        when one of those zones is among them."""
+        parent = self.parent_zone(name)
+        delegated = {fqdn(v) for v in self.record(parent.id, name, "NS") or []} if parent else set()
+        ours = {
+            fqdn(v) for zone in self.zones_named.get(fqdn(name), []) for v in self.record(zone.id, name, "NS") or []
+        }
+        return [] if delegated & ours else sorted(delegated)
+
     def parent_zone(self, domain: str) -> Zone | None:
         """The nearest ancestor of `domain` with a public zone in this account."""
         for name in parents(domain):
@@ -207,6 +242,10 @@ class Facts:
     def record(self, zone: str, name: str, record_type: str) -> list[str] | None:
         """The values of a record set in a zone, None when there is none."""
         return self.records.get(zone, {}).get((fqdn(name), record_type))
+
+    def routed(self, zone: str, name: str, record_type: str) -> list[RoutedSet]:
+        """The routed record sets (weighted, latency, ...) of a name and type in a zone; [] for a simple one."""
+        return self.routed_sets.get(zone, {}).get((fqdn(name), record_type), [])
 
     def records_under(self, zone: str, domain: str) -> list[tuple[str, str]]:
         """The record sets at `domain` or below it in `zone` (a parent zone), but a delegation (NS, DS) of it."""
@@ -309,7 +348,9 @@ class Survey:
         ids = {z.id for zones in self.facts.zones_named.values() for z in zones}
         ids |= {z.id for z in self.facts.zones.values() if z is not None}
         for zone in sorted(ids):
-            self.facts.records[zone] = self._records(route53, zone)
+            self.facts.records[zone], routed = self._records(route53, zone)
+            if routed:
+                self.facts.routed_sets[zone] = routed
 
     @staticmethod
     def _zones_named(route53: Any, name: str) -> list[Zone]:
@@ -331,14 +372,20 @@ class Survey:
         return Zone(zone_id(zone["Id"]), fqdn(zone["Name"]), bool(zone.get("Config", {}).get("PrivateZone")))
 
     @staticmethod
-    def _records(route53: Any, zone: str) -> dict[tuple[str, str], list[str]]:
+    def _records(
+        route53: Any, zone: str
+    ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], list[RoutedSet]]]:
         records: dict[tuple[str, str], list[str]] = {}
+        routed: dict[tuple[str, str], list[RoutedSet]] = {}
         aliases: list[tuple[tuple[str, str], str]] = []
         for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone):
             for record in page.get("ResourceRecordSets", []):
                 key = (fqdn(record["Name"]), record["Type"])
                 values = [r["Value"] for r in record.get("ResourceRecords", [])]
                 records.setdefault(key, []).extend(values)
+                if record.get("SetIdentifier"):
+                    routing = {k: record[k] for k in (*ROUTING_FIELDS, "TTL") if k in record}
+                    routed.setdefault(key, []).append(RoutedSet(routing, tuple(values)))
                 if target := (record.get("AliasTarget") or {}).get("DNSName"):
                     aliases.append((key, fqdn(target)))
         # An alias record has no values of its own: it answers with its target's, the record set of its type at the
@@ -346,7 +393,7 @@ class Survey:
         # Without them it would look like no record at all, and the stack's record of that name and type collide.
         for key, target in aliases:
             records[key].extend(records.get((target, key[1])) or [f"alias {target}"])
-        return records
+        return records, routed
 
     def read_identity(self) -> None:
         try:

@@ -1059,3 +1059,151 @@ def test_init_that_cannot_finish_writing_leaves_samconfig_as_it_was(
     assert result.err.startswith("forwarder: cannot write samconfig.toml") and result.err.count("\n") == 1
     assert (workdir / "samconfig.toml").read_bytes() == before
     assert sorted(p.name for p in workdir.iterdir()) == ["samconfig.toml"]
+
+
+def _route53_sets(zone: str, name: str, record_type: str) -> list[dict[str, Any]]:
+    import boto3
+
+    listed = boto3.client("route53", region_name="us-east-1").list_resource_record_sets(HostedZoneId=zone)
+    return [r for r in listed["ResourceRecordSets"] if r["Name"].rstrip(".") == name and r["Type"] == record_type]
+
+
+def _routed(zone: str, name: str, record_type: str, sets: list[tuple[dict[str, Any], list[str]]]) -> None:
+    """Replace the record set of `name` `record_type` with routed ones (routing fields, values), as made by hand."""
+    import boto3
+
+    changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in _route53_sets(zone, name, record_type)]
+    for routing, values in sets:
+        record = {"Name": name, "Type": record_type, "TTL": 60, **routing, "ResourceRecords": []}
+        record["ResourceRecords"] = [{"Value": v} for v in values]
+        changes.append({"Action": "CREATE", "ResourceRecordSet": record})
+    boto3.client("route53", region_name="us-east-1").change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": changes}
+    )
+
+
+def _run_fix(fix: str) -> None:
+    """Run the `aws route53 change-resource-record-sets` command at the end of a finding's fix against moto."""
+    import boto3
+
+    words = shlex.split(fix.splitlines()[-1])
+    assert words[:3] == ["aws", "route53", "change-resource-record-sets"], fix
+    zone, batch = words[words.index("--hosted-zone-id") + 1], json.loads(words[words.index("--change-batch") + 1])
+    boto3.client("route53", region_name="us-east-1").change_resource_record_sets(HostedZoneId=zone, ChangeBatch=batch)
+
+
+def test_preflight_upserts_routed_record_sets_each_with_its_set_identifier(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN dev adopted, and then by hand: its MX as two weighted record sets (a mail provider's hosts), the MAIL FROM
+    # TXT as a failover pair without SPF
+    assert cli("adopt", "--config-env", "dev", "--yes").code == 0
+    weighted = [
+        ({"SetIdentifier": "provider-a", "Weight": 70}, ["10 mx1.provider.example."]),
+        ({"SetIdentifier": "provider-b", "Weight": 30}, ["10 mx2.provider.example."]),
+    ]
+    _routed(account.dev_zone, DEV, "MX", weighted)
+    failover = [
+        ({"SetIdentifier": "main", "Failover": "PRIMARY"}, ['"site-verification=main"']),
+        ({"SetIdentifier": "spare", "Failover": "SECONDARY"}, ['"site-verification=spare"']),
+    ]
+    _routed(account.dev_zone, f"bounces.{DEV}", "TXT", failover)
+
+    # WHEN preflight gives the UPSERTs that point the MX at SES and add the SPF record, and the operator runs them
+    rows = findings(cli("preflight", "--config-env", "dev", "--json").out)
+    mx = next(f for f in rows if f["check"] == "MX record" and f["severity"] == "warning")
+    spf = next(f for f in rows if f["resource"] == f"bounces.{DEV} TXT in {account.dev_zone}")
+    _run_fix(mx["fix"])
+    _run_fix(spf["fix"])
+
+    # THEN each routed record set was changed in place, keeping its identifier, routing and TTL; no simple record
+    # set was added beside them (Route 53 refuses one)
+    listed = _route53_sets(account.dev_zone, DEV, "MX")
+    assert sorted(str(r.get("SetIdentifier")) for r in listed) == ["provider-a", "provider-b"]
+    mx_sets = {r["SetIdentifier"]: r for r in listed}
+    assert {k: mx_sets[k]["Weight"] for k in mx_sets} == {"provider-a": 70, "provider-b": 30}
+    for record in mx_sets.values():
+        assert record["TTL"] == 60
+        assert record["ResourceRecords"] == [{"Value": "10 inbound-smtp.us-east-1.amazonaws.com"}]
+    listed = _route53_sets(account.dev_zone, f"bounces.{DEV}", "TXT")
+    assert sorted(str(r.get("SetIdentifier")) for r in listed) == ["main", "spare"]
+    txt_sets = {r["SetIdentifier"]: r for r in listed}
+    assert {k: r["Failover"] for k, r in txt_sets.items()} == {"main": "PRIMARY", "spare": "SECONDARY"}
+    assert [v["Value"] for v in txt_sets["main"]["ResourceRecords"]] == [
+        '"site-verification=main"',
+        '"v=spf1 include:amazonses.com ~all"',
+    ]
+    assert [v["Value"] for v in txt_sets["spare"]["ResourceRecords"]] == [
+        '"site-verification=spare"',
+        '"v=spf1 include:amazonses.com ~all"',
+    ]
+
+
+def test_adopt_refuses_a_zone_the_parent_delegates_outside_the_account(
+    cli: Cli, account: Account, samconfig: Path
+) -> None:
+    # GIVEN the hand-made dev zone, while the apex zone delegates dev to another DNS provider: that provider answers
+    # for dev, and the records of the zone in this account are seen by nobody
+    outside = ["ns1.old-provider.example.", "ns2.old-provider.example."]
+    _upsert_ns(account.apex_zone, DEV, outside)
+    before = samconfig.read_text()
+
+    # WHEN adopt looks up dev's zone by name
+    refused = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN it does not choose that zone: one line that says why and how to choose it anyway, nothing written
+    assert refused.code == 2, refused.out + refused.err
+    assert refused.err.strip().count("\n") == 0
+    assert "ns1.old-provider.example, ns2.old-provider.example, outside this account" in refused.err
+    assert f"--hosted-zone-id {account.dev_zone}" in refused.err
+    assert samconfig.read_text() == before
+    # AND preflight's fix for the zone names that choice too
+    zone = next(
+        f for f in findings(cli("preflight", "--config-env", "dev", "--json").out) if f["check"] == "hosted zone"
+    )
+    assert f"`forwarder adopt --hosted-zone-id {account.dev_zone}` once you mean to move the delegation" in zone["fix"]
+
+    # WHEN the operator names a zone that is not dev's
+    wrong = cli("adopt", "--config-env", "dev", "--yes", "--hosted-zone-id", "ZNOSUCHZONE")
+
+    # THEN nothing is written either
+    assert wrong.code == 2
+    assert "--hosted-zone-id ZNOSUCHZONE is no hosted zone of this account" in wrong.err
+    assert samconfig.read_text() == before
+
+    # WHEN the operator names dev's zone
+    chosen = cli("adopt", "--config-env", "dev", "--yes", "--hosted-zone-id", f"/hostedzone/{account.dev_zone}")
+
+    # THEN it is adopted, and what is left is the delegation to move, with its command
+    assert chosen.code == 0, chosen.out + chosen.err
+    assert overrides(samconfig, "dev")["HostedZoneId"] == account.dev_zone
+    assert overrides(samconfig, "dev").get("ParentHostedZoneId", "") == ""
+    assert "ns1.old-provider.example" in chosen.out
+    assert f"--hosted-zone-id {account.apex_zone}" in chosen.out
+
+
+def test_adopt_takes_a_zone_the_parent_delegates_to() -> None:
+    # GIVEN the apex zone delegating dev to the name servers of dev's zone in this account (the case adopt takes)
+    servers = ["ns-1.awsdns-01.org.", "ns-2.awsdns-02.com."]
+    facts = in_zones({Zone("ZDEV", DEV): {(DEV, "NS"): servers}, Zone("ZAPEX", APEX): {(DEV, "NS"): servers}})
+
+    # WHEN adopt plans dev's parameters THEN it takes dev's zone by name
+    assert facts.delegated_outside(DEV) == []
+    assert plan_overrides(settings(), facts)["HostedZoneId"] == "ZDEV"
+
+
+def test_preflight_fix_for_a_placeholder_zone_names_the_choice_when_the_parent_delegates_outside() -> None:
+    # GIVEN a placeholder HostedZoneId, dev's zone in this account, and the apex delegating dev to another provider
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {(DEV, "NS"): ["ns-1.awsdns-01.org."]},
+            Zone("ZAPEX", APEX): {(DEV, "NS"): ["ns1.old-provider.example."]},
+        }
+    )
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(settings(HostedZoneId="Z0PLACEHOLDER"), facts) if r.check == "hosted zone")
+
+    # THEN the fix is adopt naming dev's zone deliberately (adopt alone refuses to choose it)
+    assert "`forwarder adopt --hosted-zone-id ZDEV` once you mean to move the delegation" in row.fix
+    assert "ns1.old-provider.example, outside this account" in row.fix

@@ -435,17 +435,17 @@ def test_preflight_takes_a_rule_set_with_room_for_the_stacks_rule() -> None:
     assert [r for r in evaluate(joined, full) if r.check == "receipt rule"] == []
 
 
-def renamed_stack_facts(*others: str) -> Facts:
+def renamed_stack_facts(*others: str, held: str = "email-forwarder") -> Facts:
     """A deployed dev stack whose custom resource created and activated `email-forwarder`, which holds its rule
-    (and the `others`)."""
+    (and the `others`); `held` is the custom resource's physical id."""
     rules = [{"Name": name, "Enabled": True, "Recipients": [f"{name}.example.org"]} for name in (STACK, *others)]
     return Facts(
         account="1",
         stack_status="UPDATE_COMPLETE",
         stack_parameters={"ReceiptRuleSetName": "email-forwarder", "ReceiptRuleSetMode": "create-and-activate"},
-        owned={"Custom::SharedReceiptRuleSet": {"email-forwarder"}, "AWS::SES::ReceiptRule": {STACK}},
+        owned={"Custom::SharedReceiptRuleSet": {held}, "AWS::SES::ReceiptRule": {STACK}},
         logical={"SharedReceiptRuleSet", "ReceiptRule"},
-        physical={"SharedReceiptRuleSet": "email-forwarder", "ReceiptRule": STACK},
+        physical={"SharedReceiptRuleSet": held, "ReceiptRule": STACK},
         active_rule_set="email-forwarder",
         rule_sets={"email-forwarder": rules, "forwarder-v2": None},
     )
@@ -466,6 +466,17 @@ def test_preflight_lets_a_stack_rename_the_rule_set_it_activated_and_holds_alone
     assert "email-forwarder" in row.problem
     assert "ReceiptRuleSetName" not in changes
     assert "ReceiptRuleSetMode" not in changes
+
+
+@pytest.mark.parametrize("held", ["email-forwarder:kept", "email-forwarder:activated:e3b0c44298fc1c14"])
+def test_preflight_reads_the_set_name_from_a_physical_id_that_records_what_the_create_found(held: str) -> None:
+    # GIVEN the deployed stack's own active set, holding only its rule, which the custom resource found (active
+    # already, or inactive and activated by it): its physical id is the set's name and what it found
+    renamed = settings(ReceiptRuleSetName="forwarder-v2")
+
+    # WHEN preflight judges a rename THEN it is the stack's own set, as with a bare name: the activation moves
+    row = next(r for r in evaluate(renamed, renamed_stack_facts(held=held)) if r.check == "rule set")
+    assert row.severity == Severity.OK
 
 
 def test_preflight_refuses_a_rename_that_would_switch_off_other_rules() -> None:

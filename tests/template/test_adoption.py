@@ -91,6 +91,7 @@ def test_adoption_creates_none_of_the_existing_resources(
 
 
 def _rule_set_name(stack: Stack, value: Any) -> Any:
-    """The set a rule names: a parameter's value, or (through a Ref) the RuleSetName of the resource it names."""
-    match = re.fullmatch(r"<Ref:(\w+)>", str(value))
-    return stack.properties(match.group(1)).get("RuleSetName") if match else value
+    """The set a rule names: a parameter's value, or (through a Ref, or its RuleSetName attribute, which the custom
+    resource answers with the set's name) the RuleSetName of the resource it names."""
+    match = re.fullmatch(r"<Ref:(\w+)>|<(\w+)\.RuleSetName>", str(value))
+    return stack.properties(match.group(1) or match.group(2)).get("RuleSetName") if match else value

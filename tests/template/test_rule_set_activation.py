@@ -65,14 +65,15 @@ def active(ses: Any) -> str | None:
 
 
 def test_activation_create_activates_when_nothing_is_active(ses: Any) -> None:
-    # GIVEN no active rule set WHEN the stack creates the resource THEN ours becomes active
-    assert activation.apply(event("Create"), ses) == "ours"
+    # GIVEN no active rule set WHEN the stack creates the resource THEN ours becomes active (the physical id names
+    # it, and records that this resource activated it)
+    assert activation.rule_set_of(activation.apply(event("Create"), ses)) == "ours"
     assert active(ses) == "ours"
 
 
 def test_activation_create_is_idempotent_when_ours_is_active(ses: Any) -> None:
     ses.set_active_receipt_rule_set(RuleSetName="ours")
-    assert activation.apply(event("Create"), ses) == "ours"
+    assert activation.apply(event("Create"), ses) == "ours:kept"
     assert active(ses) == "ours"
 
 
@@ -93,7 +94,7 @@ def test_activation_update_may_move_from_our_previous_set(ses: Any) -> None:
     # GIVEN our old set is active WHEN the stack renames its set THEN the new one takes over
     ses.set_active_receipt_rule_set(RuleSetName="ours")
     update = event("Update", "ours-renamed", PhysicalResourceId="ours", OldResourceProperties={"RuleSetName": "ours"})
-    assert activation.apply(update, ses) == "ours-renamed"
+    assert activation.rule_set_of(activation.apply(update, ses)) == "ours-renamed"
     assert active(ses) == "ours-renamed"
     # WHEN CloudFormation then deletes the old physical resource THEN the new set stays active
     activation.apply(event("Delete", "ours", PhysicalResourceId="ours"), ses)
@@ -124,11 +125,13 @@ def test_activation_delete_leaves_another_active_set(ses: Any) -> None:
 
 def test_activation_handler_reports_success(ses: Any, responses: list[dict[str, Any]]) -> None:
     activation.handler(event("Create"), None)
-    assert responses == [
+    # the physical id names the set and records that this resource activated it (the set existed: the fixture's)
+    (response,) = responses
+    assert response.pop("PhysicalResourceId").startswith("ours:activated:")
+    assert [response] == [
         {
             "Status": "SUCCESS",
             "Reason": "ok",
-            "PhysicalResourceId": "ours",
             "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/email-forwarder-dev/1",
             "RequestId": "request-1",
             "LogicalResourceId": "ActiveReceiptRuleSet",
@@ -219,9 +222,9 @@ class Environment:
     def create(self) -> dict[str, Any]:
         answer = self._request("Create", self.properties)
         self.physical_id = answer["PhysicalResourceId"]
-        if answer["Status"] == "SUCCESS":
+        if answer["Status"] == "SUCCESS":  # the rule goes into the set the RuleSetName attribute names
             rule = {"Name": self.stack, "Enabled": True, "Recipients": [f"{self.stack}.example"], "Actions": []}
-            self.ses.create_receipt_rule(RuleSetName=self.physical_id, Rule=rule)
+            self.ses.create_receipt_rule(RuleSetName=answer["Data"]["RuleSetName"], Rule=rule)
         else:  # CloudFormation rolls the failed resource back with a Delete of the id it was given
             self._request("Delete", self.properties, PhysicalResourceId=self.physical_id)
         return answer
@@ -236,14 +239,14 @@ class Environment:
         self.properties = new
         if answer["PhysicalResourceId"] != self.physical_id:  # a replacement: new rule, then the old ones go
             rule = {"Name": self.stack, "Enabled": True, "Recipients": [f"{self.stack}.example"], "Actions": []}
-            self.ses.create_receipt_rule(RuleSetName=answer["PhysicalResourceId"], Rule=rule)
-            delete_receipt_rule(self.ses, str(self.physical_id), self.stack)
+            self.ses.create_receipt_rule(RuleSetName=answer["Data"]["RuleSetName"], Rule=rule)
+            delete_receipt_rule(self.ses, activation.rule_set_of(str(self.physical_id)), self.stack)
             self._request("Delete", old, PhysicalResourceId=self.physical_id)
             self.physical_id = answer["PhysicalResourceId"]
         return answer
 
     def delete(self) -> dict[str, Any]:
-        delete_receipt_rule(self.ses, str(self.physical_id), self.stack)
+        delete_receipt_rule(self.ses, activation.rule_set_of(str(self.physical_id)), self.stack)
         return self._request("Delete", self.properties, PhysicalResourceId=self.physical_id)
 
 
@@ -428,3 +431,133 @@ def test_shared_set_an_inactive_empty_set_of_our_name_is_claimed(region: Any, re
     assert dev.create()["Status"] == "SUCCESS"
     assert active(region) == SHARED
     assert rules(region, SHARED) == ["email-forwarder-dev"]
+
+
+# --- a first deploy that rolls back leaves the region's receiving as it found it ------------------------------
+
+
+def hand_made(region: Any, rule_set: str, rules: list[str], active: bool = False) -> None:
+    """A rule set made by hand before any stack, with these (team) rules, active or not."""
+    region.create_receipt_rule_set(RuleSetName=rule_set)
+    for name in rules:
+        region.create_receipt_rule(RuleSetName=rule_set, Rule={"Name": name, "Enabled": True, "Actions": []})
+    if active:
+        region.set_active_receipt_rule_set(RuleSetName=rule_set)
+
+
+@pytest.mark.parametrize("team_rules", [[], ["old-forwarder"]])
+def test_shared_set_rollback_puts_back_the_inactive_hand_made_set(
+    region: Any, responses: list[dict[str, Any]], team_rules: list[str]
+) -> None:
+    # GIVEN no active set, and the stack's set made by hand, inactive (empty, or with the team's dormant rule)
+    hand_made(region, SHARED, team_rules)
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+
+    # WHEN the first deploy activates it and then rolls back (the rule goes, then the custom resource's Delete)
+    assert dev.create()["Status"] == "SUCCESS"
+    assert active(region) == SHARED
+    assert dev.delete()["Status"] == "SUCCESS"
+
+    # THEN no set is active again, as before the deploy, and the hand-made set is still there with its rules
+    assert active(region) is None
+    assert rules(region, SHARED) == team_rules
+
+
+@pytest.mark.parametrize("team_rules", [[], ["old-forwarder"]])
+def test_shared_set_rollback_leaves_the_set_that_was_active_already(
+    region: Any, responses: list[dict[str, Any]], team_rules: list[str]
+) -> None:
+    # GIVEN the stack's set made by hand and active already (empty, or with the team's rule)
+    hand_made(region, SHARED, team_rules, active=True)
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+
+    # WHEN the first deploy claims it and then rolls back
+    assert dev.create()["Status"] == "SUCCESS"
+    assert dev.delete()["Status"] == "SUCCESS"
+
+    # THEN the set was not this stack's to deactivate or delete: it stays, active, with its rules
+    assert active(region) == SHARED
+    assert rules(region, SHARED) == team_rules
+
+
+def test_shared_set_rollback_with_nothing_before_removes_what_it_made(
+    region: Any, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN no rule set at all WHEN the first deploy creates and activates one and then rolls back
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    assert dev.create()["Status"] == "SUCCESS"
+    assert dev.delete()["Status"] == "SUCCESS"
+
+    # THEN the region is as it was: no set, none active
+    assert rules(region, SHARED) is None
+    assert active(region) is None
+
+
+def test_shared_set_activated_hand_made_set_stays_active_once_others_joined(
+    region: Any, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN the stack activated the hand-made inactive set, and another environment joined it since
+    hand_made(region, SHARED, ["old-forwarder"])
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    preview = Environment(region, responses, "email-forwarder-preview", "join-existing")
+    assert dev.create()["Status"] == "SUCCESS"
+    assert preview.create()["Status"] == "SUCCESS"
+
+    # WHEN the stack is deleted
+    assert dev.delete()["Status"] == "SUCCESS"
+
+    # THEN the set keeps receiving: switching it off would stop the joiner's rule
+    assert active(region) == SHARED
+    assert sorted(rules(region, SHARED) or []) == ["email-forwarder-preview", "old-forwarder"]
+
+
+def test_shared_set_failed_create_that_activated_the_hand_made_set_rolls_it_back(
+    region: Any, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN the stack's set made by hand, inactive, and SES applying the activation but failing the call (a timeout
+    # after the request reached it)
+    hand_made(region, SHARED, ["old-forwarder"])
+    activate = region.set_active_receipt_rule_set
+
+    def applied_then_failed(**kwargs: Any) -> None:
+        activate(**kwargs)
+        if kwargs:  # the activation; the rollback's deactivation goes through
+            raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "timed out"}}, "SetActiveReceiptRuleSet")
+
+    region.set_active_receipt_rule_set = applied_then_failed
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+
+    # WHEN the Create fails and CloudFormation rolls it back with a Delete of the id it was given
+    answer = dev.create()
+
+    # THEN that id named the set it found, so the rollback put its activation back, and deleted nothing
+    assert answer["Status"] == "FAILED"
+    assert responses[-1]["Status"] == "SUCCESS"
+    assert active(region) is None
+    assert rules(region, SHARED) == ["old-forwarder"]
+
+
+def test_shared_set_rename_rolled_back_moves_the_activation_back(region: Any, responses: list[dict[str, Any]]) -> None:
+    # GIVEN dev owns the active set, and the team's hand-made set `legacy` is inactive with its dormant rule
+    dev = Environment(region, responses, "email-forwarder-dev", "create-and-activate")
+    dev.create()
+    hand_made(region, "legacy", ["old-forwarder"])
+    old, new = dev.properties, {**dev.properties, "RuleSetName": "legacy"}
+
+    # WHEN an update renames the set to `legacy` (the activation moves, the new rule goes there) ...
+    moved = dev._request("Update", new, PhysicalResourceId=dev.physical_id, OldResourceProperties=old)
+    assert moved["Status"] == "SUCCESS" and active(region) == "legacy"
+    rule = {"Name": dev.stack, "Enabled": True, "Recipients": [f"{dev.stack}.example"], "Actions": []}
+    region.create_receipt_rule(RuleSetName="legacy", Rule=rule)
+    # ... and a later resource fails: CloudFormation updates back, then removes the new rule and the new resource
+    back = dev._request("Update", old, PhysicalResourceId=moved["PhysicalResourceId"], OldResourceProperties=new)
+    delete_receipt_rule(region, "legacy", dev.stack)
+    cleanup = dev._request("Delete", new, PhysicalResourceId=moved["PhysicalResourceId"])
+
+    # THEN the update back succeeded (the team's dormant rule in `legacy` does not stop it), the activation is back
+    # on dev's set, and `legacy` is as it was: inactive, with its rule
+    assert back["Status"] == "SUCCESS", back["Reason"]
+    assert cleanup["Status"] == "SUCCESS"
+    assert active(region) == SHARED
+    assert rules(region, SHARED) == ["email-forwarder-dev"]
+    assert rules(region, "legacy") == ["old-forwarder"]

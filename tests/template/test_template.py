@@ -43,7 +43,7 @@ ADOPTABLE_TYPES = {
 def rule_arn(stack: Stack) -> str:
     rule = stack.properties("ReceiptRule")
     rule_set = rule["RuleSetName"]
-    if rule_set == "<Ref:SharedReceiptRuleSet>":  # the custom resource's physical id is the set's name
+    if rule_set == "<SharedReceiptRuleSet.RuleSetName>":  # the custom resource answers the set's name
         rule_set = stack.properties("SharedReceiptRuleSet")["RuleSetName"]
     region = stack.pseudo["AWS::Region"]
     return f"arn:aws:ses:{region}:{ACCOUNT}:receipt-rule-set/{rule_set}:receipt-rule/{rule['Rule']['Name']}"
@@ -420,7 +420,8 @@ def test_template_rule_set_shared_through_the_custom_resource(stack: Stack, env:
         "Mode": "create-and-activate",
         "RuleName": env.stack_name,
     }
-    assert stack.properties("ReceiptRule")["RuleSetName"] == "<Ref:SharedReceiptRuleSet>"
+    # the set's name, as the custom resource answers it (its physical id also records what its Create found)
+    assert stack.properties("ReceiptRule")["RuleSetName"] == "<SharedReceiptRuleSet.RuleSetName>"
     function = stack.properties("RuleSetActivationFunction")
     assert function["Handler"] == "rule_set_activation.handler"
     assert function["Timeout"] < stack.properties("SharedReceiptRuleSet")["ServiceTimeout"]
