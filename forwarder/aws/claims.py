@@ -294,7 +294,8 @@ class DynamoDBClaims:
         claim does not matter: its mail went out, which is what a completed claim says. Should a run that took
         the claim over (after this run's deadline) fail later, its release finds the claim completed and keeps
         it, and no retry sends the mail again."""
-        self._client.update_item(**completion(self.table, claim, result))
+        expires = int(self._clock()) + self.expiry_seconds
+        self._client.update_item(**completion(self.table, claim, result, expires))
 
     def _release(self, claim: str, owner: str) -> None:
         """The work raised: delete the claim, so that a retry runs it again (best effort: a claim left
@@ -333,9 +334,11 @@ def _found(item: object) -> str:
     return "completed" if item.get("status", {}).get("S") == COMPLETED else "taken over"
 
 
-def completion(table: str, claim: str, result: Result) -> dict[str, Any]:
-    """The UpdateItem that marks `claim` (its whole id) completed with `result`, in Powertools' layout."""
-    return {
+def completion(table: str, claim: str, result: Result, expires: int | None = None) -> dict[str, Any]:
+    """The UpdateItem that marks `claim` (its whole id) completed with `result`, in Powertools' layout. With
+    `expires` (epoch seconds), an item without an expiry gets that one: a completion that finds its claim gone
+    (released by a run that took it over, then failed) writes the item anew, which the TTL must still remove."""
+    request: dict[str, Any] = {
         "TableName": table,
         "Key": {"id": {"S": claim}},
         "UpdateExpression": "SET #status = :completed, #data = :data REMOVE #until, #owner",
@@ -347,6 +350,13 @@ def completion(table: str, claim: str, result: Result) -> dict[str, Any]:
         },
         "ExpressionAttributeValues": {":completed": {"S": COMPLETED}, ":data": {"S": json.dumps(result)}},
     }
+    if expires is not None:
+        request["UpdateExpression"] = (
+            "SET #status = :completed, #data = :data, #expiry = if_not_exists(#expiry, :expiry) REMOVE #until, #owner"
+        )
+        request["ExpressionAttributeNames"]["#expiry"] = "expiration"
+        request["ExpressionAttributeValues"][":expiry"] = {"N": str(expires)}
+    return request
 
 
 def complete_from_send_event(client: DynamoDBClient, table: str, claim: str, ses_id: str, notice: bool = False) -> bool:

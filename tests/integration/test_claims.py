@@ -703,3 +703,23 @@ def test_claims_a_later_event_leaves_a_claim_its_send_event_completed_as_it_was(
     deliver_events(later_events(kind, sent))
     # THEN the claim is as the Send event left it
     assert claims_table() == [completed]
+
+
+def test_claims_write_mode_completion_of_a_claim_gone_meanwhile_keeps_an_expiry() -> None:
+    # GIVEN write mode, and a claim deleted while its run sends (another run took it over after the deadline, then
+    # failed and released it)
+    with embedded_aws(DOMAIN, {"team": TEAM}):
+        client = boto3.client("dynamodb")
+        key = {"message_id": "m-gone", "alias": "team", "recipients": TEAM}
+
+        def send_while_the_claim_is_deleted() -> dict[str, Any]:
+            [claim] = claims_table()
+            client.delete_item(TableName=TABLE, Key={"id": claim["id"]})
+            return {"ses_id": "a"}
+
+        # WHEN the send succeeds and the run completes the claim
+        DynamoDBClaims(client, TABLE, 7)(key, send_while_the_claim_is_deleted)
+        # THEN the completed item it writes anew has an expiry for the TTL (it had none: kept for ever)
+        [claim] = claims_table()
+        assert claim["status"]["S"] == COMPLETED
+        assert int(claim["expiration"]["N"]) > time.time() + 6 * 86_400
