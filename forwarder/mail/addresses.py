@@ -196,7 +196,16 @@ def field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str
     """`parse_addresses` of an address field of `message`, its raw 8-bit bytes read as the sender's mail program
     wrote them: UTF-8 (RFC 6532) when they are, else the charset the message declares for its text. Old mailers
     (web forms, scripts) write a Big5 name unencoded, which mail programs read in the body's charset: read as UTF-8,
-    it came out as replacement characters."""
+    it came out as replacement characters. Read once per field of a message: later calls return the same pairs."""
+    known = message.read_addresses.get(id(field))
+    if known is not None and known[0] is field:
+        return list(known[1])
+    pairs = _field_addresses(field, message)
+    message.read_addresses[id(field)] = (field, tuple(pairs))
+    return pairs
+
+
+def _field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str, str]]:
     pairs = parse_addresses(field.value)
     raw = field.unfolded
     if raw.isascii() or _is_utf8(raw):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from forwarder.mail import headers as h
@@ -60,6 +60,11 @@ class SplitMessage:
     dropped_lines: int = 0
     # Where the message starts in `raw`: bytes before it are a buffer's free room, not part of the message.
     start: int = 0
+    # Each address field's (name, address) pairs once read (forwarder/mail/addresses.py `field_addresses`): the
+    # From of a forward is read for the display name, the reply address and the conversation's people.
+    read_addresses: dict[int, tuple[HeaderField, tuple[tuple[str, str], ...]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def body(self) -> memoryview:
