@@ -54,9 +54,8 @@ def masked_field(
     """To or Cc with each address in `masked` (lower case) written as `reply_address`, named after it; None when
     the field names none of them (it is kept as it came). Written anew, one mailbox a line: group syntax and
     comments are not kept."""
-    lowered = item.raw.lower()
-    if not any(address.encode("utf-8", "replace") in lowered for address in masked):
-        return None  # no parse for the usual To: the alias
+    # Always parsed: a byte search for the address would miss the forms a mail program reads as the same one
+    # (`"bob"@z.net`, `bob(work)@z.net`, an address folded over two lines) and leave them unmasked.
     pairs = field_addresses(item, message)
     if not any(address.lower() in masked for _, address in pairs):
         return None
