@@ -31,7 +31,7 @@ from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
 from forwarder.mail.addresses import display_name
 from forwarder.mail.message import SplitMessage, shorten_if_long
-from forwarder.mail.participants import others
+from forwarder.mail.participants import outside_people, relayed
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
     PASS,
@@ -150,7 +150,8 @@ class ReplyRelay:
         domain, members = self.settings.domain, self._members(alias)
         if target.rpartition("@")[2].lower() == domain or target.lower() in members:
             return None
-        also = others(message, target, domain, members)
+        people = outside_people(message, target, domain, members)
+        also = relayed(people)
         key = self._keys().current
         # The sender alone keeps the id it always had; with others, the id names them all.
         rid = reply_id(key, alias, ",".join((target, *sorted(also))))
@@ -164,7 +165,7 @@ class ReplyRelay:
                 "reply address not saved: Reply-To names the sender", extra={"alias": alias, "error": str(error)}
             )
             return None
-        return ReplyAddress(format_reply_address(key, alias, rid, domain), frozenset((target.lower(), *also)))
+        return ReplyAddress(format_reply_address(key, alias, rid, domain), frozenset((target.lower(), *people)))
 
     # replies: mail that comes back to a reply address --------------------------------------------------------
 

@@ -371,3 +371,24 @@ def test_reply_address_of_the_sender_alone_is_the_one_it_always_was() -> None:
     assert alone != with_dan
     assert f"team+r-{reply_id(b'k' * 64, 'team', OUTSIDE)}-" in alone
     assert {record.others for record in world.replies.records.values()} == {(), ("dan@customer.example",)}
+
+
+def test_reply_address_masks_every_outside_person_even_those_not_relayed_to() -> None:
+    # GIVEN Carol writes to the alias with 60 people in Cc, and one address SES cannot send to
+    world = World()
+    cc = ", ".join(f"p{n}@partner.example" for n in range(60))
+    world.store.mails["q1"] = (
+        f'From: Carol <carol@customer.example>\r\nTo: team@{DOMAIN}, "pat smith"@partner.example\r\n'
+        f"Cc: {cc}\r\nSubject: Booth?\r\n\r\nHi\r\n"
+    ).encode()
+    address = world.forward_outside_mail()
+    # THEN the members' copy names none of them as written: a Reply all reaches nobody outside from a member's mailbox
+    forward = world.sender.sent[-1].raw
+    assert b"@partner.example" not in forward
+    assert b'"pat smith" at partner.example' not in forward and b"p59 at partner.example" in forward
+    # AND a relayed reply goes to the sender and the first 49 others SES can send to (one send's 50 recipients)
+    outcome, sent = world.deliver(
+        "r1", f"From: Bob <bob@example.net>\r\nTo: {address}\r\n\r\nYes\r\n".encode(), address
+    )
+    assert outcome.reply == "relayed"
+    assert sent[0].recipients == (OUTSIDE, *(f"p{n}@partner.example" for n in range(49)))
