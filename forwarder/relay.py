@@ -14,8 +14,8 @@ forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold
 5. SES's verdicts vouch for that member address (`forwarder.mail.reply.is_authentic`), else `reply-forged`;
    a reply SES judged spam is not relayed either, but tagged and forwarded to the members (`reply-spam`);
 6. it can go out without the member's signature (an S/MIME certificate names the member's address): a
-   `multipart/signed` reply goes out as its signed content alone; opaque S/MIME is forwarded to the members
-   tagged (`reply-signed`).
+   `multipart/signed` reply goes out as its signed content alone; opaque S/MIME (or a signature part that cannot
+   be taken off) is forwarded to the members tagged (`reply-signed`).
 Refused mail is never sent to the outside address. A relayed reply goes to exactly the outside address of
 the record (never to anyone the member named), and a copy goes to every other member of the alias.
 """
