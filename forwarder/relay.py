@@ -324,13 +324,15 @@ class ReplyRelay:
         ]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
         hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
+        # Not the member who wrote, should they be one of the others (they joined the alias since).
+        cc = tuple(address for address in record.others if address.lower() not in {member, record.address.lower()})
         outside = build_reply_head(
             message,
             domain=domain,
             alias=alias,
             display_name=name,
             to_address=record.address,
-            cc=record.others,
+            cc=cc,
             strip=strip,
             hidden=hidden,
         )
@@ -363,7 +365,7 @@ class ReplyRelay:
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
-        outsiders = (record.address, *record.others)
+        outsiders = (record.address, *cc)
         ids, rejected = self._send(key, outside + body, alias, outsiders, inbound.message_id, outside=True)
         if rejected:
             logger.warning(

@@ -33,7 +33,7 @@ class World:
         self.replies = MemoryReplies()
         self.once = MemoryOnce()
         config = Settings(domain=DOMAIN, bucket="bucket", alias_path="/a/b", reply_mode="team", **settings)  # type: ignore[arg-type]
-        directory = FakeDirectory(dict(ALIASES))
+        directory = self.directory = FakeDirectory(dict(ALIASES))
         self.relay = ReplyRelay(
             config, lambda: KeyRing(b"k" * 64), self.replies, directory, self.store, self.sender, self.once, self.clock
         )
@@ -392,3 +392,21 @@ def test_reply_address_masks_every_outside_person_even_those_not_relayed_to() ->
     )
     assert outcome.reply == "relayed"
     assert sent[0].recipients == (OUTSIDE, *(f"p{n}@partner.example" for n in range(49)))
+
+
+def test_relay_does_not_copy_the_author_who_joined_the_alias_since_as_one_of_the_others() -> None:
+    # GIVEN Carol wrote with Bob's address in Cc, before Bob joined the alias
+    world = World()
+    world.store.mails["q1"] = (
+        b"From: Carol <carol@customer.example>\r\nTo: team@dev.aws-educate.tw\r\n"
+        b"Cc: bob@example.net, dan@customer.example\r\nSubject: Booth?\r\n\r\nHi\r\n"
+    )
+    world.directory.values["team"] = "alice@example.com, dave@example.org"
+    address = world.forward_outside_mail()
+    world.directory.values.update(ALIASES)
+    # WHEN Bob, a member now, answers the reply address
+    outcome, [outside, *_] = world.reply(address)
+    # THEN the answer goes to Carol and Dan, not back to Bob
+    assert outcome.reply == "relayed"
+    assert outside.recipients == (OUTSIDE, "dan@customer.example")
+    assert b"bob@example.net" not in outside.raw.partition(b"\r\n\r\n")[0]
