@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
-from forwarder.mail.addresses import display_name
+from forwarder.mail.addresses import display_name, format_address
 from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.participants import outside_people, relayed
 from forwarder.mail.policy import Decision, DropReason
@@ -336,8 +336,9 @@ class ReplyRelay:
             strip=strip,
             hidden=hidden,
         )
-        # The team's copy is addressed to the reply address, named after the outside sender: Reply and
-        # Reply all on it both stay on the reply address, so no member writes to the outside sender directly.
+        # The team's copy is addressed to the reply address, named after the outside sender, and names the others it
+        # went to in Cc as the reply address too: the members see who got it, and Reply and Reply all on it both
+        # stay on the reply address, so no member writes to the outside people directly.
         copy = build_reply_head(
             message,
             domain=domain,
@@ -345,6 +346,7 @@ class ReplyRelay:
             display_name=name,
             to_address=reply_address,
             to_name=display_name(Person("", record.address), alias),
+            cc=[format_address(display_name(Person("", other), alias), reply_address, message.newline) for other in cc],
             reply_address=reply_address,
             strip=strip,
         )

@@ -200,7 +200,7 @@ def build_reply_head(
     """The header block of a relayed reply (blank line included); the body bytes follow unchanged.
 
     Ours first: the marker (loop guard), From = the alias with `display_name`, To = `to_address`, Cc = `cc` (the
-    other outside people of the conversation), Date, and
+    other outside people of the conversation; mailboxes as written in the field, one a line), Date, and
     Reply-To = `reply_address` when given (the team's copies: anyone can continue the thread). Then only
     the allow-listed fields of the member's message (`headers.REPLY_ALLOWED`), each at most once; In-Reply-To
     and References without the message ids of the `hidden` domains (`hidden_domains`).

@@ -394,6 +394,25 @@ def test_reply_address_masks_every_outside_person_even_those_not_relayed_to() ->
     assert sent[0].recipients == (OUTSIDE, *(f"p{n}@partner.example" for n in range(49)))
 
 
+def test_team_copy_names_the_others_the_reply_went_to() -> None:
+    # GIVEN Carol wrote to the alias with Dan in Cc
+    world = World()
+    world.store.mails["q1"] = (
+        b"From: Carol <carol@customer.example>\r\nTo: team@dev.aws-educate.tw\r\n"
+        b"Cc: Dan <dan@customer.example>\r\nSubject: Booth?\r\n\r\nHi\r\n"
+    )
+    address = world.forward_outside_mail()
+    # WHEN Bob answers the reply address
+    outcome, [_, copy] = world.reply(address)
+    # THEN the other members' copy says Dan got it too, as the reply address: no Reply all on it writes to Dan
+    assert outcome.reply == "relayed"
+    parsed = email.message_from_bytes(copy.raw, policy=email.policy.default)
+    assert [(a.display_name, a.addr_spec) for a in parsed["Cc"].addresses] == [
+        ("dan at customer.example via team", address)
+    ]
+    assert b"dan@customer.example" not in copy.raw
+
+
 def test_relay_does_not_copy_the_author_who_joined_the_alias_since_as_one_of_the_others() -> None:
     # GIVEN Carol wrote with Bob's address in Cc, before Bob joined the alias
     world = World()
