@@ -144,10 +144,10 @@ class ReplyRelay:
         record saved or renewed; None when replies should go straight to the sender: no usable address, an
         address on our own domain (a loop), a member of the alias writing to it, or an alias too long for the
         address. One conversation, one address: the same sender with other people in To or Cc gets another."""
-        target = reply_target(message, envelope_sender)
+        domain, members = self.settings.domain, self._members(alias)
+        target = reply_target(message, envelope_sender, domain, members)
         if not target or not is_valid_address(target) or not fits(alias):
             return None
-        domain, members = self.settings.domain, self._members(alias)
         if target.rpartition("@")[2].lower() == domain or target.lower() in members:
             return None
         people = outside_people(message, target, domain, members)

@@ -86,7 +86,7 @@ def rewrite_headers(
     authors = original_authors(message, envelope_sender)
     mailbox = format_address(display_name(sender_of(authors), alias), f"{alias}@{options.domain}", newline)
     from_field = render_field("From", mailbox, newline)
-    reply_field = _reply_to_field(message, authors, newline, reply_address)
+    reply_field = _reply_to_field(message, authors, newline, reply_address, masked)
     thread_id = _thread_id(message) if reply_address is not None else None
     # Our fields go first: a parser that gives up at a malformed received field still sees them.
     out: list[bytes] = [render_field(h.MARKER, options.domain, newline), from_field, reply_field or b""]
@@ -133,15 +133,21 @@ def rewrite_headers(
 
 
 def _reply_to_field(
-    message: SplitMessage, authors: list[tuple[str, str]], newline: bytes, reply_address: str | None = None
+    message: SplitMessage,
+    authors: list[tuple[str, str]],
+    newline: bytes,
+    reply_address: str | None = None,
+    masked: Collection[str] = (),
 ) -> bytes | None:
     """Our Reply-To line: the reply address in team mode; in direct mode None when the original Reply-To names
     an address (it is kept as is), else the authors."""
     original = message.first(h.REPLY_TO)
     if reply_address is not None:
-        # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer.
-        target = (field_addresses(original, message) if original is not None else []) or authors
-        name = display_name(sender_of(target[:1]), alias_of_reply(reply_address))
+        # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer (the
+        # first outside address the reply address stands for, not the alias itself of a Reply-To naming both).
+        pairs = (field_addresses(original, message) if original is not None else []) or authors
+        target = [pair for pair in pairs if pair[1].lower() in masked][:1] or pairs[:1]
+        name = display_name(sender_of(target), alias_of_reply(reply_address))
         return render_field("Reply-To", format_address(name, reply_address, newline), newline)
     if original is not None and field_addresses(original, message):
         return None

@@ -429,3 +429,22 @@ def test_relay_does_not_copy_the_author_who_joined_the_alias_since_as_one_of_the
     assert outcome.reply == "relayed"
     assert outside.recipients == (OUTSIDE, "dan@customer.example")
     assert b"bob@example.net" not in outside.raw.partition(b"\r\n\r\n")[0]
+
+
+def test_reply_to_of_the_alias_and_an_outside_address_gets_a_reply_address_for_the_outside_one() -> None:
+    # GIVEN Carol asks for replies to the alias and to her colleague Eve, with Dan in Cc
+    world = World()
+    world.store.mails["q1"] = (
+        b"From: Carol <carol@customer.example>\r\nReply-To: team@dev.aws-educate.tw, Eve <eve@customer.example>\r\n"
+        b"To: team@dev.aws-educate.tw\r\nCc: dan@customer.example\r\nSubject: Booth?\r\n\r\nHi\r\n"
+    )
+    address = world.forward_outside_mail()
+    # THEN the members' copy has a reply address, named after Eve, and neither Eve nor Dan as written: no answer
+    # or Reply all reaches them from a member's own mailbox
+    forward = world.sender.sent[-1].raw
+    assert address.startswith("team+r-")
+    assert b"Reply-To: \"Eve (eve at customer.example) via team\" <team+r-" in forward
+    assert b"eve@customer.example" not in forward and b"dan@customer.example" not in forward
+    # AND an answer goes to Eve, with Dan in Cc
+    outcome, [outside, *_] = world.reply(address)
+    assert outcome.reply == "relayed" and outside.recipients == ("eve@customer.example", "dan@customer.example")
