@@ -48,6 +48,12 @@ class World:
         assert field is not None
         return field.value.rpartition("<")[2].rstrip(">")
 
+    def forward_from_outside(self, fields: bytes) -> tuple[str, bytes]:
+        """Carol's mail with header `fields` after From (each ending CRLF), forwarded: the reply address, the copy."""
+        self.store.mails["q1"] = b"From: Carol <carol@customer.example>\r\n" + fields + b"Subject: Booth?\r\n\r\nHi\r\n"
+        address = self.forward_outside_mail()
+        return address, self.sender.sent[-1].raw
+
     def reply(
         self, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING, message_id: str = "r1"
     ) -> tuple[Outcome, list[Sent]]:
@@ -377,13 +383,10 @@ def test_reply_address_masks_every_outside_person_even_those_not_relayed_to() ->
     # GIVEN Carol writes to the alias with 60 people in Cc, and one address SES cannot send to
     world = World()
     cc = ", ".join(f"p{n}@partner.example" for n in range(60))
-    world.store.mails["q1"] = (
-        f'From: Carol <carol@customer.example>\r\nTo: team@{DOMAIN}, "pat smith"@partner.example\r\n'
-        f"Cc: {cc}\r\nSubject: Booth?\r\n\r\nHi\r\n"
-    ).encode()
-    address = world.forward_outside_mail()
+    address, forward = world.forward_from_outside(
+        f'To: team@{DOMAIN}, "pat smith"@partner.example\r\nCc: {cc}\r\n'.encode()
+    )
     # THEN the members' copy names none of them as written: a Reply all reaches nobody outside from a member's mailbox
-    forward = world.sender.sent[-1].raw
     assert b"@partner.example" not in forward
     assert b'"pat smith" at partner.example' not in forward and b"p59 at partner.example" in forward
     # AND a relayed reply goes to the sender and the first 49 others SES can send to (one send's 50 recipients)
@@ -397,11 +400,7 @@ def test_reply_address_masks_every_outside_person_even_those_not_relayed_to() ->
 def test_team_copy_names_the_others_the_reply_went_to() -> None:
     # GIVEN Carol wrote to the alias with Dan in Cc
     world = World()
-    world.store.mails["q1"] = (
-        b"From: Carol <carol@customer.example>\r\nTo: team@dev.aws-educate.tw\r\n"
-        b"Cc: Dan <dan@customer.example>\r\nSubject: Booth?\r\n\r\nHi\r\n"
-    )
-    address = world.forward_outside_mail()
+    address, _ = world.forward_from_outside(b"To: team@dev.aws-educate.tw\r\nCc: Dan <dan@customer.example>\r\n")
     # WHEN Bob answers the reply address
     outcome, [_, copy] = world.reply(address)
     # THEN the other members' copy says Dan got it too, as the reply address: no Reply all on it writes to Dan
@@ -416,12 +415,10 @@ def test_team_copy_names_the_others_the_reply_went_to() -> None:
 def test_relay_does_not_copy_the_author_who_joined_the_alias_since_as_one_of_the_others() -> None:
     # GIVEN Carol wrote with Bob's address in Cc, before Bob joined the alias
     world = World()
-    world.store.mails["q1"] = (
-        b"From: Carol <carol@customer.example>\r\nTo: team@dev.aws-educate.tw\r\n"
-        b"Cc: bob@example.net, dan@customer.example\r\nSubject: Booth?\r\n\r\nHi\r\n"
-    )
     world.directory.values["team"] = "alice@example.com, dave@example.org"
-    address = world.forward_outside_mail()
+    address, _ = world.forward_from_outside(
+        b"To: team@dev.aws-educate.tw\r\nCc: bob@example.net, dan@customer.example\r\n"
+    )
     world.directory.values.update(ALIASES)
     # WHEN Bob, a member now, answers the reply address
     outcome, [outside, *_] = world.reply(address)
@@ -434,16 +431,14 @@ def test_relay_does_not_copy_the_author_who_joined_the_alias_since_as_one_of_the
 def test_reply_to_of_the_alias_and_an_outside_address_gets_a_reply_address_for_the_outside_one() -> None:
     # GIVEN Carol asks for replies to the alias and to her colleague Eve, with Dan in Cc
     world = World()
-    world.store.mails["q1"] = (
-        b"From: Carol <carol@customer.example>\r\nReply-To: team@dev.aws-educate.tw, Eve <eve@customer.example>\r\n"
-        b"To: team@dev.aws-educate.tw\r\nCc: dan@customer.example\r\nSubject: Booth?\r\n\r\nHi\r\n"
+    address, forward = world.forward_from_outside(
+        b"Reply-To: team@dev.aws-educate.tw, Eve <eve@customer.example>\r\n"
+        b"To: team@dev.aws-educate.tw\r\nCc: dan@customer.example\r\n"
     )
-    address = world.forward_outside_mail()
     # THEN the members' copy has a reply address, named after Eve, and neither Eve nor Dan as written: no answer
     # or Reply all reaches them from a member's own mailbox
-    forward = world.sender.sent[-1].raw
     assert address.startswith("team+r-")
-    assert b"Reply-To: \"Eve (eve at customer.example) via team\" <team+r-" in forward
+    assert b'Reply-To: "Eve (eve at customer.example) via team" <team+r-' in forward
     assert b"eve@customer.example" not in forward and b"dan@customer.example" not in forward
     # AND an answer goes to Eve, with Dan in Cc
     outcome, [outside, *_] = world.reply(address)
