@@ -141,17 +141,30 @@ class ReplyRelay:
 
     def reply_address(self, alias: str, message: SplitMessage, envelope_sender: str | None) -> ReplyAddress | None:
         """The reply address of (alias, the sender of `message` and the other outside people it wrote to), its
-        record saved or renewed; None when replies should go straight to the sender: no usable address, an
-        address on our own domain (a loop), a member of the alias writing to it, or an alias too long for the
-        address. One conversation, one address: the same sender with other people in To or Cc gets another."""
+        record saved or renewed; None when there is none: no usable address, an alias too long for the address,
+        or replies go straight to a member or our own domain and nobody outside is in To or Cc. One conversation,
+        one address: the same sender with other people in To or Cc gets another.
+
+        When replies go straight to whom the mail names (a member writing to their alias, a Reply-To of the alias
+        itself: answering as the team would make no sense, or loop), the outside people in To and Cc still get a
+        reply address (`reply_to` False): the members' copy writes them as it in To and Cc only, so that a
+        member's Reply all reaches them through the relay, not from the member's own mailbox."""
         domain, members = self.settings.domain, self._members(alias)
         target = reply_target(message, envelope_sender, domain, members)
         if not target or not is_valid_address(target) or not fits(alias):
             return None
-        if target.rpartition("@")[2].lower() == domain or target.lower() in members:
-            return None
         people = outside_people(message, target, domain, members)
-        also = relayed(people)
+        if target.rpartition("@")[2].lower() == domain or target.lower() in members:
+            answered = relayed(people)
+            if not answered:
+                return None
+            return self._saved(alias, answered[0], answered[1:], frozenset(people), reply_to=False)
+        return self._saved(alias, target, relayed(people), frozenset((target.lower(), *people)))
+
+    def _saved(
+        self, alias: str, target: str, also: tuple[str, ...], masked: frozenset[str], reply_to: bool = True
+    ) -> ReplyAddress | None:
+        """The reply address of `target` and `also` (the others), its record saved; None when it cannot be."""
         key = self._keys().current
         # The sender alone keeps the id it always had; with others, the id names them all.
         rid = reply_id(key, alias, ",".join((target, *sorted(also))))
@@ -160,12 +173,12 @@ class ReplyRelay:
         try:
             self._replies.save(ReplyRecord(rid, alias, target, now, expires, also))
         except ReplyStoreError as error:
-            # The forward matters more than the reply address: this mail's Reply-To names the sender.
+            # The forward matters more than the reply address: this mail names the sender and its people as written.
             logger.error(
                 "reply address not saved: Reply-To names the sender", extra={"alias": alias, "error": str(error)}
             )
             return None
-        return ReplyAddress(format_reply_address(key, alias, rid, domain), frozenset((target.lower(), *people)))
+        return ReplyAddress(format_reply_address(key, alias, rid, self.settings.domain), masked, reply_to)
 
     # replies: mail that comes back to a reply address --------------------------------------------------------
 

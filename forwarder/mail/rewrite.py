@@ -71,6 +71,7 @@ def rewrite_headers(
     envelope_sender: str | None = None,
     reply_address: str | None = None,
     masked: Collection[str] = (),
+    masked_as: str | None = None,
 ) -> Rewritten:
     """Build the header block a member receives; the body is passed through untouched.
 
@@ -79,7 +80,8 @@ def rewrite_headers(
     member's mail program builds from ours, still names the message the outside sender knows (SES gives
     every forward its own Message-ID); the outside addresses in `masked` (lower case: the reply address stands
     for them, forwarder/mail/participants.py) are written as the reply address in To and Cc, so that a Reply all
-    goes through the relay too. Without it (direct mode), Reply-To names the sender.
+    goes through the relay too. Without it (direct mode), Reply-To names the sender; `masked_as` (team mode, a mail
+    whose replies go straight to a member or the alias) is the reply address the `masked` ones are written as then.
     """
     newline = message.newline
     report = RewriteReport()
@@ -116,8 +118,8 @@ def rewrite_headers(
             raw = prefixed_subject(item, prefixes, newline)
         if key == h.REFERENCES and thread_id is not None:
             raw = _referenced(item, thread_id, newline)
-        if masked and reply_address is not None and key in RECIPIENT_FIELDS:
-            raw = masked_field(item, message, masked, reply_address, alias, newline) or raw
+        if masked and (mask := masked_as or reply_address) is not None and key in RECIPIENT_FIELDS:
+            raw = masked_field(item, message, masked, mask, alias, newline) or raw
         kept, repairs = repair_field(item.name, raw, newline)
         for repair in repairs:
             getattr(report, repair).append(item.name)

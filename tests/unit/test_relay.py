@@ -443,3 +443,36 @@ def test_reply_to_of_the_alias_and_an_outside_address_gets_a_reply_address_for_t
     # AND an answer goes to Eve, with Dan in Cc
     outcome, [outside, *_] = world.reply(address)
     assert outcome.reply == "relayed" and outside.recipients == ("eve@customer.example", "dan@customer.example")
+
+
+def test_member_writing_to_the_alias_with_outside_people_keeps_a_direct_reply_to_and_masks_them() -> None:
+    # GIVEN Bob, a member, writes to the alias with Carol in Cc and Dan in To
+    world = World()
+    world.store.mails["q1"] = (
+        b"From: Bob <bob@example.net>\r\nTo: team@dev.aws-educate.tw, dan@customer.example\r\n"
+        b"Cc: Carol <carol@customer.example>\r\nSubject: Booth\r\n\r\nHi\r\n"
+    )
+    # THEN a Reply to his mail still goes to Bob himself
+    assert world.forward_outside_mail() == "bob@example.net"
+    # AND the members' copy names Dan and Carol by a reply address: another member's Reply all reaches them through
+    # the relay, not from that member's own mailbox
+    forward = world.sender.sent[-1].raw
+    assert b"dan@customer.example" not in forward and b"carol@customer.example" not in forward
+    cc = split_message(forward).first("cc")
+    assert cc is not None and cc.value.startswith('"Carol (carol at customer.example) via team" <team+r-')
+    address = cc.value.rpartition("<")[2].rstrip(">")
+    # WHEN Alice answers with Reply all
+    outcome, [outside, *_] = world.reply(address, author="alice@example.com")
+    # THEN Dan and Carol get it from the alias
+    assert outcome.reply == "relayed" and outside.recipients == ("dan@customer.example", OUTSIDE)
+
+
+def test_reply_to_of_the_alias_alone_stays_and_the_outside_people_are_masked() -> None:
+    # GIVEN Carol asks for replies to the alias, with Dan in Cc
+    world = World()
+    address, forward = world.forward_from_outside(
+        b"Reply-To: team@dev.aws-educate.tw\r\nTo: team@dev.aws-educate.tw\r\nCc: dan@customer.example\r\n"
+    )
+    # THEN a Reply goes to the alias, and a Reply all reaches Dan only through a reply address
+    assert address == f"team@{DOMAIN}"
+    assert b"dan@customer.example" not in forward and b'Cc: "dan at customer.example via team" <team+r-' in forward
