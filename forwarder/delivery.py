@@ -145,7 +145,7 @@ def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
 
 
 def _outside_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
-    """The alarm of the outside sender a member's reply was relayed to: that address is not on the alias, so
+    """The alarm of an outside address a member's reply was relayed to: that address is not on the alias, so
     the member alarm's fix (remove it from the alias) would be wrong; the member who wrote believes it arrived."""
     outsider = step.member
     if kind == "complaint":
@@ -155,10 +155,15 @@ def _outside_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
             "it asks them to."
         )
     else:
-        what = f"A reply sent as alias {alias} could not be delivered to {outsider}, the outside sender it answered"
+        # The send went to the outside sender and, in Cc, the other outside people of the conversation: which one
+        # this is, the tag does not say.
+        what = (
+            f"A reply sent as alias {alias} could not be delivered to {outsider}, an outside address it answered "
+            "(the sender, or someone they wrote to)"
+        )
         advice = (
             "The member who wrote the reply believes it arrived: tell them (the trace shows the reply), so that "
-            f"they reach the sender another way. If SES suppressed the address, it receives nothing until "
+            f"they reach {outsider} another way. If SES suppressed the address, it receives nothing until "
             f"`forwarder suppression remove {outsider}` once it works again."
         )
     subject = f"Forwarder: reply of alias {alias} to {outsider}: {kind}"[:100]

@@ -269,6 +269,9 @@ class ReplyAddress:
 
     address: str
     masked: frozenset[str]
+    # False when the mail's replies go straight to whom it names (a member writing to their alias, a Reply-To of
+    # the alias itself): the reply address then stands only in To and Cc, for the outside people there.
+    reply_to: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold
 5. SES's verdicts vouch for that member address (`forwarder.mail.reply.is_authentic`), else `reply-forged`;
    a reply SES judged spam is not relayed either, but tagged and forwarded to the members (`reply-spam`);
 6. it can go out without the member's signature (an S/MIME certificate names the member's address): a
-   `multipart/signed` reply goes out as its signed content alone; opaque S/MIME is forwarded to the members
-   tagged (`reply-signed`).
+   `multipart/signed` reply goes out as its signed content alone; opaque S/MIME (or a signature part that cannot
+   be taken off) is forwarded to the members tagged (`reply-signed`).
 Refused mail is never sent to the outside address. A relayed reply goes to exactly the outside address of
 the record (never to anyone the member named), and a copy goes to every other member of the alias.
 """
@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 
 from forwarder.config import Settings
 from forwarder.mail.addresses import Sender as Person
-from forwarder.mail.addresses import display_name
+from forwarder.mail.addresses import display_name, format_address
 from forwarder.mail.message import SplitMessage, shorten_if_long
-from forwarder.mail.participants import others
+from forwarder.mail.participants import outside_people, relayed
 from forwarder.mail.policy import Decision, DropReason
 from forwarder.mail.reply import (
     PASS,
@@ -141,16 +141,30 @@ class ReplyRelay:
 
     def reply_address(self, alias: str, message: SplitMessage, envelope_sender: str | None) -> ReplyAddress | None:
         """The reply address of (alias, the sender of `message` and the other outside people it wrote to), its
-        record saved or renewed; None when replies should go straight to the sender: no usable address, an
-        address on our own domain (a loop), a member of the alias writing to it, or an alias too long for the
-        address. One conversation, one address: the same sender with other people in To or Cc gets another."""
-        target = reply_target(message, envelope_sender)
+        record saved or renewed; None when there is none: no usable address, an alias too long for the address,
+        or replies go straight to a member or our own domain and nobody outside is in To or Cc. One conversation,
+        one address: the same sender with other people in To or Cc gets another.
+
+        When replies go straight to whom the mail names (a member writing to their alias, a Reply-To of the alias
+        itself: answering as the team would make no sense, or loop), the outside people in To and Cc still get a
+        reply address (`reply_to` False): the members' copy writes them as it in To and Cc only, so that a
+        member's Reply all reaches them through the relay, not from the member's own mailbox."""
+        domain, members = self.settings.domain, self._members(alias)
+        target = reply_target(message, envelope_sender, domain, members)
         if not target or not is_valid_address(target) or not fits(alias):
             return None
-        domain, members = self.settings.domain, self._members(alias)
+        people = outside_people(message, target, domain, members)
         if target.rpartition("@")[2].lower() == domain or target.lower() in members:
-            return None
-        also = others(message, target, domain, members)
+            answered = relayed(people)
+            if not answered:
+                return None
+            return self._saved(alias, answered[0], answered[1:], frozenset(people), reply_to=False)
+        return self._saved(alias, target, relayed(people), frozenset((target.lower(), *people)))
+
+    def _saved(
+        self, alias: str, target: str, also: tuple[str, ...], masked: frozenset[str], reply_to: bool = True
+    ) -> ReplyAddress | None:
+        """The reply address of `target` and `also` (the others), its record saved; None when it cannot be."""
         key = self._keys().current
         # The sender alone keeps the id it always had; with others, the id names them all.
         rid = reply_id(key, alias, ",".join((target, *sorted(also))))
@@ -159,12 +173,12 @@ class ReplyRelay:
         try:
             self._replies.save(ReplyRecord(rid, alias, target, now, expires, also))
         except ReplyStoreError as error:
-            # The forward matters more than the reply address: this mail's Reply-To names the sender.
+            # The forward matters more than the reply address: this mail names the sender and its people as written.
             logger.error(
                 "reply address not saved: Reply-To names the sender", extra={"alias": alias, "error": str(error)}
             )
             return None
-        return ReplyAddress(format_reply_address(key, alias, rid, domain), frozenset((target.lower(), *also)))
+        return ReplyAddress(format_reply_address(key, alias, rid, self.settings.domain), masked, reply_to)
 
     # replies: mail that comes back to a reply address --------------------------------------------------------
 
@@ -323,18 +337,21 @@ class ReplyRelay:
         ]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
         hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
+        # Not the member who wrote, should they be one of the others (they joined the alias since).
+        cc = tuple(address for address in record.others if address.lower() not in {member, record.address.lower()})
         outside = build_reply_head(
             message,
             domain=domain,
             alias=alias,
             display_name=name,
             to_address=record.address,
-            cc=record.others,
+            cc=cc,
             strip=strip,
             hidden=hidden,
         )
-        # The team's copy is addressed to the reply address, named after the outside sender: Reply and
-        # Reply all on it both stay on the reply address, so no member writes to the outside sender directly.
+        # The team's copy is addressed to the reply address, named after the outside sender, and names the others it
+        # went to in Cc as the reply address too: the members see who got it, and Reply and Reply all on it both
+        # stay on the reply address, so no member writes to the outside people directly.
         copy = build_reply_head(
             message,
             domain=domain,
@@ -342,6 +359,7 @@ class ReplyRelay:
             display_name=name,
             to_address=reply_address,
             to_name=display_name(Person("", record.address), alias),
+            cc=[format_address(display_name(Person("", other), alias), reply_address, message.newline) for other in cc],
             reply_address=reply_address,
             strip=strip,
         )
@@ -362,7 +380,7 @@ class ReplyRelay:
         sent: list[str] = []
         failed: list[str] = []
         key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
-        outsiders = (record.address, *record.others)
+        outsiders = (record.address, *cc)
         ids, rejected = self._send(key, outside + body, alias, outsiders, inbound.message_id, outside=True)
         if rejected:
             logger.warning(

@@ -229,10 +229,12 @@ class ForwardingService:
         header_changes: dict[str, Any] = {}
         for delivery in routing.deliveries:
             team = self._relay.reply_address(delivery.alias, message, inbound.envelope_sender) if self._relay else None
-            reply = team.address if team else None
+            reply = team.address if team and team.reply_to else None
             replies.append(reply)
-            masked = team.masked if team else ()
-            rewritten = rewrite_headers(message, delivery.alias, options, inbound.envelope_sender, reply, masked)
+            masked, masked_as = (team.masked, team.address) if team else ((), None)
+            rewritten = rewrite_headers(
+                message, delivery.alias, options, inbound.envelope_sender, reply, masked, masked_as
+            )
             if not payloads:
                 header_changes = {name: _loggable(value) for name, value in asdict(rewritten.report).items() if value}
             size = len(rewritten.head) + body_length

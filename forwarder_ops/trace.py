@@ -278,7 +278,7 @@ def _fix(row: MemberRow, env_flag: str) -> str:
 
 def _outside_fix(row: MemberRow, env_flag: str) -> str:
     """The fix for the outside sender a member's reply was relayed to: no member, so not "remove it"."""
-    who = f"{row.member} (the outside sender the reply went to, not a member of {row.alias}: nothing to change)"
+    who = f"{row.member} (an outside address the reply went to, not a member of {row.alias}: nothing to change)"
     if row.state == SUPPRESSED:
         remove = f"forwarder suppression remove {row.member}{env_flag}"
         return f"{who} is on the account's suppression list; if it works again: `{remove}`"

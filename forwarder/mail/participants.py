@@ -14,7 +14,8 @@ them reaches the members through the forwarder anyway.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from itertools import islice
 
 from forwarder.mail import headers as h
 from forwarder.mail.addresses import display_name, field_addresses, format_address, sender_of
@@ -27,10 +28,11 @@ MAX_OTHERS = 49
 RECIPIENT_FIELDS = (h.TO, h.CC)
 
 
-def others(message: SplitMessage, target: str, domain: str, members: Collection[str]) -> tuple[str, ...]:
-    """The outside addresses besides `target` that a Reply all to `message` would write to, lower case, in order,
+def outside_people(message: SplitMessage, target: str, domain: str, members: Collection[str]) -> tuple[str, ...]:
+    """Every outside address besides `target` that a Reply all to `message` would write to, lower case, in order,
     once each: the rest of the field `target` came from (Reply-To, else From), then To and Cc. Not on `domain`,
-    not a member (`members` lower case), only addresses SES can send to; at most `MAX_OTHERS`."""
+    not a member (`members` lower case). The members' copy masks all of them: one left as written (the 50th, or
+    one SES cannot send to, `"bob smith"@z.net`) would get a Reply all from the member's own mailbox."""
     seen = {target.lower()}
     found: list[str] = []
     first = h.REPLY_TO if any(field_addresses(item, message) for item in message.all(h.REPLY_TO)) else h.FROM
@@ -41,24 +43,34 @@ def others(message: SplitMessage, target: str, domain: str, members: Collection[
                 if lowered in seen or lowered.rpartition("@")[2] == domain or lowered in members:
                     continue
                 seen.add(lowered)
-                if is_valid_address(lowered):
-                    found.append(lowered)
-                    if len(found) == MAX_OTHERS:
-                        return tuple(found)
+                found.append(lowered)
     return tuple(found)
+
+
+def relayed(people: Sequence[str]) -> tuple[str, ...]:
+    """Of the `outside_people`, those a relayed reply goes to: only addresses SES can send to, at most
+    `MAX_OTHERS`."""
+    return tuple(islice((address for address in people if is_valid_address(address)), MAX_OTHERS))
+
+
+def others(message: SplitMessage, target: str, domain: str, members: Collection[str]) -> tuple[str, ...]:
+    """The outside addresses besides `target` that a relayed reply goes to in Cc: `relayed(outside_people(...))`."""
+    return relayed(outside_people(message, target, domain, members))
 
 
 def masked_field(
     item: HeaderField, message: SplitMessage, masked: Collection[str], reply_address: str, alias: str, newline: bytes
 ) -> bytes | None:
     """To or Cc with each address in `masked` (lower case) written as `reply_address`, named after it; None when
-    the field names none of them (it is kept as it came). Written anew, one mailbox a line: group syntax and
-    comments are not kept."""
-    lowered = item.raw.lower()
-    if not any(address.encode("utf-8", "replace") in lowered for address in masked):
-        return None  # no parse for the usual To: the alias
+    the field names none of them and holds nothing unread (it is kept as it came). Written anew, one mailbox a
+    line: group syntax, comments and what could not be read as an address are not kept."""
+    # Always parsed: a byte search for the address would miss the forms a mail program reads as the same one
+    # (`"bob"@z.net`, `bob(work)@z.net`, an address folded over two lines) and leave them unmasked.
     pairs = field_addresses(item, message)
-    if not any(address.lower() in masked for _, address in pairs):
+    # More `@` than addresses read: something there that we cannot read as an address (`"pat smith"@z.net`) but a
+    # mail program may answer. It cannot be masked, so the field is written without it.
+    unread = item.value.count("@") > len(pairs)
+    if not unread and not any(address.lower() in masked for _, address in pairs):
         return None
     mailboxes = [
         format_address(display_name(sender_of([(name, address)]), alias), reply_address, newline)
@@ -66,4 +78,5 @@ def masked_field(
         else format_address(name, address, newline)
         for name, address in pairs
     ]
-    return render_field(item.name, ",\n ".join(mailboxes), newline)
+    # RFC 5322's empty group when nobody is left: the field keeps its syntax.
+    return render_field(item.name, ",\n ".join(mailboxes) or "undisclosed-recipients:;", newline)

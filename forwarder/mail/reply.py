@@ -5,7 +5,7 @@ out with. Pure functions; the relay (forwarder/relay.py) decides and sends.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -35,14 +35,20 @@ class Author:
     envelope_sender: str | None
 
 
-def reply_target(message: SplitMessage, envelope_sender: str | None) -> str | None:
+def reply_target(
+    message: SplitMessage, envelope_sender: str | None, domain: str | None = None, members: Collection[str] = ()
+) -> str | None:
     """The one address a reply to `message` goes to: its first Reply-To address, else its first From address,
-    else the envelope sender (what `direct` mode's Reply-To names first)."""
+    else the envelope sender (what `direct` mode's Reply-To names first). With `domain` and `members` (lower
+    case), the first address of that field that is neither on `domain` nor a member's, when it has one: a Reply-To
+    of the alias itself and an outside address stands for the outside one (were the reply address not made, a
+    member's answer would reach it, and Reply all the whole To and Cc, from the member's own mailbox)."""
     for key in (h.REPLY_TO, h.FROM):
         for item in message.all(key):
             pairs = field_addresses(item, message)
             if pairs:
-                return pairs[0][1]
+                outside = (a for _, a in pairs if a.rpartition("@")[2].lower() != domain and a.lower() not in members)
+                return next(outside, pairs[0][1]) if domain else pairs[0][1]
     return envelope_sender or None
 
 
@@ -200,7 +206,7 @@ def build_reply_head(
     """The header block of a relayed reply (blank line included); the body bytes follow unchanged.
 
     Ours first: the marker (loop guard), From = the alias with `display_name`, To = `to_address`, Cc = `cc` (the
-    other outside people of the conversation), Date, and
+    other outside people of the conversation; mailboxes as written in the field, one a line), Date, and
     Reply-To = `reply_address` when given (the team's copies: anyone can continue the thread). Then only
     the allow-listed fields of the member's message (`headers.REPLY_ALLOWED`), each at most once; In-Reply-To
     and References without the message ids of the `hidden` domains (`hidden_domains`).

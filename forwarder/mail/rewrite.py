@@ -71,6 +71,7 @@ def rewrite_headers(
     envelope_sender: str | None = None,
     reply_address: str | None = None,
     masked: Collection[str] = (),
+    masked_as: str | None = None,
 ) -> Rewritten:
     """Build the header block a member receives; the body is passed through untouched.
 
@@ -79,14 +80,15 @@ def rewrite_headers(
     member's mail program builds from ours, still names the message the outside sender knows (SES gives
     every forward its own Message-ID); the outside addresses in `masked` (lower case: the reply address stands
     for them, forwarder/mail/participants.py) are written as the reply address in To and Cc, so that a Reply all
-    goes through the relay too. Without it (direct mode), Reply-To names the sender.
+    goes through the relay too. Without it (direct mode), Reply-To names the sender; `masked_as` (team mode, a mail
+    whose replies go straight to a member or the alias) is the reply address the `masked` ones are written as then.
     """
     newline = message.newline
     report = RewriteReport()
     authors = original_authors(message, envelope_sender)
     mailbox = format_address(display_name(sender_of(authors), alias), f"{alias}@{options.domain}", newline)
     from_field = render_field("From", mailbox, newline)
-    reply_field = _reply_to_field(message, authors, newline, reply_address)
+    reply_field = _reply_to_field(message, authors, newline, reply_address, masked)
     thread_id = _thread_id(message) if reply_address is not None else None
     # Our fields go first: a parser that gives up at a malformed received field still sees them.
     out: list[bytes] = [render_field(h.MARKER, options.domain, newline), from_field, reply_field or b""]
@@ -116,8 +118,8 @@ def rewrite_headers(
             raw = prefixed_subject(item, prefixes, newline)
         if key == h.REFERENCES and thread_id is not None:
             raw = _referenced(item, thread_id, newline)
-        if masked and reply_address is not None and key in RECIPIENT_FIELDS:
-            raw = masked_field(item, message, masked, reply_address, alias, newline) or raw
+        if masked and (mask := masked_as or reply_address) is not None and key in RECIPIENT_FIELDS:
+            raw = masked_field(item, message, masked, mask, alias, newline) or raw
         kept, repairs = repair_field(item.name, raw, newline)
         for repair in repairs:
             getattr(report, repair).append(item.name)
@@ -133,15 +135,21 @@ def rewrite_headers(
 
 
 def _reply_to_field(
-    message: SplitMessage, authors: list[tuple[str, str]], newline: bytes, reply_address: str | None = None
+    message: SplitMessage,
+    authors: list[tuple[str, str]],
+    newline: bytes,
+    reply_address: str | None = None,
+    masked: Collection[str] = (),
 ) -> bytes | None:
     """Our Reply-To line: the reply address in team mode; in direct mode None when the original Reply-To names
     an address (it is kept as is), else the authors."""
     original = message.first(h.REPLY_TO)
     if reply_address is not None:
-        # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer.
-        target = (field_addresses(original, message) if original is not None else []) or authors
-        name = display_name(sender_of(target[:1]), alias_of_reply(reply_address))
+        # Named after whom it reaches, as From is named after who wrote: the member sees whom they answer (the
+        # first outside address the reply address stands for, not the alias itself of a Reply-To naming both).
+        pairs = (field_addresses(original, message) if original is not None else []) or authors
+        target = [pair for pair in pairs if pair[1].lower() in masked][:1] or pairs[:1]
+        name = display_name(sender_of(target), alias_of_reply(reply_address))
         return render_field("Reply-To", format_address(name, reply_address, newline), newline)
     if original is not None and field_addresses(original, message):
         return None

@@ -89,3 +89,24 @@ def test_rewrite_direct_mode_never_masks() -> None:
     raw = head(f"From: Alice <alice@x.org>\nTo: team@{DOMAIN}\nCc: bob@z.net")
     out = rewrite_headers(split_message(raw), "team", RewriteOptions(domain=DOMAIN), masked={"bob@z.net"}).to_bytes()
     assert b"\r\nCc: bob@z.net\r\n" in out
+
+
+@pytest.mark.parametrize(
+    "cc",
+    [
+        '"bob"@z.net',  # a quoted local part that needs no quotes
+        "bob(work)@z.net",  # a comment inside the address
+        "Bob <bob@z.\n net>",  # an address folded over two lines
+        "Bob <BOB@Z.NET>",
+    ],
+)
+def test_rewrite_team_mode_masks_an_outside_address_written_otherwise(cc: str) -> None:
+    # GIVEN Bob in Cc, written in a form whose bytes are not `bob@z.net` but which a mail program answers as it
+    raw = head(f"From: Alice <alice@x.org>\nTo: team@{DOMAIN}\nCc: {cc}")
+    message = split_message(raw)
+    masked = {"alice@x.org", *others(message, "alice@x.org", DOMAIN, MEMBERS)}
+    # WHEN the members' copy is written in team mode
+    out = rewrite_headers(message, "team", RewriteOptions(domain=DOMAIN), None, REPLY, masked=masked).to_bytes()
+    # THEN a Reply all on it reaches Bob only through the reply address
+    parsed = email.message_from_bytes(out, policy=email.policy.default)
+    assert [a.addr_spec for a in parsed["Cc"].addresses] == [REPLY]

@@ -33,7 +33,7 @@ class World:
         self.replies = MemoryReplies()
         self.once = MemoryOnce()
         config = Settings(domain=DOMAIN, bucket="bucket", alias_path="/a/b", reply_mode="team", **settings)  # type: ignore[arg-type]
-        directory = FakeDirectory(dict(ALIASES))
+        directory = self.directory = FakeDirectory(dict(ALIASES))
         self.relay = ReplyRelay(
             config, lambda: KeyRing(b"k" * 64), self.replies, directory, self.store, self.sender, self.once, self.clock
         )
@@ -47,6 +47,12 @@ class World:
         field = split_message(self.sender.sent[-1].raw).first("reply-to")
         assert field is not None
         return field.value.rpartition("<")[2].rstrip(">")
+
+    def forward_from_outside(self, fields: bytes) -> tuple[str, bytes]:
+        """Carol's mail with header `fields` after From (each ending CRLF), forwarded: the reply address, the copy."""
+        self.store.mails["q1"] = b"From: Carol <carol@customer.example>\r\n" + fields + b"Subject: Booth?\r\n\r\nHi\r\n"
+        address = self.forward_outside_mail()
+        return address, self.sender.sent[-1].raw
 
     def reply(
         self, to: str, author: str = "bob@example.net", verdicts: Verdicts = PASSING, message_id: str = "r1"
@@ -371,3 +377,102 @@ def test_reply_address_of_the_sender_alone_is_the_one_it_always_was() -> None:
     assert alone != with_dan
     assert f"team+r-{reply_id(b'k' * 64, 'team', OUTSIDE)}-" in alone
     assert {record.others for record in world.replies.records.values()} == {(), ("dan@customer.example",)}
+
+
+def test_reply_address_masks_every_outside_person_even_those_not_relayed_to() -> None:
+    # GIVEN Carol writes to the alias with 60 people in Cc, and one address SES cannot send to
+    world = World()
+    cc = ", ".join(f"p{n}@partner.example" for n in range(60))
+    address, forward = world.forward_from_outside(
+        f'To: team@{DOMAIN}, "pat smith"@partner.example\r\nCc: {cc}\r\n'.encode()
+    )
+    # THEN the members' copy names none of them as written: a Reply all reaches nobody outside from a member's mailbox
+    assert b"@partner.example" not in forward
+    assert b'"pat smith" at partner.example' not in forward and b"p59 at partner.example" in forward
+    # AND a relayed reply goes to the sender and the first 49 others SES can send to (one send's 50 recipients)
+    outcome, sent = world.deliver(
+        "r1", f"From: Bob <bob@example.net>\r\nTo: {address}\r\n\r\nYes\r\n".encode(), address
+    )
+    assert outcome.reply == "relayed"
+    assert sent[0].recipients == (OUTSIDE, *(f"p{n}@partner.example" for n in range(49)))
+
+
+def test_team_copy_names_the_others_the_reply_went_to() -> None:
+    # GIVEN Carol wrote to the alias with Dan in Cc
+    world = World()
+    address, _ = world.forward_from_outside(b"To: team@dev.aws-educate.tw\r\nCc: Dan <dan@customer.example>\r\n")
+    # WHEN Bob answers the reply address
+    outcome, [_, copy] = world.reply(address)
+    # THEN the other members' copy says Dan got it too, as the reply address: no Reply all on it writes to Dan
+    assert outcome.reply == "relayed"
+    parsed = email.message_from_bytes(copy.raw, policy=email.policy.default)
+    assert [(a.display_name, a.addr_spec) for a in parsed["Cc"].addresses] == [
+        ("dan at customer.example via team", address)
+    ]
+    assert b"dan@customer.example" not in copy.raw
+
+
+def test_relay_does_not_copy_the_author_who_joined_the_alias_since_as_one_of_the_others() -> None:
+    # GIVEN Carol wrote with Bob's address in Cc, before Bob joined the alias
+    world = World()
+    world.directory.values["team"] = "alice@example.com, dave@example.org"
+    address, _ = world.forward_from_outside(
+        b"To: team@dev.aws-educate.tw\r\nCc: bob@example.net, dan@customer.example\r\n"
+    )
+    world.directory.values.update(ALIASES)
+    # WHEN Bob, a member now, answers the reply address
+    outcome, [outside, *_] = world.reply(address)
+    # THEN the answer goes to Carol and Dan, not back to Bob
+    assert outcome.reply == "relayed"
+    assert outside.recipients == (OUTSIDE, "dan@customer.example")
+    assert b"bob@example.net" not in outside.raw.partition(b"\r\n\r\n")[0]
+
+
+def test_reply_to_of_the_alias_and_an_outside_address_gets_a_reply_address_for_the_outside_one() -> None:
+    # GIVEN Carol asks for replies to the alias and to her colleague Eve, with Dan in Cc
+    world = World()
+    address, forward = world.forward_from_outside(
+        b"Reply-To: team@dev.aws-educate.tw, Eve <eve@customer.example>\r\n"
+        b"To: team@dev.aws-educate.tw\r\nCc: dan@customer.example\r\n"
+    )
+    # THEN the members' copy has a reply address, named after Eve, and neither Eve nor Dan as written: no answer
+    # or Reply all reaches them from a member's own mailbox
+    assert address.startswith("team+r-")
+    assert b'Reply-To: "Eve (eve at customer.example) via team" <team+r-' in forward
+    assert b"eve@customer.example" not in forward and b"dan@customer.example" not in forward
+    # AND an answer goes to Eve, with Dan in Cc
+    outcome, [outside, *_] = world.reply(address)
+    assert outcome.reply == "relayed" and outside.recipients == ("eve@customer.example", "dan@customer.example")
+
+
+def test_member_writing_to_the_alias_with_outside_people_keeps_a_direct_reply_to_and_masks_them() -> None:
+    # GIVEN Bob, a member, writes to the alias with Carol in Cc and Dan in To
+    world = World()
+    world.store.mails["q1"] = (
+        b"From: Bob <bob@example.net>\r\nTo: team@dev.aws-educate.tw, dan@customer.example\r\n"
+        b"Cc: Carol <carol@customer.example>\r\nSubject: Booth\r\n\r\nHi\r\n"
+    )
+    # THEN a Reply to his mail still goes to Bob himself
+    assert world.forward_outside_mail() == "bob@example.net"
+    # AND the members' copy names Dan and Carol by a reply address: another member's Reply all reaches them through
+    # the relay, not from that member's own mailbox
+    forward = world.sender.sent[-1].raw
+    assert b"dan@customer.example" not in forward and b"carol@customer.example" not in forward
+    cc = split_message(forward).first("cc")
+    assert cc is not None and cc.value.startswith('"Carol (carol at customer.example) via team" <team+r-')
+    address = cc.value.rpartition("<")[2].rstrip(">")
+    # WHEN Alice answers with Reply all
+    outcome, [outside, *_] = world.reply(address, author="alice@example.com")
+    # THEN Dan and Carol get it from the alias
+    assert outcome.reply == "relayed" and outside.recipients == ("dan@customer.example", OUTSIDE)
+
+
+def test_reply_to_of_the_alias_alone_stays_and_the_outside_people_are_masked() -> None:
+    # GIVEN Carol asks for replies to the alias, with Dan in Cc
+    world = World()
+    address, forward = world.forward_from_outside(
+        b"Reply-To: team@dev.aws-educate.tw\r\nTo: team@dev.aws-educate.tw\r\nCc: dan@customer.example\r\n"
+    )
+    # THEN a Reply goes to the alias, and a Reply all reaches Dan only through a reply address
+    assert address == f"team@{DOMAIN}"
+    assert b"dan@customer.example" not in forward and b'Cc: "dan at customer.example via team" <team+r-' in forward

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import tracemalloc
 
 import pytest
 
@@ -136,3 +137,76 @@ def test_without_signature_without_content_type_in_the_part_is_plain_text() -> N
 def test_without_signature_refuses_what_cannot_be_taken_apart(content_type: bytes) -> None:
     raw = b"From: bob@example.net\r\nContent-Type: " + content_type + b"\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQEx\r\n"
     assert without_signature(split_message(raw)) is None
+
+
+def _signed(content: bytes, boundary: bytes = b"s1", signature: bytes = CERTIFICATE) -> bytes:
+    return (
+        b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; boundary="' + boundary + b'"\r\n'
+        b"\r\n--" + boundary + b"\r\n" + content + b"\r\n--" + boundary + b"\r\n"
+        b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n\r\n' + signature + b"\r\n"
+        b"--" + boundary + b"--\r\n"
+    )
+
+
+TOP = b"From: Bob <bob@example.net>\r\nSubject: Re: Booth?\r\nMIME-Version: 1.0\r\n"
+
+
+def test_without_signature_takes_off_a_signature_inside_the_signed_content() -> None:
+    # GIVEN an answer signed twice (a signed part inside multipart/signed)
+    inner = _signed(b"Content-Type: text/plain\r\n\r\nYes", b"s2", b"MIIGinner-certificate")
+    bare = without_signature(split_message(TOP + _signed(inner)))
+    # THEN neither signature goes out: the innermost content is the message
+    assert bare is not None
+    raw = bytes(bare.raw)
+    assert b"certificate" not in raw and b"pkcs7" not in raw
+    assert parsed(raw).get_content_type() == "text/plain" and bytes(bare.body) == b"Yes"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the signature written as the first part
+        TOP + b'Content-Type: multipart/signed; boundary="s"\r\n\r\n--s\r\n'
+        b"Content-Type: application/pkcs7-signature\r\n\r\n" + CERTIFICATE + b"\r\n--s\r\n"
+        b"Content-Type: text/plain\r\n\r\nYes\r\n--s--\r\n",
+        # opaque S/MIME as the signed content
+        TOP + _signed(b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n" + CERTIFICATE),
+        # Outlook's opaque S/MIME typed application/octet-stream
+        TOP + b'Content-Type: application/octet-stream; name="smime.p7m"\r\n'
+        b'Content-Disposition: attachment; filename="smime.p7m"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + CERTIFICATE
+        + b"\r\n",
+        # a signed part inside multipart/mixed
+        TOP
+        + b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\n'
+        + _signed(b"Content-Type: text/plain\r\n\r\nYes")
+        + b"\r\n--m--\r\n",
+    ],
+    ids=["signature-first", "opaque-inside", "octet-stream-p7m", "signed-in-mixed"],
+)
+def test_without_signature_refuses_a_signature_it_would_send_as_it_is(raw: bytes) -> None:
+    assert without_signature(split_message(raw)) is None
+
+
+def test_without_signature_keeps_a_p7m_file_the_member_attached() -> None:
+    # GIVEN an unsigned answer with an attached signed document (an Italian e-invoice is a .xml.p7m)
+    raw = (
+        TOP + b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nHere\r\n'
+        b'--m\r\nContent-Type: application/pkcs7-mime; name="invoice.xml.p7m"\r\n\r\nMIIB\r\n--m--\r\n'
+    )
+    message = split_message(raw)
+    assert without_signature(message) is message
+
+
+def test_without_signature_of_a_large_answer_copies_its_content_once() -> None:
+    # GIVEN a 40 MB signed answer
+    content = b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b"QUJD" * 10_000_000
+    message = split_message(TOP + _signed(content))
+    # WHEN its signature is taken off
+    tracemalloc.start()
+    bare = without_signature(message)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # THEN at most one copy of it was made
+    assert bare is not None and len(bare.body) == 40_000_000
+    assert peak < 41_000_000

@@ -354,9 +354,23 @@ def test_delivery_outside_sender_bouncing_a_relayed_reply_gets_its_own_alarm_wit
     items = [{"sk": f"member#{OUTSIDER}", "alias": "team", "history": [entry.as_item()]}]
     fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
     assert fixes == [
-        f"  fix: {OUTSIDER} (the outside sender the reply went to, not a member of team: nothing to change) "
+        f"  fix: {OUTSIDER} (an outside address the reply went to, not a member of team: nothing to change) "
         "does not accept mail: tell the member who wrote the reply that it did not arrive"
     ]
+
+
+def test_delivery_alarm_of_someone_in_cc_of_a_relayed_reply_does_not_call_them_the_sender() -> None:
+    # GIVEN a reply relayed to the outside sender and, in Cc, Dan, whose server refuses it for good
+    dan = "dan@partner.example"
+    alarms = Alarms()
+    mail = ses.mail_object("ses-2", [OUTSIDER, dan], {**TAGS, "outside": "true"}, SENT_AT)
+    bounced = ses.bounce(mail, dan, "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 5.1.1")
+    # WHEN the delivery function records the bounce
+    record_events(ses.sns_event(bounced), MemoryTrace(), alarms)
+    # THEN the alarm names Dan as an outside address of the reply, not as "the outside sender it answered"
+    [(subject, message)] = alarms.sent
+    assert subject == f"Forwarder: reply of alias team to {dan}: bounce"
+    assert "the outside sender it answered" not in message and f"reach {dan} another way" in message
 
 
 def test_delivery_outside_sender_complaining_of_a_relayed_reply_is_not_told_to_leave_the_alias() -> None:
