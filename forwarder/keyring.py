@@ -27,8 +27,11 @@ REFRESH_SECONDS = 300
 # rotation within the last `REFRESH_SECONDS`, or be forged; forged ones must not flood Secrets Manager.
 RENEW_SECONDS = 60
 # Download links live up to 30 days (FORWARDER_LINK_EXPIRY_DAYS): the download function accepts the previous key
-# this long after the current one was created.
-GRACE_SECONDS = 30 * 86_400
+# this long after the current one was created. The last link signed with it was signed up to `REFRESH_SECONDS`
+# after the rotation (a warm forwarder signs with its cached ring until it reads it again), and lives 30 days
+# from then.
+LINK_MAX_SECONDS = 30 * 86_400
+GRACE_SECONDS = LINK_MAX_SECONDS + REFRESH_SECONDS
 
 
 def reply_grace_seconds(reply_expiry_days: int) -> int:

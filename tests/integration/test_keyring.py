@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import pytest
@@ -52,6 +53,23 @@ def test_reply_grace_covers_the_life_of_a_reply_record_signed_before_the_rotatio
     assert reply_grace_seconds(1) == GRACE_SECONDS
 
 
+def test_download_link_signed_with_the_old_key_just_after_a_rotation_works_until_it_expires(secrets: Any) -> None:
+    from forwarder.keyring import REFRESH_SECONDS
+    from forwarder.links import sign_link, verify_link
+
+    # GIVEN a rotation, and a warm forwarder that still signs with its cached (old) key just before it reads
+    # the ring again: a notice's link of the longest lifetime (30 days)
+    secrets.put_secret_value(SecretId=SECRET, SecretString="second-key")
+    signed_at = time.time() + REFRESH_SECONDS - 1
+    link = sign_link("https://dl.example/", b"first-key", "msg-1", 30 * 86_400, now=signed_at)
+    query = dict(parse_qsl(urlsplit(link).query))
+    # WHEN the member opens it in its last minute THEN the download function's ring still accepts the old key
+    # (before: the previous key was dropped 30 days after the rotation, and the link was a 403 that long early)
+    last_minute = signed_at + 30 * 86_400 - 60
+    ring = read_keyring(secrets, SECRET, now=last_minute)
+    assert verify_link(query, ring.accepted, now=last_minute).message_id == "msg-1"
+
+
 def test_read_keyring_with_the_reply_grace_accepts_the_previous_key_after_the_links_grace(secrets: Any) -> None:
     from forwarder.keyring import reply_grace_seconds
 
@@ -91,8 +109,6 @@ class _OneMessage:
 
 
 def _link_query(key: bytes) -> dict[str, str]:
-    from urllib.parse import parse_qsl, urlsplit
-
     from forwarder.links import sign_link
 
     return dict(parse_qsl(urlsplit(sign_link("https://dl.example/", key, "msg-1", 86_400)).query))
