@@ -147,3 +147,50 @@ def test_download_forged_links_reread_the_key_ring_at_most_once_a_minute(
         now[0] += 1
         assert answer(forged, _OneMessage(), cached)["statusCode"] == 403  # type: ignore[arg-type]
     assert len(reads) <= 2  # AWSCURRENT and AWSPREVIOUS of one re-read
+
+
+def _throttled(**kwargs: Any) -> Any:
+    from botocore.exceptions import ClientError
+
+    raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetSecretValue")
+
+
+def test_cached_keyring_keeps_its_keys_when_secrets_manager_does_not_answer_a_refresh(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a warm function's cached ring
+    now = [1000.0]
+    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
+    cached.get()
+    # AND Secrets Manager throttled when the refresh time has passed
+    monkeypatch.setattr(secrets, "get_secret_value", _throttled)
+    now[0] += 300
+    # WHEN the ring is asked for THEN the cached keys answer (before: the ClientError failed every download
+    # and every reply until Secrets Manager answered again)
+    assert cached.get().current == b"first-key"
+    # AND once it answers again, the next refresh reads it
+    monkeypatch.undo()
+    secrets.put_secret_value(SecretId=SECRET, SecretString="second-key")
+    now[0] += 300
+    assert cached.get().current == b"second-key"
+
+
+def test_download_forged_links_do_not_call_an_unanswering_secrets_manager_each(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forwarder.download import answer
+
+    # GIVEN a warm download function whose ring is old enough to be read again, and Secrets Manager throttled
+    now = [1000.0]
+    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
+    cached.get()
+    now[0] += 120
+    calls: list[object] = []
+    monkeypatch.setattr(secrets, "get_secret_value", lambda **kwargs: calls.append(kwargs) or _throttled())
+    forged = {"queryStringParameters": _link_query(b"not our key")}
+    # WHEN a flood of forged links arrives within a minute THEN each is refused, and Secrets Manager is asked once
+    # (before: a failed read left the ring's age as it was, so every forged link tried again)
+    for _ in range(50):
+        now[0] += 1
+        assert answer(forged, _OneMessage(), cached)["statusCode"] == 403  # type: ignore[arg-type]
+    assert len(calls) == 1
