@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,6 @@ def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, 
         logger.warning("download of a message that is no longer stored", extra={"message_id": token.message_id})
         return _answer(404, "this message is no longer stored")
     logger.info("download", extra={"message_id": token.message_id})
-    return _answer(
-        302, "redirecting to the message", {"Location": store.download_link(token.message_id, REDIRECT_SECONDS)}
-    )
+    # The presigned URL ends with the link at the latest: a link in its last minutes gives no minutes more.
+    seconds = max(1, min(REDIRECT_SECONDS, token.expires - int(time.time())))
+    return _answer(302, "redirecting to the message", {"Location": store.download_link(token.message_id, seconds)})

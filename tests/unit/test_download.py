@@ -186,6 +186,18 @@ def test_download_get_and_head_redirect(method: str, lambda_context: Any) -> Non
     assert download.lambda_handler(url_event(method, valid_query()), lambda_context)["statusCode"] == 302
 
 
+def test_download_redirect_ends_with_the_link(lambda_context: Any) -> None:
+    # GIVEN a link that expires in 30 seconds, and one that expires in a day
+    ending = dict(parse_qsl(urlsplit(sign_link("https://dl.example/", KEY, STORED, 30)).query))
+    # WHEN each is opened THEN the presigned URL it redirects to lives no longer than the link (before: five
+    # minutes whatever the link had left), and five minutes at most
+    ending_location = call(ending, lambda_context)["headers"]["Location"]
+    assert 1 <= int(dict(parse_qsl(urlsplit(ending_location).query))["X-Amz-Expires"]) <= 30
+    assert call(valid_query(), lambda_context)["headers"]["Location"].endswith(
+        f"X-Amz-Expires={download.REDIRECT_SECONDS}"
+    )
+
+
 @pytest.mark.parametrize(
     ("event", "status"),
     [
