@@ -75,7 +75,9 @@ class S3MailStore:
             raise StoredMailError(f"stored mail s3://{self.bucket}/{key} cannot be read ({code})") from error
 
     def download_link(self, message_id: str, expires_seconds: int) -> str:
-        """A presigned GET link to the stored `.eml`, served as an attachment."""
+        """A presigned GET link to the stored `.eml`, served as an attachment that no cache keeps (private mail:
+        S3's answer has a Last-Modified and no Cache-Control of its own, which a shared cache may keep by heuristic
+        freshness)."""
         key = self.key_for(message_id)
         return self._client.generate_presigned_url(
             "get_object",
@@ -83,6 +85,7 @@ class S3MailStore:
                 "Bucket": self.bucket,
                 "Key": key,
                 "ResponseContentType": "message/rfc822",
+                "ResponseCacheControl": "private, no-store",
                 "ResponseContentDisposition": f'attachment; filename="{message_id}.eml"',
             },
             ExpiresIn=expires_seconds,
