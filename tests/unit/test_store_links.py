@@ -1,12 +1,15 @@
-"""The presigned URL of a stored message (what a download link redirects to): private mail, fetched once."""
+"""The store as the download function uses it: whether a message is stored, and its presigned URL (private mail)."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from forwarder.aws.store import S3MailStore
+from forwarder.ports import StoredMailError
 
 
 def test_store_download_link_forbids_caches_to_keep_the_mail() -> None:
@@ -20,3 +23,29 @@ def test_store_download_link_forbids_caches_to_keep_the_mail() -> None:
     assert query["response-cache-control"] == "private, no-store"
     assert query["response-content-disposition"] == 'attachment; filename="o3vrnil0e2ic28.eml"'
     assert query["response-content-type"] == "message/rfc822"
+
+
+class FailingHead:
+    """An S3 client whose HEAD answers with one error code."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def head_object(self, **_: object) -> dict[str, object]:
+        raise ClientError({"Error": {"Code": self.code, "Message": "..."}}, "HeadObject")
+
+
+@pytest.mark.parametrize("code", ["404", "403", "NoSuchKey"])
+def test_store_size_of_a_message_not_stored_is_a_stored_mail_error(code: str) -> None:
+    # GIVEN a key that is not there (403 for a role without s3:ListBucket) WHEN its size is asked
+    # THEN the download function is told it is not stored (its 404)
+    with pytest.raises(StoredMailError):
+        S3MailStore(FailingHead(code), "mail-bucket", "inbound/").size("gone-1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", ["503", "500", "SlowDown"])
+def test_store_size_when_s3_fails_is_no_answer_about_the_message(code: str) -> None:
+    # GIVEN S3 throttling or failing WHEN a stored message's size is asked THEN the error is S3's (a 502 and the
+    # download errors alarm), not "no longer stored" (before: a 404 that told the member the mail was gone)
+    with pytest.raises(ClientError):
+        S3MailStore(FailingHead(code), "mail-bucket", "inbound/").size("o3vrnil0e2ic28")  # type: ignore[arg-type]
