@@ -30,7 +30,7 @@ def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
 
     settings = load_settings(DownloadSettings)
     store = S3MailStore(boto3.client("s3", config=client_config("s3")), settings.bucket, settings.prefix)
-    # Links live at most 30 days: the previous key is accepted no longer than that after a rotation.
+    # Links live at most 30 days: the previous key is accepted that long after a rotation (and the refresh time).
     return store, signing_keys(settings.link_secret, GRACE_SECONDS)
 
 

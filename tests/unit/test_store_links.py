@@ -49,3 +49,29 @@ def test_store_size_when_s3_fails_is_no_answer_about_the_message(code: str) -> N
     # download errors alarm), not "no longer stored" (before: a 404 that told the member the mail was gone)
     with pytest.raises(ClientError):
         S3MailStore(FailingHead(code), "mail-bucket", "inbound/").size("o3vrnil0e2ic28")  # type: ignore[arg-type]
+
+
+def test_download_function_presigns_on_the_regional_endpoint_of_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    from forwarder import download
+
+    # GIVEN the download function of a stack in ap-northeast-1 (as Lambda sets its environment)
+    for name, value in {
+        "AWS_REGION": "ap-northeast-1",
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "FORWARDER_BUCKET": "prod-mailbucket-1a2b3c",
+        "FORWARDER_PREFIX": "inbound/",
+        "FORWARDER_LINK_SECRET": "link-secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    download._runtime.cache_clear()
+    try:
+        store, _ = download._runtime()
+        # WHEN it presigns a stored message
+        host = urlsplit(store.download_link("o3vrnil0e2ic28", 300)).hostname
+    finally:
+        download._runtime.cache_clear()
+    # THEN the URL names the bucket's region (before: the global s3.amazonaws.com, which S3 answers for a bucket
+    # less than a day old, and in regions opened since 2019, with a redirect the URL's signature does not survive)
+    assert host == "prod-mailbucket-1a2b3c.s3.ap-northeast-1.amazonaws.com"
