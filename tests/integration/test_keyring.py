@@ -132,21 +132,31 @@ def test_download_link_signed_just_after_a_rotation_is_honoured_by_a_warm_functi
 def test_download_forged_links_reread_the_key_ring_at_most_once_a_minute(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from forwarder.download import answer
-
     # GIVEN a warm download function and a flood of forged links
-    now = [1000.0]
-    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
-    cached.get()
+    cached, now = _warm_ring(secrets)
     reads: list[object] = []
     real = secrets.get_secret_value
     monkeypatch.setattr(secrets, "get_secret_value", lambda **kwargs: reads.append(kwargs) or real(**kwargs))
-    forged = {"queryStringParameters": _link_query(b"not our key")}
     # WHEN they arrive within a minute THEN each is refused, and Secrets Manager is asked once at most
+    _refuse_forged_links_for_50_seconds(cached, now)
+    assert len(reads) <= 2  # AWSCURRENT and AWSPREVIOUS of one re-read
+
+
+def _warm_ring(secrets: Any) -> tuple[CachedKeyRing, list[float]]:
+    """A cached ring read once, refreshed every five minutes, and its (fake) clock."""
+    now = [1000.0]
+    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
+    cached.get()
+    return cached, now
+
+
+def _refuse_forged_links_for_50_seconds(cached: CachedKeyRing, now: list[float]) -> None:
+    from forwarder.download import answer
+
+    forged = {"queryStringParameters": _link_query(b"not our key")}
     for _ in range(50):
         now[0] += 1
         assert answer(forged, _OneMessage(), cached)["statusCode"] == 403  # type: ignore[arg-type]
-    assert len(reads) <= 2  # AWSCURRENT and AWSPREVIOUS of one re-read
 
 
 def _throttled(**kwargs: Any) -> Any:
@@ -159,9 +169,7 @@ def test_cached_keyring_keeps_its_keys_when_secrets_manager_does_not_answer_a_re
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a warm function's cached ring
-    now = [1000.0]
-    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
-    cached.get()
+    cached, now = _warm_ring(secrets)
     # AND Secrets Manager throttled when the refresh time has passed
     monkeypatch.setattr(secrets, "get_secret_value", _throttled)
     now[0] += 300
@@ -178,19 +186,12 @@ def test_cached_keyring_keeps_its_keys_when_secrets_manager_does_not_answer_a_re
 def test_download_forged_links_do_not_call_an_unanswering_secrets_manager_each(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from forwarder.download import answer
-
     # GIVEN a warm download function whose ring is old enough to be read again, and Secrets Manager throttled
-    now = [1000.0]
-    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
-    cached.get()
+    cached, now = _warm_ring(secrets)
     now[0] += 120
     calls: list[object] = []
     monkeypatch.setattr(secrets, "get_secret_value", lambda **kwargs: calls.append(kwargs) or _throttled())
-    forged = {"queryStringParameters": _link_query(b"not our key")}
     # WHEN a flood of forged links arrives within a minute THEN each is refused, and Secrets Manager is asked once
     # (before: a failed read left the ring's age as it was, so every forged link tried again)
-    for _ in range(50):
-        now[0] += 1
-        assert answer(forged, _OneMessage(), cached)["statusCode"] == 403  # type: ignore[arg-type]
+    _refuse_forged_links_for_50_seconds(cached, now)
     assert len(calls) == 1
