@@ -61,7 +61,9 @@ def _method(event: object) -> str | None:
     return method if isinstance(method, str) else None
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event's query is a link, a credential for up to 30
+# days, and the log group keeps it 90.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check the link's signature and expiry, then redirect to a presigned URL valid for minutes."""
     store, keys = _runtime()

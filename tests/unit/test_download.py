@@ -261,3 +261,27 @@ def test_download_refusals_log_the_message_id_and_reason_never_hostile_input(
     refusals = [r for r in caplog.records if r.getMessage() == "download refused"]
     assert [(r.status, r.message_id) for r in refusals] == [(410, STORED), (400, None)]  # type: ignore[attr-defined]
     assert all("<script>" not in str(r.__dict__) for r in caplog.records)
+
+
+def test_download_never_logs_the_request_even_when_powertools_is_told_to(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, lambda_context: Any
+) -> None:
+    import importlib
+    import logging
+
+    # GIVEN the download function loaded with Powertools' event logging on (POWERTOOLS_LOGGER_LOG_EVENT, a switch
+    # an operator may set to debug a function): the event's query is a link, a credential for up to 30 days
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    caplog.set_level(logging.DEBUG)
+    query = valid_query()
+    try:
+        loaded = importlib.reload(download)
+        monkeypatch.setattr(loaded, "_runtime", lambda: (FakeStore(), FakeKeys()))
+        # WHEN a link is opened
+        assert loaded.lambda_handler({"queryStringParameters": query}, lambda_context)["statusCode"] == 302
+    finally:
+        monkeypatch.delenv("POWERTOOLS_LOGGER_LOG_EVENT")
+        importlib.reload(download)
+    # THEN the log holds no signature (before: the whole event, link included, went to the log group for 90 days)
+    assert caplog.records
+    assert all(query["s"] not in f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
