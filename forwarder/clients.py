@@ -29,8 +29,12 @@ def client_config(service: str = "") -> Any:
         retries={"total_max_attempts": INVOKE_ATTEMPTS if invoke else ATTEMPTS, "mode": "standard"},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=INVOKE_READ_TIMEOUT if invoke else READ_TIMEOUT,
-        # S3 also signs presigned download links: SigV4, which every region accepts.
+        # S3 also signs presigned download links: SigV4, which every region accepts, on the bucket's regional
+        # endpoint (virtual-hosted addressing; our buckets' generated names have no dots). botocore's default, the
+        # global s3.amazonaws.com, is answered with a redirect to the region for a bucket less than a day old (and
+        # always in regions opened since 2019), and a presigned URL's signature, which covers the host, fails there.
         signature_version="s3v4" if service == "s3" else None,
+        s3={"addressing_style": "virtual"} if service == "s3" else None,
         # DynamoDB requests are built by this code alone (tested against moto) and checked again by DynamoDB,
         # which answers ValidationException; botocore's own walk of every nested attribute value of a
         # mail's claim transaction is a fifth of its CPU (docs/benchmark.md).

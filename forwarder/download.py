@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ def _runtime() -> tuple[S3MailStore, CachedKeyRing]:
 
     settings = load_settings(DownloadSettings)
     store = S3MailStore(boto3.client("s3", config=client_config("s3")), settings.bucket, settings.prefix)
-    # Links live at most 30 days: the previous key is accepted no longer than that after a rotation.
+    # Links live at most 30 days: the previous key is accepted that long after a rotation (and the refresh time).
     return store, signing_keys(settings.link_secret, GRACE_SECONDS)
 
 
@@ -60,7 +61,9 @@ def _method(event: object) -> str | None:
     return method if isinstance(method, str) else None
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event's query is a link, a credential for up to 30
+# days, and the log group keeps it 90.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check the link's signature and expiry, then redirect to a presigned URL valid for minutes."""
     store, keys = _runtime()
@@ -103,6 +106,6 @@ def answer(event: object, store: S3MailStore, keys: CachedKeyRing) -> dict[str, 
         logger.warning("download of a message that is no longer stored", extra={"message_id": token.message_id})
         return _answer(404, "this message is no longer stored")
     logger.info("download", extra={"message_id": token.message_id})
-    return _answer(
-        302, "redirecting to the message", {"Location": store.download_link(token.message_id, REDIRECT_SECONDS)}
-    )
+    # The presigned URL ends with the link at the latest: a link in its last minutes gives no minutes more.
+    seconds = max(1, min(REDIRECT_SECONDS, token.expires - int(time.time())))
+    return _answer(302, "redirecting to the message", {"Location": store.download_link(token.message_id, seconds)})

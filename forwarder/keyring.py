@@ -27,8 +27,11 @@ REFRESH_SECONDS = 300
 # rotation within the last `REFRESH_SECONDS`, or be forged; forged ones must not flood Secrets Manager.
 RENEW_SECONDS = 60
 # Download links live up to 30 days (FORWARDER_LINK_EXPIRY_DAYS): the download function accepts the previous key
-# this long after the current one was created.
-GRACE_SECONDS = 30 * 86_400
+# this long after the current one was created. The last link signed with it was signed up to `REFRESH_SECONDS`
+# after the rotation (a warm forwarder signs with its cached ring until it reads it again), and lives 30 days
+# from then.
+LINK_MAX_SECONDS = 30 * 86_400
+GRACE_SECONDS = LINK_MAX_SECONDS + REFRESH_SECONDS
 
 
 def reply_grace_seconds(reply_expiry_days: int) -> int:
@@ -100,9 +103,13 @@ class CachedKeyRing:
         self._read_at = 0.0
 
     def get(self) -> KeyRing:
-        """The key ring, read again when the cached copy is older than `refresh_seconds`."""
-        if self._ring is None or self._clock() - self._read_at >= self.refresh_seconds:
+        """The key ring, read again when the cached copy is older than `refresh_seconds`. When Secrets Manager
+        does not answer that read (throttled, unavailable), the cached copy is kept until the next refresh:
+        its keys are as good as they were, and every link and reply meanwhile would fail instead."""
+        if self._ring is None:
             return self._read()
+        if self._clock() - self._read_at >= self.refresh_seconds:
+            return self._read_or_none() or self._ring
         return self._ring
 
     def renewed(self, min_age_seconds: float = RENEW_SECONDS) -> KeyRing | None:
@@ -112,6 +119,9 @@ class CachedKeyRing:
         failing the request (a public URL's 502 and alarm, a reply's retries)."""
         if self._ring is not None and self._clock() - self._read_at < min_age_seconds:
             return None
+        return self._read_or_none()
+
+    def _read_or_none(self) -> KeyRing | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -120,6 +130,9 @@ class CachedKeyRing:
             from forwarder.observability import logger
 
             logger.warning("key ring not read again", extra={"error": type(error).__name__})
+            # A failed read counts as one: the next is tried after the same wait, not on every request (a flood of
+            # forged links would otherwise call a throttled Secrets Manager, retries and all, once each).
+            self._read_at = self._clock()
             return None
 
     def _read(self) -> KeyRing:

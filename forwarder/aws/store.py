@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_ABSENT = _MISSING | {"403", "AccessDenied"}
 # Free bytes before (and capacity after) a large message: more than any rewrite adds to a header block (a
 # few hundred bytes to a few KB), and nothing beside a message of megabytes. A small message gets less: a
 # copy of it costs less than allocating and clearing the room.
@@ -66,16 +67,24 @@ class S3MailStore:
             raise StoredMailError(f"stored mail s3://{self.bucket}/{key} {what}") from error
 
     def size(self, message_id: str) -> int:
-        """Size in bytes of the stored message (a HEAD request)."""
+        """Size in bytes of the stored message (a HEAD request); `StoredMailError` when it is not stored.
+
+        A role without s3:ListBucket (the download function's) gets 403 for a key that does not exist. Any other
+        failure (S3 throttling or failing, after botocore's retries) is raised as is: it says nothing about
+        the message, which a member told "no longer stored" would give up on."""
         key = self.key_for(message_id)
         try:
             return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
+            if code not in _ABSENT:
+                raise
             raise StoredMailError(f"stored mail s3://{self.bucket}/{key} cannot be read ({code})") from error
 
     def download_link(self, message_id: str, expires_seconds: int) -> str:
-        """A presigned GET link to the stored `.eml`, served as an attachment."""
+        """A presigned GET link to the stored `.eml`, served as an attachment that no cache keeps (private mail:
+        S3's answer has a Last-Modified and no Cache-Control of its own, which a shared cache may keep by heuristic
+        freshness)."""
         key = self.key_for(message_id)
         return self._client.generate_presigned_url(
             "get_object",
@@ -83,6 +92,7 @@ class S3MailStore:
                 "Bucket": self.bucket,
                 "Key": key,
                 "ResponseContentType": "message/rfc822",
+                "ResponseCacheControl": "private, no-store",
                 "ResponseContentDisposition": f'attachment; filename="{message_id}.eml"',
             },
             ExpiresIn=expires_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import pytest
@@ -52,6 +53,23 @@ def test_reply_grace_covers_the_life_of_a_reply_record_signed_before_the_rotatio
     assert reply_grace_seconds(1) == GRACE_SECONDS
 
 
+def test_download_link_signed_with_the_old_key_just_after_a_rotation_works_until_it_expires(secrets: Any) -> None:
+    from forwarder.keyring import REFRESH_SECONDS
+    from forwarder.links import sign_link, verify_link
+
+    # GIVEN a rotation, and a warm forwarder that still signs with its cached (old) key just before it reads
+    # the ring again: a notice's link of the longest lifetime (30 days)
+    secrets.put_secret_value(SecretId=SECRET, SecretString="second-key")
+    signed_at = time.time() + REFRESH_SECONDS - 1
+    link = sign_link("https://dl.example/", b"first-key", "msg-1", 30 * 86_400, now=signed_at)
+    query = dict(parse_qsl(urlsplit(link).query))
+    # WHEN the member opens it in its last minute THEN the download function's ring still accepts the old key
+    # (before: the previous key was dropped 30 days after the rotation, and the link was a 403 that long early)
+    last_minute = signed_at + 30 * 86_400 - 60
+    ring = read_keyring(secrets, SECRET, now=last_minute)
+    assert verify_link(query, ring.accepted, now=last_minute).message_id == "msg-1"
+
+
 def test_read_keyring_with_the_reply_grace_accepts_the_previous_key_after_the_links_grace(secrets: Any) -> None:
     from forwarder.keyring import reply_grace_seconds
 
@@ -91,8 +109,6 @@ class _OneMessage:
 
 
 def _link_query(key: bytes) -> dict[str, str]:
-    from urllib.parse import parse_qsl, urlsplit
-
     from forwarder.links import sign_link
 
     return dict(parse_qsl(urlsplit(sign_link("https://dl.example/", key, "msg-1", 86_400)).query))
@@ -116,18 +132,66 @@ def test_download_link_signed_just_after_a_rotation_is_honoured_by_a_warm_functi
 def test_download_forged_links_reread_the_key_ring_at_most_once_a_minute(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from forwarder.download import answer
-
     # GIVEN a warm download function and a flood of forged links
-    now = [1000.0]
-    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
-    cached.get()
+    cached, now = _warm_ring(secrets)
     reads: list[object] = []
     real = secrets.get_secret_value
     monkeypatch.setattr(secrets, "get_secret_value", lambda **kwargs: reads.append(kwargs) or real(**kwargs))
-    forged = {"queryStringParameters": _link_query(b"not our key")}
     # WHEN they arrive within a minute THEN each is refused, and Secrets Manager is asked once at most
+    _refuse_forged_links_for_50_seconds(cached, now)
+    assert len(reads) <= 2  # AWSCURRENT and AWSPREVIOUS of one re-read
+
+
+def _warm_ring(secrets: Any) -> tuple[CachedKeyRing, list[float]]:
+    """A cached ring read once, refreshed every five minutes, and its (fake) clock."""
+    now = [1000.0]
+    cached = CachedKeyRing(lambda: secrets, SECRET, refresh_seconds=300, clock=lambda: now[0])
+    cached.get()
+    return cached, now
+
+
+def _refuse_forged_links_for_50_seconds(cached: CachedKeyRing, now: list[float]) -> None:
+    from forwarder.download import answer
+
+    forged = {"queryStringParameters": _link_query(b"not our key")}
     for _ in range(50):
         now[0] += 1
         assert answer(forged, _OneMessage(), cached)["statusCode"] == 403  # type: ignore[arg-type]
-    assert len(reads) <= 2  # AWSCURRENT and AWSPREVIOUS of one re-read
+
+
+def _throttled(**kwargs: Any) -> Any:
+    from botocore.exceptions import ClientError
+
+    raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetSecretValue")
+
+
+def test_cached_keyring_keeps_its_keys_when_secrets_manager_does_not_answer_a_refresh(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a warm function's cached ring
+    cached, now = _warm_ring(secrets)
+    # AND Secrets Manager throttled when the refresh time has passed
+    monkeypatch.setattr(secrets, "get_secret_value", _throttled)
+    now[0] += 300
+    # WHEN the ring is asked for THEN the cached keys answer (before: the ClientError failed every download
+    # and every reply until Secrets Manager answered again)
+    assert cached.get().current == b"first-key"
+    # AND once it answers again, the next refresh reads it
+    monkeypatch.undo()
+    secrets.put_secret_value(SecretId=SECRET, SecretString="second-key")
+    now[0] += 300
+    assert cached.get().current == b"second-key"
+
+
+def test_download_forged_links_do_not_call_an_unanswering_secrets_manager_each(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a warm download function whose ring is old enough to be read again, and Secrets Manager throttled
+    cached, now = _warm_ring(secrets)
+    now[0] += 120
+    calls: list[object] = []
+    monkeypatch.setattr(secrets, "get_secret_value", lambda **kwargs: calls.append(kwargs) or _throttled())
+    # WHEN a flood of forged links arrives within a minute THEN each is refused, and Secrets Manager is asked once
+    # (before: a failed read left the ring's age as it was, so every forged link tried again)
+    _refuse_forged_links_for_50_seconds(cached, now)
+    assert len(calls) == 1

@@ -186,6 +186,18 @@ def test_download_get_and_head_redirect(method: str, lambda_context: Any) -> Non
     assert download.lambda_handler(url_event(method, valid_query()), lambda_context)["statusCode"] == 302
 
 
+def test_download_redirect_ends_with_the_link(lambda_context: Any) -> None:
+    # GIVEN a link that expires in 30 seconds, and one that expires in a day
+    ending = dict(parse_qsl(urlsplit(sign_link("https://dl.example/", KEY, STORED, 30)).query))
+    # WHEN each is opened THEN the presigned URL it redirects to lives no longer than the link (before: five
+    # minutes whatever the link had left), and five minutes at most
+    ending_location = call(ending, lambda_context)["headers"]["Location"]
+    assert 1 <= int(dict(parse_qsl(urlsplit(ending_location).query))["X-Amz-Expires"]) <= 30
+    assert call(valid_query(), lambda_context)["headers"]["Location"].endswith(
+        f"X-Amz-Expires={download.REDIRECT_SECONDS}"
+    )
+
+
 @pytest.mark.parametrize(
     ("event", "status"),
     [
@@ -249,3 +261,27 @@ def test_download_refusals_log_the_message_id_and_reason_never_hostile_input(
     refusals = [r for r in caplog.records if r.getMessage() == "download refused"]
     assert [(r.status, r.message_id) for r in refusals] == [(410, STORED), (400, None)]  # type: ignore[attr-defined]
     assert all("<script>" not in str(r.__dict__) for r in caplog.records)
+
+
+def test_download_never_logs_the_request_even_when_powertools_is_told_to(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, lambda_context: Any
+) -> None:
+    import importlib
+    import logging
+
+    # GIVEN the download function loaded with Powertools' event logging on (POWERTOOLS_LOGGER_LOG_EVENT, a switch
+    # an operator may set to debug a function): the event's query is a link, a credential for up to 30 days
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    caplog.set_level(logging.DEBUG)
+    query = valid_query()
+    try:
+        loaded = importlib.reload(download)
+        monkeypatch.setattr(loaded, "_runtime", lambda: (FakeStore(), FakeKeys()))
+        # WHEN a link is opened
+        assert loaded.lambda_handler({"queryStringParameters": query}, lambda_context)["statusCode"] == 302
+    finally:
+        monkeypatch.delenv("POWERTOOLS_LOGGER_LOG_EVENT")
+        importlib.reload(download)
+    # THEN the log holds no signature (before: the whole event, link included, went to the log group for 90 days)
+    assert caplog.records
+    assert all(query["s"] not in f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
