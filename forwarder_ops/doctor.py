@@ -15,6 +15,7 @@ from forwarder_ops.aliases import AliasStore, member_problems, problems
 from forwarder_ops.envconfig import StackNotFoundError, Target
 from forwarder_ops.errors import CommandError, aws_code
 from forwarder_ops.sendas import check_send_as
+from forwarder_ops.stackstate import stack_state
 from forwarder_ops.suppression import check_suppressed_members
 from forwarder_ops.survey import covers, takes_all_of
 
@@ -186,13 +187,14 @@ class Doctor:
             ("suppressed members", lambda: check_suppressed_members(self)),
         ]
         for name, step in steps:
-            checks.append(self._guarded(name, step))
+            if self.domain is None and name not in {"account", "aliases", "failure queue"}:
+                checks.append(Check(name, Status.SKIP, "the domain is unknown", "give --domain or deploy the stack"))
+            else:
+                checks.append(self._guarded(name, step))
         return checks
 
     def _guarded(self, name: str, step: Callable[[], Check]) -> Check:
         """A check that AWS or DNS could not answer is inconclusive (!), not a crash."""
-        if self.domain is None and name not in {"account", "aliases", "failure queue"}:
-            return Check(name, Status.SKIP, "the domain is unknown", "give --domain or deploy the stack")
         try:
             return step()
         except CommandError as error:  # e.g. no alias path known without --config-env
@@ -229,13 +231,11 @@ class Doctor:
             return Check("stack", Status.SKIP, str(error))
         self.outputs = self.target.outputs()
         status = str(stack.get("StackStatus", ""))
-        detail = f"{name}: {status}"
-        if status in {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}:
-            return Check("stack", Status.OK, detail)
-        if status.endswith("_IN_PROGRESS") or status == "UPDATE_ROLLBACK_COMPLETE":
-            return Check("stack", Status.WARN, detail, "wait for the deploy, or see why the last update rolled back")
-        events = f"aws cloudformation describe-stack-events --stack-name {name} --region {self.region}"
-        return Check("stack", Status.FAIL, detail, f"see what failed: `{events}`, fix it, then `{deploy}`")
+        state = stack_state(name, self.region, status, deploy)
+        if state.severity == "ok":
+            return Check("stack", Status.OK, f"{name}: {status}")
+        severity = Status.WARN if state.severity == "warn" else Status.FAIL
+        return Check("stack", severity, f"{name}: {status}: {state.meaning}", state.fix)
 
     def _identity(self) -> dict[str, Any] | None:
         """SES's GetEmailIdentity for the domain (read once), None when it is not an identity."""

@@ -1,0 +1,113 @@
+"""The read-and-advise commands (doctor, trace, suppression, redrive) against accounts in unusual states:
+a stack half-created or being deleted, calls the operator's role may not make, an account whose quota or
+sending state is out of the ordinary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import STACK, Cli, Deployment, FakeResolver, FakeSesV2, client
+from tests.cli.test_doctor import healthy_dns, rows
+
+
+@pytest.fixture
+def ses(client_overrides: dict[str, Any], aws: None) -> FakeSesV2:
+    fake = FakeSesV2()
+    client_overrides["sesv2"] = fake
+    return fake
+
+
+class StackInState:
+    """CloudFormation as moto answers it, but the stack in `status` (moto cannot fail a deploy), without its
+    outputs when `outputs` is False (a stack whose creation rolled back has none); `error` refuses the call."""
+
+    def __init__(self, status: str, *, outputs: bool = True, error: Exception | None = None) -> None:
+        self._client = client("cloudformation")
+        self.status, self.keep_outputs, self.error = status, outputs, error
+
+    def describe_stacks(self, **request: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        answer: dict[str, Any] = self._client.describe_stacks(**request)
+        for stack in answer["Stacks"]:
+            stack["StackStatus"] = self.status
+            if not self.keep_outputs:
+                stack.pop("Outputs", None)
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+# the stack --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "outputs", "says"),
+    [
+        ("ROLLBACK_COMPLETE", False, f"aws cloudformation delete-stack --stack-name {STACK} --region us-east-1"),
+        ("DELETE_IN_PROGRESS", True, "wait stack-delete-complete"),
+        ("UPDATE_ROLLBACK_FAILED", True, f"continue-update-rollback --stack-name {STACK} --region us-east-1"),
+        ("REVIEW_IN_PROGRESS", False, "execute the change set"),
+    ],
+)
+def test_doctor_stack_that_sam_deploy_alone_cannot_fix_gets_its_own_fix(
+    cli: Cli,
+    deployed: Deployment,
+    ses: FakeSesV2,
+    resolver: FakeResolver,
+    client_overrides: dict[str, Any],
+    status: str,
+    outputs: bool,
+    says: str,
+) -> None:
+    # GIVEN a stack whose creation rolled back, that is being deleted, whose update could not be rolled back,
+    # or whose first change set was never executed
+    healthy_dns(resolver, deployed)
+    client_overrides["cloudformation"] = StackInState(status, outputs=outputs)
+
+    # WHEN the doctor checks the environment
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the stack row is a failure whose fix is what CloudFormation accepts in that state, not "wait for the
+    # deploy" or a bare `sam deploy`
+    line = rows(result.out)["stack"]
+    assert result.code == 1
+    assert line.startswith("✗") and status in line, line
+    assert says in result.out
+    assert "wait for the deploy" not in result.out
+
+
+def test_doctor_rolled_back_update_still_works_and_says_why(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN a stack whose last update failed and was rolled back to the template before it
+    healthy_dns(resolver, deployed)
+    client_overrides["cloudformation"] = StackInState("UPDATE_ROLLBACK_COMPLETE")
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN it is a warning (the previous version still forwards) with where to see what failed
+    assert result.code == 0, result.out
+    assert rows(result.out)["stack"].startswith("!")
+    assert f"describe-stack-events --stack-name {STACK} --region us-east-1" in result.out
+
+
+@pytest.mark.parametrize("command", [("redrive", "--dry-run"), ("trace", "--since", "1d")])
+def test_commands_needing_an_output_of_a_failed_stack_say_to_delete_it(
+    cli: Cli, deployed: Deployment, client_overrides: dict[str, Any], command: tuple[str, ...]
+) -> None:
+    # GIVEN a stack whose creation failed: ROLLBACK_COMPLETE, no outputs
+    client_overrides["cloudformation"] = StackInState("ROLLBACK_COMPLETE", outputs=False)
+
+    # WHEN a command needs one of its outputs
+    result = cli(*command, "--config-env", "dev")
+
+    # THEN one line says the stack failed and must be deleted first ("redeploy it" would fail again)
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert "it is ROLLBACK_COMPLETE" in result.err
+    assert f"aws cloudformation delete-stack --stack-name {STACK} --region us-east-1" in result.err
+    assert "redeploy it with the current template" not in result.err
