@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from forwarder_ops.aliases import AliasStore, member_problems, problems
 from forwarder_ops.envconfig import StackNotFoundError, Target
-from forwarder_ops.errors import CommandError, aws_code
+from forwarder_ops.errors import CommandError, aws_code, missing_permission
 from forwarder_ops.sendas import check_send_as
 from forwarder_ops.stackstate import stack_state
 from forwarder_ops.suppression import check_suppressed_members
@@ -170,7 +170,7 @@ class Doctor:
         self._identity_answer: dict[str, Any] | None = None
 
     def run(self) -> list[Check]:
-        checks = [self.check_region(), self.check_stack()]
+        checks = [self.check_region(), self._guarded("stack", self.check_stack)]
         self.domain = self.target.explicit_domain or self.outputs.get("Domain") or self.target.domain
         steps: list[tuple[str, Callable[[], Check]]] = [
             ("SES identity", self.check_identity),
@@ -206,7 +206,9 @@ class Doctor:
             if code is None or code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"}:
                 raise
             message = error.response["Error"].get("Message", "")  # type: ignore[attr-defined]
-            return Check(name, Status.WARN, f"could not check: {code}: {message}".rstrip(": "), "")
+            permission = missing_permission(error)
+            fix = f"allow {permission} to the operator's role (or profile), then run again" if permission else ""
+            return Check(name, Status.WARN, f"could not check: {code}: {message}".rstrip(": "), fix)
 
     # checks ---------------------------------------------------------------------------------------
 

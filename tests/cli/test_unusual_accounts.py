@@ -4,9 +4,11 @@ sending state is out of the ordinary."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.cli.conftest import STACK, Cli, Deployment, FakeResolver, FakeSesV2, client
 from tests.cli.test_doctor import healthy_dns, rows
@@ -17,6 +19,12 @@ def ses(client_overrides: dict[str, Any], aws: None) -> FakeSesV2:
     fake = FakeSesV2()
     client_overrides["sesv2"] = fake
     return fake
+
+
+def denied(operation: str, action: str) -> ClientError:
+    """AWS's refusal of a call the operator's role may not make."""
+    message = f"User: arn:aws:sts::123456789012:assumed-role/ops/me is not authorized to perform: {action}"
+    return ClientError({"Error": {"Code": "AccessDenied", "Message": message}}, operation)
 
 
 class StackInState:
@@ -111,3 +119,45 @@ def test_commands_needing_an_output_of_a_failed_stack_say_to_delete_it(
     assert "it is ROLLBACK_COMPLETE" in result.err
     assert f"aws cloudformation delete-stack --stack-name {STACK} --region us-east-1" in result.err
     assert "redeploy it with the current template" not in result.err
+
+
+# a call the operator may not make ------------------------------------------------------------------
+
+
+def test_doctor_denied_the_stack_still_reports_the_rest_and_names_the_permission(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN an operator role without cloudformation:DescribeStacks
+    healthy_dns(resolver, deployed)
+    client_overrides["cloudformation"] = StackInState(
+        "CREATE_COMPLETE", error=denied("DescribeStacks", "cloudformation:DescribeStacks")
+    )
+
+    # WHEN the doctor checks the environment
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    # THEN the report still comes out (not one line and exit 2); the stack row is inconclusive and names the
+    # permission; the checks that need no stack output still run
+    assert result.code in {0, 1}, result.err
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert checks["stack"]["status"] == "warn"
+    assert "cloudformation:DescribeStacks" in checks["stack"]["fix"]
+    assert checks["SES identity"]["status"] == "ok"
+    assert checks["account"]["status"] == "ok"
+
+
+def test_doctor_denied_row_names_the_missing_permission_even_when_aws_does_not(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN a refusal of ses:GetAccount whose message does not name the action (an explicit deny by an SCP)
+    healthy_dns(resolver, deployed)
+    ses.account_error = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "explicit deny in a service control policy"}},
+        "GetAccount",
+    )
+
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert checks["account"]["status"] == "warn"
+    assert "ses:GetAccount" in checks["account"]["fix"]
