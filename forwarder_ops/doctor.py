@@ -166,7 +166,7 @@ class Doctor:
         self.region = target.region
         self.outputs: dict[str, str] = {}
         self.domain: str | None = None
-        self.in_sandbox = False
+        self.in_sandbox: bool | None = None  # None: GetAccount did not answer
         self._identity_answer: dict[str, Any] | None = None
 
     def run(self) -> list[Check]:
@@ -437,14 +437,25 @@ class Doctor:
         account = self.target.client("sesv2").get_account()
         quota = account.get("SendQuota", {})
         limit, rate, sent = quota.get("Max24HourSend", 0), quota.get("MaxSendRate", 0), quota.get("SentLast24Hours", 0)
-        usage = f"quota {limit:,.0f}/24h at {rate:g}/s, {sent:,.0f} sent in the last 24h"
+        # SES: "A value of -1 signifies an unlimited quota" (SendQuota.Max24HourSend)
+        daily = "unlimited" if limit < 0 else f"{limit:,.0f}/24h"
+        usage = f"quota {daily} at {rate:g}/s, {sent:,.0f} sent in the last 24h"
         self.in_sandbox = not account.get("ProductionAccessEnabled", False)
-        if not account.get("SendingEnabled", True) or account.get("EnforcementStatus") == "SHUTDOWN":
+        if account.get("EnforcementStatus") == "SHUTDOWN":
             return Check(
                 "account",
                 Status.FAIL,
-                f"sending is disabled for this account in {self.region}",
-                "see the SES console's Account dashboard (reputation, enforcement)",
+                f"SES has paused sending for this account in {self.region} (enforcement status SHUTDOWN)",
+                "see the SES console's Account dashboard (reputation, enforcement) and answer AWS's case",
+            )
+        if not account.get("SendingEnabled", True):
+            # Paused in the account itself (PutAccountSendingAttributes), not by SES's enforcement.
+            return Check(
+                "account",
+                Status.FAIL,
+                f"sending is paused for this account in {self.region} (SendingEnabled false): nothing is forwarded",
+                f"once the cause is fixed: `aws sesv2 put-account-sending-attributes --sending-enabled "
+                f"--region {self.region}`",
             )
         if self.in_sandbox:
             return Check(
@@ -453,11 +464,15 @@ class Doctor:
                 f"in the SES sandbox in {self.region}: only verified addresses receive mail; {usage}",
                 "request production access: SES console > Account dashboard > Request production access (per region)",
             )
-        if account.get("EnforcementStatus") == "PROBATION" or (limit and sent >= _QUOTA_WARNING * limit):
+        if account.get("EnforcementStatus") == "PROBATION" or (limit > 0 and sent >= _QUOTA_WARNING * limit):
             return Check("account", Status.WARN, f"production access; {usage}", "ask for a higher quota if needed")
         return Check("account", Status.OK, f"production access; {usage}")
 
     def check_sandbox_members(self) -> Check:
+        if self.in_sandbox is None:
+            return Check(
+                "sandbox members", Status.SKIP, f"unknown whether {self.region} is in the sandbox: see the account row"
+            )
         if not self.in_sandbox:
             return Check("sandbox members", Status.SKIP, "not in the sandbox: any address may receive")
         members = {

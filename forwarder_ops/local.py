@@ -154,6 +154,9 @@ class SesV2Answers:
     quota: tuple[float, float, float] | None = None
     sent_count: Callable[[], int] = lambda: 0
     account_error: Exception | None = None
+    # GetAccount's SendingEnabled and EnforcementStatus: sending paused in the account, or by SES
+    sending_enabled: bool = True
+    enforcement: str = "HEALTHY"
     # the identity's default configuration set, as the template attaches one
     configuration_set: str | None = None
 
@@ -169,8 +172,8 @@ class SesV2Answers:
         quota = self.quota or (limit, rate, float(self.sent_count()))
         account = {
             "ProductionAccessEnabled": self.production,
-            "SendingEnabled": True,
-            "EnforcementStatus": "HEALTHY",
+            "SendingEnabled": self.sending_enabled,
+            "EnforcementStatus": self.enforcement,
             "SendQuota": dict(zip(("Max24HourSend", "MaxSendRate", "SentLast24Hours"), quota, strict=True)),
         }
         return _reply(200, account)

@@ -161,3 +161,69 @@ def test_doctor_denied_row_names_the_missing_permission_even_when_aws_does_not(
     checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
     assert checks["account"]["status"] == "warn"
     assert "ses:GetAccount" in checks["account"]["fix"]
+
+
+def test_doctor_without_the_account_does_not_claim_the_sandbox_is_off(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an operator role without ses:GetAccount, in an account that may be in the sandbox
+    healthy_dns(resolver, deployed)
+    ses.account_error = denied("GetAccount", "ses:GetAccount")
+
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    # THEN the sandbox row says it cannot tell, instead of "not in the sandbox: any address may receive"
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert checks["sandbox members"]["status"] == "skip"
+    assert "unknown whether us-east-1 is in the sandbox" in checks["sandbox members"]["detail"]
+    assert "any address may receive" not in result.out
+
+
+# the account's sending state --------------------------------------------------------------------
+
+
+def test_doctor_reads_an_unlimited_quota_as_unlimited(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an account whose daily quota SES reports as -1 ("unlimited")
+    healthy_dns(resolver, deployed)
+    ses.quota = (-1.0, 500.0, 120_000.0)
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the account row is fine and says so, not "quota -1/24h" with a warning to ask for more
+    assert result.code == 0, result.out
+    line = rows(result.out)["account"]
+    assert line.startswith("✓"), line
+    assert "quota unlimited at 500/s, 120,000 sent in the last 24h" in line
+
+
+@pytest.mark.parametrize(
+    ("sending", "enforcement", "says", "fix"),
+    [
+        (False, "HEALTHY", "sending is paused", "aws sesv2 put-account-sending-attributes --sending-enabled"),
+        (False, "SHUTDOWN", "SES has paused sending", "answer AWS's case"),
+    ],
+)
+def test_doctor_paused_sending_says_who_paused_it_and_how_to_resume(
+    cli: Cli,
+    deployed: Deployment,
+    ses: FakeSesV2,
+    resolver: FakeResolver,
+    sending: bool,
+    enforcement: str,
+    says: str,
+    fix: str,
+) -> None:
+    # GIVEN sending paused in the account (by someone in it) or by SES's enforcement
+    healthy_dns(resolver, deployed)
+    ses.sending_enabled, ses.enforcement = sending, enforcement
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the account row fails, saying which, and the fix resumes it in the environment's region
+    assert result.code == 1
+    assert rows(result.out)["account"].startswith("✗") and says in rows(result.out)["account"]
+    assert fix in result.out
+    if enforcement == "HEALTHY":
+        assert "--region us-east-1" in result.out
