@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,10 @@ from forwarder.trace import (
 )
 from forwarder_ops.errors import CommandError
 
+# BatchGetItem's unprocessed keys are asked again with exponential backoff, as DynamoDB advises.
+_BATCH_ATTEMPTS = 8
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 5.0
 _SINCE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_DAYS = 3650
@@ -229,10 +234,20 @@ class TraceTable:
         for start in range(0, len(unique), 100):
             keys = [{"pk": {"S": mail_pk(i)}, "sk": {"S": MAIL_SK}} for i in unique[start : start + 100]]
             pending: Any = {self.table: {"Keys": keys}}
-            while pending:
+            for attempt in range(_BATCH_ATTEMPTS):
+                if attempt:  # DynamoDB returns what it could not read (throttled): ask again after a pause
+                    time.sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
                 answer = self._client.batch_get_item(RequestItems=pending)
                 found += [plain(from_item(item)) for item in answer.get("Responses", {}).get(self.table, [])]
                 pending = answer.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+            else:
+                left = len(pending.get(self.table, {}).get("Keys", []))
+                raise CommandError(
+                    f"DynamoDB kept throttling the reads of {self.table} ({left} mail record(s) still unread after "
+                    f"{_BATCH_ATTEMPTS} tries): try again in a minute, or narrow the search (--since, --limit)"
+                )
         return sorted(found, key=lambda m: str(m.get("received", "")), reverse=True)
 
     def find(self, sender: str | None, alias: str | None, since: str | None, limit: int) -> list[dict[str, Any]]:

@@ -1,0 +1,106 @@
+"""`forwarder trace` against a trace table in unusual states: DynamoDB throttling
+the reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from forwarder.trace import ALIAS_PREFIX, MAIL_SK, SENDER_PREFIX, mail_pk, timestamp
+from forwarder_ops.local import create_trace_table
+from tests.cli.conftest import REGION, Cli
+
+TABLE = "email-forwarder-dev-trace"
+SENDER = "yating.chen@example.com"
+
+
+def seed(count: int) -> list[str]:
+    """`count` forwarded mails from SENDER to team@, one a minute up to now; their ids, newest first."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_trace_table(client, TABLE)
+    table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+    now = datetime.now(UTC)
+    ids = []
+    for n in range(count):
+        message_id, received = f"m{n:04d}", timestamp(now - timedelta(minutes=n))
+        ids.append(message_id)
+        common = {"pk": mail_pk(message_id), "received": received, "message_id": message_id}
+        table.put_item(
+            Item={
+                **common,
+                "sk": MAIL_SK,
+                "day": received[:10],
+                "lookup": f"{SENDER_PREFIX}{SENDER}",
+                "sender": SENDER,
+                "aliases": ["team"],
+                "decision": "forwarded",
+                "members": [{"alias": "team", "member": "alice@gmail.com", "status": "sent", "detail": ""}],
+            }
+        )
+        table.put_item(Item={**common, "sk": f"{ALIAS_PREFIX}team", "lookup": f"{ALIAS_PREFIX}team"})
+    return ids
+
+
+def trace(cli: Cli, *args: str) -> Any:
+    return cli("trace", *args, "--config-env", "dev", "--table", TABLE)
+
+
+class ThrottledReads:
+    """DynamoDB as moto answers it, but BatchGetItem returns every key unprocessed (throttled) `throttled` times
+    first; a bound on the calls, so that a loop that never gives up fails the test instead of hanging it."""
+
+    def __init__(self, throttled: int) -> None:
+        self._client = boto3.client("dynamodb", region_name=REGION)
+        self.throttled, self.calls = throttled, 0
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        assert self.calls < 100, "BatchGetItem asked again and again without giving up"
+        if self.calls <= self.throttled:
+            return {"Responses": {TABLE: []}, "UnprocessedKeys": RequestItems}
+        answer: dict[str, Any] = self._client.batch_get_item(RequestItems=RequestItems)
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    return slept
+
+
+def test_trace_waits_before_asking_again_for_throttled_reads(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], pauses: list[float]
+) -> None:
+    # GIVEN a table whose reads DynamoDB throttles twice
+    ids = seed(3)
+    client_overrides["dynamodb"] = ThrottledReads(throttled=2)
+
+    result = trace(cli, "--from", SENDER, "--json")
+
+    # THEN the unprocessed keys are asked again after growing pauses, and every mail is listed
+    assert [m["message_id"] for m in json.loads(result.out)["mails"]] == ids
+    assert (len(pauses) == 2 and 0 < pauses[0] < pauses[1]) or pauses[1] > 0
+
+
+def test_trace_gives_up_on_a_table_that_stays_throttled(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], pauses: list[float]
+) -> None:
+    # GIVEN a table whose reads DynamoDB throttles all the time
+    seed(3)
+    client_overrides["dynamodb"] = ThrottledReads(throttled=10_000)
+
+    result = trace(cli, "--from", SENDER)
+
+    # THEN one line says so, after a bounded number of tries (exit 2), no endless loop
+    assert result.code == 2
+    assert "DynamoDB kept throttling the reads of email-forwarder-dev-trace" in result.err
+    assert len(result.err.strip().splitlines()) == 1
