@@ -250,8 +250,9 @@ class TraceTable:
                 )
         return sorted(found, key=lambda m: str(m.get("received", "")), reverse=True)
 
-    def find(self, sender: str | None, alias: str | None, since: str | None, limit: int) -> list[dict[str, Any]]:
-        """Mails matching every given filter, newest first; the most selective index answers."""
+    def find(self, sender: str | None, alias: str | None, since: str | None, limit: int) -> Found:
+        """The newest `limit` mails matching every given filter, and how many match; the most selective index
+        answers."""
         if sender:
             ids = self.lookup(f"{SENDER_PREFIX}{sender.strip().lower()}", since)
         elif alias:
@@ -260,10 +261,24 @@ class TraceTable:
             ids = self.since(since)
         else:
             raise CommandError("give a MESSAGE_ID, or find mails with --from ADDRESS, --alias ALIAS or --since 2d")
-        mails = self.mails(ids)
-        if alias:
-            mails = [m for m in mails if alias in m.get("aliases", [])]
-        return mails[:limit]
+        if sender and alias:  # the alias is a filter on the mail records: read them all
+            mails = [m for m in self.mails(ids) if alias in m.get("aliases", [])]
+            return Found(mails[:limit], len(mails))
+        # The indexes answer newest first: only the records shown are read.
+        unique = list(dict.fromkeys(ids))
+        return Found(self.mails(unique[:limit]), len(unique))
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The mails listed (newest first, at most --limit) and how many matched in all."""
+
+    mails: list[dict[str, Any]]
+    matched: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.matched > len(self.mails)
 
 
 # output -----------------------------------------------------------------------------------------
@@ -350,11 +365,15 @@ def render(trace: MailTrace, env_flag: str = "") -> list[str]:
     return lines
 
 
-def render_list(mails: Sequence[dict[str, Any]], env_flag: str = "") -> list[str]:
+def render_list(mails: Sequence[dict[str, Any]], env_flag: str = "", matched: int | None = None) -> list[str]:
     from forwarder_ops.console import table
 
     if not mails:
         return ["no mail matches"]
+    shown = f"{len(mails)} mail(s)"
+    if matched is not None and matched > len(mails):
+        more = f"more with --limit {matched} or a shorter --since"
+        shown = f"the newest {len(mails)} of {matched} matching mails ({more})"
     rows = [
         (
             _when(str(m.get("received", ""))),
@@ -367,7 +386,7 @@ def render_list(mails: Sequence[dict[str, Any]], env_flag: str = "") -> list[str
         for m in mails
     ]
     lines = table(rows, ("received (UTC)", "message id", "from", "aliases", "decision", "sent"), "  ")
-    return [*lines, "", f"{len(mails)} mail(s); the path of one: forwarder trace MESSAGE_ID{env_flag}"]
+    return [*lines, "", f"{shown}; the path of one: forwarder trace MESSAGE_ID{env_flag}"]
 
 
 # command ----------------------------------------------------------------------------------------
@@ -437,9 +456,9 @@ def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias:
         else:
             print(printable_lines(render(trace, env_flag)))  # the subject and sender are the mail's
         return PROBLEM if not trace.found or trace.problems else OK
-    mails = table.find(args.sender, alias, since, args.limit)
+    found = table.find(args.sender, alias, since, args.limit)
     if args.json:
-        print_json({"mails": mails})
+        print_json({"mails": found.mails, "matched": found.matched, "truncated": found.truncated})
     else:
-        print(printable_lines(render_list(mails, env_flag)))
-    return OK if mails else PROBLEM
+        print(printable_lines(render_list(found.mails, env_flag, found.matched)))
+    return OK if found.mails else PROBLEM

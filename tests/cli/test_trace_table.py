@@ -1,4 +1,4 @@
-"""`forwarder trace` against a trace table in unusual states: DynamoDB throttling
+"""`forwarder trace` against a trace table in unusual states: more mails than --limit shows, DynamoDB throttling
 the reads."""
 
 from __future__ import annotations
@@ -48,6 +48,30 @@ def seed(count: int) -> list[str]:
 
 def trace(cli: Cli, *args: str) -> Any:
     return cli("trace", *args, "--config-env", "dev", "--table", TABLE)
+
+
+@pytest.mark.parametrize("search", [("--from", SENDER), ("--alias", "team"), ("--since", "1d")])
+def test_trace_list_says_when_more_mails_match_than_it_shows(cli: Cli, aws: None, search: tuple[str, ...]) -> None:
+    # GIVEN 60 mails from one sender to one alias today, more than the default --limit of 50
+    ids = seed(60)
+
+    # WHEN the operator lists them
+    text = trace(cli, *search)
+    data = json.loads(trace(cli, *search, "--json").out)
+
+    # THEN the newest 50 are listed and the list says that 60 match (not "50 mail(s)", as if that were all)
+    assert text.code == 0, text.err
+    assert "the newest 50 of 60 matching mails" in text.out
+    assert ids[0] in text.out and ids[49] in text.out and ids[50] not in text.out
+    assert [m["message_id"] for m in data["mails"]] == ids[:50]
+    assert data["matched"] == 60 and data["truncated"] is True
+
+
+def test_trace_list_of_everything_says_nothing_more(cli: Cli, aws: None) -> None:
+    seed(3)
+    result = trace(cli, "--alias", "team")
+    assert "3 mail(s); the path of one" in result.out
+    assert json.loads(trace(cli, "--alias", "team", "--json").out)["truncated"] is False
 
 
 class ThrottledReads:
