@@ -101,9 +101,17 @@ def parse_record(sqs_id: str, receipt_handle: str, body: str) -> Parked:
         return Parked(sqs_id, receipt_handle, None, error="no requestPayload in the record")
     try:
         inbound = first_inbound(event)
-        message_id, recipients = inbound.message_id, inbound.recipients
-    except EventError:
-        message_id, recipients = "?", ()
+    except EventError as error:
+        # Not an SES receipt event (another function's, or a damaged one): the forwarder would only fail on it
+        # again, and count one more error against its alarm. It stays in the queue for a look.
+        return Parked(
+            sqs_id,
+            receipt_handle,
+            None,
+            error=f"not an SES receipt event ({error})",
+            timestamp=str(record.get("timestamp", "")),
+        )
+    message_id, recipients = inbound.message_id, inbound.recipients
     return Parked(
         sqs_id,
         receipt_handle,
