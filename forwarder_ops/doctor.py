@@ -285,8 +285,29 @@ class Doctor:
         records = "\n".join(
             f"{token}._domainkey.{self.domain}  CNAME  {token}.dkim.amazonses.com" for token in dkim.get("Tokens", [])
         )
+        if status == "NOT_STARTED" and not records:
+            # An identity made without Easy DKIM (by hand, or SES v1's verify-domain-identity): nothing to publish
+            # until DKIM is switched on, which gives the three tokens.
+            start = (
+                f"aws sesv2 put-email-identity-dkim-signing-attributes --email-identity {self.domain} "
+                f"--signing-attributes-origin AWS_SES --region {self.region}"
+            )
+            return Check(
+                "DKIM",
+                Status.FAIL,
+                "status NOT_STARTED: DKIM is not switched on for this identity",
+                f"switch on Easy DKIM: `{start}`, then publish the three CNAME records it answers",
+            )
         where = "check the NS delegation row (the stack publishes them in its hosted zone)" if self._zone_id() else ""
         fix = f"publish these CNAME records{' or ' + where if where else ''}:\n{records}" if records else where
+        if status == "TEMPORARY_FAILURE":
+            # SES could not look up the records this time and looks again: worth a look, not broken yet.
+            return Check(
+                "DKIM",
+                Status.WARN,
+                "status TEMPORARY_FAILURE: SES could not look up the DKIM records just now; it tries again",
+                f"if it stays so for a day, check that the records answer: {fix}" if fix else "",
+            )
         return Check("DKIM", Status.FAIL, f"status {status}", fix or "deploy the stack, then publish its DKIM records")
 
     def check_mail_from(self) -> Check:
@@ -305,13 +326,27 @@ class Doctor:
         status = attributes.get("MailFromDomainStatus", "PENDING")
         if status == "SUCCESS":
             return Check("MAIL FROM", Status.OK, f"{mail_from}: SUCCESS")
-        return Check(
-            "MAIL FROM",
-            Status.FAIL,
-            f"{mail_from}: {status}",
-            f"publish these records:\n{mail_from}  MX  10 feedback-smtp.{self.region}.amazonses.com\n"
-            f'{mail_from}  TXT  "v=spf1 include:amazonses.com ~all"',
+        records = (
+            f"{mail_from}  MX  10 feedback-smtp.{self.region}.amazonses.com\n"
+            f'{mail_from}  TXT  "v=spf1 include:amazonses.com ~all"'
         )
+        # What SES does meanwhile: REJECT_MESSAGE refuses every send (nothing is forwarded), USE_DEFAULT_VALUE sends
+        # with amazonses.com as the MAIL FROM (SPF then does not align for DMARC).
+        rejects = attributes.get("BehaviorOnMxFailure") == "REJECT_MESSAGE"
+        meanwhile = (
+            "SES refuses every send meanwhile (BehaviorOnMxFailure REJECT_MESSAGE): nothing is forwarded"
+            if rejects
+            else "SES sends with its own MAIL FROM meanwhile"
+        )
+        if status == "TEMPORARY_FAILURE" and not rejects:
+            return Check(
+                "MAIL FROM",
+                Status.WARN,
+                f"{mail_from}: TEMPORARY_FAILURE: SES could not look up its MX record just now; {meanwhile}",
+                f"if it stays so for a day, check that these records answer:\n{records}",
+            )
+        fix = f"publish these records:\n{records}"
+        return Check("MAIL FROM", Status.FAIL, f"{mail_from}: {status}: {meanwhile}", fix)
 
     def _zone_id(self) -> str | None:
         return self.outputs.get("HostedZoneId") or None

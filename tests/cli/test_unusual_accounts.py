@@ -227,3 +227,68 @@ def test_doctor_paused_sending_says_who_paused_it_and_how_to_resume(
     assert fix in result.out
     if enforcement == "HEALTHY":
         assert "--region us-east-1" in result.out
+
+
+# DKIM and MAIL FROM -----------------------------------------------------------------------------
+
+
+def test_doctor_dkim_never_started_says_to_switch_it_on(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an identity made without Easy DKIM (SES v1's verify-domain-identity, by hand): no tokens
+    healthy_dns(resolver, deployed)
+    ses.dkim = "NOT_STARTED"
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the fix switches DKIM on in the environment's region, rather than sending to the NS delegation row
+    assert rows(result.out)["DKIM"].startswith("✗")
+    assert (
+        "aws sesv2 put-email-identity-dkim-signing-attributes --email-identity dev.aws-educate.tw "
+        "--signing-attributes-origin AWS_SES --region us-east-1" in result.out
+    )
+    assert "NS delegation row" not in result.out
+
+
+def test_doctor_dkim_temporary_failure_is_a_warning(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN SES could not look up the DKIM records of a verified identity this time
+    healthy_dns(resolver, deployed)
+    ses.dkim = "TEMPORARY_FAILURE"
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN it is worth a look, not a failure: SES looks again
+    assert result.code == 0, result.out
+    assert rows(result.out)["DKIM"].startswith("!") and "tries again" in rows(result.out)["DKIM"]
+
+
+@pytest.mark.parametrize(
+    ("status", "behavior", "symbol", "says"),
+    [
+        ("FAILED", "REJECT_MESSAGE", "✗", "SES refuses every send meanwhile"),
+        ("FAILED", "USE_DEFAULT_VALUE", "✗", "SES sends with its own MAIL FROM meanwhile"),
+        ("TEMPORARY_FAILURE", "USE_DEFAULT_VALUE", "!", "could not look up its MX record just now"),
+        ("TEMPORARY_FAILURE", "REJECT_MESSAGE", "✗", "SES refuses every send meanwhile"),
+    ],
+)
+def test_doctor_mail_from_says_what_ses_does_until_it_is_fixed(
+    cli: Cli,
+    deployed: Deployment,
+    ses: FakeSesV2,
+    resolver: FakeResolver,
+    status: str,
+    behavior: str,
+    symbol: str,
+    says: str,
+) -> None:
+    # GIVEN the MAIL FROM domain failed (or could not be checked this time), with either behaviour on MX failure
+    healthy_dns(resolver, deployed)
+    ses.mail_from, ses.mail_from_behavior = status, behavior
+
+    line = rows(cli("doctor", "--config-env", "dev").out)["MAIL FROM"]
+
+    # THEN the row says whether mail still goes out meanwhile: with REJECT_MESSAGE nothing is forwarded
+    assert line.startswith(symbol), line
+    assert says in line
