@@ -413,15 +413,10 @@ class Doctor:
         activate = f"aws ses set-active-receipt-rule-set --rule-set-name {ours or 'NAME'} --region {self.region}"
         if not active_name:
             return Check("receipt rule", Status.FAIL, f"no active receipt rule set in {self.region}", activate)
-        if ours and active_name != ours:
-            return Check(
-                "receipt rule",
-                Status.FAIL,
-                f"the active rule set is {active_name}, ours is {ours} (one active set per region)",
-                f"move our rule into {active_name}, or `{activate}` (this stops {active_name}'s rules)",
-            )
         rules = active.get("Rules", [])
         rule = next((r for r in rules if r.get("Name") == rule_name), None) if rule_name else None
+        if ours and active_name != ours:
+            return self._other_set_active(ours, active_name, rules, rule, activate)
         if rule is None:
             rule = next((r for r in rules if covers(r.get("Recipients", []), str(self.domain))), None)
         if rule is None:
@@ -433,6 +428,42 @@ class Doctor:
                 "receipt rule", Status.FAIL, f"{label} is disabled", "enable it in the SES console, or redeploy"
             )
         return self._reach(active_name, rules, rule)
+
+    def _other_set_active(
+        self, ours: str, active_name: str, rules: Sequence[dict[str, Any]], rule: dict[str, Any] | None, activate: str
+    ) -> Check:
+        """Another set than the stack's is active: a copy of ours (cloned by hand) that holds our rule still takes
+        the mail; else none of it reaches the forwarder."""
+        if rule is not None and rule.get("Enabled"):
+            reach = self._reach(active_name, rules, rule)
+            if reach.status == Status.OK:
+                return Check(
+                    "receipt rule",
+                    Status.WARN,
+                    f"{reach.detail}, but the active set is {active_name}, not the stack's {ours}: a deploy changes "
+                    f"{ours}, not the rule that takes the mail",
+                    f"make the stack's set the active one again (`{activate}`), or set ReceiptRuleSetName="
+                    f"{active_name} with ReceiptRuleSetMode=join-existing and redeploy",
+                )
+            return reach
+        try:
+            self.target.client("ses").describe_receipt_rule_set(RuleSetName=ours)
+        except Exception as error:
+            if aws_code(error) != "RuleSetDoesNotExist":
+                raise
+            return Check(
+                "receipt rule",
+                Status.FAIL,
+                f"the active rule set is {active_name}; the stack's {ours} does not exist any more",
+                f"redeploy the stack (it creates {ours}), then `{activate}` (this stops {active_name}'s rules), or "
+                f"set ReceiptRuleSetName={active_name} with ReceiptRuleSetMode=join-existing and redeploy",
+            )
+        return Check(
+            "receipt rule",
+            Status.FAIL,
+            f"the active rule set is {active_name}, ours is {ours} (one active set per region)",
+            f"move our rule into {active_name}, or `{activate}` (this stops {active_name}'s rules)",
+        )
 
     def _reach(self, active_name: str, rules: Sequence[dict[str, Any]], rule: dict[str, Any]) -> Check:
         """Whether the mail of our domain reaches our enabled rule: listed in it, and not stopped before it."""

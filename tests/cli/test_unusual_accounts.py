@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.cli.conftest import STACK, Cli, Deployment, FakeResolver, FakeSesV2, client
+from tests.cli.conftest import RULE, RULE_SET, STACK, Cli, Deployment, FakeResolver, FakeSesV2, client
 from tests.cli.test_doctor import healthy_dns, rows
 
 
@@ -292,3 +292,41 @@ def test_doctor_mail_from_says_what_ses_does_until_it_is_fixed(
     # THEN the row says whether mail still goes out meanwhile: with REJECT_MESSAGE nothing is forwarded
     assert line.startswith(symbol), line
     assert says in line
+
+
+# the receipt rule set ---------------------------------------------------------------------------
+
+
+def test_doctor_a_copy_of_our_rule_set_made_active_by_hand_still_takes_the_mail(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN our rule set copied under another name by hand, the copy (holding our rule) made the active one
+    healthy_dns(resolver, deployed)
+    client("ses").clone_receipt_rule_set(RuleSetName="renamed-rules", OriginalRuleSetName=RULE_SET)
+    client("ses").set_active_receipt_rule_set(RuleSetName="renamed-rules")
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN mail still reaches our rule: a warning that deploys no longer change that rule, not a failure
+    line = rows(result.out)["receipt rule"]
+    assert result.code == 0, result.out
+    assert line.startswith("!") and f"renamed-rules/{RULE} active and enabled" in line
+    assert "ReceiptRuleSetName=renamed-rules with ReceiptRuleSetMode=join-existing" in result.out
+
+
+def test_doctor_our_rule_set_gone_says_to_redeploy_before_activating_it(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN another set active and the stack's set deleted by hand
+    healthy_dns(resolver, deployed)
+    client("ses").create_receipt_rule_set(RuleSetName="legacy")
+    client("ses").set_active_receipt_rule_set(RuleSetName="legacy")
+    client("ses").delete_receipt_rule_set(RuleSetName=RULE_SET)
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the fix does not just say to activate a set that does not exist
+    line = rows(result.out)["receipt rule"]
+    assert result.code == 1
+    assert line.startswith("✗") and f"the stack's {RULE_SET} does not exist any more" in line
+    assert f"redeploy the stack (it creates {RULE_SET})" in result.out
