@@ -355,7 +355,18 @@ class Doctor:
         zone_id = self._zone_id()
         if not zone_id:
             return Check("NS delegation", Status.SKIP, "the stack has no hosted zone (DNS is managed elsewhere)")
-        zone = self.target.client("route53").get_hosted_zone(Id=zone_id)
+        try:
+            zone = self.target.client("route53").get_hosted_zone(Id=zone_id)
+        except Exception as error:
+            if aws_code(error) != "NoSuchHostedZone":
+                raise
+            adopt = f"forwarder adopt{self._env_flag}"
+            return Check(
+                "NS delegation",
+                Status.FAIL,
+                f"the stack's hosted zone {zone_id} does not exist in this account: nothing answers its records",
+                f"give HostedZoneId the zone that holds {self.domain} (`{adopt}` looks it up by name), then redeploy",
+            )
         expected = sorted(_host(ns) for ns in zone.get("DelegationSet", {}).get("NameServers", []))
         # The zone of the domain, or a parent zone that holds the domain's records: that zone must be delegated.
         name = _host(str(zone.get("HostedZone", {}).get("Name") or self.domain))

@@ -330,3 +330,19 @@ def test_doctor_our_rule_set_gone_says_to_redeploy_before_activating_it(
     assert result.code == 1
     assert line.startswith("✗") and f"the stack's {RULE_SET} does not exist any more" in line
     assert f"redeploy the stack (it creates {RULE_SET})" in result.out
+
+
+def test_doctor_a_hosted_zone_deleted_by_hand_is_a_failure_with_the_fix(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN the stack's hosted zone deleted outside the stack (HostedZoneId names a zone that is gone)
+    healthy_dns(resolver, deployed)
+    client("route53").delete_hosted_zone(Id=deployed.zone_id)
+
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the delegation row fails (not "could not check"), naming the zone and how to find the right one
+    line = rows(result.out)["NS delegation"]
+    assert result.code == 1
+    assert line.startswith("✗") and f"hosted zone {deployed.zone_id} does not exist in this account" in line
+    assert "forwarder adopt --config-env dev" in result.out
