@@ -589,7 +589,9 @@ class Doctor:
         return f" --config-env {self.target.name}" if self.target.name else ""
 
     def _alias_path(self) -> str:
-        return (self.outputs.get("AliasPath") or self.target.alias_path).rstrip("/")
+        """--alias-path (the operator asked for it), else the stack's, else samconfig's or the default."""
+        path = self.target.explicit_alias_path or self.outputs.get("AliasPath") or self.target.alias_path
+        return path.rstrip("/")
 
     def _aliases(self) -> dict[str, list[str]]:
         return AliasStore(self.target.client("ssm"), self._alias_path()).read()

@@ -346,3 +346,19 @@ def test_doctor_a_hosted_zone_deleted_by_hand_is_a_failure_with_the_fix(
     assert result.code == 1
     assert line.startswith("✗") and f"hosted zone {deployed.zone_id} does not exist in this account" in line
     assert "forwarder adopt --config-env dev" in result.out
+
+
+def test_doctor_checks_the_aliases_under_the_alias_path_the_operator_gives(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN a second alias path beside the stack's (aliases being moved), with a looping alias
+    healthy_dns(resolver, deployed)
+    other = "/email-forwarder/staging/aliases"
+    client("ssm").put_parameter(Name=f"{other}/ops", Value="ops@dev.aws-educate.tw", Type="StringList")
+
+    # WHEN the operator checks that path explicitly
+    result = cli("doctor", "--config-env", "dev", "--alias-path", other)
+
+    # THEN the doctor reads it (as every other command does), not the stack's AliasPath output
+    line = rows(result.out)["aliases"]
+    assert line.startswith("✗") and f"1 problem(s) under {other}" in line, line
