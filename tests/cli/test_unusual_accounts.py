@@ -362,3 +362,27 @@ def test_doctor_checks_the_aliases_under_the_alias_path_the_operator_gives(
     # THEN the doctor reads it (as every other command does), not the stack's AliasPath output
     line = rows(result.out)["aliases"]
     assert line.startswith("✗") and f"1 problem(s) under {other}" in line, line
+
+
+# the suppression list ---------------------------------------------------------------------------
+
+
+def test_suppression_list_without_members_does_not_say_none_is_suppressed(cli: Cli, aws: None, ses: FakeSesV2) -> None:
+    # GIVEN an alias path that holds nothing (a wrong --alias-path, or the wrong region), and a suppressed address
+    ses.suppressed.add("bob@gmail.com")
+
+    result = cli("suppression", "list", "--config-env", "dev", "--alias-path", "/email-forwarder/typo/aliases")
+    data = json.loads(
+        cli("suppression", "list", "--config-env", "dev", "--alias-path", "/email-forwarder/typo/aliases", "--json").out
+    )
+
+    # THEN it says that no member was checked, rather than reassuring that no member is suppressed
+    assert "no alias members under /email-forwarder/typo/aliases in us-east-1: nothing to check" in result.out
+    assert "is on the suppression list" not in result.out
+    assert data["members"] == 0 and data["alias_path"] == "/email-forwarder/typo/aliases"
+
+
+def test_suppression_list_says_how_many_members_it_checked(cli: Cli, deployed: Deployment, ses: FakeSesV2) -> None:
+    result = cli("suppression", "list", "--config-env", "dev")
+    assert result.code == 0
+    assert "none of 3 alias members is on the suppression list of us-east-1" in result.out
