@@ -25,8 +25,12 @@ from typing import Any
 
 from forwarder.models import EventError, first_inbound
 
-VISIBILITY_SECONDS = 300  # longer than one function invocation, so no record is taken twice in a run
 _BATCH = 10  # SQS ReceiveMessage returns at most 10 messages
+# The forwarder's Timeout (template.yaml). A batch's records are replayed one after another, so they stay hidden
+# for the replays of the whole batch: a record whose visibility ran out would come back in the same run, be
+# replayed twice, and the delete with its first receipt handle might leave it in the queue.
+FUNCTION_TIMEOUT_SECONDS = 120
+VISIBILITY_SECONDS = _BATCH * (FUNCTION_TIMEOUT_SECONDS + 10)
 
 
 @dataclass(frozen=True, slots=True)
