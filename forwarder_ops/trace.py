@@ -429,10 +429,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
     except Exception as error:
         from botocore.exceptions import ClientError
 
-        if (
-            isinstance(error, ClientError)
-            and error.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-        ):
+        problem = error.response.get("Error", {}) if isinstance(error, ClientError) else {}
+        code, message = problem.get("Code"), str(problem.get("Message", ""))
+        if code in {"ValidationException", "ResourceNotFoundException"} and "index" in message.lower():
+            # A table made by hand, or one whose index is still being built: --from/--alias/--since need both.
+            # (DynamoDB answers a missing index with ValidationException, moto with ResourceNotFoundException.)
+            raise CommandError(
+                f"{table.table} cannot answer --from/--alias/--since ({message}): the stack's TraceTable has the "
+                "`lookup` and `by-day` indexes (their creation on a full table takes a while); give --table the "
+                "stack's TraceTable output, or look a mail up by its MESSAGE_ID"
+            ) from None
+        if code == "ResourceNotFoundException":
             raise CommandError(
                 f"no trace table {table.table} in {target.region}: deploy the stack with the current template "
                 "(it creates TraceTable), or give --table NAME"

@@ -128,3 +128,22 @@ def test_trace_gives_up_on_a_table_that_stays_throttled(
     assert result.code == 2
     assert "DynamoDB kept throttling the reads of email-forwarder-dev-trace" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_trace_search_in_a_table_without_the_indexes_is_one_line(cli: Cli, aws: None) -> None:
+    # GIVEN a trace table made by hand with the keys but without the `lookup` and `by-day` indexes
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    # WHEN the operator searches it
+    result = trace(cli, "--from", SENDER)
+
+    # THEN one line says the table lacks the indexes and what to do, not AWS's bare refusal
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1
+    assert f"{TABLE} cannot answer --from/--alias/--since" in result.err
+    assert "give --table the stack's TraceTable output" in result.err
