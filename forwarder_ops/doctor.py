@@ -586,7 +586,7 @@ class Doctor:
 
     @property
     def _env_flag(self) -> str:
-        return f" --config-env {self.target.name}" if self.target.name else ""
+        return self.target.command_flags
 
     def _alias_path(self) -> str:
         """--alias-path (the operator asked for it), else the stack's, else samconfig's or the default."""

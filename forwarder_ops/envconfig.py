@@ -195,6 +195,14 @@ class Target:
     # what the commands need ----------------------------------------------------------------------
 
     @property
+    def command_flags(self) -> str:
+        """The flags that name this environment in the commands an advice suggests (with a leading space):
+        --config-env, else the region and stack given, so that the advice acts where the command looked."""
+        if self.name:
+            return f" --config-env {self.name}"
+        return f" --region {self.region}" + (f" --stack-name {self.stack_name}" if self.stack_name else "")
+
+    @property
     def environment_name(self) -> str:
         return self.parameters.get("EnvironmentName") or self.name
 

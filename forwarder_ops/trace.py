@@ -423,7 +423,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     alias = args.alias.partition("@")[0].lower() if args.alias else None
     target = _target(args)
     table = TraceTable(target.client("dynamodb"), args.table or target.output("TraceTable"))
-    env_flag = f" --config-env {target.name}" if target.name else ""
+    env_flag = target.command_flags
     try:
         return _show(args, table, since, alias, env_flag)
     except Exception as error:

@@ -386,3 +386,23 @@ def test_suppression_list_says_how_many_members_it_checked(cli: Cli, deployed: D
     result = cli("suppression", "list", "--config-env", "dev")
     assert result.code == 0
     assert "none of 3 alias members is on the suppression list of us-east-1" in result.out
+
+
+# advice -----------------------------------------------------------------------------------------
+
+
+def test_doctor_advice_without_config_env_names_the_region_and_stack_it_checked(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver
+) -> None:
+    # GIVEN an environment checked by --region and --stack-name alone (no samconfig environment), with a parked
+    # event and a suppressed member
+    healthy_dns(resolver, deployed)
+    deployed.park({"requestPayload": {}})
+    ses.suppressed.add("bob@gmail.com")
+
+    result = cli("doctor", "--region", "us-east-1", "--stack-name", STACK)
+
+    # THEN the commands the fixes suggest act on that region and stack, not on the shell's default region
+    flags = f"--region us-east-1 --stack-name {STACK}"
+    assert f"`forwarder redrive {flags} --dry-run`" in result.out
+    assert f"`forwarder suppression remove bob@gmail.com {flags}`" in result.out
