@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 from forwarder_ops.aliases import AliasStore, member_problems, problems
 from forwarder_ops.envconfig import StackNotFoundError, Target
-from forwarder_ops.errors import CommandError, aws_code
+from forwarder_ops.errors import CommandError, aws_code, missing_permission
 from forwarder_ops.sendas import check_send_as
+from forwarder_ops.stackstate import stack_state
 from forwarder_ops.suppression import check_suppressed_members
 from forwarder_ops.survey import covers, takes_all_of
 
@@ -165,11 +166,11 @@ class Doctor:
         self.region = target.region
         self.outputs: dict[str, str] = {}
         self.domain: str | None = None
-        self.in_sandbox = False
+        self.in_sandbox: bool | None = None  # None: GetAccount did not answer
         self._identity_answer: dict[str, Any] | None = None
 
     def run(self) -> list[Check]:
-        checks = [self.check_region(), self.check_stack()]
+        checks = [self.check_region(), self._guarded("stack", self.check_stack)]
         self.domain = self.target.explicit_domain or self.outputs.get("Domain") or self.target.domain
         steps: list[tuple[str, Callable[[], Check]]] = [
             ("SES identity", self.check_identity),
@@ -186,13 +187,14 @@ class Doctor:
             ("suppressed members", lambda: check_suppressed_members(self)),
         ]
         for name, step in steps:
-            checks.append(self._guarded(name, step))
+            if self.domain is None and name not in {"account", "aliases", "failure queue"}:
+                checks.append(Check(name, Status.SKIP, "the domain is unknown", "give --domain or deploy the stack"))
+            else:
+                checks.append(self._guarded(name, step))
         return checks
 
     def _guarded(self, name: str, step: Callable[[], Check]) -> Check:
         """A check that AWS or DNS could not answer is inconclusive (!), not a crash."""
-        if self.domain is None and name not in {"account", "aliases", "failure queue"}:
-            return Check(name, Status.SKIP, "the domain is unknown", "give --domain or deploy the stack")
         try:
             return step()
         except CommandError as error:  # e.g. no alias path known without --config-env
@@ -204,7 +206,9 @@ class Doctor:
             if code is None or code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"}:
                 raise
             message = error.response["Error"].get("Message", "")  # type: ignore[attr-defined]
-            return Check(name, Status.WARN, f"could not check: {code}: {message}".rstrip(": "), "")
+            permission = missing_permission(error)
+            fix = f"allow {permission} to the operator's role (or profile), then run again" if permission else ""
+            return Check(name, Status.WARN, f"could not check: {code}: {message}".rstrip(": "), fix)
 
     # checks ---------------------------------------------------------------------------------------
 
@@ -229,13 +233,11 @@ class Doctor:
             return Check("stack", Status.SKIP, str(error))
         self.outputs = self.target.outputs()
         status = str(stack.get("StackStatus", ""))
-        detail = f"{name}: {status}"
-        if status in {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}:
-            return Check("stack", Status.OK, detail)
-        if status.endswith("_IN_PROGRESS") or status == "UPDATE_ROLLBACK_COMPLETE":
-            return Check("stack", Status.WARN, detail, "wait for the deploy, or see why the last update rolled back")
-        events = f"aws cloudformation describe-stack-events --stack-name {name} --region {self.region}"
-        return Check("stack", Status.FAIL, detail, f"see what failed: `{events}`, fix it, then `{deploy}`")
+        state = stack_state(name, self.region, status, deploy)
+        if state.severity == "ok":
+            return Check("stack", Status.OK, f"{name}: {status}")
+        severity = Status.WARN if state.severity == "warn" else Status.FAIL
+        return Check("stack", severity, f"{name}: {status}: {state.meaning}", state.fix)
 
     def _identity(self) -> dict[str, Any] | None:
         """SES's GetEmailIdentity for the domain (read once), None when it is not an identity."""
@@ -283,8 +285,29 @@ class Doctor:
         records = "\n".join(
             f"{token}._domainkey.{self.domain}  CNAME  {token}.dkim.amazonses.com" for token in dkim.get("Tokens", [])
         )
+        if status == "NOT_STARTED" and not records:
+            # An identity made without Easy DKIM (by hand, or SES v1's verify-domain-identity): nothing to publish
+            # until DKIM is switched on, which gives the three tokens.
+            start = (
+                f"aws sesv2 put-email-identity-dkim-signing-attributes --email-identity {self.domain} "
+                f"--signing-attributes-origin AWS_SES --region {self.region}"
+            )
+            return Check(
+                "DKIM",
+                Status.FAIL,
+                "status NOT_STARTED: DKIM is not switched on for this identity",
+                f"switch on Easy DKIM: `{start}`, then publish the three CNAME records it answers",
+            )
         where = "check the NS delegation row (the stack publishes them in its hosted zone)" if self._zone_id() else ""
         fix = f"publish these CNAME records{' or ' + where if where else ''}:\n{records}" if records else where
+        if status == "TEMPORARY_FAILURE":
+            # SES could not look up the records this time and looks again: worth a look, not broken yet.
+            return Check(
+                "DKIM",
+                Status.WARN,
+                "status TEMPORARY_FAILURE: SES could not look up the DKIM records just now; it tries again",
+                f"if it stays so for a day, check that the records answer: {fix}" if fix else "",
+            )
         return Check("DKIM", Status.FAIL, f"status {status}", fix or "deploy the stack, then publish its DKIM records")
 
     def check_mail_from(self) -> Check:
@@ -303,13 +326,27 @@ class Doctor:
         status = attributes.get("MailFromDomainStatus", "PENDING")
         if status == "SUCCESS":
             return Check("MAIL FROM", Status.OK, f"{mail_from}: SUCCESS")
-        return Check(
-            "MAIL FROM",
-            Status.FAIL,
-            f"{mail_from}: {status}",
-            f"publish these records:\n{mail_from}  MX  10 feedback-smtp.{self.region}.amazonses.com\n"
-            f'{mail_from}  TXT  "v=spf1 include:amazonses.com ~all"',
+        records = (
+            f"{mail_from}  MX  10 feedback-smtp.{self.region}.amazonses.com\n"
+            f'{mail_from}  TXT  "v=spf1 include:amazonses.com ~all"'
         )
+        # What SES does meanwhile: REJECT_MESSAGE refuses every send (nothing is forwarded), USE_DEFAULT_VALUE sends
+        # with amazonses.com as the MAIL FROM (SPF then does not align for DMARC).
+        rejects = attributes.get("BehaviorOnMxFailure") == "REJECT_MESSAGE"
+        meanwhile = (
+            "SES refuses every send meanwhile (BehaviorOnMxFailure REJECT_MESSAGE): nothing is forwarded"
+            if rejects
+            else "SES sends with its own MAIL FROM meanwhile"
+        )
+        if status == "TEMPORARY_FAILURE" and not rejects:
+            return Check(
+                "MAIL FROM",
+                Status.WARN,
+                f"{mail_from}: TEMPORARY_FAILURE: SES could not look up its MX record just now; {meanwhile}",
+                f"if it stays so for a day, check that these records answer:\n{records}",
+            )
+        fix = f"publish these records:\n{records}"
+        return Check("MAIL FROM", Status.FAIL, f"{mail_from}: {status}: {meanwhile}", fix)
 
     def _zone_id(self) -> str | None:
         return self.outputs.get("HostedZoneId") or None
@@ -318,7 +355,18 @@ class Doctor:
         zone_id = self._zone_id()
         if not zone_id:
             return Check("NS delegation", Status.SKIP, "the stack has no hosted zone (DNS is managed elsewhere)")
-        zone = self.target.client("route53").get_hosted_zone(Id=zone_id)
+        try:
+            zone = self.target.client("route53").get_hosted_zone(Id=zone_id)
+        except Exception as error:
+            if aws_code(error) != "NoSuchHostedZone":
+                raise
+            adopt = f"forwarder adopt{self._env_flag}"
+            return Check(
+                "NS delegation",
+                Status.FAIL,
+                f"the stack's hosted zone {zone_id} does not exist in this account: nothing answers its records",
+                f"give HostedZoneId the zone that holds {self.domain} (`{adopt}` looks it up by name), then redeploy",
+            )
         expected = sorted(_host(ns) for ns in zone.get("DelegationSet", {}).get("NameServers", []))
         # The zone of the domain, or a parent zone that holds the domain's records: that zone must be delegated.
         name = _host(str(zone.get("HostedZone", {}).get("Name") or self.domain))
@@ -376,15 +424,10 @@ class Doctor:
         activate = f"aws ses set-active-receipt-rule-set --rule-set-name {ours or 'NAME'} --region {self.region}"
         if not active_name:
             return Check("receipt rule", Status.FAIL, f"no active receipt rule set in {self.region}", activate)
-        if ours and active_name != ours:
-            return Check(
-                "receipt rule",
-                Status.FAIL,
-                f"the active rule set is {active_name}, ours is {ours} (one active set per region)",
-                f"move our rule into {active_name}, or `{activate}` (this stops {active_name}'s rules)",
-            )
         rules = active.get("Rules", [])
         rule = next((r for r in rules if r.get("Name") == rule_name), None) if rule_name else None
+        if ours and active_name != ours:
+            return self._other_set_active(ours, active_name, rules, rule, activate)
         if rule is None:
             rule = next((r for r in rules if covers(r.get("Recipients", []), str(self.domain))), None)
         if rule is None:
@@ -396,6 +439,42 @@ class Doctor:
                 "receipt rule", Status.FAIL, f"{label} is disabled", "enable it in the SES console, or redeploy"
             )
         return self._reach(active_name, rules, rule)
+
+    def _other_set_active(
+        self, ours: str, active_name: str, rules: Sequence[dict[str, Any]], rule: dict[str, Any] | None, activate: str
+    ) -> Check:
+        """Another set than the stack's is active: a copy of ours (cloned by hand) that holds our rule still takes
+        the mail; else none of it reaches the forwarder."""
+        if rule is not None and rule.get("Enabled"):
+            reach = self._reach(active_name, rules, rule)
+            if reach.status == Status.OK:
+                return Check(
+                    "receipt rule",
+                    Status.WARN,
+                    f"{reach.detail}, but the active set is {active_name}, not the stack's {ours}: a deploy changes "
+                    f"{ours}, not the rule that takes the mail",
+                    f"make the stack's set the active one again (`{activate}`), or set ReceiptRuleSetName="
+                    f"{active_name} with ReceiptRuleSetMode=join-existing and redeploy",
+                )
+            return reach
+        try:
+            self.target.client("ses").describe_receipt_rule_set(RuleSetName=ours)
+        except Exception as error:
+            if aws_code(error) != "RuleSetDoesNotExist":
+                raise
+            return Check(
+                "receipt rule",
+                Status.FAIL,
+                f"the active rule set is {active_name}; the stack's {ours} does not exist any more",
+                f"redeploy the stack (it creates {ours}), then `{activate}` (this stops {active_name}'s rules), or "
+                f"set ReceiptRuleSetName={active_name} with ReceiptRuleSetMode=join-existing and redeploy",
+            )
+        return Check(
+            "receipt rule",
+            Status.FAIL,
+            f"the active rule set is {active_name}, ours is {ours} (one active set per region)",
+            f"move our rule into {active_name}, or `{activate}` (this stops {active_name}'s rules)",
+        )
 
     def _reach(self, active_name: str, rules: Sequence[dict[str, Any]], rule: dict[str, Any]) -> Check:
         """Whether the mail of our domain reaches our enabled rule: listed in it, and not stopped before it."""
@@ -435,14 +514,25 @@ class Doctor:
         account = self.target.client("sesv2").get_account()
         quota = account.get("SendQuota", {})
         limit, rate, sent = quota.get("Max24HourSend", 0), quota.get("MaxSendRate", 0), quota.get("SentLast24Hours", 0)
-        usage = f"quota {limit:,.0f}/24h at {rate:g}/s, {sent:,.0f} sent in the last 24h"
+        # SES: "A value of -1 signifies an unlimited quota" (SendQuota.Max24HourSend)
+        daily = "unlimited" if limit < 0 else f"{limit:,.0f}/24h"
+        usage = f"quota {daily} at {rate:g}/s, {sent:,.0f} sent in the last 24h"
         self.in_sandbox = not account.get("ProductionAccessEnabled", False)
-        if not account.get("SendingEnabled", True) or account.get("EnforcementStatus") == "SHUTDOWN":
+        if account.get("EnforcementStatus") == "SHUTDOWN":
             return Check(
                 "account",
                 Status.FAIL,
-                f"sending is disabled for this account in {self.region}",
-                "see the SES console's Account dashboard (reputation, enforcement)",
+                f"SES has paused sending for this account in {self.region} (enforcement status SHUTDOWN)",
+                "see the SES console's Account dashboard (reputation, enforcement) and answer AWS's case",
+            )
+        if not account.get("SendingEnabled", True):
+            # Paused in the account itself (PutAccountSendingAttributes), not by SES's enforcement.
+            return Check(
+                "account",
+                Status.FAIL,
+                f"sending is paused for this account in {self.region} (SendingEnabled false): nothing is forwarded",
+                f"once the cause is fixed: `aws sesv2 put-account-sending-attributes --sending-enabled "
+                f"--region {self.region}`",
             )
         if self.in_sandbox:
             return Check(
@@ -451,11 +541,15 @@ class Doctor:
                 f"in the SES sandbox in {self.region}: only verified addresses receive mail; {usage}",
                 "request production access: SES console > Account dashboard > Request production access (per region)",
             )
-        if account.get("EnforcementStatus") == "PROBATION" or (limit and sent >= _QUOTA_WARNING * limit):
+        if account.get("EnforcementStatus") == "PROBATION" or (limit > 0 and sent >= _QUOTA_WARNING * limit):
             return Check("account", Status.WARN, f"production access; {usage}", "ask for a higher quota if needed")
         return Check("account", Status.OK, f"production access; {usage}")
 
     def check_sandbox_members(self) -> Check:
+        if self.in_sandbox is None:
+            return Check(
+                "sandbox members", Status.SKIP, f"unknown whether {self.region} is in the sandbox: see the account row"
+            )
         if not self.in_sandbox:
             return Check("sandbox members", Status.SKIP, "not in the sandbox: any address may receive")
         members = {
@@ -492,10 +586,12 @@ class Doctor:
 
     @property
     def _env_flag(self) -> str:
-        return f" --config-env {self.target.name}" if self.target.name else ""
+        return self.target.command_flags
 
     def _alias_path(self) -> str:
-        return (self.outputs.get("AliasPath") or self.target.alias_path).rstrip("/")
+        """--alias-path (the operator asked for it), else the stack's, else samconfig's or the default."""
+        path = self.target.explicit_alias_path or self.outputs.get("AliasPath") or self.target.alias_path
+        return path.rstrip("/")
 
     def _aliases(self) -> dict[str, list[str]]:
         return AliasStore(self.target.client("ssm"), self._alias_path()).read()

@@ -138,6 +138,7 @@ class Target:
     explicit_alias_path: str | None = None
     explicit_domain: str | None = None
     _outputs: dict[str, str] | None = field(default=None, repr=False)
+    _status: str = field(default="", repr=False)
     _session: Any = field(default=None, repr=False)
 
     def client(self, service: str) -> Any:
@@ -166,6 +167,7 @@ class Target:
                 ) from None
             raise
         stack: dict[str, Any] = stacks[0]
+        self._status = str(stack.get("StackStatus", ""))
         self._outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
         return stack
 
@@ -178,11 +180,27 @@ class Target:
     def output(self, key: str) -> str:
         """One stack output, or a `CommandError` naming it."""
         value = self.outputs().get(key)
-        if not value:
-            raise CommandError(f"stack {self.stack_name} has no output {key}: redeploy it with the current template")
-        return value
+        if value:
+            return value
+        from forwarder_ops.stackstate import stack_state
+
+        deploy = f"sam deploy --config-env {self.name}" if self.name else "sam deploy"
+        state = stack_state(str(self.stack_name), self.region, self._status, deploy)
+        if state.severity == "fail":  # a failed or half-deleted stack: redeploying alone would not work
+            raise CommandError(
+                f"stack {self.stack_name} has no output {key}: it is {self._status} ({state.meaning}): {state.fix}"
+            )
+        raise CommandError(f"stack {self.stack_name} has no output {key}: redeploy it with the current template")
 
     # what the commands need ----------------------------------------------------------------------
+
+    @property
+    def command_flags(self) -> str:
+        """The flags that name this environment in the commands an advice suggests (with a leading space):
+        --config-env, else the region and stack given, so that the advice acts where the command looked."""
+        if self.name:
+            return f" --config-env {self.name}"
+        return f" --region {self.region}" + (f" --stack-name {self.stack_name}" if self.stack_name else "")
 
     @property
     def environment_name(self) -> str:

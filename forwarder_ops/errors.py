@@ -75,3 +75,43 @@ def describe_aws_error(error: BaseException) -> str | None:
         if isinstance(error, kind):
             return template.format(error=error)
     return None
+
+
+_DENIED = {"AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation"}
+# The IAM prefix of the operations the read commands make, for a refusal whose message does not name the action
+# (an explicit deny by a service control policy says only that). SES v1 and v2 share the prefix `ses`.
+_IAM_PREFIXES = {
+    "cloudformation": ("DescribeStacks",),
+    "ses": (
+        "GetAccount",
+        "GetEmailIdentity",
+        "ListEmailIdentities",
+        "DescribeActiveReceiptRuleSet",
+        "DescribeReceiptRuleSet",
+        "GetSuppressedDestination",
+        "ListSuppressedDestinations",
+        "GetConfigurationSet",
+    ),
+    "route53": ("GetHostedZone", "ListHostedZonesByName", "ListResourceRecordSets"),
+    "ssm": ("GetParametersByPath",),
+    "sqs": ("GetQueueAttributes", "ReceiveMessage"),
+    "dynamodb": ("Query", "BatchGetItem", "GetItem"),
+    "s3": ("GetObject",),
+}
+_PREFIX_OF = {operation: prefix for prefix, operations in _IAM_PREFIXES.items() for operation in operations}
+
+
+def missing_permission(error: BaseException) -> str | None:
+    """For an access-denied refusal: the IAM action it names (`ses:GetAccount`), else the one its operation
+    needs; None for any other error."""
+    import re
+
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError) or aws_code(error) not in _DENIED:
+        return None
+    named = re.search(r"perform:? `?([a-z0-9-]+:[A-Za-z0-9*]+)", str(error.response["Error"].get("Message", "")))
+    if named:
+        return named.group(1)
+    prefix = _PREFIX_OF.get(error.operation_name)
+    return f"{prefix}:{error.operation_name}" if prefix else error.operation_name

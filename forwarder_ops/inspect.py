@@ -373,9 +373,16 @@ def _read(args: argparse.Namespace) -> tuple[bytes, str]:
     except Exception as error:
         from botocore.exceptions import ClientError
 
-        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+        if code in {"NoSuchKey", "404"}:
             raise CommandError(
                 f"no stored mail s3://{bucket}/{key}: a wrong id, or older than the bucket's retention"
+            ) from None
+        if code in {"AccessDenied", "403"}:
+            # S3 answers 403, not 404, for a missing key to a caller without s3:ListBucket: the id may be wrong.
+            raise CommandError(
+                f"S3 refused s3://{bucket}/{key} (AccessDenied): a wrong id or a mail older than the bucket's "
+                f"retention reads so without s3:ListBucket on {bucket}; else allow s3:GetObject on it"
             ) from None
         raise
     return bytes(body), f"s3://{bucket}/{key}"

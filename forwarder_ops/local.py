@@ -150,10 +150,14 @@ class SesV2Answers:
     verified: bool | None = None
     dkim: str = "SUCCESS"
     mail_from: str | None = "SUCCESS"
+    mail_from_behavior: str = "USE_DEFAULT_VALUE"
     # GetAccount's (Max24HourSend, MaxSendRate, SentLast24Hours); None: SES's defaults, `sent` from `sent_count`
     quota: tuple[float, float, float] | None = None
     sent_count: Callable[[], int] = lambda: 0
     account_error: Exception | None = None
+    # GetAccount's SendingEnabled and EnforcementStatus: sending paused in the account, or by SES
+    sending_enabled: bool = True
+    enforcement: str = "HEALTHY"
     # the identity's default configuration set, as the template attaches one
     configuration_set: str | None = None
 
@@ -169,8 +173,8 @@ class SesV2Answers:
         quota = self.quota or (limit, rate, float(self.sent_count()))
         account = {
             "ProductionAccessEnabled": self.production,
-            "SendingEnabled": True,
-            "EnforcementStatus": "HEALTHY",
+            "SendingEnabled": self.sending_enabled,
+            "EnforcementStatus": self.enforcement,
             "SendQuota": dict(zip(("Max24HourSend", "MaxSendRate", "SentLast24Hours"), quota, strict=True)),
         }
         return _reply(200, account)
@@ -185,7 +189,12 @@ class SesV2Answers:
             "IdentityType": "EMAIL_ADDRESS" if "@" in name else "DOMAIN",
             "VerifiedForSendingStatus": verified,
             "VerificationStatus": "SUCCESS" if verified else "PENDING",
-            "DkimAttributes": {"SigningEnabled": True, "Status": self.dkim, "Tokens": ["tok1", "tok2", "tok3"]},
+            # DKIM never started (an identity made without Easy DKIM): no tokens yet
+            "DkimAttributes": {
+                "SigningEnabled": self.dkim != "NOT_STARTED",
+                "Status": self.dkim,
+                "Tokens": [] if self.dkim == "NOT_STARTED" else ["tok1", "tok2", "tok3"],
+            },
         }
         if self.configuration_set:
             identity["ConfigurationSetName"] = self.configuration_set
@@ -193,7 +202,7 @@ class SesV2Answers:
             identity["MailFromAttributes"] = {
                 "MailFromDomain": f"bounces.{name}",
                 "MailFromDomainStatus": self.mail_from,
-                "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
+                "BehaviorOnMxFailure": self.mail_from_behavior,
             }
         return _reply(200, identity)
 

@@ -25,8 +25,12 @@ from typing import Any
 
 from forwarder.models import EventError, first_inbound
 
-VISIBILITY_SECONDS = 300  # longer than one function invocation, so no record is taken twice in a run
 _BATCH = 10  # SQS ReceiveMessage returns at most 10 messages
+# The forwarder's Timeout (template.yaml). A batch's records are replayed one after another, so they stay hidden
+# for the replays of the whole batch: a record whose visibility ran out would come back in the same run, be
+# replayed twice, and the delete with its first receipt handle might leave it in the queue.
+FUNCTION_TIMEOUT_SECONDS = 120
+VISIBILITY_SECONDS = _BATCH * (FUNCTION_TIMEOUT_SECONDS + 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +105,17 @@ def parse_record(sqs_id: str, receipt_handle: str, body: str) -> Parked:
         return Parked(sqs_id, receipt_handle, None, error="no requestPayload in the record")
     try:
         inbound = first_inbound(event)
-        message_id, recipients = inbound.message_id, inbound.recipients
-    except EventError:
-        message_id, recipients = "?", ()
+    except EventError as error:
+        # Not an SES receipt event (another function's, or a damaged one): the forwarder would only fail on it
+        # again, and count one more error against its alarm. It stays in the queue for a look.
+        return Parked(
+            sqs_id,
+            receipt_handle,
+            None,
+            error=f"not an SES receipt event ({error})",
+            timestamp=str(record.get("timestamp", "")),
+        )
+    message_id, recipients = inbound.message_id, inbound.recipients
     return Parked(
         sqs_id,
         receipt_handle,

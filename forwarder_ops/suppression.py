@@ -145,13 +145,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     from forwarder_ops.console import print_json
 
     target = _target(args)
-    members = _member_addresses(AliasStore(target.client("ssm"), target.alias_path).read(), target.domain)
+    path = target.alias_path
+    members = _member_addresses(AliasStore(target.client("ssm"), path).read(), target.domain)
     entries = suppressed(target.client("sesv2"), members)
     if args.json:
         found = {e.address: {"reason": e.reason, "since": e.since, "aliases": members[e.address]} for e in entries}
-        print_json({"region": target.region, "suppressed": found})
+        print_json({"region": target.region, "alias_path": path, "members": len(members), "suppressed": found})
+    elif not members:
+        # No member was checked: "none is suppressed" would reassure about a wrong path or region.
+        print(f"no alias members under {path} in {target.region}: nothing to check (is it the right environment?)")
     elif not entries:
-        print(f"no alias member is on the suppression list of {target.region}")
+        print(f"none of {len(members)} alias members is on the suppression list of {target.region}")
     else:
         for entry in entries:
             print(f"{entry.line()}  in {', '.join(members[entry.address])}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,10 @@ from forwarder.trace import (
 )
 from forwarder_ops.errors import CommandError
 
+# BatchGetItem's unprocessed keys are asked again with exponential backoff, as DynamoDB advises.
+_BATCH_ATTEMPTS = 8
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 5.0
 _SINCE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_DAYS = 3650
@@ -229,14 +234,25 @@ class TraceTable:
         for start in range(0, len(unique), 100):
             keys = [{"pk": {"S": mail_pk(i)}, "sk": {"S": MAIL_SK}} for i in unique[start : start + 100]]
             pending: Any = {self.table: {"Keys": keys}}
-            while pending:
+            for attempt in range(_BATCH_ATTEMPTS):
+                if attempt:  # DynamoDB returns what it could not read (throttled): ask again after a pause
+                    time.sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
                 answer = self._client.batch_get_item(RequestItems=pending)
                 found += [plain(from_item(item)) for item in answer.get("Responses", {}).get(self.table, [])]
                 pending = answer.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+            else:
+                left = len(pending.get(self.table, {}).get("Keys", []))
+                raise CommandError(
+                    f"DynamoDB kept throttling the reads of {self.table} ({left} mail record(s) still unread after "
+                    f"{_BATCH_ATTEMPTS} tries): try again in a minute, or narrow the search (--since, --limit)"
+                )
         return sorted(found, key=lambda m: str(m.get("received", "")), reverse=True)
 
-    def find(self, sender: str | None, alias: str | None, since: str | None, limit: int) -> list[dict[str, Any]]:
-        """Mails matching every given filter, newest first; the most selective index answers."""
+    def find(self, sender: str | None, alias: str | None, since: str | None, limit: int) -> Found:
+        """The newest `limit` mails matching every given filter, and how many match; the most selective index
+        answers."""
         if sender:
             ids = self.lookup(f"{SENDER_PREFIX}{sender.strip().lower()}", since)
         elif alias:
@@ -245,10 +261,24 @@ class TraceTable:
             ids = self.since(since)
         else:
             raise CommandError("give a MESSAGE_ID, or find mails with --from ADDRESS, --alias ALIAS or --since 2d")
-        mails = self.mails(ids)
-        if alias:
-            mails = [m for m in mails if alias in m.get("aliases", [])]
-        return mails[:limit]
+        if sender and alias:  # the alias is a filter on the mail records: read them all
+            mails = [m for m in self.mails(ids) if alias in m.get("aliases", [])]
+            return Found(mails[:limit], len(mails))
+        # The indexes answer newest first: only the records shown are read.
+        unique = list(dict.fromkeys(ids))
+        return Found(self.mails(unique[:limit]), len(unique))
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The mails listed (newest first, at most --limit) and how many matched in all."""
+
+    mails: list[dict[str, Any]]
+    matched: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.matched > len(self.mails)
 
 
 # output -----------------------------------------------------------------------------------------
@@ -335,11 +365,15 @@ def render(trace: MailTrace, env_flag: str = "") -> list[str]:
     return lines
 
 
-def render_list(mails: Sequence[dict[str, Any]], env_flag: str = "") -> list[str]:
+def render_list(mails: Sequence[dict[str, Any]], env_flag: str = "", matched: int | None = None) -> list[str]:
     from forwarder_ops.console import table
 
     if not mails:
         return ["no mail matches"]
+    shown = f"{len(mails)} mail(s)"
+    if matched is not None and matched > len(mails):
+        more = f"more with --limit {matched} or a shorter --since"
+        shown = f"the newest {len(mails)} of {matched} matching mails ({more})"
     rows = [
         (
             _when(str(m.get("received", ""))),
@@ -352,7 +386,7 @@ def render_list(mails: Sequence[dict[str, Any]], env_flag: str = "") -> list[str
         for m in mails
     ]
     lines = table(rows, ("received (UTC)", "message id", "from", "aliases", "decision", "sent"), "  ")
-    return [*lines, "", f"{len(mails)} mail(s); the path of one: forwarder trace MESSAGE_ID{env_flag}"]
+    return [*lines, "", f"{shown}; the path of one: forwarder trace MESSAGE_ID{env_flag}"]
 
 
 # command ----------------------------------------------------------------------------------------
@@ -389,16 +423,23 @@ def cmd_trace(args: argparse.Namespace) -> int:
     alias = args.alias.partition("@")[0].lower() if args.alias else None
     target = _target(args)
     table = TraceTable(target.client("dynamodb"), args.table or target.output("TraceTable"))
-    env_flag = f" --config-env {target.name}" if target.name else ""
+    env_flag = target.command_flags
     try:
         return _show(args, table, since, alias, env_flag)
     except Exception as error:
         from botocore.exceptions import ClientError
 
-        if (
-            isinstance(error, ClientError)
-            and error.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-        ):
+        problem = error.response.get("Error", {}) if isinstance(error, ClientError) else {}
+        code, message = problem.get("Code"), str(problem.get("Message", ""))
+        if code in {"ValidationException", "ResourceNotFoundException"} and "index" in message.lower():
+            # A table made by hand, or one whose index is still being built: --from/--alias/--since need both.
+            # (DynamoDB answers a missing index with ValidationException, moto with ResourceNotFoundException.)
+            raise CommandError(
+                f"{table.table} cannot answer --from/--alias/--since ({message}): the stack's TraceTable has the "
+                "`lookup` and `by-day` indexes (their creation on a full table takes a while); give --table the "
+                "stack's TraceTable output, or look a mail up by its MESSAGE_ID"
+            ) from None
+        if code == "ResourceNotFoundException":
             raise CommandError(
                 f"no trace table {table.table} in {target.region}: deploy the stack with the current template "
                 "(it creates TraceTable), or give --table NAME"
@@ -422,9 +463,9 @@ def _show(args: argparse.Namespace, table: TraceTable, since: str | None, alias:
         else:
             print(printable_lines(render(trace, env_flag)))  # the subject and sender are the mail's
         return PROBLEM if not trace.found or trace.problems else OK
-    mails = table.find(args.sender, alias, since, args.limit)
+    found = table.find(args.sender, alias, since, args.limit)
     if args.json:
-        print_json({"mails": mails})
+        print_json({"mails": found.mails, "matched": found.matched, "truncated": found.truncated})
     else:
-        print(printable_lines(render_list(mails, env_flag)))
-    return OK if mails else PROBLEM
+        print(printable_lines(render_list(found.mails, env_flag, found.matched)))
+    return OK if found.mails else PROBLEM

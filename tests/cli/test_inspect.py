@@ -7,8 +7,10 @@ import json
 import os
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from forwarder_ops.inspect import summarise
 from tests.cli.conftest import STACK, Cli, client
@@ -152,3 +154,25 @@ def test_inspect_falls_back_to_the_stdlib_and_says_so(monkeypatch: pytest.Monkey
     ]
     # AND the defects say that mail-parser could not read it
     assert summary.defects[0].startswith("mail-parser could not read this mail (AttributeError)")
+
+
+def test_inspect_refused_read_says_it_may_be_a_wrong_id(cli: Cli, aws: None, client_overrides: dict[str, Any]) -> None:
+    # GIVEN a deployed environment whose bucket answers AccessDenied (S3's answer for a missing key to a role
+    # without s3:ListBucket)
+    outputs = {"MailBucket": {"Value": "mail-bucket"}, "MailPrefix": {"Value": "inbound/"}}
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}, "Outputs": outputs}
+    client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+
+    class Refusing:
+        def get_object(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    client_overrides["s3"] = Refusing()
+
+    # WHEN the operator inspects a mail by id
+    result = cli("inspect", "abc123", "--config-env", "dev")
+
+    # THEN one line says both readings: a wrong or expired id, or a missing permission
+    assert result.code == 2
+    assert "S3 refused s3://mail-bucket/inbound/abc123 (AccessDenied): a wrong id" in result.err
+    assert "s3:ListBucket on mail-bucket" in result.err and "s3:GetObject" in result.err

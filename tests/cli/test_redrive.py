@@ -253,3 +253,58 @@ def test_redrive_max_below_one_is_a_usage_error(
     assert exited.value.code == 2
     assert f"{count} is not a count of at least 1" in err and err.count("\n") == 1
     assert deployed.waiting() == 1
+
+
+def test_redrive_keeps_a_record_that_is_not_an_ses_event_without_invoking(cli: Cli, env: Environment) -> None:
+    # GIVEN the failure queue holding, beside a parked mail, a record of another shape: an SNS event (a queue
+    # another function's failures also go to) and an SES event without its records
+    env.deployment.park(invocation_record(env.parked_mail("m-ok")))
+    env.deployment.park(invocation_record({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]}))
+    env.deployment.park(invocation_record({"Records": []}))
+
+    # WHEN redriving (a dry run first)
+    dry = cli("redrive", "--config-env", "dev", "--dry-run", "--json")
+    result = cli("redrive", "--config-env", "dev", "--json")
+
+    # THEN the mail is replayed; the two others are not sent to the forwarder (it would only fail on them again,
+    # one more error against its alarm): they stay in the queue, said to be no SES receipt event
+    statuses = sorted(r["status"] for r in json.loads(dry.out)["results"])
+    assert statuses == ["dry-run", "unreadable", "unreadable"]
+    results = json.loads(result.out)["results"]
+    assert result.code == 1
+    assert len(env.function.calls) == 1
+    assert sorted(r["status"] for r in results) == ["replayed", "unreadable", "unreadable"]
+    assert all("not an SES receipt event" in r["reason"] for r in results if r["status"] == "unreadable")
+    assert env.deployment.waiting() == 2
+
+
+def test_redrive_keeps_a_batch_hidden_for_all_of_its_replays(
+    cli: Cli, env: Environment, client_overrides: dict[str, Any]
+) -> None:
+    # GIVEN ten parked mails (one batch) and the function's timeout as the template sets it
+    from tests.template.cloudformation import load_template
+
+    timeout = int(load_template()["Resources"]["ForwarderFunction"]["Properties"]["Timeout"])
+    for n in range(10):
+        env.deployment.park(invocation_record(env.parked_mail(f"m-{n}")))
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    received: list[dict[str, Any]] = []
+
+    class Recording:
+        def receive_message(self, **request: Any) -> Any:
+            received.append(request)
+            return sqs.receive_message(**request)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(sqs, name)
+
+    client_overrides["sqs"] = Recording()
+
+    # WHEN redriving
+    result = cli("redrive", "--config-env", "dev")
+
+    # THEN each batch stays hidden for as long as its replays may take, one after another, each up to the
+    # function's timeout: no record comes back, to be replayed twice, while the run is still on its batch
+    assert result.code == 0, result.err
+    assert received
+    assert all(r["VisibilityTimeout"] >= r["MaxNumberOfMessages"] * timeout for r in received)
