@@ -422,7 +422,9 @@ class SendAs:
 
     @property
     def env_flag(self) -> str:
-        return f" --config-env {self.target.name}" if self.target.name else ""
+        """The flags of the environment in the commands an advice suggests: --config-env, else the region and
+        stack this command acted on (not the shell's default region)."""
+        return self.target.command_flags
 
     @property
     def domain(self) -> str:
