@@ -11,6 +11,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
+from forwarder.mail.policy import RELAYED
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
@@ -82,7 +84,7 @@ def count_reply(outcome: Outcome) -> None:
     (dropped ones are also counted as Dropped with that reason, above)."""
     if outcome.reply is None:
         return
-    if outcome.reply == "relayed":
+    if outcome.reply == RELAYED:
         metrics.add_metric(name="Replied", unit=MetricUnit.Count, value=1)
         return
     with single_metric(name="ReplyRefused", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:

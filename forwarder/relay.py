@@ -32,7 +32,7 @@ from forwarder.mail.addresses import Sender as Person
 from forwarder.mail.addresses import display_name, format_address
 from forwarder.mail.message import SplitMessage, shorten_if_long
 from forwarder.mail.participants import outside_people, relayed
-from forwarder.mail.policy import Decision, DropReason
+from forwarder.mail.policy import NOT_MEMBER, REFUSED, RELAYED, SIGNED, SPAM, UNSENDABLE, Decision, DropReason
 from forwarder.mail.reply import (
     PASS,
     Author,
@@ -77,20 +77,6 @@ from forwarder.ports import (
 
 if TYPE_CHECKING:
     from forwarder.keyring import KeyRing
-
-RELAYED = "relayed"
-NOT_MEMBER = "reply-not-member"
-SPAM = "reply-spam"
-# A reply SES would refuse (lines over 998 octets that re-encoding cannot shorten): never sent out; the members
-# get it marked, which the forward path turns into its notice with the download link (the stored mail is kept).
-UNSENDABLE = "reply-unsendable"
-# A reply SES refused to send to the outside address (its content, or in the sandbox an unverified address): the
-# members, its author among them, get it marked, so that the author sees it did not go out; the forward path turns
-# a refusal of the same content into the notice with the download link.
-REFUSED = "reply-refused"
-# An opaque S/MIME reply (the content inside the signature's blob, with the member's certificate): never sent out;
-# the members get it marked. A `multipart/signed` reply goes out without its signature (forwarder/mail/signed.py).
-SIGNED = "reply-signed"
 
 Forward = Callable[[Inbound, str | None], Outcome]
 

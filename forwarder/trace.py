@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from forwarder.mail.policy import INTERRUPTED
+from forwarder.mail.policy import INTERRUPTED, MARKED, RELAYED
 
 if TYPE_CHECKING:
     from forwarder.mail.policy import Decision
@@ -170,17 +170,11 @@ class MemberRecord:
     detail: str = ""
 
 
-# Refusals of a reply that are forwarded to the members, tagged, instead of relayed (forwarder/relay.py).
-_MARKED = frozenset(
-    {"reply-not-member", "reply-spam", "reply-unsendable", "reply-refused", "reply-signed", "reply-expired"}
-)
-
-
 def decision_text(forwarded: bool, reason: str | None, tag_spam: bool, reply: str | None = None) -> str:
     """The policy's decision in a few words; `reply` is `Outcome.reply` (mail to a reply address)."""
-    if reply == "relayed":
+    if reply == RELAYED:
         return "reply relayed to the outside sender as the alias, a copy to each other member"
-    if forwarded and reply in _MARKED:
+    if forwarded and reply in MARKED:
         return f"reply not relayed ({reply}): forwarded to the members, subject tagged"
     if reason == "parked":
         return "parked in the failure queue (SES cannot send until an operator acts)"

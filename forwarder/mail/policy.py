@@ -29,6 +29,25 @@ class DropReason(StrEnum):
     REPLY_AUTOMATIC = "reply-automatic"
 
 
+# What became of mail to a reply address (`Outcome.reply`, forwarder/relay.py): relayed, or why not. The drops are
+# DropReasons; these refusals are forwarded to the members, tagged, instead of relayed.
+RELAYED = "relayed"
+NOT_MEMBER = "reply-not-member"
+SPAM = "reply-spam"
+# A reply SES would refuse (lines over 998 octets that re-encoding cannot shorten): never sent out; the members
+# get it marked, which the forward path turns into its notice with the download link (the stored mail is kept).
+UNSENDABLE = "reply-unsendable"
+# A reply SES refused to send to the outside address (its content, or in the sandbox an unverified address): the
+# members, its author among them, get it marked, so that the author sees it did not go out; the forward path turns
+# a refusal of the same content into the notice with the download link.
+REFUSED = "reply-refused"
+# An opaque S/MIME reply (the content inside the signature's blob, with the member's certificate): never sent out;
+# the members get it marked. A `multipart/signed` reply goes out without its signature (forwarder/mail/signed.py).
+SIGNED = "reply-signed"
+# Every refusal forwarded to the members tagged: the above, and an answer to an expired reply address (not automatic).
+MARKED = frozenset({NOT_MEMBER, SPAM, UNSENDABLE, REFUSED, SIGNED, DropReason.REPLY_EXPIRED})
+
+
 @dataclass(frozen=True, slots=True)
 class Verdicts:
     """The receipt verdicts SES reports (`PASS`, `FAIL`, `GRAY`, `PROCESSING_FAILED`, `DISABLED`)."""
