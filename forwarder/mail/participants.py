@@ -53,11 +53,6 @@ def relayed(people: Sequence[str]) -> tuple[str, ...]:
     return tuple(islice((address for address in people if is_valid_address(address)), MAX_OTHERS))
 
 
-def others(message: SplitMessage, target: str, domain: str, members: Collection[str]) -> tuple[str, ...]:
-    """The outside addresses besides `target` that a relayed reply goes to in Cc: `relayed(outside_people(...))`."""
-    return relayed(outside_people(message, target, domain, members))
-
-
 def masked_field(
     item: HeaderField, message: SplitMessage, masked: Collection[str], reply_address: str, alias: str, newline: bytes
 ) -> bytes | None:

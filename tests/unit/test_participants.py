@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Collection
 
 import pytest
 
-from forwarder.mail.message import split_message
-from forwarder.mail.participants import MAX_OTHERS, others
+from forwarder.mail.message import SplitMessage, split_message
+from forwarder.mail.participants import MAX_OTHERS, outside_people, relayed
 from forwarder.mail.rewrite import RewriteOptions, rewrite_headers
 
 DOMAIN = "dev.aws-educate.tw"
 REPLY = f"team+r-aaaaaaaaaaaa-bbbbbbbbbbbbbbbb@{DOMAIN}"
 MEMBERS = frozenset({"yating.chen@example.com"})
+
+
+def others(message: SplitMessage, target: str, domain: str, members: Collection[str]) -> tuple[str, ...]:
+    """The outside addresses besides `target` that a relayed reply goes to in Cc (as the relay reads them)."""
+    return relayed(outside_people(message, target, domain, members))
 
 
 def head(fields: str) -> bytes:
