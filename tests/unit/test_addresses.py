@@ -172,3 +172,21 @@ def test_parse_addresses_joins_encoded_words_in_names_never_in_addresses() -> No
     assert pairs == [("A li", "alice@x.com")]
     # AND alone, the name's words are joined (RFC 2047 6.2)
     assert parse_addresses("=?utf-8?q?A?= =?utf-8?q?li?= <alice@x.com>") == [("Ali", "alice@x.com")]
+
+
+def test_field_addresses_reads_each_field_of_a_message_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a team-mode forward's work: its From read for the display name, the reply address and the people
+    message = split_message(b"From: Alice <alice@x.org>\r\nCc: bob@z.net\r\n\r\nbody\r\n")
+    calls: list[str] = []
+    parse = addresses.parse_addresses
+    monkeypatch.setattr(addresses, "parse_addresses", lambda value: calls.append(value) or parse(value))
+    # WHEN each field is read three times
+    from_field, cc = message.fields
+    results = [addresses.field_addresses(field, message) for field in (from_field, cc) * 3]
+    # THEN each was parsed once, and every reading gives the same pairs
+    assert calls == ["Alice <alice@x.org>", "bob@z.net"]
+    assert results[0] == results[2] == results[4] == [("Alice", "alice@x.org")]
+    # AND another message's equal field is read for itself
+    other = split_message(b"From: Alice <alice@x.org>\r\n\r\nbody\r\n")
+    assert addresses.field_addresses(other.fields[0], other) == [("Alice", "alice@x.org")]
+    assert len(calls) == 3
