@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from forwarder.models import parse_event
@@ -20,7 +22,17 @@ if TYPE_CHECKING:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Forward every SES record of `event`; raising asks Lambda to retry the whole event."""
-    return handle(event, context, get_service())
+    service = get_service()
+    _freeze_once()
+    return handle(event, context, service)
+
+
+@cache
+def _freeze_once() -> None:
+    """Once per process, after the cold start built the service: what exists now (modules, botocore's models,
+    clients, settings) lives as long as the process, so the garbage collector stops walking it on every
+    collection of the invocations that follow."""
+    gc.freeze()
 
 
 def handle(event: dict[str, Any], context: LambdaContext, service: ForwardingService) -> dict[str, Any]:

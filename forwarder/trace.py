@@ -169,6 +169,9 @@ class MemberRecord:
     status: str
     detail: str = ""
 
+    def as_item(self) -> dict[str, str]:
+        return {"alias": self.alias, "member": self.member, "status": self.status, "detail": self.detail}
+
 
 def decision_text(forwarded: bool, reason: str | None, tag_spam: bool, reply: str | None = None) -> str:
     """The policy's decision in a few words; `reply` is `Outcome.reply` (mail to a reply address)."""
@@ -243,7 +246,7 @@ def forward_items(
         "forwarded": outcome.forwarded,
         "reason": outcome.reason or "",
         "aliases": list(outcome.aliases) or sorted({m.alias for m in members}),
-        "members": [asdict(m) for m in members],
+        "members": [m.as_item() for m in members],
         "unknown": unknown,
         "oversize": outcome.oversize,
         "expires": expires,

@@ -25,11 +25,11 @@ class HeaderField:
 
     name: str
     raw: bytes
+    # The field name in lower case, for comparisons (read a hundred times per mail: computed once).
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """The field name in lower case, for comparisons."""
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.lower())
 
     @property
     def raw_value(self) -> bytes:

@@ -87,6 +87,27 @@ def test_handler_duplicate_event_is_not_sent_twice(aws: EmbeddedAws, load_eml: A
     assert second["outcomes"] == first["outcomes"]
 
 
+def test_handler_freezes_what_the_cold_start_built_once(
+    aws: EmbeddedAws, load_eml: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a fresh process (no invocation yet) whose gc.freeze is watched
+    import gc
+
+    from forwarder import app
+
+    app._freeze_once.cache_clear()
+    frozen: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(len(aws.ses.outbox)))
+    raw = load_eml("workshop.eml")
+    # WHEN it forwards two mails
+    for n in (1, 2):
+        aws.store_mail(raw, f"freeze-{n}")
+        aws.invoke(build_event(raw, ["team@dev.aws-educate.tw"], message_id=f"freeze-{n}"))
+    # THEN the garbage collector was told once, before the first mail was sent, to leave what exists alone
+    assert frozen == [0]
+    assert len(aws.ses.outbox) == 2
+
+
 def test_handler_retry_after_throttling_completes_without_resending(aws: EmbeddedAws) -> None:
     # GIVEN an alias of 120 members and SES throttling the second batch
     members = [f"member{i:03d}@example.org" for i in range(120)]

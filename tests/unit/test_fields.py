@@ -20,6 +20,10 @@ texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 @example("陳愛琳 Alice Chen (alice.chen at example.com) via team", "\r\n")
 @example("ab\u00e9" * 40, "\n")
 @example("x" * 100 + "é", "\r\n")
+@example("x" * 60 + "é", "\r\n")  # quoted-printable, exactly as long as the first line allows
+@example("x" * 61 + "é", "\r\n")  # one character more: two words
+@example("é" * 24 + "x", "\n")  # base64, 64 characters on one line
+@example("é" * 25, "\n")  # base64, 68: two words
 def test_utf8_words_matches_email_header(text: str, linesep: str) -> None:
     # GIVEN any text, WHEN it is encoded by utf8_words and by the stdlib's Header
     # THEN both give the same value, byte for byte
