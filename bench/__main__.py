@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bench.harness import MEASURES, ROOT, HarnessError, Plan, run
+from bench.harness import CONFIGURATIONS, MEASURES, ROOT, HarnessError, Plan, run
 from bench.report import configured_memory, console, markdown, rows
 
 
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: harness failure: {error}", file=sys.stderr)
             return 1
     plan = Plan(idempotency=args.idempotency, xray=args.xray, deployed=args.deployed)
+    if not (args.idempotency or args.deployed):
+        plan = replace(plan, configurations=tuple(CONFIGURATIONS))
     if args.quick:
         plan = replace(plan, rounds=1, warm_count=30, largest=False)
     if args.rounds:

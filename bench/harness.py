@@ -63,6 +63,16 @@ class Plan:
     # The template's configuration (implies idempotency): team replies (reply table, signing secret), the
     # delivery trace and the configuration set, each of which adds requests per mail.
     deployed: bool = False
+    # Other configurations whose small-mail loop is measured in the same run, against the same floor rounds:
+    # CONFIGURATIONS' keys. The default `make bench` measures both, so that bench/results.md shows every budget.
+    configurations: tuple[str, ...] = ()
+
+
+# The small-mail configurations a run can add (Plan.configurations), and how the results name them.
+CONFIGURATIONS = {
+    "idempotency": "idempotency on",
+    "deployed": "as deployed (idempotency, team replies, delivery trace)",
+}
 
 
 @dataclass
@@ -292,6 +302,8 @@ class Results:
     small: Samples = field(default_factory=Samples)
     small_cpu: Samples = field(default_factory=Samples)
     small_rss: Samples = field(default_factory=Samples)
+    # Plan.configurations: name -> (time per message, CPU per message) of the small-mail loop.
+    configured: dict[str, tuple[Samples, Samples]] = field(default_factory=dict)
     time: dict[str, Samples] = field(default_factory=dict)
     rss: dict[str, Samples] = field(default_factory=dict)
     rss_delta: dict[str, Samples] = field(default_factory=dict)
@@ -314,6 +326,15 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
     with fake_aws(work) as endpoint:
         env = environment(endpoint, work, plan.idempotency, plan.pythonpath, plan.xray, plan.deployed)
         runner = Runner(work, endpoint, env, plan.check)
+        others = {
+            name: Runner(
+                work,
+                endpoint,
+                environment(endpoint, work, name == "idempotency", plan.pythonpath, plan.xray, name == "deployed"),
+                plan.check,
+            )
+            for name in (plan.configurations if "small" in plan.only else ())
+        }
         small = str(events[SMALL])
         for side in SIDES:  # compile bytecode and warm the page cache; not measured
             runner.spawn({"side": side, "mode": "cold", "event": small})
@@ -332,6 +353,13 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
                 results.small.add(side, statistics.fmean(result["times_ms"]))
                 results.small_cpu.add(side, result["cpu_ms"] / plan.warm_count)
                 results.small_rss.add(side, result["max_rss_kb"] / 1024)
+            for name, other in others.items():
+                times, cpu = results.configured.setdefault(name, (Samples(), Samples()))
+                for side in _order(number):
+                    spec = {"side": side, "mode": "warm", "event": small, "warmup": small, "count": plan.warm_count}
+                    result, _ = other.spawn(spec)
+                    times.add(side, statistics.fmean(result["times_ms"]))
+                    cpu.add(side, result["cpu_ms"] / plan.warm_count)
             for name in big:
                 sides = ("handler",) if name == OVERSIZE else _order(number)
                 for side in sides:
@@ -341,6 +369,6 @@ def run(plan: Plan, work: Path, progress: Any = print) -> Results:
                     results.rss.setdefault(name, Samples()).add(side, result["max_rss_kb"] / 1024)
                     delta = (result["max_rss_kb"] - result["baseline_rss_kb"]) / 1024
                     results.rss_delta.setdefault(name, Samples()).add(side, delta)
-        results.runs = runner.runs
+        results.runs = runner.runs + sum(other.runs for other in others.values())
     results.seconds = time.perf_counter() - started
     return results
