@@ -87,23 +87,34 @@ def test_handler_duplicate_event_is_not_sent_twice(aws: EmbeddedAws, load_eml: A
     assert second["outcomes"] == first["outcomes"]
 
 
-def test_handler_freezes_what_the_cold_start_built_once(
+def test_handler_builds_the_service_with_the_collector_paused_then_freezes_it_once(
     aws: EmbeddedAws, load_eml: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a fresh process (no invocation yet) whose gc.freeze is watched
+    # GIVEN a process whose first invocation is still to come, its collector and service builds watched
     import gc
 
-    from forwarder import app
+    from forwarder import app, wiring
 
-    app._freeze_once.cache_clear()
+    app._cold_start.cache_clear()
+    wiring.reset()
+    builds: list[bool] = []
     frozen: list[int] = []
+
+    def get_service() -> Any:
+        builds.append(gc.isenabled())
+        return wiring.get_service()
+
+    monkeypatch.setattr(app, "get_service", get_service)
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(len(aws.ses.outbox)))
     raw = load_eml("workshop.eml")
     # WHEN it forwards two mails
     for n in (1, 2):
-        aws.store_mail(raw, f"freeze-{n}")
-        aws.invoke(build_event(raw, ["team@dev.aws-educate.tw"], message_id=f"freeze-{n}"))
-    # THEN the garbage collector was told once, before the first mail was sent, to leave what exists alone
+        aws.store_mail(raw, f"cold-{n}")
+        aws.invoke(build_event(raw, ["team@dev.aws-educate.tw"], message_id=f"cold-{n}"))
+    # THEN the service was built with the collector paused, the collector runs again, what the build made was
+    # frozen once before the first send, and each invocation found the service with the collector on
+    assert builds == [False, True, True]
+    assert gc.isenabled()
     assert frozen == [0]
     assert len(aws.ses.outbox) == 2
 
@@ -150,8 +161,11 @@ def test_handler_unverified_domain_is_refused_and_raised(aws: EmbeddedAws, load_
 
 
 def test_handler_without_settings_fails_with_one_line(monkeypatch: pytest.MonkeyPatch, lambda_context: Any) -> None:
-    from forwarder.app import lambda_handler
+    import gc
 
+    from forwarder.app import _cold_start, lambda_handler
+
+    _cold_start.cache_clear()  # the first invocation of a process: its failing build runs with the collector paused
     for name in ("FORWARDER_DOMAIN", "FORWARDER_BUCKET", "FORWARDER_ALIAS_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FORWARDER_BUCKET", "bucket")
@@ -159,6 +173,7 @@ def test_handler_without_settings_fails_with_one_line(monkeypatch: pytest.Monkey
     event = json.loads((EVENTS / "forward.json").read_text())
     with pytest.raises(SettingsError, match=r"^FORWARDER_DOMAIN is required$"):
         lambda_handler(event, lambda_context)
+    assert gc.isenabled()
 
 
 def test_handler_logs_and_metrics_carry_no_mail_content(
