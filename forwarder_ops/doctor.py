@@ -7,6 +7,7 @@ the fix, or ! (works, but look). Nothing is changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -250,9 +251,37 @@ class Doctor:
                 self._identity_answer = {}
         return self._identity_answer or None
 
+    def _identity_regions(self) -> list[str]:
+        """The other receiving regions where the domain is an SES identity, asked at once. A region that does not
+        answer (not opted in, no permission there, unreachable) names nothing: this only adds a hint."""
+        regions = sorted(RECEIVING_REGIONS - {self.region})
+        clients = [self.target.probe_client("sesv2", region) for region in regions]
+
+        def holds(client: Any) -> bool:
+            try:
+                client.get_email_identity(EmailIdentity=self.domain)
+            except Exception:
+                return False
+            return True
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = list(pool.map(holds, clients))
+        return [region for region, held in zip(regions, found, strict=True) if held]
+
     def check_identity(self) -> Check:
         identity = self._identity()
         if identity is None:
+            elsewhere = self._identity_regions()
+            if elsewhere:
+                # The commonest cause after a setup made by hand, region by region: the stack (or --region) points
+                # at another region than the one that holds the identity, its DKIM keys and its receiving rules.
+                return Check(
+                    "SES identity",
+                    Status.FAIL,
+                    f"{self.domain} is not an SES identity in {self.region}; it is one in {', '.join(elsewhere)}",
+                    f"identities are per region: check this environment's region (samconfig.toml, --region); "
+                    f"deploying in {self.region} makes a second identity there, with its own DKIM records",
+                )
             return Check(
                 "SES identity",
                 Status.FAIL,

@@ -143,11 +143,22 @@ class Target:
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` in this environment's region (tests swap this method)."""
+        return self._boto_session().client(service, region_name=self.region, config=client_config(service))
+
+    def probe_client(self, service: str, region: str) -> Any:
+        """A client for a look into another region with the same credentials: two attempts, short timeouts (a
+        region the account has not opted into, or cannot reach, must not hold up the command)."""
+        from botocore.config import Config
+
+        quick = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=5)
+        return self._boto_session().client(service, region_name=region, config=client_config(service).merge(quick))
+
+    def _boto_session(self) -> Any:
         if self._session is None:
             import boto3
 
             self._session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
-        return self._session.client(service, region_name=self.region, config=client_config(service))
+        return self._session
 
     # the stack -----------------------------------------------------------------------------------
 

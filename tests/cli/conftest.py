@@ -120,8 +120,8 @@ def aws() -> Iterator[None]:
         yield
 
 
-def client(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
+def client(service: str, region: str = REGION) -> Any:
+    return boto3.client(service, region_name=region)
 
 
 @dataclass

@@ -143,6 +143,38 @@ def test_doctor_without_a_stack_says_to_deploy(
     assert "Traceback" not in result.err
 
 
+def test_doctor_names_the_regions_that_hold_the_identity_when_this_one_does_not(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
+) -> None:
+    # GIVEN the domain verified by hand in us-west-2 and ap-northeast-1, nothing in dev's us-east-1
+    for region in ("us-west-2", "ap-northeast-1"):
+        client("sesv2", region).create_email_identity(EmailIdentity=DOMAIN)
+    client("sesv2", "eu-west-1").create_email_identity(EmailIdentity=f"other.{DOMAIN}")
+    client_overrides["sesv2"] = FakeSesV2()
+
+    # WHEN the doctor checks dev
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    # THEN the identity row fails naming where the identity is, and says what deploying here would do
+    check = {c["name"]: c for c in json.loads(result.out)["checks"]}["SES identity"]
+    assert check["status"] == "fail"
+    assert check["detail"] == f"{DOMAIN} is not an SES identity in us-east-1; it is one in ap-northeast-1, us-west-2"
+    assert "deploying in us-east-1 makes a second identity there" in check["fix"]
+
+
+def test_doctor_says_only_to_deploy_when_no_region_holds_the_identity(
+    cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
+) -> None:
+    client("sesv2", "us-west-2").create_email_identity(EmailIdentity="someone@example.org")
+    client_overrides["sesv2"] = FakeSesV2()
+
+    result = cli("doctor", "--config-env", "dev", "--json")
+
+    check = {c["name"]: c for c in json.loads(result.out)["checks"]}["SES identity"]
+    assert check["detail"] == f"{DOMAIN} is not an SES identity in us-east-1"
+    assert check["fix"] == "deploy the stack (it creates the identity); identities are per region"
+
+
 def test_doctor_warns_about_a_region_it_does_not_know(
     cli: Cli, aws: None, client_overrides: dict[str, Any], resolver: FakeResolver
 ) -> None:
