@@ -658,6 +658,20 @@ def test_template_alarms_reach_the_topic(stack: Stack) -> None:
     assert (depth["ComparisonOperator"], depth["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
+def test_template_alarms_when_the_download_function_turns_requests_away(stack: Stack) -> None:
+    # GIVEN the public download function, bounded by its reserved concurrency against a flood of links
+    # THEN its throttles (a flood, or a bound set too low) reach the alarm topic, each function's on its own
+    throttles = {
+        a["Dimensions"][0]["Value"]: a
+        for a in map(stack.properties, stack.resources("AWS::CloudWatch::Alarm"))
+        if (a["Namespace"], a["MetricName"]) == ("AWS/Lambda", "Throttles")
+    }
+    assert set(throttles) == {"<Ref:ForwarderFunction>", "<Ref:DownloadFunction>"}
+    download = throttles["<Ref:DownloadFunction>"]
+    assert (download["Statistic"], download["Period"], download["Threshold"]) == ("Sum", 300, 5)
+    assert download["AlarmActions"] == ["<Ref:AlarmTopic>"] and download["OKActions"] == ["<Ref:AlarmTopic>"]
+
+
 def test_template_alarm_email_subscription_is_optional(stack: Stack, variant: Any) -> None:
     assert not stack.exists("AlarmEmailSubscription")
     subscribed = variant("prod", AlarmEmail="ops@aws-educate.tw")
