@@ -136,3 +136,29 @@ def test_partially_refused_reply_is_in_the_delivery_trace_with_who_failed() -> N
             (DAVE, "sent"),
             (BOB, "sent"),
         }
+
+
+def test_reply_with_bcc_resent_fields_and_the_reply_address_twice_goes_out_once_without_them(
+    team_aws: EmbeddedAws,  # noqa: F811
+) -> None:
+    # GIVEN Bob's answer with a Bcc, Resent-* fields (his mail program re-sent it), a new outside person in Cc, and
+    # the reply address twice in the envelope, once in upper case
+    address = forward_conversation(team_aws, cc=(FRANK,))
+    raw = member_reply(
+        address,
+        Bcc="hidden@elsewhere.example",
+        Resent_From=BOB,
+        Resent_To="hidden@elsewhere.example",
+        Resent_Message_ID="<resent-1@example.net>",
+    )
+    # WHEN it arrives
+    result, sent = team_aws.deliver(raw, [address, address.upper()], source=BOB, **AUTHENTIC)
+    # THEN one send goes out, to Carol and Frank only, naming none of the member's extra people or fields
+    assert result["outcomes"][0]["reply"] == "relayed"
+    [out] = [mail for mail in sent if OUTSIDE in mail.recipients]
+    assert out.recipients == (OUTSIDE, FRANK)
+    head = bytes(out.raw[: split_message(out.raw).body_start]).lower()
+    for revealing in (b"bcc", b"resent-", b"hidden@", b"someone.else@"):
+        assert revealing not in head, revealing
+    # AND each other member gets one copy
+    assert sorted(m for mail in sent if mail is not out for m in mail.recipients) == sorted([ALICE, DAVE])
