@@ -16,8 +16,11 @@ forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold
 6. it can go out without the member's signature (an S/MIME certificate names the member's address): a
    `multipart/signed` reply goes out as its signed content alone; opaque S/MIME (or a signature part that cannot
    be taken off) is forwarded to the members tagged (`reply-signed`).
-Refused mail is never sent to the outside address. A relayed reply goes to exactly the outside address of
-the record (never to anyone the member named), and a copy goes to every other member of the alias.
+Refused mail is never sent to the outside address. A relayed reply goes to exactly the outside people of the
+record, the sender in To and the others in Cc (never to anyone the member named), and a copy goes to every other
+member of the alias. When SES refuses some of the others (not the sender), the reply still goes to everyone else:
+the refused ones are `failed` in the outcome and the trace, and the team's copy, then also sent to its author,
+names them as not reached.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ if TYPE_CHECKING:
     from forwarder.keyring import KeyRing
 
 Forward = Callable[[Inbound, str | None], Outcome]
+
+# Appended to the name of an outside address SES refused, in the team's copy's Cc.
+_NOT_REACHED = " (not reached: SES refused it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +317,7 @@ class ReplyRelay:
     ) -> tuple[Outcome, Delivery] | str:
         """Send the reply to the outside address, then the team's copies (not to the members in `copied`); the
         reason when nothing was sent (the caller forwards it to the members, marked): `UNSENDABLE` when it is
-        larger than the sends' limit, `REFUSED` when SES refused the reply itself."""
+        larger than the sends' limit, `REFUSED` when SES refused the reply to the outside sender."""
         settings = self.settings
         alias, domain = record.alias, settings.domain
         body = bytes(message.body)
@@ -335,20 +341,7 @@ class ReplyRelay:
             strip=strip,
             hidden=hidden,
         )
-        # The team's copy is addressed to the reply address, named after the outside sender, and names the others it
-        # went to in Cc as the reply address too: the members see who got it, and Reply and Reply all on it both
-        # stay on the reply address, so no member writes to the outside people directly.
-        copy = build_reply_head(
-            message,
-            domain=domain,
-            alias=alias,
-            display_name=name,
-            to_address=reply_address,
-            to_name=display_name(Person("", record.address), alias),
-            cc=[format_address(display_name(Person("", other), alias), reply_address, message.newline) for other in cc],
-            reply_address=reply_address,
-            strip=strip,
-        )
+        copy = self._copy_head(message, alias, name, record, reply_address, cc, strip)
         size = len(body) + max(len(outside), len(copy))
         if size > settings.max_message_bytes:
             # As on the forward path: SES refuses a larger send, or the operator's limit is the members' mailboxes'.
@@ -363,21 +356,27 @@ class ReplyRelay:
                 },
             )
             return UNSENDABLE
-        sent: list[str] = []
-        failed: list[str] = []
-        key: Result = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": ["outside"]}
         outsiders = (record.address, *cc)
-        ids, rejected = self._send(key, outside + body, alias, outsiders, inbound.message_id, outside=True)
-        if rejected:
+        sent, failed = self._send_outside(inbound.message_id, record, outside + body, outsiders)
+        if record.address in failed:
             logger.warning(
                 "reply not relayed: SES refused it; forwarded to the members, subject tagged",
                 extra={"alias": alias, "reply_id": record.reply_id, "reason": REFUSED},
             )
             return REFUSED
-        sent += ids
         # Nor to the outside people, if they joined the alias since: they got the reply itself.
         authors = {member, *(address.lower() for address in outsiders)}
         team = [m for m in self._routed_members(alias) if m.lower() not in authors and m.lower() not in copied]
+        if failed:
+            # Some of the others were refused: the copy says who was not reached, and its author gets it too, who
+            # would otherwise believe everyone in the answer's Cc got it.
+            logger.warning(
+                "reply relayed, but SES refused some of the others in Cc: they are left out, the team's copy "
+                "names them",
+                extra={"alias": alias, "reply_id": record.reply_id, "refused": len(failed)},
+            )
+            copy = self._copy_head(message, alias, name, record, reply_address, cc, strip, refused=failed)
+            team += [m for m in self._routed_members(alias) if m.lower() == member and m.lower() not in copied]
         for members in batch(tuple(team), MAX_RECIPIENTS):
             key = {"message_id": inbound.message_id, "reply": record.reply_id, "recipients": list(members)}
             ids, rejected = self._send(key, copy + body, alias, members, inbound.message_id)
@@ -397,6 +396,69 @@ class ReplyRelay:
             extra={"alias": alias, "reply_id": record.reply_id, "copies": len(team), "outcome": outcome.as_dict()},
         )
         return outcome, Delivery(alias, (*outsiders, *team))
+
+    def _copy_head(
+        self,
+        message: SplitMessage,
+        alias: str,
+        name: str,
+        record: ReplyRecord,
+        reply_address: str,
+        cc: Sequence[str],
+        strip: Sequence[str],
+        refused: Collection[str] = (),
+    ) -> bytes:
+        """The header block of the team's copy of a relayed reply; the others in `refused` (SES refused them)
+        are named as not reached."""
+        domain, newline = self.settings.domain, message.newline
+        # The copy is addressed to the reply address, named after the outside sender, and names the others it went
+        # to in Cc as the reply address too: the members see who got it, and Reply and Reply all on it both stay on
+        # the reply address, so no member writes to the outside people directly.
+        named = [
+            format_address(
+                display_name(Person("", other), alias) + (_NOT_REACHED if other in refused else ""),
+                reply_address,
+                newline,
+            )
+            for other in cc
+        ]
+        return build_reply_head(
+            message,
+            domain=domain,
+            alias=alias,
+            display_name=name,
+            to_address=reply_address,
+            to_name=display_name(Person("", record.address), alias),
+            cc=named,
+            reply_address=reply_address,
+            strip=strip,
+        )
+
+    def _send_outside(
+        self, message_id: str, record: ReplyRecord, raw: bytes, outsiders: tuple[str, ...]
+    ) -> tuple[list[str], list[str]]:
+        """Send the reply to the outside sender and the others (`outsiders`, the sender first); the SES ids and the
+        addresses SES refused.
+
+        SES refuses a send for all its recipients at once, whether it refused the message or one address (one
+        SES will not send to, or, in the sandbox, an unverified one). As the forward does for its member batches,
+        a refused send is tried again one address at a time, the outside sender first: when SES refuses the
+        sender too, the others are not tried (the answer was to the sender: it goes to the team tagged), so a
+        refused message costs one more send, not one per address."""
+        key: Result = {"message_id": message_id, "reply": record.reply_id, "recipients": ["outside"]}
+        ids, rejected = self._send(key, raw, record.alias, outsiders, message_id, outside=True)
+        if not rejected or len(outsiders) == 1:
+            return ids, rejected
+        sent: list[str] = []
+        failed: list[str] = []
+        for address in outsiders:
+            key = {"message_id": message_id, "reply": record.reply_id, "recipients": ["outside", address.lower()]}
+            ids, rejected = self._send(key, raw, record.alias, (address,), message_id, outside=True)
+            if rejected and address == record.address:
+                return [], [address]
+            sent += ids
+            failed += rejected
+        return sent, failed
 
     def _send(
         self, key: Result, raw: bytes, alias: str, recipients: tuple[str, ...], message_id: str, outside: bool = False
