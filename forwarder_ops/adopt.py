@@ -232,9 +232,10 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     if args.hosted_zone_id:
         _check_chosen_zone(settings, facts)
     changes = plan_overrides(settings, facts, args.alarm_email)
-    # --domain, --hosted-zone-id: the parameters above follow them, and sam deploy reads them from the file too
+    # --domain, --hosted-zone-id: the parameters above follow them, and sam deploy reads them from the file too;
+    # so does a DomainName the template refuses as written (upper case, a trailing dot): its normal form goes in
     given = {
-        "DomainName": fqdn(target.parameters.get("DomainName", "")),
+        "DomainName": target.parameters.get("DomainName", ""),
         "HostedZoneId": target.parameters.get("HostedZoneId", "").strip(),
     }
     changes = {**{key: settings[key] for key, value in given.items() if settings[key] != value}, **changes}

@@ -20,12 +20,11 @@ from typing import Any
 from forwarder_ops.doctor import RECEIVING_REGIONS
 from forwarder_ops.envconfig import Target, resolve_target
 from forwarder_ops.errors import CommandError
+from forwarder_ops.parameters import CONSTRAINTS, refused
 from forwarder_ops.survey import (
     LAMBDA_UNRESERVED_MINIMUM,
     MODE_PARAMETERS,
-    RECORD_MODES,
     RESERVING_FUNCTIONS,
-    RULE_SET_MODES,
     Facts,
     Settings,
     affordable_reservations,
@@ -34,6 +33,7 @@ from forwarder_ops.survey import (
     parents,
     survey,
     takes_all_of,
+    zone_id,
 )
 
 # The stable states that take an update (a failed import rolls back to the stack as it was, resources and all).
@@ -144,6 +144,27 @@ def dkim_records(domain: str, dkim: dict[str, Any]) -> list[tuple[str, str, str]
             (f"{t}._domainkey.{domain}", "TXT", '"v=DKIM1; k=rsa; p=<the public key of your key pair>"') for t in tokens
         ]
     return [(f"{t}._domainkey.{domain}", "CNAME", f"{t}.dkim.amazonses.com") for t in tokens]
+
+
+# Zone ids are judged by what the account answers for them (check_zone), not by their shape, but for the form the
+# Route 53 API answers them in (`/hostedzone/Z...`): it names the zone, and the template refuses it.
+_ZONE_IDS = {"HostedZoneId", "ParentHostedZoneId"}
+
+
+def _parameter_fix(key: str, value: str | None) -> str:
+    """The value the template takes for what was meant (the domain in lower case, ASCII and without a trailing dot;
+    a zone's bare id), else where to change it."""
+    candidate = None
+    if key == "DomainName" and value:
+        try:
+            candidate = fqdn(value).encode("idna").decode("ascii")
+        except UnicodeError:
+            candidate = None
+    elif key in _ZONE_IDS and value:
+        candidate = zone_id(value.strip())
+    if candidate and candidate != value and CONSTRAINTS[key].problem(candidate) is None:
+        return f"{key}={candidate} in the environment's parameter_overrides (samconfig.toml)"
+    return f"give {key} a value the template takes, in the environment's parameter_overrides (samconfig.toml)"
 
 
 class Evaluation:
@@ -296,19 +317,25 @@ class Evaluation:
             self.add(warn("stack", name, status, "see the stack's events before deploying"))
 
     def check_parameters(self) -> None:
-        for key in MODE_PARAMETERS:
-            if self.s[key] not in RECORD_MODES:
-                self.add(Finding("parameters", key, f"{key}={self.s[key]} is not one of {', '.join(RECORD_MODES)}", ""))
-        if self.s["ReceiptRuleSetMode"] not in RULE_SET_MODES:
+        whole = {key for key in RESERVING_FUNCTIONS.values() if self.s[key].strip().isdigit()}
+        for key, problem in refused(self.s.given).items():
+            if key in RESERVING_FUNCTIONS.values() and key not in whole:
+                continue  # said below
+            if key in _ZONE_IDS and self.s.given.get(key) == zone_id(self.s.given.get(key, "").strip()):
+                continue  # a bare id: check_zone asks the account whether it names a zone
+            value = self.s.given.get(key)
             self.add(
                 Finding(
                     "parameters",
-                    "ReceiptRuleSetMode",
-                    f"ReceiptRuleSetMode={self.s['ReceiptRuleSetMode']} is not one of {', '.join(RULE_SET_MODES)}",
+                    key,
+                    f"{key}={value!r} {problem}: CloudFormation refuses the deploy"
+                    if value is not None
+                    else f"{key} {problem}: CloudFormation refuses the deploy",
+                    _parameter_fix(key, value),
                 )
             )
         for key in RESERVING_FUNCTIONS.values():
-            if not self.s[key].strip().isdigit():
+            if key not in whole:
                 self.add(Finding("parameters", key, f"{key} is not a whole number"))
         self._check_delegated_modes()
         if self.s.environment == "prod" and not self.s["AlarmEmail"]:

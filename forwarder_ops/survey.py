@@ -122,21 +122,28 @@ class Settings:
     stack_name: str
     region: str
     environment: str
+    # The parameters as the deploy gets them: `values` holds DomainName normalised (`fqdn`), CloudFormation does not.
+    given: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, parameters: Mapping[str, str], stack_name: str, region: str, environment: str) -> Settings:
-        values = {**DEFAULTS, **{k: str(v) for k, v in parameters.items()}}
+        given = {k: str(v) for k, v in parameters.items()}
+        values = {**DEFAULTS, **given}
         values["DomainName"] = fqdn(values["DomainName"])
-        return cls(values, stack_name, region, values["EnvironmentName"] or environment)
+        return cls(values, stack_name, region, values["EnvironmentName"] or environment, given)
 
     def __getitem__(self, key: str) -> str:
         return self.values.get(key, "")
 
     def with_changes(self, changes: Mapping[str, str | None]) -> Settings:
-        values = dict(self.values)
+        values, given = dict(self.values), dict(self.given)
         for key, value in changes.items():
             values[key] = DEFAULTS.get(key, "") if value is None else value
-        return Settings(values, self.stack_name, self.region, self.environment)
+            if value is None:
+                given.pop(key, None)
+            else:
+                given[key] = value
+        return Settings(values, self.stack_name, self.region, self.environment, given)
 
     @property
     def domain(self) -> str:

@@ -1,0 +1,101 @@
+"""`forwarder preflight` and `adopt` on first-contact states earlier tests did not cover: parameter values
+written by hand that the template refuses, identities set up the old way, names under the stack's prefix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forwarder_ops.preflight import Severity, evaluate
+from forwarder_ops.survey import Facts, Settings, Zone
+from tests.cli.conftest import Cli
+from tests.cli.team_account import DEV, PLAIN_SAMCONFIG, Account
+from tests.cli.test_preflight import account, below_moto, overrides  # noqa: F401  (the team's account in moto)
+
+STACK = "email-forwarder-dev"
+
+
+def settings(**parameters: str) -> Settings:
+    return Settings.of({"EnvironmentName": "dev", "DomainName": DEV, **parameters}, STACK, "us-east-1", "dev")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("DomainName", "Dev.AWS-Educate.tw.", f"DomainName={DEV}"),  # as the console shows it, with the root dot
+        ("DomainName", "dev.bücher.example", "DomainName=dev.xn--bcher-kva.example"),  # an IDN in Unicode
+        # the Id as the Route 53 API answers it
+        ("HostedZoneId", "/hostedzone/Z08123456DEV", "HostedZoneId=Z08123456DEV"),
+        ("MailFromSubdomain", "Bounces", "MailFromSubdomain"),
+        ("SpamAction", "Tag", "SpamAction"),
+        ("RetentionDays", "0", "RetentionDays"),
+    ],
+)
+def test_preflight_refuses_a_parameter_value_the_template_refuses(key: str, value: str, fix: str) -> None:
+    # GIVEN an environment whose parameter_overrides hold a value the template's constraints refuse, in an account
+    # where its zone exists (preflight reads the domain and the zone id normalised, and found nothing wrong)
+    facts = Facts(account="1", zones={value: Zone("ZDEV", DEV), "ZDEV": Zone("ZDEV", DEV)})
+    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+
+    # WHEN preflight judges it
+    rows = evaluate(settings(**{key: value}), facts)
+
+    # THEN it is an error (CloudFormation refuses the change set), with the value the template takes when it is
+    # the same one written otherwise
+    row = next(r for r in rows if r.check == "parameters" and r.resource == key)
+    assert row.severity == Severity.ERROR
+    assert repr(value) in row.problem
+    assert fix in row.fix
+
+
+def test_preflight_refuses_an_environment_without_environment_name() -> None:
+    # GIVEN parameter_overrides without EnvironmentName (the template has no default for it)
+    bare = Settings.of({"DomainName": DEV}, STACK, "us-east-1", "dev")
+
+    # WHEN preflight judges it
+    rows = evaluate(bare, Facts(account="1"))
+
+    # THEN the deploy would be refused: an error row says so
+    row = next(r for r in rows if r.check == "parameters" and r.resource == "EnvironmentName")
+    assert row.severity == Severity.ERROR
+
+
+def test_preflight_passes_the_template_defaults_and_the_values_adopt_writes() -> None:
+    # GIVEN the parameters adopt writes for a hand-made account (bare zone id, modes, the active set)
+    adopted = settings(
+        HostedZoneId="ZDEV",
+        EmailIdentityMode="existing",
+        ReceiptRuleSetMode="join-existing",
+        ReceiptRuleSetName="team-rules",
+        ReservedConcurrency="0",
+        DownloadConcurrency="0",
+    )
+
+    # WHEN preflight judges them THEN no parameter row
+    assert [r for r in evaluate(adopted, Facts(account="1")) if r.check == "parameters"] == []
+
+
+def test_adopt_writes_the_domain_as_the_template_takes_it(
+    cli: Cli,
+    account: Account,  # noqa: F811  (the fixture)
+    workdir: Path,
+) -> None:
+    # GIVEN dev's DomainName written as the console shows it: upper case, with the root's trailing dot
+    path = workdir / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG.replace(f'"DomainName={DEV}"', '"DomainName=Dev.AWS-Educate.tw."'))
+
+    # WHEN preflight checks dev, then adopt writes its parameters
+    before = cli("preflight", "--config-env", "dev", "--json")
+    result = cli("adopt", "--config-env", "dev", "--yes")
+
+    # THEN preflight names the value the template refuses, and adopt writes it in the form the template takes, with
+    # the zone looked up for it: preflight then passes
+    assert before.code == 1
+    assert any(f["resource"] == "DomainName" for f in json.loads(before.out)["findings"])
+    assert result.code == 0, result.out + result.err
+    parameters = overrides(path, "dev")
+    assert parameters["DomainName"] == DEV
+    assert parameters["HostedZoneId"] == account.dev_zone
+    assert cli("preflight", "--config-env", "dev").code == 0
