@@ -779,6 +779,8 @@ class Evaluation:
                 )
             )
         records = dkim_records(self.domain, dkim)
+        if not records and identity.get("VerifiedForSendingStatus") is False:
+            self._check_unverified_without_dkim(dkim)
         zone = self.record_zone()
         if not records or "hosted zone" in self.f.errors:
             return
@@ -818,6 +820,23 @@ class Evaluation:
             Severity.WARNING if verified else Severity.ERROR,
         )
         self.add(finding)
+
+    def _check_unverified_without_dkim(self, dkim: dict[str, Any]) -> None:
+        """An identity without DKIM tokens (DKIM never started, as SES v1's VerifyDomainIdentity leaves it) verifies
+        only through the `_amazonses` TXT record of that API; until it does, SES refuses every send from it."""
+        self.add(
+            Finding(
+                "SES identity",
+                f"{self.domain} in {self.region}",
+                f"the existing identity is not verified, and has no DKIM to verify it by (DKIM "
+                f"{dkim.get('Status') or 'not started'}): SES refuses every forward from the domain",
+                "nothing sends with it: delete it and let the stack create it with Easy DKIM and its records "
+                f"(`aws sesv2 delete-email-identity --email-identity {self.domain} --region {self.region}`, then "
+                "`forwarder adopt`); or verify it as it was made: publish the `_amazonses."
+                f"{self.domain}` TXT record with the token of `aws ses get-identity-verification-attributes "
+                f"--identities {self.domain} --region {self.region}`",
+            )
+        )
 
     def _published(self, zone: str, name: str, kind: str, value: str) -> bool:
         values = self.f.record(zone, name, kind) or []

@@ -99,3 +99,35 @@ def test_adopt_writes_the_domain_as_the_template_takes_it(
     assert parameters["DomainName"] == DEV
     assert parameters["HostedZoneId"] == account.dev_zone
     assert cli("preflight", "--config-env", "dev").code == 0
+
+
+@pytest.mark.parametrize("verified", [False, True])
+def test_preflight_stops_on_an_adopted_identity_without_dkim_that_is_not_verified(verified: bool) -> None:
+    # GIVEN the domain identity made with SES v1's VerifyDomainIdentity: DKIM never started (no tokens), verified
+    # only by its `_amazonses` TXT record, which was never published (or was)
+    identity = {
+        "IdentityType": "DOMAIN",
+        "VerifiedForSendingStatus": verified,
+        "FeedbackForwardingStatus": False,
+        "DkimAttributes": {"SigningEnabled": False, "Status": "NOT_STARTED"},
+        "MailFromAttributes": {
+            "MailFromDomain": f"bounces.{DEV}",
+            "MailFromDomainStatus": "SUCCESS",
+            "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
+        },
+    }
+    facts = Facts(account="1", identity=identity, zones={"ZDEV": Zone("ZDEV", DEV)})
+    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+
+    # WHEN preflight judges the identity adopted as it is
+    rows = evaluate(settings(EmailIdentityMode="existing", HostedZoneId="ZDEV"), facts)
+
+    # THEN unverified, it is an error (SES refuses every forward), with the ways to verify it; verified, it is not
+    errors = [r for r in rows if r.check == "SES identity" and r.severity == Severity.ERROR]
+    if verified:
+        assert errors == []
+    else:
+        assert len(errors) == 1
+        assert "not verified" in errors[0].problem
+        assert f"_amazonses.{DEV}" in errors[0].fix
+        assert "delete-email-identity" in errors[0].fix
