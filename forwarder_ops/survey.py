@@ -41,6 +41,9 @@ LAMBDA_UNRESERVED_MINIMUM = 100
 # The stack's functions that reserve concurrency (logical id -> the parameter that sets it): both reservations
 # come out of the same unreserved pool, so the deploy fails when together they take it below the minimum.
 RESERVING_FUNCTIONS = {"ForwarderFunction": "ReservedConcurrency", "DownloadFunction": "DownloadConcurrency"}
+# The log groups the template names after the stack (`/aws/lambda/<stack>/<function>`): CloudFormation fails on a
+# leftover of one of these names, and on nothing else under the prefix.
+LOG_GROUPS = ("rule-set-activation", "forwarder", "delivery", "download")
 # What tells apart the record sets of one name and type that answer by a routing policy (weighted, latency,
 # geolocation, geoproximity, IP-based, failover, multivalue): a change to one of them must name them all.
 ROUTING_FIELDS = (
@@ -453,7 +456,9 @@ class Survey:
     def read_log_groups(self) -> None:
         prefix = f"/aws/lambda/{self.settings.stack_name}/"
         pages = self._client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
-        self.facts.log_groups = [g["logGroupName"] for page in pages for g in page.get("logGroups", [])]
+        names = {prefix + function for function in LOG_GROUPS}
+        found = (g["logGroupName"] for page in pages for g in page.get("logGroups", []))
+        self.facts.log_groups = [name for name in found if name in names]
 
 
 def affordable_reservations(facts: Facts, reserved: int, download: int) -> tuple[int, int] | None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from forwarder_ops.envconfig import Target
 from forwarder_ops.preflight import Severity, evaluate
-from forwarder_ops.survey import Facts, Settings, Zone
+from forwarder_ops.survey import Facts, Settings, Zone, survey
 from tests.cli.conftest import Cli
-from tests.cli.team_account import DEV, PLAIN_SAMCONFIG, Account
+from tests.cli.team_account import DEV, PLAIN_SAMCONFIG, Account, BelowMoto
 from tests.cli.test_preflight import account, below_moto, overrides  # noqa: F401  (the team's account in moto)
 
 STACK = "email-forwarder-dev"
@@ -131,3 +132,24 @@ def test_preflight_stops_on_an_adopted_identity_without_dkim_that_is_not_verifie
         assert "not verified" in errors[0].problem
         assert f"_amazonses.{DEV}" in errors[0].fix
         assert "delete-email-identity" in errors[0].fix
+
+
+def test_preflight_takes_only_the_templates_log_group_names_for_leftovers(
+    below_moto: BelowMoto,  # noqa: F811  (the fixture: what moto lacks)
+) -> None:
+    # GIVEN log groups under the stack's prefix that the template does not name (a team's own function logging
+    # there, an older version's), and one it does, left over
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        logs = boto3.client("logs", region_name="us-east-1")
+        for name in ("forwarder-old", "tools/cleanup", "download"):
+            logs.create_log_group(logGroupName=f"/aws/lambda/{STACK}/{name}")
+        facts = survey(Target(name="dev", region="us-east-1", stack_name=STACK), settings())
+
+    # WHEN preflight judges dev
+    rows = evaluate(settings(), facts)
+
+    # THEN only the template's name is a collision: CloudFormation fails on nothing else
+    assert [r.resource for r in rows if r.check == "log groups"] == [f"/aws/lambda/{STACK}/download"]
