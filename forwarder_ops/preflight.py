@@ -36,6 +36,55 @@ from forwarder_ops.survey import (
     zone_id,
 )
 
+# The template's logical ids: a stack's resource whose id starts with one (SAM derives ForwarderFunctionRole and the
+# like from them; older versions of the template had ReceiptRuleSet) was made from this template.
+TEMPLATE_RESOURCES = (
+    "HostedZone",
+    "ParentDelegation",
+    "DkimRecords",
+    "InboundMxRecord",
+    "MailFromRecords",
+    "DmarcRecord",
+    "EmailIdentity",
+    "ConfigurationSet",
+    "SesEventsTopic",
+    "SesEventsTopicPolicy",
+    "ConfigurationSetCloudWatchEvents",
+    "ConfigurationSetSnsEvents",
+    "MailBucket",
+    "MailBucketPolicy",
+    "ForwarderSesPermission",
+    "SharedReceiptRuleSet",
+    "ReceiptRule",
+    "RuleSetActivationFunction",
+    "RuleSetActivationLogGroup",
+    "DependenciesLayer",
+    "ForwarderFunction",
+    "ForwarderLogGroup",
+    "FailureQueue",
+    "FailureQueuePolicy",
+    "IdempotencyTable",
+    "ReplyTable",
+    "TraceTable",
+    "DeliveryFunction",
+    "DeliveryLogGroup",
+    "DeliveryErrorsAlarm",
+    "LinkSecret",
+    "DownloadFunction",
+    "DownloadFunctionUrl",
+    "DownloadFunctionUrlPermission",
+    "DownloadFunctionInvokePermission",
+    "DownloadLogGroup",
+    "AlarmTopic",
+    "AlarmTopicPolicy",
+    "AlarmEmailSubscription",
+    "ForwarderErrorsAlarm",
+    "ForwarderThrottlesAlarm",
+    "DownloadErrorsAlarm",
+    "FailureQueueAlarm",
+    "BounceRateAlarm",
+    "ComplaintRateAlarm",
+)
 # The stable states that take an update (a failed import rolls back to the stack as it was, resources and all).
 _READY = {
     "CREATE_COMPLETE",
@@ -246,6 +295,22 @@ class Evaluation:
     def check_stack(self) -> None:
         name, status = self.s.stack_name, self.f.stack_status
         events = f"`aws cloudformation describe-stack-events --stack-name {name} --region {self.region}`"
+        if self.f.logical and not any(logical.startswith(TEMPLATE_RESOURCES) for logical in self.f.logical):
+            # Another template's stack of this name (an earlier forwarder, another project): the deploy would update it
+            # into this one, and CloudFormation deletes each of its resources this template lacks.
+            held = ", ".join(sorted(self.f.logical)[:5]) + (", ..." if len(self.f.logical) > 5 else "")
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: a stack of this name exists in {self.region} and none of its resources ({held}) is one "
+                    "of this template's: it was deployed from another template. The deploy would update it into the "
+                    "forwarder, and CloudFormation deletes every resource of it that this template lacks",
+                    "give the environment a stack name of its own (`stack_name` of the environment in samconfig.toml); "
+                    f"leave {name} as it is",
+                )
+            )
+            return
         if status is None:
             self.add(ok("stack", name, f"does not exist yet in {self.region}: the deploy creates it"))
         elif status in _READY:

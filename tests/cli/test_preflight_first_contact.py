@@ -153,3 +153,34 @@ def test_preflight_takes_only_the_templates_log_group_names_for_leftovers(
 
     # THEN only the template's name is a collision: CloudFormation fails on nothing else
     assert [r.resource for r in rows if r.check == "log groups"] == [f"/aws/lambda/{STACK}/download"]
+
+
+def test_preflight_stops_a_deploy_over_another_templates_stack_of_the_same_name(
+    cli: Cli,
+    account: Account,  # noqa: F811  (the fixture)
+    workdir: Path,
+) -> None:
+    # GIVEN the team's earlier forwarder deployed by hand as a stack named like dev's: its bucket and function
+    import boto3
+
+    (workdir / "samconfig.toml").write_text(PLAIN_SAMCONFIG)
+    earlier = {
+        "Resources": {
+            "InboxBucket": {"Type": "AWS::S3::Bucket"},
+            "ForwardQueue": {"Type": "AWS::SQS::Queue"},
+        }
+    }
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName=STACK, TemplateBody=json.dumps(earlier)
+    )
+
+    # WHEN preflight checks dev
+    result = cli("preflight", "--config-env", "dev", "--json")
+
+    # THEN it stops the deploy: updating that stack into the forwarder would delete the earlier bucket and queue
+    assert result.code == 1, result.out + result.err
+    row = next(f for f in json.loads(result.out)["findings"] if f["check"] == "stack")
+    assert row["severity"] == "error"
+    assert "ForwardQueue, InboxBucket" in row["problem"]
+    assert "stack_name" in row["fix"]
+    assert "delete-stack" not in row["fix"]

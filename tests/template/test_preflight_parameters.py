@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from forwarder_ops.parameters import CONSTRAINTS, Constraint
+from forwarder_ops.preflight import TEMPLATE_RESOURCES
 from forwarder_ops.survey import LOG_GROUPS
 
 
@@ -31,3 +32,8 @@ def test_preflight_log_groups_are_the_ones_the_template_names(template: dict[str
         if resource["Type"] == "AWS::Logs::LogGroup"
     ]
     assert sorted(named) == sorted(f"/aws/lambda/${{AWS::StackName}}/{name}" for name in LOG_GROUPS)
+
+
+def test_preflight_knows_the_templates_resources(template: dict[str, Any]) -> None:
+    # GIVEN the template's logical ids THEN preflight tells a stack of this template from another of the same name
+    assert sorted(TEMPLATE_RESOURCES) == sorted(template["Resources"])
