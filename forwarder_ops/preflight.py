@@ -1101,14 +1101,21 @@ class Evaluation:
         if expected not in hosts:
             others = sorted(h for h in hosts if h.startswith("feedback-smtp."))
             where = f"another region's feedback endpoint ({', '.join(others)})" if others else "no SES endpoint"
+            rejects = self._rejects_on_mx_failure(name)
             self.add(
-                warn(
+                Finding(
                     "MAIL FROM records",
                     f"{name} MX in {zone}",
                     f"points at {where if hosts else 'nothing'}, not {expected}: SES in {self.region} marks the MAIL "
-                    "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)",
+                    + (
+                        "FROM domain failed, and the adopted identity is set to reject a send then "
+                        "(BehaviorOnMxFailure=REJECT_MESSAGE): SES refuses every forward with MailFromDomainNotVerified"
+                        if rejects
+                        else "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)"
+                    ),
                     "add this region's endpoint (other regions keep theirs):\n"
                     + self._upsert(zone, name, "MX", lambda mx: [*mx, f"10 {expected}"]),
+                    Severity.ERROR if rejects else Severity.WARNING,
                 )
             )
         if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
@@ -1122,6 +1129,14 @@ class Evaluation:
             )
         elif expected in hosts:
             self.add(ok("MAIL FROM records", name, "MX and SPF exist; left unmanaged"))
+
+    def _rejects_on_mx_failure(self, mail_from: str) -> bool:
+        """Whether the adopted identity sends from `mail_from` and refuses a send when its MX is not found."""
+        identity = self.f.identity if self.s["EmailIdentityMode"] == "existing" else None
+        attributes = (identity or {}).get("MailFromAttributes") or {}
+        return attributes.get("BehaviorOnMxFailure") == "REJECT_MESSAGE" and fqdn(
+            attributes.get("MailFromDomain", "")
+        ) == fqdn(mail_from)
 
     def _check_dmarc(self, zone: str) -> None:
         name, mode = f"_dmarc.{self.domain}", self.s["DmarcRecordMode"]

@@ -184,3 +184,44 @@ def test_preflight_stops_a_deploy_over_another_templates_stack_of_the_same_name(
     assert "ForwardQueue, InboxBucket" in row["problem"]
     assert "stack_name" in row["fix"]
     assert "delete-stack" not in row["fix"]
+
+
+@pytest.mark.parametrize(("behavior", "severity"), [("REJECT_MESSAGE", "error"), ("USE_DEFAULT_VALUE", "warning")])
+def test_preflight_says_what_an_adopted_identity_does_when_its_mail_from_mx_is_gone(
+    behavior: str, severity: str
+) -> None:
+    # GIVEN an adopted identity whose MAIL FROM domain SES verified, and whose MX someone has since deleted (the SPF
+    # TXT is left); the identity either rejects a send when the MX is not found or falls back to amazonses.com
+    identity = {
+        "IdentityType": "DOMAIN",
+        "VerifiedForSendingStatus": True,
+        "DkimAttributes": {"SigningEnabled": True, "Status": "SUCCESS", "Tokens": ["t1"]},
+        "MailFromAttributes": {
+            "MailFromDomain": f"bounces.{DEV}",
+            "MailFromDomainStatus": "SUCCESS",
+            "BehaviorOnMxFailure": behavior,
+        },
+    }
+    facts = Facts(
+        account="1",
+        identity=identity,
+        zones={"ZDEV": Zone("ZDEV", DEV)},
+        records={
+            "ZDEV": {
+                ("t1._domainkey." + DEV, "CNAME"): ["t1.dkim.amazonses.com"],
+                (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
+            }
+        },
+    )
+    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+
+    # WHEN preflight judges the records left to what exists
+    adopted = settings(EmailIdentityMode="existing", MailFromRecordsMode="existing", HostedZoneId="ZDEV")
+    row = next(r for r in evaluate(adopted, facts) if r.resource == f"bounces.{DEV} MX in ZDEV")
+
+    # THEN it says what SES does once it finds the MX gone: refuse every forward (an error), or send with
+    # amazonses.com (a warning); the fix adds the MX either way
+    assert row.severity == severity
+    assert ("refuses every forward" in row.problem) == (behavior == "REJECT_MESSAGE")
+    assert ("sends with amazonses.com" in row.problem) == (behavior == "USE_DEFAULT_VALUE")
+    assert "feedback-smtp.us-east-1.amazonses.com" in row.fix
