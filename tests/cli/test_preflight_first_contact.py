@@ -225,3 +225,50 @@ def test_preflight_says_what_an_adopted_identity_does_when_its_mail_from_mx_is_g
     assert ("refuses every forward" in row.problem) == (behavior == "REJECT_MESSAGE")
     assert ("sends with amazonses.com" in row.problem) == (behavior == "USE_DEFAULT_VALUE")
     assert "feedback-smtp.us-east-1.amazonses.com" in row.fix
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # `$` of a pattern also matches before a final newline: the value reached samconfig.toml, newline and all
+        (["adopt", "--config-env", "dev", "--alarm-email", "team@example.org\n", "--yes"], "not an e-mail address"),
+        (
+            ["init", "--config-env", "stg\n", "--domain", f"stg.{DEV}", "--region", "us-east-1", "--yes"],
+            "new environment's name",
+        ),
+        (
+            [
+                "init",
+                "--config-env",
+                "stg",
+                "--domain",
+                f"stg.{DEV}",
+                "--region",
+                "us-east-1",
+                "--alarm-email",
+                "a@b.co\n",
+            ],
+            "not an e-mail address",
+        ),
+        # init wrote any stack name; CloudFormation takes letters, digits and '-' only
+        (
+            ["init", "--config-env", "stg", "--domain", f"stg.{DEV}", "--region", "us-east-1", "--stack-name", "a b"],
+            "not a CloudFormation stack name",
+        ),
+    ],
+)
+def test_adopt_and_init_refuse_a_value_samconfig_would_keep_but_the_deploy_refuses(
+    cli: Cli, workdir: Path, argv: list[str], message: str
+) -> None:
+    # GIVEN the team's samconfig and a bad argument
+    path = workdir / "samconfig.toml"
+    path.write_text(PLAIN_SAMCONFIG)
+
+    # WHEN adopt or init runs with it
+    result = cli(*argv)
+
+    # THEN one line, exit 2, before reading the account; samconfig.toml is as it was
+    assert result.code == 2, result.out + result.err
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert path.read_text() == PLAIN_SAMCONFIG
