@@ -180,6 +180,8 @@ class Facts:
     concurrency: tuple[int, int] | None = None  # (account limit, unreserved)
     function_reserved: int = 0  # what the stack's functions (RESERVING_FUNCTIONS) reserve now, together
     production_access: bool | None = None
+    # Why SES sends nothing from the account in the region ("" = it sends): paused by SES, or in the account
+    sending_paused: str = ""
     configuration_set: bool = False
     log_groups: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # check -> why it could not be read
@@ -443,6 +445,10 @@ class Survey:
     def read_account(self) -> None:
         account = self._client("sesv2").get_account()
         self.facts.production_access = bool(account.get("ProductionAccessEnabled"))
+        if account.get("EnforcementStatus") == "SHUTDOWN":
+            self.facts.sending_paused = "SHUTDOWN"
+        elif not account.get("SendingEnabled", True):
+            self.facts.sending_paused = "SendingEnabled false"
 
     def read_configuration_set(self) -> None:
         try:

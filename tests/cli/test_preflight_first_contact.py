@@ -272,3 +272,32 @@ def test_adopt_and_init_refuse_a_value_samconfig_would_keep_but_the_deploy_refus
     assert message in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert path.read_text() == PLAIN_SAMCONFIG
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ({"SendingEnabled": True, "EnforcementStatus": "SHUTDOWN"}, "enforcement status SHUTDOWN"),
+        ({"SendingEnabled": False, "EnforcementStatus": "HEALTHY"}, "put-account-sending-attributes --sending-enabled"),
+    ],
+)
+def test_preflight_stops_a_deploy_into_a_region_where_sending_is_paused(answer: dict[str, object], words: str) -> None:
+    # GIVEN an account with production access whose sending SES paused, or someone paused in the account
+    import boto3
+    from botocore.stub import Stubber
+
+    from forwarder_ops.survey import Survey
+
+    sesv2 = boto3.client("sesv2", region_name="us-east-1")
+    with Stubber(sesv2) as stub:
+        stub.add_response("get_account", {"ProductionAccessEnabled": True, **answer})
+        target = Target(name="dev", region="us-east-1", stack_name=STACK)
+        target.client = lambda service: sesv2  # type: ignore[method-assign]
+        reading = Survey(target, settings())
+        # WHEN preflight reads the account and judges it
+        reading.read_account()
+    row = next(r for r in evaluate(settings(), reading.facts) if r.check == "sending")
+
+    # THEN it is an error (the stack would receive and forward nothing), with what to do about it
+    assert row.severity == Severity.ERROR
+    assert words in row.problem + row.fix
