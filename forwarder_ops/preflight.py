@@ -1153,15 +1153,34 @@ class Evaluation:
                 self.add(ok("DMARC record", name, "the stack creates it"))
         elif targets := self.f.cname(zone, name):
             self.add(ok("DMARC record", name, f"a CNAME to {', '.join(targets)} (a DMARC service); left unmanaged"))
-        elif not values and (inherited := self._organisation_policy()):
+        elif len(policies := [v for v in values or [] if _txt_text(v).strip().lower().startswith("v=dmarc1")]) > 1:
+            # RFC 7489 6.6.3: more than one DMARC record at the name, and receivers apply none.
+            self.add(
+                warn(
+                    "DMARC record",
+                    f"{name} TXT in {zone}",
+                    f"{len(policies)} DMARC records ({'; '.join(policies)}): receivers apply none of them",
+                    "keep one of them (the record set's other values stay):\n"
+                    + self._upsert(zone, name, "TXT", lambda v: [x for x in v if x not in policies[1:]]),
+                )
+            )
+        elif not policies and (inherited := self._organisation_policy()):
             self.add(ok("DMARC record", name, f"none of its own: receivers apply {inherited}; left unmanaged"))
-        elif not values:
+        elif not policies:
+            # TXT values that are no DMARC record (a verification string, say) are ignored by receivers.
+            what = f"holds no DMARC record ({'; '.join(values)})" if values else "has no DMARC record"
+            fix = (
+                "add one beside those values (the stack cannot create the TXT record set that exists):\n"
+                + self._upsert(zone, name, "TXT", lambda v: [*v, f'"v=DMARC1; p={self.s["DmarcPolicy"] or "none"}"'])
+                if values
+                else "DmarcRecordMode=create (`forwarder adopt`), or publish one"
+            )
             self.add(
                 warn(
                     "DMARC record",
                     f"{name} in {zone}",
-                    "DmarcRecordMode=existing but there is no DMARC record: receivers apply no policy",
-                    "DmarcRecordMode=create (`forwarder adopt`), or publish one",
+                    f"DmarcRecordMode=existing but {name} {what}: receivers apply no policy",
+                    fix,
                 )
             )
         else:

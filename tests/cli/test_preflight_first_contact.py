@@ -301,3 +301,38 @@ def test_preflight_stops_a_deploy_into_a_region_where_sending_is_paused(answer: 
     # THEN it is an error (the stack would receive and forward nothing), with what to do about it
     assert row.severity == Severity.ERROR
     assert words in row.problem + row.fix
+
+
+@pytest.mark.parametrize(
+    ("values", "problem", "fix"),
+    [
+        # a verification string someone put at _dmarc: a TXT record set (the stack cannot create its own), no policy
+        (['"google-site-verification=abc"'], "holds no DMARC record", '"google-site-verification=abc"'),
+        # two policies, from two people: RFC 7489 6.6.3, receivers apply neither
+        (['"v=DMARC1; p=none"', '"v=DMARC1; p=reject"'], "2 DMARC records", '"v=DMARC1; p=none"'),
+    ],
+)
+def test_preflight_reads_a_dmarc_txt_record_set_that_applies_no_policy(
+    values: list[str], problem: str, fix: str
+) -> None:
+    # GIVEN dev's _dmarc TXT record set as someone left it, adopted (DmarcRecordMode=existing: it exists), and no
+    # organisational policy in the account
+    facts = Facts(account="1", zones={"ZDEV": Zone("ZDEV", DEV)}, records={"ZDEV": {(f"_dmarc.{DEV}", "TXT"): values}})
+    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+
+    # WHEN preflight judges it
+    row = next(
+        r
+        for r in evaluate(settings(HostedZoneId="ZDEV", DmarcRecordMode="existing"), facts)
+        if r.check == "DMARC record"
+    )
+
+    # THEN it is not "exists; left unmanaged": receivers apply no policy, and the fix keeps the record set's values
+    # (an UPSERT replaces them all) with one DMARC record among them
+    assert row.severity == Severity.WARNING
+    assert problem in row.problem
+    assert "receivers apply no" in row.problem
+    change = json.loads(row.fix.split("--change-batch '")[1].rstrip("'"))
+    written = [r["Value"] for r in change["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
+    assert fix in written
+    assert sum(v.startswith('"v=DMARC1') for v in written) == 1
