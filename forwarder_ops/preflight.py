@@ -1118,7 +1118,21 @@ class Evaluation:
                     Severity.ERROR if rejects else Severity.WARNING,
                 )
             )
-        if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
+        spf = [v for v in txt or [] if _txt_text(v).strip().lower().startswith("v=spf1")]
+        if len(spf) > 1:
+            # RFC 7208 4.5: more than one SPF record is a permerror, whatever each says (an include fixes nothing).
+            self.add(
+                warn(
+                    "MAIL FROM records",
+                    f"{name} TXT in {zone}",
+                    f"{len(spf)} SPF records ({'; '.join(spf)}): SPF fails with a permerror for all mail from it, "
+                    "forwards included",
+                    "merge them into one v=spf1 value with include:amazonses.com and write the record set with it "
+                    f"(its other values stay): `aws route53 change-resource-record-sets --hosted-zone-id {zone}` "
+                    "with an UPSERT of the whole record set",
+                )
+            )
+        elif not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
             self.add(
                 warn(
                     "MAIL FROM records",

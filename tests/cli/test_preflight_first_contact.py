@@ -336,3 +336,29 @@ def test_preflight_reads_a_dmarc_txt_record_set_that_applies_no_policy(
     written = [r["Value"] for r in change["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
     assert fix in written
     assert sum(v.startswith('"v=DMARC1') for v in written) == 1
+
+
+def test_preflight_warns_of_two_spf_records_at_an_adopted_mail_from_domain() -> None:
+    # GIVEN dev's MAIL FROM records made by hand: the MX, and two SPF records (one with amazonses.com, one added later)
+    mail_from = f"bounces.{DEV}"
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": Zone("ZDEV", DEV)},
+        records={
+            "ZDEV": {
+                (mail_from, "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (mail_from, "TXT"): ['"v=spf1 include:amazonses.com ~all"', '"v=spf1 include:_spf.google.com ~all"'],
+            }
+        },
+    )
+    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+
+    # WHEN preflight judges the records left to what exists
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+
+    # THEN not "MX and SPF exist": two SPF records are a permerror, so SPF fails for every forward
+    row = next(r for r in rows if r.resource == f"{mail_from} TXT in ZDEV")
+    assert row.severity == Severity.WARNING
+    assert "2 SPF records" in row.problem
+    assert "merge them into one" in row.fix
+    assert not [r for r in rows if r.problem == "MX and SPF exist; left unmanaged"]
