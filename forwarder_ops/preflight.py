@@ -1023,6 +1023,21 @@ class Evaluation:
                     fix,
                 )
             )
+        elif feedback := sorted(h for h in hosts if h.startswith("feedback-smtp.") and h.endswith(".amazonses.com")):
+            # A MAIL FROM domain must be a subdomain of its identity: this is another identity's (a parent domain's).
+            self.add(
+                Finding(
+                    "MX record",
+                    f"{self.domain} MX in {zone}",
+                    f"points at {', '.join(feedback)}, SES's feedback endpoint: {self.domain} is the custom MAIL FROM "
+                    "domain of another SES identity (a parent domain's, say), where the bounces of its sends arrive. "
+                    "It receives no other mail, and pointing its MX at SES's inbound endpoint (or the stack creating "
+                    "that MX) would fail that identity's MAIL FROM",
+                    "give the environment another DomainName, one that is no identity's MAIL FROM domain; or first "
+                    "move that identity's MAIL FROM domain elsewhere (`aws sesv2 put-email-identity-mail-from-"
+                    "attributes`)",
+                )
+            )
         elif mode == "create":
             if values and not self._stack_writes("MxRecordMode", zone):
                 fix = self._existing_fix(zone, "MxRecordMode=existing (`forwarder adopt`)")

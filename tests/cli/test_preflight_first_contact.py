@@ -12,7 +12,7 @@ from forwarder_ops.envconfig import Target
 from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone, survey
 from tests.cli.conftest import Cli
-from tests.cli.team_account import DEV, PLAIN_SAMCONFIG, Account, BelowMoto
+from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG, Account, BelowMoto
 from tests.cli.test_preflight import account, below_moto, overrides  # noqa: F401  (the team's account in moto)
 
 STACK = "email-forwarder-dev"
@@ -362,3 +362,38 @@ def test_preflight_warns_of_two_spf_records_at_an_adopted_mail_from_domain() -> 
     assert "2 SPF records" in row.problem
     assert "merge them into one" in row.fix
     assert not [r for r in rows if r.problem == "MX and SPF exist; left unmanaged"]
+
+
+@pytest.mark.parametrize("mode", ["create", "existing"])
+def test_preflight_refuses_a_domain_that_is_another_identitys_mail_from_domain(mode: str) -> None:
+    # GIVEN the apex identity's custom MAIL FROM domain mail.<apex> (its MX at SES's feedback endpoint, its SPF), in
+    # the apex zone, and an environment for mail.<apex> writing into that zone (as adopt sets it)
+    domain = f"mail.{APEX}"
+    facts = Facts(
+        account="1",
+        zones={"ZAPEX": Zone("ZAPEX", APEX)},
+        records={
+            "ZAPEX": {
+                (domain, "MX"): ["10 feedback-smtp.ap-northeast-1.amazonses.com"],
+                (domain, "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
+            }
+        },
+    )
+    facts.zones_named[APEX] = [Zone("ZAPEX", APEX)]
+    mail = Settings.of(
+        {"EnvironmentName": "mail", "DomainName": domain, "HostedZoneId": "ZAPEX", "MxRecordMode": mode},
+        STACK,
+        "ap-northeast-1",
+        "mail",
+    )
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(mail, facts) if r.check == "MX record")
+
+    # THEN it is an error whatever the mode: no "MxRecordMode=existing" (the domain would receive nothing), and no
+    # UPSERT to SES's inbound endpoint (it would break the apex identity's MAIL FROM)
+    assert row.severity == Severity.ERROR
+    assert "MAIL FROM domain of another SES identity" in row.problem
+    assert "another DomainName" in row.fix
+    assert "MxRecordMode=existing" not in row.fix
+    assert "inbound-smtp" not in row.fix
