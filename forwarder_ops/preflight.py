@@ -136,7 +136,9 @@ def warn(check: str, resource: str, problem: str, fix: str) -> Finding:
 def _upsert(zone: str, record_sets: list[dict[str, Any]]) -> str:
     """The AWS CLI command that writes these record sets of one zone (the exact values to type)."""
     change = {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record_set} for record_set in record_sets]}
-    return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
+    # Quoted for the shell: a record's value may hold a quote (or anything else a zone's editor typed).
+    batch = shlex.quote(json.dumps(change))
+    return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch {batch}"
 
 
 def _preferred(mx: list[str]) -> set[str]:

@@ -4,6 +4,7 @@ written by hand that the template refuses, identities set up the old way, names 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -397,3 +398,32 @@ def test_preflight_refuses_a_domain_that_is_another_identitys_mail_from_domain(m
     assert "another DomainName" in row.fix
     assert "MxRecordMode=existing" not in row.fix
     assert "inbound-smtp" not in row.fix
+
+
+def test_preflight_quotes_a_record_value_with_a_quote_in_the_upsert_for_the_shell() -> None:
+    # GIVEN dev's MAIL FROM TXT record set made by hand without amazonses.com, one of its values holding a quote (and
+    # what a shell would run after it)
+    mail_from = f"bounces.{DEV}"
+    hostile = '"note: it\'s $(touch pwned) here"'
+    facts = Facts(
+        account="1",
+        zones={"ZDEV": Zone("ZDEV", DEV)},
+        records={
+            "ZDEV": {
+                (mail_from, "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
+                (mail_from, "TXT"): ['"v=spf1 ~all"', hostile],
+            }
+        },
+    )
+    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+
+    # WHEN preflight prints the UPSERT that adds amazonses.com
+    rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
+    row = next(r for r in rows if r.resource == f"{mail_from} TXT in ZDEV")
+
+    # THEN a shell reads the command as one change batch holding every value as it is: nothing of it runs
+    words = shlex.split(row.fix)
+    batch = json.loads(words[words.index("--change-batch") + 1])
+    written = [r["Value"] for r in batch["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
+    assert written == ['"v=spf1 include:amazonses.com ~all"', hostile]
+    assert words[-1] == words[words.index("--change-batch") + 1]
