@@ -747,7 +747,25 @@ class Evaluation:
     def check_identity(self) -> None:
         identity, mode = self.f.identity, self.s["EmailIdentityMode"]
         owned = self.f.owns("AWS::SES::EmailIdentity", self.domain)
-        if mode == "create" and identity is not None and not owned:
+        if (
+            mode == "create"
+            and identity is not None
+            and not owned
+            and identity.get("VerifiedForSendingStatus") is False
+        ):
+            # Nothing sends with it: deleting it stops nothing, and the stack's own comes with its DKIM records.
+            self.add(
+                Finding(
+                    "SES identity",
+                    f"{self.domain} in {self.region}",
+                    "the domain identity already exists (made by hand), not verified: CloudFormation fails with "
+                    "AlreadyExists. Nothing sends with it yet",
+                    "delete it, and the stack creates it with its DKIM records: `aws sesv2 delete-email-identity "
+                    f"--email-identity {self.domain} --region {self.region}`; or keep it, EmailIdentityMode=existing "
+                    "(`forwarder adopt`), and verify it",
+                )
+            )
+        elif mode == "create" and identity is not None and not owned:
             self.add(
                 Finding(
                     "SES identity",

@@ -427,3 +427,21 @@ def test_preflight_quotes_a_record_value_with_a_quote_in_the_upsert_for_the_shel
     written = [r["Value"] for r in batch["Changes"][0]["ResourceRecordSet"]["ResourceRecords"]]
     assert written == ['"v=spf1 include:amazonses.com ~all"', hostile]
     assert words[-1] == words[words.index("--change-batch") + 1]
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_preflight_says_whether_deleting_a_colliding_identity_stops_sending(verified: bool) -> None:
+    # GIVEN the domain's identity made by hand in the region, verified or not, and EmailIdentityMode=create
+    identity = {"IdentityType": "DOMAIN", "VerifiedForSendingStatus": verified, "DkimAttributes": {}}
+    facts = Facts(account="1", identity=identity)
+
+    # WHEN preflight judges it
+    row = next(r for r in evaluate(settings(), facts) if r.check == "SES identity")
+
+    # THEN a collision either way; "do not delete it" only for one that sends: an unverified one sends nothing, and
+    # deleting it lets the stack create it with its DKIM records
+    assert row.severity == Severity.ERROR
+    assert "AlreadyExists" in row.problem
+    assert ("Do not delete it" in row.problem) == verified
+    assert ("delete-email-identity" in row.fix) == (not verified)
+    assert "EmailIdentityMode=existing" in row.fix
