@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from forwarder_ops.doctor import RECEIVING_REGIONS
-from forwarder_ops.envconfig import DEFAULT_CONFIG_FILE, Target, resolve_target
+from forwarder_ops.envconfig import DEFAULT_CONFIG_FILE, STACK_NAME, Target, resolve_target
 from forwarder_ops.errors import CommandError, read_text
 from forwarder_ops.preflight import (
     SYMBOLS,
@@ -38,6 +38,7 @@ from forwarder_ops.survey import (
     zone_id,
 )
 
+# Checked with fullmatch: `$` also matches before a final newline, which would reach samconfig.toml.
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
 DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -219,7 +220,7 @@ def _finish(path: Path, environment: str, rows: list[Finding], wrote: bool = Tru
 def cmd_adopt(args: argparse.Namespace) -> int:
     if not args.config_env:
         raise CommandError("give the environment to adopt into: --config-env ENV (an environment of samconfig.toml)")
-    if args.alarm_email and not EMAIL.match(args.alarm_email):
+    if args.alarm_email and not EMAIL.fullmatch(args.alarm_email):
         raise CommandError(f"--alarm-email {args.alarm_email!r} is not an e-mail address")
     path = args.config_file or DEFAULT_CONFIG_FILE
     target = resolve_target(
@@ -232,9 +233,10 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     if args.hosted_zone_id:
         _check_chosen_zone(settings, facts)
     changes = plan_overrides(settings, facts, args.alarm_email)
-    # --domain, --hosted-zone-id: the parameters above follow them, and sam deploy reads them from the file too
+    # --domain, --hosted-zone-id: the parameters above follow them, and sam deploy reads them from the file too;
+    # so does a DomainName the template refuses as written (upper case, a trailing dot): its normal form goes in
     given = {
-        "DomainName": fqdn(target.parameters.get("DomainName", "")),
+        "DomainName": target.parameters.get("DomainName", ""),
         "HostedZoneId": target.parameters.get("HostedZoneId", "").strip(),
     }
     changes = {**{key: settings[key] for key, value in given.items() if settings[key] != value}, **changes}
@@ -272,14 +274,14 @@ def _ascii(domain: str) -> str:
         ascii_form = domain.encode("idna").decode("ascii")
     except UnicodeError:
         return ""
-    return f": give its ASCII form, {ascii_form}" if ascii_form != domain and DOMAIN_NAME.match(ascii_form) else ""
+    return f": give its ASCII form, {ascii_form}" if ascii_form != domain and DOMAIN_NAME.fullmatch(ascii_form) else ""
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     environment, domain, region = args.config_env, fqdn(args.domain or ""), args.region
-    if not environment or not ENVIRONMENT_NAME.match(environment):
+    if not environment or not ENVIRONMENT_NAME.fullmatch(environment):
         raise CommandError("give the new environment's name: --config-env NAME (2-20 of a-z, 0-9, '-')")
-    if not DOMAIN_NAME.match(domain):
+    if not DOMAIN_NAME.fullmatch(domain):
         raise CommandError(
             f"--domain {args.domain!r} is not a lower-case domain name such as dev.example.org{_ascii(domain)}"
         )
@@ -290,13 +292,17 @@ def cmd_init(args: argparse.Namespace) -> int:
             f"SES does not receive mail in {region} as far as the template knows: choose one of "
             f"{', '.join(sorted(RECEIVING_REGIONS))}"
         )
-    if args.alarm_email and not EMAIL.match(args.alarm_email):
+    if args.alarm_email and not EMAIL.fullmatch(args.alarm_email):
         raise CommandError(f"--alarm-email {args.alarm_email!r} is not an e-mail address")
     path = args.config_file or DEFAULT_CONFIG_FILE
     before = read_text(path) if path.is_file() else ""
     if before.strip():
         _refuse_existing(before, path, environment)
     stack_name = args.stack_name or f"email-forwarder-{environment}"
+    if not STACK_NAME.fullmatch(stack_name):
+        raise CommandError(
+            f"--stack-name {stack_name!r} is not a CloudFormation stack name (a letter, then letters, digits, '-')"
+        )
     parameters: dict[str, str] = {"EnvironmentName": environment, "DomainName": domain}
     if environment != "prod":
         parameters["SubjectPrefix"] = f"[{environment}]"

@@ -34,10 +34,11 @@ ENV_PREFIX = "FORWARDER_OPS_"
 _SECTIONS = ("global", "deploy")
 # What a setting must look like (after `_NORMAL`), and what to say when it does not; the alias path and
 # the domain as the function itself checks them.
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
     "region": (re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"), "is not an AWS region such as us-east-1"),
     "stack_name": (
-        re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$"),
+        STACK_NAME,
         "is not a CloudFormation stack name (a letter, then letters, digits, '-')",
     ),
     "alias_path": (ALIAS_PATH, "is not an SSM path such as /email-forwarder/dev/aliases"),

@@ -20,12 +20,11 @@ from typing import Any
 from forwarder_ops.doctor import RECEIVING_REGIONS
 from forwarder_ops.envconfig import Target, resolve_target
 from forwarder_ops.errors import CommandError
+from forwarder_ops.parameters import CONSTRAINTS, refused
 from forwarder_ops.survey import (
     LAMBDA_UNRESERVED_MINIMUM,
     MODE_PARAMETERS,
-    RECORD_MODES,
     RESERVING_FUNCTIONS,
-    RULE_SET_MODES,
     Facts,
     Settings,
     affordable_reservations,
@@ -34,8 +33,58 @@ from forwarder_ops.survey import (
     parents,
     survey,
     takes_all_of,
+    zone_id,
 )
 
+# The template's logical ids: a stack's resource whose id starts with one (SAM derives ForwarderFunctionRole and the
+# like from them; older versions of the template had ReceiptRuleSet) was made from this template.
+TEMPLATE_RESOURCES = (
+    "HostedZone",
+    "ParentDelegation",
+    "DkimRecords",
+    "InboundMxRecord",
+    "MailFromRecords",
+    "DmarcRecord",
+    "EmailIdentity",
+    "ConfigurationSet",
+    "SesEventsTopic",
+    "SesEventsTopicPolicy",
+    "ConfigurationSetCloudWatchEvents",
+    "ConfigurationSetSnsEvents",
+    "MailBucket",
+    "MailBucketPolicy",
+    "ForwarderSesPermission",
+    "SharedReceiptRuleSet",
+    "ReceiptRule",
+    "RuleSetActivationFunction",
+    "RuleSetActivationLogGroup",
+    "DependenciesLayer",
+    "ForwarderFunction",
+    "ForwarderLogGroup",
+    "FailureQueue",
+    "FailureQueuePolicy",
+    "IdempotencyTable",
+    "ReplyTable",
+    "TraceTable",
+    "DeliveryFunction",
+    "DeliveryLogGroup",
+    "DeliveryErrorsAlarm",
+    "LinkSecret",
+    "DownloadFunction",
+    "DownloadFunctionUrl",
+    "DownloadFunctionUrlPermission",
+    "DownloadFunctionInvokePermission",
+    "DownloadLogGroup",
+    "AlarmTopic",
+    "AlarmTopicPolicy",
+    "AlarmEmailSubscription",
+    "ForwarderErrorsAlarm",
+    "ForwarderThrottlesAlarm",
+    "DownloadErrorsAlarm",
+    "FailureQueueAlarm",
+    "BounceRateAlarm",
+    "ComplaintRateAlarm",
+)
 # The stable states that take an update (a failed import rolls back to the stack as it was, resources and all).
 _READY = {
     "CREATE_COMPLETE",
@@ -87,7 +136,9 @@ def warn(check: str, resource: str, problem: str, fix: str) -> Finding:
 def _upsert(zone: str, record_sets: list[dict[str, Any]]) -> str:
     """The AWS CLI command that writes these record sets of one zone (the exact values to type)."""
     change = {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record_set} for record_set in record_sets]}
-    return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{json.dumps(change)}'"
+    # Quoted for the shell: a record's value may hold a quote (or anything else a zone's editor typed).
+    batch = shlex.quote(json.dumps(change))
+    return f"aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch {batch}"
 
 
 def _preferred(mx: list[str]) -> set[str]:
@@ -144,6 +195,27 @@ def dkim_records(domain: str, dkim: dict[str, Any]) -> list[tuple[str, str, str]
             (f"{t}._domainkey.{domain}", "TXT", '"v=DKIM1; k=rsa; p=<the public key of your key pair>"') for t in tokens
         ]
     return [(f"{t}._domainkey.{domain}", "CNAME", f"{t}.dkim.amazonses.com") for t in tokens]
+
+
+# Zone ids are judged by what the account answers for them (check_zone), not by their shape, but for the form the
+# Route 53 API answers them in (`/hostedzone/Z...`): it names the zone, and the template refuses it.
+_ZONE_IDS = {"HostedZoneId", "ParentHostedZoneId"}
+
+
+def _parameter_fix(key: str, value: str | None) -> str:
+    """The value the template takes for what was meant (the domain in lower case, ASCII and without a trailing dot;
+    a zone's bare id), else where to change it."""
+    candidate = None
+    if key == "DomainName" and value:
+        try:
+            candidate = fqdn(value).encode("idna").decode("ascii")
+        except UnicodeError:
+            candidate = None
+    elif key in _ZONE_IDS and value:
+        candidate = zone_id(value.strip())
+    if candidate and candidate != value and CONSTRAINTS[key].problem(candidate) is None:
+        return f"{key}={candidate} in the environment's parameter_overrides (samconfig.toml)"
+    return f"give {key} a value the template takes, in the environment's parameter_overrides (samconfig.toml)"
 
 
 class Evaluation:
@@ -225,6 +297,22 @@ class Evaluation:
     def check_stack(self) -> None:
         name, status = self.s.stack_name, self.f.stack_status
         events = f"`aws cloudformation describe-stack-events --stack-name {name} --region {self.region}`"
+        if self.f.logical and not any(logical.startswith(TEMPLATE_RESOURCES) for logical in self.f.logical):
+            # Another template's stack of this name (an earlier forwarder, another project): the deploy would update it
+            # into this one, and CloudFormation deletes each of its resources this template lacks.
+            held = ", ".join(sorted(self.f.logical)[:5]) + (", ..." if len(self.f.logical) > 5 else "")
+            self.add(
+                Finding(
+                    "stack",
+                    name,
+                    f"{status}: a stack of this name exists in {self.region} and none of its resources ({held}) is one "
+                    "of this template's: it was deployed from another template. The deploy would update it into the "
+                    "forwarder, and CloudFormation deletes every resource of it that this template lacks",
+                    "give the environment a stack name of its own (`stack_name` of the environment in samconfig.toml); "
+                    f"leave {name} as it is",
+                )
+            )
+            return
         if status is None:
             self.add(ok("stack", name, f"does not exist yet in {self.region}: the deploy creates it"))
         elif status in _READY:
@@ -296,19 +384,25 @@ class Evaluation:
             self.add(warn("stack", name, status, "see the stack's events before deploying"))
 
     def check_parameters(self) -> None:
-        for key in MODE_PARAMETERS:
-            if self.s[key] not in RECORD_MODES:
-                self.add(Finding("parameters", key, f"{key}={self.s[key]} is not one of {', '.join(RECORD_MODES)}", ""))
-        if self.s["ReceiptRuleSetMode"] not in RULE_SET_MODES:
+        whole = {key for key in RESERVING_FUNCTIONS.values() if self.s[key].strip().isdigit()}
+        for key, problem in refused(self.s.given).items():
+            if key in RESERVING_FUNCTIONS.values() and key not in whole:
+                continue  # said below
+            if key in _ZONE_IDS and self.s.given.get(key) == zone_id(self.s.given.get(key, "").strip()):
+                continue  # a bare id: check_zone asks the account whether it names a zone
+            value = self.s.given.get(key)
             self.add(
                 Finding(
                     "parameters",
-                    "ReceiptRuleSetMode",
-                    f"ReceiptRuleSetMode={self.s['ReceiptRuleSetMode']} is not one of {', '.join(RULE_SET_MODES)}",
+                    key,
+                    f"{key}={value!r} {problem}: CloudFormation refuses the deploy"
+                    if value is not None
+                    else f"{key} {problem}: CloudFormation refuses the deploy",
+                    _parameter_fix(key, value),
                 )
             )
         for key in RESERVING_FUNCTIONS.values():
-            if not self.s[key].strip().isdigit():
+            if key not in whole:
                 self.add(Finding("parameters", key, f"{key} is not a whole number"))
         self._check_delegated_modes()
         if self.s.environment == "prod" and not self.s["AlarmEmail"]:
@@ -653,7 +747,25 @@ class Evaluation:
     def check_identity(self) -> None:
         identity, mode = self.f.identity, self.s["EmailIdentityMode"]
         owned = self.f.owns("AWS::SES::EmailIdentity", self.domain)
-        if mode == "create" and identity is not None and not owned:
+        if (
+            mode == "create"
+            and identity is not None
+            and not owned
+            and identity.get("VerifiedForSendingStatus") is False
+        ):
+            # Nothing sends with it: deleting it stops nothing, and the stack's own comes with its DKIM records.
+            self.add(
+                Finding(
+                    "SES identity",
+                    f"{self.domain} in {self.region}",
+                    "the domain identity already exists (made by hand), not verified: CloudFormation fails with "
+                    "AlreadyExists. Nothing sends with it yet",
+                    "delete it, and the stack creates it with its DKIM records: `aws sesv2 delete-email-identity "
+                    f"--email-identity {self.domain} --region {self.region}`; or keep it, EmailIdentityMode=existing "
+                    "(`forwarder adopt`), and verify it",
+                )
+            )
+        elif mode == "create" and identity is not None and not owned:
             self.add(
                 Finding(
                     "SES identity",
@@ -752,6 +864,8 @@ class Evaluation:
                 )
             )
         records = dkim_records(self.domain, dkim)
+        if not records and identity.get("VerifiedForSendingStatus") is False:
+            self._check_unverified_without_dkim(dkim)
         zone = self.record_zone()
         if not records or "hosted zone" in self.f.errors:
             return
@@ -791,6 +905,23 @@ class Evaluation:
             Severity.WARNING if verified else Severity.ERROR,
         )
         self.add(finding)
+
+    def _check_unverified_without_dkim(self, dkim: dict[str, Any]) -> None:
+        """An identity without DKIM tokens (DKIM never started, as SES v1's VerifyDomainIdentity leaves it) verifies
+        only through the `_amazonses` TXT record of that API; until it does, SES refuses every send from it."""
+        self.add(
+            Finding(
+                "SES identity",
+                f"{self.domain} in {self.region}",
+                f"the existing identity is not verified, and has no DKIM to verify it by (DKIM "
+                f"{dkim.get('Status') or 'not started'}): SES refuses every forward from the domain",
+                "nothing sends with it: delete it and let the stack create it with Easy DKIM and its records "
+                f"(`aws sesv2 delete-email-identity --email-identity {self.domain} --region {self.region}`, then "
+                "`forwarder adopt`); or verify it as it was made: publish the `_amazonses."
+                f"{self.domain}` TXT record with the token of `aws ses get-identity-verification-attributes "
+                f"--identities {self.domain} --region {self.region}`",
+            )
+        )
 
     def _published(self, zone: str, name: str, kind: str, value: str) -> bool:
         values = self.f.record(zone, name, kind) or []
@@ -912,6 +1043,21 @@ class Evaluation:
                     fix,
                 )
             )
+        elif feedback := sorted(h for h in hosts if h.startswith("feedback-smtp.") and h.endswith(".amazonses.com")):
+            # A MAIL FROM domain must be a subdomain of its identity: this is another identity's (a parent domain's).
+            self.add(
+                Finding(
+                    "MX record",
+                    f"{self.domain} MX in {zone}",
+                    f"points at {', '.join(feedback)}, SES's feedback endpoint: {self.domain} is the custom MAIL FROM "
+                    "domain of another SES identity (a parent domain's, say), where the bounces of its sends arrive. "
+                    "It receives no other mail, and pointing its MX at SES's inbound endpoint (or the stack creating "
+                    "that MX) would fail that identity's MAIL FROM",
+                    "give the environment another DomainName, one that is no identity's MAIL FROM domain; or first "
+                    "move that identity's MAIL FROM domain elsewhere (`aws sesv2 put-email-identity-mail-from-"
+                    "attributes`)",
+                )
+            )
         elif mode == "create":
             if values and not self._stack_writes("MxRecordMode", zone):
                 fix = self._existing_fix(zone, "MxRecordMode=existing (`forwarder adopt`)")
@@ -990,17 +1136,38 @@ class Evaluation:
         if expected not in hosts:
             others = sorted(h for h in hosts if h.startswith("feedback-smtp."))
             where = f"another region's feedback endpoint ({', '.join(others)})" if others else "no SES endpoint"
+            rejects = self._rejects_on_mx_failure(name)
             self.add(
-                warn(
+                Finding(
                     "MAIL FROM records",
                     f"{name} MX in {zone}",
                     f"points at {where if hosts else 'nothing'}, not {expected}: SES in {self.region} marks the MAIL "
-                    "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)",
+                    + (
+                        "FROM domain failed, and the adopted identity is set to reject a send then "
+                        "(BehaviorOnMxFailure=REJECT_MESSAGE): SES refuses every forward with MailFromDomainNotVerified"
+                        if rejects
+                        else "FROM domain failed and sends with amazonses.com (SPF no longer aligns for DMARC)"
+                    ),
                     "add this region's endpoint (other regions keep theirs):\n"
                     + self._upsert(zone, name, "MX", lambda mx: [*mx, f"10 {expected}"]),
+                    Severity.ERROR if rejects else Severity.WARNING,
                 )
             )
-        if not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
+        spf = [v for v in txt or [] if _txt_text(v).strip().lower().startswith("v=spf1")]
+        if len(spf) > 1:
+            # RFC 7208 4.5: more than one SPF record is a permerror, whatever each says (an include fixes nothing).
+            self.add(
+                warn(
+                    "MAIL FROM records",
+                    f"{name} TXT in {zone}",
+                    f"{len(spf)} SPF records ({'; '.join(spf)}): SPF fails with a permerror for all mail from it, "
+                    "forwards included",
+                    "merge them into one v=spf1 value with include:amazonses.com and write the record set with it "
+                    f"(its other values stay): `aws route53 change-resource-record-sets --hosted-zone-id {zone}` "
+                    "with an UPSERT of the whole record set",
+                )
+            )
+        elif not any("include:amazonses.com" in _txt_text(v) for v in txt or []):
             self.add(
                 warn(
                     "MAIL FROM records",
@@ -1011,6 +1178,14 @@ class Evaluation:
             )
         elif expected in hosts:
             self.add(ok("MAIL FROM records", name, "MX and SPF exist; left unmanaged"))
+
+    def _rejects_on_mx_failure(self, mail_from: str) -> bool:
+        """Whether the adopted identity sends from `mail_from` and refuses a send when its MX is not found."""
+        identity = self.f.identity if self.s["EmailIdentityMode"] == "existing" else None
+        attributes = (identity or {}).get("MailFromAttributes") or {}
+        return attributes.get("BehaviorOnMxFailure") == "REJECT_MESSAGE" and fqdn(
+            attributes.get("MailFromDomain", "")
+        ) == fqdn(mail_from)
 
     def _check_dmarc(self, zone: str) -> None:
         name, mode = f"_dmarc.{self.domain}", self.s["DmarcRecordMode"]
@@ -1027,15 +1202,34 @@ class Evaluation:
                 self.add(ok("DMARC record", name, "the stack creates it"))
         elif targets := self.f.cname(zone, name):
             self.add(ok("DMARC record", name, f"a CNAME to {', '.join(targets)} (a DMARC service); left unmanaged"))
-        elif not values and (inherited := self._organisation_policy()):
+        elif len(policies := [v for v in values or [] if _txt_text(v).strip().lower().startswith("v=dmarc1")]) > 1:
+            # RFC 7489 6.6.3: more than one DMARC record at the name, and receivers apply none.
+            self.add(
+                warn(
+                    "DMARC record",
+                    f"{name} TXT in {zone}",
+                    f"{len(policies)} DMARC records ({'; '.join(policies)}): receivers apply none of them",
+                    "keep one of them (the record set's other values stay):\n"
+                    + self._upsert(zone, name, "TXT", lambda v: [x for x in v if x not in policies[1:]]),
+                )
+            )
+        elif not policies and (inherited := self._organisation_policy()):
             self.add(ok("DMARC record", name, f"none of its own: receivers apply {inherited}; left unmanaged"))
-        elif not values:
+        elif not policies:
+            # TXT values that are no DMARC record (a verification string, say) are ignored by receivers.
+            what = f"holds no DMARC record ({'; '.join(values)})" if values else "has no DMARC record"
+            fix = (
+                "add one beside those values (the stack cannot create the TXT record set that exists):\n"
+                + self._upsert(zone, name, "TXT", lambda v: [*v, f'"v=DMARC1; p={self.s["DmarcPolicy"] or "none"}"'])
+                if values
+                else "DmarcRecordMode=create (`forwarder adopt`), or publish one"
+            )
             self.add(
                 warn(
                     "DMARC record",
                     f"{name} in {zone}",
-                    "DmarcRecordMode=existing but there is no DMARC record: receivers apply no policy",
-                    "DmarcRecordMode=create (`forwarder adopt`), or publish one",
+                    f"DmarcRecordMode=existing but {name} {what}: receivers apply no policy",
+                    fix,
                 )
             )
         else:
@@ -1269,6 +1463,30 @@ class Evaluation:
 
     def check_sending(self) -> None:
         if self.f.production_access is None:
+            return
+        if self.f.sending_paused == "SHUTDOWN":
+            self.add(
+                Finding(
+                    "sending",
+                    self.region,
+                    f"SES has paused sending for this account in {self.region} (enforcement status SHUTDOWN): the "
+                    "stack would receive mail and forward none of it",
+                    "see the SES console's Account dashboard (reputation, enforcement) and answer AWS's case first",
+                )
+            )
+            return
+        if self.f.sending_paused:
+            # Paused in the account itself (PutAccountSendingAttributes), not by SES's enforcement.
+            self.add(
+                Finding(
+                    "sending",
+                    self.region,
+                    f"sending is paused for this account in {self.region} ({self.f.sending_paused}): the stack would "
+                    "receive mail and forward none of it",
+                    "once the cause is fixed: `aws sesv2 put-account-sending-attributes --sending-enabled "
+                    f"--region {self.region}`",
+                )
+            )
             return
         if self.f.production_access:
             self.add(ok("sending", self.region, "production access"))

@@ -41,6 +41,9 @@ LAMBDA_UNRESERVED_MINIMUM = 100
 # The stack's functions that reserve concurrency (logical id -> the parameter that sets it): both reservations
 # come out of the same unreserved pool, so the deploy fails when together they take it below the minimum.
 RESERVING_FUNCTIONS = {"ForwarderFunction": "ReservedConcurrency", "DownloadFunction": "DownloadConcurrency"}
+# The log groups the template names after the stack (`/aws/lambda/<stack>/<function>`): CloudFormation fails on a
+# leftover of one of these names, and on nothing else under the prefix.
+LOG_GROUPS = ("rule-set-activation", "forwarder", "delivery", "download")
 # What tells apart the record sets of one name and type that answer by a routing policy (weighted, latency,
 # geolocation, geoproximity, IP-based, failover, multivalue): a change to one of them must name them all.
 ROUTING_FIELDS = (
@@ -122,21 +125,28 @@ class Settings:
     stack_name: str
     region: str
     environment: str
+    # The parameters as the deploy gets them: `values` holds DomainName normalised (`fqdn`), CloudFormation does not.
+    given: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, parameters: Mapping[str, str], stack_name: str, region: str, environment: str) -> Settings:
-        values = {**DEFAULTS, **{k: str(v) for k, v in parameters.items()}}
+        given = {k: str(v) for k, v in parameters.items()}
+        values = {**DEFAULTS, **given}
         values["DomainName"] = fqdn(values["DomainName"])
-        return cls(values, stack_name, region, values["EnvironmentName"] or environment)
+        return cls(values, stack_name, region, values["EnvironmentName"] or environment, given)
 
     def __getitem__(self, key: str) -> str:
         return self.values.get(key, "")
 
     def with_changes(self, changes: Mapping[str, str | None]) -> Settings:
-        values = dict(self.values)
+        values, given = dict(self.values), dict(self.given)
         for key, value in changes.items():
             values[key] = DEFAULTS.get(key, "") if value is None else value
-        return Settings(values, self.stack_name, self.region, self.environment)
+            if value is None:
+                given.pop(key, None)
+            else:
+                given[key] = value
+        return Settings(values, self.stack_name, self.region, self.environment, given)
 
     @property
     def domain(self) -> str:
@@ -170,6 +180,8 @@ class Facts:
     concurrency: tuple[int, int] | None = None  # (account limit, unreserved)
     function_reserved: int = 0  # what the stack's functions (RESERVING_FUNCTIONS) reserve now, together
     production_access: bool | None = None
+    # Why SES sends nothing from the account in the region ("" = it sends): paused by SES, or in the account
+    sending_paused: str = ""
     configuration_set: bool = False
     log_groups: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # check -> why it could not be read
@@ -433,6 +445,10 @@ class Survey:
     def read_account(self) -> None:
         account = self._client("sesv2").get_account()
         self.facts.production_access = bool(account.get("ProductionAccessEnabled"))
+        if account.get("EnforcementStatus") == "SHUTDOWN":
+            self.facts.sending_paused = "SHUTDOWN"
+        elif not account.get("SendingEnabled", True):
+            self.facts.sending_paused = "SendingEnabled false"
 
     def read_configuration_set(self) -> None:
         try:
@@ -446,7 +462,9 @@ class Survey:
     def read_log_groups(self) -> None:
         prefix = f"/aws/lambda/{self.settings.stack_name}/"
         pages = self._client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
-        self.facts.log_groups = [g["logGroupName"] for page in pages for g in page.get("logGroups", [])]
+        names = {prefix + function for function in LOG_GROUPS}
+        found = (g["logGroupName"] for page in pages for g in page.get("logGroups", []))
+        self.facts.log_groups = [name for name in found if name in names]
 
 
 def affordable_reservations(facts: Facts, reserved: int, download: int) -> tuple[int, int] | None:
