@@ -81,6 +81,7 @@ TEMPLATE_RESOURCES = (
     "ForwarderErrorsAlarm",
     "ForwarderThrottlesAlarm",
     "DownloadErrorsAlarm",
+    "DownloadThrottlesAlarm",
     "FailureQueueAlarm",
     "BounceRateAlarm",
     "ComplaintRateAlarm",
