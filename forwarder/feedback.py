@@ -48,6 +48,9 @@ SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
 MAX_DETAIL = 1000
 # A complaint's detail says this when SES names several recipients who may have sent it (see `_complaint`).
 UNSURE_COMPLAINANT = "the provider did not say which"
+# The Feedback-Type of a report that says the mail is *not* spam (RFC 5965; SES passes it on as a Complaint event
+# with this complaintFeedbackType): the member's provider reports the mail as wanted, e.g. moved out of the spam folder.
+NOT_SPAM = "not-spam"
 # Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
 _MAX_ADDRESS = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -223,6 +226,10 @@ def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) 
     state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
     detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
     named = [m for m, _ in _recipients(complaint.get("complainedRecipients"))]
+    if state == COMPLAINED and detail.lower() == NOT_SPAM:
+        # No complaint: the mail reached the mailbox and was reported as wanted. Neither an alarm nor "marked as spam".
+        wanted = "reported as not spam by the provider (feedback type not-spam)"
+        return [(m, DELIVERED, at, wanted, feedback) for m in named]
     if state == COMPLAINED and len(named) > 1:
         # Most providers strip the complainant's address from their report: SES then names every recipient of the
         # send at that provider ("recipients who might have sent the complaint"). Each row must not read as certain.

@@ -547,3 +547,18 @@ def test_delivery_a_time_beyond_the_calendar_in_utc_is_read_as_unknown(stamp: st
 def test_decision_text_of_an_interrupted_forward_names_the_error_and_the_retry() -> None:
     text = decision_text(False, "interrupted: TooManyRequestsException", False)
     assert text.startswith("interrupted by TooManyRequestsException: Lambda retries the event")
+
+
+def test_delivery_not_spam_feedback_is_no_complaint_and_alarms_nobody() -> None:
+    # GIVEN bob's provider reports the forward with Feedback-Type not-spam (RFC 5965: the reporter does not consider
+    # it spam, e.g. bob moved it out of his spam folder), which SES publishes as a Complaint event
+    trace, alarms = MemoryTrace(), Alarms()
+    m = mail("bob@gmail.com")
+    not_spam = ses.complaint(m, "bob@gmail.com", "2026-11-30T10:00:00.000Z")
+    not_spam["complaint"]["complaintFeedbackType"] = "not-spam"
+    # WHEN the delivery function records it after the Send
+    result = record_events(ses.sns_event(ses.send(m), not_spam), trace, alarms)
+    # THEN bob is not taken for a complainant: no alarm, and his copy reads as arrived, saying why
+    assert result["alarms"] == 0 and alarms.sent == []
+    assert trace.state("bob@gmail.com") == "delivered"
+    assert "not spam" in trace.histories[("inbound-1", "bob@gmail.com")][-1].detail
