@@ -212,10 +212,18 @@ def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> 
     at, feedback = normalise_time(_text(bounce, "timestamp"), sent_at), _text(bounce, "feedbackId")
     kind = "/".join(p for p in (_text(bounce, "bounceType"), _text(bounce, "bounceSubType")) if p)
     state = SUPPRESSED if _text(bounce, "bounceSubType") in SUPPRESSION_SUBTYPES else BOUNCED
+    named = _recipients(bounce.get("bouncedRecipients"))
+    # SES names the DSN's Final-Recipient: the address the member's own mailbox forwards to, when that one refused.
+    # A send to one member that bounced for nobody it was sent to bounced for that member; of a send to several,
+    # nobody can tell whose forwarding it was.
+    forwarded = len(destination) == 1 and all(a.lower() != destination[0].lower() for a, _ in named)
     steps = []
-    for member, item in _recipients(bounce.get("bouncedRecipients")):
+    for address, item in named:
         diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
-        steps.append((member, state, at, f"{kind}: {diagnostic}".rstrip(": "), feedback))
+        detail, member = f"{kind}: {diagnostic}".rstrip(": "), address
+        if forwarded:
+            detail, member = f"{detail} (refused by {address}, where {destination[0]} forwards)", destination[0]
+        steps.append((member, state, at, detail, feedback))
     return steps
 
 

@@ -562,3 +562,32 @@ def test_delivery_not_spam_feedback_is_no_complaint_and_alarms_nobody() -> None:
     assert result["alarms"] == 0 and alarms.sent == []
     assert trace.state("bob@gmail.com") == "delivered"
     assert "not spam" in trace.histories[("inbound-1", "bob@gmail.com")][-1].detail
+
+
+def test_delivery_bounce_naming_the_final_recipient_of_a_members_forwarding_is_the_members() -> None:
+    # GIVEN the forwarder sent bob@school.edu his copy alone, and his school forwards it to bob@mailbox.example, which
+    # bounces: SES's bouncedRecipients names the DSN's Final-Recipient, the address that refused, not bob's
+    trace, alarms = MemoryTrace(aliases={("inbound-1", "bob@school.edu"): "team"}), Alarms()
+    m = mail("bob@school.edu")
+    bounced = ses.bounce(m, "Bob@Mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 5.1.1")
+    # WHEN the delivery function records the Send and the Bounce
+    record_events(ses.sns_event(ses.send(m), bounced), trace, alarms)
+    # THEN the bounce is bob's (no row for an address that is no member), saying which address refused it
+    assert list(trace.histories) == [("inbound-1", "bob@school.edu")]
+    assert trace.state("bob@school.edu") == "bounced"
+    assert "bob@mailbox.example" in trace.histories[("inbound-1", "bob@school.edu")][-1].detail.lower()
+    # AND the alarm names the member to fix
+    assert [subject for subject, _ in alarms.sent] == ["Forwarder: bob@school.edu of alias team: bounce"]
+
+
+def test_delivery_bounce_of_an_unknown_address_in_a_send_to_several_is_not_attributed_to_one_of_them() -> None:
+    # GIVEN a send to bob and carol whose bounce names an address neither of them is, and one naming carol in capitals
+    m = mail("bob@school.edu", "carol@gmail.com")
+    unknown = ses.bounce(m, "someone@mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General")
+    carol = ses.bounce(m, "Carol@Gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General")
+    # WHEN they are parsed THEN the unknown one is recorded as SES names it (which member forwards there, nobody can
+    # tell), and carol's is carol's
+    assert [s.member for s in parse_record(json.dumps(unknown))] == ["someone@mailbox.example"]
+    assert [(s.member, s.entry.detail) for s in parse_record(json.dumps(carol))] == [
+        ("carol@gmail.com", "Permanent/General: 5.1.1")
+    ]
