@@ -118,13 +118,18 @@ def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None)
     if kind is None or alarm is None:
         return 0
     alias = trace.member_alias(step.inbound, step.member) or step.alias
-    if not trace.claim_alarm(alias, step.member, kind):
+    # A complaint that may be any of several members alarms once, claimed under the event itself: once per member, it
+    # would alarm each of them and use up the claim that a complaint of their own needs.
+    unsure = bool(step.among) and not step.entry.outside
+    claimed = f"complaint#{step.entry.key}" if unsure else step.member
+    if not trace.claim_alarm(alias, claimed, kind):
         return 0
-    subject, message = (_outside_alarm if step.entry.outside else _member_alarm)(step, alias, kind)
+    write = _unsure_alarm if unsure else _outside_alarm if step.entry.outside else _member_alarm
+    subject, message = write(step, alias, kind)
     try:
         alarm.notify(subject, message)
     except Exception:
-        trace.release_alarm(alias, step.member, kind)
+        trace.release_alarm(alias, claimed, kind)
         raise
     logger.warning("alarm sent", extra={"message_id": step.inbound, "alias": alias, "kind": kind})
     return 1
@@ -140,6 +145,21 @@ def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
         "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
         "(forwarder aliases remove ...); a suppressed address receives nothing until "
         "`forwarder suppression remove ADDRESS` (this alarm is sent once per member within the retention)."
+    )
+    return subject, message
+
+
+def _unsure_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
+    """The alarm of a complaint whose provider did not say which of the members SES names complained."""
+    named = ", ".join(step.among)
+    subject = f"Forwarder: alias {alias}: complaint by one of {len(step.among)} members"[:100]
+    message = (
+        f"Mail forwarded by alias {alias} was marked as spam by one of these members: {named}. The provider did not "
+        "say which: SES names every recipient of the send at that provider.\n\n"
+        f"Inbound message: {step.inbound}\nSES says: {step.entry.state}: {step.entry.detail}\n\n"
+        f"See the whole path: forwarder trace {step.inbound} --config-env ENV\n"
+        "Ask them before removing anyone from the alias. (This alarm is sent once per complaint; a complaint that "
+        "names one member alarms of its own.)"
     )
     return subject, message
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from forwarder.ports import CLAIM_TAG, NOTICE_TAG, OUTSIDE_TAG
@@ -69,6 +69,8 @@ class MemberEvent:
     alias: str
     member: str
     entry: TraceEntry
+    # Of a complaint whose provider did not say who complained: every member SES names, any of whom it may be.
+    among: tuple[str, ...] = ()
 
     @property
     def alarm_kind(self) -> str | None:
@@ -188,7 +190,11 @@ def parse_record(text: str) -> list[MemberEvent]:
         entry = TraceEntry(at, state, kind, key, detail[:MAX_DETAIL], outside)
         return MemberEvent(inbound, alias, member.lower(), entry)
 
-    return [event(*step) for step in steps]
+    events = [event(*step) for step in steps]
+    unsure = tuple(e.member for e in events if e.entry.state == COMPLAINED)
+    if len(unsure) > 1:  # one complaint, of one of them (see `_complaint`): its alarm names them all, once
+        events = [replace(e, among=unsure) if e.entry.state == COMPLAINED else e for e in events]
+    return events
 
 
 Step = tuple[str, str, str, str, str]

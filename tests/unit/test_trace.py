@@ -591,3 +591,28 @@ def test_delivery_bounce_of_an_unknown_address_in_a_send_to_several_is_not_attri
     assert [(s.member, s.entry.detail) for s in parse_record(json.dumps(carol))] == [
         ("carol@gmail.com", "Permanent/General: 5.1.1")
     ]
+
+
+def test_delivery_complaint_naming_several_members_alarms_once_and_keeps_their_own_alarms() -> None:
+    # GIVEN a complaint from a provider that stripped the complainant: SES names bob, carol and dave, any of whom
+    trace, alarms = MemoryTrace(), Alarms()
+    m = mail("bob@outlook.com", "carol@outlook.com", "dave@outlook.com")
+    unsure = ses.complaint(m, "bob@outlook.com", "2026-11-30T10:00:00Z")
+    unsure["complaint"]["complainedRecipients"] += [
+        {"emailAddress": "carol@outlook.com"},
+        {"emailAddress": "dave@outlook.com"},
+    ]
+    # WHEN it is recorded (twice: SNS redelivers), and later carol alone complains about another mail
+    record_events(ses.sns_event(unsure), trace, alarms)
+    record_events(ses.sns_event(unsure), trace, alarms)
+    later = ses.mail_object("ses-9", ["carol@outlook.com"], {"inbound": "inbound-2", "alias": "team"}, SENT_AT)
+    record_events(ses.sns_event(ses.complaint(later, "carol@outlook.com", "2026-11-30T11:00:00Z")), trace, alarms)
+    # THEN one alarm for the one complaint, saying it may be any of them, and carol's own complaint still alarms
+    assert len(alarms.sent) == 2
+    subject, message = alarms.sent[0]
+    assert subject == "Forwarder: alias team: complaint by one of 3 members"
+    assert "bob@outlook.com" in message and "carol@outlook.com" in message and "dave@outlook.com" in message
+    assert "did not say which" in message
+    assert alarms.sent[1][0] == "Forwarder: carol@outlook.com of alias team: complaint"
+    # AND each member's trace still shows the complaint
+    assert {trace.state(m) for m in ("bob@outlook.com", "carol@outlook.com", "dave@outlook.com")} == {"complained"}
