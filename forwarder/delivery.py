@@ -20,7 +20,7 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from forwarder.config import DeliverySettings, load_settings
-from forwarder.feedback import FeedbackError, MemberEvent, parse_record, send_claim, sns_messages
+from forwarder.feedback import NOT_SENT_TO, FeedbackError, MemberEvent, parse_record, send_claim, sns_messages
 from forwarder.observability import logger, metrics, tracer
 from forwarder.trace import PROBLEMS
 
@@ -138,13 +138,22 @@ def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None)
 def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
     what = "complained about (marked as spam)" if kind == "complaint" else "could not be delivered to"
     subject = f"Forwarder: {step.member} of alias {alias}: {kind}"[:100]
+    advice = (
+        "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
+        "(forwarder aliases remove ...); a suppressed address receives nothing until "
+        "`forwarder suppression remove ADDRESS`"
+    )
+    if NOT_SENT_TO in step.entry.detail:
+        # SES named the address a member's mailbox forwards to: removing it from the alias would change nothing.
+        advice = (
+            f"{step.member} is {NOT_SENT_TO}: ask the members of {alias} whose mailbox forwards there to fix "
+            "their forwarding"
+        )
     message = (
         f"Mail forwarded by alias {alias} {what} {step.member}.\n\n"
         f"Inbound message: {step.inbound}\nSES says: {step.entry.state}: {step.entry.detail}\n\n"
         f"See the whole path: forwarder trace {step.inbound} --config-env ENV\n"
-        "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
-        "(forwarder aliases remove ...); a suppressed address receives nothing until "
-        "`forwarder suppression remove ADDRESS` (this alarm is sent once per member within the retention)."
+        f"{advice} (this alarm is sent once per member within the retention)."
     )
     return subject, message
 

@@ -51,6 +51,8 @@ UNSURE_COMPLAINANT = "the provider did not say which"
 # The Feedback-Type of a report that says the mail is *not* spam (RFC 5965; SES passes it on as a Complaint event
 # with this complaintFeedbackType): the member's provider reports the mail as wanted, e.g. moved out of the spam folder.
 NOT_SPAM = "not-spam"
+# A bounce's detail says this when SES names an address the send did not go to (see `_bounce`).
+NOT_SENT_TO = "on no alias: a member's mailbox forwards there"
 # Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
 _MAX_ADDRESS = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -229,6 +231,8 @@ def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> 
         detail, member = f"{kind}: {diagnostic}".rstrip(": "), address
         if forwarded:
             detail, member = f"{detail} (refused by {address}, where {destination[0]} forwards)", destination[0]
+        elif destination and address.lower() not in {d.lower() for d in destination}:
+            detail += f" ({NOT_SENT_TO}, SES does not say whose)"
         steps.append((member, state, at, detail, feedback))
     return steps
 

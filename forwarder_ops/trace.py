@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from forwarder.feedback import UNSURE_COMPLAINANT
+from forwarder.feedback import NOT_SENT_TO, UNSURE_COMPLAINANT
 from forwarder.trace import (
     ALIAS_PREFIX,
     COMPLAINED,
@@ -298,7 +298,10 @@ def _fix(row: MemberRow, env_flag: str) -> str:
         )
     if row.state == "bounced" and row.detail.startswith("Permanent"):
         remove = f"forwarder aliases remove {row.alias} {row.member}{env_flag}"
-        return f"{row.member} does not accept mail: correct or remove it (`{remove}`)"
+        # SES may name the address a member's mailbox forwards to: removing that from the alias would change nothing.
+        forwarded = f"{row.member} refused the mail and is {NOT_SENT_TO}: ask {row.alias}'s members who forwards there"
+        own = f"{row.member} does not accept mail: correct or remove it (`{remove}`)"
+        return forwarded if NOT_SENT_TO in row.detail else own
     if row.state == "complained" and UNSURE_COMPLAINANT in row.detail:
         return f"{row.member} or another member at the same provider marked the mail as spam: ask them"
     if row.state == "complained":

@@ -616,3 +616,31 @@ def test_delivery_complaint_naming_several_members_alarms_once_and_keeps_their_o
     assert alarms.sent[1][0] == "Forwarder: carol@outlook.com of alias team: complaint"
     # AND each member's trace still shows the complaint
     assert {trace.state(m) for m in ("bob@outlook.com", "carol@outlook.com", "dave@outlook.com")} == {"complained"}
+
+
+def test_delivery_bounce_of_an_address_the_send_did_not_go_to_is_not_called_a_member_to_remove() -> None:
+    # GIVEN a send to bob and carol of alias team; one of them forwards to someone@mailbox.example, which bounces
+    trace, alarms = MemoryTrace(), Alarms()
+    m = mail("bob@school.edu", "carol@gmail.com")
+    unknown = ses.bounce(m, "someone@mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550")
+    # WHEN the delivery function records it
+    record_events(ses.sns_event(unknown), trace, alarms)
+    # THEN neither the alarm nor `forwarder trace` tells the operator to remove that address from the alias (it is on
+    # no alias): they say that a member's mailbox forwards there
+    from forwarder_ops.trace import compose, render
+
+    [(subject, message)] = alarms.sent
+    assert subject == "Forwarder: someone@mailbox.example of alias team: bounce"
+    assert "aliases remove" not in message and "forwards" in message
+    [entry] = trace.histories[("inbound-1", "someone@mailbox.example")]
+    mail_item = {
+        "sk": "mail",
+        "received": SENT_AT,
+        "members": [
+            {"alias": "team", "member": "bob@school.edu", "status": "sent"},
+            {"alias": "team", "member": "carol@gmail.com", "status": "sent"},
+        ],
+    }
+    items = [mail_item, {"sk": "member#someone@mailbox.example", "alias": "team", "history": [entry.as_item()]}]
+    fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
+    assert len(fixes) == 1 and "aliases remove" not in fixes[0] and "forwards" in fixes[0]
