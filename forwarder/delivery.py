@@ -135,9 +135,15 @@ def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None)
     return 1
 
 
+def _subject(text: str) -> str:
+    """An alarm's subject as SNS takes it: "UTF-8 text with no line breaks or control characters, and less than 100
+    characters long". The address in it is the one SES names, a receiving server's Final-Recipient when it bounced."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:99]
+
+
 def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
     what = "complained about (marked as spam)" if kind == "complaint" else "could not be delivered to"
-    subject = f"Forwarder: {step.member} of alias {alias}: {kind}"[:100]
+    subject = _subject(f"Forwarder: {step.member} of alias {alias}: {kind}")
     advice = (
         "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
         "(forwarder aliases remove ...); a suppressed address receives nothing until "
@@ -161,7 +167,7 @@ def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
 def _unsure_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
     """The alarm of a complaint whose provider did not say which of the members SES names complained."""
     named = ", ".join(step.among)
-    subject = f"Forwarder: alias {alias}: complaint by one of {len(step.among)} members"[:100]
+    subject = _subject(f"Forwarder: alias {alias}: complaint by one of {len(step.among)} members")
     message = (
         f"Mail forwarded by alias {alias} was marked as spam by one of these members: {named}. The provider did not "
         "say which: SES names every recipient of the send at that provider.\n\n"
@@ -195,7 +201,7 @@ def _outside_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
             f"they reach {outsider} another way. If SES suppressed the address, it receives nothing until "
             f"`forwarder suppression remove {outsider}` once it works again."
         )
-    subject = f"Forwarder: reply of alias {alias} to {outsider}: {kind}"[:100]
+    subject = _subject(f"Forwarder: reply of alias {alias} to {outsider}: {kind}")
     message = (
         f"{what}.\n\n"
         f"Inbound message (the member's reply): {step.inbound}\n"

@@ -644,3 +644,20 @@ def test_delivery_bounce_of_an_address_the_send_did_not_go_to_is_not_called_a_me
     items = [mail_item, {"sk": "member#someone@mailbox.example", "alias": "team", "history": [entry.as_item()]}]
     fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
     assert len(fixes) == 1 and "aliases remove" not in fixes[0] and "forwards" in fixes[0]
+
+
+@pytest.mark.parametrize(
+    "member", ["bob.the.long.named.member.of.the.team@department.example-university.edu", "bob\u2028\u202e@gmail.com"]
+)
+def test_delivery_alarm_subject_is_one_that_sns_accepts(member: str) -> None:
+    # GIVEN a permanent bounce of a long address (the subject, cut at 100 characters, was as long as SNS refuses: it
+    # takes "less than 100"), or of one holding a line separator and a bidirectional override (a DSN's Final-Recipient)
+    trace, alarms = MemoryTrace(), Alarms()
+    m = ses.mail_object("ses-1", [member], {"inbound": "inbound-1", "alias": "workshop-organisers"}, SENT_AT)
+    # WHEN the delivery function alarms
+    record_events(ses.sns_event(ses.bounce(m, member, "2026-11-30T09:14:34Z", "Permanent", "General")), trace, alarms)
+    # THEN the subject is what SNS takes: under 100 characters, no line break, control or format character
+    [(subject, _)] = alarms.sent
+    assert len(subject) < 100
+    assert subject.isprintable()
+    assert subject.startswith("Forwarder: bob")
