@@ -661,3 +661,11 @@ def test_delivery_alarm_subject_is_one_that_sns_accepts(member: str) -> None:
     assert len(subject) < 100
     assert subject.isprintable()
     assert subject.startswith("Forwarder: bob")
+
+
+def test_trace_timestamp_of_a_year_before_1000_still_sorts_in_time_order() -> None:
+    # GIVEN a Delivery stamped by a clock that is centuries off (a DSN's time is the receiving side's), and a real one
+    wrong, right = normalise_time("0999-01-01T00:00:00Z"), normalise_time("2026-11-30T09:14:33Z")
+    # THEN the stamp keeps its four-digit year, so that the strings (which the trace compares) sort as the times do
+    assert wrong == "0999-01-01T00:00:00.000Z"
+    assert sorted([right, wrong]) == [wrong, right]
