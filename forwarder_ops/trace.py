@@ -58,11 +58,16 @@ def parse_since(text: str, now: datetime | None = None) -> str:
         return timestamp(now - span)
     try:
         moment = datetime.fromisoformat(text.strip())
-        return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        since = timestamp(moment)
     except ValueError:
         raise CommandError(f"--since {text!r}: give a duration (30m, 12h, 2d, 1w) or a date (2026-11-28)") from None
     except OverflowError:  # a date at the end of the calendar, in UTC beyond it
         raise CommandError(f"--since {text!r}: give a date between the years 1 and 9999") from None
+    # `--since` without --from/--alias queries the by-day index once per day: a date centuries back would never end.
+    if now - moment > timedelta(days=MAX_DAYS):
+        raise CommandError(f"--since {text}: at most {MAX_DAYS} days")
+    return since
 
 
 def plain(value: Any) -> Any:

@@ -669,3 +669,19 @@ def test_trace_timestamp_of_a_year_before_1000_still_sorts_in_time_order() -> No
     # THEN the stamp keeps its four-digit year, so that the strings (which the trace compares) sort as the times do
     assert wrong == "0999-01-01T00:00:00.000Z"
     assert sorted([right, wrong]) == [wrong, right]
+
+
+@pytest.mark.parametrize("since", ["0500-01-01", "1990-01-01T00:00"])
+def test_trace_since_a_date_older_than_the_longest_span_is_refused_not_queried_day_by_day(since: str) -> None:
+    # GIVEN `forwarder trace --since` a date long before any retention (each day is one query of the by-day index)
+    from datetime import UTC, datetime
+
+    from forwarder_ops.errors import CommandError
+    from forwarder_ops.trace import parse_since
+
+    # WHEN it is read THEN it is refused in one line, as the same span given as a duration is
+    with pytest.raises(CommandError, match="at most 3650 days"):
+        parse_since(since, now=datetime(2026, 11, 30, tzinfo=UTC))
+    with pytest.raises(CommandError, match="at most 3650 days"):
+        parse_since("20000d", now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert parse_since("2026-11-28", now=datetime(2026, 11, 30, tzinfo=UTC)) == "2026-11-28T00:00:00.000Z"
