@@ -228,11 +228,13 @@ def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> 
     steps = []
     for address, item in named:
         diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
-        detail, member = f"{kind}: {diagnostic}".rstrip(": "), address
+        note, member = "", address
         if forwarded:
-            detail, member = f"{detail} (refused by {address}, where {destination[0]} forwards)", destination[0]
+            note, member = f" (refused by {address}, where {destination[0]} forwards)", destination[0]
         elif destination and address.lower() not in {d.lower() for d in destination}:
-            detail += f" ({NOT_SENT_TO}, SES does not say whose)"
+            note = f" ({NOT_SENT_TO}, SES does not say whose)"
+        # The note survives a long diagnostic: the detail is cut at MAX_DETAIL, and the alarm and the fix read the note.
+        detail = f"{kind}: {diagnostic}".rstrip(": ")[: MAX_DETAIL - len(note)] + note
         steps.append((member, state, at, detail, feedback))
     return steps
 

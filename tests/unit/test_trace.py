@@ -569,7 +569,8 @@ def test_delivery_bounce_naming_the_final_recipient_of_a_members_forwarding_is_t
     # bounces: SES's bouncedRecipients names the DSN's Final-Recipient, the address that refused, not bob's
     trace, alarms = MemoryTrace(aliases={("inbound-1", "bob@school.edu"): "team"}), Alarms()
     m = mail("bob@school.edu")
-    bounced = ses.bounce(m, "Bob@Mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550 5.1.1")
+    diagnostic = "smtp; 550 5.1.1 " + "x" * 5000  # longer than a step's detail keeps
+    bounced = ses.bounce(m, "Bob@Mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", diagnostic)
     # WHEN the delivery function records the Send and the Bounce
     record_events(ses.sns_event(ses.send(m), bounced), trace, alarms)
     # THEN the bounce is bob's (no row for an address that is no member), saying which address refused it
@@ -622,7 +623,8 @@ def test_delivery_bounce_of_an_address_the_send_did_not_go_to_is_not_called_a_me
     # GIVEN a send to bob and carol of alias team; one of them forwards to someone@mailbox.example, which bounces
     trace, alarms = MemoryTrace(), Alarms()
     m = mail("bob@school.edu", "carol@gmail.com")
-    unknown = ses.bounce(m, "someone@mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", "smtp; 550")
+    diagnostic = "smtp; 550 " + "x" * 5000  # longer than a step's detail keeps
+    unknown = ses.bounce(m, "someone@mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", diagnostic)
     # WHEN the delivery function records it
     record_events(ses.sns_event(unknown), trace, alarms)
     # THEN neither the alarm nor `forwarder trace` tells the operator to remove that address from the alias (it is on
