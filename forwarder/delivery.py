@@ -20,7 +20,7 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from forwarder.config import DeliverySettings, load_settings
-from forwarder.feedback import FeedbackError, MemberEvent, parse_record, send_claim, sns_messages
+from forwarder.feedback import NOT_SENT_TO, FeedbackError, MemberEvent, parse_record, send_claim, sns_messages
 from forwarder.observability import logger, metrics, tracer
 from forwarder.trace import PROBLEMS
 
@@ -118,28 +118,63 @@ def notify_once(step: MemberEvent, trace: DeliveryTrace, alarm: Notifier | None)
     if kind is None or alarm is None:
         return 0
     alias = trace.member_alias(step.inbound, step.member) or step.alias
-    if not trace.claim_alarm(alias, step.member, kind):
+    # A complaint that may be any of several members alarms once, claimed under the event itself: once per member, it
+    # would alarm each of them and use up the claim that a complaint of their own needs.
+    unsure = bool(step.among) and not step.entry.outside
+    claimed = f"complaint#{step.entry.key}" if unsure else step.member
+    if not trace.claim_alarm(alias, claimed, kind):
         return 0
-    subject, message = (_outside_alarm if step.entry.outside else _member_alarm)(step, alias, kind)
+    write = _unsure_alarm if unsure else _outside_alarm if step.entry.outside else _member_alarm
+    subject, message = write(step, alias, kind)
     try:
         alarm.notify(subject, message)
     except Exception:
-        trace.release_alarm(alias, step.member, kind)
+        trace.release_alarm(alias, claimed, kind)
         raise
     logger.warning("alarm sent", extra={"message_id": step.inbound, "alias": alias, "kind": kind})
     return 1
 
 
+def _subject(text: str) -> str:
+    """An alarm's subject as SNS takes it: "UTF-8 text with no line breaks or control characters, and less than 100
+    characters long". The address in it is the one SES names, a receiving server's Final-Recipient when it bounced."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:99]
+
+
 def _member_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
     what = "complained about (marked as spam)" if kind == "complaint" else "could not be delivered to"
-    subject = f"Forwarder: {step.member} of alias {alias}: {kind}"[:100]
+    subject = _subject(f"Forwarder: {step.member} of alias {alias}: {kind}")
+    advice = (
+        "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
+        "(forwarder aliases remove ...); a suppressed address receives nothing until "
+        "`forwarder suppression remove ADDRESS`"
+    )
+    if NOT_SENT_TO in step.entry.detail:
+        # SES named the address a member's mailbox forwards to: removing it from the alias would change nothing.
+        advice = (
+            f"{step.member} is {NOT_SENT_TO}: ask the members of {alias} whose mailbox forwards there to fix "
+            "their forwarding"
+        )
     message = (
         f"Mail forwarded by alias {alias} {what} {step.member}.\n\n"
         f"Inbound message: {step.inbound}\nSES says: {step.entry.state}: {step.entry.detail}\n\n"
         f"See the whole path: forwarder trace {step.inbound} --config-env ENV\n"
-        "A member who keeps bouncing hurts the account's reputation: fix or remove the address "
-        "(forwarder aliases remove ...); a suppressed address receives nothing until "
-        "`forwarder suppression remove ADDRESS` (this alarm is sent once per member within the retention)."
+        f"{advice} (this alarm is sent once per member within the retention)."
+    )
+    return subject, message
+
+
+def _unsure_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
+    """The alarm of a complaint whose provider did not say which of the members SES names complained."""
+    named = ", ".join(step.among)
+    subject = _subject(f"Forwarder: alias {alias}: complaint by one of {len(step.among)} members")
+    message = (
+        f"Mail forwarded by alias {alias} was marked as spam by one of these members: {named}. The provider did not "
+        "say which: SES names every recipient of the send at that provider.\n\n"
+        f"Inbound message: {step.inbound}\nSES says: {step.entry.state}: {step.entry.detail}\n\n"
+        f"See the whole path: forwarder trace {step.inbound} --config-env ENV\n"
+        "Ask them before removing anyone from the alias. (This alarm is sent once per complaint; a complaint that "
+        "names one member alarms of its own.)"
     )
     return subject, message
 
@@ -166,7 +201,7 @@ def _outside_alarm(step: MemberEvent, alias: str, kind: str) -> tuple[str, str]:
             f"they reach {outsider} another way. If SES suppressed the address, it receives nothing until "
             f"`forwarder suppression remove {outsider}` once it works again."
         )
-    subject = f"Forwarder: reply of alias {alias} to {outsider}: {kind}"[:100]
+    subject = _subject(f"Forwarder: reply of alias {alias} to {outsider}: {kind}")
     message = (
         f"{what}.\n\n"
         f"Inbound message (the member's reply): {step.inbound}\n"

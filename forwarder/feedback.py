@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from forwarder.ports import CLAIM_TAG, NOTICE_TAG, OUTSIDE_TAG
@@ -48,6 +48,11 @@ SUPPRESSION_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
 MAX_DETAIL = 1000
 # A complaint's detail says this when SES names several recipients who may have sent it (see `_complaint`).
 UNSURE_COMPLAINANT = "the provider did not say which"
+# The Feedback-Type of a report that says the mail is *not* spam (RFC 5965; SES passes it on as a Complaint event
+# with this complaintFeedbackType): the member's provider reports the mail as wanted, e.g. moved out of the spam folder.
+NOT_SPAM = "not-spam"
+# A bounce's detail says this when SES names an address the send did not go to (see `_bounce`).
+NOT_SENT_TO = "on no alias: a member's mailbox forwards there"
 # Longer than any address (RFC 5321 caps a path at 256 octets), well within the 1024 bytes of a member's key.
 _MAX_ADDRESS = 320
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -66,6 +71,8 @@ class MemberEvent:
     alias: str
     member: str
     entry: TraceEntry
+    # Of a complaint whose provider did not say who complained: every member SES names, any of whom it may be.
+    among: tuple[str, ...] = ()
 
     @property
     def alarm_kind(self) -> str | None:
@@ -185,7 +192,11 @@ def parse_record(text: str) -> list[MemberEvent]:
         entry = TraceEntry(at, state, kind, key, detail[:MAX_DETAIL], outside)
         return MemberEvent(inbound, alias, member.lower(), entry)
 
-    return [event(*step) for step in steps]
+    events = [event(*step) for step in steps]
+    unsure = tuple(e.member for e in events if e.entry.state == COMPLAINED)
+    if len(unsure) > 1:  # one complaint, of one of them (see `_complaint`): its alarm names them all, once
+        events = [replace(e, among=unsure) if e.entry.state == COMPLAINED else e for e in events]
+    return events
 
 
 Step = tuple[str, str, str, str, str]
@@ -209,10 +220,22 @@ def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> 
     at, feedback = normalise_time(_text(bounce, "timestamp"), sent_at), _text(bounce, "feedbackId")
     kind = "/".join(p for p in (_text(bounce, "bounceType"), _text(bounce, "bounceSubType")) if p)
     state = SUPPRESSED if _text(bounce, "bounceSubType") in SUPPRESSION_SUBTYPES else BOUNCED
+    named = _recipients(bounce.get("bouncedRecipients"))
+    # SES names the DSN's Final-Recipient: the address the member's own mailbox forwards to, when that one refused.
+    # A send to one member that bounced for nobody it was sent to bounced for that member; of a send to several,
+    # nobody can tell whose forwarding it was.
+    forwarded = len(destination) == 1 and all(a.lower() != destination[0].lower() for a, _ in named)
     steps = []
-    for member, item in _recipients(bounce.get("bouncedRecipients")):
+    for address, item in named:
         diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
-        steps.append((member, state, at, f"{kind}: {diagnostic}".rstrip(": "), feedback))
+        note, member = "", address
+        if forwarded:
+            note, member = f" (refused by {address}, where {destination[0]} forwards)", destination[0]
+        elif destination and address.lower() not in {d.lower() for d in destination}:
+            note = f" ({NOT_SENT_TO}, SES does not say whose)"
+        # The note survives a long diagnostic: the detail is cut at MAX_DETAIL, and the alarm and the fix read the note.
+        detail = f"{kind}: {diagnostic}".rstrip(": ")[: MAX_DETAIL - len(note)] + note
+        steps.append((member, state, at, detail, feedback))
     return steps
 
 
@@ -223,6 +246,10 @@ def _complaint(record: Mapping[str, Any], destination: list[str], sent_at: str) 
     state = SUPPRESSED if subtype in SUPPRESSION_SUBTYPES else COMPLAINED
     detail = _text(complaint, "complaintFeedbackType") or subtype or "marked as spam"
     named = [m for m, _ in _recipients(complaint.get("complainedRecipients"))]
+    if state == COMPLAINED and detail.lower() == NOT_SPAM:
+        # No complaint: the mail reached the mailbox and was reported as wanted. Neither an alarm nor "marked as spam".
+        wanted = "reported as not spam by the provider (feedback type not-spam)"
+        return [(m, DELIVERED, at, wanted, feedback) for m in named]
     if state == COMPLAINED and len(named) > 1:
         # Most providers strip the complainant's address from their report: SES then names every recipient of the
         # send at that provider ("recipients who might have sent the complaint"). Each row must not read as certain.

@@ -83,7 +83,9 @@ def alarm_key(alias: str, member: str, kind: str) -> dict[str, str]:
 def timestamp(moment: datetime | None = None) -> str:
     """ISO 8601 in UTC with milliseconds, the form SES uses: strings of it sort in time order."""
     moment = (moment or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # The year by hand: strftime's %Y writes a year before 1000 without its leading zeros ("999-..."), which sorts
+    # after "2026-...".
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def normalise_time(text: str | None, fallback: str | None = None) -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from forwarder.feedback import UNSURE_COMPLAINANT
+from forwarder.feedback import NOT_SENT_TO, UNSURE_COMPLAINANT
 from forwarder.trace import (
     ALIAS_PREFIX,
     COMPLAINED,
@@ -58,11 +58,16 @@ def parse_since(text: str, now: datetime | None = None) -> str:
         return timestamp(now - span)
     try:
         moment = datetime.fromisoformat(text.strip())
-        return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        since = timestamp(moment)
     except ValueError:
         raise CommandError(f"--since {text!r}: give a duration (30m, 12h, 2d, 1w) or a date (2026-11-28)") from None
     except OverflowError:  # a date at the end of the calendar, in UTC beyond it
         raise CommandError(f"--since {text!r}: give a date between the years 1 and 9999") from None
+    # `--since` without --from/--alias queries the by-day index once per day: a date centuries back would never end.
+    if now - moment > timedelta(days=MAX_DAYS):
+        raise CommandError(f"--since {text}: at most {MAX_DAYS} days")
+    return since
 
 
 def plain(value: Any) -> Any:
@@ -298,7 +303,10 @@ def _fix(row: MemberRow, env_flag: str) -> str:
         )
     if row.state == "bounced" and row.detail.startswith("Permanent"):
         remove = f"forwarder aliases remove {row.alias} {row.member}{env_flag}"
-        return f"{row.member} does not accept mail: correct or remove it (`{remove}`)"
+        # SES may name the address a member's mailbox forwards to: removing that from the alias would change nothing.
+        forwarded = f"{row.member} refused the mail and is {NOT_SENT_TO}: ask {row.alias}'s members who forwards there"
+        own = f"{row.member} does not accept mail: correct or remove it (`{remove}`)"
+        return forwarded if NOT_SENT_TO in row.detail else own
     if row.state == "complained" and UNSURE_COMPLAINANT in row.detail:
         return f"{row.member} or another member at the same provider marked the mail as spam: ask them"
     if row.state == "complained":

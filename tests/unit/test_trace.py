@@ -547,3 +547,143 @@ def test_delivery_a_time_beyond_the_calendar_in_utc_is_read_as_unknown(stamp: st
 def test_decision_text_of_an_interrupted_forward_names_the_error_and_the_retry() -> None:
     text = decision_text(False, "interrupted: TooManyRequestsException", False)
     assert text.startswith("interrupted by TooManyRequestsException: Lambda retries the event")
+
+
+def test_delivery_not_spam_feedback_is_no_complaint_and_alarms_nobody() -> None:
+    # GIVEN bob's provider reports the forward with Feedback-Type not-spam (RFC 5965: the reporter does not consider
+    # it spam, e.g. bob moved it out of his spam folder), which SES publishes as a Complaint event
+    trace, alarms = MemoryTrace(), Alarms()
+    m = mail("bob@gmail.com")
+    not_spam = ses.complaint(m, "bob@gmail.com", "2026-11-30T10:00:00.000Z")
+    not_spam["complaint"]["complaintFeedbackType"] = "not-spam"
+    # WHEN the delivery function records it after the Send
+    result = record_events(ses.sns_event(ses.send(m), not_spam), trace, alarms)
+    # THEN bob is not taken for a complainant: no alarm, and his copy reads as arrived, saying why
+    assert result["alarms"] == 0 and alarms.sent == []
+    assert trace.state("bob@gmail.com") == "delivered"
+    assert "not spam" in trace.histories[("inbound-1", "bob@gmail.com")][-1].detail
+
+
+def test_delivery_bounce_naming_the_final_recipient_of_a_members_forwarding_is_the_members() -> None:
+    # GIVEN the forwarder sent bob@school.edu his copy alone, and his school forwards it to bob@mailbox.example, which
+    # bounces: SES's bouncedRecipients names the DSN's Final-Recipient, the address that refused, not bob's
+    trace, alarms = MemoryTrace(aliases={("inbound-1", "bob@school.edu"): "team"}), Alarms()
+    m = mail("bob@school.edu")
+    diagnostic = "smtp; 550 5.1.1 " + "x" * 5000  # longer than a step's detail keeps
+    bounced = ses.bounce(m, "Bob@Mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", diagnostic)
+    # WHEN the delivery function records the Send and the Bounce
+    record_events(ses.sns_event(ses.send(m), bounced), trace, alarms)
+    # THEN the bounce is bob's (no row for an address that is no member), saying which address refused it
+    assert list(trace.histories) == [("inbound-1", "bob@school.edu")]
+    assert trace.state("bob@school.edu") == "bounced"
+    assert "bob@mailbox.example" in trace.histories[("inbound-1", "bob@school.edu")][-1].detail.lower()
+    # AND the alarm names the member to fix
+    assert [subject for subject, _ in alarms.sent] == ["Forwarder: bob@school.edu of alias team: bounce"]
+
+
+def test_delivery_bounce_of_an_unknown_address_in_a_send_to_several_is_not_attributed_to_one_of_them() -> None:
+    # GIVEN a send to bob and carol whose bounce names an address neither of them is, and one naming carol in capitals
+    m = mail("bob@school.edu", "carol@gmail.com")
+    unknown = ses.bounce(m, "someone@mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General")
+    carol = ses.bounce(m, "Carol@Gmail.com", "2026-11-30T09:14:34Z", "Permanent", "General")
+    # WHEN they are parsed THEN the unknown one is recorded as SES names it (which member forwards there, nobody can
+    # tell), and carol's is carol's
+    assert [s.member for s in parse_record(json.dumps(unknown))] == ["someone@mailbox.example"]
+    assert [(s.member, s.entry.detail) for s in parse_record(json.dumps(carol))] == [
+        ("carol@gmail.com", "Permanent/General: 5.1.1")
+    ]
+
+
+def test_delivery_complaint_naming_several_members_alarms_once_and_keeps_their_own_alarms() -> None:
+    # GIVEN a complaint from a provider that stripped the complainant: SES names bob, carol and dave, any of whom
+    trace, alarms = MemoryTrace(), Alarms()
+    m = mail("bob@outlook.com", "carol@outlook.com", "dave@outlook.com")
+    unsure = ses.complaint(m, "bob@outlook.com", "2026-11-30T10:00:00Z")
+    unsure["complaint"]["complainedRecipients"] += [
+        {"emailAddress": "carol@outlook.com"},
+        {"emailAddress": "dave@outlook.com"},
+    ]
+    # WHEN it is recorded (twice: SNS redelivers), and later carol alone complains about another mail
+    record_events(ses.sns_event(unsure), trace, alarms)
+    record_events(ses.sns_event(unsure), trace, alarms)
+    later = ses.mail_object("ses-9", ["carol@outlook.com"], {"inbound": "inbound-2", "alias": "team"}, SENT_AT)
+    record_events(ses.sns_event(ses.complaint(later, "carol@outlook.com", "2026-11-30T11:00:00Z")), trace, alarms)
+    # THEN one alarm for the one complaint, saying it may be any of them, and carol's own complaint still alarms
+    assert len(alarms.sent) == 2
+    subject, message = alarms.sent[0]
+    assert subject == "Forwarder: alias team: complaint by one of 3 members"
+    assert "bob@outlook.com" in message and "carol@outlook.com" in message and "dave@outlook.com" in message
+    assert "did not say which" in message
+    assert alarms.sent[1][0] == "Forwarder: carol@outlook.com of alias team: complaint"
+    # AND each member's trace still shows the complaint
+    assert {trace.state(m) for m in ("bob@outlook.com", "carol@outlook.com", "dave@outlook.com")} == {"complained"}
+
+
+def test_delivery_bounce_of_an_address_the_send_did_not_go_to_is_not_called_a_member_to_remove() -> None:
+    # GIVEN a send to bob and carol of alias team; one of them forwards to someone@mailbox.example, which bounces
+    trace, alarms = MemoryTrace(), Alarms()
+    m = mail("bob@school.edu", "carol@gmail.com")
+    diagnostic = "smtp; 550 " + "x" * 5000  # longer than a step's detail keeps
+    unknown = ses.bounce(m, "someone@mailbox.example", "2026-11-30T09:14:34Z", "Permanent", "General", diagnostic)
+    # WHEN the delivery function records it
+    record_events(ses.sns_event(unknown), trace, alarms)
+    # THEN neither the alarm nor `forwarder trace` tells the operator to remove that address from the alias (it is on
+    # no alias): they say that a member's mailbox forwards there
+    from forwarder_ops.trace import compose, render
+
+    [(subject, message)] = alarms.sent
+    assert subject == "Forwarder: someone@mailbox.example of alias team: bounce"
+    assert "aliases remove" not in message and "forwards" in message
+    [entry] = trace.histories[("inbound-1", "someone@mailbox.example")]
+    mail_item = {
+        "sk": "mail",
+        "received": SENT_AT,
+        "members": [
+            {"alias": "team", "member": "bob@school.edu", "status": "sent"},
+            {"alias": "team", "member": "carol@gmail.com", "status": "sent"},
+        ],
+    }
+    items = [mail_item, {"sk": "member#someone@mailbox.example", "alias": "team", "history": [entry.as_item()]}]
+    fixes = [line for line in render(compose("inbound-1", items)) if line.startswith("  fix:")]
+    assert len(fixes) == 1 and "aliases remove" not in fixes[0] and "forwards" in fixes[0]
+
+
+@pytest.mark.parametrize(
+    "member", ["bob.the.long.named.member.of.the.team@department.example-university.edu", "bob\u2028\u202e@gmail.com"]
+)
+def test_delivery_alarm_subject_is_one_that_sns_accepts(member: str) -> None:
+    # GIVEN a permanent bounce of a long address (the subject, cut at 100 characters, was as long as SNS refuses: it
+    # takes "less than 100"), or of one holding a line separator and a bidirectional override (a DSN's Final-Recipient)
+    trace, alarms = MemoryTrace(), Alarms()
+    m = ses.mail_object("ses-1", [member], {"inbound": "inbound-1", "alias": "workshop-organisers"}, SENT_AT)
+    # WHEN the delivery function alarms
+    record_events(ses.sns_event(ses.bounce(m, member, "2026-11-30T09:14:34Z", "Permanent", "General")), trace, alarms)
+    # THEN the subject is what SNS takes: under 100 characters, no line break, control or format character
+    [(subject, _)] = alarms.sent
+    assert len(subject) < 100
+    assert subject.isprintable()
+    assert subject.startswith("Forwarder: bob")
+
+
+def test_trace_timestamp_of_a_year_before_1000_still_sorts_in_time_order() -> None:
+    # GIVEN a Delivery stamped by a clock that is centuries off (a DSN's time is the receiving side's), and a real one
+    wrong, right = normalise_time("0999-01-01T00:00:00Z"), normalise_time("2026-11-30T09:14:33Z")
+    # THEN the stamp keeps its four-digit year, so that the strings (which the trace compares) sort as the times do
+    assert wrong == "0999-01-01T00:00:00.000Z"
+    assert sorted([right, wrong]) == [wrong, right]
+
+
+@pytest.mark.parametrize("since", ["0500-01-01", "1990-01-01T00:00"])
+def test_trace_since_a_date_older_than_the_longest_span_is_refused_not_queried_day_by_day(since: str) -> None:
+    # GIVEN `forwarder trace --since` a date long before any retention (each day is one query of the by-day index)
+    from datetime import UTC, datetime
+
+    from forwarder_ops.errors import CommandError
+    from forwarder_ops.trace import parse_since
+
+    # WHEN it is read THEN it is refused in one line, as the same span given as a duration is
+    with pytest.raises(CommandError, match="at most 3650 days"):
+        parse_since(since, now=datetime(2026, 11, 30, tzinfo=UTC))
+    with pytest.raises(CommandError, match="at most 3650 days"):
+        parse_since("20000d", now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert parse_since("2026-11-28", now=datetime(2026, 11, 30, tzinfo=UTC)) == "2026-11-28T00:00:00.000Z"
