@@ -342,11 +342,15 @@ def _spaced(raw: bytes, start: int, end: int) -> bytes:
 
 def _continued_parameters(name: str, raw: bytes) -> bytes | None:
     """The parameter field written by the stdlib, long parameters as RFC 2231 continuations; None when the
-    stdlib cannot read it, when it would still have a long line, or when it reads as other parameters."""
-    if not raw.isascii():
+    stdlib cannot read it, when it would still have a long line, or when it reads as other parameters.
+
+    A raw UTF-8 value (RFC 6532: a file name as some mail programs write it) is written percent-encoded as UTF-8
+    (`name*0*=utf-8''...`), which MIME readers decode to the same text; other 8-bit bytes name no charset."""
+    try:
+        value = HeaderField(name, raw).unfolded.decode("utf-8")
+    except UnicodeDecodeError:
         return None
     newline = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
-    value = HeaderField(name, raw).unfolded.decode("ascii")
     try:
         # Imported here: rare, and the policy's header registry would cost every cold start.
         from email.policy import default

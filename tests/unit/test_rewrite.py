@@ -470,6 +470,25 @@ def test_rewrite_continues_a_content_type_parameter_too_long_for_a_line() -> Non
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
+def test_rewrite_continues_a_long_utf8_content_type_parameter() -> None:
+    # GIVEN a one-part mail whose Content-Type names a file in raw UTF-8 (RFC 6532), 1,354 octets without white space
+    name = "報告書" * 150 + ".pdf"
+    raw = (
+        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: application/pdf; name="' + name.encode() + b'"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+    )
+    # WHEN it is forwarded
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN the parameter is split into RFC 2231 continuations: the type and the file name read as before
+    # (RFC 2047-encoded, the field would make the PDF a text/plain part without a name)
+    assert rewritten.report.folded == ["Content-Type"]
+    message = email.message_from_bytes(out)
+    assert (message.get_content_type(), message.get_filename()) == ("application/pdf", name)
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_sanitises_bare_cr_and_nul_in_kept_headers() -> None:
     raw = b"From: a@example.com\r\nSubject: hi\rBcc: victim@example.com\r\nX-N: a\x00b\r\n\r\nbody"
     out = forward(raw)
