@@ -340,12 +340,20 @@ def _spaced(raw: bytes, start: int, end: int) -> bytes:
     return bytes(out)
 
 
+# The stdlib's MIME header parser takes time that grows with the square of the number of parameters (over two
+# minutes for a 1.6 MB field, past Lambda's timeout on every retry); no real Content-Type or Content-Disposition
+# comes near this.
+_CONTINUED_LIMIT = 16_384
+
+
 def _continued_parameters(name: str, raw: bytes) -> bytes | None:
     """The parameter field written by the stdlib, long parameters as RFC 2231 continuations; None when the
     stdlib cannot read it, when it would still have a long line, or when it reads as other parameters.
 
     A raw UTF-8 value (RFC 6532: a file name as some mail programs write it) is written percent-encoded as UTF-8
     (`name*0*=utf-8''...`), which MIME readers decode to the same text; other 8-bit bytes name no charset."""
+    if len(raw) > _CONTINUED_LIMIT:
+        return None
     try:
         value = HeaderField(name, raw).unfolded.decode("utf-8")
     except UnicodeDecodeError:
