@@ -12,7 +12,7 @@ from email import _encoded_words  # type: ignore[attr-defined]  # the parser's o
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
+from forwarder.mail.fields import DECODE_HEAD, PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
 from forwarder.mail.message import HeaderField, SplitMessage
 
 _NAME_LIMIT = 64
@@ -69,7 +69,7 @@ def readable_name(name: str, limit: int = _NAME_LIMIT) -> str:
     """A display name as plain text: encoded words decoded, control characters gone, and no `=?` left
     that a lenient mail client could decode a second time."""
     if "=?" in name:
-        name = decode_words(name)
+        name = decode_words(name, DECODE_HEAD)  # shown shortened to `limit` characters
     return clean_text(name, limit).replace("=?", "= ?")
 
 

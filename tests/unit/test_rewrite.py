@@ -386,6 +386,30 @@ def test_rewrite_subject_prefix_not_repeated_on_replies() -> None:
     assert b"Subject: Re: [dev] plan\r\n" in out
 
 
+def test_rewrite_subject_prefix_decodes_only_the_head_of_a_huge_subject(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a 3.4 MB Subject of encoded words between words of text, which the stdlib's decoder reads in time that
+    # grows with the square of the number of words (over a minute: past Lambda's timeout on every retry, in every
+    # environment with a subject prefix); here it fails if it is handed more than the head of it
+    from forwarder.mail import fields
+
+    decode = fields.decode_header
+
+    def refuse_huge(value: str) -> object:
+        assert len(value) <= 65_536, "the stdlib's decoder was given a huge subject"
+        return decode(value)
+
+    monkeypatch.setattr(fields, "decode_header", refuse_huge)
+    subject = b" ".join([b"=?utf-8?b?5pyD?= x"] * 180_000)
+    raw = b"From: a@example.com\r\nSubject: " + subject + b"\r\n\r\nbody"
+    options = RewriteOptions(domain=DOMAIN, subject_prefix="[dev]")
+    # WHEN it is forwarded with a subject prefix
+    rewritten = rewrite_headers(split_message(raw), "team", options)
+    # THEN the prefix is put in front of the Subject, whose own bytes are kept
+    out = rewritten.to_bytes()
+    assert b"\r\nSubject: [dev] " + subject[:100] in out
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_subject_prefix_added_when_subject_missing() -> None:
     out = forward(b"From: a@example.com\r\n\r\nb", options=RewriteOptions(domain=DOMAIN, subject_prefix="[dev]"))
     assert parsed(out)["Subject"] == "[dev]"
