@@ -12,7 +12,7 @@ from email import _encoded_words  # type: ignore[attr-defined]  # the parser's o
 from email.utils import formataddr, getaddresses
 
 from forwarder.mail import headers as h
-from forwarder.mail.fields import PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
+from forwarder.mail.fields import DECODE_HEAD, PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
 from forwarder.mail.message import HeaderField, SplitMessage
 
 _NAME_LIMIT = 64
@@ -69,20 +69,21 @@ def readable_name(name: str, limit: int = _NAME_LIMIT) -> str:
     """A display name as plain text: encoded words decoded, control characters gone, and no `=?` left
     that a lenient mail client could decode a second time."""
     if "=?" in name:
-        name = decode_words(name)
+        name = decode_words(name, DECODE_HEAD)  # shown shortened to `limit` characters
     return clean_text(name, limit).replace("=?", "= ?")
 
 
-def parse_addresses(value: str) -> list[tuple[str, str]]:
+def parse_addresses(value: str, full: bool = True) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header value; groups flattened, RFC 2047 decoded.
 
     Entries without a `local@domain` address are left out; names are `readable_name`s. Never raises.
+    `full=False`: never the stdlib's full parser (`field_addresses`, past a message's budget for it).
     """
     flat = clean_text(value, len(value) + 1)
-    pairs = _parse(flat)
+    pairs = _parse(flat, full)
     if "=?" in flat:
         # The joined words change names only: were an address read otherwise, the value is read as it came.
-        joined = _parse(join_words(flat))
+        joined = _parse(join_words(flat), full)
         if [address for _, address in joined] == [address for _, address in pairs]:
             pairs = joined
     if "(" in flat and any(not name for name, _ in pairs):
@@ -103,15 +104,21 @@ def _comment_names(flat: str, pairs: list[tuple[str, str]]) -> list[tuple[str, s
     return [(name or comment, address) for (name, address), (comment, _) in zip(pairs, compat, strict=True)]
 
 
-def _parse(flat: str) -> list[tuple[str, str]]:
+def _parse(flat: str, full: bool = True) -> list[tuple[str, str]]:
     simple = _simple_mailbox(flat)
-    return [simple] if simple is not None else _full_parse(flat)
+    if simple is not None:
+        return [simple]
+    return _full_parse(flat) if full else _compat_parse(flat)
 
 
 # The stdlib's full parser copies the rest of the value at each token: its time grows with the square of the
 # value's length (a 340 KB From of encoded words takes half a minute, past Lambda's timeout, on every retry). No
 # real address field comes near this; longer ones are read by `getaddresses`, whose time grows with the length.
 _FULL_PARSE_LIMIT = 16_384
+# Below that limit the full parser still takes seconds on a value of many small tokens (`(a)(a)...`, `,,,`): a mail of
+# dozens of such fields (From, or To and Cc in team mode) would keep Lambda past its timeout on every retry. So each
+# message's address fields are read by it up to this many characters in all, the rest by `getaddresses`.
+_FULL_PARSE_BUDGET = _FULL_PARSE_LIMIT
 
 
 def _full_parse(flat: str) -> list[tuple[str, str]]:
@@ -206,7 +213,10 @@ def field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str
 
 
 def _field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[str, str]]:
-    pairs = parse_addresses(field.value)
+    spent = message.address_characters
+    full = spent[0] + len(field.raw) <= _FULL_PARSE_BUDGET
+    spent[0] += len(field.raw)
+    pairs = parse_addresses(field.value, full)
     raw = field.unfolded
     if raw.isascii() or _is_utf8(raw):
         return pairs
@@ -214,7 +224,7 @@ def _field_addresses(field: HeaderField, message: SplitMessage) -> list[tuple[st
     if charset is None:
         return pairs
     try:
-        read = parse_addresses(read_charset(raw, charset))
+        read = parse_addresses(read_charset(raw, charset), full)
     except (LookupError, UnicodeError):
         return pairs
     # Never an address the bytes do not hold as written (a trail byte such as the `\` of 許 may change how they parse).

@@ -62,6 +62,10 @@ def _fix_entity(
     encoding = transfer_encoding(fields)
     if kind.get_content_maintype() == "multipart" and kind.get_boundary():
         return _fix_multipart(fields, body, kind, newline, report, depth, at_end)
+    if not has_long_line(body):
+        # Only the Content-Type line is long (a long file name, not a boundary): the field is folded or continued
+        # where it stands (`_fold_part_field`, the header repair); a body of short lines is left as it came.
+        return fields, body
     if kind.get_content_type() == "message/rfc822" and encoding in ("", "7bit", "8bit", "binary"):
         return fields, _fix_nested(body, report, depth, at_end)
     return _reencode_leaf(fields, body, kind, encoding, newline, report)

@@ -34,8 +34,18 @@ PARSER_ERRORS = (
 )
 
 
-def decode_words(value: str) -> str:
-    """A header value with its RFC 2047 encoded words decoded; the value itself when it cannot be."""
+# The stdlib's decoder takes time that grows with the square of the number of words (`decode_header` pops each from
+# the front of a list): a minute for a 3 MB Subject, past Lambda's timeout on every retry. What only needs the start
+# of a value's text (the subject prefix check, a display name shown shortened) decodes this much of it.
+DECODE_HEAD = 65_536
+
+
+def decode_words(value: str, limit: int | None = None) -> str:
+    """A header value with its RFC 2047 encoded words decoded; the value itself when it cannot be. `limit`: only the
+    text of the value's first `limit` characters is needed (a longer value is cut at white space before, so that no
+    encoded word is cut)."""
+    if limit is not None and len(value) > limit:
+        value = value[: max(value.rfind(" ", 0, limit), value.rfind("\t", 0, limit), 0) or limit]
     try:
         return str(make_header(decode_header(join_words(value) if "=?" in value else value)))
     except PARSER_ERRORS:
@@ -340,13 +350,25 @@ def _spaced(raw: bytes, start: int, end: int) -> bytes:
     return bytes(out)
 
 
+# The stdlib's MIME header parser takes time that grows with the square of the number of parameters (over two
+# minutes for a 1.6 MB field, past Lambda's timeout on every retry); no real Content-Type or Content-Disposition
+# comes near this.
+_CONTINUED_LIMIT = 16_384
+
+
 def _continued_parameters(name: str, raw: bytes) -> bytes | None:
     """The parameter field written by the stdlib, long parameters as RFC 2231 continuations; None when the
-    stdlib cannot read it, when it would still have a long line, or when it reads as other parameters."""
-    if not raw.isascii():
+    stdlib cannot read it, when it would still have a long line, or when it reads as other parameters.
+
+    A raw UTF-8 value (RFC 6532: a file name as some mail programs write it) is written percent-encoded as UTF-8
+    (`name*0*=utf-8''...`), which MIME readers decode to the same text; other 8-bit bytes name no charset."""
+    if len(raw) > _CONTINUED_LIMIT:
+        return None
+    try:
+        value = HeaderField(name, raw).unfolded.decode("utf-8")
+    except UnicodeDecodeError:
         return None
     newline = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
-    value = HeaderField(name, raw).unfolded.decode("ascii")
     try:
         # Imported here: rare, and the policy's header registry would cost every cold start.
         from email.policy import default

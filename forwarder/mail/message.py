@@ -65,6 +65,9 @@ class SplitMessage:
     read_addresses: dict[int, tuple[HeaderField, tuple[tuple[str, str], ...]]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+    # How many characters of its address fields were read so far (one counter, mutable in this frozen record): the
+    # stdlib's full parser reads only the first few KB of a message's fields (addresses.py `_FULL_PARSE_BUDGET`).
+    address_characters: list[int] = field(default_factory=lambda: [0], init=False, compare=False, repr=False)
 
     @property
     def body(self) -> memoryview:

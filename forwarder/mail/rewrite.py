@@ -18,7 +18,7 @@ from forwarder.mail.addresses import (
     original_authors,
     sender_of,
 )
-from forwarder.mail.fields import WSP, decode_words, encode_words, render_field, repair_field
+from forwarder.mail.fields import DECODE_HEAD, WSP, decode_words, encode_words, render_field, repair_field
 from forwarder.mail.message import HeaderField, SplitMessage
 from forwarder.mail.participants import RECIPIENT_FIELDS, masked_field
 
@@ -187,7 +187,7 @@ def _referenced(references: HeaderField, thread_id: str, newline: bytes) -> byte
 
 def prefixed_subject(subject: HeaderField, prefixes: list[str], newline: bytes) -> bytes:
     """The Subject with each prefix it does not already contain put in front, value bytes kept."""
-    current = decode_words(subject.value)
+    current = decode_words(subject.value, DECODE_HEAD)  # our prefixes, when there, are at its start
     missing = [prefix for prefix in prefixes if prefix not in current]
     if not missing:
         return subject.raw

@@ -111,6 +111,30 @@ def test_parse_addresses_reads_a_huge_field_without_the_stdlibs_full_parser(monk
     assert pairs[0][0].startswith("中中中")
 
 
+def test_field_addresses_bound_the_full_parsers_work_for_a_whole_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a mail of 30 From and 30 To fields, each 16,000 characters of comments and no address: each is short
+    # enough for the stdlib's full parser, which takes seconds on each (its time grows with the square of the number
+    # of tokens): a minute and more for the mail, past Lambda's timeout on every retry, and the mail is never sent
+    from forwarder.mail.addresses import original_authors
+    from forwarder.mail.participants import outside_people
+
+    given: list[int] = []
+    monkeypatch.setattr(addresses, "_full_parse", lambda flat: given.append(len(flat)) or [])
+    hostile = b"(a)" * 5_333
+    raw = (b"From: " + hostile + b"\r\n") * 30 + (b"To: " + hostile + b"\r\n") * 30 + b"\r\nbody\r\n"
+    message = split_message(raw)
+
+    # WHEN its authors and the people of its conversation are read
+    authors = original_authors(message, "bounce@example.org")
+    people = outside_people(message, "bounce@example.org", "dev.aws-educate.tw", set())
+
+    # THEN the full parser reads at most the first 16 KB of the message's address fields, the rest is read by the
+    # linear parser, and the envelope sender is the author
+    assert sum(given) <= 16_384
+    assert authors == [("", "bounce@example.org")]
+    assert people == ()
+
+
 @pytest.mark.parametrize(
     ("value", "found"),
     [
@@ -179,7 +203,7 @@ def test_field_addresses_reads_each_field_of_a_message_once(monkeypatch: pytest.
     message = split_message(b"From: Alice <alice@x.org>\r\nCc: bob@z.net\r\n\r\nbody\r\n")
     calls: list[str] = []
     parse = addresses.parse_addresses
-    monkeypatch.setattr(addresses, "parse_addresses", lambda value: calls.append(value) or parse(value))
+    monkeypatch.setattr(addresses, "parse_addresses", lambda value, *rest: calls.append(value) or parse(value, *rest))
     # WHEN each field is read three times
     from_field, cc = message.fields
     results = [addresses.field_addresses(field, message) for field in (from_field, cc) * 3]

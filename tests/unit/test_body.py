@@ -196,6 +196,26 @@ def test_shorten_long_lines_continues_a_long_file_name_of_a_part() -> None:
     assert attachment.get_filename() == name
 
 
+def test_shorten_long_lines_keeps_the_body_of_a_part_whose_only_long_line_is_its_content_type() -> None:
+    # GIVEN a part whose Content-Type names a file in 1,200 octets of RFC 2231 percent-encoding (one line, no white
+    # space to fold at), and whose own lines are all short
+    encoded = b"%E5%A0%B1" * 133
+    text = b"total = 42   \r\nsee=you\r\n"
+    raw = (
+        b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain; charset=utf-8; name*=utf-8''" + encoded + b"\r\n\r\n" + text + b"--B--\r\n"
+    )
+    # WHEN the long lines are shortened
+    fixed, report = shorten_long_lines(split_message(raw))
+    # THEN the field is continued, and the part's body is not re-encoded: its bytes are the same
+    assert not has_long_line(fixed.raw)
+    assert report.reencoded == []
+    assert report.unfixable == []
+    assert b"\r\n\r\n" + text + b"--B--\r\n" in fixed.raw
+    assert b"Content-Transfer-Encoding" not in fixed.raw
+    assert _payloads(bytes(fixed.raw)) == _payloads(raw)
+
+
 def test_shorten_long_lines_reports_what_it_cannot_fix() -> None:
     # GIVEN a "multipart" with no delimiter lines and a long line
     raw = b"Content-Type: multipart/mixed; boundary=NONE\r\n\r\n" + b"x" * 2000 + b"\r\n"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 from email.header import Header
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from forwarder.mail.fields import decode_words, utf8_words
+from forwarder.mail.fields import decode_words, repair_field, utf8_words
+from forwarder.mail.message import has_long_line
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300) | st.text(
     st.sampled_from(["a", " ", "é", "日", "😀", "=", "?", "_", "\t", '"']), max_size=300
@@ -63,3 +65,27 @@ def test_decode_words_reads_a_big5_label_as_code_page_950_and_joins_split_charac
     # WHEN it is decoded (for a notice's text and the subject prefix's check)
     # THEN it reads as the sender wrote it
     assert decode_words("Re: " + " ".join(words)) == "Re: 陳恒大文"
+
+
+def test_repair_field_does_not_hand_a_huge_parameter_field_to_the_stdlibs_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a 1.6 MB Content-Type of 400,000 parameters and a 2,000-character name, which no folding at white space
+    # makes fit: the stdlib's MIME header parser, which would write it as RFC 2231 continuations, takes over two
+    # minutes on it (its time grows with the square of the number of parameters), past Lambda's timeout; here it
+    # fails if it is handed such a value
+    from email.headerregistry import HeaderRegistry
+
+    registry = HeaderRegistry.__call__
+
+    def refuse_huge(self: HeaderRegistry, name: str, value: str) -> object:
+        assert len(value) <= 16_384, "the stdlib's header parser was given a huge value"
+        return registry(self, name, value)
+
+    monkeypatch.setattr(HeaderRegistry, "__call__", refuse_huge)
+    raw = b"Content-Type: text/plain" + b";a=b" * 400_000 + b";name=" + b"x" * 2000 + b"\r\n"
+    # WHEN it is repaired THEN it is RFC 2047-encoded instead (the contract's way for a field that cannot be folded),
+    # and it can be sent
+    kept, repairs = repair_field("Content-Type", raw, b"\r\n")
+    assert repairs == ["encoded"]
+    assert kept is not None and not has_long_line(kept)

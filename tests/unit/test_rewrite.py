@@ -386,6 +386,30 @@ def test_rewrite_subject_prefix_not_repeated_on_replies() -> None:
     assert b"Subject: Re: [dev] plan\r\n" in out
 
 
+def test_rewrite_subject_prefix_decodes_only_the_head_of_a_huge_subject(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a 3.4 MB Subject of encoded words between words of text, which the stdlib's decoder reads in time that
+    # grows with the square of the number of words (over a minute: past Lambda's timeout on every retry, in every
+    # environment with a subject prefix); here it fails if it is handed more than the head of it
+    from forwarder.mail import fields
+
+    decode = fields.decode_header
+
+    def refuse_huge(value: str) -> object:
+        assert len(value) <= 65_536, "the stdlib's decoder was given a huge subject"
+        return decode(value)
+
+    monkeypatch.setattr(fields, "decode_header", refuse_huge)
+    subject = b" ".join([b"=?utf-8?b?5pyD?= x"] * 180_000)
+    raw = b"From: a@example.com\r\nSubject: " + subject + b"\r\n\r\nbody"
+    options = RewriteOptions(domain=DOMAIN, subject_prefix="[dev]")
+    # WHEN it is forwarded with a subject prefix
+    rewritten = rewrite_headers(split_message(raw), "team", options)
+    # THEN the prefix is put in front of the Subject, whose own bytes are kept
+    out = rewritten.to_bytes()
+    assert b"\r\nSubject: [dev] " + subject[:100] in out
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
 def test_rewrite_subject_prefix_added_when_subject_missing() -> None:
     out = forward(b"From: a@example.com\r\n\r\nb", options=RewriteOptions(domain=DOMAIN, subject_prefix="[dev]"))
     assert parsed(out)["Subject"] == "[dev]"
@@ -464,6 +488,25 @@ def test_rewrite_continues_a_content_type_parameter_too_long_for_a_line() -> Non
     out = rewritten.to_bytes()
     # THEN the parameter is split into RFC 2231 continuations: the type and the file name read as before
     # (RFC 2047-encoded, the field would make the part text/plain without a name)
+    assert rewritten.report.folded == ["Content-Type"]
+    message = email.message_from_bytes(out)
+    assert (message.get_content_type(), message.get_filename()) == ("application/pdf", name)
+    assert_forwarded(raw, out, "team", DOMAIN)
+
+
+def test_rewrite_continues_a_long_utf8_content_type_parameter() -> None:
+    # GIVEN a one-part mail whose Content-Type names a file in raw UTF-8 (RFC 6532), 1,354 octets without white space
+    name = "報告書" * 150 + ".pdf"
+    raw = (
+        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: application/pdf; name="' + name.encode() + b'"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+    )
+    # WHEN it is forwarded
+    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
+    out = rewritten.to_bytes()
+    # THEN the parameter is split into RFC 2231 continuations: the type and the file name read as before
+    # (RFC 2047-encoded, the field would make the PDF a text/plain part without a name)
     assert rewritten.report.folded == ["Content-Type"]
     message = email.message_from_bytes(out)
     assert (message.get_content_type(), message.get_filename()) == ("application/pdf", name)
