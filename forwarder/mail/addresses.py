@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from email import _encoded_words  # type: ignore[attr-defined]  # the parser's own decoder; no stubs
 from email.utils import formataddr, getaddresses
+from string import hexdigits
 
 from forwarder.mail import headers as h
 from forwarder.mail.fields import DECODE_HEAD, PARSER_ERRORS, decode_words, join_words, read_charset, utf8_words
@@ -155,6 +156,17 @@ def _written_addresses(flat: str) -> list[tuple[str, str]]:
     return [("", address) for address in _ADDR_SPEC.findall(flat)]
 
 
+def _whole_word(word: str) -> bool:
+    """Whether the full parser takes `word` (`=?...?=`) as one encoded word: it ends the word at the first `?=`
+    after `=?`, unless hex digits follow it (a `=XX` escape right after the encoding's `?`). So `=?utf-8?q?=?=`
+    is no encoded word to it (the text `=` ends it early), and it reads the value as written."""
+    token, _, rest = word[2:].partition("?=")
+    if len(rest) > 1 and rest[0] in hexdigits and rest[1] in hexdigits and token.count("?") < 2:
+        more, _, rest = rest.partition("?=")
+        token = f"{token}?={more}"
+    return f"=?{token}?=" == word
+
+
 def _simple_mailbox(flat: str) -> tuple[str, str] | None:
     """(display name, address) of a one-mailbox value of a form whose full parse is known; None otherwise.
 
@@ -179,6 +191,8 @@ def _simple_mailbox(flat: str) -> tuple[str, str] | None:
 
 def _decoded_word(word: str) -> str | None:
     """One encoded word as the full parser reads it in a display name; None when it would not take it as is."""
+    if not _whole_word(word):
+        return None
     try:
         text, _, _, defects = _encoded_words.decode(word)
     except (ValueError, KeyError, LookupError):

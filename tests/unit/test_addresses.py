@@ -52,6 +52,10 @@ values = st.one_of(
 @example("=?utf-8?q?a=0D=0A_b?= <x@y.z>")
 @example("=?utf-8?B?YQkJYg==?= <x@y.z>")
 @example('"=?utf-8?q?a?=" <x@y.z>')
+@example("=?utf-8?q?=?= <0@0.0>")  # the text `=` ends the word early: no encoded word to the full parser
+@example("=?utf-8?q?==?= <0@0.0>")
+@example("=?utf-8?q?=4?= <0@0.0>")
+@example("=?utf-8?q?=E9=99=B3?= <a@b.c>")  # `?=` then hex digits: an escape, the word goes on
 def test_simple_mailbox_matches_the_full_parser(value: str) -> None:
     # GIVEN a From value as parse_addresses sees it (one line, control characters gone)
     flat = clean_text(value, len(value) + 1)
