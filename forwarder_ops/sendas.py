@@ -219,6 +219,15 @@ def plan_revocations(grants: Sequence[Grant], changes: Sequence[Change]) -> list
     return planned
 
 
+def made_for(grants: Sequence[Grant], region: str) -> list[Grant]:
+    """The grants made for `region` (or before grants were tagged with theirs).
+
+    IAM is global but the alias lists are per region: a grant follows the alias lists of the region its policy and
+    password are for, not those of another region the command was pointed at (--region).
+    """
+    return [grant for grant in grants if not grant.region or grant.region == region]
+
+
 def stale_grants(grants: Sequence[Grant], aliases: Mapping[str, Sequence[str]]) -> list[tuple[Grant, list[str]]]:
     """Each grant naming an alias its member no longer belongs to, with those aliases."""
     found = []
@@ -711,7 +720,7 @@ def follow_alias_changes(target: Target, changes: Sequence[Change], out: TextIO,
             "check them with `forwarder send-as list` after this change\n"
         )
         return GrantFollowUp(out=out)
-    return GrantFollowUp(out, store, plan_revocations(grants, changes))
+    return GrantFollowUp(out, store, plan_revocations(made_for(grants, target.region), changes))
 
 
 # doctor ------------------------------------------------------------------------------------------
@@ -734,9 +743,9 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
     found = GrantStore(target.client("iam"), environment).list()
     if not found:
         return Check("send-as", Status.OK, "no send-as grants")
-    # IAM is global but the alias lists are per region: a grant made for another region (the doctor run with
-    # --region) is judged against that region's aliases, not these, or every member would look like a leaver.
-    grants = [g for g in found if not g.region or g.region == target.region]
+    # A grant made for another region (the doctor run with --region) is judged against that region's aliases, not
+    # these, or every member would look like a leaver.
+    grants = made_for(found, target.region)
     elsewhere = sorted({g.region for g in found if g not in grants})
     note = (
         f"; {len(found) - len(grants)} grant(s) made for {', '.join(elsewhere)} not checked here" if elsewhere else ""

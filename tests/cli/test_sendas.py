@@ -642,6 +642,25 @@ def test_send_as_alias_removal_without_an_environment_warns_that_grants_stay(cli
     assert len(users()) == 1
 
 
+def test_send_as_alias_removal_in_another_region_keeps_that_regions_grants(cli: Cli, team: None) -> None:
+    # GIVEN bob's grant of team made in dev's region, and a copy of team's list in us-west-2 (e.g. left behind by
+    # a move of the environment)
+    grant(cli, "bob@gmail.com", "team")
+    boto3.client("ssm", region_name="us-west-2").put_parameter(
+        Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com,bob@gmail.com", Type="StringList"
+    )
+
+    # WHEN bob leaves us-west-2's team (the region overridden)
+    result = cli("aliases", "remove", "team", "bob@gmail.com", "--config-env", "dev", "--region", "us-west-2", "--yes")
+
+    # THEN his grant stays: he is still in team in the region his policy and password are for
+    assert result.code == 0, result.err
+    assert "may no longer send as" not in result.out
+    assert policy_of(only_user())["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"team@{DOMAIN}"]}
+    }
+
+
 # revoke ------------------------------------------------------------------------------------------
 
 
@@ -950,7 +969,7 @@ def test_check_send_as_old_key_beside_a_young_one_names_only_finish(monkeypatch:
     )
     grants = [sendas.Grant("alice@gmail.com", "sendas-dev-alice", (f"team@{DOMAIN}",), keys=keys)]
     monkeypatch.setattr(sendas.GrantStore, "list", lambda self, keys=True: grants)
-    target = SimpleNamespace(environment_name="dev", name="dev", client=lambda service: None)
+    target = SimpleNamespace(environment_name="dev", name="dev", region=REGION, client=lambda service: None)
 
     # WHEN the doctor's row is computed
     check = sendas.check_send_as(target, {"team": ["alice@gmail.com"]})  # type: ignore[arg-type]
