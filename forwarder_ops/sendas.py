@@ -228,6 +228,10 @@ def made_for(grants: Sequence[Grant], region: str) -> list[Grant]:
     return [grant for grant in grants if not grant.region or grant.region == region]
 
 
+def _is_member(member: str, members: Sequence[str]) -> bool:
+    return member.lower() in {m.lower() for m in members}
+
+
 def stale_grants(grants: Sequence[Grant], aliases: Mapping[str, Sequence[str]]) -> list[tuple[Grant, list[str]]]:
     """Each grant naming an alias its member no longer belongs to, with those aliases."""
     found = []
@@ -477,13 +481,17 @@ class SendAs:
         alias = alias_name(alias_text, self.domain)
         if alias == CATCH_ALL:
             raise CommandError(f"{CATCH_ALL} (the catch-all) has no address to send as: grant a named alias")
-        self._require_membership(member, alias)
+        aliases = self._require_membership(member, alias)
         existing = self.store.get(member)
         if existing is not None:
             self._require_region(existing)
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
-        addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
+        # The policy is written whole: an alias the member has left since (an alias list edited in the console, which
+        # no revocation followed) must not be written back into it along with the new one.
+        left = sorted({a for a in existing.aliases if not _is_member(member, aliases.get(a, ()))}) if existing else []
+        kept = [a for a in existing.addresses if alias_of_address(a) not in left] if existing else []
+        addresses = sorted({*kept, from_address(alias, self.domain)})
         # An inactive key (deactivated by hand) authenticates nowhere: a member with no active key needs a new one.
         active = [key.key_id for key in existing.keys if key.status == "Active"] if existing else []
         if existing is not None and not active and len(existing.keys) >= 2:
@@ -503,6 +511,8 @@ class SendAs:
             if existing is None:
                 self._remove_new_user(name, member, error)
             raise
+        for gone in left:
+            self.err.write(f"forwarder: warning: {member} is no longer a member of {gone}: this grant drops it\n")
         return {
             "member": member,
             "environment": self.environment,
@@ -541,16 +551,18 @@ class SendAs:
                 "the grant and grant again"
             )
 
-    def _require_membership(self, member: str, alias: str) -> None:
+    def _require_membership(self, member: str, alias: str) -> dict[str, list[str]]:
+        """The alias lists, once `member` is known to be in `alias`."""
         path = self.target.alias_path
         aliases = AliasStore(self.target.client("ssm"), path).read()
         if alias not in aliases:
             raise CommandError(f"no alias {alias} under {path}: see `forwarder aliases list{self.env_flag}`")
-        if member.lower() not in {m.lower() for m in aliases[alias]}:
+        if not _is_member(member, aliases[alias]):
             raise CommandError(
                 f"{member} is not a member of {alias}: add them first "
                 f"(`forwarder aliases add {alias} {member}{self.env_flag}`), then grant"
             )
+        return aliases
 
     def _tags(self, member: str) -> dict[str, str]:
         return {

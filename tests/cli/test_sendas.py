@@ -251,6 +251,25 @@ def test_send_as_grant_of_a_second_alias_keeps_the_first_and_the_key(cli: Cli, t
     assert len(iam.secrets) == 1
 
 
+def test_send_as_grant_drops_an_alias_the_member_has_left(cli: Cli, team: None) -> None:
+    # GIVEN alice may send as team and tech, then was taken out of team in the console (no revocation followed)
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="bob@gmail.com", Type="StringList", Overwrite=True)
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sales", Value="alice@gmail.com", Type="StringList", Overwrite=True)
+
+    # WHEN she is granted sales
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "sales", "--config-env", "dev")
+
+    # THEN the policy the grant writes no longer lets her send as team, and the output says so
+    assert result.code == 0, result.err
+    assert policy_of(only_user())["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"sales@{DOMAIN}", f"tech@{DOMAIN}"]}
+    }
+    assert "alice@gmail.com may send as sales, tech (dev" in result.out
+    assert "alice@gmail.com is no longer a member of team: this grant drops it" in result.err
+
+
 def test_send_as_grant_text_without_a_new_key_names_the_existing_username(cli: Cli, team: None) -> None:
     first = grant(cli, "alice@gmail.com", "team")
 
