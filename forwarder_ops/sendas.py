@@ -600,6 +600,8 @@ class SendAs:
                 raise
             outputs = {}
         identity_arn = outputs.get("IdentityArn")
+        if identity_arn and not identity_arn.endswith(f":identity/{self.domain}"):
+            identity_arn = None  # the stack's identity is another domain's (--domain, or DomainName changed since)
         caller = None
         if not identity_arn:
             caller = self.target.client("sts").get_caller_identity()

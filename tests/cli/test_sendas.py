@@ -462,6 +462,27 @@ def test_send_as_grant_without_the_right_to_read_the_stack_builds_the_arns(
     assert policy_of(only_user())["Statement"][0]["Resource"] == [IDENTITY_ARN, CONFIGURATION_SET_ARN]
 
 
+def test_send_as_grant_for_another_domain_than_the_stacks_names_that_domains_identity(
+    cli: Cli, team: None, ses: IdentityWithConfigurationSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forwarder_ops.envconfig import Target
+
+    # GIVEN dev's stack (its IdentityArn output is dev.aws-educate.tw's) and an identity of a new domain beside it
+    monkeypatch.setattr(Target, "outputs", lambda self: {"IdentityArn": IDENTITY_ARN, "Domain": DOMAIN})
+    ses.create_email_identity(EmailIdentity="new.example.org")
+
+    # WHEN alice is granted team on the new domain
+    result = cli(
+        "send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev", "--domain", "new.example.org"
+    )
+
+    # THEN the policy names the identity of the domain she sends From, not the stack's other one (SES would refuse)
+    assert result.code == 0, result.err
+    statement = policy_of(only_user())["Statement"][0]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": ["team@new.example.org"]}}
+    assert statement["Resource"][0] == f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/new.example.org"
+
+
 def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
     # GIVEN aliases but no SES identity for the domain in the region (moto's own SES v2)
     client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList")
