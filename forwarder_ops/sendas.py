@@ -647,6 +647,16 @@ class SendAs:
         """A new key for the member; the old one stays until `finish` (IAM holds two keys at most)."""
         grant = self.existing_grant(member_text.strip())
         self._require_region(grant)
+        # A grant that outlived membership (an alias list edited in the console) is the doctor's ✗: revoked, not
+        # renewed with a fresh password.
+        aliases = AliasStore(self.target.client("ssm"), self.target.alias_path).read()
+        stale = stale_grants([grant], aliases)
+        if stale:
+            left = stale[0][1]
+            raise CommandError(
+                f"{grant.member} is no longer a member of {', '.join(left)}: revoke it first "
+                f"(`forwarder send-as revoke {grant.member} --alias {left[0]}{self.env_flag}`), then rotate"
+            )
         if len(grant.keys) >= 2:
             raise CommandError(
                 f"{grant.member} has two keys, so a rotation is unfinished: once the newest password works in "

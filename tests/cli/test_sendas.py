@@ -924,6 +924,22 @@ def test_send_as_rotate_twice_without_finishing_is_refused(cli: Cli, team: None)
     assert len(keys_of(only_user())) == 2
 
 
+def test_send_as_rotate_of_a_member_who_left_the_alias_is_refused(cli: Cli, team: None) -> None:
+    # GIVEN bob may send as team, then was taken out of team in the console (no revocation followed)
+    grant(cli, "bob@gmail.com", "team")
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList", Overwrite=True)
+
+    # WHEN his key is rotated
+    result = cli("send-as", "rotate", "bob@gmail.com", "--config-env", "dev")
+
+    # THEN refused in one line naming the revoke to run: a former member gets no fresh password for the alias
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert "bob@gmail.com is no longer a member of team" in result.err
+    assert "forwarder send-as revoke bob@gmail.com --alias team --config-env dev" in result.err
+    assert len(keys_of(only_user())) == 1
+
+
 def test_send_as_rotate_from_another_region_than_the_grants_is_refused(cli: Cli, team: None) -> None:
     # GIVEN alice's grant in dev (us-east-1)
     old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
