@@ -219,6 +219,19 @@ def plan_revocations(grants: Sequence[Grant], changes: Sequence[Change]) -> list
     return planned
 
 
+def made_for(grants: Sequence[Grant], region: str) -> list[Grant]:
+    """The grants made for `region` (or before grants were tagged with theirs).
+
+    IAM is global but the alias lists are per region: a grant follows the alias lists of the region its policy and
+    password are for, not those of another region the command was pointed at (--region).
+    """
+    return [grant for grant in grants if not grant.region or grant.region == region]
+
+
+def _is_member(member: str, members: Sequence[str]) -> bool:
+    return member.lower() in {m.lower() for m in members}
+
+
 def stale_grants(grants: Sequence[Grant], aliases: Mapping[str, Sequence[str]]) -> list[tuple[Grant, list[str]]]:
     """Each grant naming an alias its member no longer belongs to, with those aliases."""
     found = []
@@ -468,13 +481,17 @@ class SendAs:
         alias = alias_name(alias_text, self.domain)
         if alias == CATCH_ALL:
             raise CommandError(f"{CATCH_ALL} (the catch-all) has no address to send as: grant a named alias")
-        self._require_membership(member, alias)
+        aliases = self._require_membership(member, alias)
         existing = self.store.get(member)
         if existing is not None:
             self._require_region(existing)
         resources = self._resources()
         self._refuse_sandbox(alias, allow_sandbox)
-        addresses = sorted({*(existing.addresses if existing else ()), from_address(alias, self.domain)})
+        # The policy is written whole: an alias the member has left since (an alias list edited in the console, which
+        # no revocation followed) must not be written back into it along with the new one.
+        left = sorted({a for a in existing.aliases if not _is_member(member, aliases.get(a, ()))}) if existing else []
+        kept = [a for a in existing.addresses if alias_of_address(a) not in left] if existing else []
+        addresses = sorted({*kept, from_address(alias, self.domain)})
         # An inactive key (deactivated by hand) authenticates nowhere: a member with no active key needs a new one.
         active = [key.key_id for key in existing.keys if key.status == "Active"] if existing else []
         if existing is not None and not active and len(existing.keys) >= 2:
@@ -494,6 +511,8 @@ class SendAs:
             if existing is None:
                 self._remove_new_user(name, member, error)
             raise
+        for gone in left:
+            self.err.write(f"forwarder: warning: {member} is no longer a member of {gone}: this grant drops it\n")
         return {
             "member": member,
             "environment": self.environment,
@@ -532,16 +551,18 @@ class SendAs:
                 "the grant and grant again"
             )
 
-    def _require_membership(self, member: str, alias: str) -> None:
+    def _require_membership(self, member: str, alias: str) -> dict[str, list[str]]:
+        """The alias lists, once `member` is known to be in `alias`."""
         path = self.target.alias_path
         aliases = AliasStore(self.target.client("ssm"), path).read()
         if alias not in aliases:
             raise CommandError(f"no alias {alias} under {path}: see `forwarder aliases list{self.env_flag}`")
-        if member.lower() not in {m.lower() for m in aliases[alias]}:
+        if not _is_member(member, aliases[alias]):
             raise CommandError(
                 f"{member} is not a member of {alias}: add them first "
                 f"(`forwarder aliases add {alias} {member}{self.env_flag}`), then grant"
             )
+        return aliases
 
     def _tags(self, member: str) -> dict[str, str]:
         return {
@@ -579,6 +600,8 @@ class SendAs:
                 raise
             outputs = {}
         identity_arn = outputs.get("IdentityArn")
+        if identity_arn and not identity_arn.endswith(f":identity/{self.domain}"):
+            identity_arn = None  # the stack's identity is another domain's (--domain, or DomainName changed since)
         caller = None
         if not identity_arn:
             caller = self.target.client("sts").get_caller_identity()
@@ -624,6 +647,16 @@ class SendAs:
         """A new key for the member; the old one stays until `finish` (IAM holds two keys at most)."""
         grant = self.existing_grant(member_text.strip())
         self._require_region(grant)
+        # A grant that outlived membership (an alias list edited in the console) is the doctor's ✗: revoked, not
+        # renewed with a fresh password.
+        aliases = AliasStore(self.target.client("ssm"), self.target.alias_path).read()
+        stale = stale_grants([grant], aliases)
+        if stale:
+            left = stale[0][1]
+            raise CommandError(
+                f"{grant.member} is no longer a member of {', '.join(left)}: revoke it first "
+                f"(`forwarder send-as revoke {grant.member} --alias {left[0]}{self.env_flag}`), then rotate"
+            )
         if len(grant.keys) >= 2:
             raise CommandError(
                 f"{grant.member} has two keys, so a rotation is unfinished: once the newest password works in "
@@ -711,7 +744,7 @@ def follow_alias_changes(target: Target, changes: Sequence[Change], out: TextIO,
             "check them with `forwarder send-as list` after this change\n"
         )
         return GrantFollowUp(out=out)
-    return GrantFollowUp(out, store, plan_revocations(grants, changes))
+    return GrantFollowUp(out, store, plan_revocations(made_for(grants, target.region), changes))
 
 
 # doctor ------------------------------------------------------------------------------------------
@@ -734,9 +767,9 @@ def check_send_as(target: Target, aliases: Mapping[str, Sequence[str]]) -> Check
     found = GrantStore(target.client("iam"), environment).list()
     if not found:
         return Check("send-as", Status.OK, "no send-as grants")
-    # IAM is global but the alias lists are per region: a grant made for another region (the doctor run with
-    # --region) is judged against that region's aliases, not these, or every member would look like a leaver.
-    grants = [g for g in found if not g.region or g.region == target.region]
+    # A grant made for another region (the doctor run with --region) is judged against that region's aliases, not
+    # these, or every member would look like a leaver.
+    grants = made_for(found, target.region)
     elsewhere = sorted({g.region for g in found if g not in grants})
     note = (
         f"; {len(found) - len(grants)} grant(s) made for {', '.join(elsewhere)} not checked here" if elsewhere else ""

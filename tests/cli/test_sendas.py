@@ -251,6 +251,25 @@ def test_send_as_grant_of_a_second_alias_keeps_the_first_and_the_key(cli: Cli, t
     assert len(iam.secrets) == 1
 
 
+def test_send_as_grant_drops_an_alias_the_member_has_left(cli: Cli, team: None) -> None:
+    # GIVEN alice may send as team and tech, then was taken out of team in the console (no revocation followed)
+    grant(cli, "alice@gmail.com", "team")
+    grant(cli, "alice@gmail.com", "tech")
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="bob@gmail.com", Type="StringList", Overwrite=True)
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sales", Value="alice@gmail.com", Type="StringList", Overwrite=True)
+
+    # WHEN she is granted sales
+    result = cli("send-as", "grant", "alice@gmail.com", "--alias", "sales", "--config-env", "dev")
+
+    # THEN the policy the grant writes no longer lets her send as team, and the output says so
+    assert result.code == 0, result.err
+    assert policy_of(only_user())["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"sales@{DOMAIN}", f"tech@{DOMAIN}"]}
+    }
+    assert "alice@gmail.com may send as sales, tech (dev" in result.out
+    assert "alice@gmail.com is no longer a member of team: this grant drops it" in result.err
+
+
 def test_send_as_grant_text_without_a_new_key_names_the_existing_username(cli: Cli, team: None) -> None:
     first = grant(cli, "alice@gmail.com", "team")
 
@@ -441,6 +460,27 @@ def test_send_as_grant_without_the_right_to_read_the_stack_builds_the_arns(
     # THEN the grant goes through, with the ARNs built from the account
     assert result.code == 0, result.err
     assert policy_of(only_user())["Statement"][0]["Resource"] == [IDENTITY_ARN, CONFIGURATION_SET_ARN]
+
+
+def test_send_as_grant_for_another_domain_than_the_stacks_names_that_domains_identity(
+    cli: Cli, team: None, ses: IdentityWithConfigurationSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forwarder_ops.envconfig import Target
+
+    # GIVEN dev's stack (its IdentityArn output is dev.aws-educate.tw's) and an identity of a new domain beside it
+    monkeypatch.setattr(Target, "outputs", lambda self: {"IdentityArn": IDENTITY_ARN, "Domain": DOMAIN})
+    ses.create_email_identity(EmailIdentity="new.example.org")
+
+    # WHEN alice is granted team on the new domain
+    result = cli(
+        "send-as", "grant", "alice@gmail.com", "--alias", "team", "--config-env", "dev", "--domain", "new.example.org"
+    )
+
+    # THEN the policy names the identity of the domain she sends From, not the stack's other one (SES would refuse)
+    assert result.code == 0, result.err
+    statement = policy_of(only_user())["Statement"][0]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": ["team@new.example.org"]}}
+    assert statement["Resource"][0] == f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/new.example.org"
 
 
 def test_send_as_grant_for_an_undeployed_domain(cli: Cli, aws: None, iam: RecordingIam) -> None:
@@ -640,6 +680,25 @@ def test_send_as_alias_removal_without_an_environment_warns_that_grants_stay(cli
     assert "send-as grants of members who leave are not revoked" in result.err
     assert "forwarder send-as list --config-env ENV" in result.err
     assert len(users()) == 1
+
+
+def test_send_as_alias_removal_in_another_region_keeps_that_regions_grants(cli: Cli, team: None) -> None:
+    # GIVEN bob's grant of team made in dev's region, and a copy of team's list in us-west-2 (e.g. left behind by
+    # a move of the environment)
+    grant(cli, "bob@gmail.com", "team")
+    boto3.client("ssm", region_name="us-west-2").put_parameter(
+        Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com,bob@gmail.com", Type="StringList"
+    )
+
+    # WHEN bob leaves us-west-2's team (the region overridden)
+    result = cli("aliases", "remove", "team", "bob@gmail.com", "--config-env", "dev", "--region", "us-west-2", "--yes")
+
+    # THEN his grant stays: he is still in team in the region his policy and password are for
+    assert result.code == 0, result.err
+    assert "may no longer send as" not in result.out
+    assert policy_of(only_user())["Statement"][0]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": [f"team@{DOMAIN}"]}
+    }
 
 
 # revoke ------------------------------------------------------------------------------------------
@@ -865,6 +924,22 @@ def test_send_as_rotate_twice_without_finishing_is_refused(cli: Cli, team: None)
     assert len(keys_of(only_user())) == 2
 
 
+def test_send_as_rotate_of_a_member_who_left_the_alias_is_refused(cli: Cli, team: None) -> None:
+    # GIVEN bob may send as team, then was taken out of team in the console (no revocation followed)
+    grant(cli, "bob@gmail.com", "team")
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com", Type="StringList", Overwrite=True)
+
+    # WHEN his key is rotated
+    result = cli("send-as", "rotate", "bob@gmail.com", "--config-env", "dev")
+
+    # THEN refused in one line naming the revoke to run: a former member gets no fresh password for the alias
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert "bob@gmail.com is no longer a member of team" in result.err
+    assert "forwarder send-as revoke bob@gmail.com --alias team --config-env dev" in result.err
+    assert len(keys_of(only_user())) == 1
+
+
 def test_send_as_rotate_from_another_region_than_the_grants_is_refused(cli: Cli, team: None) -> None:
     # GIVEN alice's grant in dev (us-east-1)
     old = grant(cli, "alice@gmail.com", "team")["smtp"]["username"]
@@ -950,7 +1025,7 @@ def test_check_send_as_old_key_beside_a_young_one_names_only_finish(monkeypatch:
     )
     grants = [sendas.Grant("alice@gmail.com", "sendas-dev-alice", (f"team@{DOMAIN}",), keys=keys)]
     monkeypatch.setattr(sendas.GrantStore, "list", lambda self, keys=True: grants)
-    target = SimpleNamespace(environment_name="dev", name="dev", client=lambda service: None)
+    target = SimpleNamespace(environment_name="dev", name="dev", region=REGION, client=lambda service: None)
 
     # WHEN the doctor's row is computed
     check = sendas.check_send_as(target, {"team": ["alice@gmail.com"]})  # type: ignore[arg-type]
