@@ -161,7 +161,8 @@ def read_file(path: Path) -> Aliases:
     """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file."""
     fmt = file_format(path)
     try:
-        text = read_text(path)
+        # A Windows editor may start the file with a byte order mark, which the TOML and JSON parsers refuse.
+        text = read_text(path).removeprefix("\ufeff")
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     try:

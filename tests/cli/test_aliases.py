@@ -363,3 +363,27 @@ def test_aliases_set_the_catch_all_alias(cli: Cli, seeded: None) -> None:
 
     assert result.code == 0
     assert members("_catchall") == ["office@gmail.com"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bom.toml", '\ufeff[aliases]\r\nteam = ["alice@gmail.com", "dave@gmail.com"]\r\n'),
+        ("bom.json", '\ufeff{"aliases": {"team": ["alice@gmail.com", "dave@gmail.com"]}}\r\n'),
+        ("bom.yaml", "\ufeffaliases:\r\n  team: [alice@gmail.com, dave@gmail.com]\r\n"),
+    ],
+)
+def test_aliases_import_reads_a_file_saved_with_a_bom_and_crlf(
+    cli: Cli, seeded: None, workdir: Path, name: str, text: str
+) -> None:
+    # GIVEN a file saved by a Windows editor: a UTF-8 byte order mark and CRLF line ends (TOML and JSON parsers
+    # refuse the mark, which used to read as "is not valid TOML: Invalid statement (at line 1, column 1)")
+    path = workdir / name
+    path.write_bytes(text.encode())
+
+    # WHEN importing it
+    result = cli("aliases", "import", str(path), "--config-env", "dev", "--yes")
+
+    # THEN it is read like the same file without the mark
+    assert result.code == 0, result.err
+    assert members("team") == ["alice@gmail.com", "dave@gmail.com"]
