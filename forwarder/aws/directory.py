@@ -25,6 +25,6 @@ class SsmAliasDirectory:
                 continue
             # SSM names are case-sensitive: `Team` and `team` are two parameters for one alias. Both lists receive
             # (routing sends each member once); keeping one would drop the other's members without a word.
-            key = name.lower()
-            aliases[key] = f"{aliases[key]},{value}" if key in aliases else str(value)
+            key, members = name.lower(), str(value)
+            aliases[key] = f"{aliases[key]},{members}" if key in aliases else members
         return aliases
