@@ -256,19 +256,43 @@ class AliasStore:
         self.path = path.rstrip("/")
         self._names: dict[str, str] = {}
         self._values: dict[str, str] = {}  # as read, to put back what a failed apply changed
+        # Aliases this command must not edit, and why: set by `read_raw`.
+        self.unwritable: dict[str, str] = {}
+        self.clashes: set[str] = set()  # aliases stored under several names
 
     def read_raw(self) -> dict[str, str]:
-        """Alias name (lower case) -> the parameter's value as stored."""
+        """Alias name (lower case) -> the parameter's value as stored (the values of every parameter naming the
+        alias, joined, as the forwarder reads them)."""
         values: dict[str, str] = {}
+        names: dict[str, list[str]] = {}
+        secure: list[str] = []
         paginator = self._ssm.get_paginator("get_parameters_by_path")
         for page in paginator.paginate(Path=self.path, Recursive=False, WithDecryption=False):
             for parameter in page["Parameters"]:
                 name = parameter["Name"].removeprefix(self.path + "/")
                 if "/" in name:
                     continue
-                self._names[name.lower()] = parameter["Name"]
-                values[name.lower()] = str(parameter.get("Value", ""))
+                alias, value = name.lower(), str(parameter.get("Value", ""))
+                self._names[alias] = parameter["Name"]
+                names.setdefault(alias, []).append(parameter["Name"])
+                values[alias] = f"{values[alias]},{value}" if alias in values else value
+                if parameter.get("Type") == "SecureString":
+                    secure.append(alias)
         self._values = dict(values)
+        self.unwritable = {}
+        for alias in secure:
+            # Read without decryption its value is ciphertext: an edit would write that back as a member.
+            self.unwritable[alias] = (
+                f"{alias} is a SecureString parameter, which the forwarder reads without decryption (no member gets "
+                f"its mail): delete it with `forwarder aliases remove {alias}`, then set it again"
+            )
+        self.clashes = {alias for alias, found in names.items() if len(found) > 1}
+        for alias in sorted(self.clashes):  # SSM names are case-sensitive, aliases are not: the forwarder reads all
+            found = ", ".join(sorted(names[alias]))
+            self.unwritable[alias] = (
+                f"{alias} is stored as {len(names[alias])} parameters whose names differ only in case ({found}): "
+                "delete all but one with `aws ssm delete-parameter --name NAME`"
+            )
         return values
 
     def read(self) -> Aliases:
@@ -366,6 +390,8 @@ class AliasCommands:
         no_blanks(members)
 
         def without(current: Aliases) -> Aliases:
+            if members and name in self.store.unwritable:  # before "not a member": its members may be unreadable
+                raise CommandError(f"cannot edit: {self.store.unwritable[name]}")
             if name not in current:
                 raise CommandError(f"no alias {name} under {self.where}: see `forwarder aliases list`")
             listed = {m.lower() for m in current[name]}
@@ -399,6 +425,13 @@ class AliasCommands:
             self.err.write("forwarder: warning: the domain is unknown (give --domain): the loop check is skipped\n")
         current = self.store.read()
         changes = plan(current, edit(current), prune=prune)
+        # Only a SecureString alias may be deleted (one name of several would leave the others receiving).
+        if blocked := [
+            self.store.unwritable[c.alias]
+            for c in changes
+            if c.alias in self.store.unwritable and not (c.kind == "delete" and c.alias not in self.store.clashes)
+        ]:
+            raise CommandError("cannot edit: " + "; ".join(blocked))
         refuse([p for c in changes for p in member_problems(c.alias, c.added, domain)])
         if not changes:
             self.out.write(f"nothing to change: {self.where} already matches{' ' + source if source else ''}\n")

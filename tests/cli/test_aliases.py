@@ -387,3 +387,70 @@ def test_aliases_import_reads_a_file_saved_with_a_bom_and_crlf(
     # THEN it is read like the same file without the mark
     assert result.code == 0, result.err
     assert members("team") == ["alice@gmail.com", "dave@gmail.com"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("add", "sec", "dave@gmail.com"),
+        ("remove", "sec", "alice@gmail.com"),
+        ("set", "sec", "dave@gmail.com"),
+    ],
+)
+def test_aliases_edit_of_a_secure_string_alias_is_refused(cli: Cli, seeded: None, command: tuple[str, ...]) -> None:
+    # GIVEN an alias stored by hand as a SecureString: read without decryption its value is ciphertext
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sec", Value="alice@gmail.com,bob@gmail.com", Type="SecureString")
+    before = stored()
+
+    # WHEN editing it
+    result = cli("aliases", *command, "--config-env", "dev", "--yes")
+
+    # THEN nothing is written (`add` wrote the ciphertext back as a member of a StringList) and the error says how
+    assert result.code == 2, result.out
+    assert "sec is a SecureString parameter" in result.err
+    assert "forwarder aliases remove sec" in result.err
+    assert stored() == before
+
+
+def test_aliases_remove_deletes_a_secure_string_alias(cli: Cli, seeded: None) -> None:
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sec", Value="alice@gmail.com", Type="SecureString")
+
+    result = cli("aliases", "remove", "sec", "--config-env", "dev", "--yes")
+
+    assert result.code == 0, result.err
+    assert parameter("sec") is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("add", "Team", "erin@gmail.com"),
+        ("set", "team", "dave@gmail.com"),
+        ("remove", "team"),
+    ],
+)
+def test_aliases_edit_of_an_alias_stored_under_two_cases_is_refused(
+    cli: Cli, seeded: None, command: tuple[str, ...]
+) -> None:
+    # GIVEN `Team` made in the console beside `team`: the forwarder sends to the members of both
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/Team", Value="dave@gmail.com", Type="String")
+    before = stored()
+
+    # WHEN editing the alias
+    result = cli("aliases", *command, "--config-env", "dev", "--yes")
+
+    # THEN nothing is written (an edit of one parameter left the other receiving) and the error names both
+    assert result.code == 2, result.out
+    assert f"team is stored as 2 parameters whose names differ only in case ({ALIAS_PATH}/Team, {ALIAS_PATH}/team)" in (
+        result.err
+    )
+    assert stored() == before
+
+
+def test_aliases_list_shows_every_member_of_an_alias_stored_under_two_cases(cli: Cli, seeded: None) -> None:
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/Team", Value="dave@gmail.com", Type="String")
+
+    result = cli("aliases", "list", "--config-env", "dev", "--json")
+
+    assert result.code == 0
+    assert sorted(json.loads(result.out)["team"]) == ["alice@gmail.com", "bob@gmail.com", "dave@gmail.com"]
