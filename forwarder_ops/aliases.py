@@ -299,6 +299,12 @@ class AliasStore:
         """Alias name -> member addresses (as split by the forwarder)."""
         return {name: split_members(value) for name, value in sorted(self.read_raw().items())}
 
+    def changed_since_read(self, aliases: Iterable[str]) -> list[str]:
+        """The aliases among `aliases` whose stored value is no longer the one read: SSM writes have no condition,
+        so an edit someone made while this one awaited its answer would be overwritten without a word."""
+        fresh = AliasStore(self._ssm, self.path).read_raw()
+        return sorted(alias for alias in set(aliases) if fresh.get(alias) != self._values.get(alias))
+
     def apply(self, changes: Sequence[Change], domain: str | None = None) -> None:
         """Write every change: `StringList` parameters, deleted when an alias has no members left.
 
@@ -445,6 +451,12 @@ class AliasCommands:
         except Declined:
             self.out.write("nothing changed\n")
             return 1
+        # Read again just before writing: the answer may have taken minutes, another operator's edit only seconds.
+        if moved := self.store.changed_since_read(c.alias for c in changes):
+            raise CommandError(
+                f"{', '.join(moved)} changed since it was read (another edit?): nothing was written; run the "
+                "command again to see the new diff"
+            )
         grants.apply()  # first: a member who leaves must not keep sending as the alias if the SSM write fails
         try:
             self.store.apply(changes, domain)

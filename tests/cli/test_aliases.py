@@ -454,3 +454,29 @@ def test_aliases_list_shows_every_member_of_an_alias_stored_under_two_cases(cli:
 
     assert result.code == 0
     assert sorted(json.loads(result.out)["team"]) == ["alice@gmail.com", "bob@gmail.com", "dave@gmail.com"]
+
+
+def test_aliases_edit_refuses_to_overwrite_an_edit_made_while_it_asked(
+    cli: Cli, seeded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forwarder_ops.console
+
+    # GIVEN another operator who adds carol to team while this one reads the diff (SSM PutParameter has no
+    # condition: the write below used to put back the list as read, and carol was gone without a word)
+    answer = forwarder_ops.console.confirm
+
+    def meanwhile(*args: object, **kwargs: object) -> None:
+        client("ssm").put_parameter(
+            Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com,bob@gmail.com,carol@gmail.com", Overwrite=True
+        )
+        answer(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(forwarder_ops.console, "confirm", meanwhile)
+
+    # WHEN this operator answers yes to adding dave
+    result = cli("aliases", "add", "team", "dave@gmail.com", "--config-env", "dev", stdin="y\n", tty=True)
+
+    # THEN nothing is written, and the error says why and what to do
+    assert result.code == 2
+    assert "team changed since it was read" in result.err
+    assert members("team") == ["alice@gmail.com", "bob@gmail.com", "carol@gmail.com"]
