@@ -19,6 +19,8 @@ from forwarder_ops.errors import CommandError, read_text
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
 # advanced tier, and never fails on a parameter that is already advanced.
 _TIER = "Intelligent-Tiering"
+_STANDARD_BYTES = 4096  # free
+_ADVANCED_BYTES = 8192  # the most one parameter holds; an advanced parameter is charged per month
 FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 Aliases = dict[str, list[str]]
@@ -133,6 +135,26 @@ def plan(
     if prune:
         changes += [Change(a, tuple(unique(current[a])), ()) for a in sorted(set(current) - set(desired))]
     return changes
+
+
+def stored_value(members: Sequence[str]) -> str:
+    """An alias's parameter value: its members joined by commas."""
+    return ",".join(members)
+
+
+def size_problems(changes: Sequence[Change]) -> tuple[list[str], list[str]]:
+    """(lists too long for one SSM parameter, lists that SSM will store as charged advanced parameters)."""
+    too_long, advanced = [], []
+    for change in changes:
+        size = len(stored_value(change.after).encode())
+        what = f"{change.alias}: {len(change.after)} members, {size:,} bytes"
+        if size > _ADVANCED_BYTES:
+            too_long.append(f"{what}: SSM stores at most 8 KB in one parameter: split it into two aliases")
+        elif size > _STANDARD_BYTES:
+            advanced.append(
+                f"{what}: over SSM's 4 KB standard tier, stored as an advanced parameter (charged per month)"
+            )
+    return too_long, advanced
 
 
 def render(changes: Sequence[Change]) -> list[str]:
@@ -332,7 +354,7 @@ class AliasStore:
         where = f"{alias}@{domain}" if domain else alias
         self._ssm.put_parameter(
             Name=name,
-            Value=value if value is not None else ",".join(members),
+            Value=value if value is not None else stored_value(members),
             Type="StringList",
             Overwrite=True,
             Tier=_TIER,
@@ -439,13 +461,17 @@ class AliasCommands:
         ]:
             raise CommandError("cannot edit: " + "; ".join(blocked))
         refuse([p for c in changes for p in member_problems(c.alias, c.added, domain)])
+        too_long, advanced = size_problems(changes)
+        if too_long:  # AWS would refuse it only after the question, and after the send-as grants changed
+            raise CommandError("cannot write: " + "; ".join(too_long))
         if not changes:
             self.out.write(f"nothing to change: {self.where} already matches{' ' + source if source else ''}\n")
             return 0
         from forwarder_ops.sendas import follow_alias_changes
 
         grants = follow_alias_changes(self.target, changes, self.out, self.err)  # members who leave lose send-as
-        self.out.write(f"changes to {self.where}:\n" + printable_lines(render(changes) + grants.render()) + "\n")
+        lines = render(changes) + grants.render() + [f"  note: {line}" for line in advanced]
+        self.out.write(f"changes to {self.where}:\n" + printable_lines(lines) + "\n")
         try:
             confirm(f"apply {len(changes)} change(s)?", assume_yes=assume_yes, stdin=self.stdin, out=self.out)
         except Declined:

@@ -480,3 +480,34 @@ def test_aliases_edit_refuses_to_overwrite_an_edit_made_while_it_asked(
     assert result.code == 2
     assert "team changed since it was read" in result.err
     assert members("team") == ["alice@gmail.com", "bob@gmail.com", "carol@gmail.com"]
+
+
+def many(count: int, start: int = 0) -> list[str]:
+    """`count` distinct member addresses of 29 characters each."""
+    return [f"member.number{i:04d}@example.org" for i in range(start, start + count)]
+
+
+def test_aliases_add_says_when_a_list_outgrows_the_standard_tier(cli: Cli, seeded: None) -> None:
+    # GIVEN team, and 140 more members of 29 characters: 4,229 bytes once joined, over SSM's 4 KB standard tier
+    # WHEN adding them
+    result = cli("aliases", "add", "team", *many(140), "--config-env", "dev", "--yes")
+
+    # THEN it is written (Intelligent-Tiering stores it as an advanced parameter), and the diff said it costs
+    assert result.code == 0, result.err
+    assert "team: 142 members, 4,229 bytes: over SSM's 4 KB standard tier" in result.out
+    assert "advanced parameter" in result.out
+    assert len(members("team") or []) == 142
+
+
+def test_aliases_add_refuses_a_list_over_the_advanced_tier(cli: Cli, seeded: None) -> None:
+    # GIVEN 280 members of 29 characters: over 8 KB joined, more than SSM stores in one parameter
+    before = stored()
+
+    # WHEN adding them
+    result = cli("aliases", "add", "team", *many(280), "--config-env", "dev", "--yes")
+
+    # THEN nothing is written (AWS would refuse the write only after the question, moto never) and the error
+    # says how to go on
+    assert result.code == 2
+    assert "team: 282 members, 8,429 bytes: SSM stores at most 8 KB in one parameter" in result.err
+    assert stored() == before
