@@ -179,8 +179,9 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def read_file(path: Path) -> Aliases:
-    """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file."""
+def read_file(path: Path, domain: str | None = None) -> Aliases:
+    """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file; a name
+    given as an address (`team@<domain>`) must be on `domain` when it is known."""
     fmt = file_format(path)
     try:
         # A Windows editor may start the file with a byte order mark, which the TOML and JSON parsers refuse.
@@ -205,7 +206,7 @@ def read_file(path: Path) -> Aliases:
     for raw_name, members in table.items():
         if not isinstance(raw_name, str):  # YAML reads yes/no/on/off, null, 010 and dates as other types
             raise CommandError(f"{path}: an alias name reads as {raw_name!r} (YAML): put the name in quotes")
-        name = alias_name(raw_name)
+        name = alias_name(raw_name, domain)
         if name in aliases:
             raise CommandError(f"{path}: alias {name} is listed twice")
         if isinstance(members, str):
@@ -431,7 +432,7 @@ class AliasCommands:
         return self._edit(without, assume_yes)
 
     def import_file(self, path: Path, prune: bool, assume_yes: bool) -> int:
-        desired = read_file(path)
+        desired = read_file(path, self.target.domain)
         refuse(problems(desired, self.target.domain))
         return self._edit(lambda current: desired, assume_yes, prune=prune, source=str(path))
 

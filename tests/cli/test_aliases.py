@@ -511,3 +511,18 @@ def test_aliases_add_refuses_a_list_over_the_advanced_tier(cli: Cli, seeded: Non
     assert result.code == 2
     assert "team: 282 members, 8,429 bytes: SSM stores at most 8 KB in one parameter" in result.err
     assert stored() == before
+
+
+def test_aliases_import_refuses_an_alias_of_another_domain(cli: Cli, seeded: None, workdir: Path) -> None:
+    # GIVEN a file that names an alias with a domain that is not this environment's (copied from prod's file?)
+    path = workdir / "other.toml"
+    path.write_text('[aliases]\n"team@example.com" = ["dave@gmail.com"]\n')
+    before = stored()
+
+    # WHEN importing it
+    result = cli("aliases", "import", str(path), "--config-env", "dev", "--yes")
+
+    # THEN it is refused as `aliases set team@example.com` is (the file's domain was dropped: dev's team was written)
+    assert result.code == 2
+    assert "team@example.com is not on dev.aws-educate.tw" in result.err
+    assert stored() == before
