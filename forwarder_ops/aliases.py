@@ -395,11 +395,16 @@ class AliasCommands:
         return f"{self.store.path} ({self.target.region})"
 
     def read(self) -> Aliases:
-        return self.store.read()
+        """The alias lists, with a warning for each alias whose parameters the forwarder misreads: what is shown
+        (or exported) for it is not what its members get."""
+        aliases = self.store.read()
+        for why in self.store.unwritable.values():
+            self.err.write(f"forwarder: warning: {why}\n")
+        return aliases
 
     def show(self, alias: str) -> list[str]:
         name = alias_name(alias, self.target.domain)
-        aliases = self.store.read()
+        aliases = self.read()
         if name not in aliases:
             raise CommandError(f"no alias {name} under {self.where}: see `forwarder aliases list`")
         return aliases[name]
@@ -439,7 +444,7 @@ class AliasCommands:
     def export(self, path: Path | None, fmt: str) -> str:
         """The alias lists as a document; written to `path` when given."""
         env = self.target.name or "ENV"
-        text = render_file(self.store.read(), file_format(path) if path else fmt, self.where, env)
+        text = render_file(self.read(), file_format(path) if path else fmt, self.where, env)
         if path:
             from forwarder_ops.samconfig_edit import write
 

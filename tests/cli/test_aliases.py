@@ -526,3 +526,17 @@ def test_aliases_import_refuses_an_alias_of_another_domain(cli: Cli, seeded: Non
     assert result.code == 2
     assert "team@example.com is not on dev.aws-educate.tw" in result.err
     assert stored() == before
+
+
+def test_aliases_list_and_export_warn_of_a_secure_string_alias(cli: Cli, seeded: None, workdir: Path) -> None:
+    # GIVEN an alias stored as a SecureString: what the CLI reads of it is ciphertext, and its members get no mail
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sec", Value="alice@gmail.com", Type="SecureString")
+
+    # WHEN listing and exporting the aliases
+    listed = cli("aliases", "list", "--config-env", "dev")
+    exported = cli("aliases", "export", str(workdir / "out.toml"), "--config-env", "dev")
+
+    # THEN both still work and say, once each, that sec is not what it seems (they showed the ciphertext as a member)
+    for result in (listed, exported):
+        assert result.code == 0, result.err
+        assert result.err.count("forwarder: warning: sec is a SecureString parameter") == 1, result.err
