@@ -7,13 +7,21 @@ separated by commas (../shared/CONTRACT.md). Alias lists can live in git as a TO
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from forwarder.mail.routing import ALIAS_NAME, NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
+from forwarder.mail.routing import (
+    ALIAS_NAME,
+    NOT_AN_ADDRESS,
+    ON_OUR_DOMAIN,
+    is_valid_address,
+    skip_reason,
+    split_members,
+)
 from forwarder_ops.errors import CommandError, read_text
 
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
@@ -97,7 +105,10 @@ def member_problems(alias: str, members: Iterable[str], domain: str | None) -> l
     for member in members:
         reason = skip_reason(member, domain)
         if reason == NOT_AN_ADDRESS:
-            found.append(f"{alias}: {member!r} is not a valid address")
+            # Semicolons or one member a line (the console invites both) make one entry of several addresses.
+            parts = re.split(r"[;\s]+", member.strip())
+            hint = " (separate members with commas)" if len(parts) > 1 and all(map(is_valid_address, parts)) else ""
+            found.append(f"{alias}: {member!r} is not a valid address{hint}")
         elif reason == ON_OUR_DOMAIN:
             found.append(f"{alias}: {member} is on {domain} itself (a forwarding loop)")
     return found

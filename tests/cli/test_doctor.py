@@ -448,3 +448,19 @@ def test_doctor_names_alias_parameters_the_forwarder_misreads(
     line = rows(result.out)["aliases"]
     assert line.startswith("✗"), line
     assert says in result.out
+
+
+@pytest.mark.parametrize("value", ["dave@gmail.com; erin@gmail.com", "dave@gmail.com\nerin@gmail.com"])
+def test_doctor_says_to_separate_members_with_commas(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver, value: str
+) -> None:
+    # GIVEN a list edited in the console with semicolons or one member a line: one entry the forwarder skips
+    healthy_dns(resolver, deployed)
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/board", Value=value, Type="String")
+
+    # WHEN the doctor checks the aliases
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN it fails the row and says what to change, not only that the whole value is no address
+    assert result.code == 1
+    assert "is not a valid address (separate members with commas)" in rows(result.out)["aliases"]
