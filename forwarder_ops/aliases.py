@@ -7,18 +7,28 @@ separated by commas (../shared/CONTRACT.md). Alias lists can live in git as a TO
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from forwarder.mail.routing import ALIAS_NAME, NOT_AN_ADDRESS, ON_OUR_DOMAIN, skip_reason, split_members
+from forwarder.mail.routing import (
+    ALIAS_NAME,
+    NOT_AN_ADDRESS,
+    ON_OUR_DOMAIN,
+    is_valid_address,
+    skip_reason,
+    split_members,
+)
 from forwarder_ops.errors import CommandError, read_text
 
 # SSM's standard tier holds 4 KB per value; Intelligent-Tiering moves only a longer list to the
 # advanced tier, and never fails on a parameter that is already advanced.
 _TIER = "Intelligent-Tiering"
+_STANDARD_BYTES = 4096  # free
+_ADVANCED_BYTES = 8192  # the most one parameter holds; an advanced parameter is charged per month
 FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 Aliases = dict[str, list[str]]
@@ -95,7 +105,10 @@ def member_problems(alias: str, members: Iterable[str], domain: str | None) -> l
     for member in members:
         reason = skip_reason(member, domain)
         if reason == NOT_AN_ADDRESS:
-            found.append(f"{alias}: {member!r} is not a valid address")
+            # Semicolons or one member a line (the console invites both) make one entry of several addresses.
+            parts = re.split(r"[;\s]+", member.strip())
+            hint = " (separate members with commas)" if len(parts) > 1 and all(map(is_valid_address, parts)) else ""
+            found.append(f"{alias}: {member!r} is not a valid address{hint}")
         elif reason == ON_OUR_DOMAIN:
             found.append(f"{alias}: {member} is on {domain} itself (a forwarding loop)")
     return found
@@ -135,6 +148,26 @@ def plan(
     return changes
 
 
+def stored_value(members: Sequence[str]) -> str:
+    """An alias's parameter value: its members joined by commas."""
+    return ",".join(members)
+
+
+def size_problems(changes: Sequence[Change]) -> tuple[list[str], list[str]]:
+    """(lists too long for one SSM parameter, lists that SSM will store as charged advanced parameters)."""
+    too_long, advanced = [], []
+    for change in changes:
+        size = len(stored_value(change.after).encode())
+        what = f"{change.alias}: {len(change.after)} members, {size:,} bytes"
+        if size > _ADVANCED_BYTES:
+            too_long.append(f"{what}: SSM stores at most 8 KB in one parameter: split it into two aliases")
+        elif size > _STANDARD_BYTES:
+            advanced.append(
+                f"{what}: over SSM's 4 KB standard tier, stored as an advanced parameter (charged per month)"
+            )
+    return too_long, advanced
+
+
 def render(changes: Sequence[Change]) -> list[str]:
     """A diff of the changes, one `+`/`-` line per member."""
     lines = []
@@ -157,11 +190,13 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def read_file(path: Path) -> Aliases:
-    """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file."""
+def read_file(path: Path, domain: str | None = None) -> Aliases:
+    """Alias lists from a TOML (`[aliases] team = [...]`), YAML (`aliases: {team: [...]}`) or JSON file; a name
+    given as an address (`team@<domain>`) must be on `domain` when it is known."""
     fmt = file_format(path)
     try:
-        text = read_text(path)
+        # A Windows editor may start the file with a byte order mark, which the TOML and JSON parsers refuse.
+        text = read_text(path).removeprefix("\ufeff")
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     try:
@@ -182,7 +217,7 @@ def read_file(path: Path) -> Aliases:
     for raw_name, members in table.items():
         if not isinstance(raw_name, str):  # YAML reads yes/no/on/off, null, 010 and dates as other types
             raise CommandError(f"{path}: an alias name reads as {raw_name!r} (YAML): put the name in quotes")
-        name = alias_name(raw_name)
+        name = alias_name(raw_name, domain)
         if name in aliases:
             raise CommandError(f"{path}: alias {name} is listed twice")
         if isinstance(members, str):
@@ -255,24 +290,54 @@ class AliasStore:
         self.path = path.rstrip("/")
         self._names: dict[str, str] = {}
         self._values: dict[str, str] = {}  # as read, to put back what a failed apply changed
+        # Aliases this command must not edit, and why: set by `read_raw`.
+        self.unwritable: dict[str, str] = {}
+        self.clashes: set[str] = set()  # aliases stored under several names
 
     def read_raw(self) -> dict[str, str]:
-        """Alias name (lower case) -> the parameter's value as stored."""
+        """Alias name (lower case) -> the parameter's value as stored (the values of every parameter naming the
+        alias, joined, as the forwarder reads them)."""
         values: dict[str, str] = {}
+        names: dict[str, list[str]] = {}
+        secure: list[str] = []
         paginator = self._ssm.get_paginator("get_parameters_by_path")
         for page in paginator.paginate(Path=self.path, Recursive=False, WithDecryption=False):
             for parameter in page["Parameters"]:
                 name = parameter["Name"].removeprefix(self.path + "/")
                 if "/" in name:
                     continue
-                self._names[name.lower()] = parameter["Name"]
-                values[name.lower()] = str(parameter.get("Value", ""))
+                alias, value = name.lower(), str(parameter.get("Value", ""))
+                self._names[alias] = parameter["Name"]
+                names.setdefault(alias, []).append(parameter["Name"])
+                values[alias] = f"{values[alias]},{value}" if alias in values else value
+                if parameter.get("Type") == "SecureString":
+                    secure.append(alias)
         self._values = dict(values)
+        self.unwritable = {}
+        for alias in secure:
+            # Read without decryption its value is ciphertext: an edit would write that back as a member.
+            self.unwritable[alias] = (
+                f"{alias} is a SecureString parameter, which the forwarder reads without decryption (no member gets "
+                f"its mail): delete it with `forwarder aliases remove {alias}`, then set it again"
+            )
+        self.clashes = {alias for alias, found in names.items() if len(found) > 1}
+        for alias in sorted(self.clashes):  # SSM names are case-sensitive, aliases are not: the forwarder reads all
+            found = ", ".join(sorted(names[alias]))
+            self.unwritable[alias] = (
+                f"{alias} is stored as {len(names[alias])} parameters whose names differ only in case ({found}): "
+                "delete all but one with `aws ssm delete-parameter --name NAME`"
+            )
         return values
 
     def read(self) -> Aliases:
         """Alias name -> member addresses (as split by the forwarder)."""
         return {name: split_members(value) for name, value in sorted(self.read_raw().items())}
+
+    def changed_since_read(self, aliases: Iterable[str]) -> list[str]:
+        """The aliases among `aliases` whose stored value is no longer the one read: SSM writes have no condition,
+        so an edit someone made while this one awaited its answer would be overwritten without a word."""
+        fresh = AliasStore(self._ssm, self.path).read_raw()
+        return sorted(alias for alias in set(aliases) if fresh.get(alias) != self._values.get(alias))
 
     def apply(self, changes: Sequence[Change], domain: str | None = None) -> None:
         """Write every change: `StringList` parameters, deleted when an alias has no members left.
@@ -301,7 +366,7 @@ class AliasStore:
         where = f"{alias}@{domain}" if domain else alias
         self._ssm.put_parameter(
             Name=name,
-            Value=value if value is not None else ",".join(members),
+            Value=value if value is not None else stored_value(members),
             Type="StringList",
             Overwrite=True,
             Tier=_TIER,
@@ -341,11 +406,16 @@ class AliasCommands:
         return f"{self.store.path} ({self.target.region})"
 
     def read(self) -> Aliases:
-        return self.store.read()
+        """The alias lists, with a warning for each alias whose parameters the forwarder misreads: what is shown
+        (or exported) for it is not what its members get."""
+        aliases = self.store.read()
+        for why in self.store.unwritable.values():
+            self.err.write(f"forwarder: warning: {why}\n")
+        return aliases
 
     def show(self, alias: str) -> list[str]:
         name = alias_name(alias, self.target.domain)
-        aliases = self.store.read()
+        aliases = self.read()
         if name not in aliases:
             raise CommandError(f"no alias {name} under {self.where}: see `forwarder aliases list`")
         return aliases[name]
@@ -365,6 +435,8 @@ class AliasCommands:
         no_blanks(members)
 
         def without(current: Aliases) -> Aliases:
+            if members and name in self.store.unwritable:  # before "not a member": its members may be unreadable
+                raise CommandError(f"cannot edit: {self.store.unwritable[name]}")
             if name not in current:
                 raise CommandError(f"no alias {name} under {self.where}: see `forwarder aliases list`")
             listed = {m.lower() for m in current[name]}
@@ -376,14 +448,14 @@ class AliasCommands:
         return self._edit(without, assume_yes)
 
     def import_file(self, path: Path, prune: bool, assume_yes: bool) -> int:
-        desired = read_file(path)
+        desired = read_file(path, self.target.domain)
         refuse(problems(desired, self.target.domain))
         return self._edit(lambda current: desired, assume_yes, prune=prune, source=str(path))
 
     def export(self, path: Path | None, fmt: str) -> str:
         """The alias lists as a document; written to `path` when given."""
         env = self.target.name or "ENV"
-        text = render_file(self.store.read(), file_format(path) if path else fmt, self.where, env)
+        text = render_file(self.read(), file_format(path) if path else fmt, self.where, env)
         if path:
             from forwarder_ops.samconfig_edit import write
 
@@ -398,19 +470,36 @@ class AliasCommands:
             self.err.write("forwarder: warning: the domain is unknown (give --domain): the loop check is skipped\n")
         current = self.store.read()
         changes = plan(current, edit(current), prune=prune)
+        # Only a SecureString alias may be deleted (one name of several would leave the others receiving).
+        if blocked := [
+            self.store.unwritable[c.alias]
+            for c in changes
+            if c.alias in self.store.unwritable and not (c.kind == "delete" and c.alias not in self.store.clashes)
+        ]:
+            raise CommandError("cannot edit: " + "; ".join(blocked))
         refuse([p for c in changes for p in member_problems(c.alias, c.added, domain)])
+        too_long, advanced = size_problems(changes)
+        if too_long:  # AWS would refuse it only after the question, and after the send-as grants changed
+            raise CommandError("cannot write: " + "; ".join(too_long))
         if not changes:
             self.out.write(f"nothing to change: {self.where} already matches{' ' + source if source else ''}\n")
             return 0
         from forwarder_ops.sendas import follow_alias_changes
 
         grants = follow_alias_changes(self.target, changes, self.out, self.err)  # members who leave lose send-as
-        self.out.write(f"changes to {self.where}:\n" + printable_lines(render(changes) + grants.render()) + "\n")
+        lines = render(changes) + grants.render() + [f"  note: {line}" for line in advanced]
+        self.out.write(f"changes to {self.where}:\n" + printable_lines(lines) + "\n")
         try:
             confirm(f"apply {len(changes)} change(s)?", assume_yes=assume_yes, stdin=self.stdin, out=self.out)
         except Declined:
             self.out.write("nothing changed\n")
             return 1
+        # Read again just before writing: the answer may have taken minutes, another operator's edit only seconds.
+        if moved := self.store.changed_since_read(c.alias for c in changes):
+            raise CommandError(
+                f"{', '.join(moved)} changed since it was read (another edit?): nothing was written; run the "
+                "command again to see the new diff"
+            )
         grants.apply()  # first: a member who leaves must not keep sending as the alias if the SSM write fails
         try:
             self.store.apply(changes, domain)

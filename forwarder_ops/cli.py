@@ -163,7 +163,7 @@ def cmd_aliases_export(args: argparse.Namespace) -> int:
     commands = _alias_commands(args)
     text = commands.export(args.file, "json" if args.json else args.format)
     if args.file:
-        print(f"wrote {len(commands.read())} alias(es) to {args.file}", file=sys.stderr)
+        print(f"wrote {len(commands.store.read())} alias(es) to {args.file}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return OK

@@ -627,7 +627,8 @@ class Doctor:
 
     def check_aliases(self) -> Check:
         path = self._alias_path()
-        aliases = AliasStore(self.target.client("ssm"), path).read()
+        store = AliasStore(self.target.client("ssm"), path)
+        aliases = store.read()
         if not aliases:
             return Check(
                 "aliases",
@@ -635,7 +636,7 @@ class Doctor:
                 f"no aliases under {path}: every mail is refused as an unknown recipient",
                 f"add one: `forwarder aliases set team a@example.org{self._env_flag}` or `forwarder aliases import`",
             )
-        found = problems(aliases, self.domain)
+        found = list(store.unwritable.values()) + problems(aliases, self.domain)
         members = sum(len(m) for m in aliases.values())
         if not found:
             return Check("aliases", Status.OK, f"{len(aliases)} aliases, {members} members, all valid")

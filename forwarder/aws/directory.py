@@ -19,4 +19,12 @@ class SsmAliasDirectory:
     def aliases(self) -> dict[str, str]:
         """Every alias directly under the path; an alias name's case does not matter."""
         values = self._provider.get_multiple(self.path, max_age=self.max_age, decrypt=False, recursive=False)
-        return {name.lower(): str(value) for name, value in values.items() if "/" not in name}
+        aliases: dict[str, str] = {}
+        for name, value in values.items():
+            if "/" in name:
+                continue
+            # SSM names are case-sensitive: `Team` and `team` are two parameters for one alias. Both lists receive
+            # (routing sends each member once); keeping one would drop the other's members without a word.
+            key, members = name.lower(), str(value)
+            aliases[key] = f"{aliases[key]},{members}" if key in aliases else members
+        return aliases

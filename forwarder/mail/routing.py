@@ -8,13 +8,13 @@ from dataclasses import dataclass, replace
 
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-_ADDRESS = re.compile(rf"^(?P<local>{_LOCAL})@(?P<domain>{_DOMAIN})$")
+_ADDRESS = re.compile(rf"^(?P<local>{_LOCAL})@(?P<domain>{_DOMAIN})\Z")
 _MAX_ADDRESS = 254
 _MAX_LOCAL = 64
 # An alias name: the local part of an alias address, as the alias lists in SSM name it (`team`, the
 # catch-all `_catchall`); lower case, at most a local part's 64 octets, a dot-atom (RFC 5322: no dot first, last
 # or twice in a row), since the forwards are sent from it.
-ALIAS_NAME = re.compile(r"^(?=.{1,64}$)[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*$")
+ALIAS_NAME = re.compile(r"^(?=.{1,64}\Z)[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,3 +363,180 @@ def test_aliases_set_the_catch_all_alias(cli: Cli, seeded: None) -> None:
 
     assert result.code == 0
     assert members("_catchall") == ["office@gmail.com"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bom.toml", '\ufeff[aliases]\r\nteam = ["alice@gmail.com", "dave@gmail.com"]\r\n'),
+        ("bom.json", '\ufeff{"aliases": {"team": ["alice@gmail.com", "dave@gmail.com"]}}\r\n'),
+        ("bom.yaml", "\ufeffaliases:\r\n  team: [alice@gmail.com, dave@gmail.com]\r\n"),
+    ],
+)
+def test_aliases_import_reads_a_file_saved_with_a_bom_and_crlf(
+    cli: Cli, seeded: None, workdir: Path, name: str, text: str
+) -> None:
+    # GIVEN a file saved by a Windows editor: a UTF-8 byte order mark and CRLF line ends (TOML and JSON parsers
+    # refuse the mark, which used to read as "is not valid TOML: Invalid statement (at line 1, column 1)")
+    path = workdir / name
+    path.write_bytes(text.encode())
+
+    # WHEN importing it
+    result = cli("aliases", "import", str(path), "--config-env", "dev", "--yes")
+
+    # THEN it is read like the same file without the mark
+    assert result.code == 0, result.err
+    assert members("team") == ["alice@gmail.com", "dave@gmail.com"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("add", "sec", "dave@gmail.com"),
+        ("remove", "sec", "alice@gmail.com"),
+        ("set", "sec", "dave@gmail.com"),
+    ],
+)
+def test_aliases_edit_of_a_secure_string_alias_is_refused(cli: Cli, seeded: None, command: tuple[str, ...]) -> None:
+    # GIVEN an alias stored by hand as a SecureString: read without decryption its value is ciphertext
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sec", Value="alice@gmail.com,bob@gmail.com", Type="SecureString")
+    before = stored()
+
+    # WHEN editing it
+    result = cli("aliases", *command, "--config-env", "dev", "--yes")
+
+    # THEN nothing is written (`add` wrote the ciphertext back as a member of a StringList) and the error says how
+    assert result.code == 2, result.out
+    assert "sec is a SecureString parameter" in result.err
+    assert "forwarder aliases remove sec" in result.err
+    assert stored() == before
+
+
+def test_aliases_remove_deletes_a_secure_string_alias(cli: Cli, seeded: None) -> None:
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sec", Value="alice@gmail.com", Type="SecureString")
+
+    result = cli("aliases", "remove", "sec", "--config-env", "dev", "--yes")
+
+    assert result.code == 0, result.err
+    assert parameter("sec") is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("add", "Team", "erin@gmail.com"),
+        ("set", "team", "dave@gmail.com"),
+        ("remove", "team"),
+    ],
+)
+def test_aliases_edit_of_an_alias_stored_under_two_cases_is_refused(
+    cli: Cli, seeded: None, command: tuple[str, ...]
+) -> None:
+    # GIVEN `Team` made in the console beside `team`: the forwarder sends to the members of both
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/Team", Value="dave@gmail.com", Type="String")
+    before = stored()
+
+    # WHEN editing the alias
+    result = cli("aliases", *command, "--config-env", "dev", "--yes")
+
+    # THEN nothing is written (an edit of one parameter left the other receiving) and the error names both
+    assert result.code == 2, result.out
+    assert f"team is stored as 2 parameters whose names differ only in case ({ALIAS_PATH}/Team, {ALIAS_PATH}/team)" in (
+        result.err
+    )
+    assert stored() == before
+
+
+def test_aliases_list_shows_every_member_of_an_alias_stored_under_two_cases(cli: Cli, seeded: None) -> None:
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/Team", Value="dave@gmail.com", Type="String")
+
+    result = cli("aliases", "list", "--config-env", "dev", "--json")
+
+    assert result.code == 0
+    assert sorted(json.loads(result.out)["team"]) == ["alice@gmail.com", "bob@gmail.com", "dave@gmail.com"]
+
+
+def test_aliases_edit_refuses_to_overwrite_an_edit_made_while_it_asked(
+    cli: Cli, seeded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forwarder_ops.console
+
+    # GIVEN another operator who adds carol to team while this one reads the diff (SSM PutParameter has no
+    # condition: the write below used to put back the list as read, and carol was gone without a word)
+    answer = forwarder_ops.console.confirm
+
+    def meanwhile(*args: object, **kwargs: object) -> None:
+        client("ssm").put_parameter(
+            Name=f"{ALIAS_PATH}/team", Value="alice@gmail.com,bob@gmail.com,carol@gmail.com", Overwrite=True
+        )
+        answer(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(forwarder_ops.console, "confirm", meanwhile)
+
+    # WHEN this operator answers yes to adding dave
+    result = cli("aliases", "add", "team", "dave@gmail.com", "--config-env", "dev", stdin="y\n", tty=True)
+
+    # THEN nothing is written, and the error says why and what to do
+    assert result.code == 2
+    assert "team changed since it was read" in result.err
+    assert members("team") == ["alice@gmail.com", "bob@gmail.com", "carol@gmail.com"]
+
+
+def many(count: int, start: int = 0) -> list[str]:
+    """`count` distinct member addresses of 29 characters each."""
+    return [f"member.number{i:04d}@example.org" for i in range(start, start + count)]
+
+
+def test_aliases_add_says_when_a_list_outgrows_the_standard_tier(cli: Cli, seeded: None) -> None:
+    # GIVEN team, and 140 more members of 29 characters: 4,229 bytes once joined, over SSM's 4 KB standard tier
+    # WHEN adding them
+    result = cli("aliases", "add", "team", *many(140), "--config-env", "dev", "--yes")
+
+    # THEN it is written (Intelligent-Tiering stores it as an advanced parameter), and the diff said it costs
+    assert result.code == 0, result.err
+    assert "team: 142 members, 4,229 bytes: over SSM's 4 KB standard tier" in result.out
+    assert "advanced parameter" in result.out
+    assert len(members("team") or []) == 142
+
+
+def test_aliases_add_refuses_a_list_over_the_advanced_tier(cli: Cli, seeded: None) -> None:
+    # GIVEN 280 members of 29 characters: over 8 KB joined, more than SSM stores in one parameter
+    before = stored()
+
+    # WHEN adding them
+    result = cli("aliases", "add", "team", *many(280), "--config-env", "dev", "--yes")
+
+    # THEN nothing is written (AWS would refuse the write only after the question, moto never) and the error
+    # says how to go on
+    assert result.code == 2
+    assert "team: 282 members, 8,429 bytes: SSM stores at most 8 KB in one parameter" in result.err
+    assert stored() == before
+
+
+def test_aliases_import_refuses_an_alias_of_another_domain(cli: Cli, seeded: None, workdir: Path) -> None:
+    # GIVEN a file that names an alias with a domain that is not this environment's (copied from prod's file?)
+    path = workdir / "other.toml"
+    path.write_text('[aliases]\n"team@example.com" = ["dave@gmail.com"]\n')
+    before = stored()
+
+    # WHEN importing it
+    result = cli("aliases", "import", str(path), "--config-env", "dev", "--yes")
+
+    # THEN it is refused as `aliases set team@example.com` is (the file's domain was dropped: dev's team was written)
+    assert result.code == 2
+    assert "team@example.com is not on dev.aws-educate.tw" in result.err
+    assert stored() == before
+
+
+def test_aliases_list_and_export_warn_of_a_secure_string_alias(cli: Cli, seeded: None, workdir: Path) -> None:
+    # GIVEN an alias stored as a SecureString: what the CLI reads of it is ciphertext, and its members get no mail
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/sec", Value="alice@gmail.com", Type="SecureString")
+
+    # WHEN listing and exporting the aliases
+    listed = cli("aliases", "list", "--config-env", "dev")
+    exported = cli("aliases", "export", str(workdir / "out.toml"), "--config-env", "dev")
+
+    # THEN both still work and say, once each, that sec is not what it seems (they showed the ciphertext as a member)
+    for result in (listed, exported):
+        assert result.code == 0, result.err
+        assert result.err.count("forwarder: warning: sec is a SecureString parameter") == 1, result.err

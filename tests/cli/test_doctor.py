@@ -423,3 +423,44 @@ def test_doctor_dkim_of_an_identity_with_its_own_key_asks_for_the_public_key_not
     assert check.status.name == "FAIL" and "Bring Your Own DKIM" in check.detail
     assert f"TXT record at team2026._domainkey.{DOMAIN}" in check.fix
     assert "CNAME" not in check.fix
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "says"),
+    [
+        ("Team", "String", "team is stored as 2 parameters whose names differ only in case"),
+        ("secret", "SecureString", "secret is a SecureString parameter, which the forwarder reads without decryption"),
+    ],
+)
+def test_doctor_names_alias_parameters_the_forwarder_misreads(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver, name: str, kind: str, says: str
+) -> None:
+    # GIVEN a parameter made by hand beside the valid lists: `Team` beside `team` (each hid the other in the
+    # doctor's reading), or a SecureString (its members get no mail: the forwarder does not decrypt)
+    healthy_dns(resolver, deployed)
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/{name}", Value="dave@gmail.com", Type=kind)
+
+    # WHEN the doctor checks the aliases
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN the row fails and says what is wrong
+    assert result.code == 1
+    line = rows(result.out)["aliases"]
+    assert line.startswith("✗"), line
+    assert says in result.out
+
+
+@pytest.mark.parametrize("value", ["dave@gmail.com; erin@gmail.com", "dave@gmail.com\nerin@gmail.com"])
+def test_doctor_says_to_separate_members_with_commas(
+    cli: Cli, deployed: Deployment, ses: FakeSesV2, resolver: FakeResolver, value: str
+) -> None:
+    # GIVEN a list edited in the console with semicolons or one member a line: one entry the forwarder skips
+    healthy_dns(resolver, deployed)
+    client("ssm").put_parameter(Name=f"{ALIAS_PATH}/board", Value=value, Type="String")
+
+    # WHEN the doctor checks the aliases
+    result = cli("doctor", "--config-env", "dev")
+
+    # THEN it fails the row and says what to change, not only that the whole value is no address
+    assert result.code == 1
+    assert "is not a valid address (separate members with commas)" in rows(result.out)["aliases"]

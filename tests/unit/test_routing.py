@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forwarder.mail.routing import alias_of, batch, is_valid_address, resolve_routes, split_members, without
+from forwarder.mail.routing import ALIAS_NAME, alias_of, batch, is_valid_address, resolve_routes, split_members, without
 
 DOMAIN = "dev.aws-educate.tw"
 
@@ -37,6 +37,7 @@ def test_alias_of_recipient(recipient: str, alias: str | None) -> None:
         ("al ice@example.com", False),
         ('"x"@example.com', False),
         ("alice@example.com\r\nBcc: x@y.com", False),
+        ("alice@example.com\n", False),  # `$` alone matched before a last newline
         ("a" * 65 + "@example.com", False),
         ("alice@-example.com", False),
     ],
@@ -115,3 +116,11 @@ def test_without_leaves_out_members_already_reached_and_aliases_left_empty() -> 
     rest = without(routing, {"alice@x.org", "bob@x.org"})
     # THEN only the others remain, under their alias; an alias with nobody left has no delivery
     assert [(d.alias, d.members) for d in rest.deliveries] == [("tech", ("erin@x.org",))]
+
+
+@pytest.mark.parametrize("name", ["team", "_catchall", "yating.chen"])
+def test_alias_name_pattern_takes_a_name_and_nothing_after_it(name: str) -> None:
+    # `$` alone matched before a last newline: `_catchall\n` (FORWARDER_CATCH_ALL_ALIAS from a file) passed the
+    # settings check and then named no alias
+    assert ALIAS_NAME.match(name)
+    assert not ALIAS_NAME.match(name + "\n")
