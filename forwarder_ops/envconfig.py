@@ -138,6 +138,8 @@ class Target:
     parameters: Mapping[str, str] = field(default_factory=dict)
     explicit_alias_path: str | None = None
     explicit_domain: str | None = None
+    # With --config-env: the region and stack given (flag or FORWARDER_OPS_*) over the section's, as flags.
+    overrides: str = ""
     _outputs: dict[str, str] | None = field(default=None, repr=False)
     _status: str = field(default="", repr=False)
     _session: Any = field(default=None, repr=False)
@@ -211,7 +213,7 @@ class Target:
         """The flags that name this environment in the commands an advice suggests (with a leading space):
         --config-env, else the region and stack given, so that the advice acts where the command looked."""
         if self.name:
-            return f" --config-env {self.name}"
+            return f" --config-env {self.name}{self.overrides}"
         return f" --region {self.region}" + (f" --stack-name {self.stack_name}" if self.stack_name else "")
 
     @property
@@ -351,6 +353,19 @@ def resolve_target(
     resolved_region = settings.region or _ambient_region(settings.profile)
     if not resolved_region:
         raise CommandError("no AWS region: give --config-env ENV (samconfig.toml) or --region REGION")
+    # An advice must act where this command looked: the region or stack given over the section's goes with it.
+    overrides = (
+        ""
+        if config is None
+        else "".join(
+            f" {flag} {value}"
+            for flag, value, configured in (
+                ("--region", resolved_region, config.region),
+                ("--stack-name", settings.stack_name, config.stack_name),
+            )
+            if value and value != configured
+        )
+    )
     return Target(
         name=config_env or "",
         region=resolved_region,
@@ -359,6 +374,7 @@ def resolve_target(
         parameters=dict(config.parameters) if config else {},
         explicit_alias_path=settings.alias_path,
         explicit_domain=settings.domain,
+        overrides=overrides,
     )
 
 

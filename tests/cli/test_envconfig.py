@@ -66,6 +66,22 @@ def test_flags_win_over_samconfig() -> None:
     assert target.domain == "other.example.org"
 
 
+def test_advice_flags_carry_the_region_and_stack_given_over_the_environments() -> None:
+    # GIVEN dev's section (us-east-1) with the region overridden, and the stack given as the section names it
+    moved = resolve_target("dev", HERE / "samconfig.toml", region="us-west-2")
+    same = resolve_target("dev", HERE / "samconfig.toml", region="us-east-1", stack_name="email-forwarder-dev")
+    renamed = resolve_target("dev", HERE / "samconfig.toml", stack_name="other-stack")
+    # THEN an advice names the environment and what was given over it, so that it acts where the command looked
+    assert moved.command_flags == " --config-env dev --region us-west-2"
+    assert same.command_flags == " --config-env dev"
+    assert renamed.command_flags == " --config-env dev --stack-name other-stack"
+    # AND without an environment, the region and stack themselves
+    assert (
+        resolve_target(None, None, region="eu-west-1", stack_name="s").command_flags
+        == " --region eu-west-1 --stack-name s"
+    )
+
+
 def test_default_alias_path_follows_the_environment_name() -> None:
     target = resolve_target("local-dev", HERE / "samconfig.toml")
 
