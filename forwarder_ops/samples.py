@@ -138,7 +138,22 @@ def with_attachment(raw: bytes, size: int, seed: str = "attachment") -> bytes:
 
 
 def iter_events(directory: Path) -> Iterator[tuple[Sample, dict[str, Any]]]:
-    """Each sample of `directory`/manifest.toml with its committed `<name>.json` event."""
+    """Each sample of `directory`/manifest.toml with its committed `<name>.json` event; a `CommandError`
+    naming the file, before the first is yielded, when one is not JSON or not an SES event."""
     manifest = load_manifest(directory / "manifest.toml")
-    for sample in manifest.samples:
-        yield sample, json.loads((directory / f"{sample.name}.json").read_text())
+    events = [(sample, _event(directory / f"{sample.name}.json")) for sample in manifest.samples]
+    yield from events
+
+
+def _event(path: Path) -> dict[str, Any]:
+    from forwarder.models import EventError, first_inbound
+
+    try:
+        event: dict[str, Any] = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{path} is not valid JSON: {error}") from None
+    try:
+        first_inbound(event)
+    except EventError as error:
+        raise CommandError(f"{path} is not an SES event: {error} (make events rewrites the samples)") from None
+    return event

@@ -159,3 +159,21 @@ def test_run_shows_a_mails_control_characters_as_escapes(cli: Cli, tmp_path: Pat
     assert result.code == 0, result.err
     assert "\x1b" not in result.out and "\x07" not in result.out
     assert "hi\\x1b[2J" in result.out
+
+
+@pytest.mark.parametrize(
+    ("text", "start"),
+    [
+        ("{bad", "events/spam.json is not valid JSON"),
+        ('{"Records": []}', "events/spam.json is not an SES event: event.Records: empty"),
+    ],
+    ids=["not-json", "not-an-event"],
+)
+def test_run_broken_sample_event_is_one_line(events: Path, text: str, start: str) -> None:
+    # GIVEN the sample events, one of them broken (a bad merge, a hand edit)
+    shutil.copytree(EVENTS / "mail", events / "mail")
+    for path in EVENTS.glob("*.json"):
+        shutil.copy(path, events / path.name)
+    (events / "spam.json").write_text(text)
+    # WHEN `forwarder run` replays them THEN one line names the file and what is wrong with it, exit 2
+    one_line_error(console("run"), start)
