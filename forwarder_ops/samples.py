@@ -45,6 +45,7 @@ class Manifest:
     function: str
     timestamp: datetime
     samples: tuple[Sample, ...]
+    path: Path = Path("manifest.toml")
 
     def event(self, sample: Sample) -> dict[str, Any]:
         raw = sample.raw()
@@ -80,23 +81,41 @@ def _manifest(path: Path, data: dict[str, Any]) -> Manifest:
             name=item["name"],
             about=item.get("about", ""),
             mail=path.parent / item["mail"],
-            recipients=tuple(item["recipients"]),
+            recipients=_recipients(item),
             verdicts={key: item[key] for key in _VERDICTS if key in item},
             size_mb=float(item.get("size_mb", 0)),
         )
         for item in data["event"]
     )
     timestamp = datetime.fromisoformat(data["timestamp"].replace("Z", "+00:00"))
-    return Manifest(data["domain"], data["region"], data["account"], data["function"], timestamp, samples)
+    return Manifest(data["domain"], data["region"], data["account"], data["function"], timestamp, samples, path)
+
+
+def _recipients(item: dict[str, Any]) -> tuple[str, ...]:
+    """A sample's envelope recipients: a list of addresses (a bare string would become one per letter)."""
+    recipients = item["recipients"]
+    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) for r in recipients):
+        raise TypeError(f"event {item.get('name')!r}: recipients must be a list of addresses, got {recipients!r}")
+    return tuple(recipients)
 
 
 def write_events(manifest: Manifest, out: Path) -> list[Path]:
-    """Write `<name>.json` for every sample; returns the paths."""
+    """Write `<name>.json` for every sample; returns the paths. A `CommandError`, before anything is written,
+    when a sample makes an event the handler refuses (a verdict or DMARC policy SES does not send)."""
+    from forwarder.models import EventError, first_inbound
+
+    events = {}
+    for sample in manifest.samples:
+        events[sample.name] = manifest.event(sample)
+        try:
+            first_inbound(events[sample.name])
+        except EventError as error:
+            raise CommandError(f"{manifest.path}: event {sample.name!r} is not what SES sends: {error}") from None
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for sample in manifest.samples:
-        path = out / f"{sample.name}.json"
-        path.write_text(json.dumps(manifest.event(sample), indent=2, ensure_ascii=False) + "\n")
+    for name, event in events.items():
+        path = out / f"{name}.json"
+        path.write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
         paths.append(path)
     return paths
 
