@@ -90,8 +90,9 @@ def check_aliases(aliases: Mapping[str, Sequence[str]], domain: str, source: Pat
             print(f"forwarder: warning: {source}: {problem}: the forwarder skips this member", file=warn)
 
 
-# The names `write_outbox` gives: `<n>-<alias>-<id>.eml`.
-_OUTBOX_FILE = re.compile(r"[0-9]{2,}-.+-[^-]{1,8}\.eml")
+# The names `write_outbox` gives: `<n>-<alias>-<id>.eml`, the id being the last 8 hex digits of the local
+# SES message id; anything looser also matches an operator's own `2024-01-invoice.eml`, which a run must keep.
+_OUTBOX_FILE = re.compile(r"[0-9]{2,}-.+-[0-9a-f]{8}\.eml")
 
 
 def clear_outbox(outbox: Path) -> int:

@@ -177,3 +177,19 @@ def test_run_broken_sample_event_is_one_line(events: Path, text: str, start: str
     (events / "spam.json").write_text(text)
     # WHEN `forwarder run` replays them THEN one line names the file and what is wrong with it, exit 2
     one_line_error(console("run"), start)
+
+
+def test_run_clear_outbox_keeps_the_operators_dated_mail_files(tmp_path: Path) -> None:
+    from forwarder_ops.localrun import clear_outbox
+
+    # GIVEN an outbox with a forward an earlier run wrote, and mail files of the operator's own named by date
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "03-team-1f2e3d4c.eml").write_text("an earlier run's forward")
+    for name in ("2024-01-invoice.eml", "2025-11-notes.eml", "12-draft-v2.eml"):
+        (outbox / name).write_text("mine")
+    # WHEN the next run clears the outbox
+    removed = clear_outbox(outbox)
+    # THEN only the earlier run's forward is gone
+    assert removed == 1
+    assert sorted(p.name for p in outbox.iterdir()) == ["12-draft-v2.eml", "2024-01-invoice.eml", "2025-11-notes.eml"]
