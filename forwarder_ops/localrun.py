@@ -48,10 +48,11 @@ class RunResult:
 
 def domain_of(recipients: Sequence[str]) -> str:
     """The one domain of the envelope recipients; `CommandError` for a recipient that is not an address
-    or for recipients on several domains (a run forwards for one domain, as one stack does)."""
+    or for recipients on several domains (a run forwards for one domain, as one stack does). A domain that
+    ends in a dot is refused as an SMTP server refuses it (it would be a domain of its own, never verified)."""
     for recipient in recipients:
         local, at, domain = recipient.rpartition("@")
-        if not at or not local or "." not in domain.strip("."):
+        if not at or not local or "." not in domain.strip(".") or domain.endswith("."):
             raise CommandError(
                 f"--to {recipient} is not an address: give alias@domain, e.g. --to team@dev.aws-educate.tw"
             )

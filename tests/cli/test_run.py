@@ -41,8 +41,9 @@ def one_line_error(done: object, start: str) -> None:
         ([str(MAIL), "--to", TEAM, "--to", "sales@example.org"], "the recipients are on 2 domains"),
         ([str(MAIL)], "give the recipients with --to"),
         ([str(MAIL), "--to", TEAM, "--aliases", "missing.toml"], "cannot read missing.toml"),
+        ([str(MAIL), "--to", TEAM + "."], f"--to {TEAM}. is not an address"),
     ],
-    ids=["missing-mail", "directory", "no-domain", "two-domains", "no-recipients", "missing-alias-file"],
+    ids=["missing-mail", "directory", "no-domain", "two-domains", "no-recipients", "missing-alias-file", "dot-ended"],
 )
 def test_run_bad_input_is_one_line_and_exit_2(events: Path, arguments: list[str], start: str) -> None:
     # GIVEN a mistake an operator makes WHEN `forwarder run` gets it THEN one line says what is wrong, exit 2
