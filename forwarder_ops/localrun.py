@@ -136,9 +136,11 @@ def run_files(
     domain = domain_of(to)
     results = []
     with embedded_aws(domain, _with_defaults(aliases, to, domain), reply_mode="team") as env:
-        for path in paths:
+        for number, path in enumerate(paths):
             raw = read_mail(path)
-            event = build_event(raw, to, message_id=message_id_for(raw), **verdicts)
+            # SES gives each delivery its own id: the same mail given twice is two mails, not a retry the
+            # idempotency record would answer without sending
+            event = build_event(raw, to, message_id=message_id_for(raw + str(number).encode()), **verdicts)
             results.append(run_mail(env, path.name, raw, event, outbox, verbose))
             results += run_replies(env, results[-1], reply_as, outbox, verbose)
     return results

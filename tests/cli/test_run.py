@@ -194,3 +194,15 @@ def test_run_clear_outbox_keeps_the_operators_dated_mail_files(tmp_path: Path) -
     # THEN only the earlier run's forward is gone
     assert removed == 1
     assert sorted(p.name for p in outbox.iterdir()) == ["12-draft-v2.eml", "2024-01-invoice.eml", "2025-11-notes.eml"]
+
+
+def test_run_the_same_mail_twice_is_forwarded_twice(events: Path) -> None:
+    # GIVEN the same mail given twice (SES would give each delivery its own message id)
+    copy = events.parent / "copy.eml"
+    shutil.copy(MAIL, copy)
+    # WHEN both are run
+    done = console("run", str(MAIL), str(copy), "--to", TEAM)
+    # THEN each is forwarded and written, not the second taken for a retry of the first (forwarded, and nothing sent)
+    assert done.returncode == 0, done.stderr
+    assert len(list((events.parent / "outbox").glob("*.eml"))) == 2
+    assert "2 forwarded message(s) written to outbox/" in done.stdout
