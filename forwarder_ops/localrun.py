@@ -118,8 +118,24 @@ def run_mail(
     with nullcontext() if verbose else redirect_stdout(io.StringIO()):
         result, new = env.deliver_event(raw, event)
     sent = tuple(new)
-    files = tuple(write_outbox(sent, outbox, start=first))
-    return RunResult(name, first_inbound(event).recipients, result["outcomes"][0], sent, files)
+    recipients = first_inbound(event).recipients
+    try:
+        files = tuple(write_outbox(sent, outbox, start=first))
+    except OSError as error:
+        raise OutboxError(RunResult(name, recipients, result["outcomes"][0], sent, ()), error) from error
+    return RunResult(name, recipients, result["outcomes"][0], sent, files)
+
+
+class OutboxError(OSError):
+    """The handler ran (and sent), but its mail could not be written to the outbox: `result` is what it did.
+
+    An `OSError` with the file's name, so that `forwarder run` says it in one line; `forwarder smtp` must not
+    answer 451 for it, which would make the client send the mail again.
+    """
+
+    def __init__(self, result: RunResult, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror, error.filename)
+        self.result = result
 
 
 def run_files(

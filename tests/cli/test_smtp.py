@@ -272,3 +272,24 @@ def test_smtp_command_warns_of_a_looping_member_whatever_the_domains_case(workdi
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_smtp_outbox_write_failure_after_the_send_is_not_a_451(
+    ingress: Ingress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an outbox that cannot be written (a read-only folder), found only after the handler has sent
+    def unwritable(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "outbox/01-team-0a1b2c3d.eml")
+
+    monkeypatch.setattr("forwarder_ops.localrun.write_outbox", unwritable)
+
+    # WHEN a mail is sent
+    send(ingress, note(), [f"team@{DOMAIN}"])
+
+    # THEN it is accepted (a 451 would make the client send it again, and the members get it twice), and the
+    # line says that it was forwarded but not written
+    assert len(ingress.handler.env.ses.outbox) == 1
+    [received] = ingress.handler.received
+    line = received.line()
+    assert "forwarded to 2 member(s) via team" in line
+    assert line.endswith("not written to the outbox: outbox/01-team-0a1b2c3d.eml: Permission denied")
