@@ -223,7 +223,8 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     from forwarder_ops.localrun import check_aliases, clear_outbox
     from forwarder_ops.smtp import serve
 
-    domain = _smtp_domain(args)
+    # as the ingress compares it: the loop check on the aliases and the banner must see the same domain
+    domain = _smtp_domain(args).strip().lower().rstrip(".")
     source = args.aliases or (args.events / "aliases.toml")
     aliases = read_file(source) if args.aliases or source.exists() else {}
     check_aliases(aliases, domain, source, sys.stderr)

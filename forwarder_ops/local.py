@@ -336,8 +336,10 @@ def build_event(
     for key, name in (("to", "to"), ("cc", "cc"), ("reply-to", "replyTo")):
         if (values := addresses(key)) is not None:
             common[name] = values
+    if "return-path" in first:
+        # SES writes the address alone here (the header keeps its angle brackets); a bounce's <> is ""
+        common["returnPath"] = first["return-path"].strip().removeprefix("<").removesuffix(">").strip()
     for key, name in (
-        ("return-path", "returnPath"),
         ("message-id", "messageId"),
         ("date", "date"),
         ("subject", "subject"),

@@ -48,10 +48,11 @@ class RunResult:
 
 def domain_of(recipients: Sequence[str]) -> str:
     """The one domain of the envelope recipients; `CommandError` for a recipient that is not an address
-    or for recipients on several domains (a run forwards for one domain, as one stack does)."""
+    or for recipients on several domains (a run forwards for one domain, as one stack does). A domain that
+    ends in a dot is refused as an SMTP server refuses it (it would be a domain of its own, never verified)."""
     for recipient in recipients:
         local, at, domain = recipient.rpartition("@")
-        if not at or not local or "." not in domain.strip("."):
+        if not at or not local or "." not in domain.strip(".") or domain.endswith("."):
             raise CommandError(
                 f"--to {recipient} is not an address: give alias@domain, e.g. --to team@dev.aws-educate.tw"
             )
@@ -90,8 +91,9 @@ def check_aliases(aliases: Mapping[str, Sequence[str]], domain: str, source: Pat
             print(f"forwarder: warning: {source}: {problem}: the forwarder skips this member", file=warn)
 
 
-# The names `write_outbox` gives: `<n>-<alias>-<id>.eml`.
-_OUTBOX_FILE = re.compile(r"[0-9]{2,}-.+-[^-]{1,8}\.eml")
+# The names `write_outbox` gives: `<n>-<alias>-<id>.eml`, the id being the last 8 hex digits of the local
+# SES message id; anything looser also matches an operator's own `2024-01-invoice.eml`, which a run must keep.
+_OUTBOX_FILE = re.compile(r"[0-9]{2,}-.+-[0-9a-f]{8}\.eml")
 
 
 def clear_outbox(outbox: Path) -> int:
@@ -116,8 +118,24 @@ def run_mail(
     with nullcontext() if verbose else redirect_stdout(io.StringIO()):
         result, new = env.deliver_event(raw, event)
     sent = tuple(new)
-    files = tuple(write_outbox(sent, outbox, start=first))
-    return RunResult(name, first_inbound(event).recipients, result["outcomes"][0], sent, files)
+    recipients = first_inbound(event).recipients
+    try:
+        files = tuple(write_outbox(sent, outbox, start=first))
+    except OSError as error:
+        raise OutboxError(RunResult(name, recipients, result["outcomes"][0], sent, ()), error) from error
+    return RunResult(name, recipients, result["outcomes"][0], sent, files)
+
+
+class OutboxError(OSError):
+    """The handler ran (and sent), but its mail could not be written to the outbox: `result` is what it did.
+
+    An `OSError` with the file's name, so that `forwarder run` says it in one line; `forwarder smtp` must not
+    answer 451 for it, which would make the client send the mail again.
+    """
+
+    def __init__(self, result: RunResult, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror, error.filename)
+        self.result = result
 
 
 def run_files(
@@ -134,9 +152,11 @@ def run_files(
     domain = domain_of(to)
     results = []
     with embedded_aws(domain, _with_defaults(aliases, to, domain), reply_mode="team") as env:
-        for path in paths:
+        for number, path in enumerate(paths):
             raw = read_mail(path)
-            event = build_event(raw, to, message_id=message_id_for(raw), **verdicts)
+            # SES gives each delivery its own id: the same mail given twice is two mails, not a retry the
+            # idempotency record would answer without sending
+            event = build_event(raw, to, message_id=message_id_for(raw + str(number).encode()), **verdicts)
             results.append(run_mail(env, path.name, raw, event, outbox, verbose))
             results += run_replies(env, results[-1], reply_as, outbox, verbose)
     return results

@@ -45,6 +45,7 @@ class Manifest:
     function: str
     timestamp: datetime
     samples: tuple[Sample, ...]
+    path: Path = Path("manifest.toml")
 
     def event(self, sample: Sample) -> dict[str, Any]:
         raw = sample.raw()
@@ -80,23 +81,41 @@ def _manifest(path: Path, data: dict[str, Any]) -> Manifest:
             name=item["name"],
             about=item.get("about", ""),
             mail=path.parent / item["mail"],
-            recipients=tuple(item["recipients"]),
+            recipients=_recipients(item),
             verdicts={key: item[key] for key in _VERDICTS if key in item},
             size_mb=float(item.get("size_mb", 0)),
         )
         for item in data["event"]
     )
     timestamp = datetime.fromisoformat(data["timestamp"].replace("Z", "+00:00"))
-    return Manifest(data["domain"], data["region"], data["account"], data["function"], timestamp, samples)
+    return Manifest(data["domain"], data["region"], data["account"], data["function"], timestamp, samples, path)
+
+
+def _recipients(item: dict[str, Any]) -> tuple[str, ...]:
+    """A sample's envelope recipients: a list of addresses (a bare string would become one per letter)."""
+    recipients = item["recipients"]
+    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) for r in recipients):
+        raise TypeError(f"event {item.get('name')!r}: recipients must be a list of addresses, got {recipients!r}")
+    return tuple(recipients)
 
 
 def write_events(manifest: Manifest, out: Path) -> list[Path]:
-    """Write `<name>.json` for every sample; returns the paths."""
+    """Write `<name>.json` for every sample; returns the paths. A `CommandError`, before anything is written,
+    when a sample makes an event the handler refuses (a verdict or DMARC policy SES does not send)."""
+    from forwarder.models import EventError, first_inbound
+
+    events = {}
+    for sample in manifest.samples:
+        events[sample.name] = manifest.event(sample)
+        try:
+            first_inbound(events[sample.name])
+        except EventError as error:
+            raise CommandError(f"{manifest.path}: event {sample.name!r} is not what SES sends: {error}") from None
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for sample in manifest.samples:
-        path = out / f"{sample.name}.json"
-        path.write_text(json.dumps(manifest.event(sample), indent=2, ensure_ascii=False) + "\n")
+    for name, event in events.items():
+        path = out / f"{name}.json"
+        path.write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
         paths.append(path)
     return paths
 
@@ -138,7 +157,22 @@ def with_attachment(raw: bytes, size: int, seed: str = "attachment") -> bytes:
 
 
 def iter_events(directory: Path) -> Iterator[tuple[Sample, dict[str, Any]]]:
-    """Each sample of `directory`/manifest.toml with its committed `<name>.json` event."""
+    """Each sample of `directory`/manifest.toml with its committed `<name>.json` event; a `CommandError`
+    naming the file, before the first is yielded, when one is not JSON or not an SES event."""
     manifest = load_manifest(directory / "manifest.toml")
-    for sample in manifest.samples:
-        yield sample, json.loads((directory / f"{sample.name}.json").read_text())
+    events = [(sample, _event(directory / f"{sample.name}.json")) for sample in manifest.samples]
+    yield from events
+
+
+def _event(path: Path) -> dict[str, Any]:
+    from forwarder.models import EventError, first_inbound
+
+    try:
+        event: dict[str, Any] = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{path} is not valid JSON: {error}") from None
+    try:
+        first_inbound(event)
+    except EventError as error:
+        raise CommandError(f"{path} is not an SES event: {error} (make events rewrites the samples)") from None
+    return event

@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP
 
 from forwarder.config import SES_V2_RAW_LIMIT
 from forwarder_ops.local import EmbeddedAws, build_event, embedded_aws
-from forwarder_ops.localrun import RunResult, run_mail
+from forwarder_ops.localrun import OutboxError, RunResult, run_mail
 
 MAX_MESSAGE_BYTES = SES_V2_RAW_LIMIT  # what SES receives
 HOSTNAME = "inbound-smtp.local"
@@ -48,18 +48,21 @@ class Received:
             return f"{head} FAILED, answered 451 (SES would retry): {self.error}"
         outcome = self.result.outcome
         files = ", ".join(str(path) for path in self.result.files)
+        unwritten = f"; not written to the outbox: {self.error}" if self.error else ""
         if outcome.get("reply") == "relayed":
             copies = self.result.copies
             alias = outcome["aliases"][0]
-            return f"{head} reply relayed to the outside sender as {alias}, copies to {copies} member(s) -> {files}"
+            relayed = f"{head} reply relayed to the outside sender as {alias}, copies to {copies} member(s)"
+            return relayed + (f" -> {files}" if files else "") + unwritten
         if outcome.get("reply"):
             head = f"{head} not relayed ({outcome['reply']}):"
         if not outcome.get("forwarded"):
             return f"{head} not forwarded: {outcome.get('reason', 'unknown')}"
-        text = f"{head} forwarded to {outcome['recipients']} member(s) via {', '.join(outcome['aliases'])} -> {files}"
+        text = f"{head} forwarded to {outcome['recipients']} member(s) via {', '.join(outcome['aliases'])}"
+        text += f" -> {files}" if files else ""
         if outcome.get("failed"):
             text += f" (SES refused: {', '.join(outcome['failed'])})"
-        return text
+        return text + unwritten
 
 
 def ses_stored(raw: bytes, mail_from: str, recipients: Sequence[str], peer: str, helo: str, message_id: str) -> bytes:
@@ -118,6 +121,8 @@ class IngressHandler:
         try:
             with self._lock:
                 result = run_mail(self.env, message_id, raw, event, self.outbox, self.verbose)
+        except OutboxError as error:  # forwarded, only not written: a 451 would have the client send it again
+            return Received(message_id, mail_from, recipients, error.result, f"{error.filename}: {error.strerror}")
         except Exception as error:  # the handler raised: Lambda would retry, SMTP says 451
             return Received(message_id, mail_from, recipients, None, f"{type(error).__name__}: {error}")
         return Received(message_id, mail_from, recipients, result)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.cli.conftest import ALIAS_PATH, DOMAIN, Cli, Result, client
 from tests.cli.test_aliases import stored
+from tests.conftest import EVENTS
 
 
 @pytest.fixture
@@ -159,6 +160,34 @@ def test_bad_input_a_broken_sample_manifest_is_one_line(
 
     # THEN one line naming the manifest, exit code 2
     assert_refused(result, message, "manifest.toml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('recipients = ["team@dev.aws-educate.tw"]\n', 'recipients = "team@dev.aws-educate.tw"\n', "recipients"),
+        ('spam = "FAIL"', 'spam = "fail"', "spamVerdict.status: 'fail' is not one of"),
+        ('dmarc_policy = "reject"', 'dmarc_policy = "p=reject"', "dmarcPolicy: 'p=reject' is not one of"),
+    ],
+    ids=["recipients-as-a-string", "lowercase-verdict", "unknown-dmarc-policy"],
+)
+def test_bad_input_a_sample_that_makes_no_ses_event_is_one_line(
+    cli: Cli, workdir: Path, old: str, new: str, message: str
+) -> None:
+    # GIVEN the sample manifest with one sample edited into something SES never sends (a string of
+    # recipients would be split into letters, a verdict or policy SES does not use would be refused by the handler)
+    (workdir / "ev").mkdir()
+    (workdir / "ev" / "mail").symlink_to(EVENTS / "mail")
+    text = (EVENTS / "manifest.toml").read_text()
+    assert old in text
+    (workdir / "ev" / "manifest.toml").write_text(text.replace(old, new, 1))
+
+    # WHEN building the events
+    result = cli("events", "build", "--source", "ev", "--out", "o")
+
+    # THEN one line naming the manifest and what is wrong, exit code 2, and no event written
+    assert_refused(result, message, "manifest.toml")
+    assert not (workdir / "o").exists() or not any((workdir / "o").iterdir())
 
 
 def hostile_mail() -> bytes:

@@ -41,8 +41,9 @@ def one_line_error(done: object, start: str) -> None:
         ([str(MAIL), "--to", TEAM, "--to", "sales@example.org"], "the recipients are on 2 domains"),
         ([str(MAIL)], "give the recipients with --to"),
         ([str(MAIL), "--to", TEAM, "--aliases", "missing.toml"], "cannot read missing.toml"),
+        ([str(MAIL), "--to", TEAM + "."], f"--to {TEAM}. is not an address"),
     ],
-    ids=["missing-mail", "directory", "no-domain", "two-domains", "no-recipients", "missing-alias-file"],
+    ids=["missing-mail", "directory", "no-domain", "two-domains", "no-recipients", "missing-alias-file", "dot-ended"],
 )
 def test_run_bad_input_is_one_line_and_exit_2(events: Path, arguments: list[str], start: str) -> None:
     # GIVEN a mistake an operator makes WHEN `forwarder run` gets it THEN one line says what is wrong, exit 2
@@ -159,3 +160,49 @@ def test_run_shows_a_mails_control_characters_as_escapes(cli: Cli, tmp_path: Pat
     assert result.code == 0, result.err
     assert "\x1b" not in result.out and "\x07" not in result.out
     assert "hi\\x1b[2J" in result.out
+
+
+@pytest.mark.parametrize(
+    ("text", "start"),
+    [
+        ("{bad", "events/spam.json is not valid JSON"),
+        ('{"Records": []}', "events/spam.json is not an SES event: event.Records: empty"),
+    ],
+    ids=["not-json", "not-an-event"],
+)
+def test_run_broken_sample_event_is_one_line(events: Path, text: str, start: str) -> None:
+    # GIVEN the sample events, one of them broken (a bad merge, a hand edit)
+    shutil.copytree(EVENTS / "mail", events / "mail")
+    for path in EVENTS.glob("*.json"):
+        shutil.copy(path, events / path.name)
+    (events / "spam.json").write_text(text)
+    # WHEN `forwarder run` replays them THEN one line names the file and what is wrong with it, exit 2
+    one_line_error(console("run"), start)
+
+
+def test_run_clear_outbox_keeps_the_operators_dated_mail_files(tmp_path: Path) -> None:
+    from forwarder_ops.localrun import clear_outbox
+
+    # GIVEN an outbox with a forward an earlier run wrote, and mail files of the operator's own named by date
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "03-team-1f2e3d4c.eml").write_text("an earlier run's forward")
+    for name in ("2024-01-invoice.eml", "2025-11-notes.eml", "12-draft-v2.eml"):
+        (outbox / name).write_text("mine")
+    # WHEN the next run clears the outbox
+    removed = clear_outbox(outbox)
+    # THEN only the earlier run's forward is gone
+    assert removed == 1
+    assert sorted(p.name for p in outbox.iterdir()) == ["12-draft-v2.eml", "2024-01-invoice.eml", "2025-11-notes.eml"]
+
+
+def test_run_the_same_mail_twice_is_forwarded_twice(events: Path) -> None:
+    # GIVEN the same mail given twice (SES would give each delivery its own message id)
+    copy = events.parent / "copy.eml"
+    shutil.copy(MAIL, copy)
+    # WHEN both are run
+    done = console("run", str(MAIL), str(copy), "--to", TEAM)
+    # THEN each is forwarded and written, not the second taken for a retry of the first (forwarded, and nothing sent)
+    assert done.returncode == 0, done.stderr
+    assert len(list((events.parent / "outbox").glob("*.eml"))) == 2
+    assert "2 forwarded message(s) written to outbox/" in done.stdout

@@ -242,3 +242,54 @@ def test_smtp_bare_lf_translation_keeps_crlf_split_across_reads(monkeypatch: pyt
     for chunk in (b"one\r", b"\ntwo\nthree\r\n", b"\n", b"four"):
         server.data_received(chunk)
     assert b"".join(seen) == b"one\r\ntwo\r\nthree\r\n\r\nfour"
+
+
+def test_smtp_command_warns_of_a_looping_member_whatever_the_domains_case(workdir: Path) -> None:
+    # GIVEN an alias with a member on the forwarding domain itself (the forwarder skips it: a loop), and
+    # the domain typed in capitals with the trailing dot of a DNS name
+    aliases = workdir / "aliases.toml"
+    aliases.write_text(f'[aliases]\nteam = ["loop@{DOMAIN}", "yating.chen@example.com"]\n')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+    process = subprocess.Popen(
+        [str(FORWARDER), "smtp", "--port", "0", "--domain", DOMAIN.upper() + ".", "--aliases", str(aliases)],
+        cwd=workdir,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # WHEN it starts
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert f"for mail to @{DOMAIN} " in banner, banner
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        # THEN it warns that the member is skipped, as it does for the domain in lower case
+        assert process.stderr is not None
+        assert f"loop@{DOMAIN} is on {DOMAIN} itself (a forwarding loop)" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_smtp_outbox_write_failure_after_the_send_is_not_a_451(
+    ingress: Ingress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an outbox that cannot be written (a read-only folder), found only after the handler has sent
+    def unwritable(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "outbox/01-team-0a1b2c3d.eml")
+
+    monkeypatch.setattr("forwarder_ops.localrun.write_outbox", unwritable)
+
+    # WHEN a mail is sent
+    send(ingress, note(), [f"team@{DOMAIN}"])
+
+    # THEN it is accepted (a 451 would make the client send it again, and the members get it twice), and the
+    # line says that it was forwarded but not written
+    assert len(ingress.handler.env.ses.outbox) == 1
+    [received] = ingress.handler.received
+    line = received.line()
+    assert "forwarded to 2 member(s) via team" in line
+    assert line.endswith("not written to the outbox: outbox/01-team-0a1b2c3d.eml: Permission denied")
