@@ -93,6 +93,13 @@ def is_automatic(message: SplitMessage) -> bool:
     return False
 
 
+def has_null_sender(envelope_sender: str | None) -> bool:
+    """True when the envelope sender is the null reverse-path (`<>`, SES's `source` empty): RFC 5321 keeps it for
+    notifications (bounces, delivery and read reports, server-made auto-replies), never a person's mail, and a
+    member's server sends its notices so whether or not they say `Auto-Submitted`."""
+    return not (envelope_sender or "").strip().strip("<>").strip()
+
+
 def is_authentic(verdicts: Verdicts, *, from_is_member: bool, envelope_is_member: bool) -> bool:
     """Whether SES's verdicts vouch for the member identity that the reply claims.
 

@@ -476,3 +476,21 @@ def test_reply_to_of_the_alias_alone_stays_and_the_outside_people_are_masked() -
     # THEN a Reply goes to the alias, and a Reply all reaches Dan only through a reply address
     assert address == f"team@{DOMAIN}"
     assert b"dan@customer.example" not in forward and b'Cc: "dan at customer.example via team" <team+r-' in forward
+
+
+@pytest.mark.parametrize("envelope_sender", ["", "<>"])
+def test_relay_answer_with_the_null_envelope_sender_is_not_relayed(envelope_sender: str) -> None:
+    # GIVEN a notice from Bob's server written as plain text, no Auto-Submitted, but with the null envelope sender of
+    # notifications (a bounce or a server's out-of-office), Bob's From and a DKIM signature of his domain
+    world = World()
+    address = world.forward_outside_mail()
+    notice = f"From: Bob <bob@example.net>\r\nTo: {address}\r\nSubject: Away\r\n\r\nI am away until May\r\n".encode()
+    # WHEN it arrives at the reply address
+    outcome, sent = world.deliver("notice", notice, address, author=envelope_sender)
+    # THEN it is dropped as automatic: never sent to the outside sender as the team's answer
+    assert sent == []
+    assert not outcome.forwarded and outcome.reason == "reply-automatic"
+    # AND to an expired reply address it is dropped too, not forwarded to the team as an answer that did not go out
+    world.replies.records.clear()
+    outcome, sent = world.deliver("notice-2", notice, address, author=envelope_sender)
+    assert sent == [] and outcome.reason == "reply-expired" and not outcome.forwarded
