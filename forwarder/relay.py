@@ -330,7 +330,10 @@ class ReplyRelay:
             if tag
         ]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
-        hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
+        # Every member's domain, not only the author's: another member's ids reach the author through the team's
+        # copies (Alice answering her own earlier answer names it in References, Bob answering her copy names it too).
+        members = (member, author.from_address, author.envelope_sender, *self._members(alias))
+        hidden = hidden_domains(members, record.address)
         # Not the member who wrote, should they be one of the others (they joined the alias since).
         cc = tuple(address for address in record.others if address.lower() not in {member, record.address.lower()})
         outside = build_reply_head(

@@ -494,3 +494,32 @@ def test_relay_answer_with_the_null_envelope_sender_is_not_relayed(envelope_send
     world.replies.records.clear()
     outcome, sent = world.deliver("notice-2", notice, address, author=envelope_sender)
     assert sent == [] and outcome.reason == "reply-expired" and not outcome.forwarded
+
+
+def test_relay_leaves_out_the_message_ids_of_another_members_provider() -> None:
+    # GIVEN Alice adding to her own relayed answer (her mail program names her earlier mail's id, made at her domain),
+    # and the team's copy of it, which keeps that id for the members' threads
+    world = World()
+    address = world.forward_outside_mail()
+    alice = (
+        f"From: Alice <alice@example.com>\r\nTo: {address}\r\nIn-Reply-To: <a-1@example.com>\r\n"
+        "References: <c-1@customer.example> <a-1@example.com>\r\nSubject: Re: Booth?\r\n\r\nAlso\r\n"
+    ).encode()
+    _, sent = world.deliver("a2", alice, address, author="alice@example.com")
+    copy = split_message(next(s.raw for s in sent if "bob@example.net" in s.recipients)).first("references")
+    assert copy is not None and "<a-1@example.com>" in copy.value
+    # WHEN Bob answers that copy: his References name Alice's id too
+    bob = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\nIn-Reply-To: <copy-1@email.amazonses.com>\r\n"
+        "References: <c-1@customer.example> <a-1@example.com> <copy-1@email.amazonses.com>\r\n"
+        "Subject: Re: Booth?\r\n\r\nYes\r\n"
+    ).encode()
+    outcome, sent = world.deliver("b1", bob, address)
+    # THEN the outside sender's copy names no id of Alice's provider, the thread's other ids kept
+    assert outcome.reply == "relayed"
+    out = next(s.raw for s in sent if s.recipients == (OUTSIDE,))
+    head = split_message(out)
+    assert b"example.com" not in bytes(out[: head.body_start])
+    references = head.first("references")
+    assert references is not None
+    assert references.value.split() == ["<c-1@customer.example>", "<copy-1@email.amazonses.com>"]
