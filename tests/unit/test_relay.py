@@ -332,11 +332,12 @@ def test_relay_takes_the_expired_tag_out_of_the_subject() -> None:
     ).encode()
     # WHEN it is relayed
     outcome, sent = world.deliver("r9", answer, address)
-    # THEN the outside sender's copy has the subject without our tag
+    # THEN the outside sender's copy has the subject without our tag, and with one `Re:` (this assertion was
+    # `Subject: Re: Re: Booth?`: the prefix our tag stood between stayed, one more with each round of the thread)
     assert outcome.reply == "relayed"
     outside = sent[0]
     assert outside.recipients == (OUTSIDE,)
-    assert b"Subject: Re: Re: Booth?" in outside.raw
+    assert b"Subject: Re: Booth?\r\n" in outside.raw
 
 
 def test_relay_answers_everyone_outside_the_sender_wrote_to() -> None:

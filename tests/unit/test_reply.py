@@ -258,6 +258,32 @@ def test_reply_head_strips_our_tags_from_an_encoded_subject(subject: bytes, expe
     assert str(parsed(head + bytes(message.body))["Subject"]) == expected
 
 
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # The outside sender's own `Re: Booth`, forwarded as `[dev] Re: Booth`, answered
+        (b"Re: [dev] Re: Booth", "Re: Booth"),
+        (b"RE: [SPAM] [dev] re: Booth", "RE: Booth"),
+        (b"AW: [dev] Re: Booth", "AW: Booth"),
+        # Outlook in Taiwan: one Big5 word, Chinese reply prefix before our tag, the sender's English one after it
+        (b"=?big5?B?" + base64.b64encode("回覆: [dev] RE: 會議記錄".encode("big5")) + b"?=", "回覆: 會議記錄"),
+        # Not ours to change: a tag with no reply prefix on both sides, or prefixes that came without our tag
+        (b"Re: [dev] Booth", "Re: Booth"),
+        (b"[dev] Re: Booth", "Re: Booth"),
+        (b"Re: Re: Booth", "Re: Re: Booth"),
+        (b"Re: [dev] Regarding: Booth", "Re: Regarding: Booth"),
+    ],
+)
+def test_reply_head_takes_out_the_reply_prefix_our_tag_stood_before(subject: bytes, expected: str) -> None:
+    # GIVEN a member's answer to the forward of an answer: the sender's `Re:` after our tag, the member's before it
+    message = split_message(REPLY.replace(b"Subject: Re: [dev] Booth", b"Subject: " + subject))
+    # WHEN it is given the header block for the outside sender
+    head = head_for_carol(message, strip=["[dev]", "[SPAM]"])
+    # THEN the Subject has one reply prefix, as the outside sender's mail program would write it: not one more with
+    # every answer the thread goes back and forth
+    assert str(parsed(head + bytes(message.body))["Subject"]) == expected
+
+
 def test_reply_target_of_a_reply_to_written_unencoded_in_big5_is_its_address() -> None:
     # GIVEN an outside mail whose raw Big5 Reply-To name 許功蓋 has backslash trail bytes, its text declared Big5
     raw = "From: 系統管理員 <admin@ntu.example>\r\nReply-To: 許功蓋 <xu@ntu.example>\r\n".encode("big5")
