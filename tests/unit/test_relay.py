@@ -524,3 +524,22 @@ def test_relay_leaves_out_the_message_ids_of_another_members_provider() -> None:
     references = head.first("references")
     assert references is not None
     assert references.value.split() == ["<c-1@customer.example>", "<copy-1@email.amazonses.com>"]
+
+
+def test_team_forward_of_list_mail_keeps_no_list_post_for_a_reply_list_around_the_reply_address() -> None:
+    # GIVEN Carol's mail through a mailing list, whose List-Post names where a "Reply List" goes (Thunderbird's
+    # Reply List button and mutt's list-reply write to it)
+    _, copy = World().forward_from_outside(
+        b"To: booth@lists.customer.example\r\nList-Id: <booth.lists.customer.example>\r\n"
+        b"List-Post: <mailto:booth@lists.customer.example>\r\n"
+        b"List-Unsubscribe: <https://lists.customer.example/u/booth>\r\n"
+    )
+    # WHEN it is forwarded to the team
+    head = split_message(copy)
+    # THEN no List-Post is left to send a member's Reply List straight from their own mailbox to the list, their
+    # address with it: Reply all reaches the list through the reply address, which stands for it in To
+    assert head.first("list-post") is None
+    to = head.first("to")
+    assert to is not None and "+r-" in to.value
+    # AND the fields members' filters sort list mail by stay
+    assert head.first("list-id") is not None and head.first("list-unsubscribe") is not None
