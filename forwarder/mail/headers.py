@@ -89,5 +89,8 @@ AUTO_SUBMITTED = "auto-submitted"
 PRECEDENCE = "precedence"
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 AUTOREPLY_FIELDS = frozenset({"x-autoreply", "x-autorespond"})
+# A mailing list's distribution names its list (RFC 2919) whether or not it says `Precedence: list`; a person's
+# answer never does (mail programs do not copy it into replies).
+LIST_ID = "list-id"
 # Reports mail programs and servers write by themselves (RFC 6522, 3464, 8098).
 REPORT_TYPES = frozenset({"multipart/report", "message/disposition-notification", "message/delivery-status"})

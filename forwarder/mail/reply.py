@@ -85,8 +85,8 @@ def author_of(message: SplitMessage, envelope_sender: str | None) -> Author:
 
 def is_automatic(message: SplitMessage) -> bool:
     """True for a vacation notice, an auto-reply, list traffic (RFC 3834 `Auto-Submitted` other than `no`,
-    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`) or a report: a read receipt or
-    delivery report (RFC 6522 `multipart/report`) is a mail program's, not the member's answer, and its body
+    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`, a list's `List-Id`) or a report: a read
+    receipt or delivery report (RFC 6522 `multipart/report`) is a mail program's, not the member's answer, and its body
     names the member's address (`Final-Recipient`), whether or not it says `Auto-Submitted`."""
     if content_type(message.fields).get_content_type() in h.REPORT_TYPES:
         return True
@@ -96,7 +96,7 @@ def is_automatic(message: SplitMessage) -> bool:
             return True
         if key == h.PRECEDENCE and item.value.strip().lower() in h.AUTOMATIC_PRECEDENCE:
             return True
-        if key in h.AUTOREPLY_FIELDS:
+        if key in h.AUTOREPLY_FIELDS or key == h.LIST_ID:
             return True
     return False
 

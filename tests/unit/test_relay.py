@@ -543,3 +543,19 @@ def test_team_forward_of_list_mail_keeps_no_list_post_for_a_reply_list_around_th
     assert to is not None and "+r-" in to.value
     # AND the fields members' filters sort list mail by stay
     assert head.first("list-id") is not None and head.first("list-unsubscribe") is not None
+
+
+def test_relay_list_distribution_to_a_reply_address_is_not_relayed() -> None:
+    # GIVEN a reply address someone subscribed to a mailing list, and Bob posting to that list: the list hands his
+    # post, his From and DKIM signature intact (DMARC PASS), to every subscriber, the reply address among them
+    world = World()
+    address = world.forward_outside_mail()
+    post = (
+        b"From: Bob <bob@example.net>\r\nTo: booth@lists.example\r\nList-Id: <booth.lists.example>\r\n"
+        b"Subject: [booth] Chairs\r\n\r\nWho brings the chairs?\r\n"
+    )
+    # WHEN it arrives at the reply address
+    outcome, sent = world.deliver("post", post, address, author="booth-bounces@lists.example")
+    # THEN it is list traffic, dropped as automatic: never sent to the outside sender as the team's answer
+    assert sent == []
+    assert not outcome.forwarded and outcome.reason == "reply-automatic"

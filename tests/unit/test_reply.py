@@ -84,6 +84,9 @@ def test_verdicts_default_to_not_authentic() -> None:
         (b"Precedence: list", True),
         (b"X-Autoreply: yes", True),
         (b"Importance: high", False),
+        (b"List-Id: Booth <booth.lists.customer.example>", True),
+        # Not a sign of automatic mail: Exchange writes it on people's mail too (asking others not to auto-reply)
+        (b"X-Auto-Response-Suppress: All", False),
         (b'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"', True),
         (b"Content-Type: Multipart/Report; report-type=delivery-status; boundary=b", True),
         (b'Content-Type: multipart/mixed; boundary="b"', False),
