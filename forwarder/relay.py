@@ -8,7 +8,8 @@ forwarder/mail/replyaddr.py). A reply is relayed out only when all of these hold
    else `reply-expired`: forwarded to the members as ordinary inbound mail with the `[not relayed: reply
    address expired]` subject tag (an automatic one is dropped), so that the member who answered learns it
    did not go out instead of believing it sent;
-3. it is not automatic (vacation notice, auto-reply, list mail), else `reply-automatic`;
+3. it is not automatic (vacation notice, auto-reply, list mail, a report, or anything sent with the null envelope
+   sender of notifications), else `reply-automatic`;
 4. its author (From address or envelope sender) is a current member of the alias, else it is forwarded to
    the members as ordinary inbound mail with the `[not relayed]` subject tag (`reply-not-member`);
 5. SES's verdicts vouch for that member address (`forwarder.mail.reply.is_authentic`), else `reply-forged`;
@@ -41,6 +42,7 @@ from forwarder.mail.reply import (
     Author,
     author_of,
     build_reply_head,
+    has_null_sender,
     hidden_domains,
     is_authentic,
     is_automatic,
@@ -218,7 +220,7 @@ class ReplyRelay:
                 copied.update(member.lower() for member in delivery.members[1:])
                 if routed is not None:
                     routed(Routing((delivery,), (), (), ()))
-            elif (reason := _forwarded_reason(check, message)) is not None:
+            elif (reason := _forwarded_reason(check, _automatic(message, inbound))) is not None:
                 logger.warning("reply address: not relayed, forwarded to the members", extra=self._log(token, check))
                 marked.setdefault(reason, []).append(recipient)
             else:
@@ -242,7 +244,7 @@ class ReplyRelay:
         record, reason = self._record(token)
         if record is None or reason is not None:
             return Check(reason, record)
-        if is_automatic(message):
+        if _automatic(message, inbound):
             return Check(DropReason.REPLY_AUTOMATIC, record)
         members = self._members(token.alias)
         from_is_member = author.from_address in members
@@ -328,7 +330,10 @@ class ReplyRelay:
             if tag
         ]
         reply_address = format_reply_address(self._keys().current, alias, record.reply_id, domain)
-        hidden = hidden_domains((member, author.from_address, author.envelope_sender), record.address)
+        # Every member's domain, not only the author's: another member's ids reach the author through the team's
+        # copies (Alice answering her own earlier answer names it in References, Bob answering her copy names it too).
+        members = (member, author.from_address, author.envelope_sender, *self._members(alias))
+        hidden = hidden_domains(members, record.address)
         # Not the member who wrote, should they be one of the others (they joined the alias since).
         cc = tuple(address for address in record.others if address.lower() not in {member, record.address.lower()})
         outside = build_reply_head(
@@ -500,7 +505,14 @@ class ReplyRelay:
         return {"alias": token.alias, "reply_id": token.reply_id, "reason": str(check.reason)}
 
 
-def _forwarded_reason(check: Check, message: SplitMessage) -> str | None:
+def _automatic(message: SplitMessage, inbound: Inbound) -> bool:
+    """Whether mail to a reply address is a mail program's or a server's, not a person's answer: its fields say so,
+    or it came with the null envelope sender of notifications (a bounce or out-of-office notice written as plain
+    text, with the member's From and their domain's DKIM, would otherwise go out as the team's answer)."""
+    return is_automatic(message) or has_null_sender(inbound.envelope_sender)
+
+
+def _forwarded_reason(check: Check, automatic: bool) -> str | None:
     """The reason when a refused reply goes to the members marked instead of being dropped, else None.
 
     Mail to a reply address we issued whose record expired (or is gone) is forwarded: a member answering an
@@ -509,7 +521,7 @@ def _forwarded_reason(check: Check, message: SplitMessage) -> str | None:
     auto-reply to it is dropped, as it is on a live address."""
     if check.reason in (NOT_MEMBER, SPAM):
         return check.reason
-    if check.reason == DropReason.REPLY_EXPIRED and not is_automatic(message):
+    if check.reason == DropReason.REPLY_EXPIRED and not automatic:
         return check.reason
     return None
 

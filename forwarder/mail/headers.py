@@ -25,11 +25,12 @@ REMOVED = frozenset({"dkim-signature", "domainkey-signature", "return-path", "se
 
 # Removed from forwards in team mode as well: fields that make a member's mail program write to the outside
 # sender straight from the member's own mailbox, around the reply address (a group reply honouring
-# Mail-Followup-To or Mail-Reply-To, a read receipt to Disposition-Notification-To or Return-Receipt-To, an old
-# server's bounce to Errors-To), which would give the member's address away.
+# Mail-Followup-To or Mail-Reply-To, a Reply List to a list's List-Post, a read receipt to Disposition-Notification-To
+# or Return-Receipt-To, an old server's bounce to Errors-To), which would give the member's address away.
 TEAM_REMOVED = frozenset(
     {
         "mail-followup-to",
+        "list-post",
         "mail-reply-to",
         "disposition-notification-to",
         "disposition-notification-options",
@@ -88,5 +89,8 @@ AUTO_SUBMITTED = "auto-submitted"
 PRECEDENCE = "precedence"
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 AUTOREPLY_FIELDS = frozenset({"x-autoreply", "x-autorespond"})
+# A mailing list's distribution names its list (RFC 2919) whether or not it says `Precedence: list`; a person's
+# answer never does (mail programs do not copy it into replies).
+LIST_ID = "list-id"
 # Reports mail programs and servers write by themselves (RFC 6522, 3464, 8098).
 REPORT_TYPES = frozenset({"multipart/report", "message/disposition-notification", "message/delivery-status"})

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import AnyStr
 
 from forwarder.mail import headers as h
 from forwarder.mail.addresses import clean_text, field_addresses, format_address, parse_addresses, readable_name
@@ -22,6 +23,13 @@ FALLBACK_MEMBER_NAME = "A member"
 # Every `@` in a From value with what surrounds it up to a delimiter: the addresses written there,
 # in angle brackets, quotes, comments or beside them.
 _WRITTEN_ADDRESS = re.compile(r'[^\s<>()",;:\[\]]*@[^\s<>()",;:\[\]]*')
+# A reply prefix mail programs write before a Subject (English, German, Scandinavian, Dutch; Chinese Outlook's),
+# with what follows up to the next word: `Re: `, `AW: `, `回覆: `.
+_REPLY_PREFIX = r"(?:re|aw|sv|antw|回覆|回复|答复)[ \t]*[:：][ \t]*"
+_ENDS_WITH_REPLY = re.compile(rf"(?:^|\s){_REPLY_PREFIX}$", re.IGNORECASE)
+_STARTS_WITH_REPLY = re.compile(_REPLY_PREFIX, re.IGNORECASE)
+_ENDS_WITH_REPLY_BYTES = re.compile(rb"(?:^|\s)(?:re|aw|sv|antw)[ \t]*:[ \t]*$", re.IGNORECASE)
+_STARTS_WITH_REPLY_BYTES = re.compile(rb"(?:re|aw|sv|antw)[ \t]*:[ \t]*", re.IGNORECASE)
 # A message id in In-Reply-To or References: `<left@right>`.
 _MESSAGE_ID = re.compile(rb"<[^<>]*>")
 
@@ -77,8 +85,8 @@ def author_of(message: SplitMessage, envelope_sender: str | None) -> Author:
 
 def is_automatic(message: SplitMessage) -> bool:
     """True for a vacation notice, an auto-reply, list traffic (RFC 3834 `Auto-Submitted` other than `no`,
-    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`) or a report: a read receipt or
-    delivery report (RFC 6522 `multipart/report`) is a mail program's, not the member's answer, and its body
+    `Precedence: bulk/junk/list/auto_reply`, `X-Autoreply`, `X-Autorespond`, a list's `List-Id`) or a report: a read
+    receipt or delivery report (RFC 6522 `multipart/report`) is a mail program's, not the member's answer, and its body
     names the member's address (`Final-Recipient`), whether or not it says `Auto-Submitted`."""
     if content_type(message.fields).get_content_type() in h.REPORT_TYPES:
         return True
@@ -88,9 +96,16 @@ def is_automatic(message: SplitMessage) -> bool:
             return True
         if key == h.PRECEDENCE and item.value.strip().lower() in h.AUTOMATIC_PRECEDENCE:
             return True
-        if key in h.AUTOREPLY_FIELDS:
+        if key in h.AUTOREPLY_FIELDS or key == h.LIST_ID:
             return True
     return False
+
+
+def has_null_sender(envelope_sender: str | None) -> bool:
+    """True when the envelope sender is the null reverse-path (`<>`, SES's `source` empty): RFC 5321 keeps it for
+    notifications (bounces, delivery and read reports, server-made auto-replies), never a person's mail, and a
+    member's server sends its notices so whether or not they say `Auto-Submitted`."""
+    return not (envelope_sender or "").strip().strip("<>").strip()
 
 
 def is_authentic(verdicts: Verdicts, *, from_is_member: bool, envelope_is_member: bool) -> bool:
@@ -125,7 +140,8 @@ def member_display_name(author: Author, member_address: str, alias: str, templat
 
 def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
     """The Subject without the tags this forwarder added to the forward it answers (`[dev]`, `[SPAM]`):
-    the outside sender never saw them. Removes the first occurrence of each, other bytes kept.
+    the outside sender never saw them. Removes the first occurrence of each (and, when it stood between two reply
+    prefixes, the second of them: `Re: [dev] Re: x` is `Re: x`), other bytes kept.
 
     Outlook and Apple Mail write a non-ASCII Subject as encoded words whole (`Re: [dev] 會議` as one base64 word):
     a tag found only in the decoded text is removed there, and the Subject is written anew from that text."""
@@ -140,7 +156,8 @@ def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
             end = at + len(tag)
             if value[end : end + 1] == b" ":
                 end += 1
-            value = value[:at] + value[end:]
+            rest = _once_replied(value[:at], value[end:], _ENDS_WITH_REPLY_BYTES, _STARTS_WITH_REPLY_BYTES)
+            value = value[:at] + rest
         elif prefix:
             encoded.append(prefix)
     stripped = raw[:colon] + value
@@ -153,10 +170,20 @@ def strip_prefixes(subject: HeaderField, prefixes: Iterable[str]) -> bytes:
         at = text.find(prefix)
         if at >= 0:
             end = at + len(prefix)
-            text = text[:at] + text[end + 1 if text[end : end + 1] == " " else end :]
+            after = text[end + 1 if text[end : end + 1] == " " else end :]
+            text = text[:at] + _once_replied(text[:at], after, _ENDS_WITH_REPLY, _STARTS_WITH_REPLY)
     newline = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
     # Decoded text may hold line breaks (an encoded `=0D=0A`): one line, so the value cannot start a new field.
     return render_field(subject.name, encode_words(clean_text(text, len(text) + 1), newline), newline)
+
+
+def _once_replied(before: AnyStr, after: AnyStr, ends: re.Pattern[AnyStr], starts: re.Pattern[AnyStr]) -> AnyStr:
+    """`after` without its reply prefix when `before` ends with one: a tag taken out from between two (`Re: [dev] Re:
+    Booth`, a member answering the forward of the outside sender's own `Re: Booth`) would else leave `Re: Re: Booth`,
+    one `Re:` more with every answer the thread goes back and forth."""
+    if ends.search(before) and (match := starts.match(after)) is not None:
+        return after[match.end() :]
+    return after
 
 
 def hidden_domains(member_addresses: Iterable[str | None], outside_address: str) -> frozenset[str]:

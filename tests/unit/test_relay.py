@@ -332,11 +332,12 @@ def test_relay_takes_the_expired_tag_out_of_the_subject() -> None:
     ).encode()
     # WHEN it is relayed
     outcome, sent = world.deliver("r9", answer, address)
-    # THEN the outside sender's copy has the subject without our tag
+    # THEN the outside sender's copy has the subject without our tag, and with one `Re:` (this assertion was
+    # `Subject: Re: Re: Booth?`: the prefix our tag stood between stayed, one more with each round of the thread)
     assert outcome.reply == "relayed"
     outside = sent[0]
     assert outside.recipients == (OUTSIDE,)
-    assert b"Subject: Re: Re: Booth?" in outside.raw
+    assert b"Subject: Re: Booth?\r\n" in outside.raw
 
 
 def test_relay_answers_everyone_outside_the_sender_wrote_to() -> None:
@@ -476,3 +477,85 @@ def test_reply_to_of_the_alias_alone_stays_and_the_outside_people_are_masked() -
     # THEN a Reply goes to the alias, and a Reply all reaches Dan only through a reply address
     assert address == f"team@{DOMAIN}"
     assert b"dan@customer.example" not in forward and b'Cc: "dan at customer.example via team" <team+r-' in forward
+
+
+@pytest.mark.parametrize("envelope_sender", ["", "<>"])
+def test_relay_answer_with_the_null_envelope_sender_is_not_relayed(envelope_sender: str) -> None:
+    # GIVEN a notice from Bob's server written as plain text, no Auto-Submitted, but with the null envelope sender of
+    # notifications (a bounce or a server's out-of-office), Bob's From and a DKIM signature of his domain
+    world = World()
+    address = world.forward_outside_mail()
+    notice = f"From: Bob <bob@example.net>\r\nTo: {address}\r\nSubject: Away\r\n\r\nI am away until May\r\n".encode()
+    # WHEN it arrives at the reply address
+    outcome, sent = world.deliver("notice", notice, address, author=envelope_sender)
+    # THEN it is dropped as automatic: never sent to the outside sender as the team's answer
+    assert sent == []
+    assert not outcome.forwarded and outcome.reason == "reply-automatic"
+    # AND to an expired reply address it is dropped too, not forwarded to the team as an answer that did not go out
+    world.replies.records.clear()
+    outcome, sent = world.deliver("notice-2", notice, address, author=envelope_sender)
+    assert sent == [] and outcome.reason == "reply-expired" and not outcome.forwarded
+
+
+def test_relay_leaves_out_the_message_ids_of_another_members_provider() -> None:
+    # GIVEN Alice adding to her own relayed answer (her mail program names her earlier mail's id, made at her domain),
+    # and the team's copy of it, which keeps that id for the members' threads
+    world = World()
+    address = world.forward_outside_mail()
+    alice = (
+        f"From: Alice <alice@example.com>\r\nTo: {address}\r\nIn-Reply-To: <a-1@example.com>\r\n"
+        "References: <c-1@customer.example> <a-1@example.com>\r\nSubject: Re: Booth?\r\n\r\nAlso\r\n"
+    ).encode()
+    _, sent = world.deliver("a2", alice, address, author="alice@example.com")
+    copy = split_message(next(s.raw for s in sent if "bob@example.net" in s.recipients)).first("references")
+    assert copy is not None and "<a-1@example.com>" in copy.value
+    # WHEN Bob answers that copy: his References name Alice's id too
+    bob = (
+        f"From: Bob <bob@example.net>\r\nTo: {address}\r\nIn-Reply-To: <copy-1@email.amazonses.com>\r\n"
+        "References: <c-1@customer.example> <a-1@example.com> <copy-1@email.amazonses.com>\r\n"
+        "Subject: Re: Booth?\r\n\r\nYes\r\n"
+    ).encode()
+    outcome, sent = world.deliver("b1", bob, address)
+    # THEN the outside sender's copy names no id of Alice's provider, the thread's other ids kept
+    assert outcome.reply == "relayed"
+    out = next(s.raw for s in sent if s.recipients == (OUTSIDE,))
+    head = split_message(out)
+    assert b"example.com" not in bytes(out[: head.body_start])
+    references = head.first("references")
+    assert references is not None
+    assert references.value.split() == ["<c-1@customer.example>", "<copy-1@email.amazonses.com>"]
+
+
+def test_team_forward_of_list_mail_keeps_no_list_post_for_a_reply_list_around_the_reply_address() -> None:
+    # GIVEN Carol's mail through a mailing list, whose List-Post names where a "Reply List" goes (Thunderbird's
+    # Reply List button and mutt's list-reply write to it)
+    _, copy = World().forward_from_outside(
+        b"To: booth@lists.customer.example\r\nList-Id: <booth.lists.customer.example>\r\n"
+        b"List-Post: <mailto:booth@lists.customer.example>\r\n"
+        b"List-Unsubscribe: <https://lists.customer.example/u/booth>\r\n"
+    )
+    # WHEN it is forwarded to the team
+    head = split_message(copy)
+    # THEN no List-Post is left to send a member's Reply List straight from their own mailbox to the list, their
+    # address with it: Reply all reaches the list through the reply address, which stands for it in To
+    assert head.first("list-post") is None
+    to = head.first("to")
+    assert to is not None and "+r-" in to.value
+    # AND the fields members' filters sort list mail by stay
+    assert head.first("list-id") is not None and head.first("list-unsubscribe") is not None
+
+
+def test_relay_list_distribution_to_a_reply_address_is_not_relayed() -> None:
+    # GIVEN a reply address someone subscribed to a mailing list, and Bob posting to that list: the list hands his
+    # post, his From and DKIM signature intact (DMARC PASS), to every subscriber, the reply address among them
+    world = World()
+    address = world.forward_outside_mail()
+    post = (
+        b"From: Bob <bob@example.net>\r\nTo: booth@lists.example\r\nList-Id: <booth.lists.example>\r\n"
+        b"Subject: [booth] Chairs\r\n\r\nWho brings the chairs?\r\n"
+    )
+    # WHEN it arrives at the reply address
+    outcome, sent = world.deliver("post", post, address, author="booth-bounces@lists.example")
+    # THEN it is list traffic, dropped as automatic: never sent to the outside sender as the team's answer
+    assert sent == []
+    assert not outcome.forwarded and outcome.reason == "reply-automatic"

@@ -84,6 +84,9 @@ def test_verdicts_default_to_not_authentic() -> None:
         (b"Precedence: list", True),
         (b"X-Autoreply: yes", True),
         (b"Importance: high", False),
+        (b"List-Id: Booth <booth.lists.customer.example>", True),
+        # Not a sign of automatic mail: Exchange writes it on people's mail too (asking others not to auto-reply)
+        (b"X-Auto-Response-Suppress: All", False),
         (b'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"', True),
         (b"Content-Type: Multipart/Report; report-type=delivery-status; boundary=b", True),
         (b'Content-Type: multipart/mixed; boundary="b"', False),
@@ -255,6 +258,32 @@ def test_reply_head_strips_our_tags_from_an_encoded_subject(subject: bytes, expe
     # WHEN it is given the header block for the outside sender
     head = head_for_carol(message, strip=["[dev]", "[SPAM]"])
     # THEN the tags the outside sender never saw are gone from the Subject they read
+    assert str(parsed(head + bytes(message.body))["Subject"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # The outside sender's own `Re: Booth`, forwarded as `[dev] Re: Booth`, answered
+        (b"Re: [dev] Re: Booth", "Re: Booth"),
+        (b"RE: [SPAM] [dev] re: Booth", "RE: Booth"),
+        (b"AW: [dev] Re: Booth", "AW: Booth"),
+        # Outlook in Taiwan: one Big5 word, Chinese reply prefix before our tag, the sender's English one after it
+        (b"=?big5?B?" + base64.b64encode("回覆: [dev] RE: 會議記錄".encode("big5")) + b"?=", "回覆: 會議記錄"),
+        # Not ours to change: a tag with no reply prefix on both sides, or prefixes that came without our tag
+        (b"Re: [dev] Booth", "Re: Booth"),
+        (b"[dev] Re: Booth", "Re: Booth"),
+        (b"Re: Re: Booth", "Re: Re: Booth"),
+        (b"Re: [dev] Regarding: Booth", "Re: Regarding: Booth"),
+    ],
+)
+def test_reply_head_takes_out_the_reply_prefix_our_tag_stood_before(subject: bytes, expected: str) -> None:
+    # GIVEN a member's answer to the forward of an answer: the sender's `Re:` after our tag, the member's before it
+    message = split_message(REPLY.replace(b"Subject: Re: [dev] Booth", b"Subject: " + subject))
+    # WHEN it is given the header block for the outside sender
+    head = head_for_carol(message, strip=["[dev]", "[SPAM]"])
+    # THEN the Subject has one reply prefix, as the outside sender's mail program would write it: not one more with
+    # every answer the thread goes back and forth
     assert str(parsed(head + bytes(message.body))["Subject"]) == expected
 
 
