@@ -19,10 +19,12 @@ per `Mode` (the template's ReceiptRuleSetMode):
 - join-existing: Create/Update only check that the set exists; Delete does nothing. Such a stack never
   activates or deletes a set.
 
-Switching a stack's mode, or an Update that keeps the set's name, keeps the physical id: nothing is deleted,
-and what the Create found stays recorded. The set's name is the response's `RuleSetName` attribute, which the
-stack's AWS::SES::ReceiptRule refers to, so CloudFormation creates the rule after this resource and deletes
-the rule before it: by the time Delete runs, only other stacks' rules (or hand-made ones) can be left in it.
+An Update that keeps the set's name keeps the physical id: nothing is deleted, and what the Create found
+stays recorded; only a switch from join-existing to create-and-activate answers the id of its claim (the
+replaced id's Delete, a join-existing one, does nothing), so a joined set is never taken for one it created.
+The set's name is the response's `RuleSetName` attribute, which the stack's AWS::SES::ReceiptRule refers to,
+so CloudFormation creates the rule after this resource and deletes the rule before it: by the time Delete
+runs, only other stacks' rules (or hand-made ones) can be left in it.
 
 The handler always answers CloudFormation, within the function's timeout: SES calls have short timeouts and
 few attempts and run against a deadline that keeps time for the response, and the response PUT is retried.
@@ -252,14 +254,18 @@ def apply(event: dict[str, Any], ses: Any, answer: list[str] | None = None) -> s
         else:
             restore(ses, held, properties.get("RuleName"))
         return held
+    old = event.get("OldResourceProperties", {}) if request == "Update" else {}
+    was_claimed = old.get("Mode", CREATE_AND_ACTIVATE) == CREATE_AND_ACTIVATE
     if mode == JOIN_EXISTING:
         claimed = require(ses, rule_set)
     else:
-        old = event.get("OldResourceProperties", {}) if request == "Update" else {}
-        previous = (held or None) if old.get("Mode", CREATE_AND_ACTIVATE) == CREATE_AND_ACTIVATE else None
+        previous = (held or None) if was_claimed else None
         claimed = claim(ses, rule_set, previous, properties.get("RuleName"), answer)
-    # An Update that keeps the set keeps the id: what the Create found stays recorded for the Delete.
-    return held if request == "Update" and rule_set_of(held) == rule_set else claimed
+    # An Update that keeps the set keeps the id: what the Create found stays recorded for the Delete. Not when
+    # it switches from join-existing: that id is the bare name, which would say this resource created the set
+    # (its Delete would remove the joined set once empty); the claim's id records what it found instead.
+    keeps = mode == JOIN_EXISTING or was_claimed
+    return held if request == "Update" and rule_set_of(held) == rule_set and keeps else claimed
 
 
 def not_held(rule_set: str) -> str:

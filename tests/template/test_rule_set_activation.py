@@ -238,9 +238,11 @@ class Environment:
             return answer
         self.properties = new
         if answer["PhysicalResourceId"] != self.physical_id:  # a replacement: new rule, then the old ones go
-            rule = {"Name": self.stack, "Enabled": True, "Recipients": [f"{self.stack}.example"], "Actions": []}
-            self.ses.create_receipt_rule(RuleSetName=answer["Data"]["RuleSetName"], Rule=rule)
-            delete_receipt_rule(self.ses, activation.rule_set_of(str(self.physical_id)), self.stack)
+            moved = answer["Data"]["RuleSetName"] != activation.rule_set_of(str(self.physical_id))
+            if moved:  # the rule's RuleSetName changed; otherwise CloudFormation leaves the rule as it is
+                rule = {"Name": self.stack, "Enabled": True, "Recipients": [f"{self.stack}.example"], "Actions": []}
+                self.ses.create_receipt_rule(RuleSetName=answer["Data"]["RuleSetName"], Rule=rule)
+                delete_receipt_rule(self.ses, activation.rule_set_of(str(self.physical_id)), self.stack)
             self._request("Delete", old, PhysicalResourceId=self.physical_id)
             self.physical_id = answer["PhysicalResourceId"]
         return answer
@@ -561,3 +563,20 @@ def test_shared_set_rename_rolled_back_moves_the_activation_back(region: Any, re
     assert active(region) == SHARED
     assert rules(region, SHARED) == ["email-forwarder-dev"]
     assert rules(region, "legacy") == ["old-forwarder"]
+
+
+def test_shared_set_switching_from_join_leaves_the_joined_set_on_delete(
+    region: Any, responses: list[dict[str, Any]]
+) -> None:
+    # GIVEN the team's hand-made active set, joined by a stack that then switches to create-and-activate
+    region.create_receipt_rule_set(RuleSetName="team-rules")
+    region.set_active_receipt_rule_set(RuleSetName="team-rules")
+    dev = Environment(region, responses, "email-forwarder-dev", "join-existing", rule_set="team-rules")
+    dev.create()
+    assert dev.update(Mode="create-and-activate")["Status"] == "SUCCESS"
+    assert rules(region, "team-rules") == ["email-forwarder-dev"]
+    # WHEN the stack is deleted (its rule first)
+    assert dev.delete()["Status"] == "SUCCESS"
+    # THEN the set it joined is still there and still active: this resource never created it
+    assert active(region) == "team-rules"
+    assert rules(region, "team-rules") == []
