@@ -39,8 +39,9 @@ def _reply_to(authors: list[tuple[str, str]]) -> list[Address] | str:
     try:
         return [Address(display_name=clean_text(name, 64), addr_spec=address) for name, address in authors]
     except ValueError:  # the stdlib's header defects are ValueErrors
-        # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came.
-        return ", ".join(format_address(clean_text(name, 64), address, b"\r\n") for name, address in authors)
+        # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came. The encoded
+        # words are joined by a space, not folded: the stdlib refuses a CR or LF in a value, and folds it itself.
+        return ", ".join(format_address(clean_text(name, 64), address, b"") for name, address in authors)
 
 
 def describe_size(size: int) -> str:

@@ -101,3 +101,14 @@ def test_notice_subject_with_an_encoded_word_that_does_not_decode() -> None:
     message = build(b"From: a@example.org\r\n" + subject)
     assert str(message["Subject"]).startswith("[too large to forward] ")
     assert [a.addr_spec for a in message["Reply-To"].addresses] == ["a@example.org"]
+
+
+def test_notice_reply_to_with_a_long_non_ascii_name_on_a_utf8_address() -> None:
+    # GIVEN an RFC 6532 author (UTF-8 local part) whose non-ASCII name is longer than one encoded word
+    name = "Jöhännes Müller-Lüdenscheidt Ärztekammer Nordrhein"
+    # WHEN the notice is built THEN it is (the name's encoded words were once folded with CRLF, which
+    # the stdlib refuses in a header value: no notice at all), and replies reach the author by name
+    message = build(f"From: {name} <jdöe@mächine.example>\r\nSubject: big\r\n".encode())
+    [address] = message["Reply-To"].addresses
+    assert address.addr_spec.encode("utf-8", "surrogateescape").decode() == "jdöe@mächine.example"
+    assert address.display_name.encode("utf-8", "surrogateescape").decode() == name
