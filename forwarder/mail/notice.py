@@ -110,7 +110,7 @@ def build_notice(
     date_field = message.first("date")
     # readable_name: an encoded word that does not decode is left as `= ?...`, which the stdlib's header policy
     # would otherwise decode itself, to bytes it then cannot write (a crash, and no notice).
-    subject = readable_name(subject_field.value, 200) if subject_field else "(no subject)"
+    subject = (readable_name(subject_field.value, 200) if subject_field else "") or "(no subject)"
     attachments = list_attachments(message)
     author = f"{sender.name} <{sender.address}>" if sender.name and sender.address else sender.address or sender.name
 

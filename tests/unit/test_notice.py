@@ -112,3 +112,12 @@ def test_notice_reply_to_with_a_long_non_ascii_name_on_a_utf8_address() -> None:
     [address] = message["Reply-To"].addresses
     assert address.addr_spec.encode("utf-8", "surrogateescape").decode() == "jdöe@mächine.example"
     assert address.display_name.encode("utf-8", "surrogateescape").decode() == name
+
+
+@pytest.mark.parametrize("subject", [b"Subject:\r\n", b"Subject: \t \r\n", b"Subject: =?utf-8?q?=0D=0A?=\r\n"])
+def test_notice_for_a_blank_subject_says_no_subject(subject: bytes) -> None:
+    # GIVEN a too-large mail whose Subject is there but blank (or only control characters once decoded)
+    message = build(b"From: a@example.org\r\n" + subject)
+    # THEN the notice reads "(no subject)", as for a mail with none, not an empty line and a tag with a trailing space
+    assert str(message["Subject"]) == "[too large to forward] (no subject)"
+    assert "Subject: (no subject)" in message.get_content().splitlines()
