@@ -53,8 +53,8 @@ def describe_size(size: int) -> str:
     return f"{size} bytes"
 
 
-def list_attachments(message: SplitMessage) -> list[Attachment]:
-    """Name, type and decoded size of each attachment, from the part headers: no part is decoded
+def list_attachments(message: SplitMessage, limit: int = _ATTACHMENT_LIMIT) -> list[Attachment]:
+    """Name, type and decoded size of each attachment, the first `limit`, from the part headers: no part is decoded
     (a 40 MB message is walked in milliseconds, where a full MIME parser takes seconds and
     hundreds of megabytes)."""
     found = []
@@ -71,7 +71,7 @@ def list_attachments(message: SplitMessage) -> list[Attachment]:
                 size=_decoded_size(leaf, transfer_encoding(leaf.fields)),
             )
         )
-        if len(found) == _ATTACHMENT_LIMIT:
+        if len(found) == limit:
             break
     return found
 
@@ -111,7 +111,8 @@ def build_notice(
     # readable_name: an encoded word that does not decode is left as `= ?...`, which the stdlib's header policy
     # would otherwise decode itself, to bytes it then cannot write (a crash, and no notice).
     subject = (readable_name(subject_field.value, 200) if subject_field else "") or "(no subject)"
-    attachments = list_attachments(message)
+    # One past the limit: whether the list shown is all of them, without walking every part of a hostile message.
+    attachments = list_attachments(message, _ATTACHMENT_LIMIT + 1)
     author = f"{sender.name} <{sender.address}>" if sender.name and sender.address else sender.address or sender.name
 
     if refused is not None:
@@ -133,7 +134,11 @@ def build_notice(
     ]
     if attachments:
         lines.append("Attachments:")
-        lines.extend(f"  - {a.name} ({a.content_type}, {describe_size(a.size)})" for a in attachments)
+        lines.extend(
+            f"  - {a.name} ({a.content_type}, {describe_size(a.size)})" for a in attachments[:_ATTACHMENT_LIMIT]
+        )
+        if len(attachments) > _ATTACHMENT_LIMIT:
+            lines.append("  - and more: the download holds them all")
         lines.append("")
     lines += [
         f"Download the original message (.eml, valid for {link_days} days):",

@@ -121,3 +121,35 @@ def test_notice_for_a_blank_subject_says_no_subject(subject: bytes) -> None:
     # THEN the notice reads "(no subject)", as for a mail with none, not an empty line and a tag with a trailing space
     assert str(message["Subject"]) == "[too large to forward] (no subject)"
     assert "Subject: (no subject)" in message.get_content().splitlines()
+
+
+def test_notice_says_when_it_lists_only_some_of_the_attachments() -> None:
+    # GIVEN a too-large mail with more attachments than a notice lists
+    part = b'--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="p%d.pdf"\r\n\r\nx\r\n'
+    body = b"".join(part % i for i in range(51)) + b"--b--\r\n"
+    raw = b"From: a@example.org\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + body
+    message = email.message_from_bytes(
+        build_notice(
+            message=split_message(raw), alias="team", domain="d.example", size=1, link="https://x", link_days=7
+        ),
+        policy=email.policy.default,
+    )
+    assert isinstance(message, email.message.EmailMessage)
+    lines = message.get_content().splitlines()
+    # THEN it lists the first 50 and says there are more (the member would otherwise take the list for all of them)
+    assert "  - p49.pdf (application/pdf, 1 bytes)" in lines
+    assert not any("p50.pdf" in line for line in lines)
+    assert "  - and more: the download holds them all" in lines
+    # AND a mail with exactly 50 says no such thing
+    fifty = raw.replace(part % 50, b"")
+    assert (
+        "and more"
+        not in email.message_from_bytes(
+            build_notice(
+                message=split_message(fifty), alias="t", domain="d.example", size=1, link="https://x", link_days=7
+            ),
+            policy=email.policy.default,
+        )
+        .get_payload(decode=True)
+        .decode()
+    )
