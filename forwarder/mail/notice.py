@@ -39,9 +39,19 @@ def _reply_to(authors: list[tuple[str, str]]) -> list[Address] | str:
     try:
         return [Address(display_name=clean_text(name, 64), addr_spec=address) for name, address in authors]
     except ValueError:  # the stdlib's header defects are ValueErrors
-        # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came. The encoded
-        # words are joined by a space, not folded: the stdlib refuses a CR or LF in a value, and folds it itself.
-        return ", ".join(format_address(clean_text(name, 64), address, b"") for name, address in authors)
+        if all(address.isascii() for _, address in authors):
+            # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came. The
+            # encoded words are joined by a space, not folded: the stdlib refuses a CR or LF in a value, and folds.
+            return ", ".join(format_address(clean_text(name, 64), address, b"") for name, address in authors)
+        # In UTF-8 (RFC 6532) the stdlib decodes an encoded word and writes the name bare, where a comma or an
+        # address in it makes more mailboxes of one: each name goes quoted, without the `"` and `\` whose escapes
+        # the stdlib's folding drops.
+        return ", ".join(_quoted_mailbox(readable_name(name, 64), address) for name, address in authors)
+
+
+def _quoted_mailbox(name: str, address: str) -> str:
+    plain = name.replace('"', "'").replace("\\", "/")
+    return f'"{plain}" <{address}>' if plain else f"<{address}>"
 
 
 def describe_size(size: int) -> str:

@@ -153,3 +153,27 @@ def test_notice_says_when_it_lists_only_some_of_the_attachments() -> None:
         .get_payload(decode=True)
         .decode()
     )
+
+
+@pytest.mark.parametrize(
+    ("from_field", "name"),
+    [
+        ('"Muller, Hans" <jdöe@mächine.example>', "Muller, Hans"),
+        ('"Müller, Hans" <jdöe@mächine.example>', "Müller, Hans"),
+        ('"Jö <evil@example.net>" <jdöe@mächine.example>', "Jö <evil@example.net>"),
+        ('"Jö, \\"x\\" \\\\ y" <jdöe@mächine.example>', "Jö, 'x' / y"),
+    ],
+    ids=["comma", "non-ascii-comma", "address-in-name", "quotes"],
+)
+def test_notice_reply_to_of_a_utf8_author_is_one_mailbox_whatever_the_name(from_field: str, name: str) -> None:
+    # GIVEN an RFC 6532 author (UTF-8 local part) whose name holds a comma, an address or quotes
+    message = build(f"From: {from_field}\r\nSubject: big\r\n".encode())
+    # WHEN the notice is built THEN its Reply-To is that one mailbox (the stdlib once wrote the name bare: a reply
+    # went to `Muller` and to `Hans <...>`, or to the address in the name), with the name as it reads
+    assert [
+        (
+            a.display_name.encode("utf-8", "surrogateescape").decode(),
+            a.addr_spec.encode("utf-8", "surrogateescape").decode(),
+        )
+        for a in message["Reply-To"].addresses
+    ] == [(name, "jdöe@mächine.example")]
