@@ -18,11 +18,12 @@ from forwarder.mail.addresses import (
     original_authors,
     readable_name,
 )
-from forwarder.mail.fields import decode_words
+from forwarder.mail.fields import decode_words, render_field
 from forwarder.mail.message import SplitMessage
 from forwarder.mail.mime import Leaf, content_type, transfer_encoding, walk_leaves
 
 _ATTACHMENT_LIMIT = 50
+_CRLF = b"\r\n"  # the SMTP policies' line break
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +161,6 @@ def build_notice(
     authors = original_authors(message, envelope_sender) if reply_address is None else []
     # An RFC 6532 address (UTF-8 local part) can only be written in UTF-8, as the forward writes it.
     notice = EmailMessage(policy=SMTP if all(address.isascii() for _, address in authors) else SMTPUTF8)
-    notice[h.MARKER] = domain
-    notice["From"] = Address(display_name=display_name(sender, alias), addr_spec=f"{alias}@{domain}")
     replies = _reply_to(authors)
     if reply_address is not None:
         notice["Reply-To"] = reply_address
@@ -172,4 +171,7 @@ def build_notice(
     notice["Date"] = format_datetime(now or datetime.now(UTC))
     notice["Message-ID"] = make_msgid("notice", domain=domain)
     notice.set_content("\n".join(lines), charset="utf-8")
-    return notice.as_bytes()
+    # Our fields first, and From written as the forward writes it: the stdlib's folding drops the quotes of a name too
+    # long for one line, and `"Muller, Hans ..." <alias@...>` became two mailboxes, `Muller` and `Hans ...`.
+    mailbox = format_address(display_name(sender, alias), f"{alias}@{domain}", _CRLF)
+    return render_field(h.MARKER, domain, _CRLF) + render_field("From", mailbox, _CRLF) + notice.as_bytes()

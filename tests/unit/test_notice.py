@@ -177,3 +177,20 @@ def test_notice_reply_to_of_a_utf8_author_is_one_mailbox_whatever_the_name(from_
         )
         for a in message["Reply-To"].addresses
     ] == [(name, "jdöe@mächine.example")]
+
+
+@pytest.mark.parametrize(
+    "address", ["hans.muller@example.com", "jdöe@mächine.example"], ids=["ascii", "utf-8-local-part"]
+)
+def test_notice_from_is_the_alias_alone_whatever_the_length_of_the_name(address: str) -> None:
+    # GIVEN a too-large mail from a "Last, First" name too long for the notice's From to fit on one line
+    name = "Muller, Hans " + "x " * 25
+    message = build(f'From: "{name}" <{address}>\r\nSubject: big\r\n'.encode())
+    # WHEN the notice is built THEN its From is one mailbox, the alias, named after the author (the stdlib's folding
+    # once dropped the quotes of the long name: From was `Muller` and `Hans ... <team@...>`, two mailboxes)
+    [mailbox] = message["From"].addresses
+    assert mailbox.addr_spec == "team@dev.aws-educate.tw"
+    spelled = address.replace("@", " at ")
+    # (the stdlib's reader keeps the space before a fold between encoded words, that RFC 2047 says to drop)
+    display = " ".join(mailbox.display_name.encode("utf-8", "surrogateescape").decode().split())
+    assert display == f"{name.strip()} ({spelled}) via team"
