@@ -38,20 +38,25 @@ def _reply_to(authors: list[tuple[str, str]]) -> list[Address] | str:
     of one (it raises on an RFC 6532 local part, and on the obsolete `a..b@` and `abc.@` local parts that some
     mobile carriers give out) but still reads and writes the field."""
     try:
-        return [Address(display_name=clean_text(name, 64), addr_spec=address) for name, address in authors]
+        return [Address(display_name=_unquoted(clean_text(name, 64)), addr_spec=address) for name, address in authors]
     except ValueError:  # the stdlib's header defects are ValueErrors
         if all(address.isascii() for _, address in authors):
             # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came. The
             # encoded words are joined by a space, not folded: the stdlib refuses a CR or LF in a value, and folds.
-            return ", ".join(format_address(clean_text(name, 64), address, b"") for name, address in authors)
+            return ", ".join(format_address(_unquoted(clean_text(name, 64)), address, b"") for name, address in authors)
         # In UTF-8 (RFC 6532) the stdlib decodes an encoded word and writes the name bare, where a comma or an
-        # address in it makes more mailboxes of one: each name goes quoted, without the `"` and `\` whose escapes
-        # the stdlib's folding drops.
+        # address in it makes more mailboxes of one: each name goes quoted.
         return ", ".join(_quoted_mailbox(readable_name(name, 64), address) for name, address in authors)
 
 
+def _unquoted(name: str) -> str:
+    """The name without `"` and `\\`: quoted, it then fits on a line (64 characters), where the stdlib's folding
+    drops the quotes of a longer quoted name, and its comma or address makes more mailboxes of one."""
+    return name.replace('"', "'").replace("\\", "/")
+
+
 def _quoted_mailbox(name: str, address: str) -> str:
-    plain = name.replace('"', "'").replace("\\", "/")
+    plain = _unquoted(name)
     return f'"{plain}" <{address}>' if plain else f"<{address}>"
 
 

@@ -194,3 +194,14 @@ def test_notice_from_is_the_alias_alone_whatever_the_length_of_the_name(address:
     # (the stdlib's reader keeps the space before a fold between encoded words, that RFC 2047 says to drop)
     display = " ".join(mailbox.display_name.encode("utf-8", "surrogateescape").decode().split())
     assert display == f"{name.strip()} ({spelled}) via team"
+
+
+def test_notice_reply_to_is_one_mailbox_when_the_name_is_full_of_quotes() -> None:
+    # GIVEN a name whose escaped quotes make it too long for one line once quoted
+    name = '\\"' * 40 + ", x"
+    message = build(f'From: "{name}" <h@example.com>\r\nSubject: big\r\n'.encode())
+    # WHEN the notice is built THEN its Reply-To is that one mailbox (the stdlib's folding dropped the quotes: a reply
+    # went to `<>` and `x <h@example.com>`), the quotes read as apostrophes
+    assert [(a.display_name, a.addr_spec) for a in message["Reply-To"].addresses] == [
+        ("'" * 40 + ", x", "h@example.com")
+    ]
