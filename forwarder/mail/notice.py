@@ -18,11 +18,12 @@ from forwarder.mail.addresses import (
     original_authors,
     readable_name,
 )
-from forwarder.mail.fields import decode_words
+from forwarder.mail.fields import decode_words, render_field
 from forwarder.mail.message import SplitMessage
 from forwarder.mail.mime import Leaf, content_type, transfer_encoding, walk_leaves
 
 _ATTACHMENT_LIMIT = 50
+_CRLF = b"\r\n"  # the SMTP policies' line break
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +38,26 @@ def _reply_to(authors: list[tuple[str, str]]) -> list[Address] | str:
     of one (it raises on an RFC 6532 local part, and on the obsolete `a..b@` and `abc.@` local parts that some
     mobile carriers give out) but still reads and writes the field."""
     try:
-        return [Address(display_name=clean_text(name, 64), addr_spec=address) for name, address in authors]
+        return [Address(display_name=_unquoted(clean_text(name, 64)), addr_spec=address) for name, address in authors]
     except ValueError:  # the stdlib's header defects are ValueErrors
-        # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came.
-        return ", ".join(format_address(clean_text(name, 64), address, b"\r\n") for name, address in authors)
+        if all(address.isascii() for _, address in authors):
+            # Written as the forward writes its Reply-To: quoted or RFC 2047-encoded, the address as it came. The
+            # encoded words are joined by a space, not folded: the stdlib refuses a CR or LF in a value, and folds.
+            return ", ".join(format_address(_unquoted(clean_text(name, 64)), address, b"") for name, address in authors)
+        # In UTF-8 (RFC 6532) the stdlib decodes an encoded word and writes the name bare, where a comma or an
+        # address in it makes more mailboxes of one: each name goes quoted.
+        return ", ".join(_quoted_mailbox(readable_name(name, 64), address) for name, address in authors)
+
+
+def _unquoted(name: str) -> str:
+    """The name without `"` and `\\`: quoted, it then fits on a line (64 characters), where the stdlib's folding
+    drops the quotes of a longer quoted name, and its comma or address makes more mailboxes of one."""
+    return name.replace('"', "'").replace("\\", "/")
+
+
+def _quoted_mailbox(name: str, address: str) -> str:
+    plain = _unquoted(name)
+    return f'"{plain}" <{address}>' if plain else f"<{address}>"
 
 
 def describe_size(size: int) -> str:
@@ -52,8 +69,8 @@ def describe_size(size: int) -> str:
     return f"{size} bytes"
 
 
-def list_attachments(message: SplitMessage) -> list[Attachment]:
-    """Name, type and decoded size of each attachment, from the part headers: no part is decoded
+def list_attachments(message: SplitMessage, limit: int = _ATTACHMENT_LIMIT) -> list[Attachment]:
+    """Name, type and decoded size of each attachment, the first `limit`, from the part headers: no part is decoded
     (a 40 MB message is walked in milliseconds, where a full MIME parser takes seconds and
     hundreds of megabytes)."""
     found = []
@@ -70,7 +87,7 @@ def list_attachments(message: SplitMessage) -> list[Attachment]:
                 size=_decoded_size(leaf, transfer_encoding(leaf.fields)),
             )
         )
-        if len(found) == _ATTACHMENT_LIMIT:
+        if len(found) == limit:
             break
     return found
 
@@ -109,8 +126,9 @@ def build_notice(
     date_field = message.first("date")
     # readable_name: an encoded word that does not decode is left as `= ?...`, which the stdlib's header policy
     # would otherwise decode itself, to bytes it then cannot write (a crash, and no notice).
-    subject = readable_name(subject_field.value, 200) if subject_field else "(no subject)"
-    attachments = list_attachments(message)
+    subject = (readable_name(subject_field.value, 200) if subject_field else "") or "(no subject)"
+    # One past the limit: whether the list shown is all of them, without walking every part of a hostile message.
+    attachments = list_attachments(message, _ATTACHMENT_LIMIT + 1)
     author = f"{sender.name} <{sender.address}>" if sender.name and sender.address else sender.address or sender.name
 
     if refused is not None:
@@ -132,7 +150,11 @@ def build_notice(
     ]
     if attachments:
         lines.append("Attachments:")
-        lines.extend(f"  - {a.name} ({a.content_type}, {describe_size(a.size)})" for a in attachments)
+        lines.extend(
+            f"  - {a.name} ({a.content_type}, {describe_size(a.size)})" for a in attachments[:_ATTACHMENT_LIMIT]
+        )
+        if len(attachments) > _ATTACHMENT_LIMIT:
+            lines.append("  - and more: the download holds them all")
         lines.append("")
     lines += [
         f"Download the original message (.eml, valid for {link_days} days):",
@@ -144,8 +166,6 @@ def build_notice(
     authors = original_authors(message, envelope_sender) if reply_address is None else []
     # An RFC 6532 address (UTF-8 local part) can only be written in UTF-8, as the forward writes it.
     notice = EmailMessage(policy=SMTP if all(address.isascii() for _, address in authors) else SMTPUTF8)
-    notice[h.MARKER] = domain
-    notice["From"] = Address(display_name=display_name(sender, alias), addr_spec=f"{alias}@{domain}")
     replies = _reply_to(authors)
     if reply_address is not None:
         notice["Reply-To"] = reply_address
@@ -156,4 +176,7 @@ def build_notice(
     notice["Date"] = format_datetime(now or datetime.now(UTC))
     notice["Message-ID"] = make_msgid("notice", domain=domain)
     notice.set_content("\n".join(lines), charset="utf-8")
-    return notice.as_bytes()
+    # Our fields first, and From written as the forward writes it: the stdlib's folding drops the quotes of a name too
+    # long for one line, and `"Muller, Hans ..." <alias@...>` became two mailboxes, `Muller` and `Hans ...`.
+    mailbox = format_address(display_name(sender, alias), f"{alias}@{domain}", _CRLF)
+    return render_field(h.MARKER, domain, _CRLF) + render_field("From", mailbox, _CRLF) + notice.as_bytes()
