@@ -18,7 +18,7 @@ from forwarder_ops.errors import CommandError, aws_code, missing_permission
 from forwarder_ops.sendas import check_send_as
 from forwarder_ops.stackstate import stack_state
 from forwarder_ops.suppression import check_suppressed_members
-from forwarder_ops.survey import covers, takes_all_of
+from forwarder_ops.survey import covers, paused_sending, takes_all_of
 
 # Regions with an SES "Email receiving endpoint" (inbound-smtp.<region>.amazonaws.com), from the
 # "Email receiving endpoints" table of https://docs.aws.amazon.com/general/latest/gr/ses.html; the same
@@ -547,22 +547,9 @@ class Doctor:
         daily = "unlimited" if limit < 0 else f"{limit:,.0f}/24h"
         usage = f"quota {daily} at {rate:g}/s, {sent:,.0f} sent in the last 24h"
         self.in_sandbox = not account.get("ProductionAccessEnabled", False)
-        if account.get("EnforcementStatus") == "SHUTDOWN":
-            return Check(
-                "account",
-                Status.FAIL,
-                f"SES has paused sending for this account in {self.region} (enforcement status SHUTDOWN)",
-                "see the SES console's Account dashboard (reputation, enforcement) and answer AWS's case",
-            )
-        if not account.get("SendingEnabled", True):
-            # Paused in the account itself (PutAccountSendingAttributes), not by SES's enforcement.
-            return Check(
-                "account",
-                Status.FAIL,
-                f"sending is paused for this account in {self.region} (SendingEnabled false): nothing is forwarded",
-                f"once the cause is fixed: `aws sesv2 put-account-sending-attributes --sending-enabled "
-                f"--region {self.region}`",
-            )
+        if paused := paused_sending(account, self.region):
+            problem, fix = paused
+            return Check("account", Status.FAIL, f"{problem}: nothing is forwarded", fix)
         if self.in_sandbox:
             return Check(
                 "account",

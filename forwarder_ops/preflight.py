@@ -1465,28 +1465,10 @@ class Evaluation:
     def check_sending(self) -> None:
         if self.f.production_access is None:
             return
-        if self.f.sending_paused == "SHUTDOWN":
-            self.add(
-                Finding(
-                    "sending",
-                    self.region,
-                    f"SES has paused sending for this account in {self.region} (enforcement status SHUTDOWN): the "
-                    "stack would receive mail and forward none of it",
-                    "see the SES console's Account dashboard (reputation, enforcement) and answer AWS's case first",
-                )
-            )
-            return
         if self.f.sending_paused:
-            # Paused in the account itself (PutAccountSendingAttributes), not by SES's enforcement.
+            problem, fix = self.f.sending_paused
             self.add(
-                Finding(
-                    "sending",
-                    self.region,
-                    f"sending is paused for this account in {self.region} ({self.f.sending_paused}): the stack would "
-                    "receive mail and forward none of it",
-                    "once the cause is fixed: `aws sesv2 put-account-sending-attributes --sending-enabled "
-                    f"--region {self.region}`",
-                )
+                Finding("sending", self.region, f"{problem}: the stack would receive mail and forward none of it", fix)
             )
             return
         if self.f.production_access:

@@ -93,6 +93,23 @@ def zone_id(value: str) -> str:
     return value.rsplit("/", 1)[-1]
 
 
+def paused_sending(account: Mapping[str, Any], region: str) -> tuple[str, str] | None:
+    """Why SES sends nothing from the account in `region`, by its GetAccount answer, and the fix; None when it sends.
+    Doctor's account row and preflight's sending row say it alike."""
+    if account.get("EnforcementStatus") == "SHUTDOWN":
+        return (
+            f"SES has paused sending for this account in {region} (enforcement status SHUTDOWN)",
+            "see the SES console's Account dashboard (reputation, enforcement) and answer AWS's case",
+        )
+    if not account.get("SendingEnabled", True):
+        # Paused in the account itself (PutAccountSendingAttributes), not by SES's enforcement.
+        return (
+            f"sending is paused for this account in {region} (SendingEnabled false)",
+            f"once the cause is fixed: `aws sesv2 put-account-sending-attributes --sending-enabled --region {region}`",
+        )
+    return None
+
+
 def parents(domain: str) -> list[str]:
     """The ancestors of `domain` that could hold a zone, nearest first (never the top-level domain)."""
     labels = fqdn(domain).split(".")
@@ -180,8 +197,8 @@ class Facts:
     concurrency: tuple[int, int] | None = None  # (account limit, unreserved)
     function_reserved: int = 0  # what the stack's functions (RESERVING_FUNCTIONS) reserve now, together
     production_access: bool | None = None
-    # Why SES sends nothing from the account in the region ("" = it sends): paused by SES, or in the account
-    sending_paused: str = ""
+    # Why SES sends nothing from the account in the region, and the fix (`paused_sending`); None: it sends
+    sending_paused: tuple[str, str] | None = None
     configuration_set: bool = False
     log_groups: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # check -> why it could not be read
@@ -445,10 +462,7 @@ class Survey:
     def read_account(self) -> None:
         account = self._client("sesv2").get_account()
         self.facts.production_access = bool(account.get("ProductionAccessEnabled"))
-        if account.get("EnforcementStatus") == "SHUTDOWN":
-            self.facts.sending_paused = "SHUTDOWN"
-        elif not account.get("SendingEnabled", True):
-            self.facts.sending_paused = "SendingEnabled false"
+        self.facts.sending_paused = paused_sending(account, self.target.region)
 
     def read_configuration_set(self) -> None:
         try:
