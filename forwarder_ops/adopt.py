@@ -16,6 +16,7 @@ from typing import Any
 from forwarder_ops.doctor import RECEIVING_REGIONS
 from forwarder_ops.envconfig import DEFAULT_CONFIG_FILE, STACK_NAME, Target, resolve_target
 from forwarder_ops.errors import CommandError, read_text
+from forwarder_ops.parameters import CONSTRAINTS
 from forwarder_ops.preflight import (
     SYMBOLS,
     Finding,
@@ -39,8 +40,8 @@ from forwarder_ops.survey import (
 )
 
 # Checked with fullmatch: `$` also matches before a final newline, which would reach samconfig.toml.
-ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")  # template.yaml's EnvironmentName pattern
-DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ENVIRONMENT_NAME = re.compile(str(CONSTRAINTS["EnvironmentName"].pattern))  # template.yaml's patterns
+DOMAIN_NAME = re.compile(str(CONSTRAINTS["DomainName"].pattern))
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
