@@ -224,14 +224,15 @@ def _bounce(record: Mapping[str, Any], destination: list[str], sent_at: str) -> 
     # SES names the DSN's Final-Recipient: the address the member's own mailbox forwards to, when that one refused.
     # A send to one member that bounced for nobody it was sent to bounced for that member; of a send to several,
     # nobody can tell whose forwarding it was.
-    forwarded = len(destination) == 1 and all(a.lower() != destination[0].lower() for a, _ in named)
+    sent_to = {d.lower() for d in destination}
+    forwarded = len(destination) == 1 and all(a.lower() not in sent_to for a, _ in named)
     steps = []
     for address, item in named:
         diagnostic = _text(item, "diagnosticCode") or _text(item, "status")
         note, member = "", address
         if forwarded:
             note, member = f" (refused by {address}, where {destination[0]} forwards)", destination[0]
-        elif destination and address.lower() not in {d.lower() for d in destination}:
+        elif sent_to and address.lower() not in sent_to:
             note = f" ({NOT_SENT_TO}, SES does not say whose)"
         # The note survives a long diagnostic: the detail is cut at MAX_DETAIL, and the alarm and the fix read the note.
         detail = f"{kind}: {diagnostic}".rstrip(": ")[: MAX_DETAIL - len(note)] + note

@@ -203,10 +203,11 @@ class ReplyRelay:
         marked: dict[str, list[str]] = {}
         relayed: set[str] = set()
         author = author_of(message, inbound.envelope_sender)
+        automatic = _automatic(message, inbound)
         sendable: tuple[SplitMessage, str | None] | None = None
         copied: set[str] = set()  # the members a team copy reached: once each, however many threads are answered
         for recipient, token in tokens.values():
-            check = self._check(token, message, inbound, decision, author)
+            check = self._check(token, automatic, inbound, decision, author)
             if check.relay and check.record is not None and check.member is not None:
                 sendable = sendable or _shortened(message)
                 target = (check.record, check.member)
@@ -220,7 +221,7 @@ class ReplyRelay:
                 copied.update(member.lower() for member in delivery.members[1:])
                 if routed is not None:
                     routed(Routing((delivery,), (), (), ()))
-            elif (reason := _forwarded_reason(check, _automatic(message, inbound))) is not None:
+            elif (reason := _forwarded_reason(check, automatic)) is not None:
                 logger.warning("reply address: not relayed, forwarded to the members", extra=self._log(token, check))
                 marked.setdefault(reason, []).append(recipient)
             else:
@@ -238,13 +239,11 @@ class ReplyRelay:
         """The subject tag of mail to a reply address that was not relayed, forwarded to the members."""
         return self.settings.reply_expired_tag if reason == DropReason.REPLY_EXPIRED else self.settings.reply_tag
 
-    def _check(
-        self, token: ReplyToken, message: SplitMessage, inbound: Inbound, decision: Decision, author: Author
-    ) -> Check:
+    def _check(self, token: ReplyToken, automatic: bool, inbound: Inbound, decision: Decision, author: Author) -> Check:
         record, reason = self._record(token)
         if record is None or reason is not None:
             return Check(reason, record)
-        if _automatic(message, inbound):
+        if automatic:
             return Check(DropReason.REPLY_AUTOMATIC, record)
         members = self._members(token.alias)
         from_is_member = author.from_address in members

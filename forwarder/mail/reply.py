@@ -25,11 +25,14 @@ FALLBACK_MEMBER_NAME = "A member"
 _WRITTEN_ADDRESS = re.compile(r'[^\s<>()",;:\[\]]*@[^\s<>()",;:\[\]]*')
 # A reply prefix mail programs write before a Subject (English, German, Scandinavian, Dutch; Chinese Outlook's),
 # with what follows up to the next word: `Re: `, `AW: `, `回覆: `.
-_REPLY_PREFIX = r"(?:re|aw|sv|antw|回覆|回复|答复)[ \t]*[:：][ \t]*"
+# The ASCII ones are also looked for in a Subject's raw bytes (the Chinese ones appear only in decoded text).
+_ASCII_REPLY_WORDS = "re|aw|sv|antw"
+_ASCII_REPLY_PREFIX = rf"(?:{_ASCII_REPLY_WORDS})[ \t]*:[ \t]*"
+_REPLY_PREFIX = rf"(?:{_ASCII_REPLY_WORDS}|回覆|回复|答复)[ \t]*[:：][ \t]*"
 _ENDS_WITH_REPLY = re.compile(rf"(?:^|\s){_REPLY_PREFIX}$", re.IGNORECASE)
 _STARTS_WITH_REPLY = re.compile(_REPLY_PREFIX, re.IGNORECASE)
-_ENDS_WITH_REPLY_BYTES = re.compile(rb"(?:^|\s)(?:re|aw|sv|antw)[ \t]*:[ \t]*$", re.IGNORECASE)
-_STARTS_WITH_REPLY_BYTES = re.compile(rb"(?:re|aw|sv|antw)[ \t]*:[ \t]*", re.IGNORECASE)
+_ENDS_WITH_REPLY_BYTES = re.compile(rf"(?:^|\s){_ASCII_REPLY_PREFIX}$".encode(), re.IGNORECASE)
+_STARTS_WITH_REPLY_BYTES = re.compile(_ASCII_REPLY_PREFIX.encode(), re.IGNORECASE)
 # A message id in In-Reply-To or References: `<left@right>`.
 _MESSAGE_ID = re.compile(rb"<[^<>]*>")
 
