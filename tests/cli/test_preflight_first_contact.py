@@ -14,7 +14,7 @@ from forwarder_ops.preflight import Severity, evaluate
 from forwarder_ops.survey import Facts, Settings, Zone, survey
 from tests.cli.conftest import Cli
 from tests.cli.team_account import APEX, DEV, PLAIN_SAMCONFIG, Account, BelowMoto
-from tests.cli.test_preflight import account, below_moto, overrides  # noqa: F401  (the team's account in moto)
+from tests.cli.test_preflight import account, below_moto, in_zones, overrides  # noqa: F401  (the team's account in moto)
 
 STACK = "email-forwarder-dev"
 
@@ -118,8 +118,7 @@ def test_preflight_stops_on_an_adopted_identity_without_dkim_that_is_not_verifie
             "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
         },
     }
-    facts = Facts(account="1", identity=identity, zones={"ZDEV": Zone("ZDEV", DEV)})
-    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+    facts = in_zones({Zone("ZDEV", DEV): {}}, identity=identity)
 
     # WHEN preflight judges the identity adopted as it is
     rows = evaluate(settings(EmailIdentityMode="existing", HostedZoneId="ZDEV"), facts)
@@ -203,18 +202,15 @@ def test_preflight_says_what_an_adopted_identity_does_when_its_mail_from_mx_is_g
             "BehaviorOnMxFailure": behavior,
         },
     }
-    facts = Facts(
-        account="1",
-        identity=identity,
-        zones={"ZDEV": Zone("ZDEV", DEV)},
-        records={
-            "ZDEV": {
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
                 ("t1._domainkey." + DEV, "CNAME"): ["t1.dkim.amazonses.com"],
                 (f"bounces.{DEV}", "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
             }
         },
+        identity=identity,
     )
-    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
 
     # WHEN preflight judges the records left to what exists
     adopted = settings(EmailIdentityMode="existing", MailFromRecordsMode="existing", HostedZoneId="ZDEV")
@@ -318,8 +314,7 @@ def test_preflight_reads_a_dmarc_txt_record_set_that_applies_no_policy(
 ) -> None:
     # GIVEN dev's _dmarc TXT record set as someone left it, adopted (DmarcRecordMode=existing: it exists), and no
     # organisational policy in the account
-    facts = Facts(account="1", zones={"ZDEV": Zone("ZDEV", DEV)}, records={"ZDEV": {(f"_dmarc.{DEV}", "TXT"): values}})
-    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
+    facts = in_zones({Zone("ZDEV", DEV): {(f"_dmarc.{DEV}", "TXT"): values}})
 
     # WHEN preflight judges it
     row = next(
@@ -342,17 +337,14 @@ def test_preflight_reads_a_dmarc_txt_record_set_that_applies_no_policy(
 def test_preflight_warns_of_two_spf_records_at_an_adopted_mail_from_domain() -> None:
     # GIVEN dev's MAIL FROM records made by hand: the MX, and two SPF records (one with amazonses.com, one added later)
     mail_from = f"bounces.{DEV}"
-    facts = Facts(
-        account="1",
-        zones={"ZDEV": Zone("ZDEV", DEV)},
-        records={
-            "ZDEV": {
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
                 (mail_from, "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
                 (mail_from, "TXT"): ['"v=spf1 include:amazonses.com ~all"', '"v=spf1 include:_spf.google.com ~all"'],
             }
         },
     )
-    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
 
     # WHEN preflight judges the records left to what exists
     rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)
@@ -370,17 +362,14 @@ def test_preflight_refuses_a_domain_that_is_another_identitys_mail_from_domain(m
     # GIVEN the apex identity's custom MAIL FROM domain mail.<apex> (its MX at SES's feedback endpoint, its SPF), in
     # the apex zone, and an environment for mail.<apex> writing into that zone (as adopt sets it)
     domain = f"mail.{APEX}"
-    facts = Facts(
-        account="1",
-        zones={"ZAPEX": Zone("ZAPEX", APEX)},
-        records={
-            "ZAPEX": {
+    facts = in_zones(
+        {
+            Zone("ZAPEX", APEX): {
                 (domain, "MX"): ["10 feedback-smtp.ap-northeast-1.amazonses.com"],
                 (domain, "TXT"): ['"v=spf1 include:amazonses.com ~all"'],
             }
         },
     )
-    facts.zones_named[APEX] = [Zone("ZAPEX", APEX)]
     mail = Settings.of(
         {"EnvironmentName": "mail", "DomainName": domain, "HostedZoneId": "ZAPEX", "MxRecordMode": mode},
         STACK,
@@ -405,17 +394,14 @@ def test_preflight_quotes_a_record_value_with_a_quote_in_the_upsert_for_the_shel
     # what a shell would run after it)
     mail_from = f"bounces.{DEV}"
     hostile = '"note: it\'s $(touch pwned) here"'
-    facts = Facts(
-        account="1",
-        zones={"ZDEV": Zone("ZDEV", DEV)},
-        records={
-            "ZDEV": {
+    facts = in_zones(
+        {
+            Zone("ZDEV", DEV): {
                 (mail_from, "MX"): ["10 feedback-smtp.us-east-1.amazonses.com"],
                 (mail_from, "TXT"): ['"v=spf1 ~all"', hostile],
             }
         },
     )
-    facts.zones_named[DEV] = [Zone("ZDEV", DEV)]
 
     # WHEN preflight prints the UPSERT that adds amazonses.com
     rows = evaluate(settings(HostedZoneId="ZDEV", MailFromRecordsMode="existing"), facts)

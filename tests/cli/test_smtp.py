@@ -136,17 +136,22 @@ def test_smtp_received_line_names_the_outbox_file(ingress: Ingress) -> None:
     assert line.endswith(".eml")
 
 
-def test_smtp_command_serves_until_interrupted(workdir: Path) -> None:
-    # GIVEN `forwarder smtp` started as an operator would (the console script), on any free port
+def start_smtp(workdir: Path, domain: str, aliases: Path) -> subprocess.Popen[str]:
+    """`forwarder smtp` started as an operator would (the console script), on any free port."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
-    process = subprocess.Popen(
-        [str(FORWARDER), "smtp", "--port", "0", "--domain", DOMAIN, "--aliases", str(EVENTS / "aliases.toml")],
+    return subprocess.Popen(
+        [str(FORWARDER), "smtp", "--port", "0", "--domain", domain, "--aliases", str(aliases)],
         cwd=workdir,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_smtp_command_serves_until_interrupted(workdir: Path) -> None:
+    # GIVEN `forwarder smtp` started as an operator would (the console script), on any free port
+    process = start_smtp(workdir, DOMAIN, EVENTS / "aliases.toml")
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
@@ -249,15 +254,7 @@ def test_smtp_command_warns_of_a_looping_member_whatever_the_domains_case(workdi
     # the domain typed in capitals with the trailing dot of a DNS name
     aliases = workdir / "aliases.toml"
     aliases.write_text(f'[aliases]\nteam = ["loop@{DOMAIN}", "yating.chen@example.com"]\n')
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
-    process = subprocess.Popen(
-        [str(FORWARDER), "smtp", "--port", "0", "--domain", DOMAIN.upper() + ".", "--aliases", str(aliases)],
-        cwd=workdir,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_smtp(workdir, DOMAIN.upper() + ".", aliases)
     try:
         # WHEN it starts
         assert process.stdout is not None

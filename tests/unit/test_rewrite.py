@@ -474,32 +474,25 @@ def test_rewrite_folds_long_references_without_white_space_between_message_ids()
     assert_forwarded(raw, out, "team", DOMAIN)
 
 
-def test_rewrite_continues_a_content_type_parameter_too_long_for_a_line() -> None:
-    # GIVEN a one-part mail whose Content-Type names a file in 1,080 octets of RFC 2231 percent-encoding
-    name = "日本語の長いファイル名" * 10 + ".pdf"
-    encoded = "".join(f"%{byte:02X}" for byte in name.encode())
-    raw = (
-        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
-        b"Content-Type: application/pdf; name*=utf-8''" + encoded.encode() + b"\r\n"
-        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
-    )
-    # WHEN it is forwarded
-    rewritten = rewrite_headers(split_message(raw), "team", OPTIONS)
-    out = rewritten.to_bytes()
-    # THEN the parameter is split into RFC 2231 continuations: the type and the file name read as before
-    # (RFC 2047-encoded, the field would make the part text/plain without a name)
-    assert rewritten.report.folded == ["Content-Type"]
-    message = email.message_from_bytes(out)
-    assert (message.get_content_type(), message.get_filename()) == ("application/pdf", name)
-    assert_forwarded(raw, out, "team", DOMAIN)
+_LONG_NAME = "日本語の長いファイル名" * 10 + ".pdf"
+_LONG_UTF8_NAME = "報告書" * 150 + ".pdf"
 
 
-def test_rewrite_continues_a_long_utf8_content_type_parameter() -> None:
-    # GIVEN a one-part mail whose Content-Type names a file in raw UTF-8 (RFC 6532), 1,354 octets without white space
-    name = "報告書" * 150 + ".pdf"
+@pytest.mark.parametrize(
+    ("parameter", "name"),
+    [
+        # 1,080 octets of RFC 2231 percent-encoding
+        (b"name*=utf-8''" + "".join(f"%{byte:02X}" for byte in _LONG_NAME.encode()).encode(), _LONG_NAME),
+        # raw UTF-8 (RFC 6532), 1,354 octets without white space
+        (b'name="' + _LONG_UTF8_NAME.encode() + b'"', _LONG_UTF8_NAME),
+    ],
+    ids=["percent-encoded", "raw-utf8"],
+)
+def test_rewrite_continues_a_content_type_parameter_too_long_for_a_line(parameter: bytes, name: str) -> None:
+    # GIVEN a one-part mail whose Content-Type names a file in a parameter longer than a line
     raw = (
         b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
-        b'Content-Type: application/pdf; name="' + name.encode() + b'"\r\n'
+        b"Content-Type: application/pdf; " + parameter + b"\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
     )
     # WHEN it is forwarded
